@@ -1,0 +1,461 @@
+//! Text edits computed from a span tree.
+//!
+//! Every change to a manifest is an [`Edit`]: replace a byte range of the input with new text.
+//! Insertions have an empty range. The [`Editor`] works out where new lines go and how they are
+//! indented, so that block YAML gains whole lines and nothing else changes.
+
+use std::ops::Range;
+
+use super::scalar;
+use super::tree::{Node, NodeKind};
+
+/// Replace `range` of the input with `text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub range: Range<usize>,
+    pub text: String,
+}
+
+/// A value to write: a string, or a mapping of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewValue {
+    Str(String),
+    Map(Vec<(String, NewValue)>),
+}
+
+/// Why an edit cannot be made without changing what the document means.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    /// The edit would go through an alias, which would change every node sharing its anchor.
+    #[error("line {line}:{col}: `{key}` is a YAML alias; expand it before injecting")]
+    Alias { key: String, line: usize, col: usize },
+    /// A key that must hold a mapping holds something else.
+    #[error("line {line}:{col}: `{key}` must be a mapping")]
+    NotAMap { key: String, line: usize, col: usize },
+    /// A key that must hold a string holds a collection.
+    #[error("line {line}:{col}: `{key}` must be a string")]
+    NotAString { key: String, line: usize, col: usize },
+    /// A missing key might come from a `<<` merge key, so adding it could hide merged values.
+    #[error("line {line}:{col}: the mapping uses a YAML merge key (<<); write `{key}` out in full")]
+    MergeKey { key: String, line: usize, col: usize },
+}
+
+/// Applies sorted, non-overlapping edits to `text`, yielding the output in pieces.
+pub fn apply<'a>(text: &'a str, edits: &'a [Edit]) -> impl Iterator<Item = &'a str> + 'a {
+    let mut pos = 0;
+    let mut edits = edits.iter();
+    let mut pending: Option<&'a str> = None;
+    std::iter::from_fn(move || {
+        if let Some(p) = pending.take() {
+            return Some(p);
+        }
+        match edits.next() {
+            Some(edit) => {
+                let before = &text[pos..edit.range.start];
+                pos = edit.range.end;
+                pending = Some(&edit.text);
+                Some(before)
+            }
+            None if pos < text.len() => {
+                let rest = &text[pos..];
+                pos = text.len();
+                Some(rest)
+            }
+            None => None,
+        }
+    })
+    .filter(|s| !s.is_empty())
+}
+
+/// Collects edits against one stream of text.
+#[derive(Debug)]
+pub struct Editor<'t> {
+    text: &'t str,
+    json: bool,
+    step: usize,
+    edits: Vec<Edit>,
+}
+
+impl<'t> Editor<'t> {
+    /// An editor for a document of `text` rooted at `root`. `json` makes new keys and values JSON
+    /// strings; the indentation step for new nested blocks is taken from the document itself.
+    pub fn new(text: &'t str, root: &Node<'_>, json: bool) -> Self {
+        Editor {
+            text,
+            json,
+            step: detect_step(text, root).unwrap_or(2),
+            edits: Vec::new(),
+        }
+    }
+
+    /// The edits so far, sorted by position.
+    pub fn into_edits(mut self) -> Vec<Edit> {
+        self.edits.sort_by_key(|e| (e.range.start, e.range.end));
+        self.edits
+    }
+
+    /// Sets string `values` in the mapping at `path` under `map`, creating the mappings on the way
+    /// when they are missing. Keys already holding the same string are left alone. Returns whether
+    /// anything changed.
+    pub fn set(
+        &mut self,
+        map: &Node<'_>,
+        path: &[&str],
+        values: &[(&str, &str)],
+    ) -> Result<bool, EditError> {
+        let mut cur = map;
+        for (i, seg) in path.iter().enumerate() {
+            let nested = nest(&path[i + 1..], values);
+            match cur.entry(seg) {
+                Some((key, value)) => match &value.kind {
+                    NodeKind::Map { .. } => cur = value,
+                    NodeKind::Alias(_) => return Err(self.error_at(value, seg, ErrorKind::Alias)),
+                    _ if value.is_null() => {
+                        self.fill_null(cur, key, value, &nested);
+                        return Ok(true);
+                    }
+                    _ => return Err(self.error_at(value, seg, ErrorKind::NotAMap)),
+                },
+                None => {
+                    self.check_merge(cur, seg)?;
+                    self.insert_entries(cur, &[(seg.to_string(), nested)]);
+                    return Ok(true);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        let mut changed = false;
+        for (key, value) in values {
+            match cur.get(key) {
+                Some(old) if old.as_str() == Some(value) && !matches!(old.kind, NodeKind::Alias(_)) => {}
+                Some(old) if old.as_str().is_some() => {
+                    self.replace_scalar(old, value);
+                    changed = true;
+                }
+                Some(old) => return Err(self.error_at(old, key, ErrorKind::NotAString)),
+                None => {
+                    self.check_merge(cur, key)?;
+                    missing.push((key.to_string(), NewValue::Str(value.to_string())));
+                }
+            }
+        }
+        if !missing.is_empty() {
+            self.insert_entries(cur, &missing);
+            changed = true;
+        }
+        Ok(changed)
+    }
+
+    /// Removes `keys` from the mapping at `path` under `map`. A block mapping left empty is removed
+    /// too, and so on up the path (but never `map` itself), so that removing what [`Editor::set`]
+    /// added gives back the original text. Returns whether anything changed.
+    pub fn remove(&mut self, map: &Node<'_>, path: &[&str], keys: &[&str]) -> bool {
+        let mut chain: Vec<(&Node<'_>, usize)> = Vec::new();
+        let mut cur = map;
+        for seg in path {
+            let found = cur
+                .entries()
+                .iter()
+                .position(|(k, v)| k.as_str() == Some(seg) && v.is_map());
+            match found {
+                Some(i) => {
+                    chain.push((cur, i));
+                    cur = &cur.entries()[i].1;
+                }
+                None => return false,
+            }
+        }
+        let doomed: Vec<usize> = cur
+            .entries()
+            .iter()
+            .enumerate()
+            .filter(|(_, (k, _))| k.as_str().is_some_and(|k| keys.contains(&k)))
+            .map(|(i, _)| i)
+            .collect();
+        if doomed.is_empty() {
+            return false;
+        }
+        if doomed.len() == cur.entries().len() && !cur.is_flow() {
+            // Remove the emptied mapping's own entry, climbing while the parent would empty too.
+            while let Some((parent, index)) = chain.pop() {
+                let parent_empties = parent.entries().len() == 1 && !parent.is_flow();
+                if !parent_empties || chain.is_empty() {
+                    self.remove_entries(parent, &[index]);
+                    return true;
+                }
+            }
+        }
+        self.remove_entries(cur, &doomed);
+        true
+    }
+
+    fn replace_scalar(&mut self, old: &Node<'_>, value: &str) {
+        let mut text = scalar::format(value, self.json);
+        let end = if old.is_block_scalar() && old.end < self.text.len() {
+            text.push('\n');
+            line_start(self.text, old.end)
+        } else {
+            old.end
+        };
+        self.edits.push(Edit {
+            range: old.start..end,
+            text,
+        });
+    }
+
+    /// Gives a null value (`key:`, `key: ~`) the mapping `value`.
+    fn fill_null(&mut self, map: &Node<'_>, key: &Node<'_>, null: &Node<'_>, value: &NewValue) {
+        if !map.is_flow() && null.start == null.end {
+            let NewValue::Map(children) = value else {
+                return;
+            };
+            let indent = format!("{}{}", self.indent_of(key), " ".repeat(self.step));
+            let at = self.after(key);
+            let text = self.block_lines(children, &indent);
+            self.insert_line(at, text);
+        } else {
+            let flow = self.flow_value(value);
+            let text = if null.start == null.end {
+                format!(" {flow}")
+            } else {
+                flow
+            };
+            self.edits.push(Edit {
+                range: null.start..null.end,
+                text,
+            });
+        }
+    }
+
+    fn insert_entries(&mut self, map: &Node<'_>, entries: &[(String, NewValue)]) {
+        if map.is_flow() {
+            let rendered: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}: {}", self.key(k), self.flow_value(v)))
+                .collect();
+            let close = map.end.saturating_sub(1);
+            match map.entries().last() {
+                None => self.insert(close, rendered.join(", ")),
+                Some((last_key, last_value)) => {
+                    if self.text[last_value.end..close].contains('\n') {
+                        let indent = self.indent_of(last_key);
+                        let sep = format!(",\n{indent}");
+                        self.insert(last_value.end, format!("{sep}{}", rendered.join(&sep)));
+                    } else {
+                        self.insert(last_value.end, format!(", {}", rendered.join(", ")));
+                    }
+                }
+            }
+            return;
+        }
+        let Some(((first_key, _), (_, last_value))) = map.entries().first().zip(map.entries().last())
+        else {
+            return;
+        };
+        let indent = self.indent_of(first_key);
+        let at = self.after(last_value);
+        let text = self.block_lines(entries, &indent);
+        self.insert_line(at, text);
+    }
+
+    fn remove_entries(&mut self, map: &Node<'_>, doomed: &[usize]) {
+        let entries = map.entries();
+        let n = entries.len();
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for &i in doomed {
+            match runs.last_mut() {
+                Some((_, end)) if *end + 1 == i => *end = i,
+                _ => runs.push((i, i)),
+            }
+        }
+        for (i, j) in runs {
+            let (first_key, _) = &entries[i];
+            let (_, last_value) = &entries[j];
+            let range = if map.is_flow() {
+                if i > 0 {
+                    entries[i - 1].1.end..last_value.end
+                } else if j + 1 < n {
+                    first_key.start..entries[j + 1].0.start
+                } else {
+                    first_key.start..last_value.end
+                }
+            } else if self.at_line_start(first_key) {
+                let mut start = line_start(self.text, first_key.start);
+                let end = self.after(last_value);
+                if end == self.text.len() && !self.text.ends_with('\n') {
+                    // The last line has no newline: take the one before it instead.
+                    start = start.saturating_sub(1);
+                }
+                start..end
+            } else if j + 1 < n {
+                first_key.start..entries[j + 1].0.start
+            } else {
+                self.edits.push(Edit {
+                    range: first_key.start..self.after(last_value),
+                    text: "{}\n".to_owned(),
+                });
+                continue;
+            };
+            self.edits.push(Edit {
+                range,
+                text: String::new(),
+            });
+        }
+    }
+
+    fn block_lines(&self, entries: &[(String, NewValue)], indent: &str) -> String {
+        let mut out = String::new();
+        for (key, value) in entries {
+            match value {
+                NewValue::Str(s) => {
+                    out.push_str(&format!("{indent}{}: {}\n", self.key(key), scalar::format(s, self.json)));
+                }
+                NewValue::Map(children) => {
+                    out.push_str(&format!("{indent}{}:\n", self.key(key)));
+                    let deeper = format!("{indent}{}", " ".repeat(self.step));
+                    out.push_str(&self.block_lines(children, &deeper));
+                }
+            }
+        }
+        out
+    }
+
+    fn flow_value(&self, value: &NewValue) -> String {
+        match value {
+            NewValue::Str(s) => scalar::format(s, self.json),
+            NewValue::Map(children) => {
+                let inner: Vec<String> = children
+                    .iter()
+                    .map(|(k, v)| format!("{}: {}", self.key(k), self.flow_value(v)))
+                    .collect();
+                format!("{{{}}}", inner.join(", "))
+            }
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        scalar::format(key, self.json)
+    }
+
+    fn insert(&mut self, at: usize, text: String) {
+        self.edits.push(Edit { range: at..at, text });
+    }
+
+    /// Inserts whole lines at `at`, which is a line start or the end of the text.
+    fn insert_line(&mut self, at: usize, mut text: String) {
+        if at == self.text.len() && !self.text.is_empty() && !self.text.ends_with('\n') {
+            // The text ends without a newline: keep it that way, so removal can restore it.
+            text.insert(0, '\n');
+            text.pop();
+        }
+        self.insert(at, text);
+    }
+
+    /// Where a line following `node` begins: after the end of its last line.
+    fn after(&self, node: &Node<'_>) -> usize {
+        match &node.kind {
+            NodeKind::Map { entries, flow: false } if !entries.is_empty() => {
+                entries.last().map_or(node.end, |(_, v)| self.after(v))
+            }
+            NodeKind::Seq { items, flow: false } if !items.is_empty() => {
+                items.last().map_or(node.end, |v| self.after(v))
+            }
+            _ if node.is_block_scalar() => {
+                if node.end >= self.text.len() {
+                    self.text.len()
+                } else {
+                    line_start(self.text, node.end)
+                }
+            }
+            _ => memchr::memchr(b'\n', &self.text.as_bytes()[node.end..])
+                .map_or(self.text.len(), |i| node.end + i + 1),
+        }
+    }
+
+    /// The white space that puts a new line level with `node`.
+    fn indent_of(&self, node: &Node<'_>) -> String {
+        let prefix = &self.text[line_start(self.text, node.start)..node.start];
+        if prefix.bytes().all(|b| b == b' ') {
+            prefix.to_owned()
+        } else {
+            " ".repeat(prefix.chars().count())
+        }
+    }
+
+    fn at_line_start(&self, node: &Node<'_>) -> bool {
+        self.text[line_start(self.text, node.start)..node.start]
+            .bytes()
+            .all(|b| b == b' ')
+    }
+
+    fn check_merge(&self, map: &Node<'_>, key: &str) -> Result<(), EditError> {
+        match map.entry("<<") {
+            Some((merge, _)) => Err(self.error_at(merge, key, ErrorKind::MergeKey)),
+            None => Ok(()),
+        }
+    }
+
+    fn error_at(&self, node: &Node<'_>, key: &str, kind: ErrorKind) -> EditError {
+        let (line, col) = line_col(self.text, node.start);
+        let key = key.to_owned();
+        match kind {
+            ErrorKind::Alias => EditError::Alias { key, line, col },
+            ErrorKind::NotAMap => EditError::NotAMap { key, line, col },
+            ErrorKind::NotAString => EditError::NotAString { key, line, col },
+            ErrorKind::MergeKey => EditError::MergeKey { key, line, col },
+        }
+    }
+}
+
+enum ErrorKind {
+    Alias,
+    NotAMap,
+    NotAString,
+    MergeKey,
+}
+
+/// `path` then `values`, as nested mappings: nest(["a", "b"], [("k", "v")]) is {a: {b: {k: v}}}.
+fn nest(path: &[&str], values: &[(&str, &str)]) -> NewValue {
+    match path.split_first() {
+        Some((seg, rest)) => NewValue::Map(vec![(seg.to_string(), nest(rest, values))]),
+        None => NewValue::Map(
+            values
+                .iter()
+                .map(|(k, v)| (k.to_string(), NewValue::Str(v.to_string())))
+                .collect(),
+        ),
+    }
+}
+
+/// The indentation step of a document: how far a nested block mapping sits inside its parent.
+fn detect_step(text: &str, node: &Node<'_>) -> Option<usize> {
+    let NodeKind::Map { entries, flow: false } = &node.kind else {
+        return None;
+    };
+    entries.iter().find_map(|(key, value)| match &value.kind {
+        NodeKind::Map { entries: inner, flow: false } => {
+            let (child, _) = inner.first()?;
+            let col = |n: &Node<'_>| text[line_start(text, n.start)..n.start].chars().count();
+            let (parent_col, child_col) = (col(key), col(child));
+            (child_col > parent_col)
+                .then(|| child_col - parent_col)
+                .or_else(|| detect_step(text, value))
+        }
+        _ => None,
+    })
+}
+
+/// The byte offset of the start of the line holding `offset`.
+pub fn line_start(text: &str, offset: usize) -> usize {
+    memchr::memrchr(b'\n', &text.as_bytes()[..offset]).map_or(0, |i| i + 1)
+}
+
+/// The 1-based line and column (in characters) of `offset`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let start = line_start(text, offset);
+    let line = memchr::memchr_iter(b'\n', &text.as_bytes()[..start]).count() + 1;
+    (line, text[start..offset].chars().count() + 1)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,18 @@
+//! A span-aware view of YAML text.
+//!
+//! `mesh inject` promises that its output is the input plus inserted lines, so it never
+//! re-serializes a document. Instead it parses each document into a tree of [`Node`]s that remember
+//! where they sit in the text, decides what to change, and expresses each change as an [`Edit`] of a
+//! byte range. Everything not edited is copied through untouched: comments, quoting, key order,
+//! anchors, block scalars and document markers.
+
+mod edit;
+mod json;
+pub mod scalar;
+mod split;
+mod tree;
+
+pub use edit::{Edit, Editor, EditError, NewValue, apply};
+pub use json::to_json;
+pub use split::{Chunk, split};
+pub use tree::{Node, NodeKind, SyntaxError, parse_chunk};

@@ -1,0 +1,52 @@
+//! `cargo xtask ci`: exactly what CI runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::deps;
+use crate::util::{cargo, root, sh};
+
+pub fn run(_args: &[String]) -> Result<()> {
+    deps::ensure_all()?;
+    sh(cargo().args(["fmt", "--all", "--check"]))?;
+    sh(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    sh(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    validate_goldens()?;
+    eprintln!("ci: all steps passed");
+    Ok(())
+}
+
+/// Checks every rendered manifest golden against Kubernetes' own schemas, offline.
+fn validate_goldens() -> Result<()> {
+    let mut files = Vec::new();
+    for dir in ["testdata/inject", "testdata/install"] {
+        collect_goldens(&root().join(dir), &mut files)?;
+    }
+    if files.is_empty() {
+        bail!("no manifest goldens found under testdata/");
+    }
+    let mut cmd = Command::new("kubernetes-validate");
+    cmd.args(["--strict", "--kubernetes-version", "1.33.0", "--quiet"]);
+    cmd.args(&files);
+    sh(&mut cmd).context("a golden manifest does not match Kubernetes' schemas")?;
+    eprintln!("validated {} golden manifests", files.len());
+    Ok(())
+}
+
+fn collect_goldens(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    paths.sort();
+    out.extend(paths.into_iter().filter(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with(".golden.yaml"))
+    }));
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! Project automation, run as `cargo xtask <task>`.
+//!
+//! Tasks are Rust rather than shell so they behave the same on every machine. xtask depends on no
+//! product crate: it drives them through `cargo` and their binaries, as a user would.
+
+mod bench;
+mod ci;
+mod deps;
+mod man;
+mod util;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  ci                 fmt, clippy, every test and the schema checks; what CI runs
+  deps               install the system packages the tests need (apt-get, pip)
+  bench <what>       benchmarks that print ratios; <what> is one of: inject
+  man [DIR]          write man pages for `mesh` (default target/man)
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => {
+            eprint!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    match task {
+        "ci" => ci::run(rest),
+        "deps" => deps::ensure_all(),
+        "bench" => bench::run(rest),
+        "man" => man::run(rest),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown task {other:?}\n\n{USAGE}"),
+    }
+}
