@@ -3,5 +3,78 @@
 //!
 //! The crate is pure: text in, edits and a report out. It does no I/O, starts no runtime and knows
 //! nothing of a cluster, so the CLI and the webhook cannot drift apart.
+//!
+//! Output is the input with edits applied. For block-style YAML the edits only insert or remove
+//! whole lines, so comments, quoting, key order, anchors and block scalars survive byte for byte.
 
+pub mod annotations;
+mod overrides;
+mod render;
+mod report;
+mod run;
+mod transform;
 pub mod yaml;
+
+pub use overrides::{FlagError, Overrides, POLICIES, Setting, quantity};
+pub use render::{Format, render_as};
+pub use report::{Entry, Outcome, Report, Warning};
+pub use run::{Transformed, inject, uninject};
+
+/// How to inject.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Proxy settings to write as `config.linkerd.io/*` annotations.
+    pub overrides: Overrides,
+    /// Mark workloads `linkerd.io/inject: ingress` rather than `enabled`.
+    pub ingress: bool,
+}
+
+/// Why a pod may not be injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The pod shares the node's network, where the proxy's iptables rules would capture the node's
+    /// traffic.
+    HostNetwork,
+    /// The pod already carries another mesh's proxy.
+    Sidecar,
+    /// The pod is part of the control plane, which only manual injection may change.
+    ControlPlane,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::HostNetwork => "hostNetwork is enabled",
+            Refusal::Sidecar => "pod has a sidecar injected already",
+            Refusal::ControlPlane => "--manual must be set when injecting control plane components",
+        })
+    }
+}
+
+/// Why a stream could not be transformed. Nothing should be written when this is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The text is not valid YAML (or JSON).
+    #[error("document {document}, {error}")]
+    Syntax {
+        /// 1-based document number in the stream.
+        document: usize,
+        error: yaml::SyntaxError,
+    },
+    /// An object may not be injected, as Linkerd refuses it too.
+    #[error("failed to inject {kind}/{name} (document {document}): {reason}")]
+    Refused {
+        document: usize,
+        kind: String,
+        name: String,
+        reason: Refusal,
+    },
+    /// An object's YAML is shaped so that editing it would change its meaning.
+    #[error("cannot edit {kind}/{name} (document {document}), {error}")]
+    Edit {
+        document: usize,
+        kind: String,
+        name: String,
+        error: yaml::EditError,
+    },
+}

@@ -11,7 +11,14 @@ use crate::util::{cargo, root, sh};
 pub fn run(_args: &[String]) -> Result<()> {
     deps::ensure_all()?;
     sh(cargo().args(["fmt", "--all", "--check"]))?;
-    sh(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    sh(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     sh(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
     validate_goldens()?;
     eprintln!("ci: all steps passed");

@@ -11,9 +11,17 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     std::fs::create_dir_all(&dir)?;
     sh(cargo()
-        .args(["run", "--quiet", "-p", "mesh-cli", "--", "generate", "man", "--out-dir"])
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "mesh-cli",
+            "--",
+            "generate",
+            "man",
+            "--out-dir",
+        ])
         .arg(&dir))?;
     eprintln!("man pages written to {}", dir.display());
     Ok(())
 }
-

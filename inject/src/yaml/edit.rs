@@ -28,16 +28,32 @@ pub enum NewValue {
 pub enum EditError {
     /// The edit would go through an alias, which would change every node sharing its anchor.
     #[error("line {line}:{col}: `{key}` is a YAML alias; expand it before injecting")]
-    Alias { key: String, line: usize, col: usize },
+    Alias {
+        key: String,
+        line: usize,
+        col: usize,
+    },
     /// A key that must hold a mapping holds something else.
     #[error("line {line}:{col}: `{key}` must be a mapping")]
-    NotAMap { key: String, line: usize, col: usize },
+    NotAMap {
+        key: String,
+        line: usize,
+        col: usize,
+    },
     /// A key that must hold a string holds a collection.
     #[error("line {line}:{col}: `{key}` must be a string")]
-    NotAString { key: String, line: usize, col: usize },
+    NotAString {
+        key: String,
+        line: usize,
+        col: usize,
+    },
     /// A missing key might come from a `<<` merge key, so adding it could hide merged values.
     #[error("line {line}:{col}: the mapping uses a YAML merge key (<<); write `{key}` out in full")]
-    MergeKey { key: String, line: usize, col: usize },
+    MergeKey {
+        key: String,
+        line: usize,
+        col: usize,
+    },
 }
 
 /// Applies sorted, non-overlapping edits to `text`, yielding the output in pieces.
@@ -127,7 +143,8 @@ impl<'t> Editor<'t> {
         let mut changed = false;
         for (key, value) in values {
             match cur.get(key) {
-                Some(old) if old.as_str() == Some(value) && !matches!(old.kind, NodeKind::Alias(_)) => {}
+                Some(old)
+                    if old.as_str() == Some(value) && !matches!(old.kind, NodeKind::Alias(_)) => {}
                 Some(old) if old.as_str().is_some() => {
                     self.replace_scalar(old, value);
                     changed = true;
@@ -248,7 +265,8 @@ impl<'t> Editor<'t> {
             }
             return;
         }
-        let Some(((first_key, _), (_, last_value))) = map.entries().first().zip(map.entries().last())
+        let Some(((first_key, _), (_, last_value))) =
+            map.entries().first().zip(map.entries().last())
         else {
             return;
         };
@@ -308,7 +326,11 @@ impl<'t> Editor<'t> {
         for (key, value) in entries {
             match value {
                 NewValue::Str(s) => {
-                    out.push_str(&format!("{indent}{}: {}\n", self.key(key), scalar::format(s, self.json)));
+                    out.push_str(&format!(
+                        "{indent}{}: {}\n",
+                        self.key(key),
+                        scalar::format(s, self.json)
+                    ));
                 }
                 NewValue::Map(children) => {
                     out.push_str(&format!("{indent}{}:\n", self.key(key)));
@@ -338,7 +360,10 @@ impl<'t> Editor<'t> {
     }
 
     fn insert(&mut self, at: usize, text: String) {
-        self.edits.push(Edit { range: at..at, text });
+        self.edits.push(Edit {
+            range: at..at,
+            text,
+        });
     }
 
     /// Inserts whole lines at `at`, which is a line start or the end of the text.
@@ -354,9 +379,10 @@ impl<'t> Editor<'t> {
     /// Where a line following `node` begins: after the end of its last line.
     fn after(&self, node: &Node<'_>) -> usize {
         match &node.kind {
-            NodeKind::Map { entries, flow: false } if !entries.is_empty() => {
-                entries.last().map_or(node.end, |(_, v)| self.after(v))
-            }
+            NodeKind::Map {
+                entries,
+                flow: false,
+            } if !entries.is_empty() => entries.last().map_or(node.end, |(_, v)| self.after(v)),
             NodeKind::Seq { items, flow: false } if !items.is_empty() => {
                 items.last().map_or(node.end, |v| self.after(v))
             }
@@ -429,11 +455,18 @@ fn nest(path: &[&str], values: &[(&str, &str)]) -> NewValue {
 
 /// The indentation step of a document: how far a nested block mapping sits inside its parent.
 fn detect_step(text: &str, node: &Node<'_>) -> Option<usize> {
-    let NodeKind::Map { entries, flow: false } = &node.kind else {
+    let NodeKind::Map {
+        entries,
+        flow: false,
+    } = &node.kind
+    else {
         return None;
     };
     entries.iter().find_map(|(key, value)| match &value.kind {
-        NodeKind::Map { entries: inner, flow: false } => {
+        NodeKind::Map {
+            entries: inner,
+            flow: false,
+        } => {
             let (child, _) = inner.first()?;
             let col = |n: &Node<'_>| text[line_start(text, n.start)..n.start].chars().count();
             let (parent_col, child_col) = (col(key), col(child));

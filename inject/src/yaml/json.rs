@@ -15,7 +15,7 @@ pub fn to_json(root: &Node<'_>) -> Value {
     convert(root, &mut anchors)
 }
 
-fn convert<'n>(node: &'n Node<'_>, anchors: &mut HashMap<usize, Value>) -> Value {
+fn convert(node: &Node<'_>, anchors: &mut HashMap<usize, Value>) -> Value {
     let value = match &node.kind {
         NodeKind::Scalar { value, style } => {
             if *style != ScalarStyle::Plain || node.tagged {

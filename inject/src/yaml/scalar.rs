@@ -119,7 +119,13 @@ mod tests {
 
     #[test]
     fn plain_strings_stay_plain() {
-        for s in ["enabled", "linkerd.io/inject", "all-unauthenticated", "warn", "v1"] {
+        for s in [
+            "enabled",
+            "linkerd.io/inject",
+            "all-unauthenticated",
+            "warn",
+            "v1",
+        ] {
             assert_eq!(format(s, false), s);
         }
     }
@@ -137,7 +143,10 @@ mod tests {
         assert_eq!(resolve_number("0x10"), Some(16.into()));
         assert_eq!(resolve_number("010"), Some(8.into()));
         assert_eq!(resolve_number("1.5").map(|n| n.as_f64()), Some(Some(1.5)));
-        assert_eq!(resolve_number("1e3").map(|n| n.as_f64()), Some(Some(1000.0)));
+        assert_eq!(
+            resolve_number("1e3").map(|n| n.as_f64()),
+            Some(Some(1000.0))
+        );
         assert_eq!(resolve_number("100m"), None);
         assert_eq!(resolve_number("1.2.3"), None);
         assert_eq!(resolve_number("."), None);

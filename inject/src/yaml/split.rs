@@ -60,9 +60,17 @@ pub fn split(text: &str) -> Vec<Chunk> {
     chunks
 }
 
+/// Whether `text` is a stream of JSON values rather than YAML documents.
+pub fn looks_like_json(text: &str) -> bool {
+    split_json(text).is_some()
+}
+
 fn is_document_start(line: &str) -> bool {
     line.starts_with("---")
-        && matches!(line.as_bytes().get(3), None | Some(b' ' | b'\t' | b'\r' | b'\n'))
+        && matches!(
+            line.as_bytes().get(3),
+            None | Some(b' ' | b'\t' | b'\r' | b'\n')
+        )
 }
 
 /// Splits a stream of JSON values, or returns `None` if the text is not one.
@@ -71,8 +79,7 @@ fn split_json(text: &str) -> Option<Vec<Chunk>> {
     if *first != b'{' && *first != b'[' {
         return None;
     }
-    let mut values =
-        serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
+    let mut values = serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut line_no = 1;

@@ -1,1 +1,3 @@
-pub fn run(_: &[String]) -> anyhow::Result<()> { anyhow::bail!("not yet") }
+pub fn run(_: &[String]) -> anyhow::Result<()> {
+    anyhow::bail!("not yet")
+}

@@ -24,7 +24,11 @@ fn remove(text: &str, path: &[&str], keys: &[&str]) -> String {
 fn round_trip(before: &str, path: &[&str], after: &str) {
     assert_eq!(set(before, path, INJECT), after, "inject");
     assert_eq!(set(after, path, INJECT), after, "inject is idempotent");
-    assert_eq!(remove(after, path, &["linkerd.io/inject"]), before, "uninject");
+    assert_eq!(
+        remove(after, path, &["linkerd.io/inject"]),
+        before,
+        "uninject"
+    );
 }
 
 #[test]
@@ -53,7 +57,11 @@ fn creates_missing_mappings_with_the_document_indentation() {
 #[test]
 fn fills_a_null_value() {
     assert_eq!(
-        set("metadata:\n  annotations:\n  name: x\n", &["metadata", "annotations"], INJECT),
+        set(
+            "metadata:\n  annotations:\n  name: x\n",
+            &["metadata", "annotations"],
+            INJECT
+        ),
         "metadata:\n  annotations:\n    linkerd.io/inject: enabled\n  name: x\n",
     );
     assert_eq!(
@@ -69,7 +77,11 @@ fn writes_into_flow_mappings_in_place() {
         "metadata: {annotations: {linkerd.io/inject: enabled}}\n"
     );
     assert_eq!(
-        set("metadata: {name: x}\n", &["metadata", "annotations"], INJECT),
+        set(
+            "metadata: {name: x}\n",
+            &["metadata", "annotations"],
+            INJECT
+        ),
         "metadata: {name: x, annotations: {linkerd.io/inject: enabled}}\n"
     );
     assert_eq!(
@@ -91,7 +103,10 @@ fn keeps_json_json() {
         "{\n  \"metadata\": {\n    \"name\": \"x\",\n    \"annotations\": {\"linkerd.io/inject\": \"enabled\"}\n  }\n}\n"
     );
     let value: serde_json::Value = serde_json::from_str(&after).unwrap();
-    assert_eq!(value["metadata"]["annotations"]["linkerd.io/inject"], "enabled");
+    assert_eq!(
+        value["metadata"]["annotations"]["linkerd.io/inject"],
+        "enabled"
+    );
 }
 
 #[test]
@@ -100,7 +115,10 @@ fn replaces_a_different_value_and_quotes_what_needs_it() {
         set("a:\n  k: old\n", &["a"], &[("k", "1234")]),
         "a:\n  k: \"1234\"\n"
     );
-    assert_eq!(set("a:\n  k: \"1234\"\n", &["a"], &[("k", "1234")]), "a:\n  k: \"1234\"\n");
+    assert_eq!(
+        set("a:\n  k: \"1234\"\n", &["a"], &[("k", "1234")]),
+        "a:\n  k: \"1234\"\n"
+    );
 }
 
 #[test]
@@ -131,13 +149,20 @@ fn refuses_aliases_and_merge_keys() {
     let text = "base: &b {x: 1}\nmetadata: *b\n";
     let root = parse_chunk(text, 0, 1).unwrap().remove(0).unwrap();
     let mut editor = Editor::new(text, &root, false);
-    let err = editor.set(&root, &["metadata", "annotations"], INJECT).unwrap_err();
-    assert_eq!(err.to_string(), "line 2:11: `metadata` is a YAML alias; expand it before injecting");
+    let err = editor
+        .set(&root, &["metadata", "annotations"], INJECT)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "line 2:11: `metadata` is a YAML alias; expand it before injecting"
+    );
 
     let text = "metadata:\n  <<: {x: 1}\n  name: a\n";
     let root = parse_chunk(text, 0, 1).unwrap().remove(0).unwrap();
     let mut editor = Editor::new(text, &root, false);
-    let err = editor.set(&root, &["metadata", "annotations"], INJECT).unwrap_err();
+    let err = editor
+        .set(&root, &["metadata", "annotations"], INJECT)
+        .unwrap_err();
     assert!(err.to_string().contains("merge key"), "{err}");
 }
 
@@ -156,9 +181,18 @@ fn removal_keeps_other_keys_and_comments() {
 #[test]
 fn pieces_concatenate_to_the_edited_text() {
     let edits = vec![
-        Edit { range: 0..0, text: "<".into() },
-        Edit { range: 1..2, text: "B".into() },
-        Edit { range: 3..3, text: ">".into() },
+        Edit {
+            range: 0..0,
+            text: "<".into(),
+        },
+        Edit {
+            range: 1..2,
+            text: "B".into(),
+        },
+        Edit {
+            range: 3..3,
+            text: ">".into(),
+        },
     ];
     assert_eq!(apply("abc", &edits).collect::<String>(), "<aBc>");
 }

@@ -55,14 +55,18 @@ fn empty_documents_have_no_root() {
 fn errors_carry_stream_positions() {
     let err = parse_chunk("a: b\n  c: d\n", 100, 10).unwrap_err();
     assert_eq!(err.line, 11);
-    assert_eq!(err.message, "mapping values are not allowed in this context");
+    assert_eq!(
+        err.message,
+        "mapping values are not allowed in this context"
+    );
 }
 
 #[test]
 fn paths_follow_mappings() {
     let doc = root("spec:\n  template:\n    metadata:\n      name: x\n");
     assert_eq!(
-        doc.path(&["spec", "template", "metadata", "name"]).and_then(Node::as_str),
+        doc.path(&["spec", "template", "metadata", "name"])
+            .and_then(Node::as_str),
         Some("x")
     );
     assert!(doc.path(&["spec", "nope"]).is_none());

@@ -1,0 +1,144 @@
+//! `mesh inject`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use mesh_inject::{Options, Setting};
+
+use super::manifest;
+
+/// Add the mesh proxy to Kubernetes workloads
+///
+/// Reads Kubernetes manifests and adds the `linkerd.io/inject: enabled` annotation to the pod
+/// template of every Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job
+/// and CronJob, and to every Pod and Namespace. The proxy injector then adds the proxy when the
+/// pods are created. Other kinds pass through unchanged.
+///
+/// Only lines are added: comments, key order, quoting, anchors and block scalars are kept byte for
+/// byte, so a GitOps diff shows exactly the new annotations. JSON documents stay JSON.
+///
+/// Pods with `hostNetwork: true` or another mesh's sidecar are refused, as in Linkerd: the run
+/// fails with exit code 1 and writes nothing, so a pipeline never applies half a change. Workloads
+/// annotated `linkerd.io/inject: disabled` pass through unchanged with a warning.
+///
+/// Examples:
+///
+///     # Inject a file and apply it
+///     mesh inject deployment.yml | kubectl apply -f -
+///
+///     # Inject what is running now
+///     kubectl get deploy -o yaml | mesh inject - | kubectl apply -f -
+///
+///     # Inject every manifest under a directory, skipping the SMTP port
+///     mesh inject --skip-outbound-ports 25 ./k8s/
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Manifests: files, directories (read recursively), https:// URLs, or `-` for stdin
+    #[arg(required = true, value_name = "FILE|DIR|URL|-")]
+    inputs: Vec<String>,
+    #[command(flatten)]
+    output: manifest::OutputArgs,
+    /// Also print the checks that passed
+    #[arg(long)]
+    verbose: bool,
+    /// Mark workloads as ingresses (`linkerd.io/inject: ingress`), whose proxies route by header
+    #[arg(long)]
+    ingress: bool,
+    #[command(flatten)]
+    proxy: ProxyFlags,
+}
+
+/// Proxy settings, written as `config.linkerd.io/*` annotations only when given.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Proxy configuration")]
+pub struct ProxyFlags {
+    /// Inbound ports the proxy should not intercept, e.g. 22,8000-8100
+    #[arg(long, value_name = "PORTS", value_delimiter = ',')]
+    skip_inbound_ports: Vec<String>,
+    /// Outbound ports the proxy should not intercept, e.g. 25,587
+    #[arg(long, value_name = "PORTS", value_delimiter = ',')]
+    skip_outbound_ports: Vec<String>,
+    /// Ports whose traffic is forwarded as opaque TCP, without protocol detection
+    ///
+    /// Ports, ranges or port names, e.g. 3306,5000-6000,mysql. Services get the annotation too, so
+    /// clients treat those ports as opaque as well.
+    #[arg(long, value_name = "PORTS", value_delimiter = ',')]
+    opaque_ports: Vec<String>,
+    /// Log filter for the proxy, e.g. warn,linkerd=info
+    #[arg(long, value_name = "FILTER")]
+    proxy_log_level: Option<String>,
+    /// CPU request for the proxy, e.g. 100m
+    #[arg(long, value_name = "QUANTITY")]
+    proxy_cpu_request: Option<String>,
+    /// CPU limit for the proxy, e.g. 1
+    #[arg(long, value_name = "QUANTITY")]
+    proxy_cpu_limit: Option<String>,
+    /// Memory request for the proxy, e.g. 20Mi
+    #[arg(long, value_name = "QUANTITY")]
+    proxy_memory_request: Option<String>,
+    /// Memory limit for the proxy, e.g. 250Mi
+    #[arg(long, value_name = "QUANTITY")]
+    proxy_memory_limit: Option<String>,
+    /// Port of the proxy's admin server (metrics, readiness)
+    #[arg(long, value_name = "PORT")]
+    admin_port: Option<String>,
+    /// Whether the app container waits for the proxy to be ready: enabled or disabled
+    #[arg(long, value_name = "enabled|disabled")]
+    proxy_await: Option<String>,
+    /// Policy for inbound traffic no policy resource covers
+    ///
+    /// One of all-unauthenticated, all-authenticated, cluster-unauthenticated,
+    /// cluster-authenticated, deny or audit.
+    #[arg(long, value_name = "POLICY")]
+    default_inbound_policy: Option<String>,
+}
+
+impl ProxyFlags {
+    /// Validates every given value; the first bad one is an error naming its flag.
+    fn options(&self, ingress: bool) -> anyhow::Result<Options> {
+        let joined = |v: &[String]| (!v.is_empty()).then(|| v.join(","));
+        let given = [
+            (Setting::SkipInboundPorts, joined(&self.skip_inbound_ports)),
+            (
+                Setting::SkipOutboundPorts,
+                joined(&self.skip_outbound_ports),
+            ),
+            (Setting::OpaquePorts, joined(&self.opaque_ports)),
+            (Setting::ProxyLogLevel, self.proxy_log_level.clone()),
+            (Setting::ProxyCpuRequest, self.proxy_cpu_request.clone()),
+            (Setting::ProxyCpuLimit, self.proxy_cpu_limit.clone()),
+            (
+                Setting::ProxyMemoryRequest,
+                self.proxy_memory_request.clone(),
+            ),
+            (Setting::ProxyMemoryLimit, self.proxy_memory_limit.clone()),
+            (Setting::AdminPort, self.admin_port.clone()),
+            (Setting::ProxyAwait, self.proxy_await.clone()),
+            (
+                Setting::DefaultInboundPolicy,
+                self.default_inbound_policy.clone(),
+            ),
+        ];
+        let mut options = Options {
+            ingress,
+            ..Options::default()
+        };
+        for (setting, value) in given {
+            if let Some(value) = value {
+                options.overrides.set(setting, &value)?;
+            }
+        }
+        Ok(options)
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let options = args.proxy.options(args.ingress)?;
+    let inputs = crate::input::read_all(&args.inputs)?;
+    let result = manifest::transform(&inputs, args.output.format(), |text| {
+        mesh_inject::inject(text, &options)
+    })?;
+    crate::output::stdout(|out| result.write(out))?;
+    std::io::stderr().write_all(result.report.render_inject(args.verbose).as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,80 @@
+//! The `mesh` command tree. One module per subcommand; each has an `Args` struct (clap, no I/O) and a
+//! `run` function.
+
+mod completion;
+mod generate;
+mod inject;
+mod manifest;
+mod uninject;
+mod version;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// mesh: a Linkerd-compatible service mesh for Kubernetes.
+///
+/// mesh reads and writes Linkerd's annotations (`linkerd.io/inject`, `config.linkerd.io/*`), container
+/// names, ports and metrics, so Linkerd manifests, dashboards and habits carry over.
+#[derive(Debug, Parser)]
+#[command(name = "mesh", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every cluster-facing command understands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file to use for CLI requests
+    ///
+    /// Defaults to $KUBECONFIG, then ~/.kube/config, then the in-cluster service account.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Name of the kubeconfig context to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespace in which the mesh control plane is installed
+    #[arg(
+        short = 'L',
+        long = "control-plane-namespace",
+        visible_alias = "linkerd-namespace",
+        global = true,
+        default_value = "linkerd",
+        value_name = "NS"
+    )]
+    pub control_plane_namespace: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Inject(Box<inject::Args>),
+    Uninject(uninject::Args),
+    Version(version::Args),
+    Completion(completion::Args),
+    #[command(hide = true)]
+    Generate(generate::Args),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let _ = &cli.global;
+    match cli.command {
+        Command::Inject(args) => inject::run(*args),
+        Command::Uninject(args) => uninject::run(args),
+        Command::Version(args) => version::run(args),
+        Command::Completion(args) => completion::run(args),
+        Command::Generate(args) => generate::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_tree_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
