@@ -55,7 +55,14 @@ pub fn ensure_pip(wanted: &[(&str, &str)]) -> Result<()> {
             continue;
         }
         let mut pip = Command::new("python3");
-        pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", pkg]);
+        pip.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            pkg,
+        ]);
         sh(&mut pip)?;
     }
     Ok(())
