@@ -10,7 +10,13 @@ use anyhow::{Result, bail};
 use crate::util::{have, sh};
 
 /// Debian packages the test suite needs, as (a binary it provides, the package).
-pub const TEST_PACKAGES: &[(&str, &str)] = &[("curl", "curl")];
+pub const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("curl", "curl"),
+    // mesh-proxy init and the network-namespace test: both iptables backends, ip netns, setpriv.
+    ("iptables-legacy", "iptables"),
+    ("ip", "iproute2"),
+    ("setpriv", "util-linux"),
+];
 
 /// Python packages the checks need, as (the command it provides, the PyPI package).
 pub const PIP_PACKAGES: &[(&str, &str)] = &[("kubernetes-validate", "kubernetes-validate==1.37.*")];
