@@ -16,6 +16,7 @@ usage: cargo xtask <task> [args]
 
 tasks:
   ci                 fmt, clippy, every test and the schema checks; what CI runs
+  validate           check rendered manifest goldens against Kubernetes' schemas
   deps               install the system packages the tests need (apt-get, pip)
   bench <what>       benchmarks that print ratios; <what> is one of: inject
   man [DIR]          write man pages for `mesh` (default target/man)
@@ -33,6 +34,7 @@ fn main() -> Result<()> {
     match task {
         "ci" => ci::run(rest),
         "deps" => deps::ensure_all(),
+        "validate" => ci::validate_goldens(),
         "bench" => bench::run(rest),
         "man" => man::run(rest),
         "-h" | "--help" | "help" => {

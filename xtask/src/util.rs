@@ -40,8 +40,15 @@ pub fn have(bin: &str) -> bool {
 pub fn display(cmd: &Command) -> String {
     let mut out = cmd.get_program().to_string_lossy().into_owned();
     for arg in cmd.get_args() {
+        let arg = arg.to_string_lossy();
         out.push(' ');
-        out.push_str(&arg.to_string_lossy());
+        match arg.char_indices().nth(60) {
+            Some((cut, _)) if arg.contains('\n') || arg.len() > 120 => {
+                out.push_str(&arg[..cut].replace('\n', " "));
+                out.push('…');
+            }
+            _ => out.push_str(&arg),
+        }
     }
     out
 }

@@ -89,6 +89,8 @@ pub struct Editor<'t> {
     text: &'t str,
     json: bool,
     step: usize,
+    /// The document's line ending, `\n` or `\r\n`, which new lines follow.
+    newline: &'static str,
     edits: Vec<Edit>,
 }
 
@@ -96,10 +98,13 @@ impl<'t> Editor<'t> {
     /// An editor for a document of `text` rooted at `root`. `json` makes new keys and values JSON
     /// strings; the indentation step for new nested blocks is taken from the document itself.
     pub fn new(text: &'t str, root: &Node<'_>, json: bool) -> Self {
+        let line_end = memchr::memchr(b'\n', &text.as_bytes()[root.start..]).map(|i| root.start + i);
+        let crlf = line_end.is_some_and(|i| i > 0 && text.as_bytes()[i - 1] == b'\r');
         Editor {
             text,
             json,
             step: detect_step(text, root).unwrap_or(2),
+            newline: if crlf { "\r\n" } else { "\n" },
             edits: Vec::new(),
         }
     }
@@ -209,7 +214,7 @@ impl<'t> Editor<'t> {
     fn replace_scalar(&mut self, old: &Node<'_>, value: &str) {
         let mut text = scalar::format(value, self.json);
         let end = if old.is_block_scalar() && old.end < self.text.len() {
-            text.push('\n');
+            text.push_str(self.newline);
             line_start(self.text, old.end)
         } else {
             old.end
@@ -256,7 +261,7 @@ impl<'t> Editor<'t> {
                 Some((last_key, last_value)) => {
                     if self.text[last_value.end..close].contains('\n') {
                         let indent = self.indent_of(last_key);
-                        let sep = format!(",\n{indent}");
+                        let sep = format!(",{}{indent}", self.newline);
                         self.insert(last_value.end, format!("{sep}{}", rendered.join(&sep)));
                     } else {
                         self.insert(last_value.end, format!(", {}", rendered.join(", ")));
@@ -310,7 +315,7 @@ impl<'t> Editor<'t> {
             } else {
                 self.edits.push(Edit {
                     range: first_key.start..self.after(last_value),
-                    text: "{}\n".to_owned(),
+                    text: format!("{{}}{}", self.newline),
                 });
                 continue;
             };
@@ -327,13 +332,14 @@ impl<'t> Editor<'t> {
             match value {
                 NewValue::Str(s) => {
                     out.push_str(&format!(
-                        "{indent}{}: {}\n",
+                        "{indent}{}: {}{}",
                         self.key(key),
-                        scalar::format(s, self.json)
+                        scalar::format(s, self.json),
+                        self.newline
                     ));
                 }
                 NewValue::Map(children) => {
-                    out.push_str(&format!("{indent}{}:\n", self.key(key)));
+                    out.push_str(&format!("{indent}{}:{}", self.key(key), self.newline));
                     let deeper = format!("{indent}{}", " ".repeat(self.step));
                     out.push_str(&self.block_lines(children, &deeper));
                 }
@@ -370,8 +376,8 @@ impl<'t> Editor<'t> {
     fn insert_line(&mut self, at: usize, mut text: String) {
         if at == self.text.len() && !self.text.is_empty() && !self.text.ends_with('\n') {
             // The text ends without a newline: keep it that way, so removal can restore it.
-            text.insert(0, '\n');
-            text.pop();
+            text.insert_str(0, self.newline);
+            text.truncate(text.len() - self.newline.len());
         }
         self.insert(at, text);
     }

@@ -196,3 +196,12 @@ fn pieces_concatenate_to_the_edited_text() {
     ];
     assert_eq!(apply("abc", &edits).collect::<String>(), "<aBc>");
 }
+
+#[test]
+fn follows_crlf_line_endings() {
+    round_trip(
+        "metadata:\r\n  name: x\r\n",
+        &["metadata", "annotations"],
+        "metadata:\r\n  name: x\r\n  annotations:\r\n    linkerd.io/inject: enabled\r\n",
+    );
+}
