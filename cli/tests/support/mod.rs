@@ -29,7 +29,8 @@ pub fn update_goldens() -> bool {
 /// Returns a readable diff on mismatch.
 pub fn check_golden(path: &Path, actual: &str) -> Result<(), String> {
     if update_goldens() {
-        std::fs::write(path, actual).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(path, actual)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         return Ok(());
     }
     let expected = std::fs::read_to_string(path).map_err(|e| {

@@ -98,7 +98,8 @@ impl<'t> Editor<'t> {
     /// An editor for a document of `text` rooted at `root`. `json` makes new keys and values JSON
     /// strings; the indentation step for new nested blocks is taken from the document itself.
     pub fn new(text: &'t str, root: &Node<'_>, json: bool) -> Self {
-        let line_end = memchr::memchr(b'\n', &text.as_bytes()[root.start..]).map(|i| root.start + i);
+        let line_end =
+            memchr::memchr(b'\n', &text.as_bytes()[root.start..]).map(|i| root.start + i);
         let crlf = line_end.is_some_and(|i| i > 0 && text.as_bytes()[i - 1] == b'\r');
         Editor {
             text,
