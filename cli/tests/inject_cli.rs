@@ -1,6 +1,8 @@
 //! `mesh inject` as a user runs it: every kind of input, every exit code, and the edges of the
 //! process (stdin, pipes, https).
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly; helpers outside #[test] functions too.
+
 mod support;
 
 use std::io::{Read, Write};

@@ -6,6 +6,8 @@
 //! `<case>.error`, which holds the exit code and stderr, and must write nothing to stdout.
 //! `UPDATE_GOLDENS=1` rewrites the goldens.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly; helpers outside #[test] functions too.
+
 mod support;
 
 use std::path::Path;
@@ -15,8 +17,14 @@ use support::{check_golden, mesh, testdata, text};
 /// Cases whose uninject cannot give back the input byte for byte, and why. Cases run with flags are
 /// not checked either: uninject keeps `config.linkerd.io/*` settings, as Linkerd does.
 const NOT_ROUND_TRIP: &[(&str, &str)] = &[
-    ("already_injected", "the input already carries the annotation"),
-    ("flow_style", "flow mappings keep the emptied `annotations: {}`"),
+    (
+        "already_injected",
+        "the input already carries the annotation",
+    ),
+    (
+        "flow_style",
+        "flow mappings keep the emptied `annotations: {}`",
+    ),
     ("json", "JSON keeps the emptied `\"annotations\": {}`"),
 ];
 
@@ -74,11 +82,17 @@ fn goldens() {
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         let code = out.status.code().unwrap_or(-1);
         let result = if code == 0 {
-            let ext = if stdout.starts_with('{') { "json" } else { "yaml" };
+            let ext = if stdout.starts_with('{') {
+                "json"
+            } else {
+                "yaml"
+            };
             check_golden(&dir.join(format!("{}.golden.{ext}", case.name)), &stdout)
                 .and_then(|()| check_golden(&dir.join(format!("{}.report", case.name)), &stderr))
         } else if !stdout.is_empty() {
-            Err(format!("failed with exit {code} but wrote to stdout:\n{stdout}"))
+            Err(format!(
+                "failed with exit {code} but wrote to stdout:\n{stdout}"
+            ))
         } else {
             check_golden(
                 &dir.join(format!("{}.error", case.name)),
@@ -96,7 +110,11 @@ fn goldens() {
 fn injecting_injected_output_changes_nothing() {
     let dir = testdata().join("inject");
     for case in cases() {
-        if case.args.first().is_some_and(|a| a == "uninject" || a == "-o") {
+        if case
+            .args
+            .first()
+            .is_some_and(|a| a == "uninject" || a == "-o")
+        {
             continue;
         }
         let golden = dir.join(format!("{}.golden.yaml", case.name));
@@ -105,8 +123,18 @@ fn injecting_injected_output_changes_nothing() {
             Err(_) => continue,
         };
         let out = run(&dir, &case.args, &format!("{}.golden.yaml", case.name));
-        assert!(out.status.success(), "case {}: {}", case.name, text(&out.stderr));
-        assert_eq!(text(&out.stdout), golden, "case {}: inject is not idempotent", case.name);
+        assert!(
+            out.status.success(),
+            "case {}: {}",
+            case.name,
+            text(&out.stderr)
+        );
+        assert_eq!(
+            text(&out.stdout),
+            golden,
+            "case {}: inject is not idempotent",
+            case.name
+        );
     }
 }
 
@@ -123,9 +151,19 @@ fn uninject_gives_back_the_input() {
             continue;
         }
         let out = run(&dir, &["uninject".to_owned()], &golden);
-        assert!(out.status.success(), "case {}: {}", case.name, text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "case {}: {}",
+            case.name,
+            text(&out.stderr)
+        );
         let input = std::fs::read_to_string(dir.join(&case.input)).expect("input");
-        assert_eq!(text(&out.stdout), input, "case {}: uninject(inject(x)) != x", case.name);
+        assert_eq!(
+            text(&out.stdout),
+            input,
+            "case {}: uninject(inject(x)) != x",
+            case.name
+        );
     }
 }
 

@@ -8,6 +8,8 @@
 //! from `--manual`, our annotation must sit where Linkerd put its own). Report lines must match
 //! Linkerd's byte for byte.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly; helpers outside #[test] functions too.
+
 mod support;
 
 use std::path::Path;
@@ -18,7 +20,9 @@ use support::{linkerd_fixtures, mesh, text};
 fn fixtures() -> Option<std::path::PathBuf> {
     let dir = linkerd_fixtures();
     if dir.is_none() {
-        eprintln!("skipped: Linkerd's fixtures (shared/conformance/linkerd2) are not next to this repository");
+        eprintln!(
+            "skipped: Linkerd's fixtures (shared/conformance/linkerd2) are not next to this repository"
+        );
     }
     dir
 }
@@ -58,10 +62,17 @@ fn same_objects(input: &str, args: &[&str], golden: &str, report: Option<&str>) 
     assert!(out.status.success(), "{input}: {}", text(&out.stderr));
     let ours = parse_yaml(&text(&out.stdout));
     let theirs = parse_yaml(&std::fs::read_to_string(dir.join(golden)).expect("golden"));
-    assert_eq!(ours, theirs, "{input}: objects differ from Linkerd's {golden}");
+    assert_eq!(
+        ours, theirs,
+        "{input}: objects differ from Linkerd's {golden}"
+    );
     if let Some(report) = report {
         let expected = std::fs::read_to_string(dir.join(report)).expect("report");
-        assert_eq!(text(&out.stderr), expected, "{input}: report differs from Linkerd's {report}");
+        assert_eq!(
+            text(&out.stderr),
+            expected,
+            "{input}: report differs from Linkerd's {report}"
+        );
     }
 }
 
@@ -74,7 +85,9 @@ fn same_placement(input: &str, golden: &str, report: &str) {
     let ours = parse_yaml(&text(&out.stdout));
     let theirs = parse_yaml(&std::fs::read_to_string(dir.join(golden)).expect("golden"));
     let kinds = |objs: &[Value]| -> Vec<String> {
-        objs.iter().map(|o| o["kind"].as_str().unwrap_or("").to_owned()).collect()
+        objs.iter()
+            .map(|o| o["kind"].as_str().unwrap_or("").to_owned())
+            .collect()
     };
     assert_eq!(kinds(&ours), kinds(&theirs), "{input}: objects differ");
     for (o, t) in ours.iter().zip(&theirs) {
@@ -82,10 +95,18 @@ fn same_placement(input: &str, golden: &str, report: &str) {
             .get("linkerd.io/proxy-version")
             .is_some();
         let we_placed = template(o)["metadata"]["annotations"]["linkerd.io/inject"] == "enabled";
-        assert_eq!(we_placed, linkerd_placed, "{input}: placement differs for {}", o["metadata"]["name"]);
+        assert_eq!(
+            we_placed, linkerd_placed,
+            "{input}: placement differs for {}",
+            o["metadata"]["name"]
+        );
     }
     let expected = std::fs::read_to_string(dir.join(report)).expect("report");
-    assert_eq!(text(&out.stderr), expected, "{input}: report differs from Linkerd's {report}");
+    assert_eq!(
+        text(&out.stderr),
+        expected,
+        "{input}: report differs from Linkerd's {report}"
+    );
 }
 
 #[test]
@@ -147,16 +168,25 @@ fn inject_disabled_passes_through_with_a_warning() {
 #[test]
 fn host_network_is_refused() {
     let Some(dir) = fixtures() else { return };
-    let out = inject(&dir, "inject_emojivoto_deployment_hostNetwork_true.input.yml", &[]);
+    let out = inject(
+        &dir,
+        "inject_emojivoto_deployment_hostNetwork_true.input.yml",
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "nothing may be written on a refusal");
-    let linkerd = std::fs::read_to_string(dir.join("inject_emojivoto_deployment_hostNetwork_true.golden.stderr"))
-        .expect("stderr golden");
+    let linkerd = std::fs::read_to_string(
+        dir.join("inject_emojivoto_deployment_hostNetwork_true.golden.stderr"),
+    )
+    .expect("stderr golden");
     let reason = linkerd.lines().last().expect("a reason line");
     let (object, why) = reason.split_once(": ").expect("object: reason");
     let stderr = text(&out.stderr);
     assert!(stderr.contains(object), "{stderr:?} should name {object:?}");
-    assert!(stderr.trim_end().ends_with(why), "{stderr:?} should end with {why:?}");
+    assert!(
+        stderr.trim_end().ends_with(why),
+        "{stderr:?} should end with {why:?}"
+    );
 }
 
 #[test]
