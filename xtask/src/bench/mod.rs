@@ -1,13 +1,15 @@
 //! `cargo xtask bench <what>`: benchmarks. They print figures and ratios; they never fail on speed.
 
 mod inject;
+mod proxy;
 
 use anyhow::{Result, bail};
 
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("inject") => inject::run(&args[1..]),
-        Some(other) => bail!("unknown benchmark {other:?}; try: inject"),
-        None => bail!("usage: cargo xtask bench <inject>"),
+        Some("proxy") => proxy::run(&args[1..]),
+        Some(other) => bail!("unknown benchmark {other:?}; try: inject, proxy"),
+        None => bail!("usage: cargo xtask bench <inject|proxy>"),
     }
 }
