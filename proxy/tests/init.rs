@@ -122,7 +122,7 @@ fn dry_run_rules(args: &[&str], bin: &str) -> Vec<String> {
             .lines()
             .filter_map(|l| l.strip_prefix(&prefix))
             .filter(|l| l.starts_with("-A "))
-            .map(str::to_string),
+            .map(|l| l.trim_end_matches(" -w").to_string()),
     )
 }
 
@@ -136,7 +136,9 @@ fn check_backend(backend: &str) {
     require_root_and(&[&v4, &v4_save, &v6, &v6_save, "ip", "nsenter"]);
     let ns = Netns::new(&backend[..1]);
     let netns = ns.path();
+    // -w: legacy iptables takes a machine-wide lock, and other tests run iptables meanwhile.
     let args = [
+        "-w",
         "--netns",
         &netns,
         "--firewall-bin-path",

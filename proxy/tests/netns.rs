@@ -187,6 +187,8 @@ impl Topology {
                 PROXY_UID,
                 "--inbound-ports-to-ignore",
                 "4190,4191",
+                // Legacy iptables takes a machine-wide lock that other tests may hold.
+                "--use-wait-flag",
             ],
         );
         assert!(
