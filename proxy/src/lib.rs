@@ -1,5 +1,159 @@
 //! mesh-proxy: the sidecar data plane.
 //!
-//! `main.rs` stays thin; everything lives in this library so tests can drive it in-process.
+//! A transparent HTTP/1, HTTP/2, gRPC and TCP proxy configured with Linkerd's environment
+//! variables. It runs standalone: no control plane is needed. `main.rs` stays thin;
+//! everything lives in this library.
+//!
+//! # Running it
+//!
+//! - `mesh-proxy` runs the proxy from the environment.
+//! - `mesh-proxy init …` installs the iptables rules (see [`init`]).
+//! - `mesh-proxy await [--timeout D] [--shutdown] -- CMD ARGS…` runs `CMD` once the
+//!   proxy's `/ready` answers 200 and exits with its status (see [`await_cmd`]).
+//!
+//! A malformed variable exits with 64 and a message naming it; a listener that cannot be
+//! bound exits with 1; a graceful shutdown (SIGTERM, SIGINT, `POST /shutdown`) stops
+//! accepting, lets in-flight requests finish within the grace period, and exits with 0.
+//!
+//! # Traffic
+//!
+//! - **Transparent mode.** Connections that iptables redirected (to 4140 outbound, 4143
+//!   inbound) are forwarded to their `SO_ORIGINAL_DST` (IPv4 and IPv6).
+//! - **HTTP proxy mode.** A connection made straight to the outbound port is an explicit
+//!   HTTP proxy client: absolute-form requests, `CONNECT host:port`, and origin-form
+//!   requests routed by `Host`, so `http_proxy=127.0.0.1:4140 curl http://svc:8080/`
+//!   works without iptables.
+//! - **Inbound without iptables.** With `MESH_PROXY_INBOUND_FORWARD_ADDR`, a connection
+//!   made straight to the inbound port is forwarded there (a plain reverse proxy).
+//! - **Protocol detection** on every connection: HTTP/1, HTTP/2 prior knowledge (gRPC),
+//!   TLS (passed through untouched), anything else opaque. Ports in the opaque lists skip
+//!   it. A client silent for the server-speaks-first window (50 ms) makes the proxy
+//!   connect upstream; a server that speaks first is forwarded at once as opaque TCP.
+//!
+//! # Environment
+//!
+//! Linkerd's variables (defaults as in linkerd2-proxy):
+//!
+//! | variable | default |
+//! |---|---|
+//! | `LINKERD2_PROXY_INBOUND_LISTEN_ADDR` | `0.0.0.0:4143` |
+//! | `LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR` (`…_ADDRS`: up to two) | `127.0.0.1:4140` |
+//! | `LINKERD2_PROXY_ADMIN_LISTEN_ADDR` | `127.0.0.1:4191` |
+//! | `LINKERD2_PROXY_LOG` | `warn,mesh_proxy=info`; a `linkerd=` directive also applies to mesh-proxy |
+//! | `LINKERD2_PROXY_LOG_FORMAT` | `plain` (or `json`), to stderr |
+//! | `LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION` | `25,587,3306,4444,5432,6379,9300,11211` |
+//! | `LINKERD2_PROXY_{INBOUND,OUTBOUND}_DETECT_TIMEOUT` | `10s`; then the connection is forwarded as opaque TCP |
+//! | `LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT` | `300ms` |
+//! | `LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT` | `1s` |
+//! | `LINKERD2_PROXY_{INBOUND,OUTBOUND}_{ACCEPT,CONNECT}_KEEPALIVE` | unset (no SO_KEEPALIVE) |
+//! | `LINKERD2_PROXY_{INBOUND,OUTBOUND}_{ACCEPT,CONNECT}_USER_TIMEOUT` | unset |
+//! | `LINKERD2_PROXY_{INBOUND,OUTBOUND}_HTTP1_CONNECTION_POOL_IDLE_TIMEOUT` | `3s` |
+//! | `LINKERD2_PROXY_MAX_IDLE_CONNS_PER_ENDPOINT`, `…_OUTBOUND_MAX_IDLE_CONNS_PER_ENDPOINT` | `10000` |
+//! | `LINKERD2_PROXY_{INBOUND,OUTBOUND}_SERVER_HTTP2_KEEP_ALIVE_{INTERVAL,TIMEOUT}` | unset |
+//! | `LINKERD2_PROXY_HTTP2_INITIAL_{STREAM,CONNECTION}_WINDOW_SIZE` | `65535`, `1048576` |
+//! | `LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD` | `2m` |
+//! | `LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED` | `true` when unset; `false` disables `/shutdown` |
+//! | `LINKERD2_PROXY_CORES` (`…_CORES_MIN` is a floor) | `1`: a single-threaded runtime |
+//!
+//! Durations are Linkerd's: a whole number and `ms`, `s`, `m`, `h` or `d`. Any other
+//! `LINKERD2_PROXY_*` variable (identity, destination, policy, tracing, …) is accepted,
+//! logged once at debug level, and ignored until the feature exists.
+//!
+//! mesh-proxy's own knobs:
+//!
+//! | variable | default | |
+//! |---|---|---|
+//! | `MESH_PROXY_SERVER_SPEAKS_FIRST_WINDOW` | `50ms` | silence before connecting upstream to see if the server speaks first; `0` turns it off |
+//! | `MESH_PROXY_INBOUND_FORWARD_ADDR` | unset | where inbound connections that were not redirected go |
+//! | `MESH_PROXY_OUTBOUND_PORTS_DISABLE_PROTOCOL_DETECTION` | Linkerd's opaque ports | outbound opaque ports (Linkerd learns these from discovery) |
+//! | `MESH_PROXY_MAX_CONNECTIONS` | `10000` | per direction; more are accepted and closed at once |
+//! | `MESH_PROXY_MAX_HEADER_BYTES` | `64Ki` | largest request head (431 beyond) and HTTP/2 header list |
+//! | `MESH_PROXY_HEADER_READ_TIMEOUT` | `30s` | time to send a request head (408); also HTTP/1 keep-alive idle time |
+//! | `MESH_PROXY_TCP_IDLE_TIMEOUT` | `1h` | an opaque connection idle this long (up to twice this) is closed |
+//! | `MESH_PROXY_RESPONSE_TIMEOUT` | unset | time for an upstream to send response headers (504) |
+//! | `MESH_PROXY_HTTP2_MAX_CONCURRENT_STREAMS` | `1000` | per served HTTP/2 connection |
+//! | `MESH_PROXY_HTTP2_MAX_PENDING_ACCEPT_RESETS` | `20` | rapid-reset cap: client resets before GOAWAY |
+//! | `MESH_PROXY_HTTP2_MAX_LOCAL_ERROR_RESETS` | `1024` | proxy-side resets before GOAWAY |
+//!
+//! # Errors
+//!
+//! The proxy answers instead of hanging, with an `l5d-proxy-error` header saying why:
+//! 502 when the upstream refuses or fails, 504 on a connect or response timeout, 400 for a
+//! request it cannot route or parse, 431 for oversized headers, 408 for a slow request
+//! head. gRPC requests get a gRPC status instead (14 UNAVAILABLE, 4 DEADLINE_EXCEEDED).
+//! The first request on a connection is checked before the HTTP server sees it (including
+//! `Content-Length` together with `Transfer-Encoding`, which is rejected); later requests
+//! on a keep-alive connection are checked by hyper, whose 400 carries no header.
+//!
+//! # Metrics
+//!
+//! `GET /metrics` on the admin port, in Prometheus text, with Linkerd's names and labels:
+//!
+//! - `request_total`, `response_total` (adds `status_code`, `classification`,
+//!   `grpc_status`, `error`), `response_latency_ms` (adds `status_code`; buckets 1, 2, 3,
+//!   4, 5, 10, 20, …, 50000 ms as Linkerd's): labels `direction`, `authority`,
+//!   `target_addr`, `target_ip`, `target_port`, `tls`, `no_tls_reason`.
+//! - `tcp_open_total`, `tcp_open_connections`, `tcp_read_bytes_total`,
+//!   `tcp_write_bytes_total`, `tcp_close_total` (adds `errno`): labels `direction`,
+//!   `peer` (`src` accepted, `dst` opened), `target_addr`, `target_ip`, `target_port`,
+//!   `tls`, `no_tls_reason`.
+//! - `process_cpu_seconds_total`, `process_resident_memory_bytes`,
+//!   `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`,
+//!   `process_start_time_seconds`, and `proxy_build_info`.
+//!
+//! Until mesh TLS exists, `tls` is always `no_identity`, with `no_tls_reason`
+//! `no_tls_from_remote` (inbound), `loopback` (outbound accepted connections) or
+//! `not_provided_by_service_discovery` (outbound requests and upstream connections).
+//! A response is a `failure` if its status is 5xx, its `grpc-status` is not 0, or its
+//! stream failed; the `error` label then says what the proxy saw (`connect`,
+//! `connect_timeout`, `response_timeout`, `upstream`, `bad_request`, `stream`, `cancel`).
+//!
+//! ## The fine latency histogram
+//!
+//! Linkerd's buckets make p99 jump between 30, 40 and 50 ms. mesh-proxy also exports
+//! **`response_latency_fine_us`**, a histogram of the same latency (request headers
+//! received to response stream complete) in **microseconds**, with labels `direction`,
+//! `authority`, `target_addr`, `target_ip`, `target_port`, `tls`, `no_tls_reason` (no
+//! `status_code`).
+//!
+//! Bucket scheme (inclusive upper bounds, `le`, in µs):
+//!
+//! - `1, 2, 3, …, 64`: one microsecond wide;
+//! - then each power of two from 64 to 2^27 (about 134 s) is split into 32 equal
+//!   buckets: `le = 2^k + (j + 1) · 2^(k-5)` for `k = 6..=26`, `j = 0..=31` (66, 68, …,
+//!   128, 132, …, 256, 264, …);
+//! - then `+Inf`.
+//!
+//! No bucket above 32 µs is wider than 3.125 % of its lower bound, so a quantile
+//! interpolated inside a bucket, as Prometheus' `histogram_quantile` does, is within
+//! 3.2 % of the true sample quantile.
+//!
+//! Only non-empty buckets are written, each preceded by the bound just below it (with its
+//! cumulative count), plus `+Inf`, `_sum` (µs) and `_count`. The scheme is fixed, so a
+//! reader can rebuild the full cumulative series: a bound that is absent has the
+//! cumulative count of the nearest present bound below it (0 if none).
+//!
+//! # Invariants
+//!
+//! - The proxy depends on no other mesh crate and never talks to Kubernetes.
+//! - Only `io::orig_dst` calls `getsockopt`, through nix's safe wrapper: no `unsafe`.
+//! - The data path never blocks on metrics: label sets are resolved per connection and
+//!   counters are atomics.
 
+pub mod admin;
+pub mod app;
+pub mod await_cmd;
+pub mod config;
+pub mod connect;
+pub mod detect;
+pub mod drain;
+pub mod http;
+pub mod inbound;
 pub mod init;
+pub mod io;
+pub mod log;
+pub mod metrics;
+pub mod outbound;
+pub mod server;
+pub mod target;
+pub mod tcp;

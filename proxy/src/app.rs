@@ -1,0 +1,178 @@
+//! Runs the proxy: binds the listeners, builds both stacks, serves until a shutdown signal,
+//! then drains.
+
+use std::io;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::admin::Admin;
+use crate::config::{Config, Env};
+use crate::drain::Shutdown;
+use crate::inbound::Inbound;
+use crate::log::LogHandle;
+use crate::metrics::Metrics;
+use crate::outbound::Outbound;
+
+/// The exit code for a malformed configuration (EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+
+/// Why the proxy could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A listener could not be bound.
+    #[error("binding the {server} listener on {addr}: {error}")]
+    Bind {
+        server: &'static str,
+        addr: SocketAddr,
+        error: io::Error,
+    },
+    /// The async runtime could not start.
+    #[error("starting the runtime: {0}")]
+    Runtime(io::Error),
+    /// Signal handlers could not be installed.
+    #[error("installing signal handlers: {0}")]
+    Signals(io::Error),
+}
+
+/// Reads the configuration from `env` and runs the proxy until it has shut down.
+///
+/// A malformed configuration exits with 64 and names every bad variable; a failure to
+/// start (a port in use) exits with 1; a graceful shutdown exits with 0.
+pub fn main(env: &dyn Env) -> ExitCode {
+    let config = match Config::from_env(env) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("mesh-proxy: invalid configuration:");
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let log = crate::log::init(&config.log_filter, config.log_format);
+    for name in &config.unsupported {
+        tracing::debug!(variable = %name, "not supported yet; ignored");
+    }
+    let runtime = if config.cores <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(4)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.cores)
+            .enable_all()
+            .max_blocking_threads(4)
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mesh-proxy: {}", RunError::Runtime(e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(config, log));
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mesh-proxy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the proxy until SIGTERM, SIGINT or `POST /shutdown`, then drains.
+pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::new());
+
+    let admin_listener = bind("admin", config.admin.listen).await?;
+    let mut inbound_listeners = Vec::new();
+    for addr in &config.inbound.listen {
+        inbound_listeners.push(bind("inbound", *addr).await?);
+    }
+    let mut outbound_listeners = Vec::new();
+    for addr in &config.outbound.listen {
+        outbound_listeners.push(bind("outbound", *addr).await?);
+    }
+    let own: Arc<[SocketAddr]> = inbound_listeners
+        .iter()
+        .chain(&outbound_listeners)
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+
+    let inbound = Inbound::new(config.clone(), metrics.clone(), own.clone())
+        .push_connect()
+        .push_http()
+        .push_detect()
+        .into_inner();
+    let outbound = Outbound::new(config.clone(), metrics.clone(), own)
+        .push_connect()
+        .push_balance()
+        .push_discover()
+        .push_http()
+        .push_detect()
+        .into_inner();
+
+    let shutdown = Shutdown::new();
+    let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+
+    for listener in inbound_listeners {
+        log_listening("inbound", &listener);
+        tokio::spawn(inbound.clone().serve(listener, shutdown.drain()));
+    }
+    for listener in outbound_listeners {
+        log_listening("outbound", &listener);
+        tokio::spawn(outbound.clone().serve(listener, shutdown.drain()));
+    }
+    let admin = Arc::new(Admin::new(
+        metrics,
+        Arc::new(log),
+        shutdown.trigger(),
+        config.admin.shutdown_endpoint,
+    ));
+    log_listening("admin", &admin_listener);
+    tokio::spawn(admin.clone().serve(admin_listener));
+    admin.set_ready();
+
+    tokio::select! {
+        _ = sigterm.recv() => tracing::info!("received SIGTERM"),
+        _ = sigint.recv() => tracing::info!("received SIGINT"),
+        () = shutdown.triggered() => {}
+    }
+    let grace = config.shutdown_grace_period;
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: no new connections; draining"
+    );
+    if shutdown.finish(grace).await {
+        tracing::info!("drained; exiting");
+    } else {
+        tracing::info!("grace period over with connections still open; exiting");
+    }
+    Ok(())
+}
+
+async fn bind(server: &'static str, addr: SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|error| RunError::Bind {
+            server,
+            addr,
+            error,
+        })
+}
+
+fn log_listening(server: &'static str, listener: &TcpListener) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(server, %addr, "listening");
+    }
+}

@@ -1,0 +1,198 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_match_linkerd() {
+    let c = Config::from_env(&env(&[])).unwrap();
+    assert_eq!(c.inbound.listen, vec!["0.0.0.0:4143".parse().unwrap()]);
+    assert_eq!(c.outbound.listen, vec!["127.0.0.1:4140".parse().unwrap()]);
+    assert_eq!(c.admin.listen, "127.0.0.1:4191".parse().unwrap());
+    assert_eq!(
+        c.inbound.detect_timeout,
+        DetectTimeout(Duration::from_secs(10))
+    );
+    assert_eq!(
+        c.outbound.detect_timeout,
+        DetectTimeout(Duration::from_secs(10))
+    );
+    assert_eq!(
+        c.inbound.connect_timeout,
+        ConnectTimeout(Duration::from_millis(300))
+    );
+    assert_eq!(
+        c.outbound.connect_timeout,
+        ConnectTimeout(Duration::from_secs(1))
+    );
+    assert_eq!(c.shutdown_grace_period, Duration::from_secs(120));
+    assert_eq!(c.cores, 1);
+    for port in [25, 587, 3306, 4444, 5432, 6379, 9300, 11211] {
+        assert!(c.inbound.opaque_ports.0.contains(port), "{port}");
+    }
+    assert!(!c.inbound.opaque_ports.0.contains(80));
+    assert_eq!(
+        c.inbound.server_speaks_first,
+        ServerSpeaksFirst(Some(Duration::from_millis(50)))
+    );
+    assert_eq!(c.admin.shutdown_endpoint, ShutdownEndpoint::Enabled);
+    assert!(c.unsupported.is_empty());
+}
+
+#[test]
+fn linkerd_durations() {
+    assert_eq!(parse::duration("100ms"), Some(Duration::from_millis(100)));
+    assert_eq!(parse::duration(" 10s\t"), Some(Duration::from_secs(10)));
+    assert_eq!(parse::duration("5m"), Some(Duration::from_secs(300)));
+    assert_eq!(parse::duration("1h"), Some(Duration::from_secs(3600)));
+    assert_eq!(parse::duration("2d"), Some(Duration::from_secs(172_800)));
+    assert_eq!(parse::duration("0"), Some(Duration::ZERO));
+    for bad in [
+        "1",
+        "1.5s",
+        "1 ms",
+        "ms",
+        "",
+        "12moons",
+        "-1s",
+        "99999999999999999999s",
+    ] {
+        assert_eq!(parse::duration(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn port_lists_and_ranges() {
+    let set = parse::ports("3000, 5000-6000,,25").unwrap();
+    assert!(set.contains(25) && set.contains(3000) && set.contains(5500));
+    assert!(!set.contains(4000) && !set.contains(6001));
+    assert_eq!(set.ranges(), &[25..=25, 3000..=3000, 5000..=6000]);
+    assert_eq!(parse::ports("1-3,2-5").unwrap().ranges(), &[1..=5]);
+    assert!(parse::ports("").unwrap().is_empty());
+    for bad in ["http", "80-79", "-1", "1-", "70000", "mysql"] {
+        assert!(parse::ports(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn every_bad_value_is_reported_with_its_variable() {
+    let errors = Config::from_env(&env(&[
+        ("LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT", "10"),
+        ("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "localhost:4191"),
+        (
+            "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
+            "3000,mysql",
+        ),
+        ("LINKERD2_PROXY_CORES", "0"),
+        ("LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED", "yes"),
+        ("LINKERD2_PROXY_LOG", "info,a=b=c"),
+        ("LINKERD2_PROXY_LOG_FORMAT", "xml"),
+        ("MESH_PROXY_MAX_HEADER_BYTES", "10"),
+    ]))
+    .unwrap_err();
+    let text = errors.to_string();
+    for name in [
+        "LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT",
+        "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
+        "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
+        "LINKERD2_PROXY_CORES",
+        "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED",
+        "LINKERD2_PROXY_LOG=",
+        "LINKERD2_PROXY_LOG_FORMAT",
+        "MESH_PROXY_MAX_HEADER_BYTES",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    assert_eq!(errors.0.len(), 8, "{text}");
+}
+
+#[test]
+fn mesh_knobs() {
+    let c = Config::from_env(&env(&[
+        ("MESH_PROXY_SERVER_SPEAKS_FIRST_WINDOW", "0"),
+        ("MESH_PROXY_INBOUND_FORWARD_ADDR", "127.0.0.1:8080"),
+        ("MESH_PROXY_MAX_HEADER_BYTES", "16Ki"),
+        ("MESH_PROXY_RESPONSE_TIMEOUT", "2s"),
+        (
+            "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS",
+            "127.0.0.1:4140,[::1]:4140",
+        ),
+        ("LINKERD2_PROXY_CORES", "2"),
+        ("LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED", "false"),
+    ]))
+    .unwrap();
+    assert_eq!(c.inbound.server_speaks_first, ServerSpeaksFirst(None));
+    assert_eq!(c.inbound.forward, Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(c.limits.max_header_bytes, 16 * 1024);
+    assert_eq!(c.limits.response_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(c.outbound.listen.len(), 2);
+    assert_eq!(c.cores, 2);
+    assert_eq!(c.admin.shutdown_endpoint, ShutdownEndpoint::Disabled);
+}
+
+/// Every variable in the env block of a Linkerd `--manual` injection must be accepted.
+#[test]
+fn linkerd_injected_env_is_accepted() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../../shared/conformance/linkerd2/cli/cmd/testdata/inject_emojivoto_deployment.golden.yml",
+    );
+    let Ok(yaml) = std::fs::read_to_string(&path) else {
+        eprintln!(
+            "skipped: {} is absent (the shared conformance fixtures are not checked out)",
+            path.display()
+        );
+        return;
+    };
+    let vars = env_block(&yaml);
+    assert!(vars.len() > 30, "found only {} variables", vars.len());
+    let c = Config::from_env(&vars).unwrap_or_else(|e| panic!("rejected Linkerd's env:\n{e}"));
+    assert_eq!(c.cores, 1);
+    assert_eq!(c.admin.listen, "0.0.0.0:4191".parse().unwrap());
+    assert_eq!(
+        c.inbound.connect_timeout,
+        ConnectTimeout(Duration::from_millis(100))
+    );
+    assert_eq!(c.admin.shutdown_endpoint, ShutdownEndpoint::Disabled);
+    assert!(
+        c.unsupported
+            .contains(&"LINKERD2_PROXY_DESTINATION_SVC_ADDR".to_string())
+    );
+    assert!(
+        c.unsupported
+            .contains(&"LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS".to_string())
+    );
+    assert!(
+        !c.unsupported
+            .contains(&"LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT".to_string())
+    );
+}
+
+/// Pulls `name`/`value` pairs out of the proxy container's env list. Values that come
+/// from `valueFrom` get a placeholder; block scalars keep their first line.
+fn env_block(yaml: &str) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    let lines: Vec<&str> = yaml.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(name) = line.trim().strip_prefix("- name: ") else {
+            continue;
+        };
+        if !(name.starts_with("LINKERD2_PROXY_") || name.starts_with('_')) {
+            continue;
+        }
+        let next = lines.get(i + 1).map(|l| l.trim()).unwrap_or("");
+        let value = match next.strip_prefix("value: ") {
+            Some("|") => lines.get(i + 2).map(|l| l.trim()).unwrap_or("").to_string(),
+            Some(v) => v.trim_matches('"').to_string(),
+            None => "from-field".to_string(),
+        };
+        vars.insert(name.to_string(), value);
+    }
+    vars
+}

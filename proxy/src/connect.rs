@@ -1,0 +1,186 @@
+//! Opening connections to endpoints: the innermost stage of both directions.
+//!
+//! This is where mesh TLS will wrap outbound connections: a `Connection` carries the `tls`
+//! label its metrics use, and today that is always "no identity".
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+
+use crate::config::{ConnectTimeout, SocketOptions};
+use crate::io::{MeteredIo, sockopt};
+use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
+use crate::target::Logical;
+
+/// An open upstream connection.
+#[derive(Debug)]
+pub struct Connection {
+    pub io: MeteredIo<TcpStream>,
+    pub peer: SocketAddr,
+}
+
+/// Reading a `Connection` reads its socket; detection uses this to see whether a server
+/// speaks first.
+impl tokio::io::AsyncRead for Connection {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+/// Why an upstream connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The endpoint did not accept within the connect timeout.
+    #[error("connect to {addr} timed out after {}ms", timeout.as_millis())]
+    Timeout {
+        addr: SocketAddr,
+        timeout: std::time::Duration,
+    },
+    /// The endpoint refused the connection, or the network failed.
+    #[error("connect to {addr}: {error}")]
+    Io { addr: SocketAddr, error: io::Error },
+    /// The destination is one of the proxy's own listeners.
+    #[error("{addr} is this proxy's own listener; refusing to loop")]
+    Loop { addr: SocketAddr },
+    /// A host name did not resolve.
+    #[error("resolve {name}: {reason}")]
+    Resolve { name: String, reason: String },
+}
+
+impl ConnectError {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ConnectError::Timeout { .. })
+    }
+}
+
+/// Anything that can open a connection for a logical target. Each direction's stack
+/// implements it: inbound connects straight to the target, outbound goes through
+/// discovery and load balancing first.
+pub trait Upstream: Send + Sync + 'static {
+    fn connect(
+        &self,
+        target: &Logical,
+    ) -> impl Future<Output = Result<Connection, ConnectError>> + Send;
+}
+
+/// Opens TCP connections to endpoints, with the direction's timeout and socket options.
+#[derive(Debug, Clone)]
+pub struct Connect {
+    direction: Direction,
+    timeout: ConnectTimeout,
+    options: SocketOptions,
+    tls: Tls,
+    metrics: Arc<Metrics>,
+    own_listeners: Arc<[SocketAddr]>,
+}
+
+impl Connect {
+    pub fn new(
+        direction: Direction,
+        timeout: ConnectTimeout,
+        options: SocketOptions,
+        tls: Tls,
+        metrics: Arc<Metrics>,
+        own_listeners: Arc<[SocketAddr]>,
+    ) -> Self {
+        Connect {
+            direction,
+            timeout,
+            options,
+            tls,
+            metrics,
+            own_listeners,
+        }
+    }
+
+    /// Connects to one endpoint address.
+    pub async fn connect_addr(&self, addr: SocketAddr) -> Result<Connection, ConnectError> {
+        if self.is_own_listener(addr) {
+            return Err(ConnectError::Loop { addr });
+        }
+        let stream = match tokio::time::timeout(self.timeout.0, TcpStream::connect(addr)).await {
+            Err(_) => {
+                return Err(ConnectError::Timeout {
+                    addr,
+                    timeout: self.timeout.0,
+                });
+            }
+            Ok(Err(error)) => return Err(ConnectError::Io { addr, error }),
+            Ok(Ok(s)) => s,
+        };
+        sockopt::apply(&stream, self.options);
+        let metrics = self.metrics.tcp(TcpKey {
+            direction: self.direction,
+            peer: Peer::Dst,
+            target: addr,
+            tls: self.tls,
+        });
+        Ok(Connection {
+            io: MeteredIo::new(stream, metrics.open()),
+            peer: addr,
+        })
+    }
+
+    fn is_own_listener(&self, addr: SocketAddr) -> bool {
+        self.own_listeners.iter().any(|l| {
+            l.port() == addr.port()
+                && (l.ip() == addr.ip()
+                    || (l.ip().is_unspecified()
+                        && (addr.ip().is_loopback() || addr.ip().is_unspecified())))
+        })
+    }
+}
+
+/// Inbound has no discovery: the target is an address on this pod.
+impl Upstream for Connect {
+    async fn connect(&self, target: &Logical) -> Result<Connection, ConnectError> {
+        match target {
+            Logical::Addr(addr) => self.connect_addr(*addr).await,
+            Logical::Name(host, port) => {
+                let addr = resolve(host, *port)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| ConnectError::Resolve {
+                        name: format!("{host}:{port}"),
+                        reason: "no addresses".into(),
+                    })?;
+                self.connect_addr(addr).await
+            }
+        }
+    }
+}
+
+/// Resolves a host name with the system resolver.
+pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ConnectError> {
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(addrs) => Ok(addrs.collect()),
+        Err(e) => Err(ConnectError::Resolve {
+            name: format!("{host}:{port}"),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The errno name Linkerd puts in `tcp_close_total`'s `errno` label.
+pub fn errno_name(error: &io::Error) -> &'static str {
+    use nix::errno::Errno;
+    match error.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::ECONNRESET) => "ECONNRESET",
+        Some(Errno::ECONNREFUSED) => "ECONNREFUSED",
+        Some(Errno::ECONNABORTED) => "ECONNABORTED",
+        Some(Errno::ETIMEDOUT) => "ETIMEDOUT",
+        Some(Errno::EPIPE) => "EPIPE",
+        Some(Errno::EHOSTUNREACH) => "EHOSTUNREACH",
+        Some(Errno::ENETUNREACH) => "ENETUNREACH",
+        Some(_) => "EIO",
+        None => "",
+    }
+}

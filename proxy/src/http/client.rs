@@ -1,0 +1,154 @@
+//! Upstream HTTP connections and their pool.
+//!
+//! HTTP/1 connections are pooled per logical target; each downstream connection also
+//! keeps the last one it used, so steady keep-alive traffic never touches the shared pool.
+//! HTTP/2 connections are shared by all requests to a target.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::config::{H2Windows, PoolIdleTimeout};
+use crate::connect::Connection;
+use crate::target::Logical;
+
+/// An HTTP/1 upstream connection.
+#[derive(Debug)]
+pub struct H1Conn {
+    pub sender: http1::SendRequest<Incoming>,
+    pub peer: SocketAddr,
+}
+
+/// A shared HTTP/2 upstream connection.
+#[derive(Clone, Debug)]
+pub struct H2Conn {
+    pub sender: http2::SendRequest<Incoming>,
+    pub peer: SocketAddr,
+}
+
+#[derive(Debug)]
+struct Idle {
+    conn: H1Conn,
+    since: Instant,
+}
+
+/// Idle HTTP/1 connections and live HTTP/2 connections, by logical target.
+#[derive(Debug)]
+pub struct Pool {
+    h1: Mutex<HashMap<Logical, Vec<Idle>>>,
+    h2: Mutex<HashMap<Logical, H2Conn>>,
+    idle_timeout: Duration,
+    max_idle: usize,
+    windows: H2Windows,
+}
+
+impl Pool {
+    /// Creates the pool and a task that closes expired idle connections.
+    pub fn new(idle_timeout: PoolIdleTimeout, max_idle: usize, windows: H2Windows) -> Arc<Self> {
+        let pool = Arc::new(Pool {
+            h1: Mutex::new(HashMap::new()),
+            h2: Mutex::new(HashMap::new()),
+            idle_timeout: idle_timeout.0,
+            max_idle,
+            windows,
+        });
+        let weak = Arc::downgrade(&pool);
+        tokio::spawn(sweep(weak, idle_timeout.0.max(Duration::from_millis(100))));
+        pool
+    }
+
+    /// Takes the most recently used idle connection that is still usable.
+    pub fn checkout_h1(&self, target: &Logical) -> Option<H1Conn> {
+        let mut map = self.h1.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = map.get_mut(target)?;
+        while let Some(entry) = idle.pop() {
+            if entry.since.elapsed() < self.idle_timeout && entry.conn.sender.is_ready() {
+                return Some(entry.conn);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection for reuse, unless it closed or the pool is full.
+    pub fn checkin_h1(&self, target: &Logical, conn: H1Conn) {
+        if conn.sender.is_closed() || self.max_idle == 0 {
+            return;
+        }
+        let mut map = self.h1.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = map.entry(target.clone()).or_default();
+        if idle.len() < self.max_idle {
+            idle.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// The shared HTTP/2 connection to `target`, if one is open.
+    pub fn h2(&self, target: &Logical) -> Option<H2Conn> {
+        let map = self.h2.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(target).filter(|c| !c.sender.is_closed()).cloned()
+    }
+
+    pub fn insert_h2(&self, target: &Logical, conn: H2Conn) {
+        let mut map = self.h2.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(target.clone(), conn);
+    }
+
+    /// Starts HTTP/1 on a new connection; the connection runs in its own task.
+    pub async fn handshake_h1(conn: Connection) -> Result<H1Conn, hyper::Error> {
+        let peer = conn.peer;
+        let (sender, task) = http1::Builder::new()
+            .handshake(TokioIo::new(conn.io))
+            .await?;
+        tokio::spawn(async move {
+            if let Err(error) = task.with_upgrades().await {
+                tracing::debug!(%error, %peer, "upstream HTTP/1 connection failed");
+            }
+        });
+        Ok(H1Conn { sender, peer })
+    }
+
+    /// Starts HTTP/2 (prior knowledge) on a new connection.
+    pub async fn handshake_h2(&self, conn: Connection) -> Result<H2Conn, hyper::Error> {
+        let peer = conn.peer;
+        let (sender, task) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .initial_stream_window_size(self.windows.stream)
+            .initial_connection_window_size(self.windows.connection)
+            .handshake(TokioIo::new(conn.io))
+            .await?;
+        tokio::spawn(async move {
+            if let Err(error) = task.await {
+                tracing::debug!(%error, %peer, "upstream HTTP/2 connection failed");
+            }
+        });
+        Ok(H2Conn { sender, peer })
+    }
+
+    fn sweep_once(&self) {
+        let mut map = self.h1.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, idle| {
+            idle.retain(|e| e.since.elapsed() < self.idle_timeout && !e.conn.sender.is_closed());
+            !idle.is_empty()
+        });
+        drop(map);
+        let mut h2 = self.h2.lock().unwrap_or_else(|e| e.into_inner());
+        h2.retain(|_, c| !c.sender.is_closed());
+    }
+}
+
+async fn sweep(pool: Weak<Pool>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match pool.upgrade() {
+            Some(pool) => pool.sweep_once(),
+            None => return,
+        }
+    }
+}

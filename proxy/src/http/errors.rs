@@ -1,0 +1,125 @@
+//! Failures become responses: the proxy never leaves a request hanging, and says what went
+//! wrong in an `l5d-proxy-error` header, as Linkerd does.
+
+use std::time::Duration;
+
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+
+use super::body::ProxyBody;
+use crate::connect::ConnectError;
+
+/// The header that carries the proxy's reason for an error response.
+pub const L5D_PROXY_ERROR: &str = "l5d-proxy-error";
+
+/// Why the proxy answered a request itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No connection to the upstream: refused, unreachable, timed out, or unresolvable.
+    #[error("{0}")]
+    Connect(ConnectError),
+    /// The upstream did not send response headers in time.
+    #[error("upstream sent no response within {}ms", .0.as_millis())]
+    ResponseTimeout(Duration),
+    /// The upstream connection failed while the request was in flight.
+    #[error("upstream connection failed: {0}")]
+    Upstream(hyper::Error),
+    /// The request cannot be proxied as sent.
+    #[error("{0}")]
+    BadRequest(&'static str),
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::Connect(e) if e.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The `error` label of `response_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ProxyError::Connect(e) if e.is_timeout() => "connect_timeout",
+            ProxyError::Connect(_) => "connect",
+            ProxyError::ResponseTimeout(_) => "response_timeout",
+            ProxyError::Upstream(_) => "upstream",
+            ProxyError::BadRequest(_) => "bad_request",
+        }
+    }
+
+    /// The gRPC status a gRPC client gets instead of an HTTP error status.
+    fn grpc_code(&self) -> u32 {
+        match self {
+            ProxyError::Connect(e) if e.is_timeout() => 4,
+            ProxyError::ResponseTimeout(_) => 4,
+            ProxyError::Connect(_) | ProxyError::Upstream(_) => 14,
+            ProxyError::BadRequest(_) => 13,
+        }
+    }
+
+    /// The response for this error. gRPC requests get a trailers-only gRPC error, so gRPC
+    /// clients see a status instead of a protocol error.
+    pub fn to_response(&self, grpc: bool) -> Response<ProxyBody> {
+        let message = header_safe(&self.to_string());
+        if grpc {
+            let mut res = Response::new(ProxyBody::empty());
+            let h = res.headers_mut();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            h.insert("grpc-status", HeaderValue::from(self.grpc_code()));
+            if let Ok(v) = HeaderValue::from_str(&message) {
+                h.insert("grpc-message", v.clone());
+                h.insert(L5D_PROXY_ERROR, v);
+            }
+            return res;
+        }
+        error_response(self.status(), &message)
+    }
+}
+
+/// A plain-text error response with the `l5d-proxy-error` header.
+pub fn error_response(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let message = header_safe(message);
+    let body = format!("{message}\n");
+    let len = body.len();
+    let mut res = Response::new(ProxyBody::full(body.into()));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    let v =
+        HeaderValue::from_str(&message).unwrap_or_else(|_| HeaderValue::from_static("proxy error"));
+    h.insert(L5D_PROXY_ERROR, v);
+    res
+}
+
+/// An HTTP/1.1 error response written straight to a socket, for requests rejected before
+/// an HTTP server is running on the connection. It always closes the connection.
+pub fn raw_error_response(status: StatusCode, message: &str) -> Vec<u8> {
+    let message = header_safe(message);
+    format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\n{L5D_PROXY_ERROR}: {message}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{message}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        message.len() + 1,
+    )
+    .into_bytes()
+}
+
+/// Header values may not hold control characters; replace them.
+fn header_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() || !c.is_ascii() {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,137 @@
+//! HTTP proxying: serves a detected HTTP/1 or HTTP/2 connection and forwards each request
+//! upstream over a pooled connection of the same version.
+
+mod body;
+mod client;
+mod errors;
+mod headers;
+mod service;
+mod upgrade;
+pub mod validate;
+
+use std::sync::Arc;
+
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+pub use body::{ProxyBody, Recorder};
+pub use client::Pool;
+pub use errors::{L5D_PROXY_ERROR, ProxyError, error_response, raw_error_response};
+
+use crate::config::{H2KeepAlive, H2Windows, Limits};
+use crate::connect::{Connection, Upstream};
+use crate::drain::Drain;
+use crate::io::MeteredIo;
+use crate::metrics::{Direction, Metrics, Tls};
+use crate::target::ConnTarget;
+use service::ProxyService;
+
+/// Which HTTP version a downstream connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    Http1,
+    Http2,
+}
+
+/// Per-direction HTTP settings.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub direction: Direction,
+    /// The `tls` label of this direction's HTTP metrics.
+    pub tls: Tls,
+    pub limits: Limits,
+    pub h2_keepalive: H2KeepAlive,
+    pub h2_windows: H2Windows,
+}
+
+/// The HTTP stage of one direction's stack, over its `Upstream`.
+#[derive(Debug)]
+pub struct Http<U> {
+    upstream: Arc<U>,
+    pool: Arc<Pool>,
+    metrics: Arc<Metrics>,
+    settings: HttpSettings,
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+impl<U: Upstream> Http<U> {
+    pub fn new(
+        upstream: Arc<U>,
+        pool: Arc<Pool>,
+        metrics: Arc<Metrics>,
+        settings: HttpSettings,
+    ) -> Self {
+        let limits = &settings.limits;
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_header_size(limits.max_header_bytes);
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_concurrent_streams(limits.h2_max_concurrent_streams)
+            .max_pending_accept_reset_streams(limits.h2_max_pending_accept_resets)
+            .max_local_error_reset_streams(limits.h2_max_local_error_resets)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .initial_stream_window_size(settings.h2_windows.stream)
+            .initial_connection_window_size(settings.h2_windows.connection)
+            .keep_alive_interval(settings.h2_keepalive.interval);
+        if let Some(timeout) = settings.h2_keepalive.timeout {
+            h2.keep_alive_timeout(timeout);
+        }
+        Http {
+            upstream,
+            pool,
+            metrics,
+            settings,
+            h1,
+            h2,
+        }
+    }
+
+    pub fn upstream(&self) -> &Arc<U> {
+        &self.upstream
+    }
+
+    /// Serves one downstream connection until it closes, or until a drain finishes its
+    /// in-flight requests.
+    pub async fn serve(
+        self: Arc<Self>,
+        version: Version,
+        io: MeteredIo<TcpStream>,
+        target: ConnTarget,
+        preconnected: Option<Connection>,
+        drain: Drain,
+    ) {
+        let svc = ProxyService::new(self.clone(), version, target, preconnected);
+        let io = TokioIo::new(io);
+        let result = match version {
+            Version::Http1 => {
+                let conn = self.h1.serve_connection(io, svc).with_upgrades();
+                tokio::pin!(conn);
+                tokio::select! {
+                    res = conn.as_mut() => res,
+                    () = drain.signaled() => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                }
+            }
+            Version::Http2 => {
+                let conn = self.h2.serve_connection(io, svc);
+                tokio::pin!(conn);
+                tokio::select! {
+                    res = conn.as_mut() => res,
+                    () = drain.signaled() => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                }
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, "HTTP connection ended with an error");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Label sets, in Linkerd's names and order.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+/// Which side of the pod a connection belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// Whether a connection was accepted from a client (`src`) or opened to a server (`dst`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Peer {
+    Src,
+    Dst,
+}
+
+impl Peer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Peer::Src => "src",
+            Peer::Dst => "dst",
+        }
+    }
+}
+
+/// The `tls` label. Only plaintext exists until mTLS lands; the reasons are Linkerd's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Tls {
+    NoIdentity(NoTlsReason),
+}
+
+/// Why a connection is not mesh-TLS, as Linkerd's `no_tls_reason` label says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NoTlsReason {
+    /// An inbound client did not start mesh TLS.
+    NoTlsFromRemote,
+    /// The connection is between the application and its own proxy.
+    Loopback,
+    /// Outbound, and discovery did not supply an identity (there is no discovery yet).
+    NotProvidedByServiceDiscovery,
+}
+
+impl NoTlsReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoTlsReason::NoTlsFromRemote => "no_tls_from_remote",
+            NoTlsReason::Loopback => "loopback",
+            NoTlsReason::NotProvidedByServiceDiscovery => "not_provided_by_service_discovery",
+        }
+    }
+}
+
+impl Tls {
+    fn write(self, out: &mut String) {
+        match self {
+            Tls::NoIdentity(reason) => {
+                out.push_str(",tls=\"no_identity\",no_tls_reason=\"");
+                out.push_str(reason.as_str());
+                out.push('"');
+            }
+        }
+    }
+}
+
+/// Labels of the transport metrics.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TcpKey {
+    pub direction: Direction,
+    pub peer: Peer,
+    pub target: SocketAddr,
+    pub tls: Tls,
+}
+
+impl TcpKey {
+    pub(crate) fn write(&self, out: &mut String) {
+        out.push_str("direction=\"");
+        out.push_str(self.direction.as_str());
+        out.push_str("\",peer=\"");
+        out.push_str(self.peer.as_str());
+        out.push('"');
+        write_target(out, self.target);
+        self.tls.write(out);
+    }
+}
+
+/// Labels of the HTTP metrics.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HttpKey {
+    pub direction: Direction,
+    /// The request's `:authority` or `Host`, as the client sent it.
+    pub authority: Box<str>,
+    pub target: SocketAddr,
+    pub tls: Tls,
+}
+
+impl HttpKey {
+    pub(crate) fn write(&self, out: &mut String) {
+        out.push_str("direction=\"");
+        out.push_str(self.direction.as_str());
+        out.push_str("\",authority=\"");
+        escape_into(out, &self.authority);
+        out.push('"');
+        write_target(out, self.target);
+        self.tls.write(out);
+    }
+}
+
+fn write_target(out: &mut String, target: SocketAddr) {
+    let _ = write!(
+        out,
+        ",target_addr=\"{target}\",target_ip=\"{}\",target_port=\"{}\"",
+        target.ip(),
+        target.port()
+    );
+}
+
+/// Escapes a label value as the Prometheus text format requires.
+pub(crate) fn escape_into(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}

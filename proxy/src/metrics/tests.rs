@@ -1,0 +1,209 @@
+use std::net::SocketAddr;
+
+use super::*;
+
+#[test]
+fn fine_buckets_are_contiguous_and_narrow() {
+    assert_eq!(fine_bound(0), 1);
+    assert_eq!(fine_bound(63), 64);
+    assert_eq!(fine_bound(64), 66);
+    assert_eq!(fine_bound(95), 128);
+    assert_eq!(fine_bound(96), 132);
+    for i in 1..FINE_BUCKETS {
+        let (lo, hi) = (fine_bound(i - 1), fine_bound(i));
+        assert!(hi > lo, "bucket {i}");
+        if lo >= 32 {
+            assert!(
+                (hi - lo) as f64 / lo as f64 <= 1.0 / 32.0 + 1e-9,
+                "bucket {i}: ({lo}, {hi}]"
+            );
+        }
+    }
+    for v in (0..200_000u64).chain((0..64).map(|s| 1u64 << (s / 2 + 8)).map(|b| b + 17)) {
+        let i = fine_index(v);
+        if i == FINE_BUCKETS {
+            assert!(v > fine_bound(FINE_BUCKETS - 1));
+            continue;
+        }
+        assert!(v <= fine_bound(i), "{v} above bucket {i}");
+        if i > 0 {
+            assert!(v > fine_bound(i - 1), "{v} below bucket {i}");
+        }
+    }
+}
+
+/// A small deterministic generator, so the test needs no crate and never flakes.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next_f64(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Parses `name_bucket{...,le="X"} N` lines into (le, cumulative), `+Inf` last.
+fn parse_buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket{{")))
+        .map(|l| {
+            let le = l.split("le=\"").nth(1).unwrap().split('"').next().unwrap();
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap()
+            };
+            let count: f64 = l.rsplit(' ').next().unwrap().parse().unwrap();
+            (le, count)
+        })
+        .collect()
+}
+
+/// Prometheus' `histogram_quantile`: linear interpolation inside the bucket holding the rank.
+fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> f64 {
+    let total = buckets.last().unwrap().1;
+    let rank = q * total;
+    let mut prev = (0.0, 0.0);
+    for &(le, count) in buckets {
+        if count >= rank {
+            if le.is_infinite() {
+                return prev.0;
+            }
+            return prev.0 + (le - prev.0) * (rank - prev.1) / (count - prev.1);
+        }
+        prev = (le, count);
+    }
+    prev.0
+}
+
+type Sampler = Box<dyn Fn(&mut XorShift) -> u64>;
+
+#[test]
+fn fine_quantiles_are_within_five_percent() {
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let distributions: Vec<(&str, Sampler)> = vec![
+        (
+            "uniform 50us-5ms",
+            Box::new(|r| 50 + (r.next_f64() * 4950.0) as u64),
+        ),
+        (
+            "log-uniform 40us-30s",
+            Box::new(|r| (40.0 * (750_000f64).powf(r.next_f64())) as u64),
+        ),
+        (
+            "bimodal 300us / 40ms",
+            Box::new(|r| {
+                let base = if r.next_f64() < 0.9 { 300.0 } else { 40_000.0 };
+                (base * (0.8 + 0.4 * r.next_f64())) as u64
+            }),
+        ),
+    ];
+    for (name, sample) in distributions {
+        let h = FineUs::default();
+        let mut values: Vec<u64> = (0..50_000).map(|_| sample(&mut rng)).collect();
+        for v in &values {
+            h.observe_us(*v);
+        }
+        values.sort_unstable();
+        let mut text = String::new();
+        h.render("x", "a=\"b\"", &mut text);
+        let buckets = parse_buckets(&text, "x");
+        assert!(
+            buckets.len() < 2 * FINE_BUCKETS,
+            "{name}: rendered {} buckets",
+            buckets.len()
+        );
+        for q in [0.5, 0.9, 0.95, 0.99, 0.999] {
+            let truth = values[((q * values.len() as f64).ceil() as usize).max(1) - 1] as f64;
+            let estimate = histogram_quantile(q, &buckets);
+            let err = (estimate - truth).abs() / truth;
+            assert!(
+                err <= 0.05,
+                "{name} p{q}: estimate {estimate} vs truth {truth} ({:.2}%)",
+                err * 100.0
+            );
+        }
+    }
+}
+
+#[test]
+fn renders_linkerd_names_and_labels() {
+    let m = Metrics::new();
+    let target: SocketAddr = "10.0.0.7:8080".parse().unwrap();
+    let http = m.http(HttpKey {
+        direction: Direction::Inbound,
+        authority: "web.ns.svc:8080".into(),
+        target,
+        tls: Tls::NoIdentity(NoTlsReason::NoTlsFromRemote),
+    });
+    for (status, grpc, us) in [
+        (200, None, 1500),
+        (200, None, 2500),
+        (503, None, 900),
+        (200, Some(2), 40),
+    ] {
+        http.request();
+        http.response(
+            ResponseOutcome {
+                status,
+                grpc_status: grpc,
+                error: None,
+            },
+            us,
+        );
+    }
+    let tcp = m.tcp(TcpKey {
+        direction: Direction::Inbound,
+        peer: Peer::Src,
+        target,
+        tls: Tls::NoIdentity(NoTlsReason::NoTlsFromRemote),
+    });
+    let open = tcp.open();
+    tcp.add_read(100);
+    tcp.add_write(250);
+    let mut closed = tcp.open();
+    closed.set_errno("ECONNRESET");
+    drop(closed);
+    let text = m.render();
+    let labels = "direction=\"inbound\",authority=\"web.ns.svc:8080\",target_addr=\"10.0.0.7:8080\",target_ip=\"10.0.0.7\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"";
+    for expected in [
+        format!("request_total{{{labels}}} 4"),
+        format!("response_total{{{labels},status_code=\"200\",classification=\"success\",grpc_status=\"\",error=\"\"}} 2"),
+        format!("response_total{{{labels},status_code=\"200\",classification=\"failure\",grpc_status=\"2\",error=\"\"}} 1"),
+        format!("response_total{{{labels},status_code=\"503\",classification=\"failure\",grpc_status=\"\",error=\"\"}} 1"),
+        format!("response_latency_ms_bucket{{{labels},status_code=\"200\",le=\"1\"}} 1"),
+        format!("response_latency_ms_bucket{{{labels},status_code=\"200\",le=\"2\"}} 2"),
+        format!("response_latency_ms_bucket{{{labels},status_code=\"200\",le=\"3\"}} 3"),
+        format!("response_latency_ms_bucket{{{labels},status_code=\"200\",le=\"+Inf\"}} 3"),
+        format!("response_latency_ms_count{{{labels},status_code=\"200\"}} 3"),
+        format!("response_latency_ms_sum{{{labels},status_code=\"200\"}} 4.04"),
+        format!("response_latency_fine_us_count{{{labels}}} 4"),
+        "tcp_open_total{direction=\"inbound\",peer=\"src\",target_addr=\"10.0.0.7:8080\",target_ip=\"10.0.0.7\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"} 2".into(),
+        "tcp_open_connections{direction=\"inbound\",peer=\"src\",target_addr=\"10.0.0.7:8080\",target_ip=\"10.0.0.7\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"} 1".into(),
+        "tcp_read_bytes_total{direction=\"inbound\",peer=\"src\",target_addr=\"10.0.0.7:8080\",target_ip=\"10.0.0.7\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"} 100".into(),
+        "tcp_close_total{direction=\"inbound\",peer=\"src\",target_addr=\"10.0.0.7:8080\",target_ip=\"10.0.0.7\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",errno=\"ECONNRESET\"} 1".into(),
+        "# TYPE response_latency_ms histogram".into(),
+        "# TYPE tcp_open_connections gauge".into(),
+        "proxy_build_info{".into(),
+        "process_resident_memory_bytes ".into(),
+        "process_cpu_seconds_total ".into(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    }
+    drop(open);
+}
+
+#[test]
+fn label_values_are_escaped() {
+    let m = Metrics::new();
+    m.http(HttpKey {
+        direction: Direction::Outbound,
+        authority: "a\"b\\c".into(),
+        target: "127.0.0.1:1".parse().unwrap(),
+        tls: Tls::NoIdentity(NoTlsReason::NotProvidedByServiceDiscovery),
+    })
+    .request();
+    assert!(m.render().contains("authority=\"a\\\"b\\\\c\""));
+}

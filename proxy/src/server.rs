@@ -1,0 +1,231 @@
+//! Accepting connections and handing each to HTTP or opaque forwarding.
+//!
+//! Both directions run this engine; their builders decide the target mode, the labels and
+//! the upstream stack it forwards through.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::config::{OpaquePorts, SocketOptions};
+use crate::connect::Upstream;
+use crate::detect::{DetectSettings, Detected, Protocol, detect};
+use crate::drain::Drain;
+use crate::http::{Http, Version, raw_error_response, validate};
+use crate::io::{MeteredIo, original_dst, sockopt};
+use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
+use crate::target::{ConnTarget, Logical};
+
+/// How a direction finds the target of a connection that iptables did not redirect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unredirected {
+    /// Outbound: the connection is an explicit HTTP proxy client.
+    HttpProxy,
+    /// Inbound: forward to this address, or close the connection when there is none.
+    Forward(Option<SocketAddr>),
+}
+
+/// A listening direction: everything a connection needs after `accept`.
+#[derive(Debug)]
+pub struct Server<U> {
+    pub(crate) direction: Direction,
+    pub(crate) unredirected: Unredirected,
+    pub(crate) detect: DetectSettings,
+    pub(crate) opaque_ports: OpaquePorts,
+    pub(crate) accept_options: SocketOptions,
+    pub(crate) src_tls: Tls,
+    pub(crate) http: Arc<Http<U>>,
+    pub(crate) tcp_idle_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) connections: Arc<Semaphore>,
+}
+
+impl<U: Upstream> Server<U> {
+    /// Accepts connections until the drain starts.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, drain: Drain) {
+        loop {
+            let accepted = tokio::select! {
+                res = listener.accept() => res,
+                () = drain.signaled() => break,
+            };
+            let (sock, client) = match accepted {
+                Ok(a) => a,
+                Err(error) => {
+                    // Out of file descriptors, most likely; back off instead of spinning.
+                    tracing::warn!(%error, direction = self.direction.as_str(), "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+                tracing::debug!(%client, "connection limit reached; closing the new connection");
+                continue;
+            };
+            let server = self.clone();
+            let drain = drain.clone();
+            tokio::spawn(async move {
+                server.handle(sock, client, drain).await;
+                drop(permit);
+            });
+        }
+        tracing::debug!(direction = self.direction.as_str(), "stopped accepting");
+    }
+
+    async fn handle(&self, sock: TcpStream, client: SocketAddr, drain: Drain) {
+        sockopt::apply(&sock, self.accept_options);
+        let Some(target) = self.target(&sock) else {
+            tracing::debug!(
+                %client,
+                "inbound connection was not redirected and MESH_PROXY_INBOUND_FORWARD_ADDR is unset; closing"
+            );
+            return;
+        };
+        let label_target = match &target {
+            ConnTarget::Fixed(Logical::Addr(a)) => *a,
+            _ => sock
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+        };
+        let metrics = self.metrics.tcp(TcpKey {
+            direction: self.direction,
+            peer: Peer::Src,
+            target: label_target,
+            tls: self.src_tls,
+        });
+        let mut io = MeteredIo::new(sock, metrics.open());
+        tracing::debug!(%client, ?target, "accepted");
+
+        let fixed = match &target {
+            ConnTarget::Fixed(t) => Some(t.clone()),
+            ConnTarget::ProxyMode => None,
+        };
+        if let Some(t) = &fixed
+            && self.opaque_ports.0.contains(t.port())
+        {
+            let upstream = self.http.upstream();
+            crate::tcp::forward(
+                &**upstream,
+                io,
+                t,
+                None,
+                Bytes::new(),
+                self.tcp_idle_timeout,
+            )
+            .await;
+            return;
+        }
+
+        let upstream = self.http.upstream().clone();
+        let connect = fixed
+            .clone()
+            .map(|t| move || async move { upstream.connect(&t).await.ok() });
+        let detection = match detect(&mut io, self.detect, connect).await {
+            Ok(d) => d,
+            Err(error) => {
+                tracing::debug!(%error, %client, "connection failed during protocol detection");
+                return;
+            }
+        };
+        let preconnected = detection.upstream;
+        let bytes = detection.client_bytes;
+        match (detection.detected, fixed) {
+            (Detected::Eof, _) => {}
+            (Detected::Protocol(Protocol::Http1), _) => {
+                self.serve_http1(io, bytes, target, preconnected, drain)
+                    .await;
+            }
+            (Detected::Protocol(Protocol::Http2), _) => {
+                let io = io.with_prefix(bytes.freeze());
+                self.http
+                    .clone()
+                    .serve(Version::Http2, io, target, preconnected, drain)
+                    .await;
+            }
+            (Detected::ServerFirst(greeting), Some(t)) => {
+                tracing::debug!(target = %t, "server spoke first; forwarding as opaque TCP");
+                let io = io.with_prefix(bytes.freeze());
+                let upstream = self.http.upstream();
+                crate::tcp::forward(
+                    &**upstream,
+                    io,
+                    &t,
+                    preconnected,
+                    greeting,
+                    self.tcp_idle_timeout,
+                )
+                .await;
+            }
+            (detected, Some(t)) => {
+                tracing::debug!(target = %t, ?detected, "forwarding as opaque TCP");
+                let io = io.with_prefix(bytes.freeze());
+                let upstream = self.http.upstream();
+                crate::tcp::forward(
+                    &**upstream,
+                    io,
+                    &t,
+                    preconnected,
+                    Bytes::new(),
+                    self.tcp_idle_timeout,
+                )
+                .await;
+            }
+            (detected, None) => {
+                tracing::debug!(
+                    %client,
+                    ?detected,
+                    "not HTTP on the outbound proxy port, and no original destination; closing"
+                );
+            }
+        }
+    }
+
+    /// Reads and checks the first request head, then hands the connection to HTTP/1.
+    async fn serve_http1(
+        &self,
+        mut io: MeteredIo<TcpStream>,
+        mut bytes: BytesMut,
+        target: ConnTarget,
+        preconnected: Option<crate::connect::Connection>,
+        drain: Drain,
+    ) {
+        let head = validate::read_first_head(
+            &mut io,
+            &mut bytes,
+            self.max_header_bytes,
+            self.header_read_timeout,
+        )
+        .await;
+        if let Err(error) = head {
+            tracing::debug!(%error, "rejected the first request");
+            if error != validate::HeadError::Closed {
+                let response = raw_error_response(error.status(), &error.to_string());
+                let _ = io.write_all(&response).await;
+                let _ = io.shutdown().await;
+            }
+            return;
+        }
+        let io = io.with_prefix(bytes.freeze());
+        self.http
+            .clone()
+            .serve(Version::Http1, io, target, preconnected, drain)
+            .await;
+    }
+
+    fn target(&self, sock: &TcpStream) -> Option<ConnTarget> {
+        if let Some(orig) = original_dst(sock) {
+            return Some(ConnTarget::Fixed(Logical::Addr(orig)));
+        }
+        match self.unredirected {
+            Unredirected::HttpProxy => Some(ConnTarget::ProxyMode),
+            Unredirected::Forward(Some(addr)) => Some(ConnTarget::Fixed(Logical::Addr(addr))),
+            Unredirected::Forward(None) => None,
+        }
+    }
+}
