@@ -4,20 +4,20 @@ use std::ops::Range;
 
 use crate::report::{Entry, Report};
 use crate::transform::{self, Mode};
-use crate::yaml::{self, Chunk, Edit, Editor};
+use crate::yaml::{self, Chunk, EditList, Editor};
 use crate::{Error, Options};
 
 /// The result of transforming a stream: edits to apply to it, and the report.
 #[derive(Debug, Clone, Default)]
 pub struct Transformed {
-    pub edits: Vec<Edit>,
+    pub edits: EditList,
     pub report: Report,
 }
 
 impl Transformed {
     /// The output text, in pieces, for writing without building one large string.
     pub fn pieces<'a>(&'a self, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        yaml::apply(text, &self.edits)
+        self.edits.pieces(text)
     }
 
     /// The output text as one string.
@@ -78,7 +78,7 @@ fn run(text: &str, mode: Mode<'_>) -> Result<Transformed, Error> {
     let mut all = Transformed::default();
     for result in results {
         let part = result?;
-        all.edits.extend(part.edits);
+        all.edits.append(part.edits);
         all.report.extend(part.report);
     }
     Ok(all)

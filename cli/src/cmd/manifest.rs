@@ -76,8 +76,8 @@ where
     let mut report = Report::default();
     let mut edited = Vec::with_capacity(inputs.len());
     for input in inputs {
-        let transformed = f(&input.text).map_err(|e| Failed(format!("{}: {e}", input.name)))?;
-        report.extend(transformed.report.clone());
+        let mut transformed = f(&input.text).map_err(|e| Failed(format!("{}: {e}", input.name)))?;
+        report.extend(std::mem::take(&mut transformed.report));
         edited.push((input, transformed));
     }
     let all_json = inputs
@@ -120,25 +120,33 @@ where
 impl Part<'_> {
     /// The first line and the last few bytes of what this part writes.
     fn ends(&self) -> (String, String) {
+        const TAIL: usize = 256;
         let pieces: Vec<&str> = match self {
             Part::Edited(text, transformed) => transformed.pieces(text).collect(),
             Part::Text(text) => vec![text.as_str()],
         };
         let mut head = String::new();
         for piece in &pieces {
-            head.push_str(piece);
-            if head.contains('\n') {
-                break;
+            match piece.find('\n') {
+                Some(i) => {
+                    head.push_str(&piece[..i]);
+                    break;
+                }
+                None => head.push_str(piece),
             }
         }
         let mut tail = String::new();
         for piece in pieces.iter().rev() {
-            tail.insert_str(0, piece);
-            if tail.len() >= 256 {
+            let mut start = piece.len().saturating_sub(TAIL - tail.len().min(TAIL));
+            while !piece.is_char_boundary(start) {
+                start -= 1;
+            }
+            tail.insert_str(0, &piece[start..]);
+            if tail.len() >= TAIL {
                 break;
             }
         }
-        (head.lines().next().unwrap_or_default().to_owned(), tail)
+        (head, tail)
     }
 }
 

@@ -56,20 +56,80 @@ pub enum EditError {
     },
 }
 
+/// Sorted, non-overlapping edits to one text, stored compactly: all replacement texts share one
+/// buffer, so a run over a large stream keeps a few large allocations rather than one per edit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EditList {
+    /// (range of the input to replace, range of `inserted` to put there)
+    ranges: Vec<(Range<usize>, Range<usize>)>,
+    inserted: String,
+}
+
+impl EditList {
+    /// Appends edits that come after every edit already in the list.
+    pub fn extend(&mut self, edits: impl IntoIterator<Item = Edit>) {
+        for edit in edits {
+            let start = self.inserted.len();
+            self.inserted.push_str(&edit.text);
+            self.ranges.push((edit.range, start..self.inserted.len()));
+        }
+    }
+
+    /// Appends another list whose edits all come after this one's.
+    pub fn append(&mut self, other: EditList) {
+        let base = self.inserted.len();
+        self.inserted.push_str(&other.inserted);
+        self.ranges.extend(
+            other
+                .ranges
+                .into_iter()
+                .map(|(range, text)| (range, text.start + base..text.end + base)),
+        );
+    }
+
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The edited text, in pieces.
+    pub fn pieces<'a>(&'a self, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        pieces(
+            text,
+            self.ranges
+                .iter()
+                .map(|(range, new)| (range.clone(), &self.inserted[new.clone()])),
+        )
+    }
+}
+
 /// Applies sorted, non-overlapping edits to `text`, yielding the output in pieces.
 pub fn apply<'a>(text: &'a str, edits: &'a [Edit]) -> impl Iterator<Item = &'a str> + 'a {
+    pieces(
+        text,
+        edits.iter().map(|e| (e.range.clone(), e.text.as_str())),
+    )
+}
+
+fn pieces<'a>(
+    text: &'a str,
+    edits: impl Iterator<Item = (Range<usize>, &'a str)> + 'a,
+) -> impl Iterator<Item = &'a str> + 'a {
     let mut pos = 0;
-    let mut edits = edits.iter();
+    let mut edits = edits;
     let mut pending: Option<&'a str> = None;
     std::iter::from_fn(move || {
         if let Some(p) = pending.take() {
             return Some(p);
         }
         match edits.next() {
-            Some(edit) => {
-                let before = &text[pos..edit.range.start];
-                pos = edit.range.end;
-                pending = Some(&edit.text);
+            Some((range, new)) => {
+                let before = &text[pos..range.start];
+                pos = range.end;
+                pending = Some(new);
                 Some(before)
             }
             None if pos < text.len() => {
