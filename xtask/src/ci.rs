@@ -57,11 +57,10 @@ fn collect_goldens(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         .collect::<Result<_, _>>()?;
     paths.sort();
     out.extend(paths.into_iter().filter(|p| {
-        p.file_name()
-            .is_some_and(|n| {
-                let n = n.to_string_lossy();
-                n.ends_with(".golden.yaml") || n.ends_with(".golden.json")
-            })
+        p.file_name().is_some_and(|n| {
+            let n = n.to_string_lossy();
+            n.ends_with(".golden.yaml") || n.ends_with(".golden.json")
+        })
     }));
     Ok(())
 }
