@@ -8,11 +8,13 @@
 //! whole lines, so comments, quoting, key order, anchors and block scalars survive byte for byte.
 
 pub mod annotations;
+pub mod manual;
 mod overrides;
 mod render;
 mod report;
 mod run;
 mod transform;
+pub mod values;
 pub mod yaml;
 
 pub use overrides::{FlagError, Overrides, POLICIES, Setting, quantity};
