@@ -330,3 +330,95 @@ fn init_rules_route_through_transparent_forwarders() {
     assert_eq!(seen_out.trim(), want, "outbound forwarder saw: {seen_out}");
     assert_eq!(seen_in.trim(), want, "inbound forwarder saw: {seen_in}");
 }
+
+/// The acceptance test of transparent mode: curl in the client namespace reaches the server
+/// through an outbound mesh-proxy and an inbound mesh-proxy, and both proxies count it.
+#[test]
+fn curl_through_outbound_and_inbound_mesh_proxies() {
+    require_root_and_tools();
+    let mut topo = Topology::new("m", 2);
+    let body = topo.start_server();
+    let (client, server) = (topo.client.clone(), topo.server.clone());
+    topo.init(&client, "nft");
+    topo.init(&server, "legacy");
+
+    let env = [
+        ("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:4143"),
+        ("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:4140"),
+        ("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "127.0.0.1:4191"),
+        ("LINKERD2_PROXY_LOG", "info"),
+    ];
+    for ns in [&client, &server] {
+        topo.spawn(ns, true, &[MESH_PROXY], &env);
+    }
+    for ns in [&client, &server] {
+        topo.wait_ready(ns, "http://127.0.0.1:4191/ready");
+    }
+
+    let authority = format!("{}:{SERVER_PORT}", topo.server_ip);
+    let url = format!("http://{authority}/hello.txt");
+    let out = topo.curl(&url);
+    assert!(out.status.success(), "curl {url}: {}", text(&out.stderr));
+    let response = text(&out.stdout);
+    let status = response.lines().next().unwrap_or_default();
+    assert!(
+        status.starts_with("HTTP/1.") && status.split(' ').nth(1) == Some("200"),
+        "{response}"
+    );
+    assert!(response.ends_with(&body), "{response}");
+
+    for (ns, direction) in [(&client, "outbound"), (&server, "inbound")] {
+        let out = topo.exec(
+            ns,
+            &[
+                "curl",
+                "-sf",
+                "--max-time",
+                "5",
+                "http://127.0.0.1:4191/metrics",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "metrics in {ns}: {}",
+            text(&out.stderr)
+        );
+        let metrics = text(&out.stdout);
+        // Exactly one request, labelled with the server's address as Linkerd labels it.
+        let counted = |name: &str, extra: &[&str]| {
+            metrics.lines().any(|line| {
+                line.starts_with(&format!("{name}{{"))
+                    && line.contains(&format!("direction=\"{direction}\""))
+                    && line.contains(&format!("authority=\"{authority}\""))
+                    && line.contains(&format!("target_addr=\"{authority}\""))
+                    && extra.iter().all(|label| line.contains(label))
+                    && line.ends_with(" 1")
+            })
+        };
+        assert!(
+            counted("request_total", &[]),
+            "the {direction} proxy's request_total does not show the request:\n{metrics}"
+        );
+        assert!(
+            counted(
+                "response_total",
+                &["status_code=\"200\"", "classification=\"success\""]
+            ),
+            "the {direction} proxy's response_total does not show the response:\n{metrics}"
+        );
+        // The proxy accepted the connection and opened its own to the server.
+        for peer in ["src", "dst"] {
+            let opened = metrics.lines().any(|line| {
+                line.starts_with("tcp_open_total{")
+                    && line.contains(&format!("direction=\"{direction}\""))
+                    && line.contains(&format!("peer=\"{peer}\""))
+                    && line.contains(&format!("target_addr=\"{authority}\""))
+                    && line.ends_with(" 1")
+            });
+            assert!(
+                opened,
+                "the {direction} proxy shows no {peer} connection:\n{metrics}"
+            );
+        }
+    }
+}
