@@ -126,7 +126,7 @@ pub fn start_haproxy(root: &Path, backend: &Backend, cpu: usize) -> Result<Targe
     let dir = subdir(root, "haproxy")?;
     let (h1, h2) = (procs::free_port()?, procs::free_port()?);
     let conf = format!(
-        "global\n  nbthread 1\n  maxconn 4000\n\
+        "global\n  nbthread 1\n  maxconn 1024\n\
          defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\
          \x20 timeout http-keep-alive 60s\n  http-reuse always\n\
          frontend h1\n  bind 127.0.0.1:{h1}\n  default_backend be_h1\n\
