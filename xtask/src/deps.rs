@@ -16,6 +16,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("iptables-legacy", "iptables"),
     ("ip", "iproute2"),
     ("setpriv", "util-linux"),
+    // mesh-proxy's server-speaks-first test: a real SMTP server.
+    ("aiosmtpd", "python3-aiosmtpd"),
 ];
 
 /// Python packages the checks need, as (the command it provides, the PyPI package).
