@@ -1,11 +1,62 @@
 //! Manual injection: the full proxy sidecar written into a pod spec, as `mesh inject --manual`, the
 //! injector webhook and `mesh install` (for the control plane's own pods) all do it.
 //!
-//! Work in progress: the sidecar is being built out; until then `inject_json` leaves the pod alone.
+//! [`sidecar`] works out what to add from the values and the pod's own `config.linkerd.io/*`
+//! annotations. [`inject_json`] applies it to a pod template as data; the text path
+//! (`mesh inject --manual`) applies the same [`Sidecar`] as line insertions, so that both give the
+//! same objects.
 
-use serde_json::Value;
+mod config;
+mod sidecar;
+
+use serde_json::{Map, Value};
+
+pub use config::{ProxyConfig, keys};
+pub use sidecar::Sidecar;
 
 use crate::values::Values;
+
+/// Names of what manual injection adds, so that uninject can find them.
+pub mod names {
+    pub const PROXY: &str = "linkerd-proxy";
+    pub const INIT: &str = "linkerd-init";
+    pub const ADMIN_PORT: &str = "linkerd-admin";
+    pub const XTABLES_VOLUME: &str = "linkerd-proxy-init-xtables-lock";
+    pub const IDENTITY_VOLUME: &str = "linkerd-identity-end-entity";
+    pub const TOKEN_VOLUME: &str = "linkerd-identity-token";
+    pub const IDENTITY_DIR: &str = "/var/run/linkerd/identity/end-entity";
+    pub const TOKEN_DIR: &str = "/var/run/secrets/tokens";
+    pub const CREATED_BY: &str = "linkerd.io/created-by";
+    pub const PROXY_VERSION: &str = "linkerd.io/proxy-version";
+    pub const TRUST_ROOT_SHA256: &str = "linkerd.io/trust-root-sha256";
+    pub const CONTROL_PLANE_NS: &str = "linkerd.io/control-plane-ns";
+    pub const WORKLOAD_NS: &str = "linkerd.io/workload-ns";
+
+    /// Containers manual injection adds.
+    pub const CONTAINERS: &[&str] = &[PROXY, INIT];
+    /// Volumes manual injection adds.
+    pub const VOLUMES: &[&str] = &[XTABLES_VOLUME, IDENTITY_VOLUME, TOKEN_VOLUME];
+    /// Annotations manual injection adds. `config.linkerd.io/*` settings are the user's and stay.
+    pub const ANNOTATIONS: &[&str] = &[CREATED_BY, PROXY_VERSION, TRUST_ROOT_SHA256];
+
+    /// Whether `label` is one manual injection adds.
+    pub fn is_injected_label(label: &str) -> bool {
+        label == CONTROL_PLANE_NS
+            || label == WORKLOAD_NS
+            || label.strip_prefix("linkerd.io/proxy-").is_some_and(|kind| {
+                matches!(
+                    kind,
+                    "deployment"
+                        | "statefulset"
+                        | "daemonset"
+                        | "replicaset"
+                        | "replicationcontroller"
+                        | "job"
+                        | "cronjob"
+                )
+            })
+    }
+}
 
 /// Everything manual injection needs besides the pod itself.
 #[derive(Debug, Clone)]
@@ -35,14 +86,143 @@ pub enum ManualError {
     /// A `config.linkerd.io/*` annotation on the pod has a value that cannot be used.
     #[error("annotation {annotation}: {reason}")]
     BadAnnotation { annotation: String, reason: String },
+    /// The pod turns off the service account token and token projection is off too, so the
+    /// proxy would have no way to prove its identity.
+    #[error(
+        "automountServiceAccountToken is false and identity.serviceAccountTokenProjection is off; the proxy could not obtain an identity"
+    )]
+    NoToken,
+}
+
+/// Works out what to add to a pod template given as JSON (`{metadata, spec}`).
+pub fn sidecar(
+    pod_template: &Value,
+    owner: Owner<'_>,
+    context: &Context<'_>,
+    ingress: bool,
+) -> Result<Sidecar, ManualError> {
+    let empty = Map::new();
+    let annotations = pod_template["metadata"]["annotations"]
+        .as_object()
+        .unwrap_or(&empty);
+    let mut config = ProxyConfig::resolve(context.values, context.cli_version, annotations)?;
+    config.ingress = ingress;
+    let spec = &pod_template["spec"];
+    if spec["automountServiceAccountToken"] == Value::Bool(false)
+        && !context.values.identity.service_account_token_projection
+    {
+        return Err(ManualError::NoToken);
+    }
+    Ok(sidecar::build(&config, spec, owner, context))
+}
+
+/// Whether a pod template (as JSON) already carries what manual injection adds.
+pub fn is_injected(pod_template: &Value) -> bool {
+    let spec = &pod_template["spec"];
+    ["containers", "initContainers"].iter().any(|list| {
+        spec[*list].as_array().into_iter().flatten().any(|c| {
+            c["name"]
+                .as_str()
+                .is_some_and(|n| names::CONTAINERS.contains(&n))
+        })
+    })
 }
 
 /// Adds the proxy sidecar, the init container, volumes, annotations and labels to a pod template
-/// (a JSON object with `metadata` and `spec`), in place.
+/// (a JSON object with `metadata` and `spec`), in place. A template that is injected already is
+/// uninjected first, so the result is the same either way.
 pub fn inject_json(
-    _pod_template: &mut Value,
-    _owner: Owner<'_>,
-    _context: &Context<'_>,
+    pod_template: &mut Value,
+    owner: Owner<'_>,
+    context: &Context<'_>,
 ) -> Result<(), ManualError> {
+    uninject_json(pod_template);
+    let sidecar = sidecar(pod_template, owner, context, false)?;
+    let Some(template) = pod_template.as_object_mut() else {
+        return Ok(());
+    };
+    let metadata = object_at(template, "metadata");
+    let annotations = object_at(metadata, "annotations");
+    for (k, v) in &sidecar.annotations {
+        annotations.insert(k.clone(), Value::String(v.clone()));
+    }
+    let labels = object_at(metadata, "labels");
+    for (k, v) in &sidecar.labels {
+        labels.insert(k.clone(), Value::String(v.clone()));
+    }
+    let spec = object_at(template, "spec");
+    prepend(spec, "initContainers", sidecar.init_containers);
+    prepend(spec, "containers", sidecar.containers);
+    if let Value::Array(volumes) = spec
+        .entry("volumes")
+        .or_insert_with(|| Value::Array(vec![]))
+    {
+        volumes.extend(sidecar.volumes);
+    }
     Ok(())
 }
+
+/// Removes everything manual injection adds from a pod template given as JSON.
+pub fn uninject_json(pod_template: &mut Value) {
+    let Some(template) = pod_template.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(metadata)) = template.get_mut("metadata") {
+        if let Some(Value::Object(annotations)) = metadata.get_mut("annotations") {
+            annotations.retain(|k, _| !names::ANNOTATIONS.contains(&k.as_str()));
+        }
+        if let Some(Value::Object(labels)) = metadata.get_mut("labels") {
+            labels.retain(|k, _| !names::is_injected_label(k));
+        }
+    }
+    if let Some(Value::Object(spec)) = template.get_mut("spec") {
+        for (list, doomed) in [
+            ("containers", names::CONTAINERS),
+            ("initContainers", names::CONTAINERS),
+            ("volumes", names::VOLUMES),
+        ] {
+            let emptied = match spec.get_mut(list) {
+                Some(Value::Array(items)) => {
+                    items.retain(|i| !i["name"].as_str().is_some_and(|n| doomed.contains(&n)));
+                    items.is_empty() && list != "containers"
+                }
+                _ => false,
+            };
+            if emptied {
+                spec.remove(list);
+            }
+        }
+    }
+}
+
+fn object_at<'m>(map: &'m mut Map<String, Value>, key: &str) -> &'m mut Map<String, Value> {
+    let slot = map
+        .entry(key.to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    match slot {
+        Value::Object(m) => m,
+        _ => unreachable_object(),
+    }
+}
+
+fn unreachable_object() -> ! {
+    panic!("a slot just set to an object is an object")
+}
+
+fn prepend(spec: &mut Map<String, Value>, key: &str, items: Vec<Value>) {
+    if items.is_empty() {
+        return;
+    }
+    if let Value::Array(existing) = spec
+        .entry(key.to_owned())
+        .or_insert_with(|| Value::Array(vec![]))
+    {
+        existing.splice(0..0, items);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -9,6 +9,10 @@ use std::ops::Range;
 use super::scalar;
 use super::tree::{Node, NodeKind};
 
+mod seq;
+
+pub use seq::{Position, named};
+
 /// Replace `range` of the input with `text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit {
@@ -43,6 +47,13 @@ pub enum EditError {
     /// A key that must hold a string holds a collection.
     #[error("line {line}:{col}: `{key}` must be a string")]
     NotAString {
+        key: String,
+        line: usize,
+        col: usize,
+    },
+    /// A key that must hold a sequence holds something else.
+    #[error("line {line}:{col}: `{key}` must be a list")]
+    NotASequence {
         key: String,
         line: usize,
         col: usize,
@@ -151,6 +162,8 @@ pub struct Editor<'t> {
     step: usize,
     /// The document's line ending, `\n` or `\r\n`, which new lines follow.
     newline: &'static str,
+    /// How far the dash of a block sequence item sits right of its key: 0 (`key:\n- a`) or more.
+    seq_offset: usize,
     edits: Vec<Edit>,
 }
 
@@ -166,6 +179,7 @@ impl<'t> Editor<'t> {
             json,
             step: detect_step(text, root).unwrap_or(2),
             newline: if crlf { "\r\n" } else { "\n" },
+            seq_offset: detect_seq_offset(text, root).unwrap_or(0),
             edits: Vec::new(),
         }
     }
@@ -496,6 +510,7 @@ impl<'t> Editor<'t> {
             ErrorKind::NotAMap => EditError::NotAMap { key, line, col },
             ErrorKind::NotAString => EditError::NotAString { key, line, col },
             ErrorKind::MergeKey => EditError::MergeKey { key, line, col },
+            ErrorKind::NotASequence => EditError::NotASequence { key, line, col },
         }
     }
 }
@@ -505,6 +520,7 @@ enum ErrorKind {
     NotAMap,
     NotAString,
     MergeKey,
+    NotASequence,
 }
 
 /// `path` then `values`, as nested mappings: nest(["a", "b"], [("k", "v")]) is {a: {b: {k: v}}}.
@@ -543,6 +559,31 @@ fn detect_step(text: &str, node: &Node<'_>) -> Option<usize> {
         }
         _ => None,
     })
+}
+
+/// How far right of its key a document puts the dashes of a block sequence.
+fn detect_seq_offset(text: &str, node: &Node<'_>) -> Option<usize> {
+    match &node.kind {
+        NodeKind::Map {
+            entries,
+            flow: false,
+        } => entries.iter().find_map(|(key, value)| match &value.kind {
+            NodeKind::Seq { items, flow: false } => {
+                let first = items.first()?;
+                let start = line_start(text, first.start);
+                let dash = text[start..first.start].rfind('-')? + start;
+                let key_col = key.start - line_start(text, key.start);
+                (line_start(text, dash) == start && dash >= start + key_col)
+                    .then(|| dash - start - key_col)
+                    .or_else(|| detect_seq_offset(text, value))
+            }
+            _ => detect_seq_offset(text, value),
+        }),
+        NodeKind::Seq { items, flow: false } => {
+            items.iter().find_map(|i| detect_seq_offset(text, i))
+        }
+        _ => None,
+    }
 }
 
 /// The byte offset of the start of the line holding `offset`.

@@ -205,3 +205,100 @@ fn follows_crlf_line_endings() {
         "metadata:\r\n  name: x\r\n  annotations:\r\n    linkerd.io/inject: enabled\r\n",
     );
 }
+
+fn items_edit(text: &str, f: impl FnOnce(&mut Editor<'_>, &Node<'_>)) -> String {
+    let root = parse_chunk(text, 0, 1).unwrap().remove(0).unwrap();
+    let mut editor = Editor::new(text, &root, root.is_flow());
+    f(&mut editor, &root);
+    let edits = editor.into_edits();
+    apply(text, &edits).collect()
+}
+
+fn sidecar() -> serde_json::Value {
+    serde_json::json!({"name": "side", "args": ["a", "b"], "env": [{"name": "X", "value": "yes"}]})
+}
+
+#[test]
+fn prepends_and_appends_block_items_in_the_documents_style() {
+    let text = "spec:\n  containers:\n  - name: app\n    image: x\n  volumes:\n    -   name: v\n        emptyDir: {}\n";
+    let out = items_edit(text, |e, root| {
+        e.insert_items(root, &["spec"], "containers", Position::Start, &[sidecar()])
+            .unwrap();
+        e.insert_items(
+            root,
+            &["spec"],
+            "volumes",
+            Position::End,
+            &[serde_json::json!({"name": "w", "emptyDir": {}})],
+        )
+        .unwrap();
+    });
+    assert_eq!(
+        out,
+        "spec:\n  containers:\n  - name: side\n    args:\n    - a\n    - b\n    env:\n    - name: X\n      value: \"yes\"\n  - name: app\n    image: x\n  volumes:\n    -   name: v\n        emptyDir: {}\n    -   name: w\n        emptyDir: {}\n"
+    );
+    let back = items_edit(&out, |e, root| {
+        assert!(e.remove_items(root, &["spec"], "containers", |n| named(n, &["side"])));
+        assert!(e.remove_items(root, &["spec"], "volumes", |n| named(n, &["w"])));
+    });
+    assert_eq!(back, text);
+}
+
+#[test]
+fn creates_a_missing_sequence_and_removes_it_when_emptied() {
+    let text = "spec:\n  containers:\n    - name: app\n";
+    let out = items_edit(text, |e, root| {
+        e.insert_items(
+            root,
+            &["spec"],
+            "initContainers",
+            Position::Start,
+            &[serde_json::json!({"name": "init"})],
+        )
+        .unwrap();
+    });
+    assert_eq!(
+        out,
+        "spec:\n  containers:\n    - name: app\n  initContainers:\n    - name: init\n"
+    );
+    let back = items_edit(&out, |e, root| {
+        assert!(e.remove_items(root, &["spec"], "initContainers", |n| named(n, &["init"])));
+    });
+    assert_eq!(back, text);
+}
+
+#[test]
+fn flow_and_json_sequences_get_json_items() {
+    let text = "{\"spec\": {\"containers\": [{\"name\": \"app\"}]}}";
+    let out = items_edit(text, |e, root| {
+        e.insert_items(
+            root,
+            &["spec"],
+            "containers",
+            Position::Start,
+            &[serde_json::json!({"name": "side"})],
+        )
+        .unwrap();
+        e.insert_items(
+            root,
+            &["spec"],
+            "volumes",
+            Position::End,
+            &[serde_json::json!({"name": "v"})],
+        )
+        .unwrap();
+    });
+    assert_eq!(
+        out,
+        "{\"spec\": {\"containers\": [{\"name\":\"side\"}, {\"name\": \"app\"}], \"volumes\": [{\"name\":\"v\"}]}}"
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(parsed["spec"]["containers"][0]["name"], "side");
+    let back = items_edit(&out, |e, root| {
+        e.remove_items(root, &["spec"], "containers", |n| named(n, &["side"]));
+    });
+    assert_eq!(
+        back,
+        "{\"spec\": {\"containers\": [{\"name\": \"app\"}], \"volumes\": [{\"name\":\"v\"}]}}"
+    );
+}
