@@ -410,3 +410,15 @@ fn linkerd_init_args(text: &str) -> Vec<Vec<String>> {
     }
     found
 }
+
+#[test]
+fn dry_run_lines_quote_what_a_shell_would_split() {
+    use super::iptables::shell_quote;
+    assert_eq!(
+        shell_quote("proxy-init/ignore-port-22,8000:8100"),
+        "proxy-init/ignore-port-22,8000:8100"
+    );
+    assert_eq!(shell_quote("a b"), "'a b'");
+    assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    assert_eq!(shell_quote(""), "''");
+}
