@@ -1,6 +1,7 @@
 //! The `mesh` command tree. One module per subcommand; each has an `Args` struct (clap, no I/O) and a
 //! `run` function.
 
+mod check;
 mod completion;
 mod generate;
 mod inject;
@@ -52,6 +53,7 @@ pub struct GlobalArgs {
 pub enum Command {
     Inject(Box<inject::Args>),
     Uninject(uninject::Args),
+    Check(check::Args),
     Version(version::Args),
     Completion(completion::Args),
     #[command(hide = true)]
@@ -63,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inject(args) => inject::run(*args),
         Command::Uninject(args) => uninject::run(args),
+        Command::Check(args) => check::run(args, &cli.global),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
         Command::Generate(args) => generate::run(args),

@@ -1,0 +1,248 @@
+//! `--proxy`: every pod in scope that should be meshed has a proxy, and every proxy is ready and
+//! current. These run whether or not the control plane checks passed: they are independent facts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+
+use super::gather::DataPlane;
+use super::names::PROXY_CONTAINER;
+use super::pods;
+use super::report::Check;
+
+/// How many pods a message lists before it summarises the rest.
+const LISTED: usize = 10;
+
+pub fn checks(
+    dp: &DataPlane,
+    control_plane_version: Option<&str>,
+    cli_version: &str,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    if let Some((ns, found)) = &dp.namespace {
+        let description = "data plane namespace exists";
+        let check = match found {
+            Ok(Some(_)) => Check::pass(description),
+            Ok(None) => Check::fail(
+                description,
+                format!("The \"{ns}\" namespace does not exist"),
+                "name an existing namespace with -n, or leave -n out to check every namespace",
+            ),
+            Err(e) => Check::fail(
+                description,
+                format!("cannot read namespace {ns}: {e}"),
+                "check the API server's health",
+            ),
+        };
+        let missing = check.outcome != super::report::Outcome::Success;
+        checks.push(check);
+        if missing {
+            return checks;
+        }
+    }
+    let pods = match &dp.pods {
+        Ok(pods) => pods,
+        Err(e) => {
+            checks.push(Check::fail(
+                "data plane proxies are ready",
+                format!("cannot list pods: {e}"),
+                "check that you may list pods",
+            ));
+            return checks;
+        }
+    };
+    let namespaces: HashMap<&str, &Namespace> = dp
+        .namespaces
+        .iter()
+        .flatten()
+        .filter_map(|ns| Some((ns.metadata.name.as_deref()?, ns)))
+        .collect();
+
+    let mut finished = 0usize;
+    let mut uninjected: Vec<(&Pod, &str)> = Vec::new();
+    let mut meshed: Vec<&Pod> = Vec::new();
+    for pod in pods {
+        if pods::finished(pod) {
+            finished += 1;
+            continue;
+        }
+        if pods::proxy(pod).is_some() {
+            meshed.push(pod);
+        } else {
+            let ns = namespaces
+                .get(pod.metadata.namespace.as_deref().unwrap_or(""))
+                .copied();
+            if let Some(reason) = pods::injection_reason(pod, ns) {
+                uninjected.push((pod, reason));
+            }
+        }
+    }
+
+    checks.push(injected(&uninjected, pods.len(), finished));
+    checks.push(ready(
+        &meshed,
+        finished,
+        dp.namespace.as_ref().map(|(ns, _)| ns.as_str()),
+    ));
+    if let Some(cp) = control_plane_version {
+        checks.push(versions(
+            &meshed,
+            "data plane is up-to-date",
+            |v| pods::older(v, cp) == Some(true),
+            &format!("the control plane runs {cp}"),
+        ));
+    }
+    checks.push(versions(
+        &meshed,
+        "data plane and cli versions match",
+        |v| !pods::same_version(v, cli_version),
+        &format!("this CLI is {cli_version}"),
+    ));
+    checks
+}
+
+fn listing<T>(items: &[T], line: impl Fn(&T) -> String) -> String {
+    let mut out: Vec<String> = items
+        .iter()
+        .take(LISTED)
+        .map(|i| format!("    {}", line(i)))
+        .collect();
+    if items.len() > LISTED {
+        out.push(format!("    ...and {} more", items.len() - LISTED));
+    }
+    out.join("\n")
+}
+
+fn injected(uninjected: &[(&Pod, &str)], total: usize, finished: usize) -> Check {
+    let description = "data plane pods are injected";
+    if uninjected.is_empty() {
+        return Check::pass(description).detail(format!(
+            "{total} pods looked at, {finished} of them finished and skipped"
+        ));
+    }
+    let error = format!(
+        "{} should be meshed but {} no {PROXY_CONTAINER} container:\n{}",
+        plural(uninjected.len(), "pod", "pods"),
+        if uninjected.len() == 1 { "has" } else { "have" },
+        listing(uninjected, |(pod, reason)| format!(
+            "{} ({reason})",
+            pods::id(pod)
+        ))
+    );
+    // Workloads to restart, per namespace; pods nothing restarts must be recreated by hand.
+    let mut restarts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut by_hand: Vec<String> = Vec::new();
+    for (pod, _) in uninjected {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        match pods::workload(pod) {
+            Some(workload) => {
+                restarts.entry(ns).or_default().insert(workload);
+            }
+            None => by_hand.push(pods::id(pod)),
+        }
+    }
+    let mut hint = vec![
+        "these pods started before injection was enabled; the proxy injector only sees new pods"
+            .to_string(),
+    ];
+    for (ns, workloads) in &restarts {
+        let list: Vec<&str> = workloads.iter().map(String::as_str).collect();
+        hint.push(format!(
+            "kubectl rollout restart -n {ns} {}",
+            list.join(" ")
+        ));
+    }
+    if !by_hand.is_empty() {
+        hint.push(format!("delete and recreate: {}", by_hand.join(" ")));
+    }
+    Check::fail(description, error, hint.join("\n"))
+}
+
+fn ready(meshed: &[&Pod], finished: usize, namespace: Option<&str>) -> Check {
+    let description = "data plane proxies are ready";
+    if meshed.is_empty()
+        && let Some(ns) = namespace
+    {
+        return Check::fail(
+            description,
+            format!("no pod in namespace {ns} has a {PROXY_CONTAINER} container"),
+            format!(
+                "mesh the namespace's workloads, e.g. kubectl get deploy -n {ns} -o yaml | mesh inject - | kubectl apply -f -"
+            ),
+        );
+    }
+    let not_ready: Vec<&&Pod> = meshed.iter().filter(|p| !pods::proxy_ready(p)).collect();
+    if not_ready.is_empty() {
+        return Check::pass(description).detail(format!(
+            "{} meshed pods ready, {finished} finished pods skipped",
+            meshed.len()
+        ));
+    }
+    let first = not_ready[0];
+    let error = format!(
+        "{} not ready:\n{}",
+        plural(not_ready.len(), "proxy is", "proxies are"),
+        listing(&not_ready, |pod| {
+            let phase = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .unwrap_or("Unknown");
+            format!("{} ({phase})", pods::id(pod))
+        })
+    );
+    let hint = format!(
+        "see why with: kubectl logs -n {} {} -c {PROXY_CONTAINER}",
+        first.metadata.namespace.as_deref().unwrap_or(""),
+        first.metadata.name.as_deref().unwrap_or("")
+    );
+    Check::fail(description, error, hint).retryable()
+}
+
+fn versions(
+    meshed: &[&Pod],
+    description: &str,
+    stale: impl Fn(&str) -> bool,
+    reference: &str,
+) -> Check {
+    let off: Vec<(&&Pod, String)> = meshed
+        .iter()
+        .filter_map(|p| pods::proxy_version(p).filter(|v| stale(v)).map(|v| (p, v)))
+        .collect();
+    if off.is_empty() {
+        return Check::pass(description);
+    }
+    let error = format!(
+        "{} {reference}:\n{}",
+        plural(
+            off.len(),
+            "proxy runs another version;",
+            "proxies run other versions;"
+        ),
+        listing(&off, |(pod, v)| format!("{} runs {v}", pods::id(pod)))
+    );
+    let mut restarts: BTreeSet<String> = BTreeSet::new();
+    for (pod, _) in &off {
+        if let Some(w) = pods::workload(pod) {
+            restarts.insert(format!(
+                "-n {} {w}",
+                pod.metadata.namespace.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    let hint = match restarts.first() {
+        Some(example) => format!(
+            "restart the workloads to pick up the current proxy, e.g. kubectl rollout restart {example}"
+        ),
+        None => "recreate the pods to pick up the current proxy".to_string(),
+    };
+    Check::warn(description, error, hint)
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}

@@ -1,0 +1,222 @@
+//! `mesh check`: the truth about the cluster, the control plane and every proxy.
+//!
+//! One concurrent round of API reads fills a [`gather::Snapshot`]; the checks judge it without
+//! further I/O, so they are plain functions of the cluster's state. `--wait` repeats the round
+//! while every failure is of the kind time can fix.
+
+mod cluster;
+mod control_plane;
+mod data_plane;
+mod gather;
+mod identity;
+mod names;
+mod pods;
+mod report;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+
+use super::GlobalArgs;
+use report::{Format, Report};
+
+/// Check that the cluster, the control plane and the proxies are healthy
+///
+/// Runs Linkerd's checks: the Kubernetes API and version, the control plane's namespace,
+/// configuration, certificates, webhook and pods, and with --proxy every data plane pod. Data
+/// plane checks run even when control plane checks fail. Exits 0 when nothing failed (warnings
+/// allowed), 1 when a check failed, 2 when the cluster cannot be reached.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Check whether mesh can be installed, instead of checking an installed control plane
+    #[arg(long)]
+    pre: bool,
+    /// Also check the data plane: every pod's proxy
+    #[arg(long)]
+    proxy: bool,
+    /// With --proxy, only check pods in this namespace (default: every namespace)
+    #[arg(short, long, value_name = "NS")]
+    namespace: Option<String>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// Retry checks that time can fix (pods becoming ready) for up to this long, e.g. 30s, 5m
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    wait: Duration,
+    /// Timeout of each Kubernetes API request
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    api_timeout: Duration,
+    /// Print details of passing checks too
+    #[arg(long)]
+    verbose: bool,
+}
+
+pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (report, unreachable) = runtime.block_on(check(&args, global))?;
+    crate::output::stdout(|out| report::render(&report, args.output, args.verbose, out))?;
+    if let Some(why) = unreachable {
+        bail!(why);
+    }
+    Ok(if report.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Runs the checks, again and again under `--wait`. Returns the report, and the error when the API
+/// could not be reached.
+async fn check(args: &Args, global: &GlobalArgs) -> anyhow::Result<(Report, Option<String>)> {
+    let (client, server) = gather::client(global, args.api_timeout).await?;
+    let scope = gather::Scope {
+        control_plane_namespace: global.control_plane_namespace.clone(),
+        pre: args.pre,
+        proxy: args.proxy,
+        namespace: args.namespace.clone(),
+    };
+    let deadline = Instant::now() + args.wait;
+    let spinner = Spinner::new(args.output == Format::Table && std::io::stderr().is_terminal());
+    loop {
+        let (report, unreachable) = match gather::snapshot(&client, &scope).await {
+            Ok(snapshot) => (evaluate(&snapshot, &scope, &server, unix_now()), None),
+            Err(e) => {
+                let why = gather::describe(e);
+                (
+                    unreachable_report(&server, &why),
+                    Some(format!(
+                        "cannot reach the Kubernetes API at {server}: {why}"
+                    )),
+                )
+            }
+        };
+        let retry = unreachable.is_none() && report.worth_retrying() && Instant::now() < deadline;
+        if !retry {
+            spinner.finish();
+            return Ok((report, unreachable));
+        }
+        if let Some(failure) = report.first_failure() {
+            spinner.show(&failure.description);
+        }
+        let pause = RETRY_EVERY.min(deadline.saturating_duration_since(Instant::now()));
+        tokio::time::sleep(pause).await;
+    }
+}
+
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Judges a snapshot. Pure: everything it needs is passed in.
+fn evaluate(snapshot: &gather::Snapshot, scope: &gather::Scope, server: &str, now: i64) -> Report {
+    let cli_version = crate::cmd::version::VERSION;
+    let ns = &scope.control_plane_namespace;
+    let mut report = Report::default();
+    report.push("kubernetes-api", cluster::api(server));
+    report.push(
+        "kubernetes-version",
+        cluster::version(snapshot.server_version.as_ref()),
+    );
+    if let Some(pre) = &snapshot.pre {
+        report.push("pre-kubernetes-setup", cluster::pre_install(pre, ns, now));
+    }
+    let mut control_plane_version = None;
+    if let Some(cp) = &snapshot.control_plane {
+        control_plane_version = control_plane::checks(cp, ns, cli_version, now, &mut report);
+    }
+    if let Some(dp) = &snapshot.data_plane {
+        report.push(
+            "linkerd-data-plane",
+            data_plane::checks(dp, control_plane_version.as_deref(), cli_version),
+        );
+    }
+    report
+}
+
+fn unreachable_report(server: &str, why: &str) -> Report {
+    let mut report = Report::default();
+    report.push(
+        "kubernetes-api",
+        vec![
+            report::Check::pass("can initialize the client"),
+            report::Check::fail(
+                "can query the Kubernetes API",
+                format!("cannot reach {server}: {why}"),
+                "check that the cluster is up and that --kubeconfig/--context point at it",
+            ),
+        ],
+    );
+    report
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A spinner on stderr while `--wait` waits, when stderr is a terminal.
+struct Spinner(Option<indicatif::ProgressBar>);
+
+impl Spinner {
+    fn new(on: bool) -> Spinner {
+        Spinner(on.then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        }))
+    }
+
+    fn show(&self, waiting_for: &str) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(format!("waiting for check: {waiting_for}"));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Go-style durations: `300ms`, `30s`, `5m`, `1h30m`, `0`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {text:?}: expected e.g. 30s, 5m or 1h30m");
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ms" => number / 1000.0,
+            "s" => number,
+            "m" => number * 60.0,
+            "h" => number * 3600.0,
+            _ => return Err(bad()),
+        };
+        total += Duration::from_secs_f64(seconds);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,395 @@
+//! `mesh check` against the fake API server: healthy and broken clusters, every data plane
+//! failure, certificates, pagination, waiting, and the exit codes.
+//!
+//! Goldens live in testdata/check/; `UPDATE_GOLDENS=1 cargo test -p mesh-cli --test check`
+//! rewrites them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mesh_testkube::FakeKube;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const DAY: i64 = 24 * 3600;
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/check")
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs() as i64
+}
+
+/// A certificate and its key, PEM.
+struct Pem {
+    cert: String,
+    key: String,
+}
+
+/// The identity and webhook certificates a control plane carries.
+struct Pki {
+    anchors: String,
+    issuer: Pem,
+    webhook_ca: String,
+    webhook: Pem,
+}
+
+/// Validity periods, as (not before, not after) in Unix seconds.
+struct Validity {
+    anchor: (i64, i64),
+    issuer: (i64, i64),
+}
+
+/// 2025-01-01 to 2045-01-01: fixed, so messages that name dates stay the same.
+const LONG: (i64, i64) = (1_735_689_600, 2_366_841_600);
+
+fn params(cn: &str, sans: Vec<String>, (from, until): (i64, i64), ca: bool) -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::new(sans).expect("certificate params");
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    params.not_before = epoch + Duration::from_secs(from as u64);
+    params.not_after = epoch + Duration::from_secs(until as u64);
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
+    params
+}
+
+/// Generates the certificates; `chained: false` signs the issuer with a stranger's key.
+fn make_pki(validity: &Validity, chained: bool) -> Pki {
+    let anchor_key = rcgen::KeyPair::generate().expect("key");
+    let anchor_params = params("root.linkerd.cluster.local", vec![], validity.anchor, true);
+    let anchor = anchor_params.self_signed(&anchor_key).expect("anchor");
+    let signer = if chained {
+        rcgen::Issuer::new(anchor_params, anchor_key)
+    } else {
+        let stranger = params("root.linkerd.cluster.local", vec![], validity.anchor, true);
+        rcgen::Issuer::new(stranger, rcgen::KeyPair::generate().expect("key"))
+    };
+    let issuer_key = rcgen::KeyPair::generate().expect("key");
+    let issuer = params("identity.linkerd.cluster.local", vec![], validity.issuer, true)
+        .signed_by(&issuer_key, &signer)
+        .expect("issuer");
+
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let ca_params = params("webhook.linkerd.cluster.local", vec![], LONG, true);
+    let ca = ca_params.self_signed(&ca_key).expect("webhook ca");
+    let ca_issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let webhook_key = rcgen::KeyPair::generate().expect("key");
+    let sans = vec!["linkerd-proxy-injector.linkerd.svc".to_string()];
+    let webhook = params("linkerd-proxy-injector.linkerd.svc", sans, LONG, false)
+        .signed_by(&webhook_key, &ca_issuer)
+        .expect("webhook cert");
+    Pki {
+        anchors: anchor.pem(),
+        issuer: Pem { cert: issuer.pem(), key: issuer_key.serialize_pem() },
+        webhook_ca: ca.pem(),
+        webhook: Pem { cert: webhook.pem(), key: webhook_key.serialize_pem() },
+    }
+}
+
+fn base64(data: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
+/// A fixture file with its placeholders filled in.
+fn fixture(name: &str, pki: &Pki) -> String {
+    let text = std::fs::read_to_string(testdata().join(name)).expect("fixture");
+    text.replace("{{version}}", VERSION)
+        .replace("{{anchors}}", &serde_json::to_string(&pki.anchors).expect("json"))
+        .replace("{{issuer_crt}}", &base64(pki.issuer.cert.as_bytes()))
+        .replace("{{issuer_key}}", &base64(pki.issuer.key.as_bytes()))
+        .replace("{{webhook_crt}}", &base64(pki.webhook.cert.as_bytes()))
+        .replace("{{webhook_key}}", &base64(pki.webhook.key.as_bytes()))
+        .replace("{{webhook_ca}}", &base64(pki.webhook_ca.as_bytes()))
+}
+
+fn healthy_pki() -> Pki {
+    make_pki(&Validity { anchor: LONG, issuer: LONG }, true)
+}
+
+/// A cluster from fixture files, with the kubelet running its workloads.
+fn cluster(files: &[&str], pki: &Pki) -> FakeKube {
+    let mut builder = FakeKube::builder().kubelet(true);
+    for file in files {
+        builder = builder.fixture_yaml(fixture(file, pki));
+    }
+    builder.start().expect("fake API server")
+}
+
+/// Runs `mesh` against `server` with a private kubeconfig.
+fn mesh(server: &FakeKube, args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = server.write_kubeconfig(dir.path()).expect("kubeconfig");
+    run_mesh(&kubeconfig, args)
+}
+
+fn run_mesh(kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("mesh runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Compares `actual` with testdata/check/`name`, or rewrites it under UPDATE_GOLDENS=1.
+fn golden(name: &str, actual: &str) {
+    // The CLI's version changes with every release; the goldens name it as a placeholder.
+    let actual = &actual.replace(VERSION, "{{version}}");
+    let path = testdata().join(name);
+    if std::env::var_os("UPDATE_GOLDENS").is_some() {
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing golden {}; run with UPDATE_GOLDENS=1", path.display()));
+    if expected != actual {
+        let diff = similar::TextDiff::from_lines(&expected, actual);
+        panic!(
+            "{} differs from the output (- golden, + actual):\n{}",
+            path.display(),
+            diff.unified_diff().context_radius(3)
+        );
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exit code")
+}
+
+#[test]
+fn a_healthy_cluster_passes() {
+    let pki = healthy_pki();
+    let server = cluster(&["control-plane.yaml", "data-plane.yaml"], &pki);
+    for (format, file) in [("table", "healthy.golden.txt"), ("json", "healthy.golden.json"), ("short", "healthy.golden.short")] {
+        let out = mesh(&server, &["check", "--proxy", "--wait=0s", "-o", format]);
+        assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+        golden(file, &stdout(&out));
+    }
+    let verbose = mesh(&server, &["check", "--proxy", "--wait=0s", "--verbose"]);
+    let text = stdout(&verbose);
+    assert!(text.contains("    7 meshed pods ready, 1 finished pods skipped\n"), "{text}");
+    assert!(text.contains(&format!("    control plane version {VERSION}\n")), "{text}");
+}
+
+#[test]
+fn data_plane_checks_run_without_a_control_plane() {
+    let pki = healthy_pki();
+    let server = cluster(&["data-plane.yaml"], &pki);
+    let out = mesh(&server, &["check", "--proxy", "--wait=0s"]);
+    assert_eq!(code(&out), 1);
+    golden("no-control-plane.golden.txt", &stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("× control plane namespace exists"));
+    assert!(text.contains("√ data plane proxies are ready"));
+}
+
+#[test]
+fn data_plane_failures_are_named() {
+    let pki = healthy_pki();
+    let server = cluster(&["control-plane.yaml", "data-plane-problems.yaml"], &pki);
+    let out = mesh(&server, &["check", "--proxy", "--wait=0s"]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    golden("data-plane-problems.golden.txt", &text);
+    for expected in [
+        "    emojivoto/web-5f86686c4d-x7kqp (linkerd.io/inject on the namespace)",
+        "    tools/debug (linkerd.io/inject on the pod)",
+        "    kubectl rollout restart -n emojivoto deployment/web",
+        "    delete and recreate: tools/debug",
+        "    emojivoto/vote-bot-0 (Running)",
+        "    emojivoto/emoji-7d4b9c8f5-2xq9z runs 0.0.1",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    for skipped in ["migrate-8sl2d", "crashed", "tools/plain"] {
+        assert!(!text.contains(skipped), "{skipped} should be skipped:\n{text}");
+    }
+    let json = mesh(&server, &["check", "--proxy", "--wait=0s", "-o", "json"]);
+    assert_eq!(code(&json), 1);
+    golden("data-plane-problems.golden.json", &stdout(&json));
+    let short = mesh(&server, &["check", "--proxy", "--wait=0s", "-o", "short"]);
+    golden("data-plane-problems.golden.short", &stdout(&short));
+
+    let one = mesh(&server, &["check", "--proxy", "--wait=0s", "-n", "tools", "-o", "short"]);
+    let text = stdout(&one);
+    assert!(text.contains("tools/debug") && !text.contains("emojivoto/"), "{text}");
+    let missing = mesh(&server, &["check", "--proxy", "--wait=0s", "-n", "nope", "-o", "short"]);
+    assert!(stdout(&missing).contains("× data plane namespace exists\n    The \"nope\" namespace does not exist"));
+}
+
+#[test]
+fn certificates_are_checked() {
+    let t = now();
+    // Anchors expiring in 30 days, an issuer that expired yesterday.
+    let pki = make_pki(&Validity { anchor: (t - 400 * DAY, t + 30 * DAY), issuer: (t - 10 * DAY, t - DAY) }, true);
+    let server = cluster(&["control-plane.yaml"], &pki);
+    let out = mesh(&server, &["check", "--wait=0s"]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    assert!(text.contains("‼ trust anchors are valid for at least 60 days\n    Anchors expiring soon:\n    * CN=root.linkerd.cluster.local will expire on "), "{text}");
+    assert!(text.contains("× issuer cert is within its validity period\n    issuer certificate CN=identity.linkerd.cluster.local not valid anymore. Expired on "), "{text}");
+    assert!(text.contains("√ issuer cert is issued by the trust anchor"), "{text}");
+
+    // An issuer expiring soon is a warning only; one signed by another key is an error.
+    let pki_soon = make_pki(&Validity { anchor: LONG, issuer: (t - DAY, t + 20 * DAY) }, true);
+    let out = mesh(&cluster(&["control-plane.yaml"], &pki_soon), &["check", "--wait=0s", "-o", "short"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(stdout(&out).contains("‼ issuer cert is valid for at least 60 days"));
+    let stranger = make_pki(&Validity { anchor: LONG, issuer: LONG }, false);
+    let out = mesh(&cluster(&["control-plane.yaml"], &stranger), &["check", "--wait=0s", "-o", "short"]);
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).contains("× issuer cert is issued by the trust anchor\n    CN=identity.linkerd.cluster.local is not signed by any of the trust anchors"));
+}
+
+fn meshed_pods(namespaces: usize, per_namespace: usize) -> String {
+    let mut out = String::new();
+    for n in 0..namespaces {
+        out.push_str(&format!("---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: app-{n}\n  annotations: {{linkerd.io/inject: enabled}}\n"));
+        for p in 0..per_namespace {
+            out.push_str(&format!(
+                "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: pod-{p}\n  namespace: app-{n}\n  annotations: {{linkerd.io/proxy-version: \"{VERSION}\"}}\n\
+                 spec:\n  initContainers: [{{name: linkerd-proxy, image: proxy, restartPolicy: Always}}]\n  containers: [{{name: app, image: app}}]\n\
+                 status:\n  phase: Running\n  conditions: [{{type: Ready, status: \"True\"}}]\n  \
+                 initContainerStatuses: [{{name: linkerd-proxy, ready: true, restartCount: 0, image: proxy, imageID: \"\"}}]\n"
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn pods_are_listed_in_pages() {
+    let pki = healthy_pki();
+    let server = FakeKube::builder()
+        .kubelet(true)
+        .fixture_yaml(fixture("control-plane.yaml", &pki))
+        .fixture_yaml(meshed_pods(3, 400))
+        .start()
+        .expect("fake API server");
+    server.clear_requests();
+    let out = mesh(&server, &["check", "--proxy", "--wait=0s", "--verbose"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(stdout(&out).contains("    1203 meshed pods ready"), "{}", stdout(&out));
+    let pages: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET /api/v1/pods?"))
+        .collect();
+    assert_eq!(pages.len(), 3, "1203 pods (3 of them the control plane's) in pages of 500: {pages:?}");
+    assert!(pages.iter().all(|p| p.contains("limit=500")));
+    assert!(pages[1].contains("continue=") && pages[2].contains("continue="));
+}
+
+#[test]
+fn wait_retries_until_proxies_are_ready() {
+    let pki = healthy_pki();
+    let server = cluster(&["control-plane.yaml", "data-plane-problems.yaml"], &pki);
+    for doomed in [("emojivoto", "web-5f86686c4d-x7kqp"), ("tools", "debug")] {
+        server.delete("Pod", doomed.0, doomed.1).expect("delete");
+    }
+    // Only the unready proxy is left, which time can fix.
+    let failing = mesh(&server, &["check", "--proxy", "--wait=0s", "-o", "short"]);
+    assert_eq!(code(&failing), 1);
+    assert!(stdout(&failing).contains("× data plane proxies are ready"));
+
+    std::thread::scope(|s| {
+        let handle = s.spawn(|| mesh(&server, &["check", "--proxy", "--wait=30s", "-o", "short"]));
+        std::thread::sleep(Duration::from_millis(1500));
+        server.set_pod_ready("emojivoto", "vote-bot-0", true).expect("ready");
+        let out = handle.join().expect("check thread");
+        assert_eq!(code(&out), 0, "{}", stdout(&out));
+    });
+}
+
+#[test]
+fn pre_install_checks() {
+    let server = FakeKube::builder().kubelet(true).start().expect("fake API server");
+    let out = mesh(&server, &["check", "--pre"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    golden("pre.golden.txt", &stdout(&out));
+
+    server.deny_access("create", "apiextensions.k8s.io", "customresourcedefinitions");
+    server.apply_yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: linkerd}\n").expect("namespace");
+    let out = mesh(&server, &["check", "--pre", "-o", "short"]);
+    assert_eq!(code(&out), 1);
+    golden("pre-denied.golden.short", &stdout(&out));
+}
+
+#[test]
+fn old_kubernetes_fails() {
+    let server = FakeKube::builder().version(1, 27).start().expect("fake API server");
+    let out = mesh(&server, &["check", "--pre", "-o", "short"]);
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).starts_with(
+        "kubernetes-version\n------------------\n× is running the minimum Kubernetes API version\n    \
+         Kubernetes is on version [v1.27.0], but version [1.29.0] or more recent is required\n"
+    ));
+}
+
+#[test]
+fn an_unreachable_api_exits_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{port}\"}}\n\
+             contexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    let out = run_mesh(&kubeconfig, &["check", "--wait=0s"]);
+    assert_eq!(code(&out), 2);
+    assert!(stdout(&out).contains("× can query the Kubernetes API"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).starts_with(&format!("Error: cannot reach the Kubernetes API at http://127.0.0.1:{port}: ")),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run_mesh(&dir.path().join("missing"), &["check"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).starts_with("Error: cannot read kubeconfig "), "{}", stderr(&out));
+}
+
+#[test]
+fn a_failing_api_is_reported_per_check() {
+    let pki = healthy_pki();
+    let server = cluster(&["control-plane.yaml", "data-plane.yaml"], &pki);
+    server.fail_requests("/api/v1/pods");
+    let out = mesh(&server, &["check", "--proxy", "--wait=0s", "-o", "short"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stdout(&out).contains("× data plane proxies are ready\n    cannot list pods: injected fault: 500\n"),
+        "{}",
+        stdout(&out)
+    );
+    server.clear_faults();
+    server.inject_fault("/api/v1/pods", mesh_testkube::Fault::Hang);
+    let out = mesh(&server, &["check", "--proxy", "--wait=0s", "--api-timeout=1s", "-o", "short"]);
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).contains("× data plane proxies are ready\n    cannot list pods: "), "{}", stdout(&out));
+}
