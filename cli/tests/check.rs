@@ -18,7 +18,10 @@ fn testdata() -> PathBuf {
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
 }
 
 /// A certificate and its key, PEM.
@@ -44,9 +47,16 @@ struct Validity {
 /// 2025-01-01 to 2045-01-01: fixed, so messages that name dates stay the same.
 const LONG: (i64, i64) = (1_735_689_600, 2_366_841_600);
 
-fn params(cn: &str, sans: Vec<String>, (from, until): (i64, i64), ca: bool) -> rcgen::CertificateParams {
+fn params(
+    cn: &str,
+    sans: Vec<String>,
+    (from, until): (i64, i64),
+    ca: bool,
+) -> rcgen::CertificateParams {
     let mut params = rcgen::CertificateParams::new(sans).expect("certificate params");
-    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
     let epoch = rcgen::date_time_ymd(1970, 1, 1);
     params.not_before = epoch + Duration::from_secs(from as u64);
     params.not_after = epoch + Duration::from_secs(until as u64);
@@ -68,9 +78,14 @@ fn make_pki(validity: &Validity, chained: bool) -> Pki {
         rcgen::Issuer::new(stranger, rcgen::KeyPair::generate().expect("key"))
     };
     let issuer_key = rcgen::KeyPair::generate().expect("key");
-    let issuer = params("identity.linkerd.cluster.local", vec![], validity.issuer, true)
-        .signed_by(&issuer_key, &signer)
-        .expect("issuer");
+    let issuer = params(
+        "identity.linkerd.cluster.local",
+        vec![],
+        validity.issuer,
+        true,
+    )
+    .signed_by(&issuer_key, &signer)
+    .expect("issuer");
 
     let ca_key = rcgen::KeyPair::generate().expect("key");
     let ca_params = params("webhook.linkerd.cluster.local", vec![], LONG, true);
@@ -83,9 +98,15 @@ fn make_pki(validity: &Validity, chained: bool) -> Pki {
         .expect("webhook cert");
     Pki {
         anchors: anchor.pem(),
-        issuer: Pem { cert: issuer.pem(), key: issuer_key.serialize_pem() },
+        issuer: Pem {
+            cert: issuer.pem(),
+            key: issuer_key.serialize_pem(),
+        },
         webhook_ca: ca.pem(),
-        webhook: Pem { cert: webhook.pem(), key: webhook_key.serialize_pem() },
+        webhook: Pem {
+            cert: webhook.pem(),
+            key: webhook_key.serialize_pem(),
+        },
     }
 }
 
@@ -93,10 +114,18 @@ fn base64(data: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
-            out.push(if i <= chunk.len() { TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
+            out.push(if i <= chunk.len() {
+                TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char
+            } else {
+                '='
+            });
         }
     }
     out
@@ -106,7 +135,10 @@ fn base64(data: &[u8]) -> String {
 fn fixture(name: &str, pki: &Pki) -> String {
     let text = std::fs::read_to_string(testdata().join(name)).expect("fixture");
     text.replace("{{version}}", VERSION)
-        .replace("{{anchors}}", &serde_json::to_string(&pki.anchors).expect("json"))
+        .replace(
+            "{{anchors}}",
+            &serde_json::to_string(&pki.anchors).expect("json"),
+        )
         .replace("{{issuer_crt}}", &base64(pki.issuer.cert.as_bytes()))
         .replace("{{issuer_key}}", &base64(pki.issuer.key.as_bytes()))
         .replace("{{webhook_crt}}", &base64(pki.webhook.cert.as_bytes()))
@@ -115,7 +147,13 @@ fn fixture(name: &str, pki: &Pki) -> String {
 }
 
 fn healthy_pki() -> Pki {
-    make_pki(&Validity { anchor: LONG, issuer: LONG }, true)
+    make_pki(
+        &Validity {
+            anchor: LONG,
+            issuer: LONG,
+        },
+        true,
+    )
 }
 
 /// A cluster from fixture files, with the kubelet running its workloads.
@@ -155,16 +193,20 @@ fn stderr(out: &Output) -> String {
 /// Compares `actual` with testdata/check/`name`, or rewrites it under UPDATE_GOLDENS=1.
 fn golden(name: &str, actual: &str) {
     // The CLI's version changes with every release; the goldens name it as a placeholder.
-    let actual = &actual.replace(VERSION, "{{version}}");
+    let actual = actual.replace(VERSION, "{{version}}");
     let path = testdata().join(name);
     if std::env::var_os("UPDATE_GOLDENS").is_some() {
-        std::fs::write(&path, actual).expect("write golden");
+        std::fs::write(&path, &actual).expect("write golden");
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("missing golden {}; run with UPDATE_GOLDENS=1", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden {}; run with UPDATE_GOLDENS=1",
+            path.display()
+        )
+    });
     if expected != actual {
-        let diff = similar::TextDiff::from_lines(&expected, actual);
+        let diff = similar::TextDiff::from_lines(&expected, &actual);
         panic!(
             "{} differs from the output (- golden, + actual):\n{}",
             path.display(),
@@ -181,15 +223,25 @@ fn code(out: &Output) -> i32 {
 fn a_healthy_cluster_passes() {
     let pki = healthy_pki();
     let server = cluster(&["control-plane.yaml", "data-plane.yaml"], &pki);
-    for (format, file) in [("table", "healthy.golden.txt"), ("json", "healthy.golden.json"), ("short", "healthy.golden.short")] {
+    for (format, file) in [
+        ("table", "healthy.golden.txt"),
+        ("json", "healthy.golden.json"),
+        ("short", "healthy.golden.short"),
+    ] {
         let out = mesh(&server, &["check", "--proxy", "--wait=0s", "-o", format]);
         assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
         golden(file, &stdout(&out));
     }
     let verbose = mesh(&server, &["check", "--proxy", "--wait=0s", "--verbose"]);
     let text = stdout(&verbose);
-    assert!(text.contains("    7 meshed pods ready, 1 finished pods skipped\n"), "{text}");
-    assert!(text.contains(&format!("    control plane version {VERSION}\n")), "{text}");
+    assert!(
+        text.contains("    7 meshed pods ready, 1 finished pods skipped\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("    control plane version {VERSION}\n")),
+        "{text}"
+    );
 }
 
 #[test]
@@ -223,7 +275,10 @@ fn data_plane_failures_are_named() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
     for skipped in ["migrate-8sl2d", "crashed", "tools/plain"] {
-        assert!(!text.contains(skipped), "{skipped} should be skipped:\n{text}");
+        assert!(
+            !text.contains(skipped),
+            "{skipped} should be skipped:\n{text}"
+        );
     }
     let json = mesh(&server, &["check", "--proxy", "--wait=0s", "-o", "json"]);
     assert_eq!(code(&json), 1);
@@ -231,33 +286,80 @@ fn data_plane_failures_are_named() {
     let short = mesh(&server, &["check", "--proxy", "--wait=0s", "-o", "short"]);
     golden("data-plane-problems.golden.short", &stdout(&short));
 
-    let one = mesh(&server, &["check", "--proxy", "--wait=0s", "-n", "tools", "-o", "short"]);
+    let one = mesh(
+        &server,
+        &[
+            "check",
+            "--proxy",
+            "--wait=0s",
+            "-n",
+            "tools",
+            "-o",
+            "short",
+        ],
+    );
     let text = stdout(&one);
-    assert!(text.contains("tools/debug") && !text.contains("emojivoto/"), "{text}");
-    let missing = mesh(&server, &["check", "--proxy", "--wait=0s", "-n", "nope", "-o", "short"]);
-    assert!(stdout(&missing).contains("× data plane namespace exists\n    The \"nope\" namespace does not exist"));
+    assert!(
+        text.contains("tools/debug") && !text.contains("emojivoto/"),
+        "{text}"
+    );
+    let missing = mesh(
+        &server,
+        &["check", "--proxy", "--wait=0s", "-n", "nope", "-o", "short"],
+    );
+    assert!(
+        stdout(&missing)
+            .contains("× data plane namespace exists\n    The \"nope\" namespace does not exist")
+    );
 }
 
 #[test]
 fn certificates_are_checked() {
     let t = now();
     // Anchors expiring in 30 days, an issuer that expired yesterday.
-    let pki = make_pki(&Validity { anchor: (t - 400 * DAY, t + 30 * DAY), issuer: (t - 10 * DAY, t - DAY) }, true);
+    let pki = make_pki(
+        &Validity {
+            anchor: (t - 400 * DAY, t + 30 * DAY),
+            issuer: (t - 10 * DAY, t - DAY),
+        },
+        true,
+    );
     let server = cluster(&["control-plane.yaml"], &pki);
     let out = mesh(&server, &["check", "--wait=0s"]);
     assert_eq!(code(&out), 1);
     let text = stdout(&out);
     assert!(text.contains("‼ trust anchors are valid for at least 60 days\n    Anchors expiring soon:\n    * CN=root.linkerd.cluster.local will expire on "), "{text}");
     assert!(text.contains("× issuer cert is within its validity period\n    issuer certificate CN=identity.linkerd.cluster.local not valid anymore. Expired on "), "{text}");
-    assert!(text.contains("√ issuer cert is issued by the trust anchor"), "{text}");
+    assert!(
+        text.contains("√ issuer cert is issued by the trust anchor"),
+        "{text}"
+    );
 
     // An issuer expiring soon is a warning only; one signed by another key is an error.
-    let pki_soon = make_pki(&Validity { anchor: LONG, issuer: (t - DAY, t + 20 * DAY) }, true);
-    let out = mesh(&cluster(&["control-plane.yaml"], &pki_soon), &["check", "--wait=0s", "-o", "short"]);
+    let pki_soon = make_pki(
+        &Validity {
+            anchor: LONG,
+            issuer: (t - DAY, t + 20 * DAY),
+        },
+        true,
+    );
+    let out = mesh(
+        &cluster(&["control-plane.yaml"], &pki_soon),
+        &["check", "--wait=0s", "-o", "short"],
+    );
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     assert!(stdout(&out).contains("‼ issuer cert is valid for at least 60 days"));
-    let stranger = make_pki(&Validity { anchor: LONG, issuer: LONG }, false);
-    let out = mesh(&cluster(&["control-plane.yaml"], &stranger), &["check", "--wait=0s", "-o", "short"]);
+    let stranger = make_pki(
+        &Validity {
+            anchor: LONG,
+            issuer: LONG,
+        },
+        false,
+    );
+    let out = mesh(
+        &cluster(&["control-plane.yaml"], &stranger),
+        &["check", "--wait=0s", "-o", "short"],
+    );
     assert_eq!(code(&out), 1);
     assert!(stdout(&out).contains("× issuer cert is issued by the trust anchor\n    CN=identity.linkerd.cluster.local is not signed by any of the trust anchors"));
 }
@@ -290,13 +392,21 @@ fn pods_are_listed_in_pages() {
     server.clear_requests();
     let out = mesh(&server, &["check", "--proxy", "--wait=0s", "--verbose"]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
-    assert!(stdout(&out).contains("    1203 meshed pods ready"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("    1203 meshed pods ready"),
+        "{}",
+        stdout(&out)
+    );
     let pages: Vec<String> = server
         .requests()
         .into_iter()
         .filter(|r| r.starts_with("GET /api/v1/pods?"))
         .collect();
-    assert_eq!(pages.len(), 3, "1203 pods (3 of them the control plane's) in pages of 500: {pages:?}");
+    assert_eq!(
+        pages.len(),
+        3,
+        "1203 pods (3 of them the control plane's) in pages of 500: {pages:?}"
+    );
     assert!(pages.iter().all(|p| p.contains("limit=500")));
     assert!(pages[1].contains("continue=") && pages[2].contains("continue="));
 }
@@ -316,7 +426,9 @@ fn wait_retries_until_proxies_are_ready() {
     std::thread::scope(|s| {
         let handle = s.spawn(|| mesh(&server, &["check", "--proxy", "--wait=30s", "-o", "short"]));
         std::thread::sleep(Duration::from_millis(1500));
-        server.set_pod_ready("emojivoto", "vote-bot-0", true).expect("ready");
+        server
+            .set_pod_ready("emojivoto", "vote-bot-0", true)
+            .expect("ready");
         let out = handle.join().expect("check thread");
         assert_eq!(code(&out), 0, "{}", stdout(&out));
     });
@@ -324,13 +436,22 @@ fn wait_retries_until_proxies_are_ready() {
 
 #[test]
 fn pre_install_checks() {
-    let server = FakeKube::builder().kubelet(true).start().expect("fake API server");
+    let server = FakeKube::builder()
+        .kubelet(true)
+        .start()
+        .expect("fake API server");
     let out = mesh(&server, &["check", "--pre"]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     golden("pre.golden.txt", &stdout(&out));
 
-    server.deny_access("create", "apiextensions.k8s.io", "customresourcedefinitions");
-    server.apply_yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: linkerd}\n").expect("namespace");
+    server.deny_access(
+        "create",
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+    );
+    server
+        .apply_yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: linkerd}\n")
+        .expect("namespace");
     let out = mesh(&server, &["check", "--pre", "-o", "short"]);
     assert_eq!(code(&out), 1);
     golden("pre-denied.golden.short", &stdout(&out));
@@ -338,7 +459,10 @@ fn pre_install_checks() {
 
 #[test]
 fn old_kubernetes_fails() {
-    let server = FakeKube::builder().version(1, 27).start().expect("fake API server");
+    let server = FakeKube::builder()
+        .version(1, 27)
+        .start()
+        .expect("fake API server");
     let out = mesh(&server, &["check", "--pre", "-o", "short"]);
     assert_eq!(code(&out), 1);
     assert!(stdout(&out).starts_with(
@@ -351,7 +475,11 @@ fn old_kubernetes_fails() {
 fn an_unreachable_api_exits_2() {
     let dir = tempfile::tempdir().expect("temp dir");
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,
@@ -363,16 +491,26 @@ fn an_unreachable_api_exits_2() {
     .expect("write kubeconfig");
     let out = run_mesh(&kubeconfig, &["check", "--wait=0s"]);
     assert_eq!(code(&out), 2);
-    assert!(stdout(&out).contains("× can query the Kubernetes API"), "{}", stdout(&out));
     assert!(
-        stderr(&out).starts_with(&format!("Error: cannot reach the Kubernetes API at http://127.0.0.1:{port}: ")),
+        stdout(&out).contains("× can query the Kubernetes API"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "Error: cannot reach the Kubernetes API at http://127.0.0.1:{port}: "
+        )),
         "{}",
         stderr(&out)
     );
 
     let out = run_mesh(&dir.path().join("missing"), &["check"]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).starts_with("Error: cannot read kubeconfig "), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("Error: cannot read kubeconfig "),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -383,13 +521,29 @@ fn a_failing_api_is_reported_per_check() {
     let out = mesh(&server, &["check", "--proxy", "--wait=0s", "-o", "short"]);
     assert_eq!(code(&out), 1);
     assert!(
-        stdout(&out).contains("× data plane proxies are ready\n    cannot list pods: injected fault: 500\n"),
+        stdout(&out).contains(
+            "× data plane proxies are ready\n    cannot list pods: injected fault: 500\n"
+        ),
         "{}",
         stdout(&out)
     );
     server.clear_faults();
     server.inject_fault("/api/v1/pods", mesh_testkube::Fault::Hang);
-    let out = mesh(&server, &["check", "--proxy", "--wait=0s", "--api-timeout=1s", "-o", "short"]);
+    let out = mesh(
+        &server,
+        &[
+            "check",
+            "--proxy",
+            "--wait=0s",
+            "--api-timeout=1s",
+            "-o",
+            "short",
+        ],
+    );
     assert_eq!(code(&out), 1);
-    assert!(stdout(&out).contains("× data plane proxies are ready\n    cannot list pods: "), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("× data plane proxies are ready\n    cannot list pods: "),
+        "{}",
+        stdout(&out)
+    );
 }
