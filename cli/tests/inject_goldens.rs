@@ -26,6 +26,14 @@ const NOT_ROUND_TRIP: &[(&str, &str)] = &[
         "flow mappings keep the emptied `annotations: {}`",
     ),
     ("json", "JSON keeps the emptied `\"annotations\": {}`"),
+    (
+        "manual_json",
+        "JSON keeps the emptied `\"annotations\": {}` and `\"labels\": {}`",
+    ),
+    (
+        "manual_flow_style",
+        "flow mappings keep the emptied `annotations: {}` and `labels: {}`",
+    ),
 ];
 
 struct Case {
@@ -108,6 +116,9 @@ fn goldens() {
 
 #[test]
 fn injecting_injected_output_changes_nothing() {
+    if support::update_goldens() {
+        return; // The goldens are being rewritten; check them on the next run.
+    }
     let dir = testdata().join("inject");
     for case in cases() {
         if case
@@ -140,10 +151,21 @@ fn injecting_injected_output_changes_nothing() {
 
 #[test]
 fn uninject_gives_back_the_input() {
+    if support::update_goldens() {
+        return; // The goldens are being rewritten; check them on the next run.
+    }
     let dir = testdata().join("inject");
     for case in cases() {
         let skip = NOT_ROUND_TRIP.iter().any(|(name, _)| *name == case.name);
-        if skip || !case.input.ends_with(".yaml") || !case.args.is_empty() {
+        // Plain inject, or manual inject with nothing but the trust anchors.
+        let plain = case.args.is_empty()
+            || case.args
+                == [
+                    "--manual",
+                    "--identity-trust-anchors-file",
+                    "trust-anchors.pem",
+                ];
+        if skip || !case.input.ends_with(".yaml") || !plain {
             continue;
         }
         let golden = format!("{}.golden.yaml", case.name);
@@ -169,9 +191,19 @@ fn uninject_gives_back_the_input() {
 
 #[test]
 fn block_yaml_output_only_adds_lines() {
+    if support::update_goldens() {
+        return; // The goldens are being rewritten; check them on the next run.
+    }
     let dir = testdata().join("inject");
     for case in cases() {
-        if !case.input.ends_with(".yaml") || case.name.contains("flow") || !case.args.is_empty() {
+        let plain = case.args.is_empty()
+            || case.args
+                == [
+                    "--manual",
+                    "--identity-trust-anchors-file",
+                    "trust-anchors.pem",
+                ];
+        if !case.input.ends_with(".yaml") || case.name.contains("flow") || !plain {
             continue;
         }
         let Ok(golden) = std::fs::read_to_string(dir.join(format!("{}.golden.yaml", case.name)))
@@ -180,7 +212,11 @@ fn block_yaml_output_only_adds_lines() {
         };
         let input = std::fs::read_to_string(dir.join(&case.input)).expect("input");
         let mut output_lines = golden.split_inclusive('\n');
-        for line in input.split_inclusive('\n') {
+        // A line with a flow collection may be rewritten in place; every other line must stay.
+        for line in input
+            .split_inclusive('\n')
+            .filter(|l| !l.contains('{') && !l.contains('['))
+        {
             assert!(
                 output_lines.any(|l| l == line),
                 "case {}: input line {line:?} is missing or out of order in the output",

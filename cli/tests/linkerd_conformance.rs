@@ -211,3 +211,221 @@ fn empty_resources() {
         "inject_emojivoto_list_empty_resources.report",
     );
 }
+
+// --- `--manual` against Linkerd's --manual goldens: the structure, not the bytes. ---
+
+/// What must match between Linkerd's sidecar and ours, for one pod template.
+#[derive(Debug, PartialEq)]
+struct Shape {
+    init_containers: Vec<String>,
+    containers: Vec<String>,
+    /// linkerd-init's arguments: the same flags and values as Linkerd's proxy-init.
+    init_args: Vec<String>,
+    /// The proxy's restartPolicy (Always when it is a native sidecar).
+    proxy_restart_policy: Value,
+    proxy_ports: Value,
+    /// (probe, path, port)
+    probes: Vec<(String, Value, Value)>,
+    env_names: std::collections::BTreeSet<String>,
+    volumes: Vec<String>,
+    mounts: Value,
+    annotations: std::collections::BTreeSet<String>,
+    labels: std::collections::BTreeSet<String>,
+    proxy_resources: Value,
+    proxy_uid: Value,
+}
+
+fn shape(template: &Value) -> Shape {
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["name"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let spec = &template["spec"];
+    let all: Vec<&Value> = spec["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(spec["containers"].as_array().into_iter().flatten())
+        .collect();
+    let find = |name: &str| {
+        all.iter()
+            .copied()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let proxy = find("linkerd-proxy");
+    let init = find("linkerd-init");
+    let keys = |v: &Value| -> std::collections::BTreeSet<String> {
+        v.as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .filter(|k| k.contains("linkerd.io"))
+            .collect()
+    };
+    Shape {
+        init_containers: names(&spec["initContainers"]),
+        containers: names(&spec["containers"]),
+        init_args: init["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| a.as_str().unwrap_or("").to_owned())
+            .collect(),
+        proxy_restart_policy: proxy["restartPolicy"].clone(),
+        proxy_ports: proxy["ports"].clone(),
+        probes: ["livenessProbe", "readinessProbe", "startupProbe"]
+            .iter()
+            .map(|p| {
+                (
+                    p.to_string(),
+                    proxy[p]["httpGet"]["path"].clone(),
+                    proxy[p]["httpGet"]["port"].clone(),
+                )
+            })
+            .collect(),
+        env_names: proxy["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["name"].as_str().unwrap_or("").to_owned())
+            .collect(),
+        volumes: names(&spec["volumes"]),
+        mounts: proxy["volumeMounts"].clone(),
+        annotations: keys(&template["metadata"]["annotations"]),
+        labels: keys(&template["metadata"]["labels"]),
+        proxy_resources: proxy["resources"].clone(),
+        proxy_uid: proxy["securityContext"]["runAsUser"].clone(),
+    }
+}
+
+fn same_sidecar(input: &str, args: &[&str], golden: &str) {
+    let Some(dir) = fixtures() else { return };
+    let anchors = dir.join("valid-trust-anchors.pem");
+    let out = mesh()
+        .args(["inject", "--manual", "--identity-trust-anchors-file"])
+        .arg(&anchors)
+        .args(args)
+        .arg(dir.join(input))
+        .output()
+        .expect("run mesh");
+    assert!(out.status.success(), "{input}: {}", text(&out.stderr));
+    let ours = parse_yaml(&text(&out.stdout));
+    let theirs = parse_yaml(&std::fs::read_to_string(dir.join(golden)).expect("golden"));
+    assert_eq!(ours.len(), theirs.len(), "{input}: object count");
+    for (o, t) in ours.iter().zip(&theirs) {
+        let (ours, theirs) = (
+            format!("{:#?}", shape(template(o))),
+            format!("{:#?}", shape(template(t))),
+        );
+        let diff = similar::TextDiff::from_lines(&theirs, &ours)
+            .unified_diff()
+            .header("linkerd", "mesh")
+            .to_string();
+        assert!(
+            diff.is_empty(),
+            "{input}: {} differs from Linkerd's {golden}:\n{diff}",
+            o["metadata"]["name"]
+        );
+    }
+}
+
+#[test]
+fn manual_deployment() {
+    same_sidecar(
+        "inject_emojivoto_deployment.input.yml",
+        &[],
+        "inject_emojivoto_deployment.golden.yml",
+    );
+}
+
+#[test]
+fn manual_admin_port() {
+    same_sidecar(
+        "inject_emojivoto_deployment.input.yml",
+        &["--admin-port", "1234"],
+        "inject_emojivoto_deployment_overridden.golden.yml",
+    );
+}
+
+#[test]
+fn manual_skip_ports() {
+    same_sidecar(
+        "inject_emojivoto_deployment.input.yml",
+        &[
+            "--skip-inbound-ports",
+            "22,8100-8102",
+            "--skip-outbound-ports",
+            "5432",
+        ],
+        "inject_emojivoto_deployment_proxyignores.golden.yml",
+    );
+}
+
+#[test]
+fn manual_opaque_ports() {
+    same_sidecar(
+        "inject_emojivoto_deployment.input.yml",
+        &["--opaque-ports", "3000,5000-6000,mysql"],
+        "inject_emojivoto_deployment_opaque_ports.golden.yml",
+    );
+}
+
+#[test]
+fn manual_config_annotations() {
+    same_sidecar(
+        "inject_emojivoto_deployment_config_overrides.input.yml",
+        &[],
+        "inject_emojivoto_deployment_config_overrides.golden.yml",
+    );
+}
+
+#[test]
+fn manual_statefulset_and_pod() {
+    same_sidecar(
+        "inject_emojivoto_statefulset.input.yml",
+        &[],
+        "inject_emojivoto_statefulset.golden.yml",
+    );
+    same_sidecar(
+        "inject_emojivoto_pod.input.yml",
+        &[],
+        "inject_emojivoto_pod.golden.yml",
+    );
+}
+
+#[test]
+fn manual_pod_with_requests() {
+    same_sidecar(
+        "inject_emojivoto_pod_with_requests.input.yml",
+        &[
+            "--proxy-cpu-request",
+            "110m",
+            "--proxy-cpu-limit",
+            "160m",
+            "--proxy-memory-request",
+            "100Mi",
+            "--proxy-memory-limit",
+            "150Mi",
+        ],
+        "inject_emojivoto_pod_with_requests.golden.yml",
+    );
+}
+
+#[test]
+fn manual_keeps_existing_init_containers_after_ours() {
+    same_sidecar("inject_contour.input.yml", &[], "inject_contour.golden.yml");
+}
+
+#[test]
+fn manual_reinjects_already_injected_workloads() {
+    same_sidecar(
+        "inject_emojivoto_already_injected.input.yml",
+        &[],
+        "inject_emojivoto_already_injected.golden.yml",
+    );
+}

@@ -27,8 +27,20 @@ pub use run::{Transformed, inject, uninject};
 pub struct Options {
     /// Proxy settings to write as `config.linkerd.io/*` annotations.
     pub overrides: Overrides,
-    /// Mark workloads `linkerd.io/inject: ingress` rather than `enabled`.
+    /// Mark workloads `linkerd.io/inject: ingress` rather than `enabled` (with `manual`, run the
+    /// proxy in ingress mode).
     pub ingress: bool,
+    /// Write the whole sidecar into pod specs instead of the annotation.
+    pub manual: Option<ManualSettings>,
+}
+
+/// What manual injection needs beyond the pod: see [`manual::Context`].
+#[derive(Debug, Clone)]
+pub struct ManualSettings {
+    pub values: values::Values,
+    pub trust_anchors_pem: String,
+    pub control_plane_namespace: String,
+    pub cli_version: String,
 }
 
 /// Why a pod may not be injected.
@@ -71,6 +83,14 @@ pub enum Error {
         name: String,
         reason: Refusal,
     },
+    /// Manual injection cannot work out the sidecar for an object.
+    #[error("failed to inject {kind}/{name} (document {document}): {error}")]
+    Manual {
+        document: usize,
+        kind: String,
+        name: String,
+        error: manual::ManualError,
+    },
     /// An object's YAML is shaped so that editing it would change its meaning.
     #[error("cannot edit {kind}/{name} (document {document}), {error}")]
     Edit {
@@ -79,4 +99,17 @@ pub enum Error {
         name: String,
         error: yaml::EditError,
     },
+}
+
+impl Error {
+    /// The same error for a document numbered `offset` further into the stream.
+    fn shift_document(mut self, offset: usize) -> Error {
+        match &mut self {
+            Error::Syntax { document, .. }
+            | Error::Refused { document, .. }
+            | Error::Manual { document, .. }
+            | Error::Edit { document, .. } => *document += offset,
+        }
+        self
+    }
 }

@@ -35,7 +35,7 @@ pub fn inject(text: &str, options: &Options) -> Result<Transformed, Error> {
 
 /// Removes what [`inject`] added.
 pub fn uninject(text: &str) -> Result<Transformed, Error> {
-    run(text, Mode::Uninject)
+    run(text, Mode::Uninject { keep_inject: false })
 }
 
 /// Inputs above this size are split across threads.
@@ -103,6 +103,22 @@ fn transform_chunks(
         .map_err(|error| Error::Syntax { document, error })?;
         if roots.is_empty() {
             out.report.entries.push(Entry::MissingKind);
+        }
+        let manual = matches!(mode, Mode::Inject(o) if o.manual.is_some());
+        if manual && roots.iter().flatten().any(transform::has_injected_pod) {
+            // Injected already: take the sidecar out, then put it back as configured now, so
+            // that injecting twice gives the same bytes as injecting once.
+            let piece = &text[chunk.range.clone()];
+            let plain = run(piece, Mode::Uninject { keep_inject: true })
+                .map_err(|e| e.shift_document(document - 1))?
+                .output(piece);
+            let again = run(&plain, mode).map_err(|e| e.shift_document(document - 1))?;
+            out.edits.extend([yaml::Edit {
+                range: chunk.range.clone(),
+                text: again.output(&plain),
+            }]);
+            out.report.extend(again.report);
+            continue;
         }
         for (i, root) in roots.iter().enumerate() {
             let Some(root) = root else {

@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use mesh_inject::{Options, Setting};
+use anyhow::{Context, bail};
+use mesh_inject::values::ValuesBuilder;
+use mesh_inject::{ManualSettings, Options, Setting};
 
 use super::manifest;
 
@@ -46,6 +48,78 @@ pub struct Args {
     ingress: bool,
     #[command(flatten)]
     proxy: ProxyFlags,
+    #[command(flatten)]
+    manual: ManualFlags,
+}
+
+/// Manual injection: the whole sidecar in the manifest, rather than an annotation for the injector.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Manual injection")]
+pub struct ManualFlags {
+    /// Write the proxy sidecar into pod specs instead of relying on the proxy injector
+    ///
+    /// Adds the linkerd-init container (iptables), the linkerd-proxy container, identity volumes,
+    /// annotations and labels, exactly as the injector would. Injecting an injected manifest again
+    /// gives the same bytes.
+    #[arg(long)]
+    manual: bool,
+    /// Run the proxy as a native sidecar (an init container with restartPolicy Always)
+    ///
+    /// Needs Kubernetes 1.29 or later. With false, the proxy is the first regular container and
+    /// the application waits for it with a postStart hook.
+    #[arg(long, value_name = "BOOL", requires = "manual")]
+    native_sidecar: Option<bool>,
+    /// PEM file with the identity trust anchors the proxy verifies peers against
+    ///
+    /// The same file given to `mesh install --identity-trust-anchors-file`, or the ca-bundle.crt
+    /// of the linkerd-identity-trust-roots ConfigMap of the cluster.
+    #[arg(long, value_name = "PATH", requires = "manual")]
+    identity_trust_anchors_file: Option<std::path::PathBuf>,
+    /// A values file, as for `mesh install` (repeatable; later files win)
+    #[arg(short = 'f', long = "values", value_name = "FILE", requires = "manual")]
+    values: Vec<std::path::PathBuf>,
+    /// Set a value, as for `mesh install`, e.g. proxy.logLevel=debug (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "manual")]
+    set: Vec<String>,
+}
+
+impl ManualFlags {
+    /// The settings for manual injection, or `None` without `--manual`.
+    fn settings(&self, control_plane_namespace: &str) -> anyhow::Result<Option<ManualSettings>> {
+        if !self.manual {
+            return Ok(None);
+        }
+        let mut builder = ValuesBuilder::new()?;
+        for file in &self.values {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read values file {}", file.display()))?;
+            builder.merge_file(&file.display().to_string(), &text)?;
+        }
+        for assignment in &self.set {
+            builder.set(assignment)?;
+        }
+        if let Some(native) = self.native_sidecar {
+            builder.set(&format!("proxy.nativeSidecar={native}"))?;
+        }
+        let values = builder.build()?;
+        let Some(path) = &self.identity_trust_anchors_file else {
+            bail!(
+                "--manual needs the identity trust anchors: pass --identity-trust-anchors-file \
+                 (the ca-bundle.crt of ConfigMap {control_plane_namespace}/linkerd-identity-trust-roots)"
+            );
+        };
+        let trust_anchors_pem = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if !trust_anchors_pem.contains("-----BEGIN CERTIFICATE-----") {
+            bail!("{} holds no PEM certificate", path.display());
+        }
+        Ok(Some(ManualSettings {
+            values,
+            trust_anchors_pem,
+            control_plane_namespace: control_plane_namespace.to_owned(),
+            cli_version: super::version::VERSION.to_owned(),
+        }))
+    }
 }
 
 /// Proxy settings, written as `config.linkerd.io/*` annotations only when given.
@@ -95,7 +169,7 @@ pub struct ProxyFlags {
 
 impl ProxyFlags {
     /// Validates every given value; the first bad one is an error naming its flag.
-    fn options(&self, ingress: bool) -> anyhow::Result<Options> {
+    fn options(&self, ingress: bool, manual: Option<ManualSettings>) -> anyhow::Result<Options> {
         let joined = |v: &[String]| (!v.is_empty()).then(|| v.join(","));
         let given = [
             (Setting::SkipInboundPorts, joined(&self.skip_inbound_ports)),
@@ -121,6 +195,7 @@ impl ProxyFlags {
         ];
         let mut options = Options {
             ingress,
+            manual,
             ..Options::default()
         };
         for (setting, value) in given {
@@ -132,8 +207,9 @@ impl ProxyFlags {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let options = args.proxy.options(args.ingress)?;
+pub fn run(args: Args, global: &super::GlobalArgs) -> anyhow::Result<ExitCode> {
+    let manual = args.manual.settings(&global.control_plane_namespace)?;
+    let options = args.proxy.options(args.ingress, manual)?;
     let inputs = crate::input::read_all(&args.inputs)?;
     let result = manifest::transform(&inputs, args.output.format(), |text| {
         mesh_inject::inject(text, &options)

@@ -63,7 +63,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let _ = &cli.global;
     match cli.command {
-        Command::Inject(args) => inject::run(*args),
+        Command::Inject(args) => inject::run(*args, &cli.global),
         Command::Uninject(args) => uninject::run(args),
         Command::Check(args) => check::run(args, &cli.global),
         Command::Version(args) => version::run(args),

@@ -174,10 +174,10 @@ impl ProxyConfig {
             c.shutdown_grace_period = v.to_owned();
         }
         if let Some(v) = setting(Setting::ProxyCpuRequest)? {
-            c.cpu.request = v;
+            c.cpu.request = canonical_cpu(&v);
         }
         if let Some(v) = setting(Setting::ProxyCpuLimit)? {
-            c.cpu.limit = v;
+            c.cpu.limit = canonical_cpu(&v);
         }
         if let Some(v) = setting(Setting::ProxyMemoryRequest)? {
             c.memory.request = v;
@@ -197,11 +197,36 @@ impl ProxyConfig {
         Ok(c)
     }
 
-    /// Worker threads: the CPU limit rounded up, or one.
+    /// Worker threads: the configured number, but no more than the whole cores of the CPU limit.
     pub fn cores(&self, default: u32) -> u32 {
+        let cores = default.max(1);
+        self.max_cores().map_or(cores, |max| cores.min(max))
+    }
+
+    /// The whole cores of the CPU limit, when that is at least one: a proxy limited to 1.5 cores
+    /// runs one worker rather than being throttled running two.
+    pub fn max_cores(&self) -> Option<u32> {
         match crate::quantity(&self.cpu.limit) {
-            Ok(limit) if limit > 0.0 => (limit.ceil() as u32).max(1),
-            _ => default.max(1),
+            Ok(limit) if limit >= 1.0 => Some(limit.floor() as u32),
+            _ => None,
         }
+    }
+}
+
+/// A CPU quantity as Kubernetes writes it back: `0.5` is `500m`, `1.0` is `1`.
+fn canonical_cpu(value: &str) -> String {
+    if !value.contains('.') || value.ends_with(|c: char| c.is_ascii_alphabetic()) {
+        return value.to_owned();
+    }
+    match crate::quantity(value) {
+        Ok(cores) if (cores * 1000.0).fract() == 0.0 => {
+            let millis = (cores * 1000.0) as u64;
+            if millis.is_multiple_of(1000) {
+                (millis / 1000).to_string()
+            } else {
+                format!("{millis}m")
+            }
+        }
+        _ => value.to_owned(),
     }
 }

@@ -211,11 +211,8 @@ fn proxy_container(
         ),
         env("LINKERD2_PROXY_CORES_MIN", "1"),
     ];
-    if !config.cpu.limit.is_empty() {
-        envs.push(env(
-            "LINKERD2_PROXY_CORES_MAX",
-            config.cores(values.proxy.cores).to_string(),
-        ));
+    if let Some(max) = config.max_cores() {
+        envs.push(env("LINKERD2_PROXY_CORES_MAX", max.to_string()));
     }
     envs.extend([
         env(
@@ -283,7 +280,9 @@ fn proxy_container(
         ),
         env_field("LINKERD2_PROXY_INBOUND_IPS", "status.podIPs"),
     ]);
-    if !ports.is_empty() {
+    if ports.is_empty() {
+        envs.push(json!({"name": "LINKERD2_PROXY_INBOUND_PORTS"}));
+    } else {
         envs.push(env("LINKERD2_PROXY_INBOUND_PORTS", ports.join(",")));
     }
     envs.extend([

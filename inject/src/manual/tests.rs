@@ -157,8 +157,8 @@ fn pod_annotations_override_values() {
     let proxy = &t["spec"]["initContainers"][1];
     assert_eq!(proxy["image"], "ghcr.io/mesh-project/mesh-proxy:override");
     assert_eq!(proxy["livenessProbe"]["httpGet"]["port"], 9998);
-    assert_eq!(env(proxy, "LINKERD2_PROXY_CORES").unwrap(), "2");
-    assert_eq!(env(proxy, "LINKERD2_PROXY_CORES_MAX").unwrap(), "2");
+    assert_eq!(env(proxy, "LINKERD2_PROXY_CORES").unwrap(), "1");
+    assert_eq!(env(proxy, "LINKERD2_PROXY_CORES_MAX").unwrap(), "1");
     assert_eq!(
         env(
             proxy,

@@ -20,11 +20,12 @@ pub struct Edit {
     pub text: String,
 }
 
-/// A value to write: a string, or a mapping of them.
+/// A value to write: a string, a mapping of them, or any JSON value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NewValue {
     Str(String),
     Map(Vec<(String, NewValue)>),
+    Json(serde_json::Value),
 }
 
 /// Why an edit cannot be made without changing what the document means.
@@ -186,7 +187,16 @@ impl<'t> Editor<'t> {
 
     /// The edits so far, sorted by position.
     pub fn into_edits(mut self) -> Vec<Edit> {
-        self.edits.sort_by_key(|e| (e.range.start, e.range.end));
+        // Insertions at one spot go innermost first: lines added to a nested mapping belong
+        // before lines added to the mapping around it.
+        self.edits.sort_by_key(|e| {
+            let indent = e.text.trim_start_matches(['\r', '\n']).len()
+                - e.text
+                    .trim_start_matches(['\r', '\n'])
+                    .trim_start_matches(' ')
+                    .len();
+            (e.range.start, e.range.end, std::cmp::Reverse(indent))
+        });
         self.edits
     }
 
@@ -199,45 +209,53 @@ impl<'t> Editor<'t> {
         path: &[&str],
         values: &[(&str, &str)],
     ) -> Result<bool, EditError> {
-        let mut cur = map;
-        for (i, seg) in path.iter().enumerate() {
-            let nested = nest(&path[i + 1..], values);
-            match cur.entry(seg) {
+        self.set_paths(map, &[(path, values)])
+    }
+
+    /// Like [`Editor::set`] for several paths at once, so that mappings missing on more than one
+    /// path (say `metadata` for both `metadata.labels` and `metadata.annotations`) are created once.
+    pub fn set_paths(&mut self, map: &Node<'_>, groups: &[Group<'_>]) -> Result<bool, EditError> {
+        let mut missing: Vec<(String, NewValue)> = Vec::new();
+        let mut changed = false;
+        for (_, values) in groups.iter().filter(|(p, _)| p.is_empty()) {
+            for (key, value) in values.iter() {
+                match map.get(key) {
+                    Some(old)
+                        if old.as_str() == Some(value)
+                            && !matches!(old.kind, NodeKind::Alias(_)) => {}
+                    Some(old) if old.as_str().is_some() => {
+                        self.replace_scalar(old, value);
+                        changed = true;
+                    }
+                    Some(old) => return Err(self.error_at(old, key, ErrorKind::NotAString)),
+                    None if missing.iter().any(|(k, _)| k == key) => {}
+                    None => {
+                        self.check_merge(map, key)?;
+                        missing.push((key.to_string(), NewValue::Str(value.to_string())));
+                    }
+                }
+            }
+        }
+        for seg in first_segments(groups) {
+            let sub = sub_groups(groups, seg);
+            match map.entry(seg) {
                 Some((key, value)) => match &value.kind {
-                    NodeKind::Map { .. } => cur = value,
+                    NodeKind::Map { .. } => changed |= self.set_paths(value, &sub)?,
                     NodeKind::Alias(_) => return Err(self.error_at(value, seg, ErrorKind::Alias)),
                     _ if value.is_null() => {
-                        self.fill_null(cur, key, value, &nested);
-                        return Ok(true);
+                        self.fill_null(map, key, value, &nest(&sub));
+                        changed = true;
                     }
                     _ => return Err(self.error_at(value, seg, ErrorKind::NotAMap)),
                 },
                 None => {
-                    self.check_merge(cur, seg)?;
-                    self.insert_entries(cur, &[(seg.to_string(), nested)]);
-                    return Ok(true);
-                }
-            }
-        }
-        let mut missing = Vec::new();
-        let mut changed = false;
-        for (key, value) in values {
-            match cur.get(key) {
-                Some(old)
-                    if old.as_str() == Some(value) && !matches!(old.kind, NodeKind::Alias(_)) => {}
-                Some(old) if old.as_str().is_some() => {
-                    self.replace_scalar(old, value);
-                    changed = true;
-                }
-                Some(old) => return Err(self.error_at(old, key, ErrorKind::NotAString)),
-                None => {
-                    self.check_merge(cur, key)?;
-                    missing.push((key.to_string(), NewValue::Str(value.to_string())));
+                    self.check_merge(map, seg)?;
+                    missing.push((seg.to_string(), nest(&sub)));
                 }
             }
         }
         if !missing.is_empty() {
-            self.insert_entries(cur, &missing);
+            self.insert_entries(map, &missing);
             changed = true;
         }
         Ok(changed)
@@ -247,43 +265,27 @@ impl<'t> Editor<'t> {
     /// too, and so on up the path (but never `map` itself), so that removing what [`Editor::set`]
     /// added gives back the original text. Returns whether anything changed.
     pub fn remove(&mut self, map: &Node<'_>, path: &[&str], keys: &[&str]) -> bool {
-        let mut chain: Vec<(&Node<'_>, usize)> = Vec::new();
-        let mut cur = map;
-        for seg in path {
-            let found = cur
-                .entries()
-                .iter()
-                .position(|(k, v)| k.as_str() == Some(seg) && v.is_map());
-            match found {
-                Some(i) => {
-                    chain.push((cur, i));
-                    cur = &cur.entries()[i].1;
-                }
-                None => return false,
-            }
-        }
-        let doomed: Vec<usize> = cur
-            .entries()
-            .iter()
-            .enumerate()
-            .filter(|(_, (k, _))| k.as_str().is_some_and(|k| keys.contains(&k)))
-            .map(|(i, _)| i)
-            .collect();
-        if doomed.is_empty() {
+        self.remove_paths(map, &[(path, keys)])
+    }
+
+    /// Like [`Editor::remove`] for several paths at once, so that a mapping emptied by removals
+    /// under more than one of its keys is itself removed.
+    pub fn remove_paths(&mut self, map: &Node<'_>, removals: &[(&[&str], &[&str])]) -> bool {
+        let plan = plan_removal(map, removals);
+        if plan.is_noop() {
             return false;
         }
-        if doomed.len() == cur.entries().len() && !cur.is_flow() {
-            // Remove the emptied mapping's own entry, climbing while the parent would empty too.
-            while let Some((parent, index)) = chain.pop() {
-                let parent_empties = parent.entries().len() == 1 && !parent.is_flow();
-                if !parent_empties || chain.is_empty() {
-                    self.remove_entries(parent, &[index]);
-                    return true;
-                }
-            }
-        }
-        self.remove_entries(cur, &doomed);
+        self.execute(map, &plan);
         true
+    }
+
+    fn execute(&mut self, node: &Node<'_>, plan: &Removal) {
+        if !plan.doomed.is_empty() {
+            self.remove_entries(node, &plan.doomed);
+        }
+        for (index, child) in &plan.children {
+            self.execute(&node.entries()[*index].1, child);
+        }
     }
 
     fn replace_scalar(&mut self, old: &Node<'_>, value: &str) {
@@ -335,8 +337,15 @@ impl<'t> Editor<'t> {
                 None => self.insert(close, rendered.join(", ")),
                 Some((last_key, last_value)) => {
                     if self.text[last_value.end..close].contains('\n') {
+                        // One entry per line, each value laid out over lines like the document.
                         let indent = self.indent_of(last_key);
                         let sep = format!(",{}{indent}", self.newline);
+                        let rendered: Vec<String> = entries
+                            .iter()
+                            .map(|(k, v)| {
+                                format!("{}: {}", self.key(k), self.flow_lines(v, &indent))
+                            })
+                            .collect();
                         self.insert(last_value.end, format!("{sep}{}", rendered.join(&sep)));
                     } else {
                         self.insert(last_value.end, format!(", {}", rendered.join(", ")));
@@ -418,6 +427,15 @@ impl<'t> Editor<'t> {
                     let deeper = format!("{indent}{}", " ".repeat(self.step));
                     out.push_str(&self.block_lines(children, &deeper));
                 }
+                NewValue::Json(value) => {
+                    out.push_str(&format!("{indent}{}:{}", self.key(key), self.newline));
+                    let deeper = format!("{indent}{}", " ".repeat(self.step));
+                    for line in self.render_block(value).lines() {
+                        out.push_str(&deeper);
+                        out.push_str(line);
+                        out.push_str(self.newline);
+                    }
+                }
             }
         }
         out
@@ -433,6 +451,15 @@ impl<'t> Editor<'t> {
                     .collect();
                 format!("{{{}}}", inner.join(", "))
             }
+            NewValue::Json(value) => json_inline(value),
+        }
+    }
+
+    /// A value for a flow collection laid out over lines, continuing at `indent`.
+    fn flow_lines(&self, value: &NewValue, indent: &str) -> String {
+        match value {
+            NewValue::Json(value) => json_lines(value, indent, self.step, self.newline),
+            other => self.flow_value(other),
         }
     }
 
@@ -515,6 +542,69 @@ impl<'t> Editor<'t> {
     }
 }
 
+/// Which entries of a mapping to remove, and what to remove inside the entries that stay.
+#[derive(Debug, Default)]
+struct Removal {
+    doomed: Vec<usize>,
+    children: Vec<(usize, Removal)>,
+    /// Every entry goes, so the mapping itself can go.
+    empties: bool,
+}
+
+impl Removal {
+    fn is_noop(&self) -> bool {
+        self.doomed.is_empty() && self.children.is_empty()
+    }
+}
+
+fn plan_removal(node: &Node<'_>, removals: &[(&[&str], &[&str])]) -> Removal {
+    let entries = node.entries();
+    let mut doomed: Vec<usize> = Vec::new();
+    for (_, keys) in removals.iter().filter(|(p, _)| p.is_empty()) {
+        for (i, (k, _)) in entries.iter().enumerate() {
+            if k.as_str().is_some_and(|k| keys.contains(&k)) && !doomed.contains(&i) {
+                doomed.push(i);
+            }
+        }
+    }
+    let mut children = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (path, _) in removals {
+        let Some(seg) = path.first() else { continue };
+        if seen.contains(seg) {
+            continue;
+        }
+        seen.push(seg);
+        let Some(i) = entries
+            .iter()
+            .position(|(k, v)| k.as_str() == Some(seg) && v.is_map())
+        else {
+            continue;
+        };
+        if doomed.contains(&i) {
+            continue;
+        }
+        let sub: Vec<(&[&str], &[&str])> = removals
+            .iter()
+            .filter(|(p, _)| p.first() == Some(seg))
+            .map(|(p, k)| (&p[1..], *k))
+            .collect();
+        let child = plan_removal(&entries[i].1, &sub);
+        if child.empties && !entries[i].1.is_flow() {
+            doomed.push(i);
+        } else if !child.is_noop() {
+            children.push((i, child));
+        }
+    }
+    doomed.sort_unstable();
+    let empties = !entries.is_empty() && doomed.len() == entries.len();
+    Removal {
+        doomed,
+        children,
+        empties,
+    }
+}
+
 enum ErrorKind {
     Alias,
     NotAMap,
@@ -523,17 +613,92 @@ enum ErrorKind {
     NotASequence,
 }
 
-/// `path` then `values`, as nested mappings: nest(["a", "b"], [("k", "v")]) is {a: {b: {k: v}}}.
-fn nest(path: &[&str], values: &[(&str, &str)]) -> NewValue {
-    match path.split_first() {
-        Some((seg, rest)) => NewValue::Map(vec![(seg.to_string(), nest(rest, values))]),
-        None => NewValue::Map(
-            values
+/// JSON on one line with a space after each `:` and `,`, which YAML flow style reads too.
+pub fn json_inline(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(json_inline).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        serde_json::Value::Object(map) => {
+            let inner: Vec<String> = map
                 .iter()
-                .map(|(k, v)| (k.to_string(), NewValue::Str(v.to_string())))
-                .collect(),
-        ),
+                .map(|(k, v)| {
+                    format!(
+                        "{}: {}",
+                        serde_json::Value::String(k.clone()),
+                        json_inline(v)
+                    )
+                })
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+        other => other.to_string(),
     }
+}
+
+/// Pretty JSON whose lines after the first continue at `indent`, nesting by `step` spaces.
+fn json_lines(value: &serde_json::Value, indent: &str, step: usize, newline: &str) -> String {
+    let pad = " ".repeat(step.max(1));
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(pad.as_bytes());
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    if serde::Serialize::serialize(value, &mut ser).is_err() {
+        return json_inline(value);
+    }
+    let text = String::from_utf8(out).unwrap_or_default();
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                l.to_owned()
+            } else {
+                format!("{indent}{l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(newline)
+}
+
+/// A path of mapping keys and the string values to set in the mapping it leads to.
+pub type Group<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+
+/// The distinct first keys of the groups' paths, in order.
+fn first_segments<'a>(groups: &[Group<'a>]) -> Vec<&'a str> {
+    let mut segs: Vec<&str> = Vec::new();
+    for (path, _) in groups {
+        if let Some(seg) = path.first()
+            && !segs.contains(seg)
+        {
+            segs.push(seg);
+        }
+    }
+    segs
+}
+
+/// The groups under `seg`, with `seg` taken off their paths.
+fn sub_groups<'a>(groups: &[Group<'a>], seg: &str) -> Vec<Group<'a>> {
+    groups
+        .iter()
+        .filter(|(p, _)| p.first() == Some(&seg))
+        .map(|(p, v)| (&p[1..], *v))
+        .collect()
+}
+
+/// Groups as one new mapping: {a: {b: {k: v}}} for (["a", "b"], [("k", "v")]).
+fn nest(groups: &[Group<'_>]) -> NewValue {
+    let mut entries: Vec<(String, NewValue)> = Vec::new();
+    for (_, values) in groups.iter().filter(|(p, _)| p.is_empty()) {
+        for (k, v) in values.iter() {
+            if !entries.iter().any(|(e, _)| e == k) {
+                entries.push((k.to_string(), NewValue::Str(v.to_string())));
+            }
+        }
+    }
+    for seg in first_segments(groups) {
+        entries.push((seg.to_string(), nest(&sub_groups(groups, seg))));
+    }
+    NewValue::Map(entries)
 }
 
 /// The indentation step of a document: how far a nested block mapping sits inside its parent.

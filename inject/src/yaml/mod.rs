@@ -12,7 +12,7 @@ pub mod scalar;
 mod split;
 mod tree;
 
-pub use edit::{Edit, EditError, EditList, Editor, NewValue, Position, apply, named};
+pub use edit::{Edit, EditError, EditList, Editor, Group, NewValue, Position, apply, named};
 pub use json::to_json;
 pub use split::{Chunk, looks_like_json, split};
 pub use tree::{Node, NodeKind, SyntaxError, parse_chunk};

@@ -152,13 +152,8 @@ impl Editor<'_> {
 
     fn insert_sequence_entry(&mut self, map: &Node<'_>, key: &str, items: &[Value]) {
         if map.is_flow() {
-            let entry = format!("{}: {}", self.key(key), self.flow_items(items, true));
-            let close = map.end.saturating_sub(1);
-            let text = match map.entries().last() {
-                None => (close, entry),
-                Some((_, last)) => (last.end, format!(", {entry}")),
-            };
-            self.insert(text.0, text.1);
+            let value = super::NewValue::Json(Value::Array(items.to_vec()));
+            self.insert_entries(map, &[(key.to_owned(), value)]);
             return;
         }
         let Some(((first_key, _), (_, last_value))) =
@@ -209,7 +204,7 @@ impl Editor<'_> {
     }
 
     /// A value as block YAML in the document's style, quoting what kubectl could misread.
-    fn render_block(&self, value: &Value) -> String {
+    pub(super) fn render_block(&self, value: &Value) -> String {
         let mut options = serde_saphyr::SerializerOptions::default();
         options.indent_step = self.step.clamp(1, 64);
         options.compact_list_indent = self.seq_offset == 0;
@@ -218,7 +213,7 @@ impl Editor<'_> {
 
     /// Items as a flow (JSON) sequence body, or with brackets when `bracketed`.
     fn flow_items(&self, items: &[Value], bracketed: bool) -> String {
-        let body: Vec<String> = items.iter().map(Value::to_string).collect();
+        let body: Vec<String> = items.iter().map(super::json_inline).collect();
         let body = body.join(", ");
         if bracketed { format!("[{body}]") } else { body }
     }

@@ -290,7 +290,7 @@ fn flow_and_json_sequences_get_json_items() {
     });
     assert_eq!(
         out,
-        "{\"spec\": {\"containers\": [{\"name\":\"side\"}, {\"name\": \"app\"}], \"volumes\": [{\"name\":\"v\"}]}}"
+        "{\"spec\": {\"containers\": [{\"name\": \"side\"}, {\"name\": \"app\"}], \"volumes\": [{\"name\": \"v\"}]}}"
     );
     let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(parsed["spec"]["containers"][0]["name"], "side");
@@ -299,6 +299,6 @@ fn flow_and_json_sequences_get_json_items() {
     });
     assert_eq!(
         back,
-        "{\"spec\": {\"containers\": [{\"name\": \"app\"}], \"volumes\": [{\"name\":\"v\"}]}}"
+        "{\"spec\": {\"containers\": [{\"name\": \"app\"}], \"volumes\": [{\"name\": \"v\"}]}}"
     );
 }

@@ -1,19 +1,26 @@
 //! Inject and uninject, object by object.
 
+mod manual;
+
 use crate::annotations::{
     CONTROL_PLANE_COMPONENT, DISABLED, ENABLED, FOREIGN_SIDECARS, INGRESS, INJECT,
 };
+use crate::manual::names;
 use crate::report::{Entry, Outcome, Report, Warning};
 use crate::yaml::{Editor, Node};
 use crate::{Error, Options, Refusal};
 
 const ANNOTATIONS: [&str; 2] = ["metadata", "annotations"];
+const LABELS: [&str; 2] = ["metadata", "labels"];
 
 /// What a run does to each object.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Mode<'o> {
     Inject(&'o Options),
-    Uninject,
+    /// Remove what inject added; with `keep_inject`, leave `linkerd.io/inject` (for re-injecting).
+    Uninject {
+        keep_inject: bool,
+    },
 }
 
 /// Where a kind keeps its pod template, relative to the object.
@@ -56,9 +63,15 @@ pub(crate) fn object(
         .or_else(|| node.path(&["metadata", "generateName"]))
         .and_then(Node::as_str)
         .unwrap_or_default();
+    let object_namespace = node
+        .path(&["metadata", "namespace"])
+        .and_then(Node::as_str)
+        .unwrap_or_default();
     let target = Target {
         kind: kind.to_ascii_lowercase(),
+        kind_name: kind.to_owned(),
         name: name.to_owned(),
+        namespace: object_namespace.to_owned(),
         document,
     };
     let outcome = match (template_path(kind), kind) {
@@ -86,8 +99,12 @@ pub(crate) fn object(
 
 /// The object being transformed, for messages.
 struct Target {
+    /// Lowercased, as reports print it.
     kind: String,
+    /// As Kubernetes spells it.
+    kind_name: String,
     name: String,
+    namespace: String,
     document: usize,
 }
 
@@ -123,7 +140,9 @@ fn workload(
         .and_then(Node::as_str);
     let options = match mode {
         Mode::Inject(options) => options,
-        Mode::Uninject => return Ok(remove_inject(editor, template, current)),
+        Mode::Uninject { keep_inject } => {
+            return Ok(manual::uninject(editor, template, current, keep_inject));
+        }
     };
     let spec = template.get("spec");
     if spec
@@ -148,9 +167,10 @@ fn workload(
     }) {
         return Err(target.refuse(Refusal::Sidecar));
     }
-    if template
-        .path(&["metadata", "labels", CONTROL_PLANE_COMPONENT])
-        .is_some()
+    if options.manual.is_none()
+        && template
+            .path(&["metadata", "labels", CONTROL_PLANE_COMPONENT])
+            .is_some()
     {
         return Err(target.refuse(Refusal::ControlPlane));
     }
@@ -170,7 +190,10 @@ fn workload(
             name: target.name.clone(),
         });
     }
-    annotate(editor, template, options, current, target)?;
+    match &options.manual {
+        None => annotate(editor, template, options, current, target)?,
+        Some(settings) => manual::inject(editor, template, options, settings, target)?,
+    }
     Ok(Outcome::Injected)
 }
 
@@ -186,7 +209,10 @@ fn namespace(
         .and_then(Node::as_str);
     let options = match mode {
         Mode::Inject(options) => options,
-        Mode::Uninject => return Ok(remove_inject(editor, node, current)),
+        Mode::Uninject { keep_inject: true } => return Ok(Outcome::Skipped),
+        Mode::Uninject { keep_inject: false } => {
+            return Ok(remove_inject(editor, node, current));
+        }
     };
     if current == Some(DISABLED) {
         report.warnings.push(Warning::InjectDisabled {
@@ -254,4 +280,27 @@ fn remove_inject(editor: &mut Editor<'_>, meta_owner: &Node<'_>, current: Option
     } else {
         Outcome::Skipped
     }
+}
+
+/// Whether an object (or any item of a `List`) has a pod template that manual injection has
+/// already changed.
+pub(crate) fn has_injected_pod(node: &Node<'_>) -> bool {
+    let Some(kind) = node.get("kind").and_then(Node::as_str) else {
+        return false;
+    };
+    if kind == "List" {
+        return node
+            .get("items")
+            .is_some_and(|items| items.items().iter().any(has_injected_pod));
+    }
+    let Some(template) = template_path(kind).and_then(|p| node.path(p)) else {
+        return false;
+    };
+    ["containers", "initContainers"].iter().any(|list| {
+        template.path(&["spec", list]).is_some_and(|l| {
+            l.items()
+                .iter()
+                .any(|c| crate::yaml::named(c, names::CONTAINERS))
+        })
+    })
 }
