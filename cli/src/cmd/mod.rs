@@ -5,6 +5,7 @@ mod check;
 mod completion;
 mod generate;
 mod inject;
+mod install;
 mod manifest;
 mod uninject;
 mod version;
@@ -53,6 +54,8 @@ pub struct GlobalArgs {
 pub enum Command {
     Inject(Box<inject::Args>),
     Uninject(uninject::Args),
+    Install(Box<install::Args>),
+    Uninstall(install::uninstall::Args),
     Check(check::Args),
     Version(version::Args),
     Completion(completion::Args),
@@ -65,6 +68,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inject(args) => inject::run(*args, &cli.global),
         Command::Uninject(args) => uninject::run(args),
+        Command::Install(args) => install::run(*args, &cli.global),
+        Command::Uninstall(args) => install::uninstall::run(args, &cli.global),
         Command::Check(args) => check::run(args, &cli.global),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
