@@ -6,7 +6,7 @@
 //! only one and matches, and otherwise replaced by exactly one.
 
 use std::collections::BTreeSet;
-use std::io;
+use std::io::{self, Write as _};
 use std::process::{Command, ExitStatus, Output};
 
 use super::config::Verbosity;
@@ -221,7 +221,8 @@ impl Runner {
         }
         let mut cmd = self.command(bin, &args);
         if self.verbosity == Verbosity::Normal {
-            println!("{}", shell_line(&cmd));
+            // The echo is informational: a closed stdout must not stop the rules going in.
+            let _ = writeln!(io::stdout(), "{}", shell_line(&cmd));
         }
         let out = output(&mut cmd)?;
         if out.status.success() {
