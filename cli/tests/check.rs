@@ -146,6 +146,54 @@ fn fixture(name: &str, pki: &Pki) -> String {
         .replace("{{webhook_ca}}", &base64(pki.webhook_ca.as_bytes()))
 }
 
+/// The committed certificates in testdata/check/certs, which `cargo xtask bench check` uses
+/// too (xtask generates no certificates). Created when absent.
+fn committed_pki() -> Pki {
+    let dir = testdata().join("certs");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name));
+    if let (
+        Ok(anchors),
+        Ok(issuer_crt),
+        Ok(issuer_key),
+        Ok(webhook_ca),
+        Ok(webhook_crt),
+        Ok(webhook_key),
+    ) = (
+        read("anchors.pem"),
+        read("issuer.crt"),
+        read("issuer.key"),
+        read("webhook-ca.crt"),
+        read("webhook.crt"),
+        read("webhook.key"),
+    ) {
+        return Pki {
+            anchors,
+            issuer: Pem {
+                cert: issuer_crt,
+                key: issuer_key,
+            },
+            webhook_ca,
+            webhook: Pem {
+                cert: webhook_crt,
+                key: webhook_key,
+            },
+        };
+    }
+    let pki = healthy_pki();
+    std::fs::create_dir_all(&dir).expect("create certs dir");
+    for (name, text) in [
+        ("anchors.pem", &pki.anchors),
+        ("issuer.crt", &pki.issuer.cert),
+        ("issuer.key", &pki.issuer.key),
+        ("webhook-ca.crt", &pki.webhook_ca),
+        ("webhook.crt", &pki.webhook.cert),
+        ("webhook.key", &pki.webhook.key),
+    ] {
+        std::fs::write(dir.join(name), text).expect("write certificate");
+    }
+    pki
+}
+
 fn healthy_pki() -> Pki {
     make_pki(
         &Validity {
@@ -242,6 +290,14 @@ fn a_healthy_cluster_passes() {
         text.contains(&format!("    control plane version {VERSION}\n")),
         "{text}"
     );
+}
+
+#[test]
+fn the_committed_certificates_are_healthy() {
+    let server = cluster(&["control-plane.yaml"], &committed_pki());
+    let out = mesh(&server, &["check", "--wait=0s", "-o", "short"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(stdout(&out), "Status check results are √\n");
 }
 
 #[test]

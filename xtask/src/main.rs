@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod deps;
+mod e2e;
 mod man;
 mod util;
 
@@ -18,7 +19,8 @@ tasks:
   ci                 fmt, clippy, every test and the schema checks; what CI runs
   validate           check rendered manifest goldens against Kubernetes' schemas
   deps               install the system packages the tests need (apt-get, pip)
-  bench <what>       benchmarks that print ratios; <what> is one of: inject
+  bench <what>       benchmarks that print ratios; <what> is one of: check, inject, proxy
+  e2e [--install]    mesh check against the real cluster in $KUBECONFIG (not run in CI)
   man [DIR]          write man pages for `mesh` (default target/man)
 ";
 
@@ -36,6 +38,7 @@ fn main() -> Result<()> {
         "deps" => deps::ensure_all(),
         "validate" => ci::validate_goldens(),
         "bench" => bench::run(rest),
+        "e2e" => e2e::run(rest),
         "man" => man::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");

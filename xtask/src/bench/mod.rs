@@ -1,5 +1,6 @@
 //! `cargo xtask bench <what>`: benchmarks. They print figures and ratios; they never fail on speed.
 
+mod check;
 mod inject;
 mod proxy;
 
@@ -7,9 +8,10 @@ use anyhow::{Result, bail};
 
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
+        Some("check") => check::run(&args[1..]),
         Some("inject") => inject::run(&args[1..]),
         Some("proxy") => proxy::run(&args[1..]),
-        Some(other) => bail!("unknown benchmark {other:?}; try: inject, proxy"),
-        None => bail!("usage: cargo xtask bench <inject|proxy>"),
+        Some(other) => bail!("unknown benchmark {other:?}; try: check, inject, proxy"),
+        None => bail!("usage: cargo xtask bench <check|inject|proxy>"),
     }
 }
