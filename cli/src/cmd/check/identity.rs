@@ -139,12 +139,19 @@ pub fn identity(
         Ok(Some(secret)) => {
             let data = secret.data.clone().unwrap_or_default();
             let what = format!("secret {ns}/{}", names::ISSUER_SECRET);
-            match (data.get("tls.crt"), data.get("tls.key")) {
+            // Linkerd's own scheme keeps crt.pem/key.pem; a kubernetes.io/tls secret (e.g. from
+            // cert-manager) keeps tls.crt/tls.key.
+            let (crt_key, key_key) = if data.contains_key("crt.pem") {
+                ("crt.pem", "key.pem")
+            } else {
+                ("tls.crt", "tls.key")
+            };
+            match (data.get(crt_key), data.get(key_key)) {
                 (Some(crt), Some(key)) if !key.0.is_empty() => {
-                    Bundle::parse(&crt.0, &format!("{what} key tls.crt"))
+                    Bundle::parse(&crt.0, &format!("{what} key {crt_key}"))
                 }
-                (None, _) => Err(format!("{what} has no key tls.crt")),
-                _ => Err(format!("{what} has no key tls.key")),
+                (None, _) => Err(format!("{what} has neither crt.pem nor tls.crt")),
+                _ => Err(format!("{what} has no key {key_key}")),
             }
         }
         Ok(None) => Err(format!(
