@@ -13,6 +13,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::server::{Shared, Target};
 use crate::status::ApiError;
 use crate::store::{Denial, Object, Part, State};
+use crate::{table, time};
 
 type Reply = Result<(StatusCode, Bytes), ApiError>;
 
@@ -21,7 +22,7 @@ pub fn handle(
     target: &Target,
     method: &Method,
     params: &HashMap<String, String>,
-    content_type: &str,
+    (content_type, accept): (&str, &str),
     body: &[u8],
 ) -> Reply {
     let dry_run = params.get("dryRun").is_some_and(|v| v == "All");
@@ -37,9 +38,16 @@ pub fn handle(
     }
     let mut state = shared.state();
     match (method.as_str(), name, sub) {
-        ("GET", None, None) => list(&state, target, params),
+        ("GET", None, None) => list(&state, target, params, accept),
         ("GET", Some(name), None | Some("status")) => {
             let obj = find(&state, target, name)?;
+            if sub.is_none() && table::wanted(accept) {
+                let meta = json!({ "resourceVersion": state.resource_version().to_string() });
+                return ok(
+                    StatusCode::OK,
+                    &table::render(rt, &[obj], meta, time::unix_now()),
+                );
+            }
             Ok((StatusCode::OK, view(&obj, target)))
         }
         ("GET", Some(name), Some("scale")) => {
@@ -164,7 +172,7 @@ fn selectors(params: &HashMap<String, String>) -> Result<(LabelSelector, FieldSe
     Ok((label, field))
 }
 
-fn list(state: &State, target: &Target, params: &HashMap<String, String>) -> Reply {
+fn list(state: &State, target: &Target, params: &HashMap<String, String>, accept: &str) -> Reply {
     let (label, field) = selectors(params)?;
     let limit: usize = match params.get("limit").map(String::as_str) {
         None | Some("") => 0,
@@ -204,6 +212,13 @@ fn list(state: &State, target: &Target, params: &HashMap<String, String>) -> Rep
         items.push(obj);
     }
     let remaining = (next.is_some() && !selecting).then_some(remaining);
+    if table::wanted(accept) {
+        let meta = list_meta(state.resource_version(), next.as_deref(), remaining);
+        return ok(
+            StatusCode::OK,
+            &table::render(&target.rt, &items, meta, time::unix_now()),
+        );
+    }
     let body = list_body(
         target,
         state.resource_version(),
@@ -222,13 +237,7 @@ fn list_body(
     next: Option<&str>,
     remaining: Option<usize>,
 ) -> Bytes {
-    let mut meta = json!({ "resourceVersion": rv.to_string() });
-    if let Some(next) = next {
-        meta["continue"] = json!(next);
-    }
-    if let Some(remaining) = remaining {
-        meta["remainingItemCount"] = json!(remaining);
-    }
+    let meta = list_meta(rv, next, remaining);
     let head = json!({
         "kind": format!("{}List", target.rt.kind),
         "apiVersion": target.rt.api_version(&target.version),
@@ -248,6 +257,17 @@ fn list_body(
     }
     out.put_slice(b"]}");
     out.freeze()
+}
+
+fn list_meta(rv: u64, next: Option<&str>, remaining: Option<usize>) -> Value {
+    let mut meta = json!({ "resourceVersion": rv.to_string() });
+    if let Some(next) = next {
+        meta["continue"] = json!(next);
+    }
+    if let Some(remaining) = remaining {
+        meta["remainingItemCount"] = json!(remaining);
+    }
+    meta
 }
 
 fn encode_continue(ns: &str, name: &str) -> String {

@@ -160,6 +160,12 @@ async fn handle(
             {
                 return watch::watch(&shared, &target, &params);
             }
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
             let content_type = req
                 .headers()
                 .get(header::CONTENT_TYPE)
@@ -171,7 +177,14 @@ async fn handle(
                 Ok(body) => body.to_bytes(),
                 Err(e) => return error(&ApiError::bad_request(format!("cannot read body: {e}"))),
             };
-            match api::handle(&shared, &target, &method, &params, &content_type, &body) {
+            match api::handle(
+                &shared,
+                &target,
+                &method,
+                &params,
+                (&content_type, &accept),
+                &body,
+            ) {
                 Ok((code, bytes)) => bytes_response(code, bytes),
                 Err(e) => error(&e),
             }

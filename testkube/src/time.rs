@@ -4,11 +4,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Now, to the second, in UTC.
 pub fn now() -> String {
-    let secs = SystemTime::now()
+    format_unix(unix_now())
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format_unix(secs as i64)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.

@@ -256,6 +256,23 @@ fn apply_creates_updates_and_deletes() {
         None,
     );
     assert_eq!(ready, "3");
+    // Server-side printing: kubectl's usual columns.
+    let table = kubectl.ok(&["get", "deploy", "web", "-n", "shop"], None);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    let row: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(&row[..4], ["web", "3/3", "3", "3"]);
+    let pods_table = kubectl.ok(&["get", "pods", "-n", "shop"], None);
+    assert!(pods_table.starts_with("NAME"), "{pods_table}");
+    assert_eq!(
+        pods_table
+            .lines()
+            .filter(|l| l.contains(" 2/2 ") && l.contains(" Running "))
+            .count(),
+        3,
+        "{pods_table}"
+    );
     let pods = kubectl.ok(
         &["get", "pods", "-n", "shop", "-l", "app=web", "-o", "name"],
         None,
