@@ -30,6 +30,11 @@ pub fn handle(
     let name = target.name.as_deref();
     let sub = target.sub.as_deref();
     let rt = &target.rt;
+    // Bodies are JSON (or YAML for apply); a client that sent protobuf or CBOR gets a 415 and
+    // falls back to JSON, as it would with an aggregated API server.
+    if !body.is_empty() && (content_type.contains("protobuf") || content_type.contains("cbor")) {
+        return Err(ApiError::unsupported_media_type(content_type));
+    }
     if rt.create_only {
         return match (method, name) {
             (&Method::POST, None) => review(shared, target, body),

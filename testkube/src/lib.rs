@@ -20,6 +20,9 @@
 //! # fn tempfile_dir() -> std::path::PathBuf { std::env::temp_dir() }
 //! ```
 //!
+//! Bodies are JSON (YAML for server-side apply). kubectl's generators, such as `kubectl create
+//! namespace x`, send protobuf and get a 415; `kubectl create -f` and `kubectl apply` send JSON.
+//!
 //! The server runs its own tokio runtime on a background thread, so synchronous tests that run
 //! real binaries can use it as well as async ones. Dropping the handle stops it.
 

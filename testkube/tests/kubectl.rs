@@ -291,6 +291,92 @@ fn apply_creates_updates_and_deletes() {
     assert!(server.objects("Pod", Some("shop")).is_empty());
 }
 
+#[test]
+fn patch_label_scale_and_rollout() {
+    let server = FakeKube::builder().kubelet(true).start().unwrap();
+    let kubectl = Kubectl::new(&server);
+    let namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n";
+    kubectl.ok(
+        &["apply", "-f", "-"],
+        Some(&format!("{namespace}---\n{DEPLOYMENT}")),
+    );
+    let deploy = "deployment/web";
+    let ns = ["-n", "shop"];
+    let run = |args: &[&str]| kubectl.ok(&[&ns[..], args].concat(), None);
+
+    run(&[
+        "patch",
+        deploy,
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"web:3"}]}}}}"#,
+    ]);
+    let stored = server.get("Deployment", "shop", "web").unwrap();
+    let web = &stored["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(web["image"], "web:3");
+    assert_eq!(
+        web["ports"][0]["containerPort"], 8080,
+        "a strategic patch merges containers by name"
+    );
+    run(&[
+        "patch",
+        deploy,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"tier":"front"}}}"#,
+    ]);
+    run(&[
+        "patch",
+        deploy,
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#,
+    ]);
+    run(&["label", deploy, "team=shop"]);
+    run(&["annotate", deploy, "note=hi"]);
+    let stored = server.get("Deployment", "shop", "web").unwrap();
+    assert_eq!(stored["metadata"]["labels"]["tier"], "front");
+    assert_eq!(stored["metadata"]["labels"]["team"], "shop");
+    assert_eq!(stored["metadata"]["annotations"]["note"], "hi");
+    assert_eq!(stored["spec"]["replicas"], 1);
+
+    assert_eq!(
+        run(&["scale", deploy, "--replicas=4"]),
+        "deployment.apps/web scaled\n"
+    );
+    assert_eq!(server.objects("Pod", Some("shop")).len(), 4);
+
+    run(&["rollout", "restart", deploy]);
+    let status = run(&["rollout", "status", deploy, "--timeout=20s"]);
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let replicasets = server.objects("ReplicaSet", Some("shop"));
+    assert!(replicasets.len() >= 2, "a restart makes a new ReplicaSet");
+    let pods = server.objects("Pod", Some("shop"));
+    assert_eq!(pods.len(), 4, "the old ReplicaSet's pods are gone");
+    assert!(
+        pods.iter()
+            .all(|p| p["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string())
+    );
+
+    let missing = kubectl.run(&["get", "deploy", "nope", "-n", "shop"], None);
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr).trim(),
+        "Error from server (NotFound): deployments.apps \"nope\" not found"
+    );
+    // kubectl's generators (`kubectl create namespace x`) send protobuf, which the server
+    // refuses; `create -f` sends JSON.
+    let exists = kubectl.run(&["create", "-f", "-"], Some(namespace));
+    assert_eq!(
+        String::from_utf8_lossy(&exists.stderr).trim(),
+        "Error from server (AlreadyExists): error when creating \"STDIN\": namespaces \"shop\" already exists"
+    );
+    assert_eq!(run(&["delete", "pods", "--all"]).lines().count(), 4);
+    assert_eq!(
+        server.objects("Pod", Some("shop")).len(),
+        4,
+        "the ReplicaSet replaces deleted pods"
+    );
+}
+
 const CRD: &str = "\
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
