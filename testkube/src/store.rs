@@ -128,7 +128,8 @@ impl State {
             next_id: 0,
             objects: HashMap::new(),
             events: VecDeque::new(),
-            forgotten: 0,
+            // History before the server started is gone, as if compacted.
+            forgotten: 1000,
             tx,
             kubelet,
             reconciling: false,

@@ -579,3 +579,61 @@ async fn pod_proxy_forwards_and_faults_fail() {
             .any(|r| r == "GET /api/v1/namespaces/x/pods")
     );
 }
+
+#[tokio::test]
+async fn streaming_lists_generate_names_and_collections() {
+    let server = FakeKube::builder()
+        .fixture_yaml(pods_yaml("s", 7))
+        .start()
+        .unwrap();
+    let client = client(&server).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "s");
+
+    // Streaming lists: initial events then a bookmark that ends them.
+    let config = kube::runtime::watcher::Config::default().streaming_lists();
+    let mut watcher = kube::runtime::watcher(pods.clone(), config).boxed();
+    let mut initial = 0;
+    loop {
+        match watcher.try_next().await.unwrap().unwrap() {
+            kube::runtime::watcher::Event::InitApply(_) => initial += 1,
+            kube::runtime::watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(initial, 7);
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "s");
+    let generated: ConfigMap =
+        serde_json::from_value(json!({ "metadata": { "generateName": "cfg-" } })).unwrap();
+    let a = cms
+        .create(&PostParams::default(), &generated)
+        .await
+        .unwrap();
+    let b = cms
+        .create(&PostParams::default(), &generated)
+        .await
+        .unwrap();
+    let (a, b) = (a.metadata.name.unwrap(), b.metadata.name.unwrap());
+    assert!(a.starts_with("cfg-") && a.len() == 9 && a != b, "{a} {b}");
+
+    let gone = pods
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("tier=odd"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone.left().map(|l| l.items.len()), Some(3));
+    assert_eq!(
+        pods.list(&ListParams::default()).await.unwrap().items.len(),
+        4
+    );
+
+    // A watch from a version older than the change log remembers is told 410 Gone.
+    let stream = pods.watch(&WatchParams::default(), "1").await.unwrap();
+    let first = stream.boxed().try_next().await.unwrap().unwrap();
+    match first {
+        WatchEvent::Error(status) => assert_eq!(status.code, 410),
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+}
