@@ -127,3 +127,123 @@ fn only_retryable_failures_are_worth_waiting_for() {
     assert!(!report.worth_retrying());
     assert!(!Report::default().worth_retrying());
 }
+
+mod data_plane_rules {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    use serde_json::json;
+
+    use super::super::pods;
+
+    fn pod(value: serde_json::Value) -> Pod {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn namespace(annotations: serde_json::Value, labels: serde_json::Value) -> Namespace {
+        serde_json::from_value(
+            json!({ "metadata": { "name": "ns", "annotations": annotations, "labels": labels } }),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn who_should_be_meshed() {
+        let enabled = namespace(json!({ "linkerd.io/inject": "enabled" }), json!({}));
+        let plain = namespace(json!({}), json!({}));
+        let webhooks_off = namespace(
+            json!({ "linkerd.io/inject": "enabled" }),
+            json!({ "config.linkerd.io/admission-webhooks": "disabled" }),
+        );
+        let bare = pod(json!({ "metadata": { "name": "p", "namespace": "ns" } }));
+        assert_eq!(
+            pods::injection_reason(&bare, Some(&enabled)),
+            Some("linkerd.io/inject on the namespace")
+        );
+        assert_eq!(pods::injection_reason(&bare, Some(&plain)), None);
+        assert_eq!(pods::injection_reason(&bare, Some(&webhooks_off)), None);
+        let opted_out = pod(
+            json!({ "metadata": { "name": "p", "namespace": "ns", "annotations": { "linkerd.io/inject": "disabled" } } }),
+        );
+        assert_eq!(pods::injection_reason(&opted_out, Some(&enabled)), None);
+        let ingress = pod(
+            json!({ "metadata": { "name": "p", "namespace": "ns", "annotations": { "linkerd.io/inject": "ingress" } } }),
+        );
+        assert_eq!(
+            pods::injection_reason(&ingress, Some(&plain)),
+            Some("linkerd.io/inject on the pod")
+        );
+        let host = pod(
+            json!({ "metadata": { "name": "p", "namespace": "ns" }, "spec": { "hostNetwork": true, "containers": [] } }),
+        );
+        assert_eq!(
+            pods::injection_reason(&host, Some(&enabled)),
+            None,
+            "hostNetwork pods cannot be meshed"
+        );
+        let system = pod(
+            json!({ "metadata": { "name": "p", "namespace": "kube-system", "annotations": { "linkerd.io/inject": "enabled" } } }),
+        );
+        assert_eq!(pods::injection_reason(&system, None), None);
+    }
+
+    #[test]
+    fn workloads_are_named_for_rollout_restart() {
+        let owned = |kind: &str, name: &str, labels: serde_json::Value| {
+            pod(json!({ "metadata": { "name": "p", "labels": labels,
+                "ownerReferences": [{ "apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "u", "controller": true }] } }))
+        };
+        let rs = owned(
+            "ReplicaSet",
+            "web-5f86686c4d",
+            json!({ "pod-template-hash": "5f86686c4d" }),
+        );
+        assert_eq!(pods::workload(&rs).as_deref(), Some("deployment/web"));
+        let lone_rs = owned("ReplicaSet", "web-abc", json!({}));
+        assert_eq!(
+            pods::workload(&lone_rs).as_deref(),
+            Some("replicaset/web-abc")
+        );
+        assert_eq!(
+            pods::workload(&owned("StatefulSet", "db", json!({}))).as_deref(),
+            Some("statefulset/db")
+        );
+        assert_eq!(
+            pods::workload(&owned("DaemonSet", "agent", json!({}))).as_deref(),
+            Some("daemonset/agent")
+        );
+        assert_eq!(pods::workload(&owned("Job", "migrate", json!({}))), None);
+    }
+
+    #[test]
+    fn proxies_are_found_where_inject_puts_them() {
+        let sidecar = pod(json!({
+            "metadata": { "name": "p" },
+            "spec": {
+                "initContainers": [{ "name": "linkerd-proxy", "image": "ghcr.io/mesh-project/mesh-proxy:0.1.0", "restartPolicy": "Always" }],
+                "containers": [{ "name": "app" }],
+            },
+            "status": { "initContainerStatuses": [{ "name": "linkerd-proxy", "ready": true, "restartCount": 0, "image": "", "imageID": "" }] },
+        }));
+        assert!(pods::proxy(&sidecar).is_some());
+        assert!(pods::proxy_ready(&sidecar));
+        assert_eq!(
+            pods::proxy_version(&sidecar).as_deref(),
+            Some("0.1.0"),
+            "from the image tag"
+        );
+        let plain_init = pod(json!({
+            "metadata": { "name": "p" },
+            "spec": { "initContainers": [{ "name": "linkerd-proxy" }], "containers": [{ "name": "app" }] },
+        }));
+        assert!(
+            pods::proxy(&plain_init).is_none(),
+            "an init container that exits is no proxy"
+        );
+        let done = pod(json!({
+            "metadata": { "name": "p" },
+            "status": { "phase": "Running", "containerStatuses": [
+                { "name": "app", "ready": false, "restartCount": 0, "image": "", "imageID": "", "state": { "terminated": { "exitCode": 0 } } }
+            ] },
+        }));
+        assert!(pods::finished(&done), "every container exited: completed");
+    }
+}
