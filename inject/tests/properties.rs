@@ -88,78 +88,94 @@ fn manifest() -> impl Strategy<Value = Value> {
             (word().prop_map(|w| format!("a.io/{w}")), scalar()),
             1..3,
         )),
+        any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(kind, name, top_extra, pod_extra, labels, annotations)| {
-            let mut pod_meta: Vec<(String, Value)> = Vec::new();
-            if let Some(labels) = labels {
-                pod_meta.push((
-                    "labels".into(),
-                    Value::Map(
-                        labels
-                            .into_iter()
-                            .map(|(k, v)| (k, Value::Scalar(v)))
-                            .collect(),
-                    ),
-                ));
-            }
-            if let Some(ann) = annotations {
-                pod_meta.push((
-                    "annotations".into(),
-                    Value::Map(
-                        ann.into_iter()
-                            .map(|(k, v)| (k, Value::Scalar(v)))
-                            .collect(),
-                    ),
-                ));
-            }
-            let containers = Value::Seq(vec![Value::Map(vec![
-                ("name".into(), Value::Scalar(Scalar::Plain("app".into()))),
-                (
-                    "image".into(),
-                    Value::Scalar(Scalar::Double("example/app:1".into())),
-                ),
-            ])]);
-            let mut pod_spec = vec![("containers".into(), containers)];
-            pod_spec.extend(pod_extra);
-            let mut template: Vec<(String, Value)> = Vec::new();
-            if !pod_meta.is_empty() {
-                template.push(("metadata".into(), Value::Map(pod_meta.clone())));
-            }
-            template.push(("spec".into(), Value::Map(pod_spec.clone())));
-            let plain = |s: &str| Value::Scalar(Scalar::Plain(s.into()));
-            let mut meta = vec![("name".into(), plain(&name))];
-            let mut doc = vec![
-                ("apiVersion".into(), plain("v1")),
-                ("kind".into(), plain(kind)),
-            ];
-            let spec = match kind {
-                "Pod" => {
-                    meta.extend(pod_meta);
-                    Some(Value::Map(pod_spec))
+        .prop_map(
+            |(kind, name, top_extra, pod_extra, labels, annotations, init, volumes)| {
+                let mut pod_meta: Vec<(String, Value)> = Vec::new();
+                if let Some(labels) = labels {
+                    pod_meta.push((
+                        "labels".into(),
+                        Value::Map(
+                            labels
+                                .into_iter()
+                                .map(|(k, v)| (k, Value::Scalar(v)))
+                                .collect(),
+                        ),
+                    ));
                 }
-                "CronJob" => Some(Value::Map(vec![
+                if let Some(ann) = annotations {
+                    pod_meta.push((
+                        "annotations".into(),
+                        Value::Map(
+                            ann.into_iter()
+                                .map(|(k, v)| (k, Value::Scalar(v)))
+                                .collect(),
+                        ),
+                    ));
+                }
+                let containers = Value::Seq(vec![Value::Map(vec![
+                    ("name".into(), Value::Scalar(Scalar::Plain("app".into()))),
                     (
-                        "schedule".into(),
-                        Value::Scalar(Scalar::Double("* * * * *".into())),
+                        "image".into(),
+                        Value::Scalar(Scalar::Double("example/app:1".into())),
                     ),
-                    (
-                        "jobTemplate".into(),
-                        Value::Map(vec![(
-                            "spec".into(),
-                            Value::Map(vec![("template".into(), Value::Map(template))]),
-                        )]),
-                    ),
-                ])),
-                "Namespace" | "Service" | "ConfigMap" => None,
-                _ => Some(Value::Map(vec![("template".into(), Value::Map(template))])),
-            };
-            doc.push(("metadata".into(), Value::Map(meta)));
-            if let Some(spec) = spec {
-                doc.push(("spec".into(), spec));
-            }
-            doc.extend(top_extra);
-            Value::Map(doc)
-        })
+                ])]);
+                let mut pod_spec = vec![("containers".into(), containers)];
+                let named = |n: &str| {
+                    Value::Map(vec![(
+                        "name".into(),
+                        Value::Scalar(Scalar::Plain(n.into())),
+                    )])
+                };
+                if init {
+                    pod_spec.push(("initContainers".into(), Value::Seq(vec![named("setup")])));
+                }
+                if volumes {
+                    pod_spec.push(("volumes".into(), Value::Seq(vec![named("data")])));
+                }
+                pod_spec.extend(pod_extra);
+                let mut template: Vec<(String, Value)> = Vec::new();
+                if !pod_meta.is_empty() {
+                    template.push(("metadata".into(), Value::Map(pod_meta.clone())));
+                }
+                template.push(("spec".into(), Value::Map(pod_spec.clone())));
+                let plain = |s: &str| Value::Scalar(Scalar::Plain(s.into()));
+                let mut meta = vec![("name".into(), plain(&name))];
+                let mut doc = vec![
+                    ("apiVersion".into(), plain("v1")),
+                    ("kind".into(), plain(kind)),
+                ];
+                let spec = match kind {
+                    "Pod" => {
+                        meta.extend(pod_meta);
+                        Some(Value::Map(pod_spec))
+                    }
+                    "CronJob" => Some(Value::Map(vec![
+                        (
+                            "schedule".into(),
+                            Value::Scalar(Scalar::Double("* * * * *".into())),
+                        ),
+                        (
+                            "jobTemplate".into(),
+                            Value::Map(vec![(
+                                "spec".into(),
+                                Value::Map(vec![("template".into(), Value::Map(template))]),
+                            )]),
+                        ),
+                    ])),
+                    "Namespace" | "Service" | "ConfigMap" => None,
+                    _ => Some(Value::Map(vec![("template".into(), Value::Map(template))])),
+                };
+                doc.push(("metadata".into(), Value::Map(meta)));
+                if let Some(spec) = spec {
+                    doc.push(("spec".into(), spec));
+                }
+                doc.extend(top_extra);
+                Value::Map(doc)
+            },
+        )
 }
 
 fn layout() -> impl Strategy<Value = Layout> {
@@ -273,9 +289,26 @@ fn stream(docs: &[(Value, Layout)]) -> String {
 }
 
 fn output(text: &str) -> String {
-    match inject(text, &Options::default()) {
+    output_with(text, &Options::default())
+}
+
+fn output_with(text: &str, options: &Options) -> String {
+    match inject(text, options) {
         Ok(t) => t.output(text),
         Err(e) => panic!("{e} in:\n{text}"),
+    }
+}
+
+fn manual() -> Options {
+    Options {
+        manual: Some(mesh_inject::ManualSettings {
+            values: mesh_inject::values::Values::defaults(),
+            trust_anchors_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+                .into(),
+            control_plane_namespace: "linkerd".into(),
+            cli_version: "1.0.0".into(),
+        }),
+        ..Options::default()
     }
 }
 
@@ -316,6 +349,22 @@ proptest! {
         let input = stream(&docs);
         let injected = output(&input);
         let restored = uninject(&injected).unwrap().output(&injected);
+        prop_assert_eq!(restored, input);
+    }
+
+    #[test]
+    fn manual_inject_only_adds_lines_and_uninject_restores(
+        docs in prop::collection::vec((manifest(), layout()), 1..3)
+    ) {
+        let input = stream(&docs);
+        let options = manual();
+        let out = output_with(&input, &options);
+        let mut out_lines = out.split_inclusive('\n');
+        for line in input.split_inclusive('\n') {
+            prop_assert!(out_lines.by_ref().any(|l| l == line), "line {:?} lost in:\n{}", line, out);
+        }
+        prop_assert_eq!(output_with(&out, &options), out.clone(), "manual inject is not idempotent");
+        let restored = uninject(&out).unwrap().output(&out);
         prop_assert_eq!(restored, input);
     }
 

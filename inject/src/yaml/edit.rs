@@ -188,14 +188,18 @@ impl<'t> Editor<'t> {
     /// The edits so far, sorted by position.
     pub fn into_edits(mut self) -> Vec<Edit> {
         // Insertions at one spot go innermost first: lines added to a nested mapping belong
-        // before lines added to the mapping around it.
+        // before lines added to the mapping around it. At equal indentation, items of a sequence
+        // ending there go before a new sibling key.
         self.edits.sort_by_key(|e| {
-            let indent = e.text.trim_start_matches(['\r', '\n']).len()
-                - e.text
-                    .trim_start_matches(['\r', '\n'])
-                    .trim_start_matches(' ')
-                    .len();
-            (e.range.start, e.range.end, std::cmp::Reverse(indent))
+            let text = e.text.trim_start_matches(['\r', '\n']);
+            let content = text.trim_start_matches(' ');
+            let indent = text.len() - content.len();
+            (
+                e.range.start,
+                e.range.end,
+                std::cmp::Reverse(indent),
+                !content.starts_with('-'),
+            )
         });
         self.edits
     }
