@@ -487,6 +487,50 @@ fn wait_retries_until_proxies_are_ready() {
             .expect("ready");
         let out = handle.join().expect("check thread");
         assert_eq!(code(&out), 0, "{}", stdout(&out));
+        assert_eq!(stderr(&out), "", "no spinner when stderr is not a terminal");
+    });
+}
+
+#[test]
+fn wait_shows_a_spinner_on_a_terminal() {
+    // `script` (bsdutils, essential in Debian) runs mesh under a pseudo-terminal.
+    let script = Path::new("/usr/bin/script");
+    assert!(
+        script.is_file(),
+        "/usr/bin/script is missing; install bsdutils"
+    );
+    let pki = healthy_pki();
+    let server = cluster(&["control-plane.yaml", "data-plane-problems.yaml"], &pki);
+    for doomed in [("emojivoto", "web-5f86686c4d-x7kqp"), ("tools", "debug")] {
+        server.delete("Pod", doomed.0, doomed.1).expect("delete");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = server.write_kubeconfig(dir.path()).expect("kubeconfig");
+    let command = format!(
+        "{} --kubeconfig {} check --proxy --wait=30s",
+        env!("CARGO_BIN_EXE_mesh"),
+        kubeconfig.display()
+    );
+    std::thread::scope(|s| {
+        let handle = s.spawn(|| {
+            Command::new(script)
+                .args(["-qec", &command, "/dev/null"])
+                .env_remove("KUBECONFIG")
+                .output()
+                .expect("script runs")
+        });
+        std::thread::sleep(Duration::from_millis(2500));
+        server
+            .set_pod_ready("emojivoto", "vote-bot-0", true)
+            .expect("ready");
+        let out = handle.join().expect("check thread");
+        let screen = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(code(&out), 0, "{screen}");
+        assert!(
+            screen.contains("waiting for check: data plane proxies are ready"),
+            "{screen}"
+        );
+        assert!(screen.contains("Status check results are √"), "{screen}");
     });
 }
 

@@ -18,6 +18,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("setpriv", "util-linux"),
     // mesh-proxy's server-speaks-first test: a real SMTP server.
     ("aiosmtpd", "python3-aiosmtpd"),
+    // mesh check's --wait spinner test runs mesh under a pseudo-terminal.
+    ("script", "bsdutils"),
 ];
 
 /// Python packages the checks need, as (the command it provides, the PyPI package).
