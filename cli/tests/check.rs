@@ -555,6 +555,24 @@ fn pre_install_checks() {
     let out = mesh(&server, &["check", "--pre", "-o", "short"]);
     assert_eq!(code(&out), 1);
     golden("pre-denied.golden.short", &stdout(&out));
+
+    // A node whose last heartbeat is an hour off means skewed clocks: a warning.
+    let hour_ago = now() - 3600;
+    let stamp = k8s_openapi::jiff::Timestamp::from_second(hour_ago).expect("timestamp");
+    server
+        .edit_status("Node", "", mesh_testkube::NODE, |status| {
+            status["conditions"][0]["lastHeartbeatTime"] = serde_json::json!(stamp.to_string());
+        })
+        .expect("node status");
+    let out = mesh(&server, &["check", "--pre", "-o", "short"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "‼ no clock skew detected\n    clock skew detected:\n    node {} last reported ",
+            mesh_testkube::NODE
+        )),
+        "{text}"
+    );
 }
 
 #[test]
