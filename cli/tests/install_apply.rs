@@ -1,0 +1,193 @@
+//! The two-phase install as a user runs it, with the real kubectl against the fake API server:
+//! `mesh install --crds | kubectl apply -f -`, then `mesh install | kubectl apply -f -`, a
+//! second apply that changes nothing, custom resources of the new CRDs, and
+//! `mesh uninstall --crds | kubectl delete -f -`.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly; helpers outside #[test] functions too.
+
+mod support;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use mesh_testkube::FakeKube;
+use support::{mesh, testdata, text};
+
+fn find_kubectl() -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("kubectl"))
+        .chain([PathBuf::from("/usr/bin/kubectl")])
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("kubectl is not installed (looked on PATH and in /usr/bin); this test needs it")
+        })
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    fn new(server: &FakeKube) -> Kubectl {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = server.write_kubeconfig(dir.path()).unwrap();
+        Kubectl {
+            bin: find_kubectl(),
+            kubeconfig,
+            dir,
+        }
+    }
+
+    /// Runs kubectl with `stdin`, failing the test with its stderr if it fails.
+    fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let cache = self.dir.path().join("cache");
+        let mut child = Command::new(&self.bin)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(args)
+            .env("KUBECACHEDIR", &cache)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+}
+
+/// Runs mesh in testdata/install with the fixture certificates, returning stdout.
+fn mesh_ok(args: &[&str]) -> String {
+    let out = mesh()
+        .current_dir(testdata().join("install"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mesh {args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+const CERTS: &[&str] = &[
+    "--identity-trust-anchors-file",
+    "certs/ca.crt",
+    "--identity-issuer-certificate-file",
+    "certs/issuer.crt",
+    "--identity-issuer-key-file",
+    "certs/issuer.key",
+];
+
+#[test]
+fn two_phase_install_applies_and_uninstall_deletes() {
+    let server = FakeKube::builder().start().unwrap();
+    let kubectl = Kubectl::new(&server);
+
+    // Phase 1: the CRDs.
+    let crds = mesh_ok(&["install", "--crds"]);
+    let applied = kubectl.ok(&["apply", "-f", "-"], &crds);
+    assert_eq!(applied.lines().count(), 7, "{applied}");
+    assert!(applied.contains(
+        "customresourcedefinition.apiextensions.k8s.io/servers.policy.linkerd.io created"
+    ));
+    assert_eq!(server.objects("CustomResourceDefinition", None).len(), 7);
+
+    // Phase 2: the control plane.
+    let args: Vec<&str> = ["install"].iter().chain(CERTS).copied().collect();
+    let control_plane = mesh_ok(&args);
+    let applied = kubectl.ok(&["apply", "-f", "-"], &control_plane);
+    assert!(!applied.contains("unchanged"), "{applied}");
+    let deployments = server.objects("Deployment", Some("linkerd"));
+    let mut names: Vec<&str> = deployments
+        .iter()
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "linkerd-destination",
+            "linkerd-identity",
+            "linkerd-proxy-injector"
+        ]
+    );
+    assert!(
+        server
+            .get("Secret", "linkerd", "linkerd-identity-issuer")
+            .is_some()
+    );
+
+    // The same flags give the same bytes, so applying again changes nothing.
+    let again = kubectl.ok(&["apply", "-f", "-"], &mesh_ok(&args));
+    for line in again.lines() {
+        assert!(line.ends_with(" unchanged"), "{line}");
+    }
+
+    // The CRDs are served: custom resources of each group can be created.
+    let resources = "\
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web-http, namespace: linkerd}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: http
+  proxyProtocol: HTTP/1
+---
+apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata: {name: web-root, namespace: linkerd}
+spec:
+  parentRefs: [{name: web-http, kind: Server, group: policy.linkerd.io}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /}}]}]
+---
+apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: web.linkerd.svc.cluster.local, namespace: linkerd}
+spec:
+  routes: [{name: root, condition: {method: GET, pathRegex: /}}]
+";
+    let created = kubectl.ok(&["apply", "-f", "-"], resources);
+    assert_eq!(created.matches(" created").count(), 3, "{created}");
+
+    // Uninstall: the webhook goes first, the CRDs last, and nothing is left.
+    let uninstall = mesh_ok(&["uninstall", "--crds"]);
+    let deleted = kubectl.ok(&["delete", "--ignore-not-found", "-f", "-"], &uninstall);
+    let first = deleted.lines().next().unwrap();
+    assert!(
+        first.starts_with("mutatingwebhookconfiguration"),
+        "{deleted}"
+    );
+    assert!(
+        deleted
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("customresourcedefinition"),
+        "{deleted}"
+    );
+    assert!(server.objects("Deployment", Some("linkerd")).is_empty());
+    assert!(server.objects("CustomResourceDefinition", None).is_empty());
+    assert!(
+        server
+            .objects("MutatingWebhookConfiguration", None)
+            .is_empty()
+    );
+    assert!(server.objects("ClusterRole", None).is_empty());
+}
