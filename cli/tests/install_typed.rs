@@ -133,7 +133,31 @@ fn check_all(objects: &[Value]) -> Vec<String> {
 
 #[test]
 fn default_install_objects_are_valid_typed_objects() {
-    let kinds = check_all(&install(&["install"]));
+    let objects = install(&["install"]);
+    let kinds = check_all(&objects);
+    // The identity controller's proxy asks the controller beside it for its certificate.
+    let identity: Deployment = serde_json::from_value(
+        objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "linkerd-identity")
+            .unwrap()
+            .clone(),
+    )
+    .unwrap();
+    let pod = identity.spec.unwrap().template.spec.unwrap();
+    let proxy = pod
+        .containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten())
+        .find(|c| c.name == "linkerd-proxy")
+        .expect("the identity pod carries the proxy");
+    let addr = proxy
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "LINKERD2_PROXY_IDENTITY_SVC_ADDR")
+        .unwrap();
+    assert_eq!(addr.value.as_deref(), Some("localhost.:8080"));
     for expected in [
         "Namespace",
         "ClusterRole",

@@ -46,6 +46,7 @@ pub use settings::{OutputArgs, ValuesArgs};
 ///     # See every value and its effective setting
 ///     mesh install --show-values --set proxy.logLevel=debug
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Render only the CustomResourceDefinitions (the first phase)
     #[arg(long)]

@@ -213,7 +213,29 @@ fn inject(object: &mut Value, injection: &manual::Context<'_>) -> Result<(), Ren
         kind: "Deployment".to_owned(),
         name: name.clone(),
         source,
-    })
+    })?;
+    if name == "linkerd-identity" {
+        identity_from_localhost(template);
+    }
+    Ok(())
+}
+
+/// The identity controller's own proxy gets its certificate from the controller beside it, over
+/// localhost, as in Linkerd: through the Service it would wait for a pod that is not ready yet,
+/// because it is waiting for that very certificate.
+fn identity_from_localhost(template: &mut Value) {
+    for path in ["/spec/containers", "/spec/initContainers"] {
+        let Some(list) = template.pointer_mut(path).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for container in list.iter_mut().filter(|c| c["name"] == "linkerd-proxy") {
+            for var in container["env"].as_array_mut().into_iter().flatten() {
+                if var["name"] == "LINKERD2_PROXY_IDENTITY_SVC_ADDR" {
+                    var["value"] = Value::String("localhost.:8080".to_owned());
+                }
+            }
+        }
+    }
 }
 
 /// Writes objects as a YAML stream, each document starting with `---`.

@@ -35,6 +35,7 @@ pub struct ValuesArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// Output format
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Yaml)]

@@ -9,11 +9,11 @@ use crate::cmd::GlobalArgs;
 
 /// Render every object `mesh install` creates, for `kubectl delete -f -`
 ///
-/// The objects are written without their secrets, in a safe order: the injector
-/// webhook first, so no new pod waits on an injector that is going away, then the control plane and
-/// its namespace, and with --crds the CRDs last. Give the same --ha, -f and --set as at install,
-/// or use `kubectl delete --ignore-not-found`, so objects only some settings create (such as the
-/// disruption budgets of --ha) are handled.
+/// The objects are written without their secrets, in a safe order: the injector webhook first,
+/// so no new pod waits on an injector that is going away, then the control plane and its
+/// namespace, and with --crds the CRDs last. Give the same --ha, -f and --set as at install, or
+/// use `kubectl delete --ignore-not-found`, so that objects only some settings create (such as
+/// the disruption budgets of --ha) are handled.
 ///
 /// Deleting the CRDs deletes every ServiceProfile, Server, HTTPRoute and policy object in the
 /// cluster with them.
@@ -23,6 +23,7 @@ use crate::cmd::GlobalArgs;
 ///     mesh uninstall | kubectl delete -f -
 ///     mesh uninstall --crds | kubectl delete --ignore-not-found -f -
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Also delete the CustomResourceDefinitions, and with them every custom resource
     #[arg(long)]
