@@ -3,9 +3,11 @@
 //! `main` owns exit codes: 0 ok, 1 a check or validation failed, 2 a usage or runtime error. A broken
 //! pipe on stdout exits quietly.
 
+mod client;
 mod cmd;
 mod exit;
 mod input;
+mod metrics;
 mod output;
 
 use std::process::ExitCode;

@@ -3,10 +3,12 @@
 
 mod check;
 mod completion;
+mod diagnostics;
 mod generate;
 mod inject;
 mod install;
 mod manifest;
+mod stat;
 mod uninject;
 mod version;
 
@@ -57,6 +59,8 @@ pub enum Command {
     Install(Box<install::Args>),
     Uninstall(install::uninstall::Args),
     Check(check::Args),
+    Stat(Box<stat::Args>),
+    Diagnostics(diagnostics::Args),
     Version(version::Args),
     Completion(completion::Args),
     #[command(hide = true)]
@@ -71,6 +75,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Install(args) => install::run(*args, &cli.global),
         Command::Uninstall(args) => install::uninstall::run(args, &cli.global),
         Command::Check(args) => check::run(args, &cli.global),
+        Command::Stat(args) => stat::run(*args, &cli.global),
+        Command::Diagnostics(args) => diagnostics::run(args, &cli.global),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
         Command::Generate(args) => generate::run(args),

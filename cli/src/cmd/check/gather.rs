@@ -1,10 +1,6 @@
 //! Reading the cluster: one concurrent round of API calls that fills a [`Snapshot`], which the
 //! checks then judge without further I/O.
 
-use std::path::Path;
-use std::time::Duration;
-
-use anyhow::Context;
 use futures::future::join_all;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -15,12 +11,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Servic
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::serde::de::DeserializeOwned;
+use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 
 use super::names;
-use crate::cmd::GlobalArgs;
 
 /// The result of one API call, with the error as text for the report.
 pub type Fetch<T> = Result<T, String>;
@@ -76,53 +70,7 @@ pub struct Scope {
     pub namespace: Option<String>,
 }
 
-/// Builds a client from `--kubeconfig`, `--context`, `$KUBECONFIG`, `~/.kube/config` or the
-/// in-cluster service account, in that order. Returns the client and the server's URL.
-pub async fn client(global: &GlobalArgs, timeout: Duration) -> anyhow::Result<(Client, String)> {
-    let options = KubeConfigOptions {
-        context: global.context.clone(),
-        ..KubeConfigOptions::default()
-    };
-    let mut config = match &global.kubeconfig {
-        Some(path) => from_file(path, &options).await?,
-        None => match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
-            Some(paths) => {
-                let kubeconfig = Kubeconfig::from_env()
-                    .with_context(|| {
-                        format!("cannot read $KUBECONFIG ({})", paths.to_string_lossy())
-                    })?
-                    .context("$KUBECONFIG names no kubeconfig file")?;
-                Config::from_custom_kubeconfig(kubeconfig, &options)
-                    .await
-                    .context("cannot use the kubeconfig in $KUBECONFIG")?
-            }
-            None if global.context.is_some() => Config::from_kubeconfig(&options)
-                .await
-                .context("cannot load ~/.kube/config")?,
-            None => Config::infer().await.context(
-                "no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a cluster",
-            )?,
-        },
-    };
-    // The checks retry on their own terms (--wait); kube's default retry of 503s with a long
-    // backoff would make an unhealthy API look like a hang.
-    config.default_retry = false;
-    config.connect_timeout = Some(timeout);
-    config.read_timeout = Some(timeout);
-    let url = config.cluster_url.to_string();
-    let client = Client::try_from(config).context("cannot build a Kubernetes client")?;
-    Ok((client, url.trim_end_matches('/').to_string()))
-}
-
-async fn from_file(path: &Path, options: &KubeConfigOptions) -> anyhow::Result<Config> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
-    let kubeconfig = Kubeconfig::from_yaml(&text)
-        .with_context(|| format!("cannot parse kubeconfig {}", path.display()))?;
-    Config::from_custom_kubeconfig(kubeconfig, options)
-        .await
-        .with_context(|| format!("cannot use kubeconfig {}", path.display()))
-}
+pub use crate::client::{client, describe};
 
 /// Reads what `scope` needs, concurrently. The `/version` call doubles as the API check: if it
 /// fails, nothing else is read and its error comes back.
@@ -318,29 +266,4 @@ where
     K: Clone + DeserializeOwned + std::fmt::Debug,
 {
     api.get_opt(name).await.map_err(describe)
-}
-
-/// An API error as one readable line.
-pub fn describe(err: kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) => {
-            if status.message.is_empty() {
-                format!("the API answered {} {}", status.code, status.reason)
-            } else {
-                status.message.clone()
-            }
-        }
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(&other);
-            while let Some(cause) = source {
-                let cause_text = cause.to_string();
-                if !text.contains(&cause_text) {
-                    text = format!("{text}: {cause_text}");
-                }
-                source = cause.source();
-            }
-            text
-        }
-    }
 }

@@ -186,7 +186,7 @@ impl Spinner {
 }
 
 /// Go-style durations: `300ms`, `30s`, `5m`, `1h30m`, `0`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration {text:?}: expected e.g. 30s, 5m or 1h30m");
     if text == "0" {
         return Ok(Duration::ZERO);

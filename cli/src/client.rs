@@ -1,0 +1,83 @@
+//! The Kubernetes client every cluster-facing command builds from the global flags.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::cmd::GlobalArgs;
+
+/// Builds a client from `--kubeconfig`, `--context`, `$KUBECONFIG`, `~/.kube/config` or the
+/// in-cluster service account, in that order. Returns the client and the server's URL.
+pub async fn client(global: &GlobalArgs, timeout: Duration) -> anyhow::Result<(Client, String)> {
+    let options = KubeConfigOptions {
+        context: global.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let mut config = match &global.kubeconfig {
+        Some(path) => from_file(path, &options).await?,
+        None => match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+            Some(paths) => {
+                let kubeconfig = Kubeconfig::from_env()
+                    .with_context(|| {
+                        format!("cannot read $KUBECONFIG ({})", paths.to_string_lossy())
+                    })?
+                    .context("$KUBECONFIG names no kubeconfig file")?;
+                Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .context("cannot use the kubeconfig in $KUBECONFIG")?
+            }
+            None if global.context.is_some() => Config::from_kubeconfig(&options)
+                .await
+                .context("cannot load ~/.kube/config")?,
+            None => Config::infer().await.context(
+                "no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a cluster",
+            )?,
+        },
+    };
+    // Commands retry on their own terms; kube's default retry of 503s with a long backoff would
+    // make an unhealthy API look like a hang.
+    config.default_retry = false;
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    let url = config.cluster_url.to_string();
+    let client = Client::try_from(config).context("cannot build a Kubernetes client")?;
+    Ok((client, url.trim_end_matches('/').to_string()))
+}
+
+async fn from_file(path: &Path, options: &KubeConfigOptions) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+    let kubeconfig = Kubeconfig::from_yaml(&text)
+        .with_context(|| format!("cannot parse kubeconfig {}", path.display()))?;
+    Config::from_custom_kubeconfig(kubeconfig, options)
+        .await
+        .with_context(|| format!("cannot use kubeconfig {}", path.display()))
+}
+
+/// An API error as one readable line.
+pub fn describe(err: kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => {
+            if status.message.is_empty() {
+                format!("the API answered {} {}", status.code, status.reason)
+            } else {
+                status.message.clone()
+            }
+        }
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(&other);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text = format!("{text}: {cause_text}");
+                }
+                source = cause.source();
+            }
+            text
+        }
+    }
+}

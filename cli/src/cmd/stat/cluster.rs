@@ -1,0 +1,441 @@
+//! Reading the cluster: the resources asked for, every pod they could select, and which pods
+//! each resource selects through its own selector.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::serde::de::DeserializeOwned;
+use kube::api::{Api, ListParams};
+use kube::{Client, Resource, ResourceExt};
+
+use super::resource::{Kind, Target};
+use crate::client::describe;
+
+/// The proxy container, and its admin port's name, as Linkerd's injector names them.
+pub const PROXY_CONTAINER: &str = "linkerd-proxy";
+pub const ADMIN_PORT_NAME: &str = "linkerd-admin";
+pub const DEFAULT_ADMIN_PORT: u16 = 4191;
+
+/// Which namespaces to look in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Namespace(String),
+    All,
+}
+
+/// A resource that selects pods.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    selector: PodSelector,
+}
+
+#[derive(Debug, Clone)]
+enum PodSelector {
+    /// A workload's `spec.selector`.
+    Labels(LabelSelector),
+    /// A Service's or ReplicationController's `spec.selector`; empty selects nothing.
+    Map(BTreeMap<String, String>),
+    /// A CronJob: the pods of the Jobs it owns.
+    Jobs(Vec<String>),
+    /// A Namespace: every pod in it.
+    Namespace,
+    /// A Pod: itself.
+    Itself,
+}
+
+/// What `mesh stat` needs to know about a pod.
+#[derive(Debug, Clone)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    /// `status.reason` if set, else `status.phase`.
+    pub status: String,
+    /// Not finished (Succeeded or Failed) and not being deleted.
+    pub live: bool,
+    /// In phase Running, so its proxy can answer.
+    pub running: bool,
+    /// Has a `linkerd-proxy` container (or native sidecar).
+    pub meshed: bool,
+    pub admin_port: u16,
+    labels: BTreeMap<String, String>,
+    owner_jobs: Vec<String>,
+}
+
+/// The resources asked for and the pods they may select.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    pub workloads: Vec<Workload>,
+    pub pods: Vec<PodInfo>,
+}
+
+impl Inventory {
+    /// Indices into `pods` of the pods `workload` selects.
+    pub fn pods_of(&self, workload: &Workload) -> Vec<usize> {
+        self.pods
+            .iter()
+            .enumerate()
+            .filter(|(_, pod)| selects(workload, pod))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+fn selects(workload: &Workload, pod: &PodInfo) -> bool {
+    if let PodSelector::Namespace = workload.selector {
+        return pod.namespace == workload.name;
+    }
+    if pod.namespace != workload.namespace {
+        return false;
+    }
+    match &workload.selector {
+        PodSelector::Labels(selector) => label_selector_matches(selector, &pod.labels),
+        PodSelector::Map(map) => {
+            !map.is_empty() && map.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+        }
+        PodSelector::Jobs(jobs) => pod.owner_jobs.iter().any(|j| jobs.contains(j)),
+        PodSelector::Itself => pod.name == workload.name,
+        PodSelector::Namespace => false,
+    }
+}
+
+/// Kubernetes' label selector semantics: every `matchLabels` pair and every expression holds.
+pub fn label_selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let by_labels = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_expressions = selector.match_expressions.iter().flatten().all(|e| {
+        let value = labels.get(&e.key);
+        let values = e.values.as_deref().unwrap_or_default();
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    by_labels && by_expressions
+}
+
+/// Lists the targets' resources in `scope` (filtered by `selector` and by name) and the pods
+/// they can select. A name that matches nothing is an error.
+pub async fn inventory(
+    client: &Client,
+    scope: &Scope,
+    targets: &[Target],
+    selector: Option<&str>,
+) -> anyhow::Result<Inventory> {
+    let pod_scope = if targets.iter().any(|t| t.kind == Kind::Namespace) {
+        Scope::All
+    } else {
+        scope.clone()
+    };
+    let mut params = ListParams::default();
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
+    let needs_jobs = targets.iter().any(|t| t.kind == Kind::CronJob);
+    let pods = async {
+        list::<Pod>(client, &pod_scope, &ListParams::default())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot list pods: {}", describe(e)))
+    };
+    let jobs = async {
+        if needs_jobs {
+            list::<Job>(client, scope, &ListParams::default())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot list jobs: {}", describe(e)))
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let workloads = futures::future::join_all(
+        targets
+            .iter()
+            .map(|target| workloads(client, scope, target, &params)),
+    );
+    let (pods, jobs, workloads) = tokio::join!(pods, jobs, workloads);
+    let jobs = jobs?;
+    let pods = pods?.iter().map(pod_info).collect();
+    let mut all = Vec::new();
+    for (target, found) in targets.iter().zip(workloads) {
+        let mut found = found?;
+        for workload in &mut found {
+            if workload.kind == Kind::CronJob {
+                workload.selector = PodSelector::Jobs(jobs_of(&jobs, workload));
+            }
+        }
+        for name in &target.names {
+            if !found.iter().any(|w| &w.name == name) {
+                let place = match scope {
+                    Scope::Namespace(ns) if target.kind != Kind::Namespace => {
+                        format!(" in namespace {ns:?}")
+                    }
+                    _ => String::new(),
+                };
+                anyhow::bail!("{} {name:?} not found{place}", target.kind);
+            }
+        }
+        all.extend(found);
+    }
+    Ok(Inventory {
+        workloads: all,
+        pods,
+    })
+}
+
+fn jobs_of(jobs: &[Job], cronjob: &Workload) -> Vec<String> {
+    jobs.iter()
+        .filter(|job| job.namespace().as_deref() == Some(cronjob.namespace.as_str()))
+        .filter(|job| {
+            job.owner_references()
+                .iter()
+                .any(|o| o.kind == "CronJob" && o.name == cronjob.name)
+        })
+        .map(|job| job.name_any())
+        .collect()
+}
+
+async fn workloads(
+    client: &Client,
+    scope: &Scope,
+    target: &Target,
+    params: &ListParams,
+) -> anyhow::Result<Vec<Workload>> {
+    let kind = target.kind;
+    let fail = |e: kube::Error| anyhow::anyhow!("cannot list {kind}s: {}", describe(e));
+    let mut found: Vec<Workload> = match kind {
+        Kind::Deployment => to_workloads(
+            list::<Deployment>(client, scope, params)
+                .await
+                .map_err(fail)?,
+            kind,
+            |d| {
+                PodSelector::Labels(
+                    d.spec
+                        .as_ref()
+                        .map(|s| s.selector.clone())
+                        .unwrap_or_default(),
+                )
+            },
+        ),
+        Kind::StatefulSet => to_workloads(
+            list::<StatefulSet>(client, scope, params)
+                .await
+                .map_err(fail)?,
+            kind,
+            |d| {
+                PodSelector::Labels(
+                    d.spec
+                        .as_ref()
+                        .map(|s| s.selector.clone())
+                        .unwrap_or_default(),
+                )
+            },
+        ),
+        Kind::DaemonSet => to_workloads(
+            list::<DaemonSet>(client, scope, params)
+                .await
+                .map_err(fail)?,
+            kind,
+            |d| {
+                PodSelector::Labels(
+                    d.spec
+                        .as_ref()
+                        .map(|s| s.selector.clone())
+                        .unwrap_or_default(),
+                )
+            },
+        ),
+        Kind::ReplicaSet => to_workloads(
+            list::<ReplicaSet>(client, scope, params)
+                .await
+                .map_err(fail)?,
+            kind,
+            |d| {
+                PodSelector::Labels(
+                    d.spec
+                        .as_ref()
+                        .map(|s| s.selector.clone())
+                        .unwrap_or_default(),
+                )
+            },
+        ),
+        Kind::Job => to_workloads(
+            list::<Job>(client, scope, params).await.map_err(fail)?,
+            kind,
+            |d| {
+                PodSelector::Labels(
+                    d.spec
+                        .as_ref()
+                        .and_then(|s| s.selector.clone())
+                        .unwrap_or_default(),
+                )
+            },
+        ),
+        Kind::ReplicationController => to_workloads(
+            list::<ReplicationController>(client, scope, params)
+                .await
+                .map_err(fail)?,
+            kind,
+            |d| {
+                PodSelector::Map(
+                    d.spec
+                        .as_ref()
+                        .and_then(|s| s.selector.clone())
+                        .unwrap_or_default(),
+                )
+            },
+        ),
+        Kind::Service => to_workloads(
+            list::<Service>(client, scope, params).await.map_err(fail)?,
+            kind,
+            |d| {
+                PodSelector::Map(
+                    d.spec
+                        .as_ref()
+                        .and_then(|s| s.selector.clone())
+                        .unwrap_or_default(),
+                )
+            },
+        ),
+        Kind::CronJob => to_workloads(
+            list::<CronJob>(client, scope, params).await.map_err(fail)?,
+            kind,
+            |_| PodSelector::Jobs(Vec::new()),
+        ),
+        Kind::Pod => to_workloads(
+            list::<Pod>(client, scope, params).await.map_err(fail)?,
+            kind,
+            |_| PodSelector::Itself,
+        ),
+        Kind::Namespace => {
+            let all = pages(Api::<Namespace>::all(client.clone()), params)
+                .await
+                .map_err(fail)?;
+            all.into_iter()
+                .map(|ns| Workload {
+                    kind,
+                    namespace: ns.name_any(),
+                    name: ns.name_any(),
+                    selector: PodSelector::Namespace,
+                })
+                .collect()
+        }
+        Kind::Authority => anyhow::bail!("authorities are not Kubernetes resources; use --proxy"),
+    };
+    if !target.names.is_empty() {
+        found.retain(|w| target.names.contains(&w.name));
+    }
+    Ok(found)
+}
+
+fn to_workloads<K>(items: Vec<K>, kind: Kind, selector: impl Fn(&K) -> PodSelector) -> Vec<Workload>
+where
+    K: Resource + ResourceExt,
+{
+    items
+        .iter()
+        .map(|item| Workload {
+            kind,
+            namespace: item.namespace().unwrap_or_default(),
+            name: item.name_any(),
+            selector: selector(item),
+        })
+        .collect()
+}
+
+fn pod_info(pod: &Pod) -> PodInfo {
+    let status = pod.status.as_ref();
+    let phase = status
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "Unknown".to_string());
+    let shown = status
+        .and_then(|s| s.reason.clone())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| phase.clone());
+    let finished = phase == "Succeeded" || phase == "Failed";
+    let spec = pod.spec.as_ref();
+    let proxy = spec.and_then(|spec| {
+        spec.containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == PROXY_CONTAINER)
+    });
+    let admin_port = proxy
+        .and_then(|c| c.ports.as_ref())
+        .and_then(|ports| {
+            ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(ADMIN_PORT_NAME))
+                .and_then(|p| u16::try_from(p.container_port).ok())
+        })
+        .unwrap_or(DEFAULT_ADMIN_PORT);
+    PodInfo {
+        namespace: pod.namespace().unwrap_or_default(),
+        name: pod.name_any(),
+        status: shown,
+        live: !finished && pod.metadata.deletion_timestamp.is_none(),
+        running: phase == "Running",
+        meshed: proxy.is_some(),
+        admin_port,
+        labels: pod.labels().clone(),
+        owner_jobs: pod
+            .owner_references()
+            .iter()
+            .filter(|o| o.kind == "Job")
+            .map(|o| o.name.clone())
+            .collect(),
+    }
+}
+
+/// Page size for every list, as kubectl uses.
+const PAGE: u32 = 500;
+
+/// Lists everything of a namespaced kind in `scope`, a page at a time.
+pub async fn list<K>(
+    client: &Client,
+    scope: &Scope,
+    params: &ListParams,
+) -> Result<Vec<K>, kube::Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    <K as Resource>::DynamicType: Default,
+{
+    let api: Api<K> = match scope {
+        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
+        Scope::All => Api::all(client.clone()),
+    };
+    pages(api, params).await
+}
+
+async fn pages<K>(api: Api<K>, params: &ListParams) -> Result<Vec<K>, kube::Error>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut page_params = params.clone().limit(PAGE);
+        if let Some(token) = &token {
+            page_params = page_params.continue_token(token);
+        }
+        let page = api.list(&page_params).await?;
+        items.extend(page.items);
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if token.is_none() {
+            return Ok(items);
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! One proxy's `/metrics` page, reduced to the few totals `mesh stat` needs, per group.
+//!
+//! The page is parsed and reduced as soon as it arrives, so a refresh over many pods keeps
+//! only these totals, never the text.
+
+use std::collections::HashMap;
+
+use crate::metrics::{Buckets, Exposition, Sample};
+
+use super::resource::Kind;
+
+/// The histogram mesh-proxy exports next to Linkerd's, in microseconds.
+pub const FINE_LATENCY: &str = "response_latency_fine_us";
+
+/// Which of a proxy's metrics count, and how they are grouped into rows.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// `inbound` or `outbound`.
+    pub direction: Direction,
+    pub group: GroupBy,
+    /// Keep only traffic to this destination (`--to`).
+    pub only: Option<Destination>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+
+    /// The `peer` of the transport metrics on this side: accepted connections inbound,
+    /// opened ones outbound.
+    fn peer(self) -> &'static str {
+        match self {
+            Direction::Inbound => "src",
+            Direction::Outbound => "dst",
+        }
+    }
+}
+
+/// How one proxy's traffic splits into rows.
+#[derive(Debug, Clone)]
+pub enum GroupBy {
+    /// All of it is the pod's (key `""`).
+    Whole,
+    /// By the `authority` label.
+    Authority,
+    /// By destination resource, key `namespace/name`, from the `dst_*` labels (`--from`).
+    Destination { kind: Kind, namespace: String },
+}
+
+/// A destination resource for `--to`.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// One proxy's totals.
+#[derive(Debug, Clone, Default)]
+pub struct PodSample {
+    /// `process_start_time_seconds`: a change means the counters restarted.
+    pub start_time: Option<f64>,
+    pub groups: HashMap<String, Counters>,
+}
+
+/// Totals since the proxy started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counters {
+    pub success: f64,
+    pub failure: f64,
+    /// `response_latency_ms`, summed over label sets.
+    pub latency_ms: Buckets,
+    /// `response_latency_fine_us`, when the proxy exports it.
+    pub fine_us: Option<Buckets>,
+    pub tcp_open: f64,
+    pub read_bytes: f64,
+    pub write_bytes: f64,
+}
+
+impl View {
+    /// The row key of a sample, or `None` when the sample does not count.
+    fn key(&self, sample: &Sample<'_>) -> Option<String> {
+        if sample.label("direction") != Some(self.direction.as_str()) {
+            return None;
+        }
+        if let Some(only) = &self.only
+            && destination(sample, only.kind, &only.namespace).as_ref()
+                != Some(&(only.namespace.clone(), only.name.clone()))
+        {
+            return None;
+        }
+        match &self.group {
+            GroupBy::Whole => Some(String::new()),
+            GroupBy::Authority => sample.label("authority").map(str::to_string),
+            GroupBy::Destination { kind, namespace } => {
+                destination(sample, *kind, namespace).map(|(ns, name)| format!("{ns}/{name}"))
+            }
+        }
+    }
+}
+
+/// The `(namespace, name)` of the destination resource of kind `kind` a sample names, from
+/// `dst_<kind>` and `dst_namespace`. For Services without those labels (mesh-proxy has no
+/// discovery yet), the `authority` stands in: `name.namespace.svc…`, `name.namespace` or a
+/// bare `name` in `default_namespace`.
+fn destination(
+    sample: &Sample<'_>,
+    kind: Kind,
+    default_namespace: &str,
+) -> Option<(String, String)> {
+    let namespace = sample.label("dst_namespace");
+    if kind == Kind::Namespace {
+        return namespace.map(|ns| (ns.to_string(), ns.to_string()));
+    }
+    if let Some(name) = sample.label(kind.dst_label()) {
+        let ns = namespace.unwrap_or(default_namespace);
+        return Some((ns.to_string(), name.to_string()));
+    }
+    if kind != Kind::Service {
+        return None;
+    }
+    let authority = sample.label("authority")?;
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                host
+            } else {
+                authority
+            }
+        });
+    let parts: Vec<&str> = host.split('.').collect();
+    match parts.as_slice() {
+        [name] if !name.is_empty() => Some((default_namespace.to_string(), name.to_string())),
+        [name, ns] => Some((ns.to_string(), name.to_string())),
+        [name, ns, "svc", ..] => Some((ns.to_string(), name.to_string())),
+        _ => None,
+    }
+}
+
+/// Reduces a parsed page to its totals under `view`.
+pub fn reduce(page: &Exposition<'_>, view: &View) -> PodSample {
+    let mut out = PodSample::default();
+    let mut coarse: Series<'_> = HashMap::new();
+    let mut fine: Series<'_> = HashMap::new();
+    for family in &page.families {
+        match family.name {
+            "response_total" => {
+                for s in &family.samples {
+                    let Some(key) = view.key(s) else { continue };
+                    let counters = out.groups.entry(key).or_default();
+                    match s.label("classification") {
+                        Some("success") => counters.success += s.value,
+                        Some("failure") => counters.failure += s.value,
+                        _ => {}
+                    }
+                }
+            }
+            "response_latency_ms" | FINE_LATENCY => {
+                let series = if family.name == FINE_LATENCY {
+                    &mut fine
+                } else {
+                    &mut coarse
+                };
+                for s in &family.samples {
+                    if !s.name.ends_with("_bucket") {
+                        continue;
+                    }
+                    let Some(le) = s.label("le").and_then(parse_le) else {
+                        continue;
+                    };
+                    let Some(key) = view.key(s) else { continue };
+                    let labels: Vec<(&str, &str)> = s
+                        .labels
+                        .iter()
+                        .filter(|(n, _)| *n != "le")
+                        .map(|(n, v)| (*n, v.as_ref()))
+                        .collect();
+                    series.entry((key, labels)).or_default().push((le, s.value));
+                }
+            }
+            "tcp_open_connections" | "tcp_read_bytes_total" | "tcp_write_bytes_total" => {
+                for s in &family.samples {
+                    if s.label("peer") != Some(view.direction.peer()) {
+                        continue;
+                    }
+                    let Some(key) = view.key(s) else { continue };
+                    let counters = out.groups.entry(key).or_default();
+                    match family.name {
+                        "tcp_open_connections" => counters.tcp_open += s.value,
+                        "tcp_read_bytes_total" => counters.read_bytes += s.value,
+                        _ => counters.write_bytes += s.value,
+                    }
+                }
+            }
+            "process_start_time_seconds" => {
+                out.start_time = family.samples.first().map(|s| s.value);
+            }
+            _ => {}
+        }
+    }
+    merge_series(&mut out.groups, coarse, false);
+    merge_series(&mut out.groups, fine, true);
+    out
+}
+
+/// Histogram series: (row key, labels other than `le`) to (le, cumulative) points.
+type Series<'a> = HashMap<(String, Vec<(&'a str, &'a str)>), Vec<(f64, f64)>>;
+
+/// Adds up each row's series into one histogram.
+fn merge_series(groups: &mut HashMap<String, Counters>, series: Series<'_>, fine: bool) {
+    let mut by_key: HashMap<String, Vec<Buckets>> = HashMap::new();
+    for ((key, _), points) in series {
+        by_key
+            .entry(key)
+            .or_default()
+            .push(Buckets::from_points(points));
+    }
+    for (key, histograms) in by_key {
+        let sum = Buckets::sum(&histograms);
+        let counters = groups.entry(key).or_default();
+        if fine {
+            counters.fine_us = Some(sum);
+        } else {
+            counters.latency_ms = sum;
+        }
+    }
+}
+
+fn parse_le(text: &str) -> Option<f64> {
+    match text {
+        "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
+        _ => text.parse().ok(),
+    }
+}

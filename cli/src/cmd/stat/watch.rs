@@ -1,0 +1,85 @@
+//! `--watch`: the table redrawn in place every window, until Ctrl-C.
+//!
+//! On a terminal each refresh clears the screen and draws from the top left, under a header
+//! saying how often it refreshes; anywhere else each refresh is appended, so `--watch` can be
+//! logged.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crossterm::{cursor, execute, terminal};
+
+use super::Frame;
+
+pub struct Screen {
+    terminal: bool,
+    title: String,
+    window: Duration,
+}
+
+impl Screen {
+    pub fn new(watch: bool, title: &str, window: Duration) -> Screen {
+        Screen {
+            terminal: watch && std::io::stdout().is_terminal(),
+            title: title.trim().to_string(),
+            window,
+        }
+    }
+
+    /// Shows refresh number `refresh`.
+    pub fn draw(&mut self, refresh: u64, frame: &Frame) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        if self.terminal {
+            execute!(
+                out,
+                cursor::MoveTo(0, 0),
+                terminal::Clear(terminal::ClearType::All)
+            )?;
+            let header = format!(
+                "Every {:?}: {}    refresh {refresh}    Ctrl-C to quit\n\n",
+                self.window, self.title
+            );
+            // In a terminal a bare \n does not return the carriage in raw mode; we are not in
+            // raw mode, but write \r\n anyway so the frame survives either.
+            write_lines(&mut out, &header)?;
+            write_lines(&mut out, &frame.body)?;
+            if frame.empty {
+                write_lines(&mut out, "No traffic found.\n")?;
+            }
+            write_lines(&mut out, &frame.footnote)?;
+        } else {
+            if refresh > 1 {
+                out.write_all(b"\n")?;
+            }
+            out.write_all(frame.body.as_bytes())?;
+            if !frame.footnote.is_empty() {
+                eprint!("{}", frame.footnote);
+            }
+        }
+        out.flush()
+    }
+
+    /// Leaves the last frame on screen and ends the run successfully.
+    pub fn quit(&mut self) -> ExitCode {
+        if self.terminal {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(b"\r\n");
+            let _ = out.flush();
+        }
+        ExitCode::SUCCESS
+    }
+}
+
+fn write_lines(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+    for line in text.split_inclusive('\n') {
+        match line.strip_suffix('\n') {
+            Some(body) => {
+                out.write_all(body.as_bytes())?;
+                out.write_all(b"\r\n")?;
+            }
+            None => out.write_all(line.as_bytes())?,
+        }
+    }
+    Ok(())
+}

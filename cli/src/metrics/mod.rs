@@ -1,0 +1,16 @@
+//! Proxy metrics: the Prometheus text format, histograms and quantiles, and scraping proxies'
+//! admin endpoints, through the Kubernetes API server's pod proxy or directly.
+
+mod histogram;
+mod obfuscate;
+mod parse;
+mod scrape;
+#[cfg(test)]
+mod tests;
+
+pub use histogram::Buckets;
+pub use obfuscate::obfuscate;
+pub use parse::{Exposition, Sample, parse};
+#[cfg(test)]
+pub use parse::{Kind, render};
+pub use scrape::{Scraped, Scraper, Target};

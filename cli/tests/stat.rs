@@ -1,0 +1,256 @@
+//! `mesh stat` end to end: real mesh-proxy processes on loopback carry a known traffic mix,
+//! and the fake API server's pod proxy reaches each proxy's admin port.
+//!
+//! Tolerances: the client sends on a fixed schedule, so a 3 s window holds 30 ± 1 requests
+//! per 10 rps; rates are checked within ±15 %, the success rate within ±6 points, and
+//! latency percentiles between the backend's 20 ms and 20 ms plus a generous allowance for
+//! a debug-build proxy on a busy 2-core machine.
+#![allow(clippy::unwrap_used)]
+
+mod stat_support;
+
+use serde_json::Value;
+use stat_support::{Backend, Load, Proxy, mesh, meshed_deployment, pods_of, stderr, stdout};
+
+use mesh_testkube::FakeKube;
+
+const NS: &str = "emojivoto";
+
+fn row<'a>(rows: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["kind"] == kind && r["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind}/{name} row in {rows:#?}"))
+}
+
+fn within(value: &Value, low: f64, high: f64, what: &str) {
+    let v = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {value}"));
+    assert!(
+        (low..=high).contains(&v),
+        "{what} = {v}, expected {low}..={high}"
+    );
+}
+
+#[test]
+fn stat_reports_rate_success_and_latency_of_real_traffic() {
+    let backend = Backend::start();
+    let proxies = [
+        Proxy::start(backend.addr, &[]),
+        Proxy::start(backend.addr, &[]),
+    ];
+    let server = FakeKube::builder().kubelet(true).start().unwrap();
+    server.apply_yaml(&meshed_deployment(NS, "web", 2)).unwrap();
+    // A meshed pod whose proxy cannot be reached, and a workload with no proxy at all.
+    server.apply_yaml(&meshed_deployment(NS, "db", 1)).unwrap();
+    server
+        .apply_yaml(
+            &meshed_deployment(NS, "legacy", 1)
+                .replace("      - name: linkerd-proxy\n", "      - name: sidecar\n"),
+        )
+        .unwrap();
+    let web = pods_of(&server, NS, "web");
+    assert_eq!(web.len(), 2);
+    for (pod, proxy) in web.iter().zip(&proxies) {
+        server.set_pod_proxy(NS, pod, 4191, proxy.admin);
+    }
+    // 10 rps in all, every 10th request fails, every request takes 20 ms at the backend.
+    let _loads: Vec<Load> = proxies
+        .iter()
+        .map(|p| Load::start(p.inbound, "web.emojivoto.svc.cluster.local:8080", 5, 10, 20))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let runs: Vec<_> = [
+        vec!["stat", "deploy", "-n", NS, "-t", "3s", "-o", "json"],
+        vec![
+            "stat",
+            "deploy",
+            "-n",
+            NS,
+            "-t",
+            "3s",
+            "-o",
+            "wide",
+            "--unmeshed",
+        ],
+        vec!["stat", "po", "-n", NS, "-t", "3s", "-o", "json"],
+    ]
+    .into_iter()
+    .map(|args| {
+        let server = &server;
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        let kubeconfig_dir = tempfile::tempdir().unwrap();
+        let kubeconfig = server.write_kubeconfig(kubeconfig_dir.path()).unwrap();
+        let child = stat_support::mesh_command(&kubeconfig, kubeconfig_dir.path())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        (args, child, kubeconfig_dir)
+    })
+    .collect();
+    let outputs: Vec<_> = runs
+        .into_iter()
+        .map(|(args, child, _dir)| (args, child.wait_with_output().unwrap()))
+        .collect();
+    for (args, out) in &outputs {
+        assert!(
+            out.status.success(),
+            "mesh {args:?} failed:\n{}{}",
+            stdout(out),
+            stderr(out)
+        );
+        // The unreachable pod is a footnote, not a failure.
+        let err = stderr(out);
+        assert!(
+            err.contains("could not read 1 of 3 pods") && err.contains("emojivoto/db-"),
+            "mesh {args:?} should name the unreachable pod on stderr:\n{err}"
+        );
+    }
+
+    let deployments: Vec<Value> = serde_json::from_str(&stdout(&outputs[0].1)).unwrap();
+    let web_row = row(&deployments, "deployment", "web");
+    assert_eq!(web_row["namespace"], NS);
+    assert_eq!(web_row["meshed"], "2/2");
+    within(&web_row["rps"], 8.5, 11.5, "web rps");
+    within(&web_row["success"], 0.84, 0.96, "web success");
+    within(&web_row["latency_ms_p50"], 20.0, 35.0, "web p50");
+    within(&web_row["latency_ms_p95"], 20.0, 45.0, "web p95");
+    within(&web_row["latency_ms_p99"], 20.0, 60.0, "web p99");
+    assert_eq!(
+        web_row["tcp_open_connections"], 2,
+        "one client connection per proxy"
+    );
+    assert!(web_row["tcp_read_bytes_rate"].as_f64().unwrap() > 0.0);
+    let db_row = row(&deployments, "deployment", "db");
+    assert_eq!(db_row["meshed"], "1/1");
+    for field in ["success", "rps", "latency_ms_p50", "tcp_open_connections"] {
+        assert_eq!(db_row[field], Value::Null, "db has no data: {field}");
+    }
+    assert!(
+        deployments.iter().all(|r| r["name"] != "legacy"),
+        "unmeshed deployments are hidden without --unmeshed"
+    );
+
+    let wide = stdout(&outputs[1].1);
+    let lines: Vec<&str> = wide.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "NAME",
+            "MESHED",
+            "SUCCESS",
+            "RPS",
+            "LATENCY_P50",
+            "LATENCY_P95",
+            "LATENCY_P99",
+            "TCP_CONN",
+            "READ_BYTES/SEC",
+            "WRITE_BYTES/SEC"
+        ],
+        "{wide}"
+    );
+    let legacy = lines.iter().find(|l| l.starts_with("legacy")).expect(&wide);
+    assert_eq!(
+        legacy.split_whitespace().collect::<Vec<_>>(),
+        ["legacy", "0/1", "-", "-", "-", "-", "-", "-", "-", "-"]
+    );
+    let web_line: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("web"))
+        .expect(&wide)
+        .split_whitespace()
+        .collect();
+    assert_eq!(web_line[1], "2/2");
+    assert!(
+        web_line[2].ends_with('%') && web_line[3].ends_with("rps"),
+        "{wide}"
+    );
+    assert!(
+        web_line[4].ends_with("ms") && web_line[8].ends_with("B/s"),
+        "{wide}"
+    );
+
+    let pods: Vec<Value> = serde_json::from_str(&stdout(&outputs[2].1)).unwrap();
+    for name in &web {
+        let pod = row(&pods, "pod", name);
+        assert_eq!(pod["meshed"], "1/1");
+        within(&pod["rps"], 4.0, 6.0, "pod rps");
+    }
+}
+
+#[test]
+fn stat_reads_proxies_directly_and_groups_by_authority() {
+    let backend = Backend::start();
+    let proxy = Proxy::start(backend.addr, &[]);
+    let _web = Load::start(proxy.inbound, "web.example:8080", 8, 0, 1);
+    let _api = Load::start(proxy.inbound, "api.example:9090", 4, 2, 1);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let admin = proxy.admin.to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["stat", "--proxy", &admin, "-t", "2s", "-o", "json"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    let web = row(&rows, "authority", "web.example:8080");
+    within(&web["rps"], 6.5, 9.5, "web rps");
+    assert_eq!(web["success"], 1);
+    assert_eq!(web["meshed"], "-");
+    assert_eq!(web["tcp_open_connections"], Value::Null);
+    let api = row(&rows, "authority", "api.example:9090");
+    within(&api["rps"], 3.0, 5.0, "api rps");
+    within(&api["success"], 0.3, 0.7, "api success");
+}
+
+#[test]
+fn unreachable_proxies_are_a_footnote() {
+    // Nothing listens on this port once the listener is dropped.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["stat", "--proxy", &addr, "-t", "0s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("No traffic found."), "{err}");
+    assert!(
+        err.contains("could not read 1 of 1 proxies") && err.contains(&addr),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_resources_and_bad_arguments_are_errors() {
+    let server = FakeKube::builder().kubelet(true).start().unwrap();
+    server.apply_yaml(&meshed_deployment(NS, "web", 1)).unwrap();
+    let out = mesh(&server, &["stat", "deploy/nope", "-n", NS, "-t", "0s"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("deployment \"nope\" not found in namespace \"emojivoto\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = mesh(&server, &["stat", "widgets"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown resource type \"widgets\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = mesh(&server, &["stat", "deploy", "-A", "-n", NS]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = mesh(
+        &server,
+        &["stat", "deploy", "--to", "svc/web", "--from", "deploy/web"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
