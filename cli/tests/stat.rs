@@ -254,3 +254,189 @@ fn missing_resources_and_bad_arguments_are_errors() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A tmux server of its own, so parallel tests and other users' sessions never meet.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(name: &str) -> Tmux {
+        Tmux {
+            socket: format!("mesh-{name}-{}", std::process::id()),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux is installed (cargo xtask ci installs it)")
+    }
+
+    fn screen(&self) -> String {
+        stdout(&self.run(&["capture-pane", "-p", "-t", "test"]))
+    }
+
+    fn alive(&self) -> bool {
+        self.run(&["has-session", "-t", "test"]).status.success()
+    }
+
+    /// Waits until the screen satisfies `ok`, returning it.
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+#[test]
+fn watch_redraws_the_table_in_place() {
+    let backend = Backend::start();
+    let proxy = Proxy::start(backend.addr, &[]);
+    let server = FakeKube::builder().kubelet(true).start().unwrap();
+    server.apply_yaml(&meshed_deployment(NS, "web", 1)).unwrap();
+    let pod = pods_of(&server, NS, "web").remove(0);
+    server.set_pod_proxy(NS, &pod, 4191, proxy.admin);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.write_kubeconfig(dir.path()).unwrap();
+    let _load = Load::start(proxy.inbound, "web:8080", 20, 0, 1);
+
+    let tmux = Tmux::new("watch");
+    let command = format!(
+        "env -u KUBECONFIG KUBECACHEDIR={} {} --kubeconfig {} stat deploy -n {NS} -t 1s --watch",
+        shell_quote(&dir.path().join("cache").display().to_string()),
+        shell_quote(env!("CARGO_BIN_EXE_mesh")),
+        shell_quote(&kubeconfig.display().to_string()),
+    );
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "test",
+        "-x",
+        "150",
+        "-y",
+        "30",
+        &command,
+    ]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let first = tmux.wait_for("the first table", |s| {
+        s.contains("refresh 1")
+            && s.lines()
+                .any(|l| l.starts_with("web ") && l.contains("rps"))
+    });
+    let second = tmux.wait_for("a later refresh", |s| s.contains("refresh 3"));
+    // Redrawn in place: one header, one table, never stacked copies.
+    for screen in [&first, &second] {
+        assert_eq!(screen.matches("LATENCY_P50").count(), 1, "{screen}");
+        assert!(screen.starts_with("Every 1s: mesh stat deploy"), "{screen}");
+    }
+    let web = second
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap()
+        .to_string();
+    let cells: Vec<&str> = web.split_whitespace().collect();
+    assert_eq!(cells[1], "1/1", "{second}");
+    assert_eq!(cells[2], "100.00%", "{second}");
+    let rps: f64 = cells[3].trim_end_matches("rps").parse().unwrap();
+    assert!((15.0..=25.0).contains(&rps), "{second}");
+    tmux.run(&["send-keys", "-t", "test", "C-c"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tmux.alive() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Ctrl-C did not stop --watch"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn diagnostics_prints_each_pods_metrics() {
+    let backend = Backend::start();
+    let proxies = [
+        Proxy::start(backend.addr, &[]),
+        Proxy::start(backend.addr, &[]),
+    ];
+    let server = FakeKube::builder().kubelet(true).start().unwrap();
+    server.apply_yaml(&meshed_deployment(NS, "web", 3)).unwrap();
+    let pods = pods_of(&server, NS, "web");
+    // The third pod's proxy cannot be reached.
+    for (pod, proxy) in pods.iter().zip(&proxies) {
+        server.set_pod_proxy(NS, pod, 4191, proxy.admin);
+    }
+    {
+        let _load = Load::start(
+            proxies[0].inbound,
+            "web.emojivoto.svc.cluster.local:8080",
+            50,
+            0,
+            0,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = mesh(
+        &server,
+        &["diagnostics", "proxy-metrics", "-n", NS, "deploy/web"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for (i, pod) in pods.iter().enumerate() {
+        let header = format!("#\n# POD {pod} ({} of 3)\n#\n", i + 1);
+        assert!(text.contains(&header), "no header for {pod}:\n{text}");
+    }
+    assert!(text.contains("# ERROR "), "{text}");
+    assert!(
+        text.contains("authority=\"web.emojivoto.svc.cluster.local:8080\""),
+        "{text}"
+    );
+    assert!(text.contains("process_start_time_seconds"), "{text}");
+
+    let out = mesh(
+        &server,
+        &[
+            "diagnostics",
+            "proxy-metrics",
+            "-n",
+            NS,
+            "deploy/web",
+            "--obfuscate",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hidden = stdout(&out);
+    assert!(
+        !hidden.contains("web.emojivoto.svc.cluster.local"),
+        "{hidden}"
+    );
+    assert!(!hidden.contains("target_addr=\"127.0.0.1"), "{hidden}");
+    assert!(hidden.contains("direction=\"inbound\""), "{hidden}");
+    let out = mesh(
+        &server,
+        &["diagnostics", "proxy-metrics", "-n", NS, "deploy/nope"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -18,6 +18,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("setpriv", "util-linux"),
     // mesh-proxy's server-speaks-first test: a real SMTP server.
     ("aiosmtpd", "python3-aiosmtpd"),
+    // mesh stat --watch and mesh top, driven under a real terminal.
+    ("tmux", "tmux"),
     // mesh check's --wait spinner test runs mesh under a pseudo-terminal.
     ("script", "bsdutils"),
 ];
