@@ -206,3 +206,23 @@ fn every_case_is_checked() {
         }
     }
 }
+
+/// What --show-values prints is a values file: fed back through -f (here on stdin) it renders the
+/// same control plane.
+#[test]
+fn shown_values_fed_back_give_the_same_install() {
+    let shown = install(&[
+        "install",
+        "--show-values",
+        "--ha",
+        "--set",
+        "proxy.logLevel=on",
+    ]);
+    let mut args: Vec<&str> = vec!["install", "-f", "-"];
+    args.extend(CERTS);
+    let out = support::run_with_stdin(mesh().current_dir(dir()).args(&args), shown.as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut direct: Vec<&str> = vec!["install", "--ha", "--set", "proxy.logLevel=on"];
+    direct.extend(CERTS);
+    assert_eq!(text(&out.stdout), install(&direct));
+}
