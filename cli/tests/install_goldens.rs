@@ -226,3 +226,24 @@ fn shown_values_fed_back_give_the_same_install() {
     direct.extend(CERTS);
     assert_eq!(text(&out.stdout), install(&direct));
 }
+
+/// The injector reads linkerd-config only at start-up; its pods roll when the values change.
+#[test]
+fn the_injector_rolls_when_the_values_change() {
+    let checksum = |extra: &[&str]| {
+        let mut args = vec!["install"];
+        args.extend(extra);
+        args.extend(CERTS);
+        documents(&install(&args))
+            .into_iter()
+            .find(|d| {
+                d["kind"] == "Deployment" && d["metadata"]["name"] == "linkerd-proxy-injector"
+            })
+            .unwrap()["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+            .clone()
+    };
+    let before = checksum(&[]);
+    assert!(before.as_str().is_some_and(|s| s.len() == 64), "{before}");
+    assert_eq!(before, checksum(&[]));
+    assert_ne!(before, checksum(&["--set", "proxy.logLevel=debug"]));
+}
