@@ -402,3 +402,33 @@ fn walk(s: &JSONSchemaProps, path: &str, in_junctor: bool) {
         }
     }
 }
+
+/// A value full of YAML and JSON syntax lands as one string where it belongs: templates insert
+/// every value quoted, so no value can add keys or documents.
+#[test]
+fn values_cannot_change_the_manifest_structure() {
+    let tricky = "x\", \"evil\": {\"a\": 1} # }\n---\nkind: Secret";
+    let clean = install(&["install"]);
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("tricky.yaml");
+    std::fs::write(
+        &values,
+        format!(
+            "controllerLogLevel: {}\n",
+            serde_json::to_string(tricky).unwrap()
+        ),
+    )
+    .unwrap();
+    let objects = install(&["install", "-f", values.to_str().unwrap()]);
+    check_all(&objects);
+    assert_eq!(objects.len(), clean.len(), "no object was added");
+    let identity = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "linkerd-identity")
+        .unwrap();
+    let args = identity["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap();
+    assert_eq!(args[1], format!("--log-level={tricky}").as_str());
+    assert!(identity.pointer("/evil").is_none());
+}
