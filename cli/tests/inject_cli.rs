@@ -362,3 +362,47 @@ fn output_json_round_trips_through_inject() {
         "injecting JSON output changes nothing"
     );
 }
+
+#[test]
+fn manual_reads_the_trust_anchors_from_the_cluster() {
+    let anchors = std::fs::read_to_string(testdata().join("inject/trust-anchors.pem")).unwrap();
+    let indented: String = anchors.lines().map(|l| format!("    {l}\n")).collect();
+    let server = mesh_testkube::FakeKube::builder()
+        .fixture_yaml(format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: linkerd\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: linkerd-identity-trust-roots\n  namespace: linkerd\ndata:\n  ca-bundle.crt: |\n{indented}"
+        ))
+        .start()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.write_kubeconfig(dir.path()).unwrap();
+    let out = run_with_stdin(
+        mesh()
+            .args(["inject", "--manual", "-"])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig),
+        POD.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let first_line = anchors.lines().nth(1).unwrap();
+    assert!(
+        stdout.contains(first_line),
+        "the cluster's anchors are in the proxy env:\n{stdout}"
+    );
+
+    // A control plane in another namespace is not found, and the error says where it looked.
+    let out = run_with_stdin(
+        mesh()
+            .args(["inject", "--manual", "-L", "elsewhere", "-"])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig),
+        POD.as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("ConfigMap elsewhere/linkerd-identity-trust-roots"),
+        "{}",
+        text(&out.stderr)
+    );
+}

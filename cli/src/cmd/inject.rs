@@ -7,6 +7,33 @@ use anyhow::{Context, bail};
 use mesh_inject::values::ValuesBuilder;
 use mesh_inject::{ManualSettings, Options, Setting};
 
+use super::GlobalArgs;
+
+/// The ConfigMap `mesh install` writes the trust anchors to, with Linkerd's name and key.
+const TRUST_ROOTS: &str = "linkerd-identity-trust-roots";
+const TRUST_ROOTS_KEY: &str = "ca-bundle.crt";
+
+/// Reads the trust anchors of the installed control plane.
+fn trust_anchors_from_cluster(global: &GlobalArgs) -> anyhow::Result<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let timeout = std::time::Duration::from_secs(10);
+        let (client, url) = crate::client::client(global, timeout).await?;
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(client, &global.control_plane_namespace);
+        let map = api
+            .get(TRUST_ROOTS)
+            .await
+            .map_err(|e| anyhow::anyhow!("{} (at {url})", crate::client::describe(e)))?;
+        map.data
+            .and_then(|mut d| d.remove(TRUST_ROOTS_KEY))
+            .with_context(|| format!("ConfigMap {TRUST_ROOTS} has no {TRUST_ROOTS_KEY}"))
+    })
+}
+
 use super::manifest;
 
 /// Add the mesh proxy to Kubernetes workloads
@@ -71,8 +98,8 @@ pub struct ManualFlags {
     native_sidecar: Option<bool>,
     /// PEM file with the identity trust anchors the proxy verifies peers against
     ///
-    /// The same file given to `mesh install --identity-trust-anchors-file`, or the ca-bundle.crt
-    /// of the linkerd-identity-trust-roots ConfigMap of the cluster.
+    /// Without it, they are read from the ca-bundle.crt of the linkerd-identity-trust-roots
+    /// ConfigMap of the cluster that --kubeconfig and --context point at.
     #[arg(long, value_name = "PATH", requires = "manual")]
     identity_trust_anchors_file: Option<std::path::PathBuf>,
     /// A values file, as for `mesh install` (repeatable; later files win)
@@ -85,7 +112,8 @@ pub struct ManualFlags {
 
 impl ManualFlags {
     /// The settings for manual injection, or `None` without `--manual`.
-    fn settings(&self, control_plane_namespace: &str) -> anyhow::Result<Option<ManualSettings>> {
+    fn settings(&self, global: &GlobalArgs) -> anyhow::Result<Option<ManualSettings>> {
+        let control_plane_namespace = &global.control_plane_namespace;
         if !self.manual {
             return Ok(None);
         }
@@ -102,16 +130,20 @@ impl ManualFlags {
             builder.set(&format!("proxy.nativeSidecar={native}"))?;
         }
         let values = builder.build()?;
-        let Some(path) = &self.identity_trust_anchors_file else {
-            bail!(
-                "--manual needs the identity trust anchors: pass --identity-trust-anchors-file \
-                 (the ca-bundle.crt of ConfigMap {control_plane_namespace}/linkerd-identity-trust-roots)"
-            );
+        let trust_anchors_pem = match &self.identity_trust_anchors_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+            None => trust_anchors_from_cluster(global).with_context(|| {
+                format!(
+                    "--manual needs the identity trust anchors: pass --identity-trust-anchors-file, \
+                     or point --kubeconfig at a cluster where mesh is installed \
+                     (ConfigMap {}/{TRUST_ROOTS})",
+                    global.control_plane_namespace
+                )
+            })?,
         };
-        let trust_anchors_pem = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
         if !trust_anchors_pem.contains("-----BEGIN CERTIFICATE-----") {
-            bail!("{} holds no PEM certificate", path.display());
+            bail!("the identity trust anchors hold no PEM certificate");
         }
         Ok(Some(ManualSettings {
             values,
@@ -207,8 +239,8 @@ impl ProxyFlags {
     }
 }
 
-pub fn run(args: Args, global: &super::GlobalArgs) -> anyhow::Result<ExitCode> {
-    let manual = args.manual.settings(&global.control_plane_namespace)?;
+pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let manual = args.manual.settings(global)?;
     let options = args.proxy.options(args.ingress, manual)?;
     let inputs = crate::input::read_all(&args.inputs)?;
     let result = manifest::transform(&inputs, args.output.format(), |text| {
