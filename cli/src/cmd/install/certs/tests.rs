@@ -263,3 +263,30 @@ fn regenerate() {
     leaf.not_after = at(2125);
     issue("leaf", leaf);
 }
+
+#[test]
+fn a_bundle_of_anchors_is_kept_whole_for_rotation() {
+    // During a trust-anchor rotation the bundle holds the old and the new anchor.
+    let bundle = format!(
+        "{}\n# the current anchor\n{}",
+        read("other-ca.crt"),
+        read("ca.crt")
+    );
+    let texts = [
+        ("bundle.crt", bundle),
+        ("issuer.crt", read("issuer.crt")),
+        ("issuer.key", read("issuer.key")),
+    ];
+    let identity = Identity::load(files(&texts), SystemTime::now()).unwrap();
+    assert_eq!(
+        identity
+            .trust_anchors_pem
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2
+    );
+    assert_eq!(
+        identity.trust_anchors_pem,
+        format!("{}{}", read("other-ca.crt"), read("ca.crt"))
+    );
+}
