@@ -15,6 +15,7 @@ use clap_complete::Shell;
 ///
 ///     mesh completion zsh > "${fpath[1]}/_mesh"
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// The shell to write completions for
     #[arg(value_enum)]

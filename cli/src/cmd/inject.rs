@@ -61,6 +61,7 @@ use super::manifest;
 ///     # Inject every manifest under a directory, skipping the SMTP port
 ///     mesh inject --skip-outbound-ports 25 ./k8s/
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Manifests: files, directories (read recursively), https:// URLs, or `-` for stdin
     #[arg(required = true, value_name = "FILE|DIR|URL|-")]

@@ -18,6 +18,7 @@ use super::manifest;
 ///
 ///     kubectl get deploy -o yaml | mesh uninject - | kubectl apply -f -
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Manifests: files, directories (read recursively), https:// URLs, or `-` for stdin
     #[arg(required = true, value_name = "FILE|DIR|URL|-")]
