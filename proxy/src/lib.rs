@@ -68,7 +68,7 @@
 //! | `MESH_PROXY_OUTBOUND_PORTS_DISABLE_PROTOCOL_DETECTION` | Linkerd's opaque ports | outbound opaque ports (Linkerd learns these from discovery) |
 //! | `MESH_PROXY_MAX_CONNECTIONS` | `10000` | per direction; more are accepted and closed at once |
 //! | `MESH_PROXY_MAX_HEADER_BYTES` | `64Ki` | largest request head (431 beyond) and HTTP/2 header list |
-//! | `MESH_PROXY_HEADER_READ_TIMEOUT` | `30s` | time to send a request head (408); also HTTP/1 keep-alive idle time |
+//! | `MESH_PROXY_HEADER_READ_TIMEOUT` | `30s` | time to send the first request head (408 after it); an HTTP/1 connection with no new request and none in flight for one to two of these is closed (keep-alive idleness, slow heads) |
 //! | `MESH_PROXY_TCP_IDLE_TIMEOUT` | `1h` | an opaque connection idle this long (up to twice this) is closed |
 //! | `MESH_PROXY_RESPONSE_TIMEOUT` | unset | time for an upstream to send response headers (504) |
 //! | `MESH_PROXY_HTTP2_MAX_CONCURRENT_STREAMS` | `1000` | per served HTTP/2 connection |

@@ -1,5 +1,8 @@
 //! HTTP through the real binary with curl: HTTP/1, h2c, proxy mode, pooling, errors.
 
+// The raw upstreams here are test code: a setup failure should panic.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::io::{Read, Write};
@@ -453,4 +456,140 @@ fn metrics_count_known_traffic() {
     ] {
         assert!(m.contains(name), "{name}");
     }
+}
+
+/// A raw upstream: for each accepted connection, runs `script` on the socket.
+fn raw_upstream(script: fn(TcpStream)) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for sock in listener.incoming().flatten() {
+            std::thread::spawn(move || script(sock));
+        }
+    });
+    addr
+}
+
+/// Reads one request head (and ignores any body).
+fn read_head(sock: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if sock.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+#[test]
+fn stale_upstream_connections_are_retried() {
+    // Answers the first request on a connection, keep-alive promised; then takes the next
+    // request and closes without answering, as a server timing out an idle connection
+    // at the moment the request arrives.
+    let upstream = raw_upstream(|mut sock| {
+        if read_head(&mut sock).is_some() {
+            let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n");
+        }
+        let _ = read_head(&mut sock);
+    });
+    let fwd = upstream.to_string();
+    let proxy = Proxy::start(&[("MESH_PROXY_INBOUND_FORWARD_ADDR", &fwd)]);
+    let url = format!("http://{}/", proxy.inbound);
+    // One client connection, so the second request reuses the first upstream connection.
+    let (code, out, err) = curl(&["-v", &url, &url, &url]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "ok\nok\nok\n", "{err}");
+    let m = proxy.metrics();
+    let dst =
+        format!("tcp_open_total{{direction=\"inbound\",peer=\"dst\",target_addr=\"{upstream}\"");
+    assert_eq!(
+        metric_value(&m, &dst),
+        Some(3.0),
+        "each retry opened a fresh connection:\n{m}"
+    );
+}
+
+#[test]
+fn upstream_http1_edge_cases() {
+    // HTTP/1.0, no length: the body runs until the server closes.
+    let eof = raw_upstream(|mut sock| {
+        if read_head(&mut sock).is_some() {
+            let _ = sock
+                .write_all(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end\n");
+        }
+    });
+    let proxy = Proxy::start(&[("MESH_PROXY_INBOUND_FORWARD_ADDR", &eof.to_string())]);
+    let (code, out, err) = curl(&[&format!("http://{}/", proxy.inbound)]);
+    assert_eq!((code, out.as_str()), (0, "until the end\n"), "{err}");
+    drop(proxy);
+
+    // The server rejects a large upload before reading it; the client gets the answer.
+    let early = raw_upstream(|mut sock| {
+        if read_head(&mut sock).is_some() {
+            let _ = sock.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 9\r\nconnection: close\r\n\r\ntoo much\n");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    let proxy = Proxy::start(&[("MESH_PROXY_INBOUND_FORWARD_ADDR", &early.to_string())]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big");
+    std::fs::write(&file, vec![7u8; 20_000_000]).unwrap();
+    let (code, out, err) = curl(&[
+        "-w",
+        " %{http_code}",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("http://{}/upload", proxy.inbound),
+    ]);
+    assert!(out.ends_with(" 413"), "{code} {out} {err}");
+    drop(proxy);
+
+    // 1xx interim responses are skipped; a malformed response is a 502.
+    let interim = raw_upstream(|mut sock| {
+        if let Some(head) = read_head(&mut sock) {
+            if head.contains("/bad") {
+                let _ = sock.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab",
+                );
+            } else {
+                let _ = sock.write_all(b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let proxy = Proxy::start(&[("MESH_PROXY_INBOUND_FORWARD_ADDR", &interim.to_string())]);
+    let (code, out, err) = curl(&[&format!("http://{}/hints", proxy.inbound)]);
+    assert_eq!((code, out.as_str()), (0, "abc"), "{err}");
+    let (_, out, _) = curl(&["-i", &format!("http://{}/bad", proxy.inbound)]);
+    assert!(out.starts_with("HTTP/1.1 502"), "{out}");
+    assert!(out.contains("conflicting Content-Length"), "{out}");
+}
+
+#[test]
+fn idle_and_slow_keep_alive_connections_are_closed() {
+    let backend = Backend::start();
+    let proxy = inbound_to(&backend, &[("MESH_PROXY_HEADER_READ_TIMEOUT", "200ms")]);
+    let mut s = TcpStream::connect(proxy.inbound).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("backend saw GET /first"));
+    // The second request's head never completes.
+    s.write_all(b"GET /second HTTP/1.1\r\nHost: a\r\n").unwrap();
+    let started = std::time::Instant::now();
+    let n = s.read(&mut buf).unwrap();
+    assert_eq!(n, 0, "closed without an answer");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(150) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+
+    // A long response is not cut by the idle timeout.
+    let (code, out, _) = curl(&[&format!("http://{}/slow/900", proxy.inbound)]);
+    assert_eq!((code, out.as_str()), (0, "slept 900ms\n"));
 }

@@ -11,6 +11,8 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use super::conn::InFlight;
+use super::h1::H1Body;
 use crate::metrics::{HttpMetrics, ResponseOutcome};
 
 /// A response body, with the response's metrics recorded once it ends.
@@ -18,13 +20,18 @@ use crate::metrics::{HttpMetrics, ResponseOutcome};
 pub struct ProxyBody {
     kind: Kind,
     recorder: Option<Recorder>,
+    in_flight: Option<InFlight>,
 }
 
 #[derive(Debug)]
 enum Kind {
     Full(Option<Bytes>),
     Upstream(Incoming),
+    H1(H1Body),
 }
+
+/// Errors from any of the body kinds.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 impl ProxyBody {
     pub fn empty() -> Self {
@@ -36,6 +43,15 @@ impl ProxyBody {
         ProxyBody {
             kind: Kind::Full(bytes),
             recorder: None,
+            in_flight: None,
+        }
+    }
+
+    pub fn h1(body: H1Body) -> Self {
+        ProxyBody {
+            kind: Kind::H1(body),
+            recorder: None,
+            in_flight: None,
         }
     }
 
@@ -43,6 +59,7 @@ impl ProxyBody {
         ProxyBody {
             kind: Kind::Upstream(body),
             recorder: None,
+            in_flight: None,
         }
     }
 
@@ -57,52 +74,75 @@ impl ProxyBody {
         self
     }
 
+    /// Keeps the connection's request counted as in flight until the body is done.
+    pub fn hold(&mut self, in_flight: InFlight) {
+        if !self.is_end_stream() {
+            self.in_flight = Some(in_flight);
+        }
+    }
+
     fn finish(&mut self, error: Option<&'static str>) {
         if let Some(r) = self.recorder.take() {
             r.finish(error);
+        }
+        self.in_flight = None;
+    }
+
+    /// Passes a frame through, recording the response when its stream ends.
+    fn observe<E: Into<BodyError>>(
+        &mut self,
+        polled: Poll<Option<Result<Frame<Bytes>, E>>>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match polled {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                self.finish(None);
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    if let Some(r) = &mut self.recorder
+                        && let Some(code) = grpc_status(trailers)
+                    {
+                        r.grpc_status = Some(code);
+                    }
+                    self.finish(None);
+                } else if self.is_end_stream() {
+                    self.finish(None);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.finish(Some("stream"));
+                Poll::Ready(Some(Err(e.into())))
+            }
         }
     }
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         match &mut this.kind {
+            Kind::H1(body) => {
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                this.observe(polled)
+            }
             Kind::Full(bytes) => {
                 let frame = bytes.take().map(|b| Ok(Frame::data(b)));
                 this.finish(None);
                 Poll::Ready(frame)
             }
-            Kind::Upstream(body) => match Pin::new(&mut *body).poll_frame(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(None) => {
-                    this.finish(None);
-                    Poll::Ready(None)
-                }
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(trailers) = frame.trailers_ref() {
-                        if let Some(r) = &mut this.recorder
-                            && let Some(code) = grpc_status(trailers)
-                        {
-                            r.grpc_status = Some(code);
-                        }
-                        this.finish(None);
-                    } else if body.is_end_stream() {
-                        this.finish(None);
-                    }
-                    Poll::Ready(Some(Ok(frame)))
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    this.finish(Some("stream"));
-                    Poll::Ready(Some(Err(e)))
-                }
-            },
+            Kind::Upstream(body) => {
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                this.observe(polled)
+            }
         }
     }
 
@@ -110,6 +150,7 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
             Kind::Upstream(body) => body.is_end_stream(),
+            Kind::H1(body) => body.is_end_stream(),
         }
     }
 
@@ -117,6 +158,7 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Upstream(body) => body.size_hint(),
+            Kind::H1(body) => body.size_hint(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Upstream HTTP connections and their pool.
 //!
-//! HTTP/1 connections are pooled per logical target; each downstream connection also
-//! keeps the last one it used, so steady keep-alive traffic never touches the shared pool.
+//! HTTP/1 connections (see `h1`) are pooled per logical target; each downstream
+//! connection also keeps the last one it used, so steady keep-alive traffic never touches
+//! the shared pool.
 //! HTTP/2 connections are shared by all requests to a target.
 
 use std::collections::HashMap;
@@ -10,19 +11,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
+use super::h1::H1Conn;
 use crate::config::{H2Windows, PoolIdleTimeout};
 use crate::connect::Connection;
 use crate::target::Logical;
-
-/// An HTTP/1 upstream connection.
-#[derive(Debug)]
-pub struct H1Conn {
-    pub sender: http1::SendRequest<Incoming>,
-    pub peer: SocketAddr,
-}
 
 /// A shared HTTP/2 upstream connection.
 #[derive(Clone, Debug)]
@@ -33,7 +28,7 @@ pub struct H2Conn {
 
 #[derive(Debug)]
 struct Idle {
-    conn: H1Conn,
+    conn: Box<H1Conn>,
     since: Instant,
 }
 
@@ -63,11 +58,11 @@ impl Pool {
     }
 
     /// Takes the most recently used idle connection that is still usable.
-    pub fn checkout_h1(&self, target: &Logical) -> Option<H1Conn> {
+    pub fn checkout_h1(&self, target: &Logical) -> Option<Box<H1Conn>> {
         let mut map = self.h1.lock().unwrap_or_else(|e| e.into_inner());
         let idle = map.get_mut(target)?;
         while let Some(entry) = idle.pop() {
-            if entry.since.elapsed() < self.idle_timeout && entry.conn.sender.is_ready() {
+            if entry.since.elapsed() < self.idle_timeout && entry.conn.is_usable() {
                 return Some(entry.conn);
             }
         }
@@ -75,8 +70,8 @@ impl Pool {
     }
 
     /// Returns a connection for reuse, unless it closed or the pool is full.
-    pub fn checkin_h1(&self, target: &Logical, conn: H1Conn) {
-        if conn.sender.is_closed() || self.max_idle == 0 {
+    pub fn checkin_h1(&self, target: &Logical, conn: Box<H1Conn>) {
+        if self.max_idle == 0 {
             return;
         }
         let mut map = self.h1.lock().unwrap_or_else(|e| e.into_inner());
@@ -100,20 +95,6 @@ impl Pool {
         map.insert(target.clone(), conn);
     }
 
-    /// Starts HTTP/1 on a new connection; the connection runs in its own task.
-    pub async fn handshake_h1(conn: Connection) -> Result<H1Conn, hyper::Error> {
-        let peer = conn.peer;
-        let (sender, task) = http1::Builder::new()
-            .handshake(TokioIo::new(conn.io))
-            .await?;
-        tokio::spawn(async move {
-            if let Err(error) = task.with_upgrades().await {
-                tracing::debug!(%error, %peer, "upstream HTTP/1 connection failed");
-            }
-        });
-        Ok(H1Conn { sender, peer })
-    }
-
     /// Starts HTTP/2 (prior knowledge) on a new connection.
     pub async fn handshake_h2(&self, conn: Connection) -> Result<H2Conn, hyper::Error> {
         let peer = conn.peer;
@@ -134,7 +115,7 @@ impl Pool {
     fn sweep_once(&self) {
         let mut map = self.h1.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, idle| {
-            idle.retain(|e| e.since.elapsed() < self.idle_timeout && !e.conn.sender.is_closed());
+            idle.retain(|e| e.since.elapsed() < self.idle_timeout && e.conn.is_usable());
             !idle.is_empty()
         });
         drop(map);

@@ -7,6 +7,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::body::ProxyBody;
+use super::h1::H1Error;
 use crate::connect::ConnectError;
 
 /// The header that carries the proxy's reason for an error response.
@@ -21,9 +22,12 @@ pub enum ProxyError {
     /// The upstream did not send response headers in time.
     #[error("upstream sent no response within {}ms", .0.as_millis())]
     ResponseTimeout(Duration),
-    /// The upstream connection failed while the request was in flight.
+    /// The upstream HTTP/2 connection failed while the request was in flight.
     #[error("upstream connection failed: {0}")]
     Upstream(hyper::Error),
+    /// The upstream HTTP/1 exchange failed.
+    #[error("{0}")]
+    UpstreamHttp1(H1Error),
     /// The request cannot be proxied as sent.
     #[error("{0}")]
     BadRequest(&'static str),
@@ -33,7 +37,9 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::Connect(e) if e.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Connect(_) | ProxyError::Upstream(_) | ProxyError::UpstreamHttp1(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
         }
@@ -45,7 +51,7 @@ impl ProxyError {
             ProxyError::Connect(e) if e.is_timeout() => "connect_timeout",
             ProxyError::Connect(_) => "connect",
             ProxyError::ResponseTimeout(_) => "response_timeout",
-            ProxyError::Upstream(_) => "upstream",
+            ProxyError::Upstream(_) | ProxyError::UpstreamHttp1(_) => "upstream",
             ProxyError::BadRequest(_) => "bad_request",
         }
     }
@@ -55,7 +61,7 @@ impl ProxyError {
         match self {
             ProxyError::Connect(e) if e.is_timeout() => 4,
             ProxyError::ResponseTimeout(_) => 4,
-            ProxyError::Connect(_) | ProxyError::Upstream(_) => 14,
+            ProxyError::Connect(_) | ProxyError::Upstream(_) | ProxyError::UpstreamHttp1(_) => 14,
             ProxyError::BadRequest(_) => 13,
         }
     }

@@ -10,13 +10,37 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// and must not be forwarded. With `upgrade`, the `Connection: upgrade` and `Upgrade`
 /// headers stay, because the upgrade is what is being forwarded.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    if let Some(conn) = headers.remove(CONNECTION) {
-        if let Ok(list) = conn.to_str() {
-            for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                if upgrade && name.eq_ignore_ascii_case("upgrade") {
+    // Most messages carry none of these, or only `Connection: keep-alive`; one pass over
+    // the (few) header names is cheaper than a hash lookup per hop-by-hop name.
+    let mut found = Found::default();
+    for name in headers.keys() {
+        // Compare lengths first: most header names match none of these.
+        let n = name.as_str();
+        match n.len() {
+            2 => found.te |= n == "te",
+            7 => found.upgrade |= n == "upgrade",
+            10 => {
+                found.connection |= n == "connection";
+                found.keep_alive |= n == "keep-alive";
+            }
+            16 => found.proxy_connection |= n == "proxy-connection",
+            17 => found.transfer_encoding |= n == "transfer-encoding",
+            _ => {}
+        }
+    }
+    if found.connection {
+        let conn = headers.remove(CONNECTION);
+        for value in conn.iter() {
+            let Ok(list) = value.to_str() else { continue };
+            for token in list.split(',').map(str::trim) {
+                if token.is_empty()
+                    || token.eq_ignore_ascii_case("keep-alive")
+                    || token.eq_ignore_ascii_case("close")
+                    || token.eq_ignore_ascii_case("upgrade")
+                {
                     continue;
                 }
-                if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
                     headers.remove(name);
                 }
             }
@@ -25,17 +49,34 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             headers.insert(CONNECTION, http::HeaderValue::from_static("upgrade"));
         }
     }
-    headers.remove(KEEP_ALIVE);
-    headers.remove(PROXY_CONNECTION);
-    headers.remove(TRANSFER_ENCODING);
-    if !upgrade {
+    if found.keep_alive {
+        headers.remove(KEEP_ALIVE);
+    }
+    if found.proxy_connection {
+        headers.remove(PROXY_CONNECTION);
+    }
+    if found.transfer_encoding {
+        headers.remove(TRANSFER_ENCODING);
+    }
+    if found.upgrade && !upgrade {
         headers.remove(UPGRADE);
     }
-    if let Some(te) = headers.get(TE)
+    if found.te
+        && let Some(te) = headers.get(TE)
         && !te.as_bytes().eq_ignore_ascii_case(b"trailers")
     {
         headers.remove(TE);
     }
+}
+
+#[derive(Default)]
+struct Found {
+    connection: bool,
+    transfer_encoding: bool,
+    te: bool,
+    upgrade: bool,
+    keep_alive: bool,
+    proxy_connection: bool,
 }
 
 /// Whether an HTTP/1.1 request asks to switch protocols (e.g. WebSocket).
@@ -84,4 +125,50 @@ pub fn is_grpc<B>(req: &Request<B>) -> bool {
     req.headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn strips_hop_by_hop_headers_and_connection_tokens() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-hop"),
+            ("x-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "gzip"),
+            ("upgrade", "websocket"),
+            ("x-end", "kept"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-end"]);
+    }
+
+    #[test]
+    fn keeps_upgrade_headers_and_te_trailers() {
+        let mut h = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("te", "trailers"),
+        ]);
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h.get(CONNECTION).unwrap(), "upgrade");
+        assert_eq!(h.get(UPGRADE).unwrap(), "websocket");
+        assert_eq!(h.get(TE).unwrap(), "trailers");
+    }
 }

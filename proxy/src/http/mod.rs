@@ -3,7 +3,9 @@
 
 mod body;
 mod client;
+mod conn;
 mod errors;
+mod h1;
 mod headers;
 mod service;
 mod upgrade;
@@ -25,6 +27,7 @@ use crate::drain::Drain;
 use crate::io::MeteredIo;
 use crate::metrics::{Direction, Metrics, Tls};
 use crate::target::ConnTarget;
+use conn::{ConnControl, Graceful};
 use service::ProxyService;
 
 /// Which HTTP version a downstream connection speaks.
@@ -65,8 +68,9 @@ impl<U: Upstream> Http<U> {
     ) -> Self {
         let limits = &settings.limits;
         let mut h1 = http1::Builder::new();
+        // Header-read and idle timeouts are enforced per connection by `conn::drive`.
         h1.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
+            .header_read_timeout(None)
             .max_header_size(limits.max_header_bytes);
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new())
@@ -104,34 +108,41 @@ impl<U: Upstream> Http<U> {
         preconnected: Option<Connection>,
         drain: Drain,
     ) {
-        let svc = ProxyService::new(self.clone(), version, target, preconnected);
+        let control = Arc::new(ConnControl::default());
+        let svc = ProxyService::new(self.clone(), version, target, preconnected, control.clone());
         let io = TokioIo::new(io);
         let result = match version {
             Version::Http1 => {
                 let conn = self.h1.serve_connection(io, svc).with_upgrades();
                 tokio::pin!(conn);
-                tokio::select! {
-                    res = conn.as_mut() => res,
-                    () = drain.signaled() => {
-                        conn.as_mut().graceful_shutdown();
-                        conn.await
-                    }
-                }
+                let idle = Some(self.settings.limits.header_read_timeout);
+                conn::drive(conn, control, &drain, idle).await
             }
             Version::Http2 => {
                 let conn = self.h2.serve_connection(io, svc);
                 tokio::pin!(conn);
-                tokio::select! {
-                    res = conn.as_mut() => res,
-                    () = drain.signaled() => {
-                        conn.as_mut().graceful_shutdown();
-                        conn.await
-                    }
-                }
+                conn::drive(conn, control, &drain, None).await
             }
+        };
+        let Some(result) = result else {
+            return;
         };
         if let Err(error) = result {
             tracing::debug!(%error, "HTTP connection ended with an error");
         }
+    }
+}
+
+type ServedIo = TokioIo<MeteredIo<TcpStream>>;
+
+impl<U: Upstream> Graceful for http1::UpgradeableConnection<ServedIo, ProxyService<U>> {
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<U: Upstream> Graceful for http2::Connection<ServedIo, ProxyService<U>, TokioExecutor> {
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        http2::Connection::graceful_shutdown(self);
     }
 }

@@ -12,8 +12,10 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::body::{ProxyBody, Recorder};
-use super::client::{H1Conn, Pool};
+use super::client::Pool;
+use super::conn::ConnControl;
 use super::errors::ProxyError;
+use super::h1::{Checkin, H1Conn, Outcome, Prepared, SendError};
 use super::headers::{authority, is_grpc, is_upgrade, strip_hop_by_hop, to_origin_form};
 use super::{Http, Version, upgrade};
 use crate::connect::{Connection, Upstream};
@@ -37,6 +39,7 @@ impl<U> Clone for ProxyService<U> {
 /// State of one downstream connection.
 struct ConnState {
     version: Version,
+    control: Arc<ConnControl>,
     target: ConnTarget,
     pool: Arc<Pool>,
     inner: Mutex<Inner>,
@@ -45,11 +48,32 @@ struct ConnState {
 #[derive(Default)]
 struct Inner {
     /// The HTTP/1 upstream connection this downstream connection used last.
-    sticky: Option<(Logical, H1Conn)>,
+    sticky: Option<(Logical, Box<H1Conn>)>,
     /// A connection opened during detection, used before opening another.
     preconnected: Option<Connection>,
     /// The metrics of the last label set, reused while authority and target stay the same.
     labels: Option<(Box<str>, SocketAddr, Arc<HttpMetrics>)>,
+    /// In HTTP proxy mode, the last authority and the target it named.
+    route: Option<(Box<str>, Logical)>,
+}
+
+impl Checkin for ConnState {
+    fn checkin(&self, target: &Logical, conn: Box<H1Conn>) {
+        let previous = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            inner.sticky.replace((target.clone(), conn))
+        };
+        if let Some((t, c)) = previous {
+            self.pool.checkin_h1(&t, c);
+        }
+    }
+}
+
+/// What the upstream answered.
+enum Answer {
+    H2(Response<Incoming>),
+    H1(super::h1::Head, super::h1::H1Body),
+    H1Upgrade(super::h1::Head, Box<H1Conn>),
 }
 
 impl Drop for ConnState {
@@ -61,21 +85,17 @@ impl Drop for ConnState {
     }
 }
 
-/// An upstream HTTP/1 connection and whether it served requests before.
-struct Checkout {
-    conn: H1Conn,
-    reused: bool,
-}
-
 impl<U: Upstream> ProxyService<U> {
     pub fn new(
         http: Arc<Http<U>>,
         version: Version,
         target: ConnTarget,
         preconnected: Option<Connection>,
+        control: Arc<ConnControl>,
     ) -> Self {
         let conn = Arc::new(ConnState {
             version,
+            control,
             target,
             pool: http.pool.clone(),
             inner: Mutex::new(Inner {
@@ -86,68 +106,115 @@ impl<U: Upstream> ProxyService<U> {
         ProxyService { http, conn }
     }
 
-    async fn proxy(self, mut req: Request<Incoming>) -> Response<ProxyBody> {
+    /// The synchronous half of a request, run inside `call`: route, label, rewrite, and for
+    /// HTTP/1 encode. Done before hyper reads again, so the request's header map (which
+    /// shares hyper's read buffer) is gone by then.
+    fn prepare(&self, mut req: Request<Incoming>) -> Result<Job, Box<Response<ProxyBody>>> {
         let start = Instant::now();
-        let grpc = is_grpc(&req);
+        let grpc = req.version() == http::Version::HTTP_2 && is_grpc(&req);
         let target = match self.route(&req) {
-            Ok(t) => t,
+            Ok(t) => t.into_owned(),
             Err(e) => {
                 let label = authority(&req).unwrap_or("").to_owned();
-                return self.fail(e, &label, None, start, grpc);
+                return Err(Box::new(self.fail(e, &label, None, start, grpc)));
             }
-        };
-        let label_target = match &*target {
-            Logical::Addr(a) => Some(*a),
-            Logical::Name(..) => None,
         };
         let auth = authority(&req).unwrap_or("");
-        let metrics = label_target.map(|addr| self.metrics_for(auth, addr));
-        let auth_owned: Option<Box<str>> = metrics.is_none().then(|| auth.into());
-
+        let (metrics, auth_owned) = match &target {
+            Logical::Addr(a) => (Some(self.metrics_for(auth, *a)), None),
+            Logical::Name(..) => (None, Some(Box::<str>::from(auth))),
+        };
         let tunnel = req.method() == Method::CONNECT;
-        if tunnel && self.conn.target == ConnTarget::ProxyMode {
-            let label = auth_owned.as_deref().unwrap_or(auth).to_owned();
-            return self.tunnel(req, &target, &label, metrics, start).await;
-        }
-        let upgrading = self.conn.version == Version::Http1 && (tunnel || is_upgrade(&req));
-        let on_downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
-        if self.conn.version == Version::Http1 {
+        let kind = if tunnel && self.conn.target == ConnTarget::ProxyMode {
+            JobKind::Tunnel(hyper::upgrade::on(&mut req))
+        } else if self.conn.version == Version::Http1 {
+            let upgrading = tunnel || is_upgrade(&req);
+            let on_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
             strip_hop_by_hop(req.headers_mut(), upgrading);
             to_origin_form(&mut req);
-        }
-
-        let sent = match self.http.settings.limits.response_timeout {
-            Some(t) => match tokio::time::timeout(t, self.send(&target, req, upgrading)).await {
-                Ok(r) => r,
-                Err(_) => Err(ProxyError::ResponseTimeout(t)),
-            },
-            None => self.send(&target, req, upgrading).await,
+            JobKind::H1(Prepared::new(req, &target), on_upgrade)
+        } else {
+            JobKind::H2(req)
         };
-        let (mut res, peer) = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                let label = auth_owned.as_deref().unwrap_or("");
-                return self.fail(e, label, metrics, start, grpc);
+        Ok(Job {
+            start,
+            grpc,
+            target,
+            metrics,
+            auth_owned,
+            kind,
+        })
+    }
+
+    /// The asynchronous half: send, and turn the answer into the response.
+    async fn run(self, job: Job) -> Response<ProxyBody> {
+        let Job {
+            start,
+            grpc,
+            target,
+            metrics,
+            auth_owned,
+            kind,
+        } = job;
+        let label = auth_owned.as_deref().unwrap_or("");
+        let (sent, on_downstream_upgrade) = match kind {
+            JobKind::Tunnel(on_upgrade) => {
+                return self
+                    .tunnel(on_upgrade, &target, label, metrics, start)
+                    .await;
             }
+            JobKind::H1(prepared, on_upgrade) => {
+                (self.send_h1(&target, prepared).await, on_upgrade)
+            }
+            JobKind::H2(req) => {
+                let sent = match self.http.settings.limits.response_timeout {
+                    // Boxed: a timer makes the future large and over-aligned; rarely set.
+                    Some(t) => {
+                        match Box::pin(tokio::time::timeout(t, self.send_h2(&target, req))).await {
+                            Ok(r) => r,
+                            Err(_) => Err(ProxyError::ResponseTimeout(t)),
+                        }
+                    }
+                    None => self.send_h2(&target, req).await,
+                };
+                (sent.map(|(res, peer)| (Answer::H2(res), peer)), None)
+            }
+        };
+        let (answer, peer) = match sent {
+            Ok(r) => r,
+            Err(e) => return self.fail(e, label, metrics, start, grpc),
         };
         let metrics = match metrics {
             Some(m) => m,
-            None => self.metrics_for(auth_owned.as_deref().unwrap_or(""), peer),
+            None => self.metrics_for(label, peer),
         };
         metrics.request();
-        let status = res.status();
-        if let Some(downstream) = on_downstream_upgrade
-            && (status == StatusCode::SWITCHING_PROTOCOLS || (tunnel && status.is_success()))
-        {
-            upgrade::splice(downstream, hyper::upgrade::on(&mut res));
-        }
+        let (status, mut headers, body) = match answer {
+            Answer::H2(res) => {
+                let (parts, body) = res.into_parts();
+                (parts.status, parts.headers, ProxyBody::upstream(body))
+            }
+            Answer::H1(head, body) => {
+                let body = body.checkin(self.conn.clone(), target);
+                (head.status, head.headers, ProxyBody::h1(body))
+            }
+            Answer::H1Upgrade(head, conn) => {
+                match on_downstream_upgrade {
+                    Some(downstream) => upgrade::splice_h1(downstream, conn),
+                    None => drop(conn),
+                }
+                (head.status, head.headers, ProxyBody::empty())
+            }
+        };
         if self.conn.version == Version::Http1 {
-            strip_hop_by_hop(res.headers_mut(), status == StatusCode::SWITCHING_PROTOCOLS);
+            strip_hop_by_hop(&mut headers, status == StatusCode::SWITCHING_PROTOCOLS);
         }
-        let (parts, body) = res.into_parts();
         let recorder = Recorder::new(metrics, start, status.as_u16());
-        let body = ProxyBody::upstream(body).record(recorder, &parts.headers);
-        Response::from_parts(parts, body)
+        let body = body.record(recorder, &headers);
+        let mut res = Response::new(body);
+        *res.status_mut() = status;
+        *res.headers_mut() = headers;
+        res
     }
 
     /// Where a request goes: the connection's fixed target, or in HTTP proxy mode, the
@@ -158,64 +225,59 @@ impl<U: Upstream> ProxyService<U> {
             ConnTarget::ProxyMode => {
                 let auth = authority(req)
                     .ok_or(ProxyError::BadRequest("request names no host to proxy to"))?;
-                let default_port = match req.uri().scheme_str() {
-                    Some("https") => 443,
-                    _ => 80,
-                };
-                Logical::from_authority(auth, default_port)
-                    .map(Cow::Owned)
-                    .ok_or(ProxyError::BadRequest(
-                        "request host is not a valid authority",
-                    ))
+                let https = req.uri().scheme_str() == Some("https");
+                let mut inner = self.lock();
+                if let Some((cached, target)) = &inner.route
+                    && **cached == *auth
+                    && !https
+                {
+                    return Ok(Cow::Owned(target.clone()));
+                }
+                let target = Logical::from_authority(auth, if https { 443 } else { 80 }).ok_or(
+                    ProxyError::BadRequest("request host is not a valid authority"),
+                )?;
+                if !https {
+                    inner.route = Some((auth.into(), target.clone()));
+                }
+                Ok(Cow::Owned(target))
             }
         }
     }
 
-    async fn send(
-        &self,
-        target: &Logical,
-        req: Request<Incoming>,
-        dedicated: bool,
-    ) -> Result<(Response<Incoming>, SocketAddr), ProxyError> {
-        match self.conn.version {
-            Version::Http1 => self.send_h1(target, req, dedicated).await,
-            Version::Http2 => self.send_h2(target, req).await,
-        }
-    }
-
-    /// Sends on a reused connection when one is ready. A request that a stale connection
-    /// did not accept is retried once on a new connection; nothing was sent, so it is safe.
+    /// Sends on a reused connection when one is ready. A bodiless request that meets a
+    /// stale connection is sent again on a new one; nothing of it was consumed.
     async fn send_h1(
         &self,
         target: &Logical,
-        mut req: Request<Incoming>,
-        dedicated: bool,
-    ) -> Result<(Response<Incoming>, SocketAddr), ProxyError> {
+        mut prepared: Prepared,
+    ) -> Result<(Answer, SocketAddr), ProxyError> {
+        if let Some(t) = self.http.settings.limits.response_timeout {
+            // Boxed: a timer makes the future large and over-aligned; rarely set.
+            let attempt = Box::pin(tokio::time::timeout(
+                t,
+                self.send_h1_prepared(target, &mut prepared),
+            ));
+            return attempt.await.unwrap_or(Err(ProxyError::ResponseTimeout(t)));
+        }
+        self.send_h1_prepared(target, &mut prepared).await
+    }
+
+    async fn send_h1_prepared(
+        &self,
+        target: &Logical,
+        prepared: &mut Prepared,
+    ) -> Result<(Answer, SocketAddr), ProxyError> {
         let mut fresh_only = false;
         loop {
-            let Checkout { mut conn, reused } = self.checkout_h1(target, fresh_only).await?;
-            if let Err(e) = conn.sender.ready().await {
-                if reused {
-                    fresh_only = true;
-                    continue;
+            let (conn, reused) = self.checkout_h1(target, fresh_only).await?;
+            let peer = conn.peer();
+            match conn.send(prepared, reused).await {
+                Ok(Outcome::Response(head, body)) => return Ok((Answer::H1(head, body), peer)),
+                Ok(Outcome::Upgrade(head, conn)) => {
+                    return Ok((Answer::H1Upgrade(head, conn), peer));
                 }
-                return Err(ProxyError::Upstream(e));
-            }
-            match conn.sender.try_send_request(req).await {
-                Ok(res) => {
-                    let peer = conn.peer;
-                    if !dedicated {
-                        self.keep_sticky(target, conn);
-                    }
-                    return Ok((res, peer));
-                }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if reused => {
-                        req = unsent;
-                        fresh_only = true;
-                    }
-                    _ => return Err(ProxyError::Upstream(e.into_error())),
-                },
+                Err(SendError::Stale) => fresh_only = true,
+                Err(SendError::Failed(e)) => return Err(ProxyError::UpstreamHttp1(e)),
             }
         }
     }
@@ -224,19 +286,17 @@ impl<U: Upstream> ProxyService<U> {
         &self,
         target: &Logical,
         fresh_only: bool,
-    ) -> Result<Checkout, ProxyError> {
+    ) -> Result<(Box<H1Conn>, bool), ProxyError> {
         let preconnected = {
             let mut inner = self.lock();
             if !fresh_only {
                 match inner.sticky.take() {
-                    Some((t, conn)) if t == *target && !conn.sender.is_closed() => {
-                        return Ok(Checkout { conn, reused: true });
-                    }
-                    Some((t, conn)) => self.conn.pool.checkin_h1(&t, conn),
-                    None => {}
+                    Some((t, conn)) if t == *target && conn.is_usable() => return Ok((conn, true)),
+                    Some((t, conn)) if t != *target => self.conn.pool.checkin_h1(&t, conn),
+                    _ => {}
                 }
                 if let Some(conn) = self.conn.pool.checkout_h1(target) {
-                    return Ok(Checkout { conn, reused: true });
+                    return Ok((conn, true));
                 }
             }
             inner.preconnected.take()
@@ -250,20 +310,10 @@ impl<U: Upstream> ProxyService<U> {
                 .await
                 .map_err(ProxyError::Connect)?,
         };
-        let conn = Pool::handshake_h1(conn)
-            .await
-            .map_err(ProxyError::Upstream)?;
-        Ok(Checkout {
-            conn,
-            reused: false,
-        })
-    }
-
-    fn keep_sticky(&self, target: &Logical, conn: H1Conn) {
-        let previous = self.lock().sticky.replace((target.clone(), conn));
-        if let Some((t, c)) = previous {
-            self.conn.pool.checkin_h1(&t, c);
-        }
+        Ok((
+            H1Conn::new(conn, self.http.settings.limits.max_header_bytes),
+            false,
+        ))
     }
 
     async fn send_h2(
@@ -305,7 +355,7 @@ impl<U: Upstream> ProxyService<U> {
     /// `CONNECT host:port` in HTTP proxy mode: a TCP tunnel to the named destination.
     async fn tunnel(
         &self,
-        mut req: Request<Incoming>,
+        on_upgrade: hyper::upgrade::OnUpgrade,
         target: &Logical,
         label: &str,
         metrics: Option<Arc<HttpMetrics>>,
@@ -317,7 +367,7 @@ impl<U: Upstream> ProxyService<U> {
         };
         let metrics = metrics.unwrap_or_else(|| self.metrics_for(label, conn.peer));
         metrics.request();
-        upgrade::tunnel(hyper::upgrade::on(&mut req), conn);
+        upgrade::tunnel(on_upgrade, conn);
         let res = Response::new(ProxyBody::empty());
         let recorder = Recorder::new(metrics, start, 200);
         let (parts, body) = res.into_parts();
@@ -376,7 +426,36 @@ impl<U: Upstream> hyper::service::Service<Request<Incoming>> for ProxyService<U>
     type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.proxy(req).await) })
+        let in_flight = self.conn.control.start();
+        match self.prepare(req) {
+            Ok(job) => {
+                let this = self.clone();
+                Box::pin(async move {
+                    let mut res = this.run(job).await;
+                    res.body_mut().hold(in_flight);
+                    Ok(res)
+                })
+            }
+            Err(mut res) => {
+                res.body_mut().hold(in_flight);
+                Box::pin(std::future::ready(Ok(*res)))
+            }
+        }
     }
+}
+
+/// A routed, rewritten request waiting to be sent.
+struct Job {
+    start: Instant,
+    grpc: bool,
+    target: Logical,
+    metrics: Option<Arc<HttpMetrics>>,
+    auth_owned: Option<Box<str>>,
+    kind: JobKind,
+}
+
+enum JobKind {
+    H1(Prepared, Option<hyper::upgrade::OnUpgrade>),
+    H2(Request<Incoming>),
+    Tunnel(hyper::upgrade::OnUpgrade),
 }

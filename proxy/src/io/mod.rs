@@ -75,6 +75,40 @@ impl<T> MeteredIo<T> {
     }
 }
 
+/// Readiness-based I/O on `&self`, so one task can read and write a connection at once
+/// (the HTTP/1 client reads an early response while it still sends the request body).
+impl MeteredIo<tokio::net::TcpStream> {
+    pub async fn readable(&self) -> io::Result<()> {
+        self.inner.readable().await
+    }
+
+    pub async fn writable(&self) -> io::Result<()> {
+        self.inner.writable().await
+    }
+
+    /// Reads into `buf`'s spare capacity; `WouldBlock` when nothing is ready.
+    pub fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        let n = self.inner.try_read_buf(buf)?;
+        self.metrics.add_read(n);
+        self.touch(n);
+        Ok(n)
+    }
+
+    pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let n = self.inner.try_write_vectored(bufs)?;
+        self.metrics.add_write(n);
+        self.touch(n);
+        Ok(n)
+    }
+
+    /// Whether the reactor has seen the connection become readable (data or EOF) without
+    /// a read being attempted: for an idle pooled connection, that means it is unusable.
+    pub fn is_read_ready(&self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        self.inner.poll_read_ready(&mut cx).is_ready()
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for MeteredIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
