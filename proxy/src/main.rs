@@ -2,11 +2,6 @@
 
 use std::process::ExitCode;
 
-// The proxy allocates per request (hyper's header maps, buffers); mimalloc's thread-local
-// free lists make that several times cheaper than glibc's malloc.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const USAGE: &str =
     "usage: mesh-proxy                 run the proxy (configured by environment variables)
        mesh-proxy init [ARGS]     install the iptables rules that redirect a pod's traffic
