@@ -100,7 +100,19 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
     }
     let mut outbound_listeners = Vec::new();
     for addr in &config.outbound.listen {
-        outbound_listeners.push(bind("outbound", *addr).await?);
+        match bind("outbound", *addr).await {
+            Ok(l) => outbound_listeners.push(l),
+            // Linkerd's dual-stack form lists an IPv6 address too; a pod without IPv6
+            // still runs on the IPv4 one.
+            Err(RunError::Bind { error, .. })
+                if addr.is_ipv6()
+                    && config.outbound.listen.len() > 1
+                    && error.kind() == io::ErrorKind::AddrNotAvailable =>
+            {
+                tracing::warn!(%addr, %error, "IPv6 is not available; listening on IPv4 only");
+            }
+            Err(e) => return Err(e),
+        }
     }
     let own: Arc<[SocketAddr]> = inbound_listeners
         .iter()
