@@ -3,6 +3,7 @@
 mod check;
 mod inject;
 mod proxy;
+mod stat;
 
 use anyhow::{Result, bail};
 
@@ -11,7 +12,8 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("check") => check::run(&args[1..]),
         Some("inject") => inject::run(&args[1..]),
         Some("proxy") => proxy::run(&args[1..]),
-        Some(other) => bail!("unknown benchmark {other:?}; try: check, inject, proxy"),
-        None => bail!("usage: cargo xtask bench <check|inject|proxy>"),
+        Some("stat") => stat::run(&args[1..]),
+        Some(other) => bail!("unknown benchmark {other:?}; try: check, inject, proxy, stat"),
+        None => bail!("usage: cargo xtask bench <check|inject|proxy|stat>"),
     }
 }
