@@ -38,7 +38,10 @@ pub struct AwaitArgs {
     pub shutdown: bool,
 
     /// The command and its arguments, after `--`.
-    #[arg(required = true, last = true, value_name = "COMMAND")]
+    ///
+    /// Without one, `await` only waits: exit 0 once the proxy is ready, 69 if it never is. That is
+    /// how a postStart hook holds back the application's containers until the proxy is up.
+    #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
 
@@ -112,6 +115,9 @@ async fn run_async(args: AwaitArgs, admin: SocketAddr, disabled: bool) -> ExitCo
             shutdown(admin).await;
         }
         return ExitCode::from(EXIT_NOT_READY);
+    }
+    if args.command.is_empty() {
+        return ExitCode::SUCCESS;
     }
     let code = run_command(&args.command).await;
     if args.shutdown {

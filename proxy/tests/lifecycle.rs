@@ -334,6 +334,23 @@ fn await_waits_for_a_proxy_that_starts_late() {
 }
 
 #[test]
+fn await_without_a_command_only_waits() {
+    // As the postStart hook of a proxy that is not a native sidecar: wait, then let the app start.
+    let proxy = Proxy::start(&[]);
+    let out = await_cmd(proxy.admin, &["--timeout=2m"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = await_cmd(support::closed_port(), &["--timeout=200ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(69));
+}
+
+#[test]
 fn await_times_out_without_running_the_command() {
     let port = support::closed_port();
     let dir = tempfile::tempdir().unwrap();
