@@ -42,6 +42,20 @@ struct Case {
     args: Vec<String>,
 }
 
+impl Case {
+    /// Plain inject, or manual inject with nothing but the trust anchors: no settings that
+    /// uninject would (rightly) keep.
+    fn is_plain(&self) -> bool {
+        self.args.is_empty()
+            || self.args
+                == [
+                    "--manual",
+                    "--identity-trust-anchors-file",
+                    "trust-anchors.pem",
+                ]
+    }
+}
+
 fn cases() -> Vec<Case> {
     let dir = testdata().join("inject");
     let mut cases: Vec<Case> = std::fs::read_dir(&dir)
@@ -157,15 +171,7 @@ fn uninject_gives_back_the_input() {
     let dir = testdata().join("inject");
     for case in cases() {
         let skip = NOT_ROUND_TRIP.iter().any(|(name, _)| *name == case.name);
-        // Plain inject, or manual inject with nothing but the trust anchors.
-        let plain = case.args.is_empty()
-            || case.args
-                == [
-                    "--manual",
-                    "--identity-trust-anchors-file",
-                    "trust-anchors.pem",
-                ];
-        if skip || !case.input.ends_with(".yaml") || !plain {
+        if skip || !case.input.ends_with(".yaml") || !case.is_plain() {
             continue;
         }
         let golden = format!("{}.golden.yaml", case.name);
@@ -196,14 +202,7 @@ fn block_yaml_output_only_adds_lines() {
     }
     let dir = testdata().join("inject");
     for case in cases() {
-        let plain = case.args.is_empty()
-            || case.args
-                == [
-                    "--manual",
-                    "--identity-trust-anchors-file",
-                    "trust-anchors.pem",
-                ];
-        if !case.input.ends_with(".yaml") || case.name.contains("flow") || !plain {
+        if !case.input.ends_with(".yaml") || case.name.contains("flow") || !case.is_plain() {
             continue;
         }
         let Ok(golden) = std::fs::read_to_string(dir.join(format!("{}.golden.yaml", case.name)))

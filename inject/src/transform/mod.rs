@@ -128,6 +128,13 @@ impl Target {
     }
 }
 
+/// The value of `linkerd.io/inject` in a pod template's or an object's own metadata.
+fn inject_value<'n>(meta_owner: &'n Node<'_>) -> Option<&'n str> {
+    meta_owner
+        .path(&["metadata", "annotations", INJECT])
+        .and_then(Node::as_str)
+}
+
 fn workload(
     editor: &mut Editor<'_>,
     template: &Node<'_>,
@@ -135,9 +142,7 @@ fn workload(
     target: &Target,
     report: &mut Report,
 ) -> Result<Outcome, Error> {
-    let current = template
-        .path(&["metadata", "annotations", INJECT])
-        .and_then(Node::as_str);
+    let current = inject_value(template);
     let options = match mode {
         Mode::Inject(options) => options,
         Mode::Uninject { keep_inject } => {
@@ -204,9 +209,7 @@ fn namespace(
     target: &Target,
     report: &mut Report,
 ) -> Result<Outcome, Error> {
-    let current = node
-        .path(&["metadata", "annotations", INJECT])
-        .and_then(Node::as_str);
+    let current = inject_value(node);
     let options = match mode {
         Mode::Inject(options) => options,
         Mode::Uninject { keep_inject: true } => return Ok(Outcome::Skipped),
