@@ -9,6 +9,8 @@ mod inject;
 mod install;
 mod manifest;
 mod stat;
+mod tap;
+mod top;
 mod uninject;
 mod version;
 
@@ -61,6 +63,8 @@ pub enum Command {
     Check(check::Args),
     Stat(Box<stat::Args>),
     Diagnostics(diagnostics::Args),
+    Tap(Box<tap::Args>),
+    Top(Box<top::Args>),
     Version(version::Args),
     Completion(completion::Args),
     #[command(hide = true)]
@@ -77,6 +81,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args, &cli.global),
         Command::Stat(args) => stat::run(*args, &cli.global),
         Command::Diagnostics(args) => diagnostics::run(args, &cli.global),
+        Command::Tap(args) => tap::run(*args, &cli.global),
+        Command::Top(args) => top::run(*args, &cli.global),
         Command::Version(args) => version::run(args),
         Command::Completion(args) => completion::run(args),
         Command::Generate(args) => generate::run(args),

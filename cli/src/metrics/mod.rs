@@ -4,7 +4,7 @@
 mod histogram;
 mod obfuscate;
 mod parse;
-mod scrape;
+pub mod scrape;
 #[cfg(test)]
 mod tests;
 
