@@ -145,6 +145,10 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
         log_listening("outbound", &listener);
         tokio::spawn(outbound.clone().serve(listener, shutdown.drain()));
     }
+    if config.admin.tap == crate::config::TapEndpoint::Enabled {
+        metrics.tap().enable();
+        tracing::info!("tap is enabled on the admin server");
+    }
     let admin = Arc::new(Admin::new(
         metrics,
         Arc::new(log),

@@ -225,6 +225,15 @@ pub enum ShutdownEndpoint {
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub shutdown_endpoint: ShutdownEndpoint,
+    /// `MESH_PROXY_TAP_ENABLED`: whether `GET /tap` streams request metadata.
+    pub tap: TapEndpoint,
+}
+
+/// Whether the admin server's `/tap` stream is on. Off by default: it reveals who calls what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TapEndpoint {
+    Enabled,
+    Disabled,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -454,6 +463,11 @@ impl Reader<'_> {
                 ShutdownEndpoint::Enabled
             } else {
                 ShutdownEndpoint::Disabled
+            },
+            tap: if self.boolean("MESH_PROXY_TAP_ENABLED", false) {
+                TapEndpoint::Enabled
+            } else {
+                TapEndpoint::Disabled
             },
         };
         let log_filter = self.log_filter();

@@ -74,6 +74,7 @@
 //! | `MESH_PROXY_HTTP2_MAX_CONCURRENT_STREAMS` | `1000` | per served HTTP/2 connection |
 //! | `MESH_PROXY_HTTP2_MAX_PENDING_ACCEPT_RESETS` | `20` | rapid-reset cap: client resets before GOAWAY |
 //! | `MESH_PROXY_HTTP2_MAX_LOCAL_ERROR_RESETS` | `1024` | proxy-side resets before GOAWAY |
+//! | `MESH_PROXY_TAP_ENABLED` | `false` | serve `GET /tap` on the admin port: live request metadata for `mesh tap` and `mesh top` (see [`admin::tap`]) |
 //!
 //! # Errors
 //!

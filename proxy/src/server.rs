@@ -138,14 +138,14 @@ impl<U: Upstream> Server<U> {
         match (detection.detected, fixed) {
             (Detected::Eof, _) => {}
             (Detected::Protocol(Protocol::Http1), _) => {
-                self.serve_http1(io, bytes, target, preconnected, drain)
+                self.serve_http1(io, client, bytes, target, preconnected, drain)
                     .await;
             }
             (Detected::Protocol(Protocol::Http2), _) => {
                 let io = io.with_prefix(bytes.freeze());
                 self.http
                     .clone()
-                    .serve(Version::Http2, io, target, preconnected, drain)
+                    .serve(Version::Http2, io, client, target, preconnected, drain)
                     .await;
             }
             (Detected::ServerFirst(greeting), Some(t)) => {
@@ -190,6 +190,7 @@ impl<U: Upstream> Server<U> {
     async fn serve_http1(
         &self,
         mut io: MeteredIo<TcpStream>,
+        client: SocketAddr,
         mut bytes: BytesMut,
         target: ConnTarget,
         preconnected: Option<crate::connect::Connection>,
@@ -214,7 +215,7 @@ impl<U: Upstream> Server<U> {
         let io = io.with_prefix(bytes.freeze());
         self.http
             .clone()
-            .serve(Version::Http1, io, target, preconnected, drain)
+            .serve(Version::Http1, io, client, target, preconnected, drain)
             .await;
     }
 

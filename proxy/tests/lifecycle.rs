@@ -104,8 +104,10 @@ fn admin_endpoints() {
     );
     let r = get(proxy.admin, "/nope");
     assert_eq!(r.status, 404);
+    // Tap is off unless MESH_PROXY_TAP_ENABLED=true.
     let r = get(proxy.admin, "/tap");
-    assert_eq!(r.status, 501);
+    assert_eq!(r.status, 404);
+    assert!(r.body_string().contains("MESH_PROXY_TAP_ENABLED=true"));
     let r = get(proxy.admin, "/shutdown");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow").as_deref(), Some("POST"));

@@ -7,9 +7,9 @@
 //! | `/live` | GET | 200 while the process runs |
 //! | `/proxy-log-level` | GET, PUT | read or replace the log filter |
 //! | `/shutdown` | POST | start a graceful shutdown; loopback clients only |
-//! | `/tap` | | reserved (see `tap`) |
+//! | `/tap` | GET | live request metadata as NDJSON, when `MESH_PROXY_TAP_ENABLED=true` (see `tap`) |
 
-mod tap;
+pub mod tap;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -78,9 +78,17 @@ impl Admin {
             let admin = self.clone();
             let conn = builder.serve_connection(
                 TokioIo::new(sock),
-                service_fn(move |req| {
+                service_fn(move |req: Request<Incoming>| {
                     let admin = admin.clone();
-                    async move { Ok::<_, std::convert::Infallible>(admin.handle(req, client).await) }
+                    async move {
+                        // The tap stream is the one response that is not a whole body.
+                        let res = if req.uri().path() == "/tap" && req.method() == Method::GET {
+                            tap::respond(&admin.metrics, req.uri().query()).map(Either::Right)
+                        } else {
+                            admin.handle(req, client).await.map(Either::Left)
+                        };
+                        Ok::<_, std::convert::Infallible>(res)
+                    }
                 }),
             );
             tokio::spawn(async move {
@@ -117,7 +125,7 @@ impl Admin {
             }
             ("/proxy-log-level", Method::PUT) => self.set_log_level(req).await,
             ("/shutdown", Method::POST) => self.shutdown(client),
-            ("/tap", _) => tap::respond(),
+            ("/tap", _) => not_allowed("GET"),
             ("/metrics" | "/ready" | "/live", _) => not_allowed("GET"),
             ("/proxy-log-level", _) => not_allowed("GET, PUT"),
             ("/shutdown", _) => not_allowed("POST"),

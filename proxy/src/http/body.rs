@@ -13,6 +13,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::conn::InFlight;
 use super::h1::H1Body;
+use crate::admin::tap::Tapping;
 use crate::metrics::{HttpMetrics, ResponseOutcome};
 
 /// A response body, with the response's metrics recorded once it ends.
@@ -100,6 +101,12 @@ impl ProxyBody {
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Ok(frame))) => {
+                if let Some(r) = &mut self.recorder
+                    && let Some(tapping) = &mut r.tap
+                    && let Some(data) = frame.data_ref()
+                {
+                    tapping.add_bytes(data.len());
+                }
                 if let Some(trailers) = frame.trailers_ref() {
                     if let Some(r) = &mut self.recorder
                         && let Some(code) = grpc_status(trailers)
@@ -178,6 +185,8 @@ pub struct Recorder {
     status: u16,
     grpc_status: Option<u32>,
     error: Option<&'static str>,
+    /// Set only while someone taps.
+    tap: Option<Box<Tapping>>,
 }
 
 impl Recorder {
@@ -188,7 +197,14 @@ impl Recorder {
             status,
             grpc_status: None,
             error: None,
+            tap: None,
         }
+    }
+
+    /// Also reports the response to the tap subscribers when it ends.
+    pub fn tap(mut self, tapping: Option<Box<Tapping>>) -> Self {
+        self.tap = tapping;
+        self
     }
 
     /// Marks a response the proxy made itself, with the `error` label to record.
@@ -206,6 +222,9 @@ impl Recorder {
             error,
         };
         self.metrics.response(outcome, us);
+        if let Some(tapping) = self.tap {
+            tapping.finish(self.status, self.grpc_status, error);
+        }
     }
 }
 

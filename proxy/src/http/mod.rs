@@ -104,12 +104,20 @@ impl<U: Upstream> Http<U> {
         self: Arc<Self>,
         version: Version,
         io: MeteredIo<TcpStream>,
+        client: std::net::SocketAddr,
         target: ConnTarget,
         preconnected: Option<Connection>,
         drain: Drain,
     ) {
         let control = Arc::new(ConnControl::default());
-        let svc = ProxyService::new(self.clone(), version, target, preconnected, control.clone());
+        let svc = ProxyService::new(
+            self.clone(),
+            version,
+            client,
+            target,
+            preconnected,
+            control.clone(),
+        );
         let io = TokioIo::new(io);
         let result = match version {
             Version::Http1 => {

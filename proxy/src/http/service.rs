@@ -18,6 +18,7 @@ use super::errors::ProxyError;
 use super::h1::{Checkin, H1Conn, Outcome, Prepared, SendError};
 use super::headers::{authority, is_grpc, is_upgrade, strip_hop_by_hop, to_origin_form};
 use super::{Http, Version, upgrade};
+use crate::admin::tap::{TapRequest, Tapping};
 use crate::connect::{Connection, Upstream};
 use crate::metrics::{HttpKey, HttpMetrics};
 use crate::target::{ConnTarget, Logical};
@@ -39,6 +40,8 @@ impl<U> Clone for ProxyService<U> {
 /// State of one downstream connection.
 struct ConnState {
     version: Version,
+    /// The downstream client's address, for tap events.
+    client: SocketAddr,
     control: Arc<ConnControl>,
     target: ConnTarget,
     pool: Arc<Pool>,
@@ -89,12 +92,14 @@ impl<U: Upstream> ProxyService<U> {
     pub fn new(
         http: Arc<Http<U>>,
         version: Version,
+        client: SocketAddr,
         target: ConnTarget,
         preconnected: Option<Connection>,
         control: Arc<ConnControl>,
     ) -> Self {
         let conn = Arc::new(ConnState {
             version,
+            client,
             control,
             target,
             pool: http.pool.clone(),
@@ -120,6 +125,11 @@ impl<U: Upstream> ProxyService<U> {
             }
         };
         let auth = authority(&req).unwrap_or("");
+        // The one cost of tap when nobody taps: a relaxed load.
+        let tap = self.http.metrics.tap().is_active().then(|| {
+            let s = &self.http.settings;
+            TapRequest::new(&req, auth, s.direction, s.tls, self.conn.client)
+        });
         let (metrics, auth_owned) = match &target {
             Logical::Addr(a) => (Some(self.metrics_for(auth, *a)), None),
             Logical::Name(..) => (None, Some(Box::<str>::from(auth))),
@@ -143,6 +153,7 @@ impl<U: Upstream> ProxyService<U> {
             metrics,
             auth_owned,
             kind,
+            tap,
         })
     }
 
@@ -155,6 +166,7 @@ impl<U: Upstream> ProxyService<U> {
             metrics,
             auth_owned,
             kind,
+            tap,
         } = job;
         let label = auth_owned.as_deref().unwrap_or("");
         let (sent, on_downstream_upgrade) = match kind {
@@ -182,7 +194,7 @@ impl<U: Upstream> ProxyService<U> {
         };
         let (answer, peer) = match sent {
             Ok(r) => r,
-            Err(e) => return self.fail(e, label, metrics, start, grpc),
+            Err(e) => return self.fail_tapped(e, label, metrics, start, grpc, tap),
         };
         let metrics = match metrics {
             Some(m) => m,
@@ -209,7 +221,8 @@ impl<U: Upstream> ProxyService<U> {
         if self.conn.version == Version::Http1 {
             strip_hop_by_hop(&mut headers, status == StatusCode::SWITCHING_PROTOCOLS);
         }
-        let recorder = Recorder::new(metrics, start, status.as_u16());
+        let tapping = tap.map(|t| Tapping::response(&self.http.metrics, t, peer, start));
+        let recorder = Recorder::new(metrics, start, status.as_u16()).tap(tapping);
         let body = body.record(recorder, &headers);
         let mut res = Response::new(body);
         *res.status_mut() = status;
@@ -383,14 +396,30 @@ impl<U: Upstream> ProxyService<U> {
         start: Instant,
         grpc: bool,
     ) -> Response<ProxyBody> {
+        self.fail_tapped(error, authority, metrics, start, grpc, None)
+    }
+
+    /// [`Self::fail`] for a request someone taps: the event has no upstream address.
+    fn fail_tapped(
+        &self,
+        error: ProxyError,
+        authority: &str,
+        metrics: Option<Arc<HttpMetrics>>,
+        start: Instant,
+        grpc: bool,
+        tap: Option<Box<TapRequest>>,
+    ) -> Response<ProxyBody> {
         tracing::debug!(%error, "request failed in the proxy");
         let metrics = metrics.unwrap_or_else(|| {
             self.metrics_for(authority, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
         });
         metrics.request();
         let res = error.to_response(grpc);
-        let recorder =
-            Recorder::new(metrics, start, res.status().as_u16()).proxy_error(error.label());
+        let nowhere = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let tapping = tap.map(|t| Tapping::response(&self.http.metrics, t, nowhere, start));
+        let recorder = Recorder::new(metrics, start, res.status().as_u16())
+            .proxy_error(error.label())
+            .tap(tapping);
         let (parts, body) = res.into_parts();
         let body = body.record(recorder, &parts.headers);
         Response::from_parts(parts, body)
@@ -452,6 +481,8 @@ struct Job {
     metrics: Option<Arc<HttpMetrics>>,
     auth_owned: Option<Box<str>>,
     kind: JobKind,
+    /// The request's metadata, kept only while someone taps.
+    tap: Option<Box<TapRequest>>,
 }
 
 enum JobKind {

@@ -27,11 +27,17 @@ pub struct Metrics {
     http: Family<HttpKey, HttpMetrics>,
     tcp: Family<TcpKey, TcpMetrics>,
     process: process::Process,
+    tap: crate::admin::tap::Tap,
 }
 
 impl Metrics {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Who is tapping requests (see `admin::tap`).
+    pub fn tap(&self) -> &crate::admin::tap::Tap {
+        &self.tap
     }
 
     /// The HTTP metrics for a label set, created on first use.
