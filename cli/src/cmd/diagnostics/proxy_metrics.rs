@@ -20,6 +20,7 @@ use crate::metrics::{Scraper, Target as ScrapeTarget, obfuscate};
 ///   mesh diagnostics proxy-metrics -n emojivoto deploy/web
 ///   mesh diagnostics proxy-metrics po/web-5f8d9c7b6-x2x9q --obfuscate
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// The resource, TYPE/NAME
     #[arg(value_name = "TYPE/NAME")]

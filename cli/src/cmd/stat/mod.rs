@@ -54,6 +54,7 @@ const CONCURRENCY: usize = 64;
 ///   mesh stat deploy --to svc/emoji-svc -n emojivoto
 ///   mesh stat --proxy 127.0.0.1:4191
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// The resources: TYPE [NAME…] or TYPE/NAME…
     #[arg(value_name = "RESOURCES")]

@@ -30,6 +30,7 @@ use event::{Event, Tapped};
 ///   mesh tap deploy/web -n emojivoto
 ///   mesh tap deploy/web --path /api --method POST -o wide
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// The resource, TYPE/NAME
     #[arg(value_name = "TYPE/NAME")]
@@ -43,7 +44,6 @@ pub struct Args {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
-    #[value(hide = true)]
     Lines,
     Wide,
     Json,

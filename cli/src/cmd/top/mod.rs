@@ -24,6 +24,7 @@ use table::Table;
 /// Example:
 ///   mesh top deploy/web -n emojivoto
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// The resource, TYPE/NAME
     #[arg(value_name = "TYPE/NAME")]
