@@ -440,3 +440,48 @@ fn diagnostics_prints_each_pods_metrics() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_proxy_that_never_answers_times_out_as_a_footnote() {
+    let server = FakeKube::builder().kubelet(true).start().unwrap();
+    server.apply_yaml(&meshed_deployment(NS, "web", 2)).unwrap();
+    let pods = pods_of(&server, NS, "web");
+    let backend = Backend::start();
+    let proxy = Proxy::start(backend.addr, &[]);
+    server.set_pod_proxy(NS, &pods[0], 4191, proxy.admin);
+    server.inject_fault(
+        &format!("/pods/{}:4191/proxy", pods[1]),
+        mesh_testkube::Fault::Hang,
+    );
+    let _load = Load::start(proxy.inbound, "web:8080", 10, 0, 1);
+    let started = std::time::Instant::now();
+    let out = mesh(
+        &server,
+        &[
+            "stat",
+            "deploy",
+            "-n",
+            NS,
+            "-t",
+            "1s",
+            "--scrape-timeout",
+            "500ms",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the timeout bounds the run"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{NS}/{}: timed out after 500ms", pods[1])),
+        "{err}"
+    );
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let web = row(&rows, "deployment", "web");
+    assert_eq!(web["meshed"], "2/2");
+    within(&web["rps"], 7.0, 13.0, "the answering pod's rps");
+}
