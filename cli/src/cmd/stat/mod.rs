@@ -7,6 +7,8 @@
 
 mod cluster;
 mod compute;
+mod config;
+mod plan;
 mod render;
 mod resource;
 mod sample;
@@ -19,17 +21,17 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use super::GlobalArgs;
 use crate::metrics::{Scraped, Scraper, Target as ScrapeTarget};
-use cluster::Inventory;
-pub use render::Format;
-use render::Row;
-use sample::{Destination, Direction, GroupBy, PodSample, View};
+use config::{Config, Source};
+use plan::{Plan, authority_rows, plan};
+use render::{Format, Row};
+use sample::{Direction, GroupBy, PodSample, View};
 
 pub(crate) use cluster::{PodInfo, Scope, inventory};
-pub(crate) use resource::{Kind, Target, parse_one, parse_targets};
+pub(crate) use resource::{Kind, Target, parse_one};
 
 /// How many proxies are read at once.
 const CONCURRENCY: usize = 64;
@@ -109,152 +111,6 @@ pub struct Args {
     api_timeout: Duration,
 }
 
-/// Validated arguments.
-#[derive(Debug, Clone)]
-struct Config {
-    source: Source,
-    view: View,
-    window: Duration,
-    format: Format,
-    watch: bool,
-    unmeshed: bool,
-    scrape_timeout: Duration,
-    api_timeout: Duration,
-    /// The command line, for the --watch header.
-    title: String,
-}
-
-#[derive(Debug, Clone)]
-enum Source {
-    Cluster {
-        /// `None`: the kubeconfig context's namespace.
-        namespace: Option<String>,
-        all_namespaces: bool,
-        targets: Vec<Target>,
-        selector: Option<String>,
-        /// `--from`: the resource whose pods are read, and its namespace (`None`: as above).
-        from: Option<(Kind, String, Option<String>)>,
-    },
-    Proxies {
-        addrs: Vec<String>,
-        names: Vec<String>,
-    },
-}
-
-impl Config {
-    fn from_args(args: Args) -> anyhow::Result<Config> {
-        let title = format!("mesh stat {}", args.resources.join(" "));
-        let direction = args.direction;
-        if !args.proxy.is_empty() {
-            let targets = if args.resources.is_empty() {
-                Vec::new()
-            } else {
-                parse_targets(&args.resources).map_err(|e| anyhow::anyhow!("RESOURCES: {e}"))?
-            };
-            let mut names = Vec::new();
-            for target in targets {
-                if target.kind != Kind::Authority {
-                    bail!(
-                        "--proxy shows authorities; {} is not available without a cluster",
-                        target.kind
-                    );
-                }
-                names.extend(target.names);
-            }
-            return Ok(Config {
-                source: Source::Proxies {
-                    addrs: args.proxy,
-                    names,
-                },
-                view: View {
-                    direction: direction.unwrap_or(Direction::Inbound),
-                    group: GroupBy::Authority,
-                    only: None,
-                },
-                window: args.time_window,
-                format: args.output,
-                watch: args.watch,
-                unmeshed: true,
-                scrape_timeout: args.scrape_timeout,
-                api_timeout: args.api_timeout,
-                title,
-            });
-        }
-        let targets =
-            parse_targets(&args.resources).map_err(|e| anyhow::anyhow!("RESOURCES: {e}"))?;
-        if targets.iter().any(|t| t.kind == Kind::Authority) {
-            bail!("RESOURCES: authorities are shown with --proxy HOST:PORT");
-        }
-        if targets.iter().any(|t| t.kind == Kind::Namespace) && args.namespace.is_some() {
-            bail!("--namespace cannot be used with the namespace resource type");
-        }
-        if args.all_namespaces && args.namespace.is_some() {
-            bail!("--all-namespaces and --namespace cannot be used together");
-        }
-        let outbound = args.to.is_some() || args.from.is_some();
-        if outbound && direction == Some(Direction::Inbound) {
-            bail!(
-                "--direction inbound cannot be used with --to or --from, which read outbound traffic"
-            );
-        }
-        let direction = direction.unwrap_or(if outbound {
-            Direction::Outbound
-        } else {
-            Direction::Inbound
-        });
-        let mut only = None;
-        if let Some(to) = &args.to {
-            let (kind, name) = parse_one(to).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
-            if kind == Kind::Authority {
-                bail!("--to: authorities are not resources");
-            }
-            only = Some(Destination {
-                kind,
-                // Filled in once the default namespace is known.
-                namespace: args.to_namespace.clone().unwrap_or_default(),
-                name,
-            });
-        }
-        let mut from = None;
-        let mut group = GroupBy::Whole;
-        if let Some(text) = &args.from {
-            let (kind, name) = parse_one(text).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
-            if matches!(kind, Kind::Authority | Kind::Service) {
-                bail!("--from: {kind} has no pods of its own to read; name a workload or pod");
-            }
-            if targets.len() != 1 {
-                bail!("--from shows one resource type at a time");
-            }
-            from = Some((kind, name, args.from_namespace.clone()));
-            group = GroupBy::Destination {
-                kind: targets[0].kind,
-                namespace: String::new(),
-            };
-        }
-        Ok(Config {
-            source: Source::Cluster {
-                namespace: args.namespace,
-                all_namespaces: args.all_namespaces,
-                targets,
-                selector: args.selector,
-                from,
-            },
-            view: View {
-                direction,
-                group,
-                only,
-            },
-            window: args.time_window,
-            format: args.output,
-            watch: args.watch,
-            unmeshed: args.unmeshed || args.from.is_some(),
-            scrape_timeout: args.scrape_timeout,
-            api_timeout: args.api_timeout,
-            title,
-        })
-    }
-}
-
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_args(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -263,21 +119,6 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(stat(config, global))
-}
-
-/// What one refresh reads and shows.
-#[derive(Debug, Default)]
-struct Plan {
-    rows: Vec<RowPlan>,
-    /// Every proxy to read, once each.
-    targets: Vec<ScrapeTarget>,
-}
-
-#[derive(Debug)]
-struct RowPlan {
-    row: Row,
-    /// The proxies and group keys whose traffic makes the row.
-    sources: Vec<(ScrapeTarget, String)>,
 }
 
 type Samples = HashMap<ScrapeTarget, Scraped<PodSample>>;
@@ -454,159 +295,4 @@ async fn scrape(scraper: &Scraper, targets: &[ScrapeTarget], view: &View) -> Sam
         })
         .await;
     targets.iter().cloned().zip(results).collect()
-}
-
-/// `--proxy`: one row per authority seen in the latest scrape.
-fn authority_rows(targets: &[ScrapeTarget], current: &Samples, config: &Config) -> Plan {
-    let names = match &config.source {
-        Source::Proxies { names, .. } => names.as_slice(),
-        Source::Cluster { .. } => &[],
-    };
-    let mut authorities: Vec<&String> = current
-        .values()
-        .filter_map(|s| s.value.as_ref().ok())
-        .flat_map(|s| s.groups.keys())
-        .filter(|a| names.is_empty() || names.contains(a))
-        .collect();
-    authorities.sort();
-    authorities.dedup();
-    let rows = authorities
-        .into_iter()
-        .map(|authority| RowPlan {
-            row: Row {
-                kind: Kind::Authority,
-                namespace: String::new(),
-                name: authority.clone(),
-                meshed: None,
-                status: None,
-                stats: None,
-            },
-            sources: targets
-                .iter()
-                .map(|t| (t.clone(), authority.clone()))
-                .collect(),
-        })
-        .collect();
-    Plan {
-        rows,
-        targets: targets.to_vec(),
-    }
-}
-
-/// Reads the cluster (or takes the --proxy list) and decides the rows and the proxies.
-async fn plan(client: Option<&kube::Client>, config: &Config) -> anyhow::Result<Plan> {
-    let (client, namespace, all_namespaces, targets, selector, from) =
-        match (&config.source, client) {
-            (Source::Proxies { addrs, .. }, _) => {
-                return Ok(Plan {
-                    rows: Vec::new(),
-                    targets: addrs.iter().cloned().map(ScrapeTarget::Direct).collect(),
-                });
-            }
-            (
-                Source::Cluster {
-                    namespace,
-                    all_namespaces,
-                    targets,
-                    selector,
-                    from,
-                },
-                Some(client),
-            ) => (client, namespace, *all_namespaces, targets, selector, from),
-            (Source::Cluster { .. }, None) => bail!("no Kubernetes client"),
-        };
-    let ns = namespace.clone().unwrap_or_else(|| "default".to_string());
-    let scope = if all_namespaces {
-        Scope::All
-    } else {
-        Scope::Namespace(ns.clone())
-    };
-    let inventory_fut = inventory(client, &scope, targets, selector.as_deref());
-    let from_fut = async {
-        match from {
-            Some((kind, name, from_ns)) => {
-                let from_scope = Scope::Namespace(from_ns.clone().unwrap_or_else(|| ns.clone()));
-                let target = Target {
-                    kind: *kind,
-                    names: vec![name.clone()],
-                };
-                Some(inventory(client, &from_scope, &[target], None).await).transpose()
-            }
-            None => Ok(None),
-        }
-    };
-    let (inventory, from) = tokio::join!(inventory_fut, from_fut);
-    let inventory = inventory?;
-    let from = from?;
-    let scrape_target = |pod: &PodInfo| ScrapeTarget::Pod {
-        namespace: pod.namespace.clone(),
-        name: pod.name.clone(),
-        port: pod.admin_port,
-    };
-    let readable = |pod: &PodInfo| pod.live && pod.meshed && pod.running;
-    let from_targets: Option<Vec<ScrapeTarget>> = from.as_ref().map(|from: &Inventory| {
-        let mut pods: Vec<usize> = from
-            .workloads
-            .iter()
-            .flat_map(|w| from.pods_of(w))
-            .collect();
-        pods.sort_unstable();
-        pods.dedup();
-        pods.iter()
-            .map(|&i| &from.pods[i])
-            .filter(|p| readable(p))
-            .map(scrape_target)
-            .collect()
-    });
-    let mut rows = Vec::new();
-    let mut targets: Vec<ScrapeTarget> = Vec::new();
-    for workload in &inventory.workloads {
-        let pods: Vec<&PodInfo> = inventory
-            .pods_of(workload)
-            .into_iter()
-            .map(|i| &inventory.pods[i])
-            .filter(|p| p.live)
-            .collect();
-        let meshed = pods.iter().filter(|p| p.meshed).count();
-        if workload.kind == Kind::Pod && pods.is_empty() {
-            // Linkerd hides pods that have completed.
-            continue;
-        }
-        if meshed == 0 && !config.unmeshed {
-            continue;
-        }
-        let sources: Vec<(ScrapeTarget, String)> = match &from_targets {
-            Some(from_targets) => {
-                let key = format!("{}/{}", workload.namespace, workload.name);
-                from_targets
-                    .iter()
-                    .map(|t| (t.clone(), key.clone()))
-                    .collect()
-            }
-            None => pods
-                .iter()
-                .filter(|p| readable(p))
-                .map(|p| (scrape_target(p), String::new()))
-                .collect(),
-        };
-        targets.extend(sources.iter().map(|(t, _)| t.clone()));
-        rows.push(RowPlan {
-            row: Row {
-                kind: workload.kind,
-                namespace: workload.namespace.clone(),
-                name: workload.name.clone(),
-                meshed: Some((meshed, pods.len())),
-                status: (workload.kind == Kind::Pod)
-                    .then(|| pods.first().map(|p| p.status.clone()).unwrap_or_default()),
-                stats: None,
-            },
-            sources,
-        });
-    }
-    if let Some(from_targets) = from_targets {
-        targets = from_targets;
-    }
-    let mut seen = std::collections::HashSet::new();
-    targets.retain(|t| seen.insert(t.clone()));
-    Ok(Plan { rows, targets })
 }

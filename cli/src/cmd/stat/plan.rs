@@ -1,0 +1,180 @@
+//! What one refresh reads and shows: the rows, and the proxies whose metrics make them.
+
+use std::collections::HashSet;
+
+use anyhow::bail;
+
+use super::cluster::{Inventory, PodInfo, Scope, inventory};
+use super::render::Row;
+use super::resource::{Kind, Target};
+use super::{Config, Samples, Source};
+use crate::metrics::Target as ScrapeTarget;
+
+/// What one refresh reads and shows.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub rows: Vec<RowPlan>,
+    /// Every proxy to read, once each.
+    pub targets: Vec<ScrapeTarget>,
+}
+
+#[derive(Debug)]
+pub struct RowPlan {
+    pub row: Row,
+    /// The proxies and group keys whose traffic makes the row.
+    pub sources: Vec<(ScrapeTarget, String)>,
+}
+
+/// `--proxy`: one row per authority seen in the latest scrape.
+pub fn authority_rows(targets: &[ScrapeTarget], current: &Samples, config: &Config) -> Plan {
+    let names = match &config.source {
+        Source::Proxies { names, .. } => names.as_slice(),
+        Source::Cluster { .. } => &[],
+    };
+    let mut authorities: Vec<&String> = current
+        .values()
+        .filter_map(|s| s.value.as_ref().ok())
+        .flat_map(|s| s.groups.keys())
+        .filter(|a| names.is_empty() || names.contains(a))
+        .collect();
+    authorities.sort();
+    authorities.dedup();
+    let rows = authorities
+        .into_iter()
+        .map(|authority| RowPlan {
+            row: Row {
+                kind: Kind::Authority,
+                namespace: String::new(),
+                name: authority.clone(),
+                meshed: None,
+                status: None,
+                stats: None,
+            },
+            sources: targets
+                .iter()
+                .map(|t| (t.clone(), authority.clone()))
+                .collect(),
+        })
+        .collect();
+    Plan {
+        rows,
+        targets: targets.to_vec(),
+    }
+}
+/// Reads the cluster (or takes the --proxy list) and decides the rows and the proxies.
+pub async fn plan(client: Option<&kube::Client>, config: &Config) -> anyhow::Result<Plan> {
+    let (client, namespace, all_namespaces, targets, selector, from) =
+        match (&config.source, client) {
+            (Source::Proxies { addrs, .. }, _) => {
+                return Ok(Plan {
+                    rows: Vec::new(),
+                    targets: addrs.iter().cloned().map(ScrapeTarget::Direct).collect(),
+                });
+            }
+            (
+                Source::Cluster {
+                    namespace,
+                    all_namespaces,
+                    targets,
+                    selector,
+                    from,
+                },
+                Some(client),
+            ) => (client, namespace, *all_namespaces, targets, selector, from),
+            (Source::Cluster { .. }, None) => bail!("no Kubernetes client"),
+        };
+    let ns = namespace.clone().unwrap_or_else(|| "default".to_string());
+    let scope = if all_namespaces {
+        Scope::All
+    } else {
+        Scope::Namespace(ns.clone())
+    };
+    let inventory_fut = inventory(client, &scope, targets, selector.as_deref());
+    let from_fut = async {
+        match from {
+            Some((kind, name, from_ns)) => {
+                let from_scope = Scope::Namespace(from_ns.clone().unwrap_or_else(|| ns.clone()));
+                let target = Target {
+                    kind: *kind,
+                    names: vec![name.clone()],
+                };
+                Some(inventory(client, &from_scope, &[target], None).await).transpose()
+            }
+            None => Ok(None),
+        }
+    };
+    let (inventory, from) = tokio::join!(inventory_fut, from_fut);
+    let inventory = inventory?;
+    let from = from?;
+    let scrape_target = |pod: &PodInfo| ScrapeTarget::Pod {
+        namespace: pod.namespace.clone(),
+        name: pod.name.clone(),
+        port: pod.admin_port,
+    };
+    let readable = |pod: &PodInfo| pod.live && pod.meshed && pod.running;
+    let from_targets: Option<Vec<ScrapeTarget>> = from.as_ref().map(|from: &Inventory| {
+        let mut pods: Vec<usize> = from
+            .workloads
+            .iter()
+            .flat_map(|w| from.pods_of(w))
+            .collect();
+        pods.sort_unstable();
+        pods.dedup();
+        pods.iter()
+            .map(|&i| &from.pods[i])
+            .filter(|p| readable(p))
+            .map(scrape_target)
+            .collect()
+    });
+    let mut rows = Vec::new();
+    let mut targets: Vec<ScrapeTarget> = Vec::new();
+    for workload in &inventory.workloads {
+        let pods: Vec<&PodInfo> = inventory
+            .pods_of(workload)
+            .into_iter()
+            .map(|i| &inventory.pods[i])
+            .filter(|p| p.live)
+            .collect();
+        let meshed = pods.iter().filter(|p| p.meshed).count();
+        if workload.kind == Kind::Pod && pods.is_empty() {
+            // Linkerd hides pods that have completed.
+            continue;
+        }
+        if meshed == 0 && !config.unmeshed {
+            continue;
+        }
+        let sources: Vec<(ScrapeTarget, String)> = match &from_targets {
+            Some(from_targets) => {
+                let key = format!("{}/{}", workload.namespace, workload.name);
+                from_targets
+                    .iter()
+                    .map(|t| (t.clone(), key.clone()))
+                    .collect()
+            }
+            None => pods
+                .iter()
+                .filter(|p| readable(p))
+                .map(|p| (scrape_target(p), String::new()))
+                .collect(),
+        };
+        targets.extend(sources.iter().map(|(t, _)| t.clone()));
+        rows.push(RowPlan {
+            row: Row {
+                kind: workload.kind,
+                namespace: workload.namespace.clone(),
+                name: workload.name.clone(),
+                meshed: Some((meshed, pods.len())),
+                status: (workload.kind == Kind::Pod)
+                    .then(|| pods.first().map(|p| p.status.clone()).unwrap_or_default()),
+                stats: None,
+            },
+            sources,
+        });
+    }
+    if let Some(from_targets) = from_targets {
+        targets = from_targets;
+    }
+    let mut seen = HashSet::new();
+    targets.retain(|t| seen.insert(t.clone()));
+    Ok(Plan { rows, targets })
+}
