@@ -485,3 +485,41 @@ fn a_proxy_that_never_answers_times_out_as_a_footnote() {
     assert_eq!(web["meshed"], "2/2");
     within(&web["rps"], 7.0, 13.0, "the answering pod's rps");
 }
+
+#[test]
+fn a_proxy_restart_inside_the_window_counts_from_the_restart() {
+    let backend = Backend::start();
+    let server = FakeKube::builder().kubelet(true).start().unwrap();
+    server.apply_yaml(&meshed_deployment(NS, "web", 1)).unwrap();
+    let pod = pods_of(&server, NS, "web").remove(0);
+    let first = Proxy::start(backend.addr, &[]);
+    server.set_pod_proxy(NS, &pod, 4191, first.admin);
+    // Ten seconds' worth of requests before the window, so the restarted proxy's counters
+    // are well below the old ones.
+    let burst = Load::start(first.inbound, "web:8080", 200, 0, 0);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    drop(burst);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.write_kubeconfig(dir.path()).unwrap();
+    let run = stat_support::mesh_command(&kubeconfig, dir.path())
+        .args(["stat", "deploy", "-n", NS, "-t", "3s", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Well after mesh's first read.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    // The proxy restarts: a new process, new counters, the same pod.
+    drop(first);
+    let second = Proxy::start(backend.addr, &[]);
+    server.set_pod_proxy(NS, &pod, 4191, second.admin);
+    let _load = Load::start(second.inbound, "web:8080", 10, 5, 1);
+    let out = run.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let web = row(&rows, "deployment", "web");
+    // About 2 s of 10 rps after the restart, over a 3 s window. Without reset handling the
+    // counters would have gone down and the row would have no data.
+    within(&web["rps"], 3.5, 9.0, "rps since the restart");
+    within(&web["success"], 0.7, 0.9, "success since the restart");
+}
