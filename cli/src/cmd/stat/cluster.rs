@@ -213,144 +213,135 @@ async fn workloads(
     let kind = target.kind;
     let fail = |e: kube::Error| anyhow::anyhow!("cannot list {kind}s: {}", describe(e));
     let mut found: Vec<Workload> = match kind {
-        Kind::Deployment => to_workloads(
-            list::<Deployment>(client, scope, params)
-                .await
-                .map_err(fail)?,
-            kind,
-            |d| {
-                PodSelector::Labels(
-                    d.spec
-                        .as_ref()
-                        .map(|s| s.selector.clone())
-                        .unwrap_or_default(),
-                )
-            },
-        ),
-        Kind::StatefulSet => to_workloads(
-            list::<StatefulSet>(client, scope, params)
-                .await
-                .map_err(fail)?,
-            kind,
-            |d| {
-                PodSelector::Labels(
-                    d.spec
-                        .as_ref()
-                        .map(|s| s.selector.clone())
-                        .unwrap_or_default(),
-                )
-            },
-        ),
-        Kind::DaemonSet => to_workloads(
-            list::<DaemonSet>(client, scope, params)
-                .await
-                .map_err(fail)?,
-            kind,
-            |d| {
-                PodSelector::Labels(
-                    d.spec
-                        .as_ref()
-                        .map(|s| s.selector.clone())
-                        .unwrap_or_default(),
-                )
-            },
-        ),
-        Kind::ReplicaSet => to_workloads(
-            list::<ReplicaSet>(client, scope, params)
-                .await
-                .map_err(fail)?,
-            kind,
-            |d| {
-                PodSelector::Labels(
-                    d.spec
-                        .as_ref()
-                        .map(|s| s.selector.clone())
-                        .unwrap_or_default(),
-                )
-            },
-        ),
-        Kind::Job => to_workloads(
-            list::<Job>(client, scope, params).await.map_err(fail)?,
-            kind,
-            |d| {
-                PodSelector::Labels(
-                    d.spec
-                        .as_ref()
-                        .and_then(|s| s.selector.clone())
-                        .unwrap_or_default(),
-                )
-            },
-        ),
-        Kind::ReplicationController => to_workloads(
-            list::<ReplicationController>(client, scope, params)
-                .await
-                .map_err(fail)?,
-            kind,
-            |d| {
-                PodSelector::Map(
-                    d.spec
-                        .as_ref()
-                        .and_then(|s| s.selector.clone())
-                        .unwrap_or_default(),
-                )
-            },
-        ),
-        Kind::Service => to_workloads(
-            list::<Service>(client, scope, params).await.map_err(fail)?,
-            kind,
-            |d| {
-                PodSelector::Map(
-                    d.spec
-                        .as_ref()
-                        .and_then(|s| s.selector.clone())
-                        .unwrap_or_default(),
-                )
-            },
-        ),
-        Kind::CronJob => to_workloads(
-            list::<CronJob>(client, scope, params).await.map_err(fail)?,
-            kind,
-            |_| PodSelector::Jobs(Vec::new()),
-        ),
-        Kind::Pod => to_workloads(
-            list::<Pod>(client, scope, params).await.map_err(fail)?,
-            kind,
-            |_| PodSelector::Itself,
-        ),
-        Kind::Namespace => {
-            let all = pages(Api::<Namespace>::all(client.clone()), params)
-                .await
-                .map_err(fail)?;
-            all.into_iter()
-                .map(|ns| Workload {
-                    kind,
-                    namespace: ns.name_any(),
-                    name: ns.name_any(),
-                    selector: PodSelector::Namespace,
-                })
-                .collect()
+        Kind::Deployment => typed::<Deployment>(client, scope, params, kind).await,
+        Kind::StatefulSet => typed::<StatefulSet>(client, scope, params, kind).await,
+        Kind::DaemonSet => typed::<DaemonSet>(client, scope, params, kind).await,
+        Kind::ReplicaSet => typed::<ReplicaSet>(client, scope, params, kind).await,
+        Kind::Job => typed::<Job>(client, scope, params, kind).await,
+        Kind::ReplicationController => {
+            typed::<ReplicationController>(client, scope, params, kind).await
         }
+        Kind::Service => typed::<Service>(client, scope, params, kind).await,
+        Kind::CronJob => typed::<CronJob>(client, scope, params, kind).await,
+        Kind::Pod => typed::<Pod>(client, scope, params, kind).await,
+        Kind::Namespace => pages(Api::<Namespace>::all(client.clone()), params)
+            .await
+            .map(|all| {
+                all.into_iter()
+                    .map(|ns| Workload {
+                        kind,
+                        namespace: ns.name_any(),
+                        name: ns.name_any(),
+                        selector: PodSelector::Namespace,
+                    })
+                    .collect()
+            }),
         Kind::Authority => anyhow::bail!("authorities are not Kubernetes resources; use --proxy"),
-    };
+    }
+    .map_err(fail)?;
     if !target.names.is_empty() {
         found.retain(|w| target.names.contains(&w.name));
     }
     Ok(found)
 }
 
-fn to_workloads<K>(items: Vec<K>, kind: Kind, selector: impl Fn(&K) -> PodSelector) -> Vec<Workload>
-where
-    K: Resource + ResourceExt,
+/// A kind of resource whose pods `mesh stat` finds through the resource's own selector.
+trait SelectsPods:
+    Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + ResourceExt
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
 {
-    items
+    fn pod_selector(&self) -> PodSelector;
+}
+
+fn labels(selector: Option<&LabelSelector>) -> PodSelector {
+    PodSelector::Labels(selector.cloned().unwrap_or_default())
+}
+
+impl SelectsPods for Deployment {
+    fn pod_selector(&self) -> PodSelector {
+        labels(self.spec.as_ref().map(|s| &s.selector))
+    }
+}
+
+impl SelectsPods for StatefulSet {
+    fn pod_selector(&self) -> PodSelector {
+        labels(self.spec.as_ref().map(|s| &s.selector))
+    }
+}
+
+impl SelectsPods for DaemonSet {
+    fn pod_selector(&self) -> PodSelector {
+        labels(self.spec.as_ref().map(|s| &s.selector))
+    }
+}
+
+impl SelectsPods for ReplicaSet {
+    fn pod_selector(&self) -> PodSelector {
+        labels(self.spec.as_ref().map(|s| &s.selector))
+    }
+}
+
+impl SelectsPods for Job {
+    fn pod_selector(&self) -> PodSelector {
+        labels(self.spec.as_ref().and_then(|s| s.selector.as_ref()))
+    }
+}
+
+impl SelectsPods for ReplicationController {
+    fn pod_selector(&self) -> PodSelector {
+        PodSelector::Map(
+            self.spec
+                .as_ref()
+                .and_then(|s| s.selector.clone())
+                .unwrap_or_default(),
+        )
+    }
+}
+
+impl SelectsPods for Service {
+    fn pod_selector(&self) -> PodSelector {
+        PodSelector::Map(
+            self.spec
+                .as_ref()
+                .and_then(|s| s.selector.clone())
+                .unwrap_or_default(),
+        )
+    }
+}
+
+impl SelectsPods for CronJob {
+    /// Filled in once the Jobs are known.
+    fn pod_selector(&self) -> PodSelector {
+        PodSelector::Jobs(Vec::new())
+    }
+}
+
+impl SelectsPods for Pod {
+    fn pod_selector(&self) -> PodSelector {
+        PodSelector::Itself
+    }
+}
+
+/// Lists every `K` in `scope` as workloads with their pod selectors.
+async fn typed<K: SelectsPods>(
+    client: &Client,
+    scope: &Scope,
+    params: &ListParams,
+    kind: Kind,
+) -> Result<Vec<Workload>, kube::Error> {
+    let items: Vec<K> = list(client, scope, params).await?;
+    Ok(items
         .iter()
         .map(|item| Workload {
             kind,
             namespace: item.namespace().unwrap_or_default(),
             name: item.name_any(),
-            selector: selector(item),
+            selector: item.pod_selector(),
         })
-        .collect()
+        .collect())
 }
 
 fn pod_info(pod: &Pod) -> PodInfo {
