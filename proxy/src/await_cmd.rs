@@ -254,7 +254,10 @@ mod tests {
         assert_eq!(a.command, ["sh", "-c", "exit 3"]);
         assert!(AwaitArgs::try_parse_from(["await", "--timeout", "5", "--", "true"]).is_err());
         let wait_only = AwaitArgs::try_parse_from(["await"]).unwrap();
-        assert!(wait_only.command.is_empty(), "no command: only wait for the proxy");
+        assert!(
+            wait_only.command.is_empty(),
+            "no command: only wait for the proxy"
+        );
     }
 
     #[test]
