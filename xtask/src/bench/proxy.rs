@@ -5,6 +5,7 @@
 //! machine hits every target alike, and the table shows medians. A benchmark, not a test: it
 //! never fails on speed.
 
+mod count;
 mod load;
 mod peers;
 mod procs;
@@ -17,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use crate::deps;
 use crate::util::{cargo, root, sh};
 use load::{Load, Protocol, Sample};
-use peers::Target;
+use peers::{Launch, Target};
 
 const USAGE: &str = "\
 usage: cargo xtask bench proxy [options]
@@ -33,6 +34,9 @@ usage: cargo xtask bench proxy [options]
   --mesh-env K=V      extra environment for mesh-proxy (repeatable)
   --proxy-cpu N       core for the proxy under test (default 0)
   --load-cpu N        core for the load generator and backend (default 1)
+  --instructions      count instead of timing: user-space instructions (callgrind) and
+                      system calls (strace) per request, which a busy machine does not skew
+  --requests N        requests counted per target and protocol (default 20000)
 ";
 
 const BENCH_PACKAGES: &[(&str, &str)] = &[
@@ -56,6 +60,8 @@ struct Options {
     mesh_env: Vec<(String, String)>,
     proxy_cpu: usize,
     load_cpu: usize,
+    instructions: bool,
+    requests: u64,
 }
 
 impl Options {
@@ -74,12 +80,18 @@ impl Options {
             mesh_env: Vec::new(),
             proxy_cpu: 0,
             load_cpu: 1,
+            instructions: false,
+            requests: 20_000,
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
             if flag == "-h" || flag == "--help" {
                 print!("{USAGE}");
                 std::process::exit(0);
+            }
+            if flag == "--instructions" {
+                o.instructions = true;
+                continue;
             }
             let value = it
                 .next()
@@ -95,6 +107,7 @@ impl Options {
                 "--connections" => o.connections = number()?.max(1),
                 "--h2-streams" => o.h2_streams = number()?.max(1),
                 "--starts" => o.starts = number()?,
+                "--requests" => o.requests = number()?.max(1) as u64,
                 "--proxy-cpu" => o.proxy_cpu = number()?,
                 "--load-cpu" => o.load_cpu = number()?,
                 "--mesh-bin" => o.mesh_bin = Some(PathBuf::from(value)),
@@ -132,6 +145,9 @@ impl Options {
 pub fn run(args: &[String]) -> Result<()> {
     let opts = Options::parse(args)?;
     deps::ensure_debian(BENCH_PACKAGES)?;
+    if opts.instructions {
+        deps::ensure_debian(count::PACKAGES)?;
+    }
     let mesh_bin = match &opts.mesh_bin {
         Some(bin) => bin.clone(),
         None => build_mesh_proxy()?,
@@ -155,19 +171,48 @@ fn build_mesh_proxy() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Starts one target the way `launch` says.
+fn start(
+    name: &str,
+    opts: &Options,
+    mesh_bin: &std::path::Path,
+    backend: &peers::Backend,
+    dir: &std::path::Path,
+    launch: &Launch,
+) -> Result<Target> {
+    let cpu = opts.proxy_cpu;
+    match name {
+        "direct" => Ok(peers::direct(backend)),
+        "nginx" => peers::start_nginx(dir, backend, cpu, launch),
+        "haproxy" => peers::start_haproxy(dir, backend, cpu, launch),
+        _ => peers::start_mesh(dir, mesh_bin, backend, cpu, &opts.mesh_env, launch),
+    }
+}
+
 fn bench(opts: &Options, mesh_bin: &std::path::Path, dir: &std::path::Path) -> Result<()> {
-    warn_if_busy();
     let backend = peers::start_backend(dir, opts.load_cpu)?;
+    if opts.instructions {
+        let plan = count::Plan {
+            requests: opts.requests,
+            connections: opts.connections,
+            h2_streams: opts.h2_streams,
+            load_cpu: opts.load_cpu,
+        };
+        let start =
+            |name: &str, launch: &Launch| start(name, opts, mesh_bin, &backend, dir, launch);
+        return count::run(
+            plan,
+            &count::countable(&opts.targets),
+            &opts.protocols,
+            &start,
+            dir,
+        );
+    }
+    warn_if_busy();
     let mut targets: Vec<Target> = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
     for name in &opts.targets {
-        let started = match name.as_str() {
-            "direct" => Ok(peers::direct(&backend)),
-            "nginx" => peers::start_nginx(dir, &backend, opts.proxy_cpu),
-            "haproxy" => peers::start_haproxy(dir, &backend, opts.proxy_cpu),
-            _ => peers::start_mesh(dir, mesh_bin, &backend, opts.proxy_cpu, &opts.mesh_env),
-        };
-        match started {
+        match start(name, opts, mesh_bin, &backend, dir, &Launch::Plain) {
             Ok(target) => targets.push(target),
             Err(err) => {
                 eprintln!("bench: skipping {name}: {err:#}");
@@ -478,6 +523,11 @@ mod tests {
         assert_eq!(o.rounds, 5);
         assert_eq!(o.targets, ["direct", "nginx"]);
         assert_eq!(o.protocols, [Protocol::Http1]);
+        assert!(!o.instructions);
+        let o =
+            Options::parse(&["--instructions".into(), "--requests".into(), "500".into()]).unwrap();
+        assert!(o.instructions);
+        assert_eq!(o.requests, 500);
         assert!(Options::parse(&["--targets".into(), "envoy".into()]).is_err());
         assert!(Options::parse(&["--rounds".into()]).is_err());
     }

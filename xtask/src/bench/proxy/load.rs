@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use super::procs;
 
 /// Which protocol a run speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Protocol {
     Http1,
     Http2,
@@ -23,14 +23,41 @@ impl Protocol {
             Protocol::Http2 => "HTTP/2 prior knowledge (h2load)",
         }
     }
+
+    /// The protocol alone, without the load generator.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "HTTP/1.1 keep-alive",
+            Protocol::Http2 => "HTTP/2 prior knowledge",
+        }
+    }
 }
 
 /// Where a run sends its requests.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub url: String,
-    /// Extra request headers, `Name: value`.
-    pub headers: Vec<String>,
+    /// The authority to send instead of the URL's (mesh-proxy routes by it).
+    pub authority: Option<String>,
+}
+
+impl Endpoint {
+    /// The `-H` arguments that set the authority: `Host` for wrk, `:authority` for
+    /// h2load, which sends it as the Host header over HTTP/1 too.
+    pub fn authority_header(&self, client: Client) -> Option<String> {
+        let a = self.authority.as_deref()?;
+        Some(match client {
+            Client::Wrk => format!("Host: {a}"),
+            Client::H2load => format!(":authority: {a}"),
+        })
+    }
+}
+
+/// The load generators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Wrk,
+    H2load,
 }
 
 /// How hard to push.
@@ -96,8 +123,8 @@ fn wrk(load: Load, endpoint: &Endpoint) -> Result<Sample> {
     cmd.args(["-c", &load.cpu.to_string(), "wrk", "-t1", "--latency"])
         .arg(format!("-c{}", load.connections))
         .arg(format!("-d{}s", load.duration.as_secs().max(1)));
-    for header in &endpoint.headers {
-        cmd.args(["-H", header]);
+    if let Some(header) = endpoint.authority_header(Client::Wrk) {
+        cmd.args(["-H", &header]);
     }
     cmd.arg(&endpoint.url);
     let out = cmd.output().context("running wrk")?;
@@ -160,8 +187,8 @@ fn h2load(load: Load, endpoint: &Endpoint, dir: &Path) -> Result<Sample> {
         .arg(format!("-m{}", load.h2_streams))
         .arg(format!("-D{}", load.duration.as_secs().max(1)))
         .arg(format!("--log-file={}", log.display()));
-    for header in &endpoint.headers {
-        cmd.args(["-H", header]);
+    if let Some(header) = endpoint.authority_header(Client::H2load) {
+        cmd.args(["-H", &header]);
     }
     cmd.arg(&endpoint.url);
     let out = cmd.output().context("running h2load")?;

@@ -26,11 +26,54 @@ pub struct Target {
     pub h2: Endpoint,
 }
 
+/// How a proxy under test is started.
+#[derive(Debug, Clone)]
+pub enum Launch {
+    /// On its own, pinned to its core.
+    Plain,
+    /// Under callgrind, which counts the user-space instructions it executes. Dumps go to
+    /// this path with `.1`, `.2`, … appended.
+    Callgrind(PathBuf),
+}
+
+impl Launch {
+    fn wrapper(&self) -> Vec<String> {
+        match self {
+            Launch::Plain => Vec::new(),
+            Launch::Callgrind(out) => vec![
+                "valgrind".to_string(),
+                "--tool=callgrind".to_string(),
+                // Whole names in every dump, so each one reads on its own.
+                "--compress-strings=no".to_string(),
+                "--compress-pos=no".to_string(),
+                format!("--callgrind-out-file={}", out.display()),
+            ],
+        }
+    }
+
+    /// Valgrind makes start-up some fifty times slower.
+    fn ready_timeout(&self) -> Duration {
+        match self {
+            Launch::Plain => Duration::from_secs(5),
+            Launch::Callgrind(_) => Duration::from_secs(60),
+        }
+    }
+
+    /// nginx's master process forks the worker that serves; under callgrind the one
+    /// process serves, so the counts are the serving process's.
+    fn nginx_master(&self) -> &'static str {
+        match self {
+            Launch::Plain => "on",
+            Launch::Callgrind(_) => "off",
+        }
+    }
+}
+
 /// nginx's temp paths point into `dir`, so no system directory is touched.
-fn nginx_http_prelude(dir: &Path) -> String {
+fn nginx_http_prelude(dir: &Path, master: &str) -> String {
     let d = dir.display();
     format!(
-        "daemon off;\nmaster_process on;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+        "daemon off;\nmaster_process {master};\nworker_processes 1;\npid {d}/nginx.pid;\n\
          error_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\n\
          http {{\n  access_log off;\n  keepalive_requests 1000000;\n  keepalive_timeout 120s;\n\
          client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
@@ -54,7 +97,7 @@ pub fn start_backend(root: &Path, cpu: usize) -> Result<Backend> {
     let conf = format!(
         "{}  server {{ listen 127.0.0.1:{h1} backlog=4096; location / {{ return 200 \"ok\\n\"; }} }}\n\
          server {{ listen 127.0.0.1:{h2} http2 backlog=4096; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n",
-        nginx_http_prelude(&dir)
+        nginx_http_prelude(&dir, "on")
     );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf)?;
@@ -77,18 +120,18 @@ pub fn direct(backend: &Backend) -> Target {
         proc: None,
         h1: Endpoint {
             url: format!("http://127.0.0.1:{}/", backend.h1),
-            headers: Vec::new(),
+            authority: None,
         },
         h2: Endpoint {
             url: format!("http://127.0.0.1:{}/", backend.h2),
-            headers: Vec::new(),
+            authority: None,
         },
     }
 }
 
 /// nginx as a reverse proxy: proxy_pass to the backend with upstream keep-alive. It cannot
 /// speak HTTP/2 upstream, so its h2c listener proxies to the HTTP/1.1 port.
-pub fn start_nginx(root: &Path, backend: &Backend, cpu: usize) -> Result<Target> {
+pub fn start_nginx(root: &Path, backend: &Backend, cpu: usize, launch: &Launch) -> Result<Target> {
     let dir = subdir(root, "nginx")?;
     let (h1, h2) = (procs::free_port()?, procs::free_port()?);
     let location = "location / { proxy_pass http://backend; proxy_http_version 1.1; \
@@ -97,32 +140,38 @@ pub fn start_nginx(root: &Path, backend: &Backend, cpu: usize) -> Result<Target>
         "{}  upstream backend {{ server 127.0.0.1:{}; keepalive 128; keepalive_requests 1000000; }}\n\
          server {{ listen 127.0.0.1:{h1} backlog=4096; {location} }}\n\
          server {{ listen 127.0.0.1:{h2} http2 backlog=4096; {location} }}\n}}\n",
-        nginx_http_prelude(&dir),
+        nginx_http_prelude(&dir, launch.nginx_master()),
         backend.h1
     );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf)?;
     let mut cmd = Command::new("nginx");
     cmd.arg("-p").arg(&dir).arg("-c").arg(&path);
-    let mut proc = Proc::spawn("nginx", cpu, &mut cmd, &dir.join("out.log"))?;
-    procs::wait_http_ok(addr(h1), "bench", "/", Duration::from_secs(5))
-        .or_else(|e| proc.check_running(&dir.join("out.log")).and(Err(e)))?;
+    let log = dir.join("out.log");
+    let mut proc = Proc::spawn_wrapped("nginx", cpu, &launch.wrapper(), &mut cmd, &log)?;
+    procs::wait_http_ok(addr(h1), "bench", "/", launch.ready_timeout())
+        .or_else(|e| proc.check_running(&log).and(Err(e)))?;
     Ok(Target {
         name: "nginx".to_string(),
         proc: Some(proc),
         h1: Endpoint {
             url: format!("http://127.0.0.1:{h1}/"),
-            headers: Vec::new(),
+            authority: None,
         },
         h2: Endpoint {
             url: format!("http://127.0.0.1:{h2}/"),
-            headers: Vec::new(),
+            authority: None,
         },
     })
 }
 
 /// haproxy in HTTP mode with connection reuse; HTTP/2 end to end on the h2c frontend.
-pub fn start_haproxy(root: &Path, backend: &Backend, cpu: usize) -> Result<Target> {
+pub fn start_haproxy(
+    root: &Path,
+    backend: &Backend,
+    cpu: usize,
+    launch: &Launch,
+) -> Result<Target> {
     let dir = subdir(root, "haproxy")?;
     let (h1, h2) = (procs::free_port()?, procs::free_port()?);
     let conf = format!(
@@ -139,19 +188,20 @@ pub fn start_haproxy(root: &Path, backend: &Backend, cpu: usize) -> Result<Targe
     std::fs::write(&path, conf)?;
     let mut cmd = Command::new("haproxy");
     cmd.arg("-db").arg("-f").arg(&path);
-    let mut proc = Proc::spawn("haproxy", cpu, &mut cmd, &dir.join("out.log"))?;
-    procs::wait_http_ok(addr(h1), "bench", "/", Duration::from_secs(5))
-        .or_else(|e| proc.check_running(&dir.join("out.log")).and(Err(e)))?;
+    let log = dir.join("out.log");
+    let mut proc = Proc::spawn_wrapped("haproxy", cpu, &launch.wrapper(), &mut cmd, &log)?;
+    procs::wait_http_ok(addr(h1), "bench", "/", launch.ready_timeout())
+        .or_else(|e| proc.check_running(&log).and(Err(e)))?;
     Ok(Target {
         name: "haproxy".to_string(),
         proc: Some(proc),
         h1: Endpoint {
             url: format!("http://127.0.0.1:{h1}/"),
-            headers: Vec::new(),
+            authority: None,
         },
         h2: Endpoint {
             url: format!("http://127.0.0.1:{h2}/"),
-            headers: Vec::new(),
+            authority: None,
         },
     })
 }
@@ -209,13 +259,15 @@ pub fn start_mesh(
     backend: &Backend,
     cpu: usize,
     extra_env: &[(String, String)],
+    launch: &Launch,
 ) -> Result<Target> {
     let dir = subdir(root, "mesh-proxy")?;
     let ports = MeshPorts::fresh()?;
     let log = dir.join("out.log");
-    let mut proc = Proc::spawn(
+    let mut proc = Proc::spawn_wrapped(
         "mesh-proxy",
         cpu,
+        &launch.wrapper(),
         &mut mesh_command(bin, ports, extra_env),
         &log,
     )?;
@@ -223,11 +275,11 @@ pub fn start_mesh(
         ports.admin_addr(),
         "localhost",
         "/ready",
-        Duration::from_secs(5),
+        launch.ready_timeout(),
     );
     ready.or_else(|e| proc.check_running(&log).and(Err(e)))?;
     let h1_host = format!("127.0.0.1:{}", backend.h1);
-    procs::wait_http_ok(addr(ports.outbound), &h1_host, "/", Duration::from_secs(5))
+    procs::wait_http_ok(addr(ports.outbound), &h1_host, "/", launch.ready_timeout())
         .context("a request through mesh-proxy's outbound port (routed by Host) failed")?;
     let url = format!("http://127.0.0.1:{}/", ports.outbound);
     Ok(Target {
@@ -235,11 +287,11 @@ pub fn start_mesh(
         proc: Some(proc),
         h1: Endpoint {
             url: url.clone(),
-            headers: vec![format!("Host: {h1_host}")],
+            authority: Some(h1_host),
         },
         h2: Endpoint {
             url,
-            headers: vec![format!(":authority: 127.0.0.1:{}", backend.h2)],
+            authority: Some(format!("127.0.0.1:{}", backend.h2)),
         },
     })
 }

@@ -17,9 +17,22 @@ pub struct Proc {
 impl Proc {
     /// Starts `cmd` pinned to `cpu` with taskset; output goes to `log`.
     pub fn spawn(name: &str, cpu: usize, cmd: &mut Command, log: &std::path::Path) -> Result<Proc> {
+        Self::spawn_wrapped(name, cpu, &[], cmd, log)
+    }
+
+    /// Like [`Proc::spawn`], with `cmd` run by `wrapper` (a program and its arguments,
+    /// such as valgrind), which must exec or stay the process the caller measures.
+    pub fn spawn_wrapped(
+        name: &str,
+        cpu: usize,
+        wrapper: &[String],
+        cmd: &mut Command,
+        log: &std::path::Path,
+    ) -> Result<Proc> {
         let mut pinned = Command::new("taskset");
         pinned
             .args(["-c", &cpu.to_string()])
+            .args(wrapper)
             .arg(cmd.get_program())
             .args(cmd.get_args())
             .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
