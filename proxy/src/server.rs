@@ -16,7 +16,7 @@ use crate::config::{OpaquePorts, SocketOptions};
 use crate::connect::Upstream;
 use crate::detect::{DetectSettings, Detected, Protocol, detect};
 use crate::drain::Drain;
-use crate::http::{Http, Version, raw_error_response, validate};
+use crate::http::{Http, raw_error_response, validate};
 use crate::io::{MeteredIo, original_dst, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
 use crate::target::{ConnTarget, Logical};
@@ -145,7 +145,7 @@ impl<U: Upstream> Server<U> {
                 let io = io.with_prefix(bytes.freeze());
                 self.http
                     .clone()
-                    .serve(Version::Http2, io, client, target, preconnected, drain)
+                    .serve_h2(io, client, target, preconnected, drain)
                     .await;
             }
             (Detected::ServerFirst(greeting), Some(t)) => {
@@ -212,10 +212,9 @@ impl<U: Upstream> Server<U> {
             }
             return;
         }
-        let io = io.with_prefix(bytes.freeze());
         self.http
             .clone()
-            .serve(Version::Http1, io, client, target, preconnected, drain)
+            .serve_h1(io, bytes, client, target, preconnected, drain)
             .await;
     }
 

@@ -207,13 +207,20 @@ impl Recorder {
         self
     }
 
+    /// The response's `grpc-status`, when the lean HTTP/1 path read it from the head.
+    pub fn grpc_status(mut self, code: Option<u32>) -> Self {
+        self.grpc_status = code;
+        self
+    }
+
     /// Marks a response the proxy made itself, with the `error` label to record.
     pub fn proxy_error(mut self, label: &'static str) -> Self {
         self.error = Some(label);
         self
     }
 
-    fn finish(self, error: Option<&'static str>) {
+    /// Records the response as ended, or failed with `error` (`stream`, `cancel`).
+    pub(super) fn finish(self, error: Option<&'static str>) {
         let error = self.error.or(error);
         let us = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
         let outcome = ResponseOutcome {

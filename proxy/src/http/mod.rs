@@ -13,6 +13,7 @@ pub mod validate;
 
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
@@ -29,6 +30,7 @@ use crate::metrics::{Direction, Metrics, Tls};
 use crate::target::ConnTarget;
 use conn::{ConnControl, Graceful};
 use service::ProxyService;
+use service::lean::{LeanConn, LeanEnd};
 
 /// Which HTTP version a downstream connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,11 +100,53 @@ impl<U: Upstream> Http<U> {
         &self.upstream
     }
 
-    /// Serves one downstream connection until it closes, or until a drain finishes its
-    /// in-flight requests.
-    pub async fn serve(
+    /// Serves one HTTP/1 connection until it closes, or until a drain finishes its
+    /// request in flight. `first` holds the bytes read so far: at least one request head.
+    ///
+    /// Plain requests take the lean path (`service::lean`); from the first request that
+    /// is not plain, hyper serves the connection.
+    pub async fn serve_h1(
         self: Arc<Self>,
-        version: Version,
+        io: MeteredIo<TcpStream>,
+        first: BytesMut,
+        client: std::net::SocketAddr,
+        target: ConnTarget,
+        preconnected: Option<Connection>,
+        drain: Drain,
+    ) {
+        let control = Arc::new(ConnControl::default());
+        let svc = ProxyService::new(
+            self.clone(),
+            Version::Http1,
+            client,
+            target,
+            preconnected,
+            control.clone(),
+        );
+        let idle = Some(self.settings.limits.header_read_timeout);
+        let ended = {
+            let lean = svc.serve_lean(io, first, &drain);
+            tokio::pin!(lean);
+            let conn = LeanConn::new(lean, control.clone());
+            tokio::pin!(conn);
+            conn::drive(conn, control.clone(), &drain, idle).await
+        };
+        let Some(LeanEnd::Handoff(io, rest)) = ended else {
+            return;
+        };
+        let io = TokioIo::new(io.with_prefix(rest.freeze()));
+        let conn = self.h1.serve_connection(io, svc).with_upgrades();
+        tokio::pin!(conn);
+        // The watchdog started with the lean loop keeps watching the same connection.
+        if let Some(Err(error)) = conn::drive(conn, control, &drain, None).await {
+            tracing::debug!(%error, "HTTP connection ended with an error");
+        }
+    }
+
+    /// Serves one HTTP/2 connection until it closes, or until a drain finishes its
+    /// streams in flight.
+    pub async fn serve_h2(
+        self: Arc<Self>,
         io: MeteredIo<TcpStream>,
         client: std::net::SocketAddr,
         target: ConnTarget,
@@ -112,30 +156,15 @@ impl<U: Upstream> Http<U> {
         let control = Arc::new(ConnControl::default());
         let svc = ProxyService::new(
             self.clone(),
-            version,
+            Version::Http2,
             client,
             target,
             preconnected,
             control.clone(),
         );
-        let io = TokioIo::new(io);
-        let result = match version {
-            Version::Http1 => {
-                let conn = self.h1.serve_connection(io, svc).with_upgrades();
-                tokio::pin!(conn);
-                let idle = Some(self.settings.limits.header_read_timeout);
-                conn::drive(conn, control, &drain, idle).await
-            }
-            Version::Http2 => {
-                let conn = self.h2.serve_connection(io, svc);
-                tokio::pin!(conn);
-                conn::drive(conn, control, &drain, None).await
-            }
-        };
-        let Some(result) = result else {
-            return;
-        };
-        if let Err(error) = result {
+        let conn = self.h2.serve_connection(TokioIo::new(io), svc);
+        tokio::pin!(conn);
+        if let Some(Err(error)) = conn::drive(conn, control, &drain, None).await {
             tracing::debug!(%error, "HTTP connection ended with an error");
         }
     }

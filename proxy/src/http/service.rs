@@ -1,5 +1,7 @@
 //! The per-connection HTTP service: routes each request, forwards it, and records metrics.
 
+pub(super) mod lean;
+
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
@@ -236,25 +238,30 @@ impl<U: Upstream> ProxyService<U> {
         match &self.conn.target {
             ConnTarget::Fixed(t) => Ok(Cow::Borrowed(t)),
             ConnTarget::ProxyMode => {
-                let auth = authority(req)
-                    .ok_or(ProxyError::BadRequest("request names no host to proxy to"))?;
                 let https = req.uri().scheme_str() == Some("https");
-                let mut inner = self.lock();
-                if let Some((cached, target)) = &inner.route
-                    && **cached == *auth
-                    && !https
-                {
-                    return Ok(Cow::Owned(target.clone()));
-                }
-                let target = Logical::from_authority(auth, if https { 443 } else { 80 }).ok_or(
-                    ProxyError::BadRequest("request host is not a valid authority"),
-                )?;
-                if !https {
-                    inner.route = Some((auth.into(), target.clone()));
-                }
-                Ok(Cow::Owned(target))
+                self.route_authority(authority(req), https).map(Cow::Owned)
             }
         }
+    }
+
+    /// In HTTP proxy mode, the target a request's authority names; the last one is
+    /// remembered, since a connection's requests usually name the same.
+    fn route_authority(&self, auth: Option<&str>, https: bool) -> Result<Logical, ProxyError> {
+        let auth = auth.ok_or(ProxyError::BadRequest("request names no host to proxy to"))?;
+        let mut inner = self.lock();
+        if let Some((cached, target)) = &inner.route
+            && **cached == *auth
+            && !https
+        {
+            return Ok(target.clone());
+        }
+        let target = Logical::from_authority(auth, if https { 443 } else { 80 }).ok_or(
+            ProxyError::BadRequest("request host is not a valid authority"),
+        )?;
+        if !https {
+            inner.route = Some((auth.into(), target.clone()));
+        }
+        Ok(target)
     }
 
     /// Sends on a reused connection when one is ready. A bodiless request that meets a

@@ -80,11 +80,7 @@ pub fn parse_head(
     }
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(count);
-    let mut framing = Framing::Eof;
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
-    let mut has_te = false;
-    let mut close = version == Version::HTTP_10;
+    let mut scan = FramingScan::new(version);
     for &(ns, nl, vs, vl) in &spans[..count] {
         let (ns, nl, vs, vl) = (ns as usize, nl as usize, vs as usize, vl as usize);
         let name = HeaderName::from_bytes(&head[ns..ns + nl])
@@ -92,48 +88,15 @@ pub fn parse_head(
         let value = HeaderValue::from_maybe_shared(head.slice(vs..vs + vl))
             .map_err(|_| H1Error::Malformed("invalid header value"))?;
         if name == http::header::CONTENT_LENGTH {
-            let n = parse_length(value.as_bytes())?;
-            if length.is_some_and(|prev| prev != n) {
-                return Err(H1Error::Malformed("conflicting Content-Length"));
-            }
-            length = Some(n);
+            scan.content_length(value.as_bytes())?;
         } else if name == http::header::TRANSFER_ENCODING {
-            has_te = true;
-            chunked = value
-                .as_bytes()
-                .rsplit(|b| *b == b',')
-                .next()
-                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            scan.transfer_encoding(value.as_bytes());
         } else if name == http::header::CONNECTION {
-            for token in value.as_bytes().split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                    close = false;
-                }
-            }
+            scan.connection(value.as_bytes());
         }
         headers.append(name, value);
     }
-    if head_request || status.is_informational() || code == 204 || code == 304 {
-        framing = Framing::Empty;
-    } else if has_te {
-        // A Transfer-Encoding overrides Content-Length; one not ending in chunked runs
-        // until the connection closes.
-        framing = if chunked {
-            Framing::Chunked
-        } else {
-            Framing::Eof
-        };
-    } else if let Some(n) = length {
-        framing = if n == 0 {
-            Framing::Empty
-        } else {
-            Framing::Length(n)
-        };
-    }
-    let keep_alive = !close && framing != Framing::Eof && !(has_te && length.is_some());
+    let (framing, keep_alive) = scan.finish(code, head_request);
     Ok(Some(Head {
         status,
         version,
@@ -141,6 +104,82 @@ pub fn parse_head(
         framing,
         keep_alive,
     }))
+}
+
+/// What a response's headers say about its body and about the connection after it.
+#[derive(Debug)]
+pub struct FramingScan {
+    length: Option<u64>,
+    chunked: bool,
+    has_te: bool,
+    close: bool,
+    http10: bool,
+}
+
+impl FramingScan {
+    pub fn new(version: Version) -> Self {
+        let http10 = version == Version::HTTP_10;
+        FramingScan {
+            length: None,
+            chunked: false,
+            has_te: false,
+            close: http10,
+            http10,
+        }
+    }
+
+    pub fn content_length(&mut self, value: &[u8]) -> Result<(), H1Error> {
+        let n = parse_length(value)?;
+        if self.length.is_some_and(|prev| prev != n) {
+            return Err(H1Error::Malformed("conflicting Content-Length"));
+        }
+        self.length = Some(n);
+        Ok(())
+    }
+
+    pub fn transfer_encoding(&mut self, value: &[u8]) {
+        self.has_te = true;
+        self.chunked = value
+            .rsplit(|b| *b == b',')
+            .next()
+            .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    }
+
+    pub fn connection(&mut self, value: &[u8]) {
+        for token in value.split(|b| *b == b',') {
+            let token = token.trim_ascii();
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") && self.http10 {
+                self.close = false;
+            }
+        }
+    }
+
+    /// The body's framing (RFC 9112 section 6.3), and whether the connection can carry
+    /// another request after it.
+    pub fn finish(&self, code: u16, head_request: bool) -> (Framing, bool) {
+        let framing = if head_request || (100..200).contains(&code) || code == 204 || code == 304 {
+            Framing::Empty
+        } else if self.has_te {
+            // A Transfer-Encoding overrides Content-Length; one not ending in chunked runs
+            // until the connection closes.
+            if self.chunked {
+                Framing::Chunked
+            } else {
+                Framing::Eof
+            }
+        } else {
+            match self.length {
+                Some(0) => Framing::Empty,
+                Some(n) => Framing::Length(n),
+                None => Framing::Eof,
+            }
+        };
+        let keep_alive =
+            !self.close && framing != Framing::Eof && !(self.has_te && self.length.is_some());
+        (framing, keep_alive)
+    }
 }
 
 fn parse_length(v: &[u8]) -> Result<u64, H1Error> {

@@ -9,8 +9,10 @@
 //! this path does the same work in about half of that.
 
 mod body;
+mod date;
 mod decode;
 mod encode;
+mod head;
 #[cfg(test)]
 mod tests;
 
@@ -19,7 +21,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::Poll;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -28,10 +30,13 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 pub use body::H1Body;
-#[cfg(test)]
-pub use decode::Framing;
-pub use decode::{Decoded, Decoder, Head, parse_head};
-use encode::{ReqFraming, chunk_size_line, encode_head, encode_trailers};
+pub use date::DateCache;
+pub use decode::{Decoded, Decoder, Framing, Head, parse_head};
+pub use encode::chunk_size_line;
+use encode::{ReqFraming, encode_head, encode_trailers};
+pub use head::{
+    FinalResponse, PlainRequest, RequestHead, ResponseContext, is_allowed_trailer, parse_request,
+};
 
 use crate::connect::Connection;
 use crate::io::MeteredIo;
@@ -77,10 +82,11 @@ pub trait Checkin: Send + Sync {
 /// An upstream HTTP/1.1 connection with its buffers.
 #[derive(Debug)]
 pub struct H1Conn {
-    io: MeteredIo<TcpStream>,
-    read_buf: BytesMut,
+    pub(in crate::http) io: MeteredIo<TcpStream>,
+    /// Bytes read and not yet consumed: the rest of a response, or nothing when idle.
+    pub(in crate::http) read_buf: BytesMut,
     peer: SocketAddr,
-    max_head: usize,
+    pub(in crate::http) max_head: usize,
 }
 
 /// The result of sending a request.
@@ -254,6 +260,46 @@ impl H1Conn {
         ))
     }
 
+    /// The lean path's exchange: sends a bodiless request head and reads the response
+    /// head, writing the client's version of it into `out`. The body stays in the
+    /// connection's buffer. A close before any response byte on a reused connection is
+    /// `Stale`: nothing was consumed, and the request can go again on a new connection.
+    pub async fn exchange(
+        &mut self,
+        request: &[u8],
+        reused: bool,
+        cx: ResponseContext<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<FinalResponse, SendError> {
+        match self.write_all(request).await {
+            Ok(()) => {}
+            Err(_) if reused => return Err(SendError::Stale),
+            Err(e) => return Err(e.into()),
+        }
+        loop {
+            match head::parse_response(&self.read_buf, self.max_head, cx, out)? {
+                head::ResponseHead::Final(response) => {
+                    self.read_buf.advance(response.len);
+                    return Ok(response);
+                }
+                head::ResponseHead::Interim(len) => {
+                    self.read_buf.advance(len);
+                    continue;
+                }
+                head::ResponseHead::Partial => {}
+            }
+            reserve(&mut self.read_buf);
+            match self.io.read_buf(&mut self.read_buf).await {
+                Ok(0) | Err(_) if reused && self.read_buf.is_empty() => {
+                    return Err(SendError::Stale);
+                }
+                Ok(0) => return Err(H1Error::Closed.into()),
+                Ok(_) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Streams the request body. Returns a final response the server sent before the body
     /// was complete; interim (1xx) responses are skipped.
     async fn send_body(
@@ -357,7 +403,7 @@ impl H1Conn {
 
 /// Makes room for a read. Only when little room is left: the buffer's memory is shared
 /// with frozen slices of earlier responses, and asking for more each time would allocate.
-pub(super) fn reserve(buf: &mut BytesMut) {
+pub(in crate::http) fn reserve(buf: &mut BytesMut) {
     if buf.capacity() - buf.len() < READ_CHUNK / 8 {
         buf.reserve(READ_CHUNK);
     }

@@ -1,0 +1,439 @@
+//! The lean HTTP/1 path: a server loop for plain requests that forwards heads as bytes.
+//!
+//! Through hyper, a request is parsed into a header map, encoded again for the upstream,
+//! and its response parsed into another map that hyper encodes once more. For a plain
+//! request (see `h1::head`: HTTP/1.1, origin-form, no body, no upgrade) this loop does
+//! the same work on the bytes: it checks the request head and rewrites it for the
+//! upstream, rewrites the response head for the client, and copies the body through. The
+//! first request that is not plain hands the connection, with every byte not yet
+//! handled, to hyper for the rest of its life, so unusual traffic keeps hyper's
+//! behaviour. Tap also goes through hyper.
+
+use std::fmt::Display;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::body::Body;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::super::body::Recorder;
+use super::super::conn::{ConnControl, Graceful};
+use super::super::errors::ProxyError;
+use super::super::h1::{
+    self, DateCache, Decoded, Decoder, FinalResponse, Framing, H1Conn, PlainRequest, RequestHead,
+    ResponseContext, SendError,
+};
+use super::ProxyService;
+use crate::connect::Upstream;
+use crate::drain::Drain;
+use crate::io::MeteredIo;
+use crate::metrics::HttpMetrics;
+use crate::target::{ConnTarget, Logical};
+
+/// Reads from the client are at least this large.
+const READ_CHUNK: usize = 4 * 1024;
+
+/// How the lean loop ended.
+#[derive(Debug)]
+pub enum LeanEnd {
+    /// The connection is finished.
+    Closed,
+    /// hyper serves the rest: the connection, and the bytes read but not handled.
+    Handoff(MeteredIo<TcpStream>, BytesMut),
+}
+
+/// The lean loop as a connection that `conn::drive` can stop: a drain closes it at once
+/// when no request is in flight; the loop itself closes after a response in flight.
+pub struct LeanConn<'a, F> {
+    fut: Pin<&'a mut F>,
+    control: Arc<ConnControl>,
+    draining: bool,
+}
+
+impl<'a, F: Future<Output = LeanEnd>> LeanConn<'a, F> {
+    pub fn new(fut: Pin<&'a mut F>, control: Arc<ConnControl>) -> Self {
+        LeanConn {
+            fut,
+            control,
+            draining: false,
+        }
+    }
+}
+
+impl<F: Future<Output = LeanEnd>> Future for LeanConn<'_, F> {
+    type Output = LeanEnd;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<LeanEnd> {
+        let this = self.get_mut();
+        if this.draining && this.control.is_idle() {
+            return Poll::Ready(LeanEnd::Closed);
+        }
+        this.fut.as_mut().poll(cx)
+    }
+}
+
+impl<F: Future<Output = LeanEnd>> Graceful for LeanConn<'_, F> {
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        self.get_mut().draining = true;
+    }
+}
+
+/// Why a response could not be relayed to the end.
+enum RelayError {
+    /// The upstream failed or closed mid-body.
+    Upstream,
+    /// The client went away.
+    Client,
+}
+
+impl<U: Upstream> ProxyService<U> {
+    /// Serves plain requests until the client closes, or hands the connection to hyper.
+    /// `buf` holds bytes already read from the client.
+    pub async fn serve_lean(
+        &self,
+        mut io: MeteredIo<TcpStream>,
+        mut buf: BytesMut,
+        drain: &Drain,
+    ) -> LeanEnd {
+        let max_head = self.http.settings.limits.max_header_bytes;
+        let fixed = match &self.conn.target {
+            ConnTarget::Fixed(t) => Some(t.clone()),
+            ConnTarget::ProxyMode => None,
+        };
+        let mut upstream_head = Vec::with_capacity(256);
+        let mut client_head = Vec::with_capacity(256);
+        let mut dates = DateCache::default();
+        loop {
+            let request = loop {
+                if self.http.metrics.tap().is_active() {
+                    return LeanEnd::Handoff(io, buf);
+                }
+                let host = fixed.as_ref().map(|t| t as &dyn Display);
+                match h1::parse_request(&buf, max_head, host, &mut upstream_head) {
+                    RequestHead::Plain(r) => break r,
+                    RequestHead::Other => return LeanEnd::Handoff(io, buf),
+                    RequestHead::Partial => {}
+                }
+                if buf.is_empty() && drain.is_draining() {
+                    return LeanEnd::Closed;
+                }
+                if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                    buf.reserve(READ_CHUNK);
+                }
+                match io.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => return LeanEnd::Closed,
+                    Ok(_) => {}
+                }
+            };
+            let in_flight = self.conn.control.start();
+            let start = Instant::now();
+            let close = request.close || drain.is_draining();
+            let date = *dates.now();
+            let exchange = Exchange {
+                request: &request,
+                authority: request
+                    .host
+                    .clone()
+                    .and_then(|r| std::str::from_utf8(&buf[r]).ok())
+                    .unwrap_or(""),
+                head: &upstream_head,
+                start,
+                close,
+                date: &date,
+            };
+            let reusable = self.forward_lean(&io, exchange, &mut client_head).await;
+            buf.advance(request.len);
+            drop(in_flight);
+            if !reusable {
+                let _ = io.shutdown().await;
+                return LeanEnd::Closed;
+            }
+        }
+    }
+
+    /// Forwards one plain request and relays its response. Returns whether the client
+    /// connection can take another request.
+    async fn forward_lean(
+        &self,
+        io: &MeteredIo<TcpStream>,
+        x: Exchange<'_>,
+        client_head: &mut Vec<u8>,
+    ) -> bool {
+        let target = match &self.conn.target {
+            ConnTarget::Fixed(t) => t.clone(),
+            ConnTarget::ProxyMode => match self.route_authority(Some(x.authority), false) {
+                Ok(t) => t,
+                Err(e) => return self.lean_error(io, e, None, &x).await,
+            },
+        };
+        let metrics = match &target {
+            Logical::Addr(a) => Some(self.metrics_for(x.authority, *a)),
+            Logical::Name(..) => None,
+        };
+        let cx = ResponseContext {
+            head_request: x.request.head,
+            trailers: x.request.trailers,
+            close: x.close,
+            date: x.date,
+        };
+        let sent = match self.http.settings.limits.response_timeout {
+            Some(t) => {
+                match tokio::time::timeout(t, self.exchange_lean(&target, x.head, cx, client_head))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(ProxyError::ResponseTimeout(t)),
+                }
+            }
+            None => self.exchange_lean(&target, x.head, cx, client_head).await,
+        };
+        let (mut conn, response) = match sent {
+            Ok(r) => r,
+            Err(e) => return self.lean_error(io, e, metrics, &x).await,
+        };
+        let metrics = metrics.unwrap_or_else(|| self.metrics_for(x.authority, conn.peer()));
+        metrics.request();
+        let recorder = Recorder::new(metrics, x.start, response.status);
+        match relay_body(io, &mut conn, &response, client_head).await {
+            Ok(trailer_status) => {
+                recorder
+                    .grpc_status(trailer_status.or(response.grpc_status))
+                    .finish(None);
+                if response.keep_alive && conn.read_buf.is_empty() {
+                    h1::Checkin::checkin(&*self.conn, &target, conn);
+                }
+                !x.close
+            }
+            Err(e) => {
+                let label = match e {
+                    RelayError::Upstream => "stream",
+                    RelayError::Client => "cancel",
+                };
+                recorder
+                    .grpc_status(response.grpc_status)
+                    .finish(Some(label));
+                false
+            }
+        }
+    }
+
+    /// Sends on a reused connection when one is ready; a stale one means sending again
+    /// on a new connection, as the hyper path does.
+    async fn exchange_lean(
+        &self,
+        target: &Logical,
+        head: &[u8],
+        cx: ResponseContext<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(Box<H1Conn>, FinalResponse), ProxyError> {
+        let mut fresh_only = false;
+        loop {
+            let (mut conn, reused) = self.checkout_h1(target, fresh_only).await?;
+            match conn.exchange(head, reused, cx, out).await {
+                Ok(response) => return Ok((conn, response)),
+                Err(SendError::Stale) => fresh_only = true,
+                Err(SendError::Failed(e)) => return Err(ProxyError::UpstreamHttp1(e)),
+            }
+        }
+    }
+
+    /// Answers with the proxy's error response for `error`, recording it as the hyper
+    /// path does. Returns whether the client connection can take another request.
+    async fn lean_error(
+        &self,
+        io: &MeteredIo<TcpStream>,
+        error: ProxyError,
+        metrics: Option<Arc<HttpMetrics>>,
+        x: &Exchange<'_>,
+    ) -> bool {
+        let res = self.fail(error, x.authority, metrics, x.start, false);
+        let (parts, mut body) = res.into_parts();
+        let mut head = Vec::with_capacity(256);
+        let status = parts.status;
+        head.extend_from_slice(b"HTTP/1.1 ");
+        head.extend_from_slice(status.as_str().as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
+        head.extend_from_slice(b"\r\n");
+        for (name, value) in &parts.headers {
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"date: ");
+        head.extend_from_slice(x.date);
+        head.extend_from_slice(b"\r\n");
+        if x.close {
+            head.extend_from_slice(b"connection: close\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        // The body is the proxy's own: whole, and ready at once. Reading it to its end
+        // records the response.
+        let mut data = Vec::new();
+        {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut body).poll_frame(&mut cx) {
+                if let Ok(bytes) = frame.into_data() {
+                    data.push(bytes);
+                }
+            }
+        }
+        let mut slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&head))
+            .chain(data.iter().map(|d| IoSlice::new(d)))
+            .collect();
+        write_all(io, &mut slices).await.is_ok() && !x.close
+    }
+}
+
+/// One request's facts, as the lean loop hands them to `forward_lean`.
+struct Exchange<'a> {
+    request: &'a PlainRequest,
+    /// The `Host` value, for routing (HTTP proxy mode) and the metrics' `authority`.
+    authority: &'a str,
+    /// The head to send upstream.
+    head: &'a [u8],
+    start: Instant,
+    /// The client connection closes after this response.
+    close: bool,
+    date: &'a [u8],
+}
+
+/// Writes the client's head, then the body from the upstream connection, framed as the
+/// head said. Returns the `grpc-status` of the trailers, if any came.
+async fn relay_body(
+    io: &MeteredIo<TcpStream>,
+    conn: &mut H1Conn,
+    response: &FinalResponse,
+    head: &[u8],
+) -> Result<Option<u32>, RelayError> {
+    match response.framing {
+        Framing::Empty => {
+            let mut slices = [IoSlice::new(head)];
+            write_all(io, &mut slices)
+                .await
+                .map_err(|_| RelayError::Client)?;
+            Ok(None)
+        }
+        Framing::Length(n) => {
+            // The common case: the whole body arrived with the head and leaves with it.
+            let first = n.min(conn.read_buf.len() as u64) as usize;
+            let mut slices = [IoSlice::new(head), IoSlice::new(&conn.read_buf[..first])];
+            write_all(io, &mut slices)
+                .await
+                .map_err(|_| RelayError::Client)?;
+            conn.read_buf.advance(first);
+            let mut remaining = n - first as u64;
+            while remaining > 0 {
+                read_upstream(conn).await?;
+                let k = remaining.min(conn.read_buf.len() as u64) as usize;
+                let mut slices = [IoSlice::new(&conn.read_buf[..k])];
+                write_all(io, &mut slices)
+                    .await
+                    .map_err(|_| RelayError::Client)?;
+                conn.read_buf.advance(k);
+                remaining -= k as u64;
+            }
+            Ok(None)
+        }
+        Framing::Chunked | Framing::Eof => relay_chunked(io, conn, response, head).await,
+    }
+}
+
+/// A body of unknown length, or a chunked one: decoded, and chunked again for the client.
+async fn relay_chunked(
+    io: &MeteredIo<TcpStream>,
+    conn: &mut H1Conn,
+    response: &FinalResponse,
+    head: &[u8],
+) -> Result<Option<u32>, RelayError> {
+    let mut decoder = Decoder::new(response.framing);
+    let mut pending: Vec<Bytes> = vec![Bytes::copy_from_slice(head)];
+    let mut size_line = String::new();
+    let mut grpc_status = None;
+    loop {
+        let decoded = decoder
+            .decode(&mut conn.read_buf, conn.max_head)
+            .map_err(|_| RelayError::Upstream)?;
+        match decoded {
+            Decoded::Data(data) => {
+                h1::chunk_size_line(data.len(), &mut size_line);
+                pending.push(Bytes::copy_from_slice(size_line.as_bytes()));
+                pending.push(data);
+                pending.push(Bytes::from_static(b"\r\n"));
+            }
+            Decoded::Trailers(trailers) => {
+                grpc_status = trailers
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|s| s.trim().parse().ok());
+                let mut end = b"0\r\n".to_vec();
+                for (name, value) in &trailers {
+                    if h1::is_allowed_trailer(name, &response.trailer_names) {
+                        end.extend_from_slice(name.as_str().as_bytes());
+                        end.extend_from_slice(b": ");
+                        end.extend_from_slice(value.as_bytes());
+                        end.extend_from_slice(b"\r\n");
+                    }
+                }
+                end.extend_from_slice(b"\r\n");
+                pending.push(Bytes::from(end));
+                break;
+            }
+            Decoded::End => {
+                pending.push(Bytes::from_static(b"0\r\n\r\n"));
+                break;
+            }
+            Decoded::NeedMore => {
+                flush(io, &mut pending).await?;
+                match read_upstream(conn).await {
+                    Ok(()) => {}
+                    // A body without a length ends when the upstream closes.
+                    Err(RelayError::Upstream) if decoder == Decoder::Eof => {
+                        pending.push(Bytes::from_static(b"0\r\n\r\n"));
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    flush(io, &mut pending).await?;
+    Ok(grpc_status)
+}
+
+async fn flush(io: &MeteredIo<TcpStream>, pending: &mut Vec<Bytes>) -> Result<(), RelayError> {
+    let mut slices: Vec<IoSlice<'_>> = pending.iter().map(|b| IoSlice::new(b)).collect();
+    let written = write_all(io, &mut slices).await;
+    drop(slices);
+    pending.clear();
+    written.map_err(|_| RelayError::Client)
+}
+
+/// Reads more of the response; an end of stream or an error is the upstream's failure.
+async fn read_upstream(conn: &mut H1Conn) -> Result<(), RelayError> {
+    h1::reserve(&mut conn.read_buf);
+    match conn.io.read_buf(&mut conn.read_buf).await {
+        Ok(0) | Err(_) => Err(RelayError::Upstream),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Writes every slice, waiting for the socket when it is full.
+async fn write_all(io: &MeteredIo<TcpStream>, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match io.try_write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => io.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
