@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::HeaderMap;
 use http::header::HeaderName;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 
 use super::conn::InFlight;
 use super::h1::H1Body;
@@ -27,7 +27,6 @@ pub struct ProxyBody {
 #[derive(Debug)]
 enum Kind {
     Full(Option<Bytes>),
-    Upstream(Incoming),
     H1(H1Body),
 }
 
@@ -56,14 +55,6 @@ impl ProxyBody {
         }
     }
 
-    pub fn upstream(body: Incoming) -> Self {
-        ProxyBody {
-            kind: Kind::Upstream(body),
-            recorder: None,
-            in_flight: None,
-        }
-    }
-
     /// Attaches the metrics recorder, finishing it at once if the body is already empty.
     pub fn record(mut self, mut recorder: Recorder, headers: &HeaderMap) -> Self {
         recorder.grpc_status = grpc_status(headers);
@@ -73,6 +64,19 @@ impl ProxyBody {
             self.recorder = Some(recorder);
         }
         self
+    }
+
+    /// The data of a body that is ready at once (one the proxy made), read to its end,
+    /// which records the response.
+    pub fn take_ready(&mut self) -> Vec<Bytes> {
+        let mut data = Vec::new();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut *self).poll_frame(&mut cx) {
+            if let Ok(bytes) = frame.into_data() {
+                data.push(bytes);
+            }
+        }
+        data
     }
 
     /// Keeps the connection's request counted as in flight until the body is done.
@@ -146,17 +150,12 @@ impl Body for ProxyBody {
                 this.finish(None);
                 Poll::Ready(frame)
             }
-            Kind::Upstream(body) => {
-                let polled = Pin::new(&mut *body).poll_frame(cx);
-                this.observe(polled)
-            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
-            Kind::Upstream(body) => body.is_end_stream(),
             Kind::H1(body) => body.is_end_stream(),
         }
     }
@@ -164,7 +163,6 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Upstream(body) => body.size_hint(),
             Kind::H1(body) => body.size_hint(),
         }
     }
@@ -213,6 +211,13 @@ impl Recorder {
         self
     }
 
+    /// Counts response body bytes for tap.
+    pub fn add_bytes(&mut self, n: usize) {
+        if let Some(tapping) = &mut self.tap {
+            tapping.add_bytes(n);
+        }
+    }
+
     /// Marks a response the proxy made itself, with the `error` label to record.
     pub fn proxy_error(mut self, label: &'static str) -> Self {
         self.error = Some(label);
@@ -237,7 +242,8 @@ impl Recorder {
 
 const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
-fn grpc_status(headers: &HeaderMap) -> Option<u32> {
+/// A `grpc-status` field's code.
+pub(super) fn grpc_status(headers: &HeaderMap) -> Option<u32> {
     headers
         .get(GRPC_STATUS)
         .and_then(|v| v.to_str().ok())

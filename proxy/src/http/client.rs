@@ -6,25 +6,14 @@
 //! HTTP/2 connections are shared by all requests to a target.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use hyper::body::Incoming;
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-
 use super::h1::H1Conn;
+use super::h2::{self, H2Conn};
 use crate::config::{H2Windows, PoolIdleTimeout};
 use crate::connect::Connection;
 use crate::target::Logical;
-
-/// A shared HTTP/2 upstream connection.
-#[derive(Clone, Debug)]
-pub struct H2Conn {
-    pub sender: http2::SendRequest<Incoming>,
-    pub peer: SocketAddr,
-}
 
 #[derive(Debug)]
 struct Idle {
@@ -87,7 +76,7 @@ impl Pool {
     /// The shared HTTP/2 connection to `target`, if one is open.
     pub fn h2(&self, target: &Logical) -> Option<H2Conn> {
         let map = self.h2.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(target).filter(|c| !c.sender.is_closed()).cloned()
+        map.get(target).filter(|c| !c.is_closed()).cloned()
     }
 
     pub fn insert_h2(&self, target: &Logical, conn: H2Conn) {
@@ -96,20 +85,8 @@ impl Pool {
     }
 
     /// Starts HTTP/2 (prior knowledge) on a new connection.
-    pub async fn handshake_h2(&self, conn: Connection) -> Result<H2Conn, hyper::Error> {
-        let peer = conn.peer;
-        let (sender, task) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .initial_stream_window_size(self.windows.stream)
-            .initial_connection_window_size(self.windows.connection)
-            .handshake(TokioIo::new(conn.io))
-            .await?;
-        tokio::spawn(async move {
-            if let Err(error) = task.await {
-                tracing::debug!(%error, %peer, "upstream HTTP/2 connection failed");
-            }
-        });
-        Ok(H2Conn { sender, peer })
+    pub async fn handshake_h2(&self, conn: Connection) -> Result<H2Conn, ::h2::Error> {
+        h2::handshake(conn, &self.windows).await
     }
 
     fn sweep_once(&self) {
@@ -120,7 +97,7 @@ impl Pool {
         });
         drop(map);
         let mut h2 = self.h2.lock().unwrap_or_else(|e| e.into_inner());
-        h2.retain(|_, c| !c.sender.is_closed());
+        h2.retain(|_, c| !c.is_closed());
     }
 }
 

@@ -22,9 +22,9 @@ pub enum ProxyError {
     /// The upstream did not send response headers in time.
     #[error("upstream sent no response within {}ms", .0.as_millis())]
     ResponseTimeout(Duration),
-    /// The upstream HTTP/2 connection failed while the request was in flight.
+    /// The upstream HTTP/2 connection or stream failed before the response head.
     #[error("upstream connection failed: {0}")]
-    Upstream(hyper::Error),
+    UpstreamH2(h2::Error),
     /// The upstream HTTP/1 exchange failed.
     #[error("{0}")]
     UpstreamHttp1(H1Error),
@@ -37,7 +37,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::Connect(e) if e.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Connect(_) | ProxyError::Upstream(_) | ProxyError::UpstreamHttp1(_) => {
+            ProxyError::Connect(_) | ProxyError::UpstreamH2(_) | ProxyError::UpstreamHttp1(_) => {
                 StatusCode::BAD_GATEWAY
             }
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -51,7 +51,7 @@ impl ProxyError {
             ProxyError::Connect(e) if e.is_timeout() => "connect_timeout",
             ProxyError::Connect(_) => "connect",
             ProxyError::ResponseTimeout(_) => "response_timeout",
-            ProxyError::Upstream(_) | ProxyError::UpstreamHttp1(_) => "upstream",
+            ProxyError::UpstreamH2(_) | ProxyError::UpstreamHttp1(_) => "upstream",
             ProxyError::BadRequest(_) => "bad_request",
         }
     }
@@ -61,7 +61,7 @@ impl ProxyError {
         match self {
             ProxyError::Connect(e) if e.is_timeout() => 4,
             ProxyError::ResponseTimeout(_) => 4,
-            ProxyError::Connect(_) | ProxyError::Upstream(_) | ProxyError::UpstreamHttp1(_) => 14,
+            ProxyError::Connect(_) | ProxyError::UpstreamH2(_) | ProxyError::UpstreamHttp1(_) => 14,
             ProxyError::BadRequest(_) => 13,
         }
     }

@@ -1,11 +1,17 @@
 //! HTTP proxying: serves a detected HTTP/1 or HTTP/2 connection and forwards each request
 //! upstream over a pooled connection of the same version.
+//!
+//! HTTP/1: plain requests take the lean path (`service::lean`), everything else hyper's
+//! server; upstream, the proxy's own client (`h1`). HTTP/2: the h2 crate on both sides
+//! (`h2`, `service::h2`).
 
 mod body;
 mod client;
 mod conn;
+mod date;
 mod errors;
 mod h1;
+mod h2;
 mod headers;
 mod service;
 mod upgrade;
@@ -14,8 +20,8 @@ pub mod validate;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 pub use body::{ProxyBody, Recorder};
@@ -30,14 +36,8 @@ use crate::metrics::{Direction, Metrics, Tls};
 use crate::target::ConnTarget;
 use conn::{ConnControl, Graceful};
 use service::ProxyService;
+use service::h2::H2Server;
 use service::lean::{LeanConn, LeanEnd};
-
-/// Which HTTP version a downstream connection speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
-    Http1,
-    Http2,
-}
 
 /// Per-direction HTTP settings.
 #[derive(Clone, Debug)]
@@ -58,7 +58,7 @@ pub struct Http<U> {
     metrics: Arc<Metrics>,
     settings: HttpSettings,
     h1: http1::Builder,
-    h2: http2::Builder<TokioExecutor>,
+    h2: ::h2::server::Builder,
 }
 
 impl<U: Upstream> Http<U> {
@@ -74,18 +74,7 @@ impl<U: Upstream> Http<U> {
         h1.timer(TokioTimer::new())
             .header_read_timeout(None)
             .max_header_size(limits.max_header_bytes);
-        let mut h2 = http2::Builder::new(TokioExecutor::new());
-        h2.timer(TokioTimer::new())
-            .max_concurrent_streams(limits.h2_max_concurrent_streams)
-            .max_pending_accept_reset_streams(limits.h2_max_pending_accept_resets)
-            .max_local_error_reset_streams(limits.h2_max_local_error_resets)
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .initial_stream_window_size(settings.h2_windows.stream)
-            .initial_connection_window_size(settings.h2_windows.connection)
-            .keep_alive_interval(settings.h2_keepalive.interval);
-        if let Some(timeout) = settings.h2_keepalive.timeout {
-            h2.keep_alive_timeout(timeout);
-        }
+        let h2 = h2::server_builder(limits, &settings.h2_windows);
         Http {
             upstream,
             pool,
@@ -115,14 +104,7 @@ impl<U: Upstream> Http<U> {
         drain: Drain,
     ) {
         let control = Arc::new(ConnControl::default());
-        let svc = ProxyService::new(
-            self.clone(),
-            Version::Http1,
-            client,
-            target,
-            preconnected,
-            control.clone(),
-        );
+        let svc = ProxyService::new(self.clone(), client, target, preconnected, control.clone());
         let idle = Some(self.settings.limits.header_read_timeout);
         let ended = {
             let lean = svc.serve_lean(io, first, &drain);
@@ -154,18 +136,22 @@ impl<U: Upstream> Http<U> {
         drain: Drain,
     ) {
         let control = Arc::new(ConnControl::default());
-        let svc = ProxyService::new(
-            self.clone(),
-            Version::Http2,
-            client,
-            target,
-            preconnected,
-            control.clone(),
-        );
-        let conn = self.h2.serve_connection(TokioIo::new(io), svc);
+        let svc = ProxyService::new(self.clone(), client, target, preconnected, control.clone());
+        let handshake = tokio::select! {
+            r = self.h2.handshake(io) => r,
+            () = drain.signaled() => return,
+        };
+        let conn = match handshake {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::debug!(%error, "HTTP/2 handshake failed");
+                return;
+            }
+        };
+        let conn = H2Server::new(conn, svc, self.settings.h2_keepalive);
         tokio::pin!(conn);
         if let Some(Err(error)) = conn::drive(conn, control, &drain, None).await {
-            tracing::debug!(%error, "HTTP connection ended with an error");
+            tracing::debug!(%error, "HTTP/2 connection ended with an error");
         }
     }
 }
@@ -175,11 +161,5 @@ type ServedIo = TokioIo<MeteredIo<TcpStream>>;
 impl<U: Upstream> Graceful for http1::UpgradeableConnection<ServedIo, ProxyService<U>> {
     fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
         http1::UpgradeableConnection::graceful_shutdown(self);
-    }
-}
-
-impl<U: Upstream> Graceful for http2::Connection<ServedIo, ProxyService<U>, TokioExecutor> {
-    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
-        http2::Connection::graceful_shutdown(self);
     }
 }

@@ -1,5 +1,6 @@
 //! The per-connection HTTP service: routes each request, forwards it, and records metrics.
 
+pub(super) mod h2;
 pub(super) mod lean;
 
 use std::borrow::Cow;
@@ -18,8 +19,8 @@ use super::client::Pool;
 use super::conn::ConnControl;
 use super::errors::ProxyError;
 use super::h1::{Checkin, H1Conn, Outcome, Prepared, SendError};
-use super::headers::{authority, is_grpc, is_upgrade, strip_hop_by_hop, to_origin_form};
-use super::{Http, Version, upgrade};
+use super::headers::{authority, is_upgrade, strip_hop_by_hop, to_origin_form};
+use super::{Http, upgrade};
 use crate::admin::tap::{TapRequest, Tapping};
 use crate::connect::{Connection, Upstream};
 use crate::metrics::{HttpKey, HttpMetrics};
@@ -41,7 +42,6 @@ impl<U> Clone for ProxyService<U> {
 
 /// State of one downstream connection.
 struct ConnState {
-    version: Version,
     /// The downstream client's address, for tap events.
     client: SocketAddr,
     control: Arc<ConnControl>,
@@ -76,7 +76,6 @@ impl Checkin for ConnState {
 
 /// What the upstream answered.
 enum Answer {
-    H2(Response<Incoming>),
     H1(super::h1::Head, super::h1::H1Body),
     H1Upgrade(super::h1::Head, Box<H1Conn>),
 }
@@ -93,14 +92,12 @@ impl Drop for ConnState {
 impl<U: Upstream> ProxyService<U> {
     pub fn new(
         http: Arc<Http<U>>,
-        version: Version,
         client: SocketAddr,
         target: ConnTarget,
         preconnected: Option<Connection>,
         control: Arc<ConnControl>,
     ) -> Self {
         let conn = Arc::new(ConnState {
-            version,
             client,
             control,
             target,
@@ -118,12 +115,11 @@ impl<U: Upstream> ProxyService<U> {
     /// shares hyper's read buffer) is gone by then.
     fn prepare(&self, mut req: Request<Incoming>) -> Result<Job, Box<Response<ProxyBody>>> {
         let start = Instant::now();
-        let grpc = req.version() == http::Version::HTTP_2 && is_grpc(&req);
         let target = match self.route(&req) {
             Ok(t) => t.into_owned(),
             Err(e) => {
                 let label = authority(&req).unwrap_or("").to_owned();
-                return Err(Box::new(self.fail(e, &label, None, start, grpc)));
+                return Err(Box::new(self.fail(e, &label, None, start, false)));
             }
         };
         let auth = authority(&req).unwrap_or("");
@@ -139,18 +135,15 @@ impl<U: Upstream> ProxyService<U> {
         let tunnel = req.method() == Method::CONNECT;
         let kind = if tunnel && self.conn.target == ConnTarget::ProxyMode {
             JobKind::Tunnel(hyper::upgrade::on(&mut req))
-        } else if self.conn.version == Version::Http1 {
+        } else {
             let upgrading = tunnel || is_upgrade(&req);
             let on_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
             strip_hop_by_hop(req.headers_mut(), upgrading);
             to_origin_form(&mut req);
             JobKind::H1(Prepared::new(req, &target), on_upgrade)
-        } else {
-            JobKind::H2(req)
         };
         Ok(Job {
             start,
-            grpc,
             target,
             metrics,
             auth_owned,
@@ -163,7 +156,6 @@ impl<U: Upstream> ProxyService<U> {
     async fn run(self, job: Job) -> Response<ProxyBody> {
         let Job {
             start,
-            grpc,
             target,
             metrics,
             auth_owned,
@@ -180,23 +172,10 @@ impl<U: Upstream> ProxyService<U> {
             JobKind::H1(prepared, on_upgrade) => {
                 (self.send_h1(&target, prepared).await, on_upgrade)
             }
-            JobKind::H2(req) => {
-                let sent = match self.http.settings.limits.response_timeout {
-                    // Boxed: a timer makes the future large and over-aligned; rarely set.
-                    Some(t) => {
-                        match Box::pin(tokio::time::timeout(t, self.send_h2(&target, req))).await {
-                            Ok(r) => r,
-                            Err(_) => Err(ProxyError::ResponseTimeout(t)),
-                        }
-                    }
-                    None => self.send_h2(&target, req).await,
-                };
-                (sent.map(|(res, peer)| (Answer::H2(res), peer)), None)
-            }
         };
         let (answer, peer) = match sent {
             Ok(r) => r,
-            Err(e) => return self.fail_tapped(e, label, metrics, start, grpc, tap),
+            Err(e) => return self.fail_tapped(e, label, metrics, start, false, tap),
         };
         let metrics = match metrics {
             Some(m) => m,
@@ -204,10 +183,6 @@ impl<U: Upstream> ProxyService<U> {
         };
         metrics.request();
         let (status, mut headers, body) = match answer {
-            Answer::H2(res) => {
-                let (parts, body) = res.into_parts();
-                (parts.status, parts.headers, ProxyBody::upstream(body))
-            }
             Answer::H1(head, body) => {
                 let body = body.checkin(self.conn.clone(), target);
                 (head.status, head.headers, ProxyBody::h1(body))
@@ -220,9 +195,7 @@ impl<U: Upstream> ProxyService<U> {
                 (head.status, head.headers, ProxyBody::empty())
             }
         };
-        if self.conn.version == Version::Http1 {
-            strip_hop_by_hop(&mut headers, status == StatusCode::SWITCHING_PROTOCOLS);
-        }
+        strip_hop_by_hop(&mut headers, status == StatusCode::SWITCHING_PROTOCOLS);
         let tapping = tap.map(|t| Tapping::response(&self.http.metrics, t, peer, start));
         let recorder = Recorder::new(metrics, start, status.as_u16()).tap(tapping);
         let body = body.record(recorder, &headers);
@@ -234,7 +207,7 @@ impl<U: Upstream> ProxyService<U> {
 
     /// Where a request goes: the connection's fixed target, or in HTTP proxy mode, the
     /// authority the request names.
-    fn route(&self, req: &Request<Incoming>) -> Result<Cow<'_, Logical>, ProxyError> {
+    fn route<B>(&self, req: &Request<B>) -> Result<Cow<'_, Logical>, ProxyError> {
         match &self.conn.target {
             ConnTarget::Fixed(t) => Ok(Cow::Borrowed(t)),
             ConnTarget::ProxyMode => {
@@ -334,42 +307,6 @@ impl<U: Upstream> ProxyService<U> {
             H1Conn::new(conn, self.http.settings.limits.max_header_bytes),
             false,
         ))
-    }
-
-    async fn send_h2(
-        &self,
-        target: &Logical,
-        req: Request<Incoming>,
-    ) -> Result<(Response<Incoming>, SocketAddr), ProxyError> {
-        let pool = &self.conn.pool;
-        let conn = match pool.h2(target) {
-            Some(c) => c,
-            None => {
-                let preconnected = self.lock().preconnected.take();
-                let conn = match preconnected {
-                    Some(c) => c,
-                    None => self
-                        .http
-                        .upstream
-                        .connect(target)
-                        .await
-                        .map_err(ProxyError::Connect)?,
-                };
-                let h2 = pool
-                    .handshake_h2(conn)
-                    .await
-                    .map_err(ProxyError::Upstream)?;
-                pool.insert_h2(target, h2.clone());
-                h2
-            }
-        };
-        let mut sender = conn.sender;
-        sender.ready().await.map_err(ProxyError::Upstream)?;
-        let res = sender
-            .send_request(req)
-            .await
-            .map_err(ProxyError::Upstream)?;
-        Ok((res, conn.peer))
     }
 
     /// `CONNECT host:port` in HTTP proxy mode: a TCP tunnel to the named destination.
@@ -483,7 +420,6 @@ impl<U: Upstream> hyper::service::Service<Request<Incoming>> for ProxyService<U>
 /// A routed, rewritten request waiting to be sent.
 struct Job {
     start: Instant,
-    grpc: bool,
     target: Logical,
     metrics: Option<Arc<HttpMetrics>>,
     auth_owned: Option<Box<str>>,
@@ -494,6 +430,5 @@ struct Job {
 
 enum JobKind {
     H1(Prepared, Option<hyper::upgrade::OnUpgrade>),
-    H2(Request<Incoming>),
     Tunnel(hyper::upgrade::OnUpgrade),
 }

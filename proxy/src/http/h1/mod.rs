@@ -9,7 +9,6 @@
 //! this path does the same work in about half of that.
 
 mod body;
-mod date;
 mod decode;
 mod encode;
 mod head;
@@ -30,7 +29,6 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 pub use body::H1Body;
-pub use date::DateCache;
 pub use decode::{Decoded, Decoder, Framing, Head, parse_head};
 pub use encode::chunk_size_line;
 use encode::{ReqFraming, encode_head, encode_trailers};

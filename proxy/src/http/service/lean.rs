@@ -17,15 +17,15 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use hyper::body::Body;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::super::body::Recorder;
 use super::super::conn::{ConnControl, Graceful};
+use super::super::date::DateCache;
 use super::super::errors::ProxyError;
 use super::super::h1::{
-    self, DateCache, Decoded, Decoder, FinalResponse, Framing, H1Conn, PlainRequest, RequestHead,
+    self, Decoded, Decoder, FinalResponse, Framing, H1Conn, PlainRequest, RequestHead,
     ResponseContext, SendError,
 };
 use super::ProxyService;
@@ -275,15 +275,7 @@ impl<U: Upstream> ProxyService<U> {
         head.extend_from_slice(b"\r\n");
         // The body is the proxy's own: whole, and ready at once. Reading it to its end
         // records the response.
-        let mut data = Vec::new();
-        {
-            let mut cx = Context::from_waker(std::task::Waker::noop());
-            while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut body).poll_frame(&mut cx) {
-                if let Ok(bytes) = frame.into_data() {
-                    data.push(bytes);
-                }
-            }
-        }
+        let data = body.take_ready();
         let mut slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&head))
             .chain(data.iter().map(|d| IoSlice::new(d)))
             .collect();

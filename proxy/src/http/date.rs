@@ -11,15 +11,37 @@ pub struct DateCache {
 impl DateCache {
     /// The value for now.
     pub fn now(&mut self) -> &[u8; 29] {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let secs = unix_now();
         if secs != self.second || self.value[0] == 0 {
             self.second = secs;
             self.value = imf_fixdate(secs);
         }
         &self.value
     }
+}
+
+thread_local! {
+    static HEADER: std::cell::RefCell<(u64, http::HeaderValue)> =
+        const { std::cell::RefCell::new((u64::MAX, http::HeaderValue::from_static(""))) };
+}
+
+/// The `Date` value for now, as a header value; formatted once a second per thread.
+pub fn header_value() -> http::HeaderValue {
+    let secs = unix_now();
+    HEADER.with_borrow_mut(|(second, value)| {
+        if *second != secs {
+            *second = secs;
+            *value = http::HeaderValue::from_bytes(&imf_fixdate(secs))
+                .unwrap_or_else(|_| http::HeaderValue::from_static(""));
+        }
+        value.clone()
+    })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT` for a Unix time.
@@ -68,5 +90,6 @@ mod tests {
         assert_eq!(text(4_102_444_799), "Thu, 31 Dec 2099 23:59:59 GMT");
         let mut cache = DateCache::default();
         assert!(cache.now().ends_with(b" GMT"));
+        assert_eq!(header_value().as_bytes(), &cache.now()[..]);
     }
 }

@@ -1,0 +1,304 @@
+//! HTTP/2 streams: each request forwarded on a shared upstream HTTP/2 connection, with
+//! its body, response and trailers piped through, in one task per stream.
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use h2::server::{Connection as ServerConn, SendResponse};
+use h2::{RecvStream, SendStream};
+use http::header::DATE;
+use http::{Request, Response};
+use tokio::net::TcpStream;
+
+use super::super::body::{ProxyBody, Recorder};
+use super::super::conn::Graceful;
+use super::super::date;
+use super::super::errors::ProxyError;
+use super::super::h2::{H2Conn, KeepAlive, PipeError, pipe};
+use super::super::headers::{authority, is_grpc};
+use super::ProxyService;
+use crate::admin::tap::{TapRequest, Tapping};
+use crate::connect::Upstream;
+use crate::io::MeteredIo;
+use crate::metrics::HttpMetrics;
+use crate::target::Logical;
+
+type Io = MeteredIo<TcpStream>;
+
+/// A served HTTP/2 connection: accepts streams and starts a task for each, until the
+/// client goes away or a graceful shutdown has finished the streams in flight.
+pub struct H2Server<U> {
+    conn: ServerConn<Io, Bytes>,
+    svc: ProxyService<U>,
+    keepalive: Option<KeepAlive>,
+}
+
+impl<U: Upstream> H2Server<U> {
+    pub fn new(
+        mut conn: ServerConn<Io, Bytes>,
+        svc: ProxyService<U>,
+        settings: crate::config::H2KeepAlive,
+    ) -> Self {
+        let pings = settings.interval.and_then(|_| conn.ping_pong());
+        H2Server {
+            keepalive: KeepAlive::new(settings, pings),
+            conn,
+            svc,
+        }
+    }
+}
+
+impl<U: Upstream> Future for H2Server<U> {
+    type Output = Result<(), h2::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(keepalive) = &mut this.keepalive
+            && let Poll::Ready(Err(why)) = keepalive.poll(cx)
+        {
+            tracing::debug!(
+                why,
+                "closing an HTTP/2 connection whose client stopped answering pings"
+            );
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            match ready!(this.conn.poll_accept(cx)) {
+                Some(Ok((req, respond))) => {
+                    tokio::spawn(this.svc.clone().forward_h2(req, respond));
+                }
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+                None => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+impl<U: Upstream> Graceful for H2Server<U> {
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        self.get_mut().conn.graceful_shutdown();
+    }
+}
+
+/// What a stream's response needs once the upstream has answered.
+struct Answered {
+    metrics: Arc<HttpMetrics>,
+    tap: Option<Box<TapRequest>>,
+    start: Instant,
+}
+
+impl<U: Upstream> ProxyService<U> {
+    /// Forwards one stream: routes it, sends it upstream, and pipes both bodies.
+    async fn forward_h2(self, req: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
+        let start = Instant::now();
+        let grpc = is_grpc(&req);
+        let target = match self.route(&req) {
+            Ok(t) => t.into_owned(),
+            Err(e) => {
+                let label = authority(&req).unwrap_or("").to_owned();
+                let res = self.fail(e, &label, None, start, grpc);
+                send_proxy_response(&mut respond, res);
+                return;
+            }
+        };
+        let auth = authority(&req).unwrap_or("");
+        let tap = self.http.metrics.tap().is_active().then(|| {
+            let s = &self.http.settings;
+            TapRequest::new(&req, auth, s.direction, s.tls, self.conn.client)
+        });
+        let metrics = match &target {
+            Logical::Addr(a) => Some(self.metrics_for(auth, *a)),
+            Logical::Name(..) => None,
+        };
+        let label: Box<str> = auth.into();
+        let (parts, mut body) = req.into_parts();
+        let end = body.is_end_stream();
+        let request = Request::from_parts(parts, ());
+        let timeout = self.http.settings.limits.response_timeout;
+        let deadline = timeout.map(|t| (tokio::time::Instant::now() + t, t));
+
+        let opened = watch(&mut respond, deadline, self.open_h2(&target, request, end)).await;
+        let (response, upstream_body, peer) = match opened {
+            Ok(r) => r,
+            // The client reset the stream: nothing to answer or record.
+            Err(None) => return,
+            Err(Some(e)) => {
+                let res = self.fail_tapped(e, &label, metrics, start, grpc, tap);
+                send_proxy_response(&mut respond, res);
+                return;
+            }
+        };
+        // The response comes while the request body may still be streaming up.
+        let respond_part = async move {
+            let response = async { response.await.map_err(ProxyError::UpstreamH2) };
+            match watch(&mut respond, deadline, response).await {
+                Ok(response) => {
+                    let answered = Answered {
+                        metrics: metrics.unwrap_or_else(|| self.metrics_for(&label, peer)),
+                        tap,
+                        start,
+                    };
+                    self.respond_h2(response, answered, peer, respond).await;
+                }
+                Err(None) => {}
+                Err(Some(e)) => {
+                    let res = self.fail_tapped(e, &label, metrics, start, grpc, tap);
+                    send_proxy_response(&mut respond, res);
+                }
+            }
+        };
+        match upstream_body {
+            Some(mut tx) => {
+                let request_part = async move {
+                    if let Err(e) = pipe(&mut body, &mut tx, |_| {}).await {
+                        tx.send_reset(e.reason());
+                    }
+                };
+                tokio::join!(request_part, respond_part);
+            }
+            None => respond_part.await,
+        }
+    }
+
+    /// Opens the upstream stream: the request head goes out, and the response is awaited
+    /// by the caller.
+    async fn open_h2(
+        &self,
+        target: &Logical,
+        request: Request<()>,
+        end: bool,
+    ) -> Result<
+        (
+            h2::client::ResponseFuture,
+            Option<SendStream<Bytes>>,
+            SocketAddr,
+        ),
+        ProxyError,
+    > {
+        let conn = self.h2_conn(target).await?;
+        let mut sender = conn.sender;
+        poll_fn(|cx| sender.poll_ready(cx))
+            .await
+            .map_err(ProxyError::UpstreamH2)?;
+        let (response, tx) = sender
+            .send_request(request, end)
+            .map_err(ProxyError::UpstreamH2)?;
+        Ok((response, (!end).then_some(tx), conn.peer))
+    }
+
+    /// The shared upstream connection to `target`, opened on first use.
+    async fn h2_conn(&self, target: &Logical) -> Result<H2Conn, ProxyError> {
+        let pool = &self.conn.pool;
+        if let Some(c) = pool.h2(target) {
+            return Ok(c);
+        }
+        let preconnected = self.lock().preconnected.take();
+        let conn = match preconnected {
+            Some(c) => c,
+            None => self
+                .http
+                .upstream
+                .connect(target)
+                .await
+                .map_err(ProxyError::Connect)?,
+        };
+        let h2 = pool
+            .handshake_h2(conn)
+            .await
+            .map_err(ProxyError::UpstreamH2)?;
+        pool.insert_h2(target, h2.clone());
+        Ok(h2)
+    }
+
+    /// Sends the response head and pipes the body, then records the response.
+    async fn respond_h2(
+        &self,
+        response: Response<RecvStream>,
+        answered: Answered,
+        peer: SocketAddr,
+        mut respond: SendResponse<Bytes>,
+    ) {
+        let (mut parts, mut body) = response.into_parts();
+        answered.metrics.request();
+        let status = parts.status.as_u16();
+        let tapping = answered
+            .tap
+            .map(|t| Tapping::response(&self.http.metrics, t, peer, answered.start));
+        let mut recorder = Recorder::new(answered.metrics, answered.start, status)
+            .grpc_status(super::super::body::grpc_status(&parts.headers))
+            .tap(tapping);
+        parts.headers.entry(DATE).or_insert_with(date::header_value);
+        let end = body.is_end_stream();
+        let mut tx = match respond.send_response(Response::from_parts(parts, ()), end) {
+            Ok(tx) => tx,
+            Err(_) => {
+                recorder.finish(Some("cancel"));
+                return;
+            }
+        };
+        if end {
+            recorder.finish(None);
+            return;
+        }
+        match pipe(&mut body, &mut tx, |n| recorder.add_bytes(n)).await {
+            Ok(trailers) => {
+                if let Some(code) = trailers.as_ref().and_then(super::super::body::grpc_status) {
+                    recorder = recorder.grpc_status(Some(code));
+                }
+                recorder.finish(None);
+            }
+            Err(e @ PipeError::Recv(_)) => {
+                tx.send_reset(e.reason());
+                recorder.finish(Some("stream"));
+            }
+            Err(PipeError::Send(_)) => recorder.finish(Some("cancel")),
+        }
+    }
+}
+
+/// Runs `fut` unless the client resets the stream first (`Err(None)`) or the response
+/// deadline passes (a response timeout).
+async fn watch<T>(
+    respond: &mut SendResponse<Bytes>,
+    deadline: Option<(tokio::time::Instant, Duration)>,
+    fut: impl Future<Output = Result<T, ProxyError>>,
+) -> Result<T, Option<ProxyError>> {
+    let mut fut = std::pin::pin!(fut);
+    // Boxed: a timer makes the future large, and the timeout is rarely set.
+    let mut timer = deadline.map(|(at, t)| (Box::pin(tokio::time::sleep_until(at)), t));
+    poll_fn(|cx| {
+        if respond.poll_reset(cx).is_ready() {
+            return Poll::Ready(Err(None));
+        }
+        if let Some((sleep, t)) = &mut timer
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(Some(ProxyError::ResponseTimeout(*t))));
+        }
+        fut.as_mut().poll(cx).map_err(Some)
+    })
+    .await
+}
+
+/// Sends a response the proxy made (an error): its head, then its whole body.
+fn send_proxy_response(respond: &mut SendResponse<Bytes>, res: Response<ProxyBody>) {
+    let (mut parts, mut body) = res.into_parts();
+    parts.headers.entry(DATE).or_insert_with(date::header_value);
+    let data = body.take_ready();
+    let end = data.is_empty();
+    let Ok(mut tx) = respond.send_response(Response::from_parts(parts, ()), end) else {
+        return;
+    };
+    let last = data.len().saturating_sub(1);
+    for (i, chunk) in data.into_iter().enumerate() {
+        tx.reserve_capacity(chunk.len());
+        if tx.send_data(chunk, i == last).is_err() {
+            return;
+        }
+    }
+}
