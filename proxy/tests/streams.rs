@@ -654,3 +654,77 @@ fn opaque_connections_close_when_idle() {
         );
     });
 }
+
+/// An HTTP/2 server that ends each connection after `per_conn` requests, the way nginx
+/// does at `keepalive_requests`: a GOAWAY, and a second naming the last stream it will
+/// answer, so streams opened above it are refused unprocessed. Returns its address and how many
+/// connections it accepted.
+fn goaway_backend(
+    rt: &tokio::runtime::Runtime,
+    per_conn: usize,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let accepted = conns.clone();
+    rt.spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            accepted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(tcp).await else {
+                    return;
+                };
+                let mut served = 0;
+                while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        let res = http::Response::builder().status(200).body(()).unwrap();
+                        let _ = respond.send_response(res, true);
+                    });
+                    served += 1;
+                    if served == per_conn {
+                        conn.graceful_shutdown();
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns)
+}
+
+#[test]
+fn http2_requests_the_upstream_did_not_process_are_sent_again() {
+    let rt = rt();
+    let (backend, conns) = goaway_backend(&rt, 5);
+    let proxy = forward_to(backend, &[]);
+    let statuses = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(proxy.inbound).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(conn);
+        // Ten streams in flight at all times, so that streams are open over each
+        // upstream GOAWAY and new ones start while the upstream is closing a connection.
+        let requests = (0..300).map(|_| {
+            let client = client.clone();
+            let uri = format!("http://{}/", proxy.inbound);
+            async move {
+                let mut client = client.ready().await.unwrap();
+                let req = http::Request::get(uri).body(()).unwrap();
+                let (response, _) = client.send_request(req, true).unwrap();
+                response.await.unwrap().status().as_u16()
+            }
+        });
+        let statuses: Vec<u16> = futures::stream::iter(requests)
+            .buffer_unordered(10)
+            .collect()
+            .await;
+        statuses
+    });
+    let failed = statuses.iter().filter(|s| **s != 200).count();
+    assert_eq!(failed, 0, "non-200 answers: {statuses:?}");
+    let conns = conns.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(conns >= 2, "the backend recycled no connection: {conns}");
+}

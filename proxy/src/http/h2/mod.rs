@@ -53,6 +53,19 @@ impl H2Conn {
     pub fn is_closed(&self) -> bool {
         self.closed.load(Relaxed)
     }
+
+    /// Stops the pool handing this connection out, as when the upstream sent GOAWAY.
+    /// Streams already open on it run to their end.
+    pub fn retire(&self) {
+        self.closed.store(true, Relaxed);
+    }
+}
+
+/// Whether a stream failed without the upstream having processed it, so that sending the
+/// request again cannot repeat its effect: refused, or above the last stream id of the
+/// upstream's GOAWAY (RFC 9113, section 8.7).
+pub fn unprocessed(e: &h2::Error) -> bool {
+    e.reason() == Some(h2::Reason::REFUSED_STREAM) || (e.is_go_away() && e.is_remote())
 }
 
 /// Starts HTTP/2 (prior knowledge) on a new upstream connection; a task drives it.

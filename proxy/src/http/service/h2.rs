@@ -19,7 +19,7 @@ use super::super::body::{ProxyBody, Recorder};
 use super::super::conn::Graceful;
 use super::super::date;
 use super::super::errors::ProxyError;
-use super::super::h2::{H2Conn, KeepAlive, PipeError, pipe};
+use super::super::h2::{H2Conn, KeepAlive, PipeError, pipe, unprocessed};
 use super::super::headers::{authority, is_grpc};
 use super::ProxyService;
 use crate::admin::tap::{TapRequest, Tapping};
@@ -85,6 +85,10 @@ impl<U: Upstream> Graceful for H2Server<U> {
     }
 }
 
+/// How many times a request without a body is sent while upstreams refuse it unprocessed
+/// (each GOAWAY of a server recycling its connections refuses the streams in flight).
+const MAX_TRIES: u32 = 3;
+
 /// What a stream's response needs once the upstream has answered.
 struct Answered {
     metrics: Arc<HttpMetrics>,
@@ -119,6 +123,8 @@ impl<U: Upstream> ProxyService<U> {
         let (parts, mut body) = req.into_parts();
         let end = body.is_end_stream();
         let request = Request::from_parts(parts, ());
+        // A request without a body can be sent again if the upstream did not process it.
+        let again = end.then(|| head_copy(&request));
         let timeout = self.http.settings.limits.response_timeout;
         let deadline = timeout.map(|t| (tokio::time::Instant::now() + t, t));
 
@@ -135,7 +141,20 @@ impl<U: Upstream> ProxyService<U> {
         };
         // The response comes while the request body may still be streaming up.
         let respond_part = async move {
-            let response = async { response.await.map_err(ProxyError::UpstreamH2) };
+            let (svc, target) = (&self, &target);
+            let response = async move {
+                let mut response = response;
+                let mut tries = 1;
+                loop {
+                    match (response.await, &again) {
+                        (Err(e), Some(head)) if unprocessed(&e) && tries < MAX_TRIES => {
+                            tries += 1;
+                            (response, _, _) = svc.open_h2(target, head_copy(head), true).await?;
+                        }
+                        (r, _) => return r.map_err(ProxyError::UpstreamH2),
+                    }
+                }
+            };
             match watch(&mut respond, deadline, response).await {
                 Ok(response) => {
                     let answered = Answered {
@@ -180,11 +199,17 @@ impl<U: Upstream> ProxyService<U> {
         ),
         ProxyError,
     > {
-        let conn = self.h2_conn(target).await?;
+        let mut conn = self.h2_conn(target).await?;
+        if poll_fn(|cx| conn.sender.poll_ready(cx)).await.is_err() {
+            // The connection is closing (a GOAWAY, or it failed) and nothing was sent on
+            // it: send on a new one.
+            conn.retire();
+            conn = self.h2_conn(target).await?;
+            poll_fn(|cx| conn.sender.poll_ready(cx))
+                .await
+                .map_err(ProxyError::UpstreamH2)?;
+        }
         let mut sender = conn.sender;
-        poll_fn(|cx| sender.poll_ready(cx))
-            .await
-            .map_err(ProxyError::UpstreamH2)?;
         let (response, tx) = sender
             .send_request(request, end)
             .map_err(ProxyError::UpstreamH2)?;
@@ -301,4 +326,14 @@ fn send_proxy_response(respond: &mut SendResponse<Bytes>, res: Response<ProxyBod
             return;
         }
     }
+}
+
+/// A copy of a request head, to send again.
+fn head_copy(req: &Request<()>) -> Request<()> {
+    let mut copy = Request::new(());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
 }
