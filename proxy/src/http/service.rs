@@ -294,19 +294,28 @@ impl<U: Upstream> ProxyService<U> {
             }
             inner.preconnected.take()
         };
-        let conn = match preconnected {
-            Some(c) => c,
+        let conn = self.connect(target, preconnected).await?;
+        Ok((
+            H1Conn::new(conn, self.http.settings.limits.max_header_bytes),
+            false,
+        ))
+    }
+
+    /// The connection the client's connection came with, or a new one to `target`.
+    async fn connect(
+        &self,
+        target: &Logical,
+        preconnected: Option<Connection>,
+    ) -> Result<Connection, ProxyError> {
+        match preconnected {
+            Some(c) => Ok(c),
             None => self
                 .http
                 .upstream
                 .connect(target)
                 .await
-                .map_err(ProxyError::Connect)?,
-        };
-        Ok((
-            H1Conn::new(conn, self.http.settings.limits.max_header_bytes),
-            false,
-        ))
+                .map_err(ProxyError::Connect),
+        }
     }
 
     /// `CONNECT host:port` in HTTP proxy mode: a TCP tunnel to the named destination.

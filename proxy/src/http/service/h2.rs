@@ -223,15 +223,7 @@ impl<U: Upstream> ProxyService<U> {
             return Ok(c);
         }
         let preconnected = self.lock().preconnected.take();
-        let conn = match preconnected {
-            Some(c) => c,
-            None => self
-                .http
-                .upstream
-                .connect(target)
-                .await
-                .map_err(ProxyError::Connect)?,
-        };
+        let conn = self.connect(target, preconnected).await?;
         let h2 = pool
             .handshake_h2(conn)
             .await
