@@ -156,5 +156,6 @@ pub mod log;
 pub mod metrics;
 pub mod outbound;
 pub mod server;
+pub mod stack;
 pub mod target;
 pub mod tcp;

@@ -9,74 +9,34 @@
 //! A redirected connection goes to its original destination port on this pod. One that
 //! was not redirected goes to `MESH_PROXY_INBOUND_FORWARD_ADDR`, if set, so the proxy can
 //! front an application without iptables.
-
-mod detect;
-mod http;
-
-use std::net::SocketAddr;
-use std::sync::Arc;
+//!
+//! The stages are [`Stack`]'s, built with this side's [`Side`] settings.
 
 use crate::config::{Config, ProxyConfig};
-use crate::connect::Connect;
-use crate::metrics::{Direction, Metrics, NoTlsReason, Tls};
+use crate::metrics::{Direction, NoTlsReason, Tls};
+use crate::server::Unredirected;
+use crate::stack::{Side, Stack};
+
+/// The inbound side.
+#[derive(Debug)]
+pub enum In {}
 
 /// The inbound builder; `S` is the stack built so far.
-pub struct Inbound<S> {
-    config: Arc<Config>,
-    metrics: Arc<Metrics>,
-    own_listeners: Arc<[SocketAddr]>,
-    stack: S,
-}
+pub type Inbound<S> = Stack<In, S>;
 
-/// Clients reach the inbound proxy without mesh TLS until identity lands.
-pub const SRC_TLS: Tls = Tls::NoIdentity(NoTlsReason::NoTlsFromRemote);
-/// The proxy's connections to its own application.
-pub const DST_TLS: Tls = Tls::NoIdentity(NoTlsReason::Loopback);
+impl Side for In {
+    const DIRECTION: Direction = Direction::Inbound;
+    /// Clients reach the inbound proxy without mesh TLS until identity lands.
+    const SRC_TLS: Tls = Tls::NoIdentity(NoTlsReason::NoTlsFromRemote);
+    /// The proxy's connections to its own application.
+    const DST_TLS: Tls = Tls::NoIdentity(NoTlsReason::Loopback);
+    const HTTP_TLS: Tls = Self::SRC_TLS;
 
-impl Inbound<()> {
-    pub fn new(
-        config: Arc<Config>,
-        metrics: Arc<Metrics>,
-        own_listeners: Arc<[SocketAddr]>,
-    ) -> Self {
-        Inbound {
-            config,
-            metrics,
-            own_listeners,
-            stack: (),
-        }
+    fn config(config: &Config) -> &ProxyConfig {
+        &config.inbound
     }
 
-    /// The innermost stage: opens a TCP connection to the application.
-    pub fn push_connect(self) -> Inbound<Connect> {
-        let c = self.proxy_config();
-        let connect = Connect::new(
-            Direction::Inbound,
-            c.connect_timeout,
-            c.connect,
-            DST_TLS,
-            self.metrics.clone(),
-            self.own_listeners.clone(),
-        );
-        self.map(|()| connect)
-    }
-}
-
-impl<S> Inbound<S> {
-    fn proxy_config(&self) -> &ProxyConfig {
-        &self.config.inbound
-    }
-
-    fn map<T>(self, f: impl FnOnce(S) -> T) -> Inbound<T> {
-        Inbound {
-            config: self.config,
-            metrics: self.metrics,
-            own_listeners: self.own_listeners,
-            stack: f(self.stack),
-        }
-    }
-
-    pub fn into_inner(self) -> S {
-        self.stack
+    fn unredirected(config: &ProxyConfig) -> Unredirected {
+        Unredirected::Forward(config.forward)
     }
 }

@@ -12,80 +12,43 @@
 //!
 //! Without discovery a redirected connection goes to its original destination, and a
 //! connection made straight to the outbound port is an HTTP proxy client.
+//!
+//! `push_connect`, `push_http` and `push_detect` are [`Stack`]'s, shared with the inbound
+//! side; `push_balance` and `push_discover` are outbound's own.
 
 mod balance;
-mod detect;
 mod discover;
-mod http;
-
-use std::net::SocketAddr;
-use std::sync::Arc;
 
 pub use balance::Balance;
 pub use discover::Discover;
 
 use crate::config::{Config, ProxyConfig};
-use crate::connect::Connect;
-use crate::metrics::{Direction, Metrics, NoTlsReason, Tls};
+use crate::metrics::{Direction, NoTlsReason, Tls};
+use crate::server::Unredirected;
+use crate::stack::{Side, Stack};
+
+/// The outbound side.
+#[derive(Debug)]
+pub enum Out {}
 
 /// The outbound builder; `S` is the stack built so far.
-pub struct Outbound<S> {
-    config: Arc<Config>,
-    metrics: Arc<Metrics>,
-    own_listeners: Arc<[SocketAddr]>,
-    stack: S,
-}
+pub type Outbound<S> = Stack<Out, S>;
 
-/// Outbound connections to endpoints are plaintext until mesh TLS: discovery provides no
-/// identity.
-pub const DST_TLS: Tls = Tls::NoIdentity(NoTlsReason::NotProvidedByServiceDiscovery);
-/// The application's connections to its own proxy.
-pub const SRC_TLS: Tls = Tls::NoIdentity(NoTlsReason::Loopback);
+impl Side for Out {
+    const DIRECTION: Direction = Direction::Outbound;
+    /// The application's connections to its own proxy.
+    const SRC_TLS: Tls = Tls::NoIdentity(NoTlsReason::Loopback);
+    /// Outbound connections to endpoints are plaintext until mesh TLS: discovery provides
+    /// no identity.
+    const DST_TLS: Tls = Tls::NoIdentity(NoTlsReason::NotProvidedByServiceDiscovery);
+    const HTTP_TLS: Tls = Self::DST_TLS;
 
-impl Outbound<()> {
-    pub fn new(
-        config: Arc<Config>,
-        metrics: Arc<Metrics>,
-        own_listeners: Arc<[SocketAddr]>,
-    ) -> Self {
-        Outbound {
-            config,
-            metrics,
-            own_listeners,
-            stack: (),
-        }
+    fn config(config: &Config) -> &ProxyConfig {
+        &config.outbound
     }
 
-    /// The innermost stage: opens a TCP connection to one endpoint.
-    pub fn push_connect(self) -> Outbound<Connect> {
-        let c = self.proxy_config();
-        let connect = Connect::new(
-            Direction::Outbound,
-            c.connect_timeout,
-            c.connect,
-            DST_TLS,
-            self.metrics.clone(),
-            self.own_listeners.clone(),
-        );
-        self.map(|()| connect)
-    }
-}
-
-impl<S> Outbound<S> {
-    fn proxy_config(&self) -> &ProxyConfig {
-        &self.config.outbound
-    }
-
-    fn map<T>(self, f: impl FnOnce(S) -> T) -> Outbound<T> {
-        Outbound {
-            config: self.config,
-            metrics: self.metrics,
-            own_listeners: self.own_listeners,
-            stack: f(self.stack),
-        }
-    }
-
-    pub fn into_inner(self) -> S {
-        self.stack
+    /// A connection made straight to the outbound port is an HTTP proxy client.
+    fn unredirected(_: &ProxyConfig) -> Unredirected {
+        Unredirected::HttpProxy
     }
 }

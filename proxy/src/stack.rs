@@ -1,0 +1,146 @@
+//! The stages the inbound and outbound stacks share, built the same way on either side.
+//!
+//! A [`Stack`] is a builder: each `push_*` method wraps the stack built so far in the
+//! next stage. [`Side`] holds what differs between the two directions: their config
+//! section, `tls` labels and what becomes of a connection iptables did not redirect.
+//! Stages only one side has (outbound discovery and balancing) live in that side's
+//! module.
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, ProxyConfig};
+use crate::connect::{Connect, Upstream};
+use crate::detect::DetectSettings;
+use crate::http::{Http, HttpSettings, Pool};
+use crate::metrics::{Direction, Metrics, Tls};
+use crate::server::{Server, Unredirected};
+
+/// One direction of the proxy.
+pub trait Side {
+    const DIRECTION: Direction;
+    /// The `tls` label of the connections the proxy accepts.
+    const SRC_TLS: Tls;
+    /// The `tls` label of the proxy's connections to where traffic goes.
+    const DST_TLS: Tls;
+    /// The `tls` label of HTTP metrics: Linkerd's inbound metrics carry the client
+    /// connection's, its outbound metrics the upstream connection's.
+    const HTTP_TLS: Tls;
+
+    /// This side's section of the configuration.
+    fn config(config: &Config) -> &ProxyConfig;
+
+    /// What becomes of a connection that iptables did not redirect to this side.
+    fn unredirected(config: &ProxyConfig) -> Unredirected;
+}
+
+/// A stack builder for side `D`; `S` is the stack built so far.
+pub struct Stack<D, S> {
+    pub(crate) config: Arc<Config>,
+    pub(crate) metrics: Arc<Metrics>,
+    own_listeners: Arc<[SocketAddr]>,
+    stack: S,
+    side: PhantomData<D>,
+}
+
+impl<D: Side> Stack<D, ()> {
+    pub fn new(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        own_listeners: Arc<[SocketAddr]>,
+    ) -> Self {
+        Stack {
+            config,
+            metrics,
+            own_listeners,
+            stack: (),
+            side: PhantomData,
+        }
+    }
+
+    /// The innermost stage: opens a TCP connection.
+    pub fn push_connect(self) -> Stack<D, Connect> {
+        let c = self.proxy_config();
+        let connect = Connect::new(
+            D::DIRECTION,
+            c.connect_timeout,
+            c.connect,
+            D::DST_TLS,
+            self.metrics.clone(),
+            self.own_listeners.clone(),
+        );
+        self.map(|()| connect)
+    }
+}
+
+impl<D: Side, S> Stack<D, S> {
+    pub(crate) fn proxy_config(&self) -> &ProxyConfig {
+        D::config(&self.config)
+    }
+
+    pub(crate) fn map<T>(self, f: impl FnOnce(S) -> T) -> Stack<D, T> {
+        Stack {
+            config: self.config,
+            metrics: self.metrics,
+            own_listeners: self.own_listeners,
+            stack: f(self.stack),
+            side: PhantomData,
+        }
+    }
+
+    pub fn into_inner(self) -> S {
+        self.stack
+    }
+}
+
+impl<D: Side, U: Upstream> Stack<D, U> {
+    /// HTTP proxying over pooled connections from the stack below.
+    pub fn push_http(self) -> Stack<D, Arc<Http<U>>> {
+        let c = self.proxy_config();
+        let pool = Pool::new(
+            c.pool_idle_timeout,
+            c.pool_max_idle_per_endpoint,
+            self.config.h2_windows.clone(),
+        );
+        let settings = HttpSettings {
+            direction: D::DIRECTION,
+            tls: D::HTTP_TLS,
+            limits: self.config.limits.clone(),
+            h2_keepalive: c.h2_keepalive,
+            h2_windows: self.config.h2_windows.clone(),
+        };
+        let metrics = self.metrics.clone();
+        self.map(|upstream| Arc::new(Http::new(Arc::new(upstream), pool, metrics, settings)))
+    }
+}
+
+impl<D: Side, U: Upstream> Stack<D, Arc<Http<U>>> {
+    /// The outermost stage: the accept loop, protocol detection, and opaque forwarding
+    /// for what is not HTTP.
+    pub fn push_detect(self) -> Stack<D, Arc<Server<U>>> {
+        let c = self.proxy_config();
+        let limits = &self.config.limits;
+        let server = Server {
+            direction: D::DIRECTION,
+            unredirected: D::unredirected(c),
+            detect: DetectSettings {
+                timeout: c.detect_timeout,
+                server_speaks_first: c.server_speaks_first,
+                max_bytes: limits.max_header_bytes,
+            },
+            opaque_ports: c.opaque_ports.clone(),
+            accept_options: c.accept,
+            src_tls: D::SRC_TLS,
+            http: self.stack.clone(),
+            tcp_idle_timeout: limits.tcp_idle_timeout,
+            header_read_timeout: limits.header_read_timeout,
+            max_header_bytes: limits.max_header_bytes,
+            metrics: self.metrics.clone(),
+            connections: Arc::new(Semaphore::new(limits.max_connections)),
+        };
+        self.map(|_| Arc::new(server))
+    }
+}
