@@ -81,3 +81,30 @@ pub fn describe(err: kube::Error) -> String {
         }
     }
 }
+
+/// Page size for every list, as kubectl uses.
+const PAGE: u32 = 500;
+
+/// Lists every object `params` selects, a page at a time, as `kubectl get` does.
+pub async fn list_all<K>(
+    api: &kube::Api<K>,
+    params: &kube::api::ListParams,
+) -> Result<Vec<K>, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut page_params = params.clone().limit(PAGE);
+        if let Some(token) = &token {
+            page_params = page_params.continue_token(token);
+        }
+        let page = api.list(&page_params).await?;
+        items.extend(page.items);
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if token.is_none() {
+            return Ok(items);
+        }
+    }
+}

@@ -237,28 +237,14 @@ async fn data_plane(client: &Client, namespace: Option<&str>) -> DataPlane {
     }
 }
 
-/// Page size for every list, as kubectl uses.
-const PAGE: u32 = 500;
-
 /// Lists everything, a page at a time.
 async fn list<K>(api: Api<K>, params: ListParams) -> Fetch<Vec<K>>
 where
     K: Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let mut items = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut page_params = params.clone().limit(PAGE);
-        if let Some(token) = &token {
-            page_params = page_params.continue_token(token);
-        }
-        let page = api.list(&page_params).await.map_err(describe)?;
-        items.extend(page.items);
-        token = page.metadata.continue_.filter(|t| !t.is_empty());
-        if token.is_none() {
-            return Ok(items);
-        }
-    }
+    crate::client::list_all(&api, &params)
+        .await
+        .map_err(describe)
 }
 
 async fn get<K>(api: &Api<K>, name: &str) -> Fetch<Option<K>>

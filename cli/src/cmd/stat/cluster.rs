@@ -224,7 +224,7 @@ async fn workloads(
         Kind::Service => typed::<Service>(client, scope, params, kind).await,
         Kind::CronJob => typed::<CronJob>(client, scope, params, kind).await,
         Kind::Pod => typed::<Pod>(client, scope, params, kind).await,
-        Kind::Namespace => pages(Api::<Namespace>::all(client.clone()), params)
+        Kind::Namespace => crate::client::list_all(&Api::<Namespace>::all(client.clone()), params)
             .await
             .map(|all| {
                 all.into_iter()
@@ -388,9 +388,6 @@ fn pod_info(pod: &Pod) -> PodInfo {
     }
 }
 
-/// Page size for every list, as kubectl uses.
-const PAGE: u32 = 500;
-
 /// Lists everything of a namespaced kind in `scope`, a page at a time.
 pub async fn list<K>(
     client: &Client,
@@ -408,25 +405,5 @@ where
         Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
         Scope::All => Api::all(client.clone()),
     };
-    pages(api, params).await
-}
-
-async fn pages<K>(api: Api<K>, params: &ListParams) -> Result<Vec<K>, kube::Error>
-where
-    K: Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let mut items = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut page_params = params.clone().limit(PAGE);
-        if let Some(token) = &token {
-            page_params = page_params.continue_token(token);
-        }
-        let page = api.list(&page_params).await?;
-        items.extend(page.items);
-        token = page.metadata.continue_.filter(|t| !t.is_empty());
-        if token.is_none() {
-            return Ok(items);
-        }
-    }
+    crate::client::list_all(&api, params).await
 }
