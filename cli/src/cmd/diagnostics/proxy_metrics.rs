@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::cmd::GlobalArgs;
-use crate::cmd::stat::{Kind, PodInfo, Scope, Target, inventory, parse_one};
+use crate::cmd::stat::{Kind, parse_one, running_meshed_pods};
 use crate::metrics::{Scraper, Target as ScrapeTarget, obfuscate};
 
 /// Fetch the raw metrics of a resource's proxies
@@ -56,23 +56,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             .namespace
             .clone()
             .unwrap_or_else(|| client.default_namespace().to_string());
-        let target = Target {
-            kind,
-            names: vec![name.clone()],
-        };
-        let found = inventory(&client, &Scope::Namespace(namespace), &[target], None).await?;
-        let mut pods: Vec<&PodInfo> = found
-            .workloads
-            .iter()
-            .flat_map(|w| found.pods_of(w))
-            .map(|i| &found.pods[i])
-            .filter(|p| p.live && p.meshed)
-            .collect();
-        pods.sort_by(|a, b| a.name.cmp(&b.name));
-        pods.dedup_by(|a, b| a.name == b.name);
-        if pods.is_empty() {
-            bail!("{kind}/{name} has no running meshed pods");
-        }
+        let pods = running_meshed_pods(&client, namespace, kind, &name).await?;
         let targets: Vec<ScrapeTarget> = pods
             .iter()
             .map(|p| ScrapeTarget::Pod {

@@ -125,6 +125,35 @@ pub fn label_selector_matches(selector: &LabelSelector, labels: &BTreeMap<String
     by_labels && by_expressions
 }
 
+/// The running meshed pods of one `kind/name` in `namespace`, sorted by name: what
+/// `mesh diagnostics proxy-metrics` and `mesh tap` talk to. An error when there are none.
+pub async fn running_meshed_pods(
+    client: &Client,
+    namespace: String,
+    kind: Kind,
+    name: &str,
+) -> anyhow::Result<Vec<PodInfo>> {
+    let target = Target {
+        kind,
+        names: vec![name.to_owned()],
+    };
+    let found = inventory(client, &Scope::Namespace(namespace), &[target], None).await?;
+    let mut pods: Vec<PodInfo> = found
+        .workloads
+        .iter()
+        .flat_map(|w| found.pods_of(w))
+        .map(|i| &found.pods[i])
+        .filter(|p| p.live && p.meshed && p.running)
+        .cloned()
+        .collect();
+    pods.sort_by(|a, b| a.name.cmp(&b.name));
+    pods.dedup_by(|a, b| a.name == b.name);
+    if pods.is_empty() {
+        anyhow::bail!("{kind}/{name} has no running meshed pods");
+    }
+    Ok(pods)
+}
+
 /// Lists the targets' resources in `scope` (filtered by `selector` and by name) and the pods
 /// they can select. A name that matches nothing is an error.
 pub async fn inventory(

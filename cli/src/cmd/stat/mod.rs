@@ -30,8 +30,8 @@ use plan::{Plan, authority_rows, plan};
 use render::{Format, Row};
 use sample::{Direction, GroupBy, PodSample, View};
 
-pub(crate) use cluster::{PodInfo, Scope, inventory};
-pub(crate) use resource::{Kind, Target, parse_one};
+pub(crate) use cluster::running_meshed_pods;
+pub(crate) use resource::{Kind, parse_one};
 
 /// How many proxies are read at once.
 const CONCURRENCY: usize = 64;

@@ -16,7 +16,7 @@ use futures::{AsyncBufReadExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::GlobalArgs;
-use crate::cmd::stat::{Kind, PodInfo, Scope, Target, inventory, parse_one};
+use crate::cmd::stat::{Kind, parse_one, running_meshed_pods};
 use crate::metrics::scrape::pod_proxy_path;
 use event::{Event, Tapped};
 
@@ -137,23 +137,7 @@ pub async fn start(
         .namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
-    let target = Target {
-        kind,
-        names: vec![name.clone()],
-    };
-    let found = inventory(&client, &Scope::Namespace(namespace), &[target], None).await?;
-    let mut pods: Vec<&PodInfo> = found
-        .workloads
-        .iter()
-        .flat_map(|w| found.pods_of(w))
-        .map(|i| &found.pods[i])
-        .filter(|p| p.live && p.meshed && p.running)
-        .collect();
-    pods.sort_by(|a, b| a.name.cmp(&b.name));
-    pods.dedup_by(|a, b| a.name == b.name);
-    if pods.is_empty() {
-        bail!("{kind}/{name} has no running meshed pods");
-    }
+    let pods = running_meshed_pods(&client, namespace, kind, &name).await?;
     let query = query(filter);
     let (tx, rx) = mpsc::channel(1024);
     let (opened_tx, mut opened_rx) = mpsc::channel(pods.len());
