@@ -18,20 +18,7 @@ const MESH_ONLY: &[(&str, &str, &str)] = &[(
 )];
 
 fn documents(text: &str) -> Vec<Value> {
-    use mesh_inject::yaml;
-    let mut docs = Vec::new();
-    for chunk in yaml::split(text) {
-        if !chunk.is_document {
-            continue;
-        }
-        let roots = yaml::parse_chunk(
-            &text[chunk.range.clone()],
-            chunk.range.start,
-            chunk.first_line,
-        )
-        .unwrap();
-        docs.extend(roots.iter().flatten().map(yaml::to_json));
-    }
+    let mut docs = mesh_inject::yaml::to_json_documents(text).unwrap();
     docs.retain(|d| d.is_object());
     docs
 }

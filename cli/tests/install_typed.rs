@@ -23,22 +23,7 @@ use support::{mesh, testdata, text};
 
 /// The documents of a YAML stream, read with YAML 1.1 rules as kubectl reads them.
 fn documents(text: &str) -> Vec<Value> {
-    use mesh_inject::yaml;
-    let mut docs = Vec::new();
-    for chunk in yaml::split(text) {
-        if !chunk.is_document {
-            continue;
-        }
-        let roots = yaml::parse_chunk(
-            &text[chunk.range.clone()],
-            chunk.range.start,
-            chunk.first_line,
-        )
-        .unwrap();
-        docs.extend(roots.iter().flatten().map(yaml::to_json));
-    }
-    docs.retain(|d| !d.is_null());
-    docs
+    mesh_inject::yaml::to_json_documents(text).unwrap()
 }
 
 fn install(args: &[&str]) -> Vec<Value> {

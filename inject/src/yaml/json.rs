@@ -6,7 +6,26 @@ use saphyr_parser::ScalarStyle;
 use serde_json::{Map, Value};
 
 use super::scalar::{resolve_bool, resolve_number};
-use super::tree::{Node, NodeKind};
+use super::split::split;
+use super::tree::{Node, NodeKind, SyntaxError, parse_chunk};
+
+/// The JSON values of a stream's documents, in order, read as kubectl reads them (see
+/// [`to_json`]); empty documents are left out.
+pub fn to_json_documents(text: &str) -> Result<Vec<Value>, SyntaxError> {
+    let mut docs = Vec::new();
+    for chunk in split(text) {
+        if !chunk.is_document {
+            continue;
+        }
+        let roots = parse_chunk(
+            &text[chunk.range.clone()],
+            chunk.range.start,
+            chunk.first_line,
+        )?;
+        docs.extend(roots.iter().flatten().map(to_json).filter(|v| !v.is_null()));
+    }
+    Ok(docs)
+}
 
 /// The JSON value of a document root: plain scalars resolve to null, booleans and numbers under
 /// YAML 1.1 rules, aliases expand, and `<<` merge keys merge.

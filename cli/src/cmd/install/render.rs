@@ -161,31 +161,12 @@ fn environment<'a>(templates: &[(&'a str, &'a str)]) -> Result<Environment<'a>, 
 
 /// Parses rendered text into its non-empty documents.
 fn parse(template: &str, text: &str) -> Result<Vec<Value>, RenderError> {
-    let mut objects = Vec::new();
-    for chunk in yaml::split(text) {
-        if !chunk.is_document {
-            continue;
-        }
-        let roots = yaml::parse_chunk(
-            &text[chunk.range.clone()],
-            chunk.range.start,
-            chunk.first_line,
-        )
-        .map_err(|e| RenderError::Yaml {
-            template: template.to_owned(),
-            line: e.line,
-            col: e.col,
-            message: e.message,
-        })?;
-        objects.extend(
-            roots
-                .iter()
-                .flatten()
-                .map(yaml::to_json)
-                .filter(|v| !v.is_null()),
-        );
-    }
-    Ok(objects)
+    yaml::to_json_documents(text).map_err(|e| RenderError::Yaml {
+        template: template.to_owned(),
+        line: e.line,
+        col: e.col,
+        message: e.message,
+    })
 }
 
 /// Adds the proxy to a Deployment's pod template, as `mesh inject --manual` would.
