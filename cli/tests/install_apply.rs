@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use mesh_testkube::FakeKube;
-use support::{mesh, testdata, text};
+use support::{INSTALL_CERTS, mesh, testdata, text};
 
 fn find_kubectl() -> PathBuf {
     std::env::var_os("PATH")
@@ -86,15 +86,6 @@ fn mesh_ok(args: &[&str]) -> String {
     text(&out.stdout)
 }
 
-const CERTS: &[&str] = &[
-    "--identity-trust-anchors-file",
-    "certs/ca.crt",
-    "--identity-issuer-certificate-file",
-    "certs/issuer.crt",
-    "--identity-issuer-key-file",
-    "certs/issuer.key",
-];
-
 #[test]
 fn two_phase_install_applies_and_uninstall_deletes() {
     let server = FakeKube::builder().start().unwrap();
@@ -110,7 +101,7 @@ fn two_phase_install_applies_and_uninstall_deletes() {
     assert_eq!(server.objects("CustomResourceDefinition", None).len(), 7);
 
     // Phase 2: the control plane.
-    let args: Vec<&str> = ["install"].iter().chain(CERTS).copied().collect();
+    let args: Vec<&str> = ["install"].iter().chain(INSTALL_CERTS).copied().collect();
     let control_plane = mesh_ok(&args);
     let applied = kubectl.ok(&["apply", "-f", "-"], &control_plane);
     assert!(!applied.contains("unchanged"), "{applied}");

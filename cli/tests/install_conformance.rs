@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{linkerd_fixtures, mesh, testdata, text};
+use support::{INSTALL_CERTS, linkerd_fixtures, mesh, testdata, text};
 
 /// What mesh renders that Linkerd's golden lacks, and why.
 const MESH_ONLY: &[(&str, &str, &str)] = &[(
@@ -157,24 +157,19 @@ fn compare(golden: &str, args: &[&str]) {
     );
 }
 
-const CERTS: &[&str] = &[
-    "--identity-trust-anchors-file",
-    "certs/ca.crt",
-    "--identity-issuer-certificate-file",
-    "certs/issuer.crt",
-    "--identity-issuer-key-file",
-    "certs/issuer.key",
-];
-
 #[test]
 fn default_install_has_linkerds_names_labels_and_selectors() {
-    let args: Vec<&str> = ["install"].iter().chain(CERTS).copied().collect();
+    let args: Vec<&str> = ["install"].iter().chain(INSTALL_CERTS).copied().collect();
     compare("install_default.golden", &args);
 }
 
 #[test]
 fn ha_install_has_linkerds_names_labels_and_selectors() {
-    let args: Vec<&str> = ["install", "--ha"].iter().chain(CERTS).copied().collect();
+    let args: Vec<&str> = ["install", "--ha"]
+        .iter()
+        .chain(INSTALL_CERTS)
+        .copied()
+        .collect();
     compare("install_ha_output.golden", &args);
 }
 

@@ -14,17 +14,7 @@ mod support;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use support::{check_golden, mesh, testdata, text};
-
-/// The certificate flags every control-plane case needs for deterministic output.
-const CERTS: &[&str] = &[
-    "--identity-trust-anchors-file",
-    "certs/ca.crt",
-    "--identity-issuer-certificate-file",
-    "certs/issuer.crt",
-    "--identity-issuer-key-file",
-    "certs/issuer.key",
-];
+use support::{INSTALL_CERTS, check_golden, mesh, testdata, text};
 
 fn dir() -> PathBuf {
     testdata().join("install")
@@ -46,7 +36,7 @@ fn cases() -> Vec<Case> {
                 .split_whitespace()
                 .flat_map(|a| match a {
                     // A shorthand for the three fixture certificate flags.
-                    "@certs" => CERTS.iter().map(|s| s.to_string()).collect(),
+                    "@certs" => INSTALL_CERTS.iter().map(|s| s.to_string()).collect(),
                     a => vec![a.to_owned()],
                 })
                 .collect();
@@ -120,7 +110,11 @@ fn install(args: &[&str]) -> String {
 
 #[test]
 fn the_same_certificates_and_values_give_the_same_bytes() {
-    let args: Vec<&str> = ["install", "--ha"].iter().chain(CERTS).copied().collect();
+    let args: Vec<&str> = ["install", "--ha"]
+        .iter()
+        .chain(INSTALL_CERTS)
+        .copied()
+        .collect();
     assert_eq!(install(&args), install(&args));
 }
 
@@ -204,11 +198,11 @@ fn shown_values_fed_back_give_the_same_install() {
         "proxy.logLevel=on",
     ]);
     let mut args: Vec<&str> = vec!["install", "-f", "-"];
-    args.extend(CERTS);
+    args.extend(INSTALL_CERTS);
     let out = support::run_with_stdin(mesh().current_dir(dir()).args(&args), shown.as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let mut direct: Vec<&str> = vec!["install", "--ha", "--set", "proxy.logLevel=on"];
-    direct.extend(CERTS);
+    direct.extend(INSTALL_CERTS);
     assert_eq!(text(&out.stdout), install(&direct));
 }
 
@@ -218,7 +212,7 @@ fn the_injector_rolls_when_the_values_change() {
     let checksum = |extra: &[&str]| {
         let mut args = vec!["install"];
         args.extend(extra);
-        args.extend(CERTS);
+        args.extend(INSTALL_CERTS);
         documents(&install(&args))
             .into_iter()
             .find(|d| {

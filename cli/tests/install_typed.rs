@@ -19,7 +19,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use support::{mesh, testdata, text};
+use support::{INSTALL_CERTS, mesh, testdata, text};
 
 /// The documents of a YAML stream, read with YAML 1.1 rules as kubectl reads them.
 fn documents(text: &str) -> Vec<Value> {
@@ -30,14 +30,7 @@ fn install(args: &[&str]) -> Vec<Value> {
     let out = mesh()
         .current_dir(testdata().join("install"))
         .args(args)
-        .args([
-            "--identity-trust-anchors-file",
-            "certs/ca.crt",
-            "--identity-issuer-certificate-file",
-            "certs/issuer.crt",
-            "--identity-issuer-key-file",
-            "certs/issuer.key",
-        ])
+        .args(INSTALL_CERTS)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));

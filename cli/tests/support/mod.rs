@@ -21,6 +21,17 @@ pub fn linkerd_fixtures() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
+/// The certificate flags (under `testdata/install`) that make `mesh install` output
+/// deterministic.
+pub const INSTALL_CERTS: &[&str] = &[
+    "--identity-trust-anchors-file",
+    "certs/ca.crt",
+    "--identity-issuer-certificate-file",
+    "certs/issuer.crt",
+    "--identity-issuer-key-file",
+    "certs/issuer.key",
+];
+
 pub fn update_goldens() -> bool {
     std::env::var_os("UPDATE_GOLDENS").is_some_and(|v| v != "0")
 }
