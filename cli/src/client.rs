@@ -67,18 +67,7 @@ pub fn describe(err: kube::Error) -> String {
                 status.message.clone()
             }
         }
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(&other);
-            while let Some(cause) = source {
-                let cause_text = cause.to_string();
-                if !text.contains(&cause_text) {
-                    text = format!("{text}: {cause_text}");
-                }
-                source = cause.source();
-            }
-            text
-        }
+        other => error_chain(&other),
     }
 }
 
@@ -107,4 +96,18 @@ where
             return Ok(items);
         }
     }
+}
+
+/// An error and its causes on one line, each cause once.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }

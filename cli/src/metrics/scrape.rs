@@ -8,6 +8,8 @@ use anyhow::Context;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::client::error_chain;
+
 /// Where a proxy's admin server is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
@@ -159,17 +161,4 @@ impl Scraper {
 /// The API server path that reaches `path` on a pod's port.
 pub fn pod_proxy_path(namespace: &str, name: &str, port: u16, path: &str) -> String {
     format!("/api/v1/namespaces/{namespace}/pods/{name}:{port}/proxy{path}")
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -289,29 +289,18 @@ fn labels(selector: Option<&LabelSelector>) -> PodSelector {
     PodSelector::Labels(selector.cloned().unwrap_or_default())
 }
 
-impl SelectsPods for Deployment {
-    fn pod_selector(&self) -> PodSelector {
-        labels(self.spec.as_ref().map(|s| &s.selector))
-    }
+/// Workloads whose `spec.selector` is a required label selector.
+macro_rules! selects_by_spec_selector {
+    ($($kind:ty),+) => {$(
+        impl SelectsPods for $kind {
+            fn pod_selector(&self) -> PodSelector {
+                labels(self.spec.as_ref().map(|s| &s.selector))
+            }
+        }
+    )+};
 }
 
-impl SelectsPods for StatefulSet {
-    fn pod_selector(&self) -> PodSelector {
-        labels(self.spec.as_ref().map(|s| &s.selector))
-    }
-}
-
-impl SelectsPods for DaemonSet {
-    fn pod_selector(&self) -> PodSelector {
-        labels(self.spec.as_ref().map(|s| &s.selector))
-    }
-}
-
-impl SelectsPods for ReplicaSet {
-    fn pod_selector(&self) -> PodSelector {
-        labels(self.spec.as_ref().map(|s| &s.selector))
-    }
-}
+selects_by_spec_selector!(Deployment, StatefulSet, DaemonSet, ReplicaSet);
 
 impl SelectsPods for Job {
     fn pod_selector(&self) -> PodSelector {
