@@ -63,7 +63,8 @@ impl H2Conn {
 
 /// Whether a stream failed without the upstream having processed it, so that sending the
 /// request again cannot repeat its effect: refused, or above the last stream id of the
-/// upstream's GOAWAY (RFC 9113, section 8.7).
+/// upstream's GOAWAY (RFC 9113, section 8.7). h2 gives a stream the peer's GOAWAY as its
+/// error only in that case; streams at or below the last id fail, if at all, otherwise.
 pub fn unprocessed(e: &h2::Error) -> bool {
     e.reason() == Some(h2::Reason::REFUSED_STREAM) || (e.is_go_away() && e.is_remote())
 }
