@@ -28,14 +28,13 @@ pub fn split(text: &str) -> Vec<Chunk> {
     if let Some(chunks) = split_json(text) {
         return chunks;
     }
+    // Every line but the first starts after a newline.
     let mut starts = vec![0];
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if offset != 0 && is_document_start(line) {
-            starts.push(offset);
-        }
-        offset += line.len();
-    }
+    starts.extend(
+        memchr::memmem::find_iter(text.as_bytes(), b"\n---")
+            .map(|i| i + 1)
+            .filter(|&start| is_document_start(&text[start..])),
+    );
     // A marker on the very first line starts the first document: there is no text before it.
     let mut chunks = Vec::with_capacity(starts.len());
     let mut line_no = 1;
