@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use mesh_testkube::FakeKube;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -110,27 +112,6 @@ fn make_pki(validity: &Validity, chained: bool) -> Pki {
     }
 }
 
-fn base64(data: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
-
 /// A fixture file with its placeholders filled in.
 fn fixture(name: &str, pki: &Pki) -> String {
     let text = std::fs::read_to_string(testdata().join(name)).expect("fixture");
@@ -139,11 +120,11 @@ fn fixture(name: &str, pki: &Pki) -> String {
             "{{anchors}}",
             &serde_json::to_string(&pki.anchors).expect("json"),
         )
-        .replace("{{issuer_crt}}", &base64(pki.issuer.cert.as_bytes()))
-        .replace("{{issuer_key}}", &base64(pki.issuer.key.as_bytes()))
-        .replace("{{webhook_crt}}", &base64(pki.webhook.cert.as_bytes()))
-        .replace("{{webhook_key}}", &base64(pki.webhook.key.as_bytes()))
-        .replace("{{webhook_ca}}", &base64(pki.webhook_ca.as_bytes()))
+        .replace("{{issuer_crt}}", &STANDARD.encode(&pki.issuer.cert))
+        .replace("{{issuer_key}}", &STANDARD.encode(&pki.issuer.key))
+        .replace("{{webhook_crt}}", &STANDARD.encode(&pki.webhook.cert))
+        .replace("{{webhook_key}}", &STANDARD.encode(&pki.webhook.key))
+        .replace("{{webhook_ca}}", &STANDARD.encode(&pki.webhook_ca))
 }
 
 /// The committed certificates in testdata/check/certs, which `cargo xtask bench check` uses

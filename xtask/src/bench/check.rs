@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 use crate::util::{cargo, have, root, sh};
 
@@ -208,7 +210,7 @@ fn control_plane(version: &str) -> Result<String> {
             .with_context(|| format!("cannot read testdata/check/{name}"))
     };
     let anchors = read("certs/anchors.pem")?;
-    let b64 = |name: &str| -> Result<String> { Ok(base64(read(name)?.as_bytes())) };
+    let b64 = |name: &str| -> Result<String> { Ok(STANDARD.encode(read(name)?)) };
     Ok(read("control-plane.yaml")?
         .replace("{{version}}", version)
         .replace("{{anchors}}", &json_string(&anchors))
@@ -298,26 +300,5 @@ fn json_string(text: &str) -> String {
         }
     }
     out.push('"');
-    out
-}
-
-fn base64(data: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
     out
 }
