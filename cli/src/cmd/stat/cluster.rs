@@ -308,27 +308,23 @@ impl SelectsPods for Job {
     }
 }
 
-impl SelectsPods for ReplicationController {
-    fn pod_selector(&self) -> PodSelector {
-        PodSelector::Map(
-            self.spec
-                .as_ref()
-                .and_then(|s| s.selector.clone())
-                .unwrap_or_default(),
-        )
-    }
+/// Kinds whose `spec.selector` is a plain label map.
+macro_rules! selects_by_label_map {
+    ($($kind:ty),+) => {$(
+        impl SelectsPods for $kind {
+            fn pod_selector(&self) -> PodSelector {
+                PodSelector::Map(
+                    self.spec
+                        .as_ref()
+                        .and_then(|s| s.selector.clone())
+                        .unwrap_or_default(),
+                )
+            }
+        }
+    )+};
 }
 
-impl SelectsPods for Service {
-    fn pod_selector(&self) -> PodSelector {
-        PodSelector::Map(
-            self.spec
-                .as_ref()
-                .and_then(|s| s.selector.clone())
-                .unwrap_or_default(),
-        )
-    }
-}
+selects_by_label_map!(ReplicationController, Service);
 
 impl SelectsPods for CronJob {
     /// Filled in once the Jobs are known.
