@@ -10,7 +10,9 @@ mod support;
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, EnvVar, Namespace, PodSpec, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -24,6 +26,22 @@ use support::{INSTALL_CERTS, mesh, testdata, text};
 /// The documents of a YAML stream, read with YAML 1.1 rules as kubectl reads them.
 fn documents(text: &str) -> Vec<Value> {
     mesh_inject::yaml::to_json_documents(text).unwrap()
+}
+
+/// The variable `name` of the pod's `linkerd-proxy` container, a sidecar or a native one.
+fn proxy_env<'p>(pod: &'p PodSpec, name: &str) -> &'p EnvVar {
+    let proxy = pod
+        .containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten())
+        .find(|c| c.name == "linkerd-proxy")
+        .expect("the pod carries linkerd-proxy");
+    proxy
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("linkerd-proxy has no {name}"))
 }
 
 fn install(args: &[&str]) -> Vec<Value> {
@@ -123,18 +141,7 @@ fn default_install_objects_are_valid_typed_objects() {
     )
     .unwrap();
     let pod = identity.spec.unwrap().template.spec.unwrap();
-    let proxy = pod
-        .containers
-        .iter()
-        .chain(pod.init_containers.iter().flatten())
-        .find(|c| c.name == "linkerd-proxy")
-        .expect("the identity pod carries the proxy");
-    let addr = proxy
-        .env
-        .iter()
-        .flatten()
-        .find(|e| e.name == "LINKERD2_PROXY_IDENTITY_SVC_ADDR")
-        .unwrap();
+    let addr = proxy_env(&pod, "LINKERD2_PROXY_IDENTITY_SVC_ADDR");
     assert_eq!(addr.value.as_deref(), Some("localhost.:8080"));
     for expected in [
         "Namespace",
@@ -280,18 +287,7 @@ fn yes_on_and_y_survive_as_strings() {
         .find(|c| c.name == "destination")
         .unwrap();
     assert!(controller.image.as_deref().unwrap().ends_with(":yes"));
-    let proxy = pod
-        .containers
-        .iter()
-        .chain(pod.init_containers.iter().flatten())
-        .find(|c| c.name == "linkerd-proxy")
-        .expect("the control plane's pods carry the proxy");
-    let log = proxy
-        .env
-        .iter()
-        .flatten()
-        .find(|e| e.name == "LINKERD2_PROXY_LOG")
-        .unwrap();
+    let log = proxy_env(&pod, "LINKERD2_PROXY_LOG");
     assert!(log.value.as_deref().unwrap().starts_with("on"), "{log:?}");
 
     let webhook: MutatingWebhookConfiguration = serde_json::from_value(
