@@ -5,8 +5,12 @@
 //! where they sit in the text, decides what to change, and expresses each change as an [`Edit`] of a
 //! byte range. Everything not edited is copied through untouched: comments, quoting, key order,
 //! anchors, block scalars and document markers.
+//!
+//! Documents in plain block YAML are parsed by a quick line-by-line reader of that part of YAML;
+//! everything else, and every syntax error, by saphyr-parser. Both build the same tree.
 
 mod edit;
+mod fast;
 mod json;
 pub mod scalar;
 mod split;

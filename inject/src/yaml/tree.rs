@@ -58,6 +58,27 @@ pub fn parse_chunk<'a>(
     base: usize,
     first_line: usize,
 ) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
+    if let Some(docs) = super::fast::parse(chunk, base) {
+        if cfg!(debug_assertions) {
+            let full = parse_events(chunk, base, first_line);
+            if full.as_ref().ok() != Some(&docs) {
+                panic!(
+                    "the quick parser and saphyr-parser disagree on {chunk:?}: {}",
+                    super::fast::difference(full.as_deref().ok(), &docs)
+                );
+            }
+        }
+        return Ok(docs);
+    }
+    parse_events(chunk, base, first_line)
+}
+
+/// [`parse_chunk`] through saphyr-parser's events, for any YAML.
+pub(super) fn parse_events<'a>(
+    chunk: &'a str,
+    base: usize,
+    first_line: usize,
+) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
     let locate = Locator::new(chunk, base);
     let mut docs = Vec::new();
     let mut stack: Vec<Frame<'a>> = Vec::new();
