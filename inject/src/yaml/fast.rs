@@ -27,6 +27,10 @@ use saphyr_parser::ScalarStyle;
 
 use super::tree::{Node, NodeKind};
 
+/// How deep collections may nest before the quick parser, which recurses, leaves a document to
+/// saphyr-parser, which does not.
+const MAX_DEPTH: usize = 100;
+
 /// The chunk is outside the part of YAML this module reads.
 struct GiveUp;
 
@@ -61,7 +65,7 @@ pub(super) fn parse(chunk: &str, base: usize) -> Option<Vec<Option<Node<'_>>>> {
         return None;
     }
     let (mut root, next) = reader
-        .block_map(first.content, first.indent, first.end)
+        .block_map(first.content, first.indent, first.end, 0)
         .ok()?;
     if !matches!(reader.content_line(next), Ok(None)) {
         return None;
@@ -181,11 +185,20 @@ impl<'a> Reader<'a> {
 
     /// A block mapping whose first key starts at `at`, in column `col`; returns it and where the
     /// text after it starts.
-    fn block_map(&self, mut at: usize, col: usize, mut end: usize) -> Result<(Node<'a>, usize)> {
+    fn block_map(
+        &self,
+        mut at: usize,
+        col: usize,
+        mut end: usize,
+        depth: usize,
+    ) -> Result<(Node<'a>, usize)> {
+        if depth > MAX_DEPTH {
+            return Err(GiveUp);
+        }
         let mut entries = Vec::new();
         let next = loop {
             let (key, colon) = self.key_at(at, end)?.ok_or(GiveUp)?;
-            let (value, next) = self.value(colon + 1, end, col, colon, true)?;
+            let (value, next) = self.value(colon + 1, end, col, colon, true, depth)?;
             entries.push((key, value));
             match self.content_line(next)? {
                 Some(line) if line.indent == col => (at, end) = (line.content, line.end),
@@ -210,7 +223,10 @@ impl<'a> Reader<'a> {
 
     /// A block sequence whose first entry is on `first`. An indentless one (`- item` lines in the
     /// same column as the key they belong to) starts where its first item's token does.
-    fn block_seq(&self, first: Line, indentless: bool) -> Result<(Node<'a>, usize)> {
+    fn block_seq(&self, first: Line, indentless: bool, depth: usize) -> Result<(Node<'a>, usize)> {
+        if depth > MAX_DEPTH {
+            return Err(GiveUp);
+        }
         let col = first.indent;
         // Where the first item's token starts: a block scalar's node starts at its text, after
         // its `|` header.
@@ -224,9 +240,9 @@ impl<'a> Reader<'a> {
                 return Err(GiveUp);
             } else if at < line.end && self.key_at(at, line.end)?.is_some() {
                 let column = col + (at - dash);
-                self.block_map(at, column, line.end)?
+                self.block_map(at, column, line.end, depth + 1)?
             } else {
-                self.value(dash + 1, line.end, col, line.end, false)?
+                self.value(dash + 1, line.end, col, line.end, false, depth)?
             };
             items.push(item);
             match self.content_line(next)? {
@@ -251,11 +267,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A nested block collection starting on `line`.
-    fn block_node(&self, line: Line) -> Result<(Node<'a>, usize)> {
+    fn block_node(&self, line: Line, depth: usize) -> Result<(Node<'a>, usize)> {
         if self.is_dash(&line) {
-            self.block_seq(line, false)
+            self.block_seq(line, false, depth)
         } else {
-            self.block_map(line.content, line.indent, line.end)
+            self.block_map(line.content, line.indent, line.end, depth)
         }
     }
 
@@ -268,15 +284,16 @@ impl<'a> Reader<'a> {
         parent: usize,
         null_at: usize,
         in_map: bool,
+        depth: usize,
     ) -> Result<(Node<'a>, usize)> {
         let at = self.skip_spaces(after, end);
         if at == end || self.bytes[at] == b'#' {
             self.rest_is_comment(after, end)?;
             let next = self.next_line(end);
             return match self.content_line(next)? {
-                Some(line) if line.indent > parent => self.block_node(line),
+                Some(line) if line.indent > parent => self.block_node(line, depth + 1),
                 Some(line) if in_map && line.indent == parent && self.is_dash(&line) => {
-                    self.block_seq(line, true)
+                    self.block_seq(line, true, depth + 1)
                 }
                 _ => Ok((null(null_at), next)),
             };

@@ -111,6 +111,17 @@ fn leaves_the_rest_to_saphyr() {
 }
 
 #[test]
+fn leaves_deep_nesting_to_saphyr_rather_than_recursing() {
+    let shallow: String = (0..50).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
+    assert!(agrees(&format!("{shallow}{}b: c\n", " ".repeat(50))));
+    // Deep enough to overflow a thread's stack if every level recursed.
+    let deep: String = (0..20_000)
+        .map(|i| format!("{}a:\n", " ".repeat(i)))
+        .collect();
+    assert!(parse(&deep, 0).is_none());
+}
+
+#[test]
 fn gives_the_same_tree_as_saphyr_on_every_shipped_manifest() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
     let mut files = Vec::new();
