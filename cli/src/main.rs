@@ -14,11 +14,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// Parsing large manifests allocates and frees many small strings; mimalloc does that several
-// times faster than the system allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // One TLS provider for every client in the process (https inputs, the Kubernetes API).
     let _ = rustls::crypto::ring::default_provider().install_default();
