@@ -12,7 +12,7 @@
 //! - comments and blank lines.
 //!
 //! This module reads exactly that part, line by line, borrowing scalars from the text. On anything
-//! else (a tab, a non-ASCII byte, a tag, an anchor, a multi-line flow or quoted scalar, a folded
+//! else (a tab, a control character, a scalar starting with a non-ASCII character, a tag, an anchor, a multi-line flow or quoted scalar, a folded
 //! scalar, a plain scalar continued on the next line, indentation it does not expect, or anything
 //! that may be an error) it gives up, and the caller parses the chunk with saphyr-parser, which
 //! also reports any syntax error.
@@ -40,11 +40,16 @@ type Result<T> = std::result::Result<T, GiveUp>;
 /// is anything else.
 pub(super) fn parse(chunk: &str, base: usize) -> Option<Vec<Option<Node<'_>>>> {
     let bytes = chunk.as_bytes();
-    // Printable ASCII and line feeds only: no tabs, carriage returns, byte-order marks or control
-    // characters, so every character is one byte and every indentation is spaces.
+    // Printable characters and line feeds only: no tabs, carriage returns, byte-order marks or
+    // control characters, so every indentation is spaces and every line ends with `\n`. Other
+    // characters only ever sit inside scalars and comments: the parser reads ASCII bytes alone, and
+    // leaves scalars that start with anything else to saphyr-parser.
     if !bytes
         .iter()
         .all(|&b| (b' '..=b'~').contains(&b) || b == b'\n')
+        && !chunk
+            .chars()
+            .all(|c| matches!(c, ' '..='~' | '\n') || (c >= '\u{a0}' && c != '\u{feff}'))
     {
         return None;
     }

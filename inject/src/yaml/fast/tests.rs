@@ -38,6 +38,7 @@ fn takes_the_yaml_manifests_are_written_in() {
         "a:\n-   b: c\n    d: e\n",
         "k: 'it''s'\nl: \"x y\"\n\"m\": 'n'\n'o': p\n",
         "a: b # c\nd: e#f\ng: h  \n",
+        "# ñ\naé: xé # ü\nb: 'é'\nc: \"日本\"\nd: |\n  ü\ne: [\"ß\"]\n",
         "a:\n- b # c\n- 'd' # e\n- [f]  # g\n",
         "image: registry:5000/app:1.0\nurl: http://x/y?z=1#frag\n",
         "a: [\"--port\", \"8080\"]\nb: []\nc: {}\nd: { x: 1, y: \"2\" }\ne: [ a , b ]\n",
@@ -85,6 +86,11 @@ fn leaves_the_rest_to_saphyr() {
         "a:\tb\n",
         "a: b\r\n",
         "é: b\n",
+        "a: é\n",
+        "a: [é]\n",
+        "a: \u{feff}b\n",
+        "a: b\u{85}c\n",
+        "\u{feff}a: b\n",
         "a : b\n",
         "? a\n: b\n",
         "a: b: c\n",
@@ -221,6 +227,11 @@ fn line() -> impl Strategy<Value = String> {
         "{ 'a' : b }",
         "\t",
         "é",
+        "xé",
+        "x ’y # ñ",
+        "'日本'",
+        "\u{feff}",
+        "x\u{2028}y",
     ]);
     let body = prop_oneof![
         4 => (key.clone(), value.clone()).prop_map(|(k, v)| format!("{k}: {v}")),
@@ -276,6 +287,10 @@ fn tree() -> impl Strategy<Value = Tree> {
         "x # c",
         "x  ",
         "# c",
+        "xé",
+        "x ’y # ñ",
+        "'日本'",
+        "[\"ß\"]",
     ])
     .prop_map(Tree::Leaf);
     let literal = (
@@ -283,13 +298,13 @@ fn tree() -> impl Strategy<Value = Tree> {
         prop::collection::vec(
             (
                 0..3usize,
-                prop::sample::select(vec!["a", "b c", "# d", "", "e: f", "- g"]),
+                prop::sample::select(vec!["a", "b c", "# d", "", "e: f", "- g", "ü"]),
             ),
             1..5,
         ),
     )
         .prop_map(|(header, lines)| Tree::Literal(header, lines));
-    let key = prop::sample::select(vec!["a", "b-c", "d.e/f", "'g'", "\"h\"", "i j", "9"]);
+    let key = prop::sample::select(vec!["a", "b-c", "d.e/f", "'g'", "\"h\"", "i j", "9", "kö"]);
     prop_oneof![4 => leaf, 1 => literal].prop_recursive(4, 24, 4, move |inner| {
         prop_oneof![
             prop::collection::vec((key.clone(), inner.clone()), 1..4).prop_map(Tree::Map),
@@ -315,7 +330,7 @@ impl Layout<'_> {
         match self.pick(6) {
             0 => {
                 let at = col.saturating_sub(2) + usize::from(self.pick(5));
-                self.out.push_str(&format!("{}# note\n", " ".repeat(at)));
+                self.out.push_str(&format!("{}# note ✓\n", " ".repeat(at)));
             }
             1 => {
                 let spaces = usize::from(self.pick(4));
@@ -417,15 +432,21 @@ proptest! {
         edits in prop::collection::vec(
             (0..MANIFEST.len(), 0..3usize, prop::sample::select(vec![
                 " ", "  ", "\n", "-", ":", "#", "'", "\"", "|", "[", "]", "{", "}", ",", "&", "*",
-                "!", "?", ">", "\t", "x", "- ", ": ", " #",
+                "!", "?", ">", "\t", "x", "- ", ": ", " #", "é", "\u{feff}",
             ])),
             1..4,
         ),
     ) {
         let mut text = MANIFEST.to_owned();
         for (at, delete, insert) in edits {
-            let at = at.min(text.len());
-            let end = (at + delete).min(text.len());
+            let mut at = at.min(text.len());
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let mut end = (at + delete).min(text.len());
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
             text.replace_range(at..end, insert);
         }
         agrees(&text);
