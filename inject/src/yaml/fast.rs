@@ -12,10 +12,11 @@
 //! - comments and blank lines.
 //!
 //! This module reads exactly that part, line by line, borrowing scalars from the text. On anything
-//! else (a tab, a control character, a scalar starting with a non-ASCII character, a tag, an anchor, a multi-line flow or quoted scalar, a folded
-//! scalar, a plain scalar continued on the next line, indentation it does not expect, or anything
-//! that may be an error) it gives up, and the caller parses the chunk with saphyr-parser, which
-//! also reports any syntax error.
+//! else it gives up, and the caller parses the chunk with saphyr-parser, which also reports any
+//! syntax error. Anything else means: a tab, a control character, a scalar starting with a
+//! non-ASCII character, a tag, an anchor, a multi-line flow or quoted scalar, a folded scalar, a
+//! plain scalar continued on the next line, indentation it does not expect, or anything that may be
+//! an error.
 //!
 //! **Invariant:** when [`parse`] returns a tree, it is the tree saphyr-parser's events build, to the
 //! byte. Debug builds check this on every chunk they parse, so every test doubles as a differential
