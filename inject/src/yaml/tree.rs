@@ -60,17 +60,27 @@ pub fn parse_chunk<'a>(
 ) -> Result<Vec<Option<Node<'a>>>, SyntaxError> {
     if let Some(docs) = super::fast::parse(chunk, base) {
         if cfg!(debug_assertions) {
-            let full = parse_events(chunk, base, first_line);
-            if full.as_ref().ok() != Some(&docs) {
-                panic!(
-                    "the quick parser and saphyr-parser disagree on {chunk:?}: {}",
-                    super::fast::difference(full.as_deref().ok(), &docs)
-                );
-            }
+            assert_same_as_events(chunk, base, first_line, &docs);
         }
         return Ok(docs);
     }
     parse_events(chunk, base, first_line)
+}
+
+/// Panics unless `quick`, the quick parser's reading of `chunk`, is what saphyr-parser builds.
+pub(super) fn assert_same_as_events(
+    chunk: &str,
+    base: usize,
+    first_line: usize,
+    quick: &[Option<Node<'_>>],
+) {
+    let full = parse_events(chunk, base, first_line);
+    if full.as_deref().ok() != Some(quick) {
+        panic!(
+            "the quick parser and saphyr-parser disagree on {chunk:?}: {}",
+            super::fast::difference(full.as_deref().ok(), quick)
+        );
+    }
 }
 
 /// [`parse_chunk`] through saphyr-parser's events, for any YAML.

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::yaml::tree::parse_events;
+use crate::yaml::tree::assert_same_as_events;
 
 /// Parses `text` both ways; panics if the quick parser took it and the two disagree. Returns
 /// whether the quick parser took it.
@@ -12,12 +12,7 @@ fn agrees(text: &str) -> bool {
     let Some(quick) = parse(text, 7) else {
         return false;
     };
-    let full = parse_events(text, 7, 1);
-    assert!(
-        full.as_ref().ok() == Some(&quick),
-        "on {text:?}: {}",
-        difference(full.as_deref().ok(), &quick)
-    );
+    assert_same_as_events(text, 7, 1, &quick);
     true
 }
 
