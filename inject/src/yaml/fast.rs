@@ -67,12 +67,8 @@ pub(super) fn parse(chunk: &str, base: usize) -> Option<Vec<Option<Node<'_>>>> {
         pos = reader.next_line(end);
     }
     let first = reader.content_line(pos).ok()??;
-    if reader.is_dash(&first) {
-        return None;
-    }
-    let (mut root, next) = reader
-        .block_map(first.content, first.indent, first.end, 0)
-        .ok()?;
+    let key = reader.key_at(first.content, first.end).ok()??;
+    let (mut root, next) = reader.block_map(key, first.indent, first.end, 0).ok()?;
     if !matches!(reader.content_line(next), Ok(None)) {
         return None;
     }
@@ -189,11 +185,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A block mapping whose first key starts at `at`, in column `col`; returns it and where the
-    /// text after it starts.
+    /// A block mapping in column `col` whose first key, and the offset of its `:`, were read from
+    /// the line ending at `end`; returns it and where the text after it starts.
     fn block_map(
         &self,
-        mut at: usize,
+        first: (Node<'a>, usize),
         col: usize,
         mut end: usize,
         depth: usize,
@@ -201,13 +197,16 @@ impl<'a> Reader<'a> {
         if depth > MAX_DEPTH {
             return Err(GiveUp);
         }
+        let (mut key, mut colon) = first;
         let mut entries = Vec::new();
         let next = loop {
-            let (key, colon) = self.key_at(at, end)?.ok_or(GiveUp)?;
             let (value, next) = self.value(colon + 1, end, col, colon, true, depth)?;
             entries.push((key, value));
             match self.content_line(next)? {
-                Some(line) if line.indent == col => (at, end) = (line.content, line.end),
+                Some(line) if line.indent == col => {
+                    (key, colon) = self.key_at(line.content, line.end)?.ok_or(GiveUp)?;
+                    end = line.end;
+                }
                 Some(line) if line.indent > col => return Err(GiveUp),
                 _ => break next,
             }
@@ -244,9 +243,11 @@ impl<'a> Reader<'a> {
             let at = self.skip_spaces(dash + 1, line.end);
             let (item, next) = if at < line.end && self.is_dash_at(at, line.end) {
                 return Err(GiveUp);
-            } else if at < line.end && self.key_at(at, line.end)?.is_some() {
+            } else if at < line.end
+                && let Some(key) = self.key_at(at, line.end)?
+            {
                 let column = col + (at - dash);
-                self.block_map(at, column, line.end, depth + 1)?
+                self.block_map(key, column, line.end, depth + 1)?
             } else {
                 self.value(dash + 1, line.end, col, line.end, false, depth)?
             };
@@ -277,7 +278,8 @@ impl<'a> Reader<'a> {
         if self.is_dash(&line) {
             self.block_seq(line, false, depth)
         } else {
-            self.block_map(line.content, line.indent, line.end, depth)
+            let key = self.key_at(line.content, line.end)?.ok_or(GiveUp)?;
+            self.block_map(key, line.indent, line.end, depth)
         }
     }
 
