@@ -1,0 +1,133 @@
+//! Command-line flags, exactly those `mesh install` renders (see `manifests/install/`). Parsing
+//! does no I/O; each component validates its own flags and files when it starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The mesh control plane.
+#[derive(Debug, Parser)]
+#[command(name = "mesh-controller", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every component takes.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Log filter: a level (`info`) or tracing directives (`warn,mesh_controller=debug`).
+    #[arg(long, global = true, default_value = "info", value_name = "FILTER")]
+    pub log_level: String,
+    /// The namespace the control plane runs in (Linkerd's `linkerd`).
+    #[arg(
+        long,
+        global = true,
+        default_value = "linkerd",
+        value_name = "NAMESPACE"
+    )]
+    pub control_plane_namespace: String,
+    /// Where to serve `/metrics`, `/ready`, `/live` and `/ping`; defaults to the component's port
+    /// in the install manifests.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+    /// A kubeconfig file to use instead of `$KUBECONFIG` or the in-cluster service account.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long to wait for in-flight requests after SIGTERM before exiting anyway.
+    #[arg(long, global = true, default_value = "30s", value_parser = duration, value_name = "DURATION")]
+    pub shutdown_grace_period: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Issue workload certificates (Linkerd's identity service).
+    Identity(IdentityArgs),
+    /// Serve endpoints and service profiles to proxies (Linkerd's destination service).
+    Destination(DestinationArgs),
+    /// Add the proxy to new pods (a mutating admission webhook).
+    ProxyInjector(InjectorArgs),
+}
+
+/// Flags of `mesh-controller identity`.
+#[derive(Debug, Clone, Args)]
+pub struct IdentityArgs {
+    /// Where to serve the identity gRPC service (TLS).
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub addr: SocketAddr,
+    /// The trust domain: the suffix of every identity name.
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    pub identity_trust_domain: String,
+    /// How long the workload certificates it issues are valid.
+    #[arg(long, default_value = "24h0m0s", value_parser = duration, value_name = "DURATION")]
+    pub issuance_lifetime: Duration,
+    /// How far back a certificate's validity starts, for clocks that disagree.
+    #[arg(long, default_value = "20s", value_parser = duration, value_name = "DURATION")]
+    pub clock_skew_allowance: Duration,
+    /// A directory holding the issuer's `crt.pem` and `key.pem` (the mounted Secret); it is
+    /// re-read when they change.
+    #[arg(long, value_name = "DIR")]
+    pub issuer_dir: PathBuf,
+    /// The PEM bundle of trust anchors the issuer must chain to.
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchors: PathBuf,
+}
+
+/// Flags of `mesh-controller destination`.
+#[derive(Debug, Clone, Args)]
+pub struct DestinationArgs {
+    /// Where to serve the destination gRPC service.
+    #[arg(long, default_value = "0.0.0.0:8086", value_name = "ADDR")]
+    pub addr: SocketAddr,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    pub cluster_domain: String,
+    /// The trust domain of workload identities.
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    pub identity_trust_domain: String,
+    /// Comma-separated CIDRs of the pod and service networks.
+    #[arg(long, default_value = "", value_name = "CIDRS")]
+    pub cluster_networks: String,
+    /// Comma-separated ports (or ranges) treated as opaque when nothing else says so.
+    #[arg(long, default_value = "", value_name = "PORTS")]
+    pub default_opaque_ports: String,
+    /// The inbound policy of pods that say nothing else (served to proxies with the policy API).
+    #[arg(long, default_value = "all-unauthenticated", value_name = "POLICY")]
+    pub default_inbound_policy: String,
+}
+
+/// Flags of `mesh-controller proxy-injector`.
+#[derive(Debug, Clone, Args)]
+pub struct InjectorArgs {
+    /// Where to serve the webhook (HTTPS).
+    #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
+    pub addr: SocketAddr,
+    /// The effective install values (the `values` key of the `linkerd-config` ConfigMap).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The PEM bundle of trust anchors written into injected proxies.
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchors: PathBuf,
+    /// A directory holding the serving certificate `tls.crt` and key `tls.key` (the mounted
+    /// Secret); they are re-read when they change.
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: PathBuf,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    mesh_names::parse_duration(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

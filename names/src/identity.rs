@@ -1,0 +1,26 @@
+//! The identity name format: what a workload's certificate names and what peers verify.
+
+/// The audience of the projected service-account token a proxy presents to the identity service.
+pub const TOKEN_AUDIENCE: &str = "identity.l5d.io";
+
+/// The identity of a workload running as service account `sa` in namespace `ns`, as Linkerd
+/// derives it: `<sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`.
+pub fn workload(sa: &str, ns: &str, control_plane_ns: &str, trust_domain: &str) -> String {
+    format!("{sa}.{ns}.serviceaccount.identity.{control_plane_ns}.{trust_domain}")
+}
+
+/// The name of the identity issuer certificate, `identity.<control-plane-ns>.<trust-domain>`.
+pub fn issuer(control_plane_ns: &str, trust_domain: &str) -> String {
+    format!("identity.{control_plane_ns}.{trust_domain}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn workload_names_are_linkerds() {
+        assert_eq!(
+            super::workload("web", "emojivoto", "linkerd", "cluster.local"),
+            "web.emojivoto.serviceaccount.identity.linkerd.cluster.local"
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! The names and formats that the CLI, the injector, the controller and the proxy must agree on,
+//! in one place so they cannot drift. They are Linkerd's, so Linkerd's manifests, tooling and
+//! proxies carry over.
+//!
+//! This crate has no dependencies: the proxy links it too.
+
+pub mod duration;
+pub mod identity;
+pub mod ports;
+
+pub use duration::{DurationError, format_duration, parse_duration};
