@@ -422,9 +422,36 @@ fn deep_nesting_is_an_error_not_a_crash() {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(
-            stderr.contains("line 2:1025: collections nested more than 512 levels deep"),
+            stderr.contains("line 2:513: collections nested more than 256 levels deep"),
             "{args:?}: {stderr}"
         );
         assert!(out.stdout.is_empty(), "{args:?}: nothing is half-written");
+    }
+}
+
+/// A few hundred bytes of nested aliases are refused in `-o json` instead of expanding into
+/// gigabytes; as YAML the text is passed through untouched.
+#[test]
+fn alias_bombs_are_refused() {
+    let mut bomb = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for (name, prev) in "bcdefghi".chars().zip("abcdefgh".chars()) {
+        let items = vec![format!("*{prev}"); 9].join(", ");
+        bomb.push_str(&format!("  {name}: &{name} [{items}]\n"));
+    }
+    assert!(bomb.len() < 500);
+    for args in [
+        &["inject", "-o", "json", "-"][..],
+        &["uninject", "-o", "json", "-"],
+    ] {
+        let out = run_with_stdin(mesh().args(args), bomb.as_bytes());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("line 10:10: aliases expand"),
+            "{args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
     }
 }

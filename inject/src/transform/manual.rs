@@ -21,7 +21,10 @@ pub(super) fn inject(
 ) -> Result<(), Error> {
     // Flags are written as annotations, so the sidecar is computed from the pod as it will be.
     let overrides = options.overrides.pod_annotations();
-    let mut json = yaml::to_json(template);
+    let mut json = yaml::to_json(editor.text(), template).map_err(|error| Error::Syntax {
+        document: target.document,
+        error,
+    })?;
     if let Some(meta) = json
         .as_object_mut()
         .and_then(|t| ensure_object(t, "metadata"))

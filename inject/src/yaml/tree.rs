@@ -7,8 +7,8 @@ use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
 /// How deeply collections may nest. Real manifests stay under about 30 levels; the limit keeps
 /// every walk of the tree (and dropping it) within a thread's stack whatever the input, where a
 /// few hundred thousand `- ` once overflowed it. At the limit, parsing, converting and dropping a
-/// document fit in a test thread's 2 MiB stack even in a debug build (1 000 levels did not).
-pub const MAX_NESTING: usize = 512;
+/// document fit in a test thread's 2 MiB stack even in a debug build (512 levels did not).
+pub const MAX_NESTING: usize = 256;
 
 /// A node of a parsed document, with the byte range of its text in the whole stream.
 #[derive(Debug, Clone, PartialEq)]
