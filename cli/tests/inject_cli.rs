@@ -50,6 +50,23 @@ fn reads_a_directory_recursively_in_sorted_order() {
     assert!(stdout.ends_with("kind: Namespace\napiVersion: v1\nmetadata:\n  name: c\n  annotations:\n    linkerd.io/inject: enabled\n"), "{stdout}");
 }
 
+/// A link back up the tree is not followed (as `kubectl apply -R` and Linkerd's inject walk), so
+/// each file is read once; a link to a file is read.
+#[test]
+fn directory_links_are_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/pod.yaml"), POD).unwrap();
+    std::os::unix::fs::symlink("..", dir.path().join("sub/up")).unwrap();
+    std::os::unix::fs::symlink("sub/pod.yaml", dir.path().join("link.yaml")).unwrap();
+    let out = mesh().arg("inject").arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "\npod \"web\" injected\npod \"web\" injected\n\n"
+    );
+}
+
 #[test]
 fn files_and_stdin_mix_into_one_stream() {
     let dir = tempfile::tempdir().unwrap();
