@@ -38,6 +38,7 @@ mod status;
 mod store;
 mod table;
 mod time;
+mod tokens;
 mod watch;
 
 use std::net::SocketAddr;
@@ -378,13 +379,7 @@ preferences: {{}}
     /// ordered by namespace and name.
     pub fn objects(&self, kind: &str, namespace: Option<&str>) -> Vec<Value> {
         let state = self.shared.state();
-        let Some(rt) = state
-            .registry
-            .types()
-            .iter()
-            .find(|t| t.kind == kind)
-            .cloned()
-        else {
+        let Some(rt) = state.registry.by_kind_name(kind).cloned() else {
             return Vec::new();
         };
         state
@@ -397,12 +392,7 @@ preferences: {{}}
     /// One object by kind, namespace (`""` for cluster-scoped) and name.
     pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         let state = self.shared.state();
-        let rt = state
-            .registry
-            .types()
-            .iter()
-            .find(|t| t.kind == kind)?
-            .clone();
+        let rt = state.registry.by_kind_name(kind)?.clone();
         state
             .get(&rt.key(), namespace, name)
             .map(|o| o.value.clone())
@@ -418,9 +408,7 @@ preferences: {{}}
         let mut state = self.shared.state();
         let rt = state
             .registry
-            .types()
-            .iter()
-            .find(|t| t.kind == kind)
+            .by_kind_name(kind)
             .cloned()
             .ok_or_else(not_found)?;
         state
@@ -445,9 +433,7 @@ preferences: {{}}
         let mut state = self.shared.state();
         let rt = state
             .registry
-            .types()
-            .iter()
-            .find(|t| t.kind == kind)
+            .by_kind_name(kind)
             .cloned()
             .ok_or_else(not_found)?;
         let obj = state
@@ -493,6 +479,31 @@ preferences: {{}}
             .or_default();
         entry.retain(|(p, _)| *p != port);
         entry.push((port, target));
+    }
+
+    /// A service-account token for `namespace/service_account`, as a pod would get one projected
+    /// with these audiences (none: the API server's own, `https://kubernetes.default.svc.cluster.local`).
+    /// The namespace and service account are created if missing. `TokenReview`s authenticate it
+    /// as `system:serviceaccount:<namespace>:<service_account>` while the service account exists
+    /// (with the same uid) and the token is not revoked.
+    pub fn issue_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        audiences: &[&str],
+    ) -> String {
+        tokens::issue(
+            &mut self.shared.state(),
+            namespace,
+            service_account,
+            audiences,
+        )
+    }
+
+    /// Makes later `TokenReview`s of `token` fail, as if it had expired. Returns whether the
+    /// server had issued it.
+    pub fn revoke_token(&self, token: &str) -> bool {
+        tokens::revoke(&mut self.shared.state(), token)
     }
 
     /// SelfSubjectAccessReviews for this verb, group and resource answer "denied"; `"*"` matches
