@@ -26,6 +26,7 @@
 //! The server runs its own tokio runtime on a background thread, so synchronous tests that run
 //! real binaries can use it as well as async ones. Dropping the handle stops it.
 
+mod admission;
 mod api;
 mod discovery;
 mod kubelet;
@@ -135,11 +136,32 @@ impl Builder {
             state.server_version = version;
         }
         let shared = Arc::new(Shared::new(state, addr));
-        let mut kube = FakeKube {
-            shared: shared.clone(),
+        // The server runs before the fixtures load, because a fixture's create may call an
+        // admission webhook from the server's runtime. On an error the handle's drop stops it.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("testkube")
+            .enable_all()
+            .build()
+            .map_err(Error::Start)?;
+        let handle = runtime.handle().clone();
+        runtime.spawn(admission::pod_worker(shared.clone()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let serving = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("testkube".into())
+            .spawn(move || {
+                runtime.block_on(server::serve(listener, serving, rx));
+                // The runtime is dropped here, on its own thread, which ends open watches.
+                drop(runtime);
+            })
+            .map_err(Error::Start)?;
+        let kube = FakeKube {
+            shared,
             addr,
-            shutdown: None,
-            thread: None,
+            runtime: handle,
+            shutdown: Some(tx),
+            thread: Some(thread),
         };
         for dir in &self.fixture_dirs {
             kube.load_dir(dir)?;
@@ -153,23 +175,6 @@ impl Builder {
             kubelet::ensure_node(&mut state);
             kubelet::reconcile(&mut state);
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("testkube")
-            .enable_all()
-            .build()
-            .map_err(Error::Start)?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name("testkube".into())
-            .spawn(move || {
-                runtime.block_on(server::serve(listener, shared, rx));
-                // The runtime is dropped here, on its own thread, which ends open watches.
-                drop(runtime);
-            })
-            .map_err(Error::Start)?;
-        kube.shutdown = Some(tx);
-        kube.thread = Some(thread);
         Ok(kube)
     }
 }
@@ -179,6 +184,7 @@ impl Builder {
 pub struct FakeKube {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    runtime: tokio::runtime::Handle,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -251,6 +257,11 @@ preferences: {{}}
 
     /// Creates or replaces every object in a YAML stream (`---`-separated, `kind: List` too),
     /// creating missing namespaces on the way. Returns the stored objects.
+    ///
+    /// Creations go through mutating admission webhooks as a `POST` does, and this call blocks
+    /// its thread while they answer: a webhook served on the same current-thread runtime as the
+    /// caller cannot answer (the call then times out). Serve it from another thread, or use a
+    /// multi-thread runtime.
     pub fn apply_yaml(&self, yaml: &str) -> Result<Vec<Value>, Error> {
         self.apply_yaml_from("yaml", yaml)
     }
@@ -309,7 +320,6 @@ preferences: {{}}
                 _ => objects.push(doc),
             }
         }
-        let mut state = self.shared.state();
         let mut stored = Vec::new();
         for (index, obj) in objects.into_iter().enumerate() {
             let rejected = |message: String| Error::Rejected {
@@ -317,11 +327,12 @@ preferences: {{}}
                 index,
                 message,
             };
-            let api_version = obj["apiVersion"].as_str().unwrap_or("");
+            let mut state = self.shared.state();
+            let api_version = obj["apiVersion"].as_str().unwrap_or("").to_string();
             let kind = obj["kind"].as_str().unwrap_or("");
             let rt = state
                 .registry
-                .by_kind(api_version, kind)
+                .by_kind(&api_version, kind)
                 .cloned()
                 .ok_or_else(|| rejected(format!("no resource type for {api_version} {kind}")))?;
             let ns = if rt.namespaced {
@@ -360,7 +371,30 @@ preferences: {{}}
                         (other, _) => other,
                     }
                 }
-                None => state.create(&rt, &ns, obj, false),
+                None => {
+                    let version = resources::split_api_version(&api_version).1;
+                    let attrs =
+                        admission::Attributes::create(&rt, version, &ns, admission::admin_user());
+                    let plan = if admission::has_configurations(&state) {
+                        admission::plan(&state, &attrs)
+                    } else {
+                        admission::Plan::default()
+                    };
+                    if plan.is_empty() {
+                        state.create(&rt, &ns, obj, false)
+                    } else {
+                        // Webhooks are called without the lock, as for a POST.
+                        drop(state);
+                        let mut obj = obj;
+                        if rt.namespaced {
+                            obj["metadata"]["namespace"] = json!(ns);
+                        }
+                        admission::admit_blocking(&self.runtime, &self.shared, attrs, plan, obj)
+                            .and_then(|admitted| {
+                                self.shared.state().create(&rt, &ns, admitted.object, false)
+                            })
+                    }
+                }
             };
             let obj = result.map_err(|e| rejected(e.message))?;
             stored.push(obj.value.clone());
@@ -550,6 +584,20 @@ preferences: {{}}
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.state().resource_version()
+    }
+
+    /// Sends the server's own calls to `port` of Service `namespace/service` (admission webhooks
+    /// with `clientConfig.service`) to `target`, where the test listens. The TLS name checked is
+    /// still `<service>.<namespace>.svc`. A call to a Service that exists but has no route fails
+    /// as one without endpoints does.
+    pub fn route_service(&self, namespace: &str, service: &str, port: u16, target: SocketAddr) {
+        lock(&self.shared.routes)
+            .insert((namespace.to_string(), service.to_string(), port), target);
+    }
+
+    /// Every `AdmissionReview` request sent to a webhook so far, oldest first (at most 10 000).
+    pub fn admission_calls(&self) -> Vec<Value> {
+        lock(&self.shared.admission_calls).clone()
     }
 }
 

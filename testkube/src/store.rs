@@ -121,6 +121,10 @@ pub struct State {
     pub server_version: (u32, u32),
     /// Service-account tokens this server issued, by token.
     pub tokens: HashMap<String, crate::tokens::Token>,
+    /// Pods the fake controllers want, waiting for admission webhooks.
+    pub pending_pods: Vec<crate::admission::PendingPod>,
+    /// Wakes the worker that admits [`State::pending_pods`].
+    pub pod_work: Arc<tokio::sync::Notify>,
 }
 
 impl State {
@@ -140,6 +144,8 @@ impl State {
             denials: Vec::new(),
             server_version: (1, 33),
             tokens: HashMap::new(),
+            pending_pods: Vec::new(),
+            pod_work: Arc::new(tokio::sync::Notify::new()),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             state.ensure_namespace(ns);
