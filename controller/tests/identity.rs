@@ -12,6 +12,7 @@ use identity_support as support;
 use linkerd2_proxy_api::identity::CertifyRequest;
 use mesh_pki::Credentials;
 use mesh_testkube::FakeKube;
+use rustls::client::danger::ServerCertVerifier as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 /// Starts the controller built with this test.
