@@ -75,6 +75,12 @@ pub struct IdentityArgs {
     /// The PEM bundle of trust anchors the issuer must chain to.
     #[arg(long, value_name = "FILE")]
     pub trust_anchors: PathBuf,
+    /// How often to look for a new issuer or trust anchors in the mounted files.
+    #[arg(long, default_value = "5s", value_parser = duration, value_name = "DURATION")]
+    pub issuer_poll_interval: Duration,
+    /// How long a token review may take before the request is refused.
+    #[arg(long, default_value = "10s", value_parser = duration, value_name = "DURATION")]
+    pub token_review_timeout: Duration,
 }
 
 /// Flags of `mesh-controller destination`.

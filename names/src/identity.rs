@@ -14,6 +14,27 @@ pub fn issuer(control_plane_ns: &str, trust_domain: &str) -> String {
     format!("identity.{control_plane_ns}.{trust_domain}")
 }
 
+/// The identity service's service account, whose identity name proxies verify the service by
+/// (`LINKERD2_PROXY_IDENTITY_SVC_NAME`).
+pub const SERVICE_ACCOUNT: &str = "linkerd-identity";
+
+/// The identity service's own identity name.
+pub fn service(control_plane_ns: &str, trust_domain: &str) -> String {
+    workload(
+        SERVICE_ACCOUNT,
+        control_plane_ns,
+        control_plane_ns,
+        trust_domain,
+    )
+}
+
+/// The files of the `linkerd-identity-issuer` Secret: the issuer certificate and its key.
+pub const ISSUER_CRT_FILE: &str = "crt.pem";
+pub const ISSUER_KEY_FILE: &str = "key.pem";
+
+/// The Kubernetes user name prefix of a service account: `system:serviceaccount:<ns>:<sa>`.
+pub const SERVICE_ACCOUNT_USER_PREFIX: &str = "system:serviceaccount:";
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,6 +1,5 @@
 //! `mesh install` and `mesh uninstall`.
 
-mod certs;
 mod render;
 mod settings;
 pub mod uninstall;
@@ -15,6 +14,7 @@ use serde_json::{Value, json};
 
 use mesh_inject::manual;
 use mesh_inject::values::Values;
+use mesh_pki::Credentials;
 
 use super::GlobalArgs;
 use crate::exit::Failed;
@@ -106,13 +106,13 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 
 impl IdentityArgs {
     /// Reads and verifies the given certificates, or generates new ones.
-    fn load(&self, trust_domain: &str) -> anyhow::Result<certs::Identity> {
+    fn load(&self, trust_domain: &str) -> anyhow::Result<Credentials> {
         let (Some(anchors), Some(crt), Some(key)) = (
             &self.identity_trust_anchors_file,
             &self.identity_issuer_certificate_file,
             &self.identity_issuer_key_file,
         ) else {
-            return Ok(certs::Identity::generate(trust_domain, SystemTime::now())?);
+            return Ok(Credentials::generate(trust_domain, SystemTime::now())?);
         };
         let read = |path: &std::path::Path, flag: &str| {
             std::fs::read_to_string(path)
@@ -128,13 +128,13 @@ impl IdentityArgs {
             crt.display().to_string(),
             key.display().to_string(),
         );
-        let files = certs::IdentityFiles {
+        let files = mesh_pki::IdentityFiles {
             trust_anchors: (&names.0, &texts.0),
             issuer_certificate: (&names.1, &texts.1),
             issuer_key: (&names.2, &texts.2),
         };
-        certs::Identity::load(files, SystemTime::now()).map_err(|e| match e {
-            certs::CertError::Generate { .. } => anyhow::Error::new(e),
+        Credentials::load(files, SystemTime::now()).map_err(|e| match e {
+            mesh_pki::CertError::Generate { .. } => anyhow::Error::new(e),
             e => Failed(e.to_string()).into(),
         })
     }
@@ -206,12 +206,12 @@ struct WebhookData {
 
 fn control_plane(
     settings: &settings::Settings,
-    identity: &certs::Identity,
+    identity: &Credentials,
 ) -> anyhow::Result<Vec<Value>> {
     let values = &settings.values;
     let ns = settings.namespace.as_str();
     let webhook = if identity.issuer_key_pem.is_empty() {
-        certs::Webhook {
+        mesh_pki::Webhook {
             ca_pem: String::new(),
             crt_pem: String::new(),
             key_pem: String::new(),

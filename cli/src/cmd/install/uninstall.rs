@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use super::{OutputArgs, ValuesArgs, certs};
+use super::{OutputArgs, ValuesArgs};
 use crate::cmd::GlobalArgs;
 
 /// Render every object `mesh install` creates, for `kubectl delete -f -`
@@ -36,7 +36,7 @@ pub struct Args {
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let settings = args.values.settings(global)?;
-    let objects = super::control_plane(&settings, &certs::Identity::placeholder())?;
+    let objects = super::control_plane(&settings, &mesh_pki::Credentials::placeholder())?;
     let crds = if args.crds {
         super::crds(&settings)?
     } else {

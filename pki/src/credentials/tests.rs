@@ -1,6 +1,8 @@
 use std::path::{Path, PathBuf};
 
+use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
+use x509_parser::pem::Pem;
 
 use super::*;
 
@@ -21,9 +23,9 @@ fn files<'a>(texts: &'a [(&'a str, String); 3]) -> IdentityFiles<'a> {
     }
 }
 
-fn load(anchors: &str, crt: &str, key: &str) -> Result<Identity, CertError> {
+fn load(anchors: &str, crt: &str, key: &str) -> Result<Credentials, CertError> {
     let texts = [(anchors, read(anchors)), (crt, read(crt)), (key, read(key))];
-    Identity::load(files(&texts), SystemTime::now())
+    Credentials::load(files(&texts), SystemTime::now())
 }
 
 fn parse(pem: &str) -> Pem {
@@ -38,7 +40,7 @@ const YEAR: u64 = 365 * 24 * 3600;
 #[test]
 fn generated_credentials_chain_and_last_ten_years_and_one_year() {
     let now = SystemTime::now();
-    let identity = Identity::generate("cluster.local", now).unwrap();
+    let identity = Credentials::generate("cluster.local", now).unwrap();
     let anchor_pem = parse(&identity.trust_anchors_pem);
     let anchor = anchor_pem.parse_x509().unwrap();
     let issuer_pem = parse(&identity.issuer_crt_pem);
@@ -73,7 +75,7 @@ fn generated_credentials_chain_and_last_ten_years_and_one_year() {
         ("crt", identity.issuer_crt_pem.clone()),
         ("key", identity.issuer_key_pem.clone()),
     ];
-    let loaded = Identity::load(files(&texts), now + Duration::from_secs(60)).unwrap();
+    let loaded = Credentials::load(files(&texts), now + Duration::from_secs(60)).unwrap();
     assert_eq!(loaded.issuer_key_pem, identity.issuer_key_pem);
 }
 
@@ -87,7 +89,7 @@ fn fixture_credentials_load_in_pkcs8_and_sec1_form() {
     assert_eq!(pkcs8.issuer_crt_pem, sec1.issuer_crt_pem);
     // Loading twice gives the same bytes, the webhook certificate included.
     let again = load("ca.crt", "issuer.crt", "issuer.key").unwrap();
-    let webhook = |i: &Identity| i.webhook("linkerd-proxy-injector", "linkerd", "cluster.local");
+    let webhook = |i: &Credentials| i.webhook("linkerd-proxy-injector", "linkerd", "cluster.local");
     let (a, b) = (webhook(&pkcs8).unwrap(), webhook(&again).unwrap());
     assert_eq!(
         (&a.ca_pem, &a.crt_pem, &a.key_pem),
@@ -97,7 +99,7 @@ fn fixture_credentials_load_in_pkcs8_and_sec1_form() {
 
 #[test]
 fn bad_credentials_are_refused_with_the_reason() {
-    let message = |r: Result<Identity, CertError>| r.unwrap_err().to_string();
+    let message = |r: Result<Credentials, CertError>| r.unwrap_err().to_string();
     assert_eq!(
         message(load("other-ca.crt", "issuer.crt", "issuer.key")),
         "issuer.crt: the issuer certificate is not signed by any trust anchor in other-ca.crt"
@@ -129,7 +131,9 @@ fn bad_credentials_are_refused_with_the_reason() {
         ("issuer.key", read("issuer.key")),
     ];
     let past = SystemTime::UNIX_EPOCH + Duration::from_secs(30 * YEAR);
-    let err = Identity::load(files(&texts), past).unwrap_err().to_string();
+    let err = Credentials::load(files(&texts), past)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.starts_with(
             "issuer.crt: the issuer certificate is not valid before Jan  1 00:00:00 2025"
@@ -203,7 +207,7 @@ fn linkerds_own_test_credentials_are_accepted() {
     ];
     // Their issuer is valid from 2020-08-28 to 2030-08-26; check inside that window.
     let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let identity = Identity::load(files(&texts), when).unwrap();
+    let identity = Credentials::load(files(&texts), when).unwrap();
     assert!(identity.issuer_key_pem.contains("BEGIN PRIVATE KEY"));
 }
 
@@ -277,7 +281,7 @@ fn a_bundle_of_anchors_is_kept_whole_for_rotation() {
         ("issuer.crt", read("issuer.crt")),
         ("issuer.key", read("issuer.key")),
     ];
-    let identity = Identity::load(files(&texts), SystemTime::now()).unwrap();
+    let identity = Credentials::load(files(&texts), SystemTime::now()).unwrap();
     assert_eq!(
         identity
             .trust_anchors_pem

@@ -8,13 +8,11 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::pem::{check_validity, parse_cert, pem_blocks, sec1_to_pkcs8, to_pem, to_system_time};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
 };
-use x509_parser::certificate::X509Certificate;
-use x509_parser::pem::Pem;
-use x509_parser::time::ASN1Time;
 
 /// How long a generated trust anchor is valid. Linkerd's one-year default has bitten many users
 /// (linkerd2 #4808), and rotating an anchor is far harder than rotating an issuer.
@@ -24,13 +22,13 @@ pub const ISSUER_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The identity credentials the control plane needs, as normalized PEM.
 #[derive(Debug, Clone)]
-pub struct Identity {
+pub struct Credentials {
     /// One or more CA certificates.
     pub trust_anchors_pem: String,
     pub issuer_crt_pem: String,
     /// PKCS#8, whatever form the key file had.
     pub issuer_key_pem: String,
-    issuer_key_der: Vec<u8>,
+    pub(crate) issuer_key_der: Vec<u8>,
     not_before: SystemTime,
     not_after: SystemTime,
 }
@@ -90,10 +88,10 @@ pub enum CertError {
     },
 }
 
-impl Identity {
+impl Credentials {
     /// Generates a fresh ECDSA P-256 trust anchor, valid ten years, and an issuer signed by it,
     /// valid one year, both starting at `now`.
-    pub fn generate(trust_domain: &str, now: SystemTime) -> Result<Identity, CertError> {
+    pub fn generate(trust_domain: &str, now: SystemTime) -> Result<Credentials, CertError> {
         let generate = |what| move |source| CertError::Generate { what, source };
         let anchor_key =
             KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(generate("trust anchor"))?;
@@ -118,7 +116,7 @@ impl Identity {
             .signed_by(&issuer_key, &signer)
             .map_err(generate("issuer"))?;
 
-        Ok(Identity {
+        Ok(Credentials {
             trust_anchors_pem: anchor_crt.pem(),
             issuer_crt_pem: issuer_crt.pem(),
             issuer_key_pem: issuer_key.serialize_pem(),
@@ -131,7 +129,7 @@ impl Identity {
     /// Reads the credentials from files (given as `(name, text)`) and checks that they fit
     /// together: the issuer is a CA, matches its key, is signed by one of the anchors, and both it
     /// and that anchor are valid at `now`.
-    pub fn load(files: IdentityFiles<'_>, now: SystemTime) -> Result<Identity, CertError> {
+    pub fn load(files: IdentityFiles<'_>, now: SystemTime) -> Result<Credentials, CertError> {
         let (anchors_file, anchors_text) = files.trust_anchors;
         let (crt_file, crt_text) = files.issuer_certificate;
         let (key_file, key_text) = files.issuer_key;
@@ -186,7 +184,7 @@ impl Identity {
 
         let not_before = to_system_time(issuer.validity().not_before);
         let not_after = to_system_time(issuer.validity().not_after);
-        Ok(Identity {
+        Ok(Credentials {
             trust_anchors_pem: anchors.iter().map(to_pem).collect(),
             issuer_crt_pem: to_pem(&issuer_pem),
             issuer_key_pem: key.serialize_pem(),
@@ -196,9 +194,14 @@ impl Identity {
         })
     }
 
+    /// When the issuer expires.
+    pub fn not_after(&self) -> SystemTime {
+        self.not_after
+    }
+
     /// Empty credentials, for rendering what to delete.
-    pub fn placeholder() -> Identity {
-        Identity {
+    pub fn placeholder() -> Credentials {
+        Credentials {
             trust_anchors_pem: String::new(),
             issuer_crt_pem: String::new(),
             issuer_key_pem: String::new(),
@@ -280,110 +283,6 @@ fn common_name(name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, name);
     dn
-}
-
-/// Every PEM block in `text` whose label is one of `labels`; at least one.
-fn pem_blocks(file: &str, text: &str, labels: &[&str]) -> Result<Vec<Pem>, CertError> {
-    let mut blocks = Vec::new();
-    for pem in Pem::iter_from_buffer(text.as_bytes()) {
-        let pem = pem.map_err(|e| CertError::Unreadable {
-            file: file.to_owned(),
-            message: format!("invalid PEM: {e}"),
-        })?;
-        if labels.contains(&pem.label.as_str()) {
-            blocks.push(pem);
-        }
-    }
-    if blocks.is_empty() {
-        return Err(CertError::Unreadable {
-            file: file.to_owned(),
-            message: format!("no {} PEM block found", labels.join(" or ")),
-        });
-    }
-    Ok(blocks)
-}
-
-fn parse_cert<'a>(file: &str, pem: &'a Pem) -> Result<X509Certificate<'a>, CertError> {
-    pem.parse_x509().map_err(|e| CertError::Unreadable {
-        file: file.to_owned(),
-        message: format!("cannot parse the certificate: {e}"),
-    })
-}
-
-fn check_validity(
-    file: &str,
-    what: &'static str,
-    cert: &X509Certificate<'_>,
-    now: SystemTime,
-) -> Result<(), CertError> {
-    let now = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let validity = cert.validity();
-    let state = if now < validity.not_before.timestamp() {
-        format!("is not valid before {}", validity.not_before)
-    } else if now > validity.not_after.timestamp() {
-        format!("expired on {}", validity.not_after)
-    } else {
-        return Ok(());
-    };
-    Err(CertError::Validity {
-        file: file.to_owned(),
-        what,
-        state,
-    })
-}
-
-fn to_system_time(time: ASN1Time) -> SystemTime {
-    let secs = time.timestamp();
-    if secs >= 0 {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(secs as u64)
-    } else {
-        SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-    }
-}
-
-fn to_pem(pem: &Pem) -> String {
-    use base64::Engine;
-    let body = base64::engine::general_purpose::STANDARD.encode(&pem.contents);
-    let mut out = format!("-----BEGIN {}-----\n", pem.label);
-    for line in body.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {}-----\n", pem.label));
-    out
-}
-
-/// Wraps a SEC1 `EC PRIVATE KEY` (as step and openssl write them) in PKCS#8, the only form ring
-/// reads. The curve is left to the parser: anything but P-256 fails there.
-fn sec1_to_pkcs8(sec1: &[u8]) -> Vec<u8> {
-    // AlgorithmIdentifier { id-ecPublicKey, prime256v1 }.
-    const ALGORITHM: &[u8] = &[
-        0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,
-        0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
-    ];
-    let mut body = vec![0x02, 0x01, 0x00];
-    body.extend_from_slice(ALGORITHM);
-    body.push(0x04);
-    push_der_len(&mut body, sec1.len());
-    body.extend_from_slice(sec1);
-    let mut out = vec![0x30];
-    push_der_len(&mut out, body.len());
-    out.extend_from_slice(&body);
-    out
-}
-
-fn push_der_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
 }
 
 #[cfg(test)]
