@@ -207,8 +207,10 @@ fn stat_reads_proxies_directly_and_groups_by_authority() {
     within(&api["success"], 0.3, 0.7, "api success");
 }
 
+/// With no proxy to read at all there is nothing to report: a runtime error (exit 2), as the
+/// README promises for an unreachable target, not "No traffic found." and exit 0.
 #[test]
-fn unreachable_proxies_are_a_footnote() {
+fn no_reachable_proxy_is_an_error() {
     // Nothing listens on this port once the listener is dropped.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -216,16 +218,17 @@ fn unreachable_proxies_are_a_footnote() {
         .unwrap()
         .to_string();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
-        .args(["stat", "--proxy", &addr, "-t", "0s"])
+        .args(["stat", "--proxy", &addr, "-t", "100ms"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("No traffic found."), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("No traffic found."), "{err}");
     assert!(
-        err.contains("could not read 1 of 1 proxies") && err.contains(&addr),
+        err.contains("could not read any of the 1 proxies") && err.contains(&addr),
         "{err}"
     );
+    assert!(stdout(&out).is_empty());
 }
 
 #[test]

@@ -201,6 +201,18 @@ async fn stat(mut config: Config, global: &GlobalArgs) -> anyhow::Result<ExitCod
             plan = authority_rows(&plan.targets, &current, &config);
         }
         let frame = frame(&plan, &previous, &current, &config);
+        if let Source::Proxies { .. } = config.source
+            && frame.unread == plan.targets.len()
+            && frame.unread > 0
+        {
+            // Nothing at all could be read: a runtime error, not an empty table.
+            let reasons = frame.footnote.split_once('\n').map_or("", |(_, r)| r);
+            anyhow::bail!(
+                "could not read any of the {} proxies:\n{}",
+                frame.unread,
+                reasons.trim_end()
+            );
+        }
         crate::output::stdout(|out| out.write_all(frame.body.as_bytes()))?;
         let mut stderr = std::io::stderr().lock();
         if frame.empty && config.format != Format::Json {
@@ -218,6 +230,8 @@ struct Frame {
     body: String,
     footnote: String,
     empty: bool,
+    /// How many targets could not be read.
+    unread: usize,
 }
 
 fn frame(plan: &Plan, previous: &Samples, current: &Samples, config: &Config) -> Frame {
@@ -292,6 +306,7 @@ fn frame(plan: &Plan, previous: &Samples, current: &Samples, config: &Config) ->
         body,
         footnote,
         empty: rows.is_empty(),
+        unread: failed.len(),
     }
 }
 
