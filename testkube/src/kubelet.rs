@@ -1,5 +1,5 @@
 //! Kubelet mode: workloads get running, Ready pods built from their templates, and their status
-//! is filled in, so tools that wait for a rollout see one finish.
+//! is filled in, so tools that wait for a rollout see one finish; Services get EndpointSlices.
 //!
 //! Deployments own ReplicaSets that own pods, as in Kubernetes. StatefulSets own `name-0…`,
 //! DaemonSets one pod per node, and Jobs pods that have already Succeeded. Everything happens
@@ -171,12 +171,13 @@ pub fn reconcile(state: &mut State) {
 
 type Sync = fn(&mut State, &ResourceType, &Arc<Object>) -> bool;
 
-const SYNCS: [(&str, &str, Sync); 5] = [
+const SYNCS: [(&str, &str, Sync); 6] = [
     ("apps", "deployments", sync_deployment),
     ("apps", "replicasets", sync_replicaset),
     ("apps", "statefulsets", sync_statefulset),
     ("apps", "daemonsets", sync_daemonset),
     ("batch", "jobs", sync_job),
+    ("", "services", crate::endpointslices::sync_service),
 ];
 
 fn sync_deployment(state: &mut State, rt: &ResourceType, deploy: &Arc<Object>) -> bool {

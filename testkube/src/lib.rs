@@ -29,6 +29,7 @@
 mod admission;
 mod api;
 mod discovery;
+mod endpointslices;
 mod kubelet;
 mod patch;
 mod proxy;
