@@ -523,7 +523,18 @@ fn create_pod(
         spec["nodeName"] = json!(node);
     }
     let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec });
-    if crate::admission::has_configurations(state) {
+    let pods = state.type_of(&core("pods"));
+    let controller = format!("{}-controller", rt.kind.to_lowercase());
+    let attrs = crate::admission::Attributes::create(
+        &pods,
+        "v1",
+        owner.namespace(),
+        crate::admission::controller_user(&controller),
+    );
+    // Only a pod some webhook selects waits for the worker; the others are created at once.
+    if crate::admission::has_configurations(state)
+        && crate::admission::plan(state, &attrs).selects(&pods, &pod)
+    {
         let id = state.next_id();
         state.pending_pods.push(PendingPod {
             id,
@@ -538,7 +549,6 @@ fn create_pod(
         state.pod_work.notify_one();
         return false;
     }
-    let pods = state.type_of(&core("pods"));
     state.create(&pods, owner.namespace(), pod, false).is_ok()
 }
 

@@ -42,8 +42,8 @@
 //!   against `caBundle` and `<service>.<namespace>.svc`. JSONPatches are applied, warnings become
 //!   `Warning: 299` headers, denials and call failures (`failurePolicy`, `timeoutSeconds`) fail
 //!   the create with the API server's status and message; [`FakeKube::admission_calls`] shows
-//!   what was sent. While any configuration exists, controller pods appear shortly after their
-//!   owner (poll for them): they are admitted by a worker, and a refused one leaves a
+//!   what was sent. Controller pods that a webhook selects appear shortly after their owner
+//!   (poll for them): they are admitted by a worker, and a refused one leaves a
 //!   `FailedCreate` event and is retried every second.
 //! - **EndpointSlices** (kubelet mode): each Service with a selector gets `discovery.k8s.io/v1`
 //!   slices of its pods, kept up to date as pods come, go or change readiness, as

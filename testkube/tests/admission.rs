@@ -206,6 +206,19 @@ async fn webhooks_patch_pods_from_requests_and_controllers() {
             .unwrap()
             .starts_with("emoji-")
     );
+    // Pods no webhook selects are created at once, as without webhooks.
+    server
+        .apply_yaml(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ctl, namespace: mesh}\n\
+             spec:\n  selector: {matchLabels: {app: ctl}}\n  template:\n    \
+             metadata: {labels: {app: ctl}}\n    spec: {containers: [{name: ctl, image: ctl}]}\n",
+        )
+        .unwrap();
+    assert_eq!(
+        server.objects("Pod", Some("mesh")).len(),
+        2,
+        "pod c and the ctl pod"
+    );
     let deploy = poll(|| {
         let d = server.get("Deployment", "app", "emoji")?;
         (d["status"]["readyReplicas"] == 2).then_some(d)

@@ -90,6 +90,15 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.hooks.is_empty()
     }
+
+    /// Whether some webhook's selectors pick `object` as it is now (before any patch), i.e.
+    /// whether creating it will call a webhook at all.
+    pub fn selects(&self, rt: &ResourceType, object: &Value) -> bool {
+        self.hooks.iter().any(|(_, webhook)| {
+            rules::namespace_matches(webhook, rt, self.namespace_labels.as_ref(), object)
+                && rules::object_matches(webhook, object)
+        })
+    }
 }
 
 /// The object after admission, and the warnings webhooks gave.
