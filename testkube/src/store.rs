@@ -689,6 +689,9 @@ impl State {
                     ));
                 }
             }
+            ("admissionregistration.k8s.io", "mutatingwebhookconfigurations") => {
+                crate::admission::check_configuration(obj)?;
+            }
             ("", "pods") if self.kubelet => crate::kubelet::run_pod(self, obj),
             _ => {}
         }
