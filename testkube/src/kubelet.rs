@@ -1,5 +1,5 @@
 //! Kubelet mode: workloads get running, Ready pods built from their templates, and their status
-//! is filled in, so tools that wait for a rollout see one finish.
+//! is filled in, so tools that wait for a rollout see one finish; Services get EndpointSlices.
 //!
 //! Deployments own ReplicaSets that own pods, as in Kubernetes. StatefulSets own `name-0…`,
 //! DaemonSets one pod per node, and Jobs pods that have already Succeeded. Everything happens
@@ -171,12 +171,13 @@ pub fn reconcile(state: &mut State) {
 
 type Sync = fn(&mut State, &ResourceType, &Arc<Object>) -> bool;
 
-const SYNCS: [(&str, &str, Sync); 5] = [
+const SYNCS: [(&str, &str, Sync); 6] = [
     ("apps", "deployments", sync_deployment),
     ("apps", "replicasets", sync_replicaset),
     ("apps", "statefulsets", sync_statefulset),
     ("apps", "daemonsets", sync_daemonset),
     ("batch", "jobs", sync_job),
+    ("", "services", crate::endpointslices::sync_service),
 ];
 
 fn sync_deployment(state: &mut State, rt: &ResourceType, deploy: &Arc<Object>) -> bool {
@@ -522,7 +523,18 @@ fn create_pod(
         spec["nodeName"] = json!(node);
     }
     let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec });
-    if crate::admission::has_configurations(state) {
+    let pods = state.type_of(&core("pods"));
+    let controller = format!("{}-controller", rt.kind.to_lowercase());
+    let attrs = crate::admission::Attributes::create(
+        &pods,
+        "v1",
+        owner.namespace(),
+        crate::admission::controller_user(&controller),
+    );
+    // Only a pod some webhook selects waits for the worker; the others are created at once.
+    if crate::admission::has_configurations(state)
+        && crate::admission::plan(state, &attrs).selects(&pods, &pod)
+    {
         let id = state.next_id();
         state.pending_pods.push(PendingPod {
             id,
@@ -537,7 +549,6 @@ fn create_pod(
         state.pod_work.notify_one();
         return false;
     }
-    let pods = state.type_of(&core("pods"));
     state.create(&pods, owner.namespace(), pod, false).is_ok()
 }
 

@@ -5,7 +5,7 @@
 //! keeps objects as JSON in memory, serves discovery and a minimal OpenAPI v3, honours label and
 //! field selectors and `limit`/`continue` pagination, streams watches, serves CRDs as new
 //! resources, forwards the pod proxy subresource to local addresses, and can act as a kubelet so
-//! that workloads get Ready pods.
+//! that workloads get Ready pods and Services get EndpointSlices.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), mesh_testkube::Error> {
@@ -20,6 +20,35 @@
 //! # fn tempfile_dir() -> std::path::PathBuf { std::env::temp_dir() }
 //! ```
 //!
+//! What a control plane relies on behaves as on a real API server (1.33):
+//!
+//! - **TokenReview**: [`FakeKube::issue_token`] makes a service-account token (creating the
+//!   namespace and service account if missing); `POST
+//!   /apis/authentication.k8s.io/v1/tokenreviews` authenticates it as
+//!   `system:serviceaccount:<ns>:<sa>` with the intersection of the token's and the review's
+//!   audiences (the API server's own, `https://kubernetes.default.svc.cluster.local`, when the
+//!   review names none), and refuses unknown, [revoked](FakeKube::revoke_token) and orphaned
+//!   tokens with the API server's error text.
+//! - **Events** in `v1` and `events.k8s.io/v1` (kube-runtime's recorder creates, then merge-patches
+//!   a series). They are stored apart: [`FakeKube::objects`] takes `"Event.events.k8s.io"` for the
+//!   latter.
+//! - **Namespaces** carry `kubernetes.io/metadata.name`; **Services** get a cluster IP,
+//!   `clusterIPs`, IP family fields, and each port's `protocol` and `targetPort`.
+//! - **Mutating admission webhooks**: every create (`POST`, [`FakeKube::create`],
+//!   [`FakeKube::apply_yaml`], and the pods the fake controllers make) is sent to each matching
+//!   `MutatingWebhookConfiguration` (rules, `namespaceSelector`, `objectSelector`), before the
+//!   object is named, as an `AdmissionReview` v1 over HTTPS: `clientConfig.url`, or
+//!   `clientConfig.service` routed with [`FakeKube::route_service`], the certificate checked
+//!   against `caBundle` and `<service>.<namespace>.svc`. JSONPatches are applied, warnings become
+//!   `Warning: 299` headers, denials and call failures (`failurePolicy`, `timeoutSeconds`) fail
+//!   the create with the API server's status and message; [`FakeKube::admission_calls`] shows
+//!   what was sent. Controller pods that a webhook selects appear shortly after their owner
+//!   (poll for them): they are admitted by a worker, and a refused one leaves a
+//!   `FailedCreate` event and is retried every second.
+//! - **EndpointSlices** (kubelet mode): each Service with a selector gets `discovery.k8s.io/v1`
+//!   slices of its pods, kept up to date as pods come, go or change readiness, as
+//!   kube-controller-manager's controller does (named target ports resolved per pod).
+//!
 //! Bodies are JSON (YAML for server-side apply). kubectl's generators, such as `kubectl create
 //! namespace x`, send protobuf and get a 415; `kubectl create -f` and `kubectl apply` send JSON.
 //!
@@ -29,6 +58,7 @@
 mod admission;
 mod api;
 mod discovery;
+mod endpointslices;
 mod kubelet;
 mod patch;
 mod proxy;

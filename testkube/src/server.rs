@@ -188,12 +188,13 @@ async fn handle(
                 Err(e) => return error(&ApiError::bad_request(format!("cannot read body: {e}"))),
             };
             // A create goes through the admission webhooks first, without the store's lock.
-            let creates = method == Method::POST
-                && target.name.is_none()
-                && target.sub.is_none()
-                && !target.rt.create_only;
+            let posts = method == Method::POST && target.name.is_none();
+            let applies = method == Method::PATCH
+                && target.name.is_some()
+                && content_type.starts_with("application/apply-patch");
+            let creates = (posts || applies) && target.sub.is_none() && !target.rt.create_only;
             let (body, warnings) = if creates {
-                match admission::admit_post(&shared, &target, &params, body).await {
+                match admission::admit_create(&shared, &target, &params, body, applies).await {
                     Ok(admitted) => admitted,
                     Err(e) => return error(&e),
                 }

@@ -652,7 +652,8 @@ impl State {
                 let kind = obj
                     .pointer("/spec/type")
                     .and_then(Value::as_str)
-                    .unwrap_or("ClusterIP");
+                    .unwrap_or("ClusterIP")
+                    .to_string();
                 if kind != "ExternalName" && obj.pointer("/spec/clusterIP").is_none() {
                     let id = self.next_id();
                     if !obj.get("spec").is_some_and(Value::is_object) {
@@ -664,6 +665,7 @@ impl State {
                         obj["spec"]["type"] = json!("ClusterIP");
                     }
                 }
+                service_defaults(obj, &kind);
             }
             ("apiextensions.k8s.io", "customresourcedefinitions") => {
                 let mut probe = self.registry.clone();
@@ -687,11 +689,50 @@ impl State {
                     ));
                 }
             }
+            ("admissionregistration.k8s.io", "mutatingwebhookconfigurations") => {
+                crate::admission::check_configuration(obj)?;
+            }
             ("", "pods") if self.kubelet => crate::kubelet::run_pod(self, obj),
             _ => {}
         }
         Ok(())
     }
+}
+
+/// What the API server defaults in a Service beyond its cluster IP: each port's `protocol`
+/// (TCP) and `targetPort` (the port), and the IP family fields.
+fn service_defaults(obj: &mut Value, kind: &str) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for port in spec
+        .get_mut("ports")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        let Some(port) = port.as_object_mut() else {
+            continue;
+        };
+        port.entry("protocol").or_insert(json!("TCP"));
+        if kind != "ExternalName"
+            && !port.contains_key("targetPort")
+            && let Some(number) = port.get("port").cloned()
+        {
+            port.insert("targetPort".into(), number);
+        }
+    }
+    if kind == "ExternalName" {
+        return;
+    }
+    if let Some(ip) = spec.get("clusterIP").cloned() {
+        spec.entry("clusterIPs").or_insert(json!([ip]));
+    }
+    spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
+    spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
+    spec.entry("sessionAffinity").or_insert(json!("None"));
+    spec.entry("internalTrafficPolicy")
+        .or_insert(json!("Cluster"));
 }
 
 pub fn core(plural: &str) -> ResourceKey {

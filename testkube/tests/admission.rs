@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use mesh_testkube::FakeKube;
@@ -137,9 +137,20 @@ async fn webhooks_patch_pods_from_requests_and_controllers() {
         .await
         .unwrap();
     assert_eq!(created.metadata.labels.unwrap()["injected"], "true");
+    // A server-side apply that creates is admitted as a CREATE too.
+    let applied = pods
+        .patch(
+            "applied",
+            &PatchParams::apply("test"),
+            &Patch::Apply(pod("app", Some("applied"), json!({}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.metadata.labels.unwrap()["injected"], "true");
     let created = server.create(pod("app", Some("b"), json!({}))).unwrap();
     assert_eq!(created["metadata"]["labels"]["injected"], "true");
-    assert_eq!(server.admission_calls()[2]["request"]["name"], "b");
+    assert_eq!(server.admission_calls()[2]["request"]["name"], "applied");
+    assert_eq!(server.admission_calls()[3]["request"]["name"], "b");
 
     // Excluded by the namespaceSelector and by the objectSelector: no call, no label.
     let calls = server.admission_calls().len();
@@ -205,6 +216,19 @@ async fn webhooks_patch_pods_from_requests_and_controllers() {
             .as_str()
             .unwrap()
             .starts_with("emoji-")
+    );
+    // Pods no webhook selects are created at once, as without webhooks.
+    server
+        .apply_yaml(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ctl, namespace: mesh}\n\
+             spec:\n  selector: {matchLabels: {app: ctl}}\n  template:\n    \
+             metadata: {labels: {app: ctl}}\n    spec: {containers: [{name: ctl, image: ctl}]}\n",
+        )
+        .unwrap();
+    assert_eq!(
+        server.objects("Pod", Some("mesh")).len(),
+        2,
+        "pod c and the ctl pod"
     );
     let deploy = poll(|| {
         let d = server.get("Deployment", "app", "emoji")?;

@@ -9,6 +9,7 @@
 //! webhooks, and `AdmissionReview` v1beta1 (a webhook that accepts only that fails to be called).
 
 mod call;
+mod config;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,7 @@ use crate::server::{Shared, Target, lock};
 use crate::status::ApiError;
 use crate::store::State;
 
+pub use config::validate_and_default as check_configuration;
 pub use worker::{PendingPod, pod_worker};
 
 /// How many sent reviews [`Shared::admission_calls`] keeps.
@@ -89,6 +91,15 @@ pub struct Plan {
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.hooks.is_empty()
+    }
+
+    /// Whether some webhook's selectors pick `object` as it is now (before any patch), i.e.
+    /// whether creating it will call a webhook at all.
+    pub fn selects(&self, rt: &ResourceType, object: &Value) -> bool {
+        self.hooks.iter().any(|(_, webhook)| {
+            rules::namespace_matches(webhook, rt, self.namespace_labels.as_ref(), object)
+                && rules::object_matches(webhook, object)
+        })
     }
 }
 
@@ -376,26 +387,47 @@ fn apply(object: &Value, patch: &str) -> Result<Value, ApiError> {
     Ok(patched)
 }
 
-/// A REST `POST`: admits the body and returns it, with the webhooks' warnings. A body the
-/// create will refuse anyway (not JSON, wrong kind or namespace, missing namespace) is passed
-/// through untouched, since the API server decodes and checks before admission.
-pub async fn admit_post(
+/// A REST create: a `POST`, or with `apply` a server-side apply `PATCH` of an object that does
+/// not exist yet (which the API server admits as a CREATE). Admits the body and returns it, with
+/// the webhooks' warnings. A body the create will refuse anyway (not parseable, wrong kind or
+/// namespace, missing namespace) is passed through untouched, since the API server decodes and
+/// checks before admission.
+pub async fn admit_create(
     shared: &Arc<Shared>,
     target: &Target,
     params: &HashMap<String, String>,
     body: Bytes,
+    apply: bool,
 ) -> Result<(Bytes, Vec<String>), ApiError> {
     let rt = &target.rt;
-    let Ok(mut object) = serde_json::from_slice::<Value>(&body) else {
+    let parsed = serde_json::from_slice::<Value>(&body).ok().or_else(|| {
+        let text = std::str::from_utf8(&body).ok().filter(|_| apply)?;
+        serde_saphyr::from_str::<Value>(text).ok()
+    });
+    let Some(mut object) = parsed.filter(Value::is_object) else {
         return Ok((body, Vec::new()));
     };
+    if apply {
+        let name = target.name.as_deref().unwrap_or("");
+        let exists = shared
+            .state()
+            .get(&rt.key(), target.namespace.as_deref().unwrap_or(""), name)
+            .is_some();
+        if exists {
+            return Ok((body, Vec::new()));
+        }
+        if !object["metadata"].is_object() {
+            object["metadata"] = json!({});
+        }
+        object["metadata"]["name"] = json!(name);
+    }
     let kind_ok = object.get("kind").is_none_or(|k| *k == json!(rt.kind));
     let body_ns = object
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or("");
     let ns = target.namespace.as_deref().unwrap_or("");
-    if !object.is_object() || !kind_ok || (!body_ns.is_empty() && !ns.is_empty() && body_ns != ns) {
+    if !kind_ok || (!body_ns.is_empty() && !ns.is_empty() && body_ns != ns) {
         return Ok((body, Vec::new()));
     }
     let mut attrs = Attributes::create(rt, &target.version, ns, admin_user());

@@ -117,3 +117,56 @@ fn reviews_carry_the_request() {
         json!({ "kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1" })
     );
 }
+
+#[test]
+fn configurations_are_validated_and_defaulted_on_write() {
+    let config = |webhook: Value| json!({ "metadata": { "name": "c" }, "webhooks": [webhook] });
+    let good = json!({
+        "name": "a.example.com", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+        "clientConfig": { "service": { "namespace": "n", "name": "s" } },
+        "rules": [{ "operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"] }],
+    });
+    let mut ok = config(good.clone());
+    super::check_configuration(&mut ok).unwrap();
+    let webhook = &ok["webhooks"][0];
+    assert_eq!(webhook["failurePolicy"], "Fail");
+    assert_eq!(webhook["timeoutSeconds"], 10);
+    assert_eq!(webhook["clientConfig"]["service"]["port"], 443);
+    assert_eq!(webhook["rules"][0]["scope"], "*");
+
+    let refused = |change: &dyn Fn(&mut Value)| {
+        let mut webhook = good.clone();
+        change(&mut webhook);
+        let err = super::check_configuration(&mut config(webhook)).unwrap_err();
+        assert_eq!(err.code, 422);
+        err.message
+    };
+    let message = refused(&|w| w["admissionReviewVersions"] = json!(["v2"]));
+    assert!(
+        message.ends_with(
+            r#"webhooks[0].admissionReviewVersions: Invalid value: []string{"v2"}: must include at least one of v1, v1beta1"#
+        ),
+        "{message}"
+    );
+    let message = refused(&|w| {
+        w.as_object_mut().unwrap().remove("admissionReviewVersions");
+    });
+    assert!(
+        message.contains("Required value: must specify one of v1, v1beta1"),
+        "{message}"
+    );
+    let message = refused(&|w| {
+        w.as_object_mut().unwrap().remove("sideEffects");
+    });
+    assert!(
+        message.contains("webhooks[0].sideEffects: Required value"),
+        "{message}"
+    );
+    let message = refused(&|w| w["sideEffects"] = json!("Some"));
+    assert!(message.contains("Unsupported value"), "{message}");
+    let message = refused(&|w| w["clientConfig"]["url"] = json!("https://x"));
+    assert!(
+        message.contains("exactly one of url or service"),
+        "{message}"
+    );
+}

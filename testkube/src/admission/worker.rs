@@ -1,7 +1,7 @@
-//! Pods the fake controllers create while webhook configurations exist. Like the real
-//! ReplicaSet, StatefulSet, DaemonSet and Job controllers, they create pods through admission;
-//! since that means calling webhooks, which must not happen under the store's lock, the
-//! controllers queue the pod and this worker admits and stores it. A pod that cannot be created
+//! Pods the fake controllers create that a webhook selects. Like the real ReplicaSet,
+//! StatefulSet, DaemonSet and Job controllers, they create pods through admission; since that
+//! means calling webhooks, which must not happen under the store's lock, the controllers queue
+//! the pod and this worker admits and stores it. A pod that cannot be created
 //! leaves a `FailedCreate` event on its owner and is retried a second later, as the controllers
 //! retry with a back-off.
 
