@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
 use mesh_names::resources;
 use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
 use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION};
 use x509_parser::pem::Pem;
 
@@ -349,11 +350,23 @@ pub fn webhook(
             )];
         }
     };
-    // Without the serving secret (an external cert manager may hold it) the caBundle is all we
-    // can judge.
+    let server_name = resources::service_server_name(resources::PROXY_INJECTOR, ns);
+    let names = format!("proxy-injector cert is valid for {server_name}");
+    // The API server refuses an injector it cannot verify and, with failurePolicy Ignore, creates
+    // the pod uninjected: the serving certificate must exist, be current, be trusted by the
+    // caBundle and name the Service.
     let Some(serving) = serving else {
-        let (invalid, soon) = validity(&ca_certs, now);
-        return finish(description, hint, invalid, soon);
+        return vec![
+            Check::fail(
+                description,
+                format!(
+                    "secret {ns}/{} does not exist or has no tls.crt",
+                    resources::INJECTOR_TLS_SECRET
+                ),
+                hint,
+            ),
+            Check::fail(names, "there is no serving certificate", hint),
+        ];
     };
     let serving = match Bundle::parse(
         &serving,
@@ -380,7 +393,52 @@ pub fn webhook(
             subject(leaf)
         ));
     }
-    finish(description, hint, invalid, soon)
+    let named = match dns_names(leaf) {
+        Ok(dns) if dns.iter().any(|n| name_matches(n, &server_name)) => Check::pass(names),
+        Ok(dns) => Check::fail(
+            names,
+            format!(
+                "{} names {} but the API server dials {server_name}",
+                subject(leaf),
+                if dns.is_empty() {
+                    "no DNS name".to_string()
+                } else {
+                    dns.join(", ")
+                }
+            ),
+            hint,
+        ),
+        Err(e) => Check::fail(names, e, hint),
+    };
+    let mut checks = finish(description, hint, invalid, soon);
+    checks.insert(1, named);
+    checks
+}
+
+/// The certificate's DNS subject alternative names, which is all a TLS client checks.
+fn dns_names(cert: &X509Certificate<'_>) -> Result<Vec<String>, String> {
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| format!("{}: invalid subjectAltName: {e}", subject(cert)))?;
+    Ok(san
+        .into_iter()
+        .flat_map(|ext| ext.value.general_names.iter())
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(dns.to_string()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// A DNS name as TLS matches it: exactly, or a `*.` wildcard for one leftmost label.
+fn name_matches(pattern: &str, host: &str) -> bool {
+    let (pattern, host) = (pattern.to_ascii_lowercase(), host.to_ascii_lowercase());
+    match pattern.strip_prefix("*.") {
+        Some(rest) => host
+            .split_once('.')
+            .is_some_and(|(_, parent)| parent == rest),
+        None => pattern == host,
+    }
 }
 
 fn finish(description: &str, hint: &str, invalid: Vec<String>, soon: Vec<String>) -> Vec<Check> {

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use super::report::{Check, Format, Report, render};
 
 fn sample() -> Report {
