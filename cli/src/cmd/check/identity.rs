@@ -431,7 +431,7 @@ fn dns_names(cert: &X509Certificate<'_>) -> Result<Vec<String>, String> {
 }
 
 /// A DNS name as TLS matches it: exactly, or a `*.` wildcard for one leftmost label.
-fn name_matches(pattern: &str, host: &str) -> bool {
+pub(super) fn name_matches(pattern: &str, host: &str) -> bool {
     let (pattern, host) = (pattern.to_ascii_lowercase(), host.to_ascii_lowercase());
     match pattern.strip_prefix("*.") {
         Some(rest) => host
