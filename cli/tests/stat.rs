@@ -216,7 +216,7 @@ fn unreachable_proxies_are_a_footnote() {
         .unwrap()
         .to_string();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
-        .args(["stat", "--proxy", &addr, "-t", "0s"])
+        .args(["stat", "--proxy", &addr, "-t", "1ms"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
