@@ -105,7 +105,7 @@ pub fn checks(
     );
     report.push(
         "linkerd-webhooks-and-apisvc-tls",
-        super::identity::webhook(&cp.webhook, &cp.injector_tls, ns, now),
+        super::webhook::webhook(&cp.webhook, &cp.injector_tls, ns, now),
     );
     report.push("linkerd-api", running::admin(cp, ns));
     report.push(

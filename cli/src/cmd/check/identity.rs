@@ -1,11 +1,10 @@
-//! Certificates: the trust anchors, the identity issuer, and the proxy injector's serving cert.
+//! Certificates: the trust anchors and the identity issuer; [`super::webhook`] judges the proxy
+//! injector's serving certificate with the same helpers.
 
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
 use mesh_names::resources;
 use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::GeneralName;
 use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION};
 use x509_parser::pem::Pem;
 
@@ -16,12 +15,12 @@ use super::report::Check;
 const SOON_SECS: i64 = 60 * 24 * 3600;
 
 /// PEM blocks parsed into certificates, owning their DER.
-struct Bundle {
+pub(super) struct Bundle {
     pems: Vec<Pem>,
 }
 
 impl Bundle {
-    fn parse(text: &[u8], what: &str) -> Result<Bundle, String> {
+    pub(super) fn parse(text: &[u8], what: &str) -> Result<Bundle, String> {
         let mut pems = Vec::new();
         for pem in Pem::iter_from_buffer(text) {
             let pem = pem.map_err(|e| format!("{what}: invalid PEM: {e}"))?;
@@ -37,7 +36,7 @@ impl Bundle {
         Ok(Bundle { pems })
     }
 
-    fn certs(&self) -> Vec<X509Certificate<'_>> {
+    pub(super) fn certs(&self) -> Vec<X509Certificate<'_>> {
         self.pems
             .iter()
             .filter_map(|p| p.parse_x509().ok())
@@ -51,7 +50,7 @@ fn date(secs: i64) -> String {
         .unwrap_or_else(|_| secs.to_string())
 }
 
-fn subject(cert: &X509Certificate<'_>) -> String {
+pub(super) fn subject(cert: &X509Certificate<'_>) -> String {
     cert.subject().to_string()
 }
 
@@ -71,7 +70,7 @@ fn is_rsa(cert: &X509Certificate<'_>) -> bool {
 }
 
 /// Validity problems of each certificate: errors (expired, not yet valid) and warnings (expiring).
-fn validity(certs: &[X509Certificate<'_>], now: i64) -> (Vec<String>, Vec<String>) {
+pub(super) fn validity(certs: &[X509Certificate<'_>], now: i64) -> (Vec<String>, Vec<String>) {
     let mut invalid = Vec::new();
     let mut soon = Vec::new();
     for cert in certs {
@@ -279,179 +278,4 @@ pub fn identity(
         )
     });
     checks
-}
-
-pub fn webhook(
-    webhook: &Fetch<Option<MutatingWebhookConfiguration>>,
-    tls: &Fetch<Option<Secret>>,
-    ns: &str,
-    now: i64,
-) -> Vec<Check> {
-    let description = "proxy-injector webhook has valid cert";
-    let hint = "reinstall the control plane to renew the webhook certificates: mesh install | kubectl apply -f -";
-    let config = match webhook {
-        Ok(Some(config)) => config,
-        Ok(None) => {
-            return vec![Check::fail(
-                description,
-                format!(
-                    "mutatingwebhookconfiguration {} does not exist",
-                    resources::INJECTOR_WEBHOOK
-                ),
-                hint,
-            )];
-        }
-        Err(e) => {
-            return vec![Check::fail(
-                description,
-                format!("cannot read the webhook configuration: {e}"),
-                hint,
-            )];
-        }
-    };
-    let bundle = config
-        .webhooks
-        .iter()
-        .flatten()
-        .find_map(|w| w.client_config.ca_bundle.as_ref())
-        .filter(|b| !b.0.is_empty());
-    let ca = match bundle {
-        Some(b) => match Bundle::parse(&b.0, "caBundle") {
-            Ok(ca) => ca,
-            Err(e) => return vec![Check::fail(description, e, hint)],
-        },
-        None => {
-            return vec![Check::fail(
-                description,
-                format!(
-                    "mutatingwebhookconfiguration {} has no caBundle",
-                    resources::INJECTOR_WEBHOOK
-                ),
-                hint,
-            )];
-        }
-    };
-    let ca_certs = ca.certs();
-    let serving = match tls {
-        Ok(Some(secret)) => secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get("tls.crt"))
-            .map(|c| c.0.clone()),
-        Ok(None) => None,
-        Err(e) => {
-            return vec![Check::fail(
-                description,
-                format!(
-                    "cannot read secret {ns}/{}: {e}",
-                    resources::INJECTOR_TLS_SECRET
-                ),
-                hint,
-            )];
-        }
-    };
-    let server_name = resources::service_server_name(resources::PROXY_INJECTOR, ns);
-    let names = format!("proxy-injector cert is valid for {server_name}");
-    // The API server refuses an injector it cannot verify and, with failurePolicy Ignore, creates
-    // the pod uninjected: the serving certificate must exist, be current, be trusted by the
-    // caBundle and name the Service.
-    let Some(serving) = serving else {
-        return vec![
-            Check::fail(
-                description,
-                format!(
-                    "secret {ns}/{} does not exist or has no tls.crt",
-                    resources::INJECTOR_TLS_SECRET
-                ),
-                hint,
-            ),
-            Check::fail(names, "there is no serving certificate", hint),
-        ];
-    };
-    let serving = match Bundle::parse(
-        &serving,
-        &format!("secret {ns}/{} key tls.crt", resources::INJECTOR_TLS_SECRET),
-    ) {
-        Ok(b) => b,
-        Err(e) => return vec![Check::fail(description, e, hint)],
-    };
-    let serving_certs = serving.certs();
-    let Some(leaf) = serving_certs.first() else {
-        return vec![Check::fail(
-            description,
-            "the webhook secret holds no certificate",
-            hint,
-        )];
-    };
-    let (mut invalid, soon) = validity(std::slice::from_ref(leaf), now);
-    let trusted = ca_certs.iter().any(|ca| {
-        ca.as_ref() == leaf.as_ref() || leaf.verify_signature(Some(ca.public_key())).is_ok()
-    });
-    if !trusted {
-        invalid.push(format!(
-            "{} is not signed by the webhook's caBundle",
-            subject(leaf)
-        ));
-    }
-    let named = match dns_names(leaf) {
-        Ok(dns) if dns.iter().any(|n| name_matches(n, &server_name)) => Check::pass(names),
-        Ok(dns) => Check::fail(
-            names,
-            format!(
-                "{} names {} but the API server dials {server_name}",
-                subject(leaf),
-                if dns.is_empty() {
-                    "no DNS name".to_string()
-                } else {
-                    dns.join(", ")
-                }
-            ),
-            hint,
-        ),
-        Err(e) => Check::fail(names, e, hint),
-    };
-    let mut checks = finish(description, hint, invalid, soon);
-    checks.insert(1, named);
-    checks
-}
-
-/// The certificate's DNS subject alternative names, which is all a TLS client checks.
-fn dns_names(cert: &X509Certificate<'_>) -> Result<Vec<String>, String> {
-    let san = cert
-        .subject_alternative_name()
-        .map_err(|e| format!("{}: invalid subjectAltName: {e}", subject(cert)))?;
-    Ok(san
-        .into_iter()
-        .flat_map(|ext| ext.value.general_names.iter())
-        .filter_map(|name| match name {
-            GeneralName::DNSName(dns) => Some(dns.to_string()),
-            _ => None,
-        })
-        .collect())
-}
-
-/// A DNS name as TLS matches it: exactly, or a `*.` wildcard for one leftmost label.
-pub(super) fn name_matches(pattern: &str, host: &str) -> bool {
-    let (pattern, host) = (pattern.to_ascii_lowercase(), host.to_ascii_lowercase());
-    match pattern.strip_prefix("*.") {
-        Some(rest) => host
-            .split_once('.')
-            .is_some_and(|(_, parent)| parent == rest),
-        None => pattern == host,
-    }
-}
-
-fn finish(description: &str, hint: &str, invalid: Vec<String>, soon: Vec<String>) -> Vec<Check> {
-    let first = if invalid.is_empty() {
-        Check::pass(description)
-    } else {
-        Check::fail(description, invalid.join("\n"), hint)
-    };
-    let description = "proxy-injector cert is valid for at least 60 days";
-    let second = if soon.is_empty() {
-        Check::pass(description)
-    } else {
-        Check::warn(description, soon.join("\n"), hint)
-    };
-    vec![first, second]
 }

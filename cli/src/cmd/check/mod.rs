@@ -13,6 +13,7 @@ mod identity;
 mod pods;
 mod report;
 mod running;
+mod webhook;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -414,7 +414,7 @@ mod control_plane_rules {
 
 #[test]
 fn certificate_names_match_as_tls_does() {
-    use super::identity::name_matches;
+    use super::webhook::name_matches;
     let host = "linkerd-proxy-injector.linkerd.svc";
     assert!(name_matches("linkerd-proxy-injector.linkerd.svc", host));
     assert!(name_matches("LINKERD-proxy-injector.linkerd.svc", host));
