@@ -12,6 +12,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use mesh_testkube::FakeKube;
 
+mod support;
+
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const DAY: i64 = 24 * 3600;
 
@@ -89,27 +91,33 @@ fn make_pki(validity: &Validity, chained: bool) -> Pki {
     .signed_by(&issuer_key, &signer)
     .expect("issuer");
 
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let ca_params = params("webhook.linkerd.cluster.local", vec![], LONG, true);
-    let ca = ca_params.self_signed(&ca_key).expect("webhook ca");
-    let ca_issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let webhook_key = rcgen::KeyPair::generate().expect("key");
-    let sans = vec!["linkerd-proxy-injector.linkerd.svc".to_string()];
-    let webhook = params("linkerd-proxy-injector.linkerd.svc", sans, LONG, false)
-        .signed_by(&webhook_key, &ca_issuer)
-        .expect("webhook cert");
+    let (webhook_ca, webhook) = webhook_pki("linkerd-proxy-injector.linkerd.svc");
     Pki {
         anchors: anchor.pem(),
         issuer: Pem {
             cert: issuer.pem(),
             key: issuer_key.serialize_pem(),
         },
-        webhook_ca: ca.pem(),
-        webhook: Pem {
-            cert: webhook.pem(),
-            key: webhook_key.serialize_pem(),
-        },
+        webhook_ca,
+        webhook,
     }
+}
+
+/// The injector's CA and its serving certificate for `name`.
+fn webhook_pki(name: &str) -> (String, Pem) {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let ca_params = params("webhook.linkerd.cluster.local", vec![], LONG, true);
+    let ca = ca_params.self_signed(&ca_key).expect("webhook ca");
+    let ca_issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let webhook_key = rcgen::KeyPair::generate().expect("key");
+    let webhook = params(name, vec![name.to_string()], LONG, false)
+        .signed_by(&webhook_key, &ca_issuer)
+        .expect("webhook cert");
+    let serving = Pem {
+        cert: webhook.pem(),
+        key: webhook_key.serialize_pem(),
+    };
+    (ca.pem(), serving)
 }
 
 /// A fixture file with its placeholders filled in.
@@ -185,13 +193,16 @@ fn healthy_pki() -> Pki {
     )
 }
 
-/// A cluster from fixture files, with the kubelet running its workloads.
+/// A cluster from fixture files, with the kubelet running its workloads and every controller's
+/// admin server answering ready.
 fn cluster(files: &[&str], pki: &Pki) -> FakeKube {
     let mut builder = FakeKube::builder().kubelet(true);
     for file in files {
         builder = builder.fixture_yaml(fixture(file, pki));
     }
-    builder.start().expect("fake API server")
+    let server = builder.start().expect("fake API server");
+    support::route_control_plane_admin(&server, "linkerd", support::admin_server(200, "ready\n"));
+    server
 }
 
 /// Runs `mesh` against `server` with a private kubeconfig.
@@ -426,6 +437,7 @@ fn pods_are_listed_in_pages() {
         .fixture_yaml(meshed_pods(3, 400))
         .start()
         .expect("fake API server");
+    support::route_control_plane_admin(&server, "linkerd", support::admin_server(200, "ready\n"));
     server.clear_requests();
     let out = mesh(&server, &["check", "--proxy", "--wait=0s", "--verbose"]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
@@ -645,4 +657,261 @@ fn a_failing_api_is_reported_per_check() {
         "{}",
         stdout(&out)
     );
+}
+
+/// `text` with what differs between runs replaced: the control plane pods' generated names (by
+/// `{{<component>-pod}}`) and pod IPs (by `{{pod-ip}}`).
+fn normalize(server: &FakeKube, text: &str) -> String {
+    let mut text = text.to_string();
+    for (component, _) in support::CONTROL_PLANE_ADMIN {
+        for pod in support::component_pods(server, "linkerd", component) {
+            text = text.replace(&pod, &format!("{{{{{component}-pod}}}}"));
+        }
+    }
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("dial tcp ") {
+        let (head, tail) = rest.split_at(at + "dial tcp ".len());
+        out.push_str(head);
+        out.push_str("{{pod-ip}}");
+        rest = &tail[tail.find(':').unwrap_or(0)..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The one pod of a control plane component.
+fn component_pod(server: &FakeKube, component: &str) -> String {
+    let pods = support::component_pods(server, "linkerd", component);
+    assert_eq!(pods.len(), 1, "{component}: {pods:?}");
+    pods[0].clone()
+}
+
+/// Makes a component's controller container fail as the kubelet reports it: `phase` for the pod,
+/// `waiting` as the container's state, and `last_exit` as its previous termination.
+fn break_controller(
+    server: &FakeKube,
+    component: &str,
+    phase: &str,
+    waiting: serde_json::Value,
+    last_exit: Option<serde_json::Value>,
+) {
+    let pod = component_pod(server, component);
+    server
+        .edit_status("Pod", "linkerd", &pod, |status| {
+            status["phase"] = serde_json::json!(phase);
+            for list in ["containerStatuses"] {
+                for c in status[list].as_array_mut().expect("container statuses") {
+                    if c["name"] == component {
+                        c["ready"] = serde_json::json!(false);
+                        c["started"] = serde_json::json!(false);
+                        c["state"] = serde_json::json!({ "waiting": waiting.clone() });
+                        if let Some(exit) = &last_exit {
+                            c["lastState"] = serde_json::json!({ "terminated": exit });
+                        }
+                    }
+                }
+            }
+            for c in status["conditions"].as_array_mut().expect("conditions") {
+                if c["type"] == "Ready" || c["type"] == "ContainersReady" {
+                    c["status"] = serde_json::json!("False");
+                    c["reason"] = serde_json::json!("ContainersNotReady");
+                }
+            }
+        })
+        .expect("pod status");
+}
+
+/// A local address nothing listens on, as a crashed controller's admin port.
+fn refused() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+}
+
+#[test]
+fn a_controller_that_cannot_pull_its_image_is_named() {
+    let server = cluster(&["control-plane.yaml"], &healthy_pki());
+    break_controller(
+        &server,
+        "identity",
+        "Pending",
+        serde_json::json!({
+            "reason": "ImagePullBackOff",
+            "message": "Back-off pulling image \"ghcr.io/mesh-project/mesh-controller:nope\"",
+        }),
+        None,
+    );
+    let out = mesh(&server, &["check", "--wait=0s"]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    golden("image-pull-backoff.golden.txt", &normalize(&server, &text));
+    let pod = component_pod(&server, "identity");
+    for expected in [
+        format!("× control plane pods are ready\n    pod linkerd/{pod} is not ready (Pending): container identity is waiting: ImagePullBackOff: Back-off pulling image \"ghcr.io/mesh-project/mesh-controller:nope\"\n"),
+        "× linkerd-identity answers ready on its admin port\n    no linkerd-identity pod is running to ask:\n".to_string(),
+        "× control plane proxies are healthy\n".to_string(),
+        "√ linkerd-destination answers ready on its admin port\n".to_string(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn a_crash_looping_controller_is_named() {
+    let server = cluster(&["control-plane.yaml"], &healthy_pki());
+    let pod = component_pod(&server, "destination");
+    server.set_pod_proxy("linkerd", &pod, 9996, refused());
+    break_controller(
+        &server,
+        "destination",
+        "Running",
+        serde_json::json!({
+            "reason": "CrashLoopBackOff",
+            "message": format!("back-off 5m0s restarting failed container=destination pod={pod}"),
+        }),
+        Some(serde_json::json!({ "exitCode": 1, "reason": "Error" })),
+    );
+    let out = mesh(&server, &["check", "--wait=0s"]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    golden("crash-loop-backoff.golden.txt", &normalize(&server, &text));
+    for expected in [
+        format!(
+            "container destination is waiting: CrashLoopBackOff: back-off 5m0s restarting failed container=destination pod={pod} (last exit code 1: Error)"
+        ),
+        format!(
+            "× linkerd-destination answers ready on its admin port\n    linkerd/{pod}:9996/ready: HTTP 503: error trying to reach service: dial tcp "
+        ),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn an_identity_that_is_not_ready_fails_its_check() {
+    let server = cluster(&["control-plane.yaml"], &healthy_pki());
+    let pod = component_pod(&server, "identity");
+    server.set_pod_proxy(
+        "linkerd",
+        &pod,
+        9990,
+        support::admin_server(503, "not ready\n"),
+    );
+    let out = mesh(&server, &["check", "--wait=0s"]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    golden("identity-not-ready.golden.txt", &normalize(&server, &text));
+    let expected = format!(
+        "× linkerd-identity answers ready on its admin port\n    linkerd/{pod}:9990/ready: HTTP 503: not ready\n"
+    );
+    assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+}
+
+/// With the injector down, pods that should have a proxy are blamed on it, not on their age.
+#[test]
+fn uninjected_pods_name_a_down_injector_as_the_cause() {
+    let pki = healthy_pki();
+    let server = cluster(&["control-plane.yaml", "data-plane-problems.yaml"], &pki);
+    break_controller(
+        &server,
+        "proxy-injector",
+        "Pending",
+        serde_json::json!({ "reason": "ImagePullBackOff", "message": "Back-off pulling image" }),
+        None,
+    );
+    let out = mesh(&server, &["check", "--proxy", "--wait=0s"]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    golden("injector-down.golden.txt", &normalize(&server, &text));
+    assert!(
+        !text.contains("started before injection was enabled"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the proxy injector is not running, so no new pod is injected either:\n        pod linkerd/"),
+        "{text}"
+    );
+
+    // Running but not answering ready is down too.
+    let server = cluster(&["control-plane.yaml", "data-plane-problems.yaml"], &pki);
+    let pod = component_pod(&server, "proxy-injector");
+    server.set_pod_proxy(
+        "linkerd",
+        &pod,
+        9995,
+        support::admin_server(503, "not ready\n"),
+    );
+    let text = stdout(&mesh(
+        &server,
+        &["check", "--proxy", "--wait=0s", "-o", "short"],
+    ));
+    assert!(
+        text.contains(&format!("the proxy injector is not running, so no new pod is injected either:\n        linkerd/{pod}:9995/ready: HTTP 503: not ready")),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_injector_certificate_must_name_its_service() {
+    let mut pki = healthy_pki();
+    let (ca, serving) = webhook_pki("linkerd-proxy-injector.elsewhere.svc");
+    pki.webhook_ca = ca;
+    pki.webhook = serving;
+    let server = cluster(&["control-plane.yaml"], &pki);
+    let out = mesh(&server, &["check", "--wait=0s", "-o", "short"]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("× proxy-injector cert is valid for linkerd-proxy-injector.linkerd.svc\n    CN=linkerd-proxy-injector.elsewhere.svc names linkerd-proxy-injector.elsewhere.svc but the API server dials linkerd-proxy-injector.linkerd.svc\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("√ proxy-injector webhook has valid cert")
+            || !text.contains("× proxy-injector webhook has valid cert"),
+        "{text}"
+    );
+
+    // No serving certificate at all is a failure, not a pass on the caBundle alone.
+    let server = cluster(&["control-plane.yaml"], &healthy_pki());
+    server
+        .delete("Secret", "linkerd", "linkerd-proxy-injector-k8s-tls")
+        .expect("delete secret");
+    let text = stdout(&mesh(&server, &["check", "--wait=0s", "-o", "short"]));
+    assert!(
+        text.contains("× proxy-injector webhook has valid cert\n    secret linkerd/linkerd-proxy-injector-k8s-tls does not exist or has no tls.crt\n"),
+        "{text}"
+    );
+}
+
+/// No controller running at all: nothing about the control plane passes, and the data plane
+/// checks still run.
+#[test]
+fn nothing_passes_for_a_control_plane_that_does_not_run() {
+    let pki = healthy_pki();
+    let server = cluster(&["control-plane.yaml", "data-plane.yaml"], &pki);
+    for component in ["destination", "identity", "proxy-injector"] {
+        break_controller(
+            &server,
+            component,
+            "Pending",
+            serde_json::json!({ "reason": "ImagePullBackOff", "message": "Back-off pulling image" }),
+            None,
+        );
+    }
+    let out = mesh(&server, &["check", "--proxy", "--wait=0s", "-o", "short"]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    for failed in [
+        "× control plane pods are ready",
+        "× linkerd-destination answers ready on its admin port",
+        "× linkerd-identity answers ready on its admin port",
+        "× linkerd-proxy-injector answers ready on its admin port",
+        "× control plane proxies are healthy",
+        "× can retrieve the control plane version\n    no control plane pod is running and ready to report a version:",
+    ] {
+        assert!(text.contains(failed), "missing {failed:?} in:\n{text}");
+    }
+    assert!(!text.contains("data plane proxies are ready"), "{text}");
 }

@@ -7,6 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 use mesh_testkube::FakeKube;
 
+mod support;
+
 fn mesh(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mesh"))
         .args(args)
@@ -85,6 +87,13 @@ fn install_then_check_passes() {
         apply(&kubeconfig, &cache, &control_plane),
         "kubectl apply of the control plane",
     );
+
+    // The fake kubelet runs no controller: stand in for their admin servers.
+    for (component, _) in support::CONTROL_PLANE_ADMIN {
+        let pods = support::component_pods(&server, "linkerd", component);
+        assert_eq!(pods.len(), 1, "one {component} pod after install: {pods:?}");
+    }
+    support::route_control_plane_admin(&server, "linkerd", support::admin_server(200, "ready\n"));
 
     let kubeconfig = kubeconfig.to_str().expect("utf-8 path");
     let out = mesh(&["--kubeconfig", kubeconfig, "check", "--proxy", "--wait=20s"]);

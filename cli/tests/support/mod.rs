@@ -86,3 +86,72 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// A stand-in for a controller's admin server on 127.0.0.1: answers every request with `status`
+/// and `body`. It serves until the test process exits.
+pub fn admin_server(status: u16, body: &'static str) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an admin server");
+    let addr = listener.local_addr().expect("admin server address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(10_000) {
+            let Ok(stream) = stream else { continue };
+            std::thread::spawn(move || answer(stream, status, body));
+        }
+    });
+    addr
+}
+
+fn answer(mut stream: std::net::TcpStream, status: u16, body: &str) {
+    use std::io::{Read, Write};
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let reason = if status < 300 {
+        "OK"
+    } else {
+        "Service Unavailable"
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// The control plane's components: their pods' `linkerd.io/control-plane-component` label and
+/// their controller's admin port.
+pub const CONTROL_PLANE_ADMIN: [(&str, u16); 3] = [
+    ("destination", 9996),
+    ("identity", 9990),
+    ("proxy-injector", 9995),
+];
+
+/// The names of the pods in `ns` whose `linkerd.io/control-plane-component` label is `component`.
+pub fn component_pods(server: &mesh_testkube::FakeKube, ns: &str, component: &str) -> Vec<String> {
+    server
+        .objects("Pod", Some(ns))
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["linkerd.io/control-plane-component"] == component)
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Sends the pod proxy requests for every control plane pod's admin port to `addr`, as if each
+/// controller were running there.
+pub fn route_control_plane_admin(
+    server: &mesh_testkube::FakeKube,
+    ns: &str,
+    addr: std::net::SocketAddr,
+) {
+    for (component, port) in CONTROL_PLANE_ADMIN {
+        for pod in component_pods(server, ns, component) {
+            server.set_pod_proxy(ns, &pod, port, addr);
+        }
+    }
+}

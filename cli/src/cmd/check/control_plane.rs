@@ -1,24 +1,32 @@
-//! The control plane: its namespace, configuration, RBAC, CRDs, webhook, Deployments and pods.
+//! The control plane: its namespace, configuration, RBAC, CRDs, webhook and Deployments; what
+//! runs is judged in [`super::running`].
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use mesh_names::{containers, resources};
+use mesh_names::resources;
 
 use super::gather::{ControlPlane, Fetch};
 use super::pods;
 use super::report::{Check, Report};
+use super::running::{self, Injector};
 
 const INSTALL_HINT: &str = "install the control plane: mesh install --crds | kubectl apply -f - && mesh install | kubectl apply -f -";
 
-/// Adds the control plane categories to `report`. Returns the control plane's version, if known,
-/// for the data plane checks to compare proxies against.
+/// What the data plane checks need to know about the control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// The version the running control plane reports, to compare proxies against.
+    pub version: Option<String>,
+    pub injector: Injector,
+}
+
+/// Adds the control plane categories to `report`, and returns what the data plane checks need.
 pub fn checks(
     cp: &ControlPlane,
     ns: &str,
     cli_version: &str,
     now: i64,
     report: &mut Report,
-) -> Option<String> {
+) -> Facts {
     let description = "control plane namespace exists";
     let namespace = match &cp.namespace {
         Ok(Some(_)) => Check::pass(description),
@@ -36,7 +44,10 @@ pub fn checks(
     if namespace.outcome != super::report::Outcome::Success {
         // Everything else would fail for the same reason.
         report.push("linkerd-existence", vec![namespace]);
-        return None;
+        return Facts {
+            version: None,
+            injector: Injector::Down(format!("the control plane namespace {ns} does not exist")),
+        };
     }
     report.push(
         "linkerd-existence",
@@ -46,7 +57,7 @@ pub fn checks(
                 format!("configmap {ns}/{}", resources::CONFIG)
             }),
             deployments_ready(&cp.deployments, ns),
-            pods_ready(&cp.pods, ns),
+            running::pods_ready(&cp.pods, ns),
         ],
     );
     report.push(
@@ -94,17 +105,18 @@ pub fn checks(
     );
     report.push(
         "linkerd-webhooks-and-apisvc-tls",
-        super::identity::webhook(&cp.webhook, &cp.injector_tls, ns, now),
+        super::webhook::webhook(&cp.webhook, &cp.injector_tls, ns, now),
     );
-    let control_plane_version = version(cp);
+    report.push("linkerd-api", running::admin(cp, ns));
     report.push(
         "linkerd-control-plane-proxy",
-        proxies(&cp.pods, ns, cli_version),
+        running::proxies(&cp.pods, ns, cli_version),
     );
     let description = "can retrieve the control plane version";
     let mut versions = Vec::new();
-    match &control_plane_version {
-        Some(v) => {
+    let version = running::version(cp, ns);
+    match &version {
+        Ok(v) => {
             versions.push(Check::pass(description).detail(format!("control plane version {v}")));
             let description = "control plane and cli versions match";
             versions.push(if pods::same_version(v, cli_version) {
@@ -117,17 +129,20 @@ pub fn checks(
                 )
             });
         }
-        None => versions.push(Check::warn(
-            description,
-            format!(
-                "neither configmap {ns}/{} nor the control plane pods name a version",
-                resources::CONFIG
-            ),
-            INSTALL_HINT,
-        )),
+        Err(why) => versions.push(
+            Check::fail(
+                description,
+                why.clone(),
+                format!("see why: kubectl describe pods -n {ns}"),
+            )
+            .retryable(),
+        ),
     }
     report.push("control-plane-version", versions);
-    control_plane_version
+    Facts {
+        version: version.ok(),
+        injector: running::injector(cp, ns),
+    }
 }
 
 fn exists<T>(found: &Fetch<Option<T>>, description: &str, what: impl Fn() -> String) -> Check {
@@ -246,142 +261,4 @@ fn deployments_ready(deployments: &Fetch<Vec<Deployment>>, ns: &str) -> Check {
         format!("see what the pods are doing: kubectl get pods -n {ns}"),
     );
     if retryable { check.retryable() } else { check }
-}
-
-fn pods_ready(pods: &Fetch<Vec<Pod>>, ns: &str) -> Check {
-    let description = "control plane pods are ready";
-    let pods = match pods {
-        Ok(p) => p,
-        Err(e) => {
-            return Check::fail(
-                description,
-                format!("cannot list pods in {ns}: {e}"),
-                "check that you may list pods",
-            );
-        }
-    };
-    let running: Vec<&Pod> = pods.iter().filter(|p| !pods::finished(p)).collect();
-    if running.is_empty() {
-        return Check::fail(
-            description,
-            format!("no control plane pods found in namespace {ns}"),
-            format!("see what the deployments are doing: kubectl get deploy -n {ns}"),
-        )
-        .retryable();
-    }
-    let not_ready: Vec<String> = running
-        .iter()
-        .filter(|p| !pods::ready(p))
-        .map(|p| {
-            let phase = p
-                .status
-                .as_ref()
-                .and_then(|s| s.phase.as_deref())
-                .unwrap_or("Unknown");
-            format!("pod {} is not ready ({phase})", pods::id(p))
-        })
-        .collect();
-    if not_ready.is_empty() {
-        Check::pass(description).detail(format!("{} pods ready", running.len()))
-    } else {
-        Check::fail(
-            description,
-            not_ready.join("\n"),
-            format!("see why: kubectl describe pods -n {ns}"),
-        )
-        .retryable()
-    }
-}
-
-fn proxies(pods: &Fetch<Vec<Pod>>, ns: &str, cli_version: &str) -> Vec<Check> {
-    let description = "control plane proxies are healthy";
-    let pods = match pods {
-        Ok(p) => p,
-        Err(e) => {
-            return vec![Check::fail(
-                description,
-                format!("cannot list pods in {ns}: {e}"),
-                "check that you may list pods",
-            )];
-        }
-    };
-    let running: Vec<&Pod> = pods.iter().filter(|p| !pods::finished(p)).collect();
-    let mut problems = Vec::new();
-    let mut retryable = true;
-    for pod in &running {
-        if pods::proxy(pod).is_none() {
-            problems.push(format!(
-                "pod {} has no {} container",
-                pods::id(pod),
-                containers::PROXY
-            ));
-            retryable = false;
-        } else if !pods::proxy_ready(pod) {
-            problems.push(format!(
-                "pod {}: {} is not ready",
-                pods::id(pod),
-                containers::PROXY
-            ));
-        }
-    }
-    let healthy = if problems.is_empty() {
-        Check::pass(description)
-    } else {
-        let check = Check::fail(
-            description,
-            problems.join("\n"),
-            format!(
-                "see the proxy logs: kubectl logs -n {ns} <pod> -c {}",
-                containers::PROXY
-            ),
-        );
-        if retryable { check.retryable() } else { check }
-    };
-    let description = "control plane proxies and cli versions match";
-    let off: Vec<String> = running
-        .iter()
-        .filter_map(|p| {
-            let v = pods::proxy_version(p)?;
-            (!pods::same_version(&v, cli_version))
-                .then(|| format!("{} running {v} but cli running {cli_version}", pods::id(p)))
-        })
-        .collect();
-    let versions = if off.is_empty() {
-        Check::pass(description)
-    } else {
-        Check::warn(
-            description,
-            off.join("\n"),
-            "upgrade the control plane: mesh install | kubectl apply -f -",
-        )
-    };
-    vec![healthy, versions]
-}
-
-/// The version `mesh install` recorded in `linkerd-config`, else what the control plane's proxies
-/// say.
-fn version(cp: &ControlPlane) -> Option<String> {
-    let from_config = cp
-        .config
-        .as_ref()
-        .ok()
-        .and_then(Option::as_ref)
-        .and_then(config_version);
-    from_config.or_else(|| {
-        let pods = cp.pods.as_ref().ok()?;
-        pods.iter().find_map(pods::proxy_version)
-    })
-}
-
-/// `meshVersion:` (or Linkerd's `linkerdVersion:`) at the top level of the `values` key.
-fn config_version(cm: &ConfigMap) -> Option<String> {
-    let values = cm.data.as_ref()?.get("values")?;
-    values.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        if key != "meshVersion" && key != "linkerdVersion" {
-            return None;
-        }
-        let value = value.trim().trim_matches('"').trim_matches('\'');
-        (!value.is_empty()).then(|| value.to_string())
-    })
 }

@@ -9,6 +9,7 @@ use mesh_names::containers::PROXY as PROXY_CONTAINER;
 use super::gather::DataPlane;
 use super::pods;
 use super::report::Check;
+use super::running::Injector;
 
 /// How many pods a message lists before it summarises the rest.
 const LISTED: usize = 10;
@@ -17,6 +18,7 @@ pub fn checks(
     dp: &DataPlane,
     control_plane_version: Option<&str>,
     cli_version: &str,
+    injector: &Injector,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
     if let Some((ns, found)) = &dp.namespace {
@@ -78,7 +80,7 @@ pub fn checks(
         }
     }
 
-    checks.push(injected(&uninjected, pods.len(), finished));
+    checks.push(injected(&uninjected, pods.len(), finished, injector));
     checks.push(ready(
         &meshed,
         finished,
@@ -113,14 +115,19 @@ fn listing<T>(items: &[T], line: impl Fn(&T) -> String) -> String {
     out.join("\n")
 }
 
-fn injected(uninjected: &[(&Pod, &str)], total: usize, finished: usize) -> Check {
+fn injected(
+    uninjected: &[(&Pod, &str)],
+    total: usize,
+    finished: usize,
+    injector: &Injector,
+) -> Check {
     let description = "data plane pods are injected";
     if uninjected.is_empty() {
         return Check::pass(description).detail(format!(
             "{total} pods looked at, {finished} of them finished and skipped"
         ));
     }
-    let error = format!(
+    let mut error = format!(
         "{} should be meshed but {} no {PROXY_CONTAINER} container:\n{}",
         plural(uninjected.len(), "pod", "pods"),
         if uninjected.len() == 1 { "has" } else { "have" },
@@ -141,10 +148,25 @@ fn injected(uninjected: &[(&Pod, &str)], total: usize, finished: usize) -> Check
             None => by_hand.push(pods::id(pod)),
         }
     }
-    let mut hint = vec![
-        "these pods started before injection was enabled; the proxy injector only sees new pods"
-            .to_string(),
-    ];
+    // Only a running injector makes "started before injection was enabled" the explanation;
+    // without one, new pods are not injected either, and restarting them would not help yet.
+    let mut hint = match injector {
+        Injector::Running => vec![
+            "these pods started before injection was enabled; the proxy injector only sees new pods"
+                .to_string(),
+        ],
+        Injector::Down(why) => {
+            let why: Vec<String> = why.lines().map(|l| format!("    {l}")).collect();
+            error.push_str(&format!(
+                "\nthe proxy injector is not running, so no new pod is injected either:\n{}",
+                why.join("\n")
+            ));
+            vec![
+                "get the proxy injector running first (see the control plane checks), then recreate these pods"
+                    .to_string(),
+            ]
+        }
+    };
     for (ns, workloads) in &restarts {
         let list: Vec<&str> = workloads.iter().map(String::as_str).collect();
         hint.push(format!(

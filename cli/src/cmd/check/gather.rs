@@ -1,6 +1,8 @@
 //! Reading the cluster: one concurrent round of API calls that fills a [`Snapshot`], which the
 //! checks then judge without further I/O.
 
+use std::time::Duration;
+
 use futures::future::join_all;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -15,7 +17,11 @@ use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
 use mesh_names::{labels, resources};
 
+use crate::metrics::scrape::pod_proxy_path;
+
 use super::access;
+use super::pods;
+use super::running;
 
 /// The result of one API call, with the error as text for the report.
 pub type Fetch<T> = Result<T, String>;
@@ -52,6 +58,21 @@ pub struct ControlPlane {
     pub service_accounts: Fetch<Vec<ServiceAccount>>,
     pub deployments: Fetch<Vec<Deployment>>,
     pub pods: Fetch<Vec<Pod>>,
+    /// What each running control plane pod's controller answered on its admin `/ready`.
+    pub admin: Vec<AdminRead>,
+}
+
+/// One control plane pod's answer to `GET /ready` on its controller's admin port, read through
+/// the API server's pod proxy as the kubelet's readiness probe would.
+#[derive(Debug, Clone)]
+pub struct AdminRead {
+    /// The component's Deployment name.
+    pub component: &'static str,
+    /// `namespace/name`.
+    pub pod: String,
+    pub port: u16,
+    /// `Ok` for a 2xx answer; else the HTTP status and body, or why there was no answer.
+    pub ready: Fetch<()>,
 }
 
 #[derive(Debug, Clone)]
@@ -189,8 +210,16 @@ async fn control_plane(client: &Client, ns: &str) -> ControlPlane {
             Api::<Deployment>::namespaced(c.clone(), ns),
             ListParams::default()
         ),
-        list(Api::<Pod>::namespaced(c.clone(), ns), ListParams::default()),
+        async {
+            let pods = list(Api::<Pod>::namespaced(c.clone(), ns), ListParams::default()).await;
+            let admin = match &pods {
+                Ok(pods) => read_admin(c, pods).await,
+                Err(_) => Vec::new(),
+            };
+            (pods, admin)
+        },
     );
+    let (pods, admin) = pods;
     ControlPlane {
         namespace,
         config,
@@ -204,7 +233,56 @@ async fn control_plane(client: &Client, ns: &str) -> ControlPlane {
         service_accounts,
         deployments,
         pods,
+        admin,
     }
+}
+
+/// How long a controller's admin server has to answer.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most this many control plane pods are asked, so a runaway ReplicaSet cannot stall a round.
+const ADMIN_READS: usize = 50;
+
+/// Asks every Running control plane pod's controller whether it is ready, concurrently.
+async fn read_admin(client: &Client, pods: &[Pod]) -> Vec<AdminRead> {
+    let asks = pods
+        .iter()
+        .filter(|p| !pods::finished(p) && pods::phase(p) == "Running")
+        .filter_map(|p| Some((p, running::component_of(p)?)))
+        .take(ADMIN_READS)
+        .map(|(pod, component)| async move {
+            let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
+            let name = pod.metadata.name.as_deref().unwrap_or("");
+            let path = pod_proxy_path(namespace, name, component.admin_port, "/ready");
+            let ready = match tokio::time::timeout(ADMIN_TIMEOUT, get_text(client, path)).await {
+                Ok(answer) => answer.map(drop),
+                Err(_) => Err(format!("no answer within {ADMIN_TIMEOUT:?}")),
+            };
+            AdminRead {
+                component: component.deployment,
+                pod: pods::id(pod),
+                port: component.admin_port,
+                ready,
+            }
+        });
+    join_all(asks).await
+}
+
+/// `GET path` on the API server; an error answer as its HTTP status and message.
+async fn get_text(client: &Client, path: String) -> Fetch<String> {
+    let request = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|e| e.to_string())?;
+    client.request_text(request).await.map_err(|e| match e {
+        kube::Error::Api(status) if status.code != 0 => {
+            let text = if status.message.is_empty() {
+                &status.reason
+            } else {
+                &status.message
+            };
+            format!("HTTP {}: {}", status.code, text.trim())
+        }
+        other => describe(other),
+    })
 }
 
 async fn data_plane(client: &Client, namespace: Option<&str>) -> DataPlane {

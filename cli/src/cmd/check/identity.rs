@@ -1,6 +1,6 @@
-//! Certificates: the trust anchors, the identity issuer, and the proxy injector's serving cert.
+//! Certificates: the trust anchors and the identity issuer; [`super::webhook`] judges the proxy
+//! injector's serving certificate with the same helpers.
 
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
 use mesh_names::resources;
@@ -15,12 +15,12 @@ use super::report::Check;
 const SOON_SECS: i64 = 60 * 24 * 3600;
 
 /// PEM blocks parsed into certificates, owning their DER.
-struct Bundle {
+pub(super) struct Bundle {
     pems: Vec<Pem>,
 }
 
 impl Bundle {
-    fn parse(text: &[u8], what: &str) -> Result<Bundle, String> {
+    pub(super) fn parse(text: &[u8], what: &str) -> Result<Bundle, String> {
         let mut pems = Vec::new();
         for pem in Pem::iter_from_buffer(text) {
             let pem = pem.map_err(|e| format!("{what}: invalid PEM: {e}"))?;
@@ -36,7 +36,7 @@ impl Bundle {
         Ok(Bundle { pems })
     }
 
-    fn certs(&self) -> Vec<X509Certificate<'_>> {
+    pub(super) fn certs(&self) -> Vec<X509Certificate<'_>> {
         self.pems
             .iter()
             .filter_map(|p| p.parse_x509().ok())
@@ -50,7 +50,7 @@ fn date(secs: i64) -> String {
         .unwrap_or_else(|_| secs.to_string())
 }
 
-fn subject(cert: &X509Certificate<'_>) -> String {
+pub(super) fn subject(cert: &X509Certificate<'_>) -> String {
     cert.subject().to_string()
 }
 
@@ -70,7 +70,7 @@ fn is_rsa(cert: &X509Certificate<'_>) -> bool {
 }
 
 /// Validity problems of each certificate: errors (expired, not yet valid) and warnings (expiring).
-fn validity(certs: &[X509Certificate<'_>], now: i64) -> (Vec<String>, Vec<String>) {
+pub(super) fn validity(certs: &[X509Certificate<'_>], now: i64) -> (Vec<String>, Vec<String>) {
     let mut invalid = Vec::new();
     let mut soon = Vec::new();
     for cert in certs {
@@ -278,122 +278,4 @@ pub fn identity(
         )
     });
     checks
-}
-
-pub fn webhook(
-    webhook: &Fetch<Option<MutatingWebhookConfiguration>>,
-    tls: &Fetch<Option<Secret>>,
-    ns: &str,
-    now: i64,
-) -> Vec<Check> {
-    let description = "proxy-injector webhook has valid cert";
-    let hint = "reinstall the control plane to renew the webhook certificates: mesh install | kubectl apply -f -";
-    let config = match webhook {
-        Ok(Some(config)) => config,
-        Ok(None) => {
-            return vec![Check::fail(
-                description,
-                format!(
-                    "mutatingwebhookconfiguration {} does not exist",
-                    resources::INJECTOR_WEBHOOK
-                ),
-                hint,
-            )];
-        }
-        Err(e) => {
-            return vec![Check::fail(
-                description,
-                format!("cannot read the webhook configuration: {e}"),
-                hint,
-            )];
-        }
-    };
-    let bundle = config
-        .webhooks
-        .iter()
-        .flatten()
-        .find_map(|w| w.client_config.ca_bundle.as_ref())
-        .filter(|b| !b.0.is_empty());
-    let ca = match bundle {
-        Some(b) => match Bundle::parse(&b.0, "caBundle") {
-            Ok(ca) => ca,
-            Err(e) => return vec![Check::fail(description, e, hint)],
-        },
-        None => {
-            return vec![Check::fail(
-                description,
-                format!(
-                    "mutatingwebhookconfiguration {} has no caBundle",
-                    resources::INJECTOR_WEBHOOK
-                ),
-                hint,
-            )];
-        }
-    };
-    let ca_certs = ca.certs();
-    let serving = match tls {
-        Ok(Some(secret)) => secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get("tls.crt"))
-            .map(|c| c.0.clone()),
-        Ok(None) => None,
-        Err(e) => {
-            return vec![Check::fail(
-                description,
-                format!(
-                    "cannot read secret {ns}/{}: {e}",
-                    resources::INJECTOR_TLS_SECRET
-                ),
-                hint,
-            )];
-        }
-    };
-    // Without the serving secret (an external cert manager may hold it) the caBundle is all we
-    // can judge.
-    let Some(serving) = serving else {
-        let (invalid, soon) = validity(&ca_certs, now);
-        return finish(description, hint, invalid, soon);
-    };
-    let serving = match Bundle::parse(
-        &serving,
-        &format!("secret {ns}/{} key tls.crt", resources::INJECTOR_TLS_SECRET),
-    ) {
-        Ok(b) => b,
-        Err(e) => return vec![Check::fail(description, e, hint)],
-    };
-    let serving_certs = serving.certs();
-    let Some(leaf) = serving_certs.first() else {
-        return vec![Check::fail(
-            description,
-            "the webhook secret holds no certificate",
-            hint,
-        )];
-    };
-    let (mut invalid, soon) = validity(std::slice::from_ref(leaf), now);
-    let trusted = ca_certs.iter().any(|ca| {
-        ca.as_ref() == leaf.as_ref() || leaf.verify_signature(Some(ca.public_key())).is_ok()
-    });
-    if !trusted {
-        invalid.push(format!(
-            "{} is not signed by the webhook's caBundle",
-            subject(leaf)
-        ));
-    }
-    finish(description, hint, invalid, soon)
-}
-
-fn finish(description: &str, hint: &str, invalid: Vec<String>, soon: Vec<String>) -> Vec<Check> {
-    let first = if invalid.is_empty() {
-        Check::pass(description)
-    } else {
-        Check::fail(description, invalid.join("\n"), hint)
-    };
-    let description = "proxy-injector cert is valid for at least 60 days";
-    let second = if soon.is_empty() {
-        Check::pass(description)
-    } else {
-        Check::warn(description, soon.join("\n"), hint)
-    };
-    vec![first, second]
 }

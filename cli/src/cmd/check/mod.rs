@@ -12,6 +12,8 @@ mod gather;
 mod identity;
 mod pods;
 mod report;
+mod running;
+mod webhook;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -124,14 +126,21 @@ fn evaluate(snapshot: &gather::Snapshot, scope: &gather::Scope, server: &str, no
     if let Some(pre) = &snapshot.pre {
         report.push("pre-kubernetes-setup", cluster::pre_install(pre, ns, now));
     }
-    let mut control_plane_version = None;
-    if let Some(cp) = &snapshot.control_plane {
-        control_plane_version = control_plane::checks(cp, ns, cli_version, now, &mut report);
-    }
+    let facts = snapshot
+        .control_plane
+        .as_ref()
+        .map(|cp| control_plane::checks(cp, ns, cli_version, now, &mut report));
     if let Some(dp) = &snapshot.data_plane {
+        let (version, injector) = match &facts {
+            Some(facts) => (facts.version.as_deref(), facts.injector.clone()),
+            None => (
+                None,
+                running::Injector::Down("the control plane was not checked".to_string()),
+            ),
+        };
         report.push(
             "linkerd-data-plane",
-            data_plane::checks(dp, control_plane_version.as_deref(), cli_version),
+            data_plane::checks(dp, version, cli_version, &injector),
         );
     }
     report

@@ -1,6 +1,6 @@
 //! Facts about one pod's proxy: where it sits, whether it is ready, which version it runs.
 
-use k8s_openapi::api::core::v1::{Container, Namespace, Pod};
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Namespace, Pod};
 
 use mesh_names::annotations::{self, DISABLED, ENABLED, INGRESS, INJECT};
 use mesh_names::containers::PROXY as PROXY_CONTAINER;
@@ -39,6 +39,14 @@ pub fn proxy_ready(pod: &Pod) -> bool {
         .any(|c| c.name == PROXY_CONTAINER && c.ready)
 }
 
+/// The pod's phase, `Unknown` when it has none.
+pub fn phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Unknown")
+}
+
 /// Whether the pod is Running and Ready.
 pub fn ready(pod: &Pod) -> bool {
     let Some(status) = pod.status.as_ref() else {
@@ -50,6 +58,116 @@ pub fn ready(pod: &Pod) -> bool {
             .iter()
             .flatten()
             .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Why a pod is not running and ready, one cause per entry: each container that waits, has
+/// stopped or is not ready, with the kubelet's reason and message (`ImagePullBackOff`,
+/// `CrashLoopBackOff`); for a pod with no containers started, its unmet conditions
+/// (`Unschedulable`); at least its phase.
+pub fn not_ready_reasons(pod: &Pod) -> Vec<String> {
+    let Some(status) = pod.status.as_ref() else {
+        return vec!["the pod has no status yet".to_string()];
+    };
+    let inits = status.init_container_statuses.iter().flatten();
+    let mains = status.container_statuses.iter().flatten();
+    let mut reasons: Vec<String> = inits
+        .map(|c| (c, true))
+        .chain(mains.map(|c| (c, false)))
+        .filter_map(|(c, init)| container_problem(c, init))
+        .collect();
+    if reasons.is_empty() {
+        reasons.extend(
+            status
+                .conditions
+                .iter()
+                .flatten()
+                .filter(|c| c.status == "False" && (c.reason.is_some() || c.message.is_some()))
+                .map(|c| {
+                    let reason = c.reason.as_deref().map(|r| format!(": {r}"));
+                    let message = message(c.message.as_deref());
+                    format!(
+                        "{} is False{}{message}",
+                        c.type_,
+                        reason.unwrap_or_default()
+                    )
+                }),
+        );
+    }
+    if reasons.is_empty() {
+        reasons.push(format!("the pod is {}", phase(pod)));
+    }
+    reasons
+}
+
+/// Why the proxy container is not running and ready, if it is not.
+pub fn proxy_problem(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let inits = status.init_container_statuses.iter().flatten();
+    let mains = status.container_statuses.iter().flatten();
+    let found = inits
+        .map(|c| (c, true))
+        .chain(mains.map(|c| (c, false)))
+        .find(|(c, _)| c.name == PROXY_CONTAINER);
+    match found {
+        Some((c, init)) => container_problem(c, init),
+        None => Some(format!("container {PROXY_CONTAINER} has not started")),
+    }
+}
+
+/// What is wrong with one container, from its status; `None` when it is ready, or is an init
+/// container that finished its work.
+fn container_problem(c: &ContainerStatus, init: bool) -> Option<String> {
+    if c.ready {
+        return None;
+    }
+    let state = c.state.as_ref();
+    let last_exit = c
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .map(|t| {
+            let reason = t.reason.as_deref().unwrap_or("Error");
+            format!(" (last exit code {}: {reason})", t.exit_code)
+        })
+        .unwrap_or_default();
+    let name = &c.name;
+    Some(
+        if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
+            let reason = waiting.reason.as_deref().unwrap_or("Waiting");
+            let message = message(waiting.message.as_deref());
+            format!("container {name} is waiting: {reason}{message}{last_exit}")
+        } else if let Some(done) = state.and_then(|s| s.terminated.as_ref()) {
+            if init && done.exit_code == 0 {
+                return None;
+            }
+            let reason = done.reason.as_deref().unwrap_or("Terminated");
+            let message = message(done.message.as_deref());
+            format!(
+                "container {name} terminated: {reason} (exit code {}){message}",
+                done.exit_code
+            )
+        } else if state.is_some_and(|s| s.running.is_some()) {
+            format!("container {name} is running but not ready{last_exit}")
+        } else {
+            format!("container {name} has not started")
+        },
+    )
+}
+
+/// `: <first line of message>`, shortened, or nothing.
+fn message(text: Option<&str>) -> String {
+    const MAX: usize = 200;
+    let Some(line) = text.and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty())) else {
+        return String::new();
+    };
+    if line.len() <= MAX {
+        return format!(": {line}");
+    }
+    let mut end = MAX;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(": {}…", &line[..end])
 }
 
 /// Succeeded, Failed, or every container has exited: nothing to check any more.

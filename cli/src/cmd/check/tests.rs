@@ -221,3 +221,205 @@ mod data_plane_rules {
         assert!(pods::finished(&done), "every container exited: completed");
     }
 }
+
+mod control_plane_rules {
+    use k8s_openapi::api::core::v1::Pod;
+    use serde_json::json;
+
+    use super::super::gather::{AdminRead, ControlPlane};
+    use super::super::pods;
+    use super::super::running::{self, Injector};
+
+    fn pod(value: serde_json::Value) -> Pod {
+        serde_json::from_value(value).expect("pod")
+    }
+
+    /// A control plane pod of `component`, with `controller` as its controller's status and a
+    /// ready native-sidecar proxy.
+    fn component_pod(component: &str, phase: &str, controller: serde_json::Value) -> Pod {
+        let ready = controller["ready"] == json!(true);
+        pod(json!({
+            "metadata": {
+                "name": format!("linkerd-{component}-1"),
+                "namespace": "linkerd",
+                "labels": { "linkerd.io/control-plane-component": component },
+            },
+            "spec": {
+                "initContainers": [{ "name": "linkerd-proxy", "image": "proxy:v1", "restartPolicy": "Always" }],
+                "containers": [{ "name": component, "image": "ghcr.io/x/mesh-controller:v9.9.9" }],
+            },
+            "status": {
+                "phase": phase,
+                "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }],
+                "initContainerStatuses": [{ "name": "linkerd-proxy", "ready": true, "restartCount": 0, "image": "proxy", "imageID": "", "state": { "running": {} } }],
+                "containerStatuses": [controller],
+            },
+        }))
+    }
+
+    fn running_ok(component: &str) -> Pod {
+        component_pod(
+            component,
+            "Running",
+            json!({ "name": component, "ready": true, "restartCount": 0, "image": "c", "imageID": "", "state": { "running": {} } }),
+        )
+    }
+
+    fn image_pull_backoff(component: &str) -> Pod {
+        component_pod(
+            component,
+            "Pending",
+            json!({ "name": component, "ready": false, "restartCount": 0, "image": "c", "imageID": "",
+                    "state": { "waiting": { "reason": "ImagePullBackOff", "message": "Back-off pulling image \"c\"\nmore" } } }),
+        )
+    }
+
+    fn control_plane(pods: Vec<Pod>, admin: Vec<AdminRead>) -> ControlPlane {
+        let webhook =
+            serde_json::from_value(json!({ "metadata": { "name": "w" } })).expect("webhook");
+        ControlPlane {
+            namespace: Ok(None),
+            config: Ok(None),
+            trust_roots: Ok(None),
+            issuer: Ok(None),
+            injector_tls: Ok(None),
+            webhook: Ok(Some(webhook)),
+            crds: Vec::new(),
+            cluster_roles: Ok(Vec::new()),
+            cluster_role_bindings: Ok(Vec::new()),
+            service_accounts: Ok(Vec::new()),
+            deployments: Ok(Vec::new()),
+            pods: Ok(pods),
+            admin,
+        }
+    }
+
+    fn read(component: &'static str, pod: &str, ready: Result<(), String>) -> AdminRead {
+        AdminRead {
+            component,
+            pod: format!("linkerd/{pod}"),
+            port: 9995,
+            ready,
+        }
+    }
+
+    #[test]
+    fn a_waiting_container_is_named_with_its_reason() {
+        let reasons = pods::not_ready_reasons(&image_pull_backoff("identity"));
+        assert_eq!(
+            reasons,
+            ["container identity is waiting: ImagePullBackOff: Back-off pulling image \"c\""]
+        );
+        let crashed = component_pod(
+            "destination",
+            "Running",
+            json!({ "name": "destination", "ready": false, "restartCount": 3, "image": "c", "imageID": "",
+                    "state": { "waiting": { "reason": "CrashLoopBackOff" } },
+                    "lastState": { "terminated": { "exitCode": 2, "reason": "Error" } } }),
+        );
+        assert_eq!(
+            pods::not_ready_reasons(&crashed),
+            ["container destination is waiting: CrashLoopBackOff (last exit code 2: Error)"]
+        );
+        let unscheduled = pod(json!({
+            "metadata": { "name": "p" },
+            "status": { "phase": "Pending", "conditions": [
+                { "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes are available" }
+            ] },
+        }));
+        assert_eq!(
+            pods::not_ready_reasons(&unscheduled),
+            ["PodScheduled is False: Unschedulable: 0/3 nodes are available"]
+        );
+    }
+
+    #[test]
+    fn proxies_are_not_healthy_without_running_pods() {
+        let checks = running::proxies(&Ok(Vec::new()), "linkerd", "v1");
+        assert_eq!(checks[0].outcome, super::super::report::Outcome::Error);
+        let error = checks[0].error.clone().unwrap_or_default();
+        assert!(
+            error.contains("deployment linkerd/linkerd-identity has no pods"),
+            "{error}"
+        );
+
+        // A ready proxy in a pod whose controller cannot start is not a healthy control plane.
+        let pods = vec![
+            running_ok("destination"),
+            image_pull_backoff("identity"),
+            running_ok("proxy-injector"),
+        ];
+        let checks = running::proxies(&Ok(pods), "linkerd", "v1");
+        let error = checks[0].error.clone().unwrap_or_default();
+        assert!(
+            error.contains("no linkerd-identity pod runs with a ready proxy"),
+            "{error}"
+        );
+        assert!(error.contains("ImagePullBackOff"), "{error}");
+        assert!(!error.contains("linkerd-destination"), "{error}");
+    }
+
+    #[test]
+    fn the_version_comes_from_ready_pods() {
+        let cp = control_plane(vec![image_pull_backoff("identity")], Vec::new());
+        let why = running::version(&cp, "linkerd").unwrap_err();
+        assert!(
+            why.contains("no control plane pod is running and ready"),
+            "{why}"
+        );
+        assert!(why.contains("ImagePullBackOff"), "{why}");
+        let cp = control_plane(vec![running_ok("identity")], Vec::new());
+        assert_eq!(running::version(&cp, "linkerd"), Ok("v9.9.9".to_string()));
+    }
+
+    #[test]
+    fn the_injector_runs_only_when_a_ready_pod_answers() {
+        let pod = "linkerd-proxy-injector-1";
+        let up = control_plane(
+            vec![running_ok("proxy-injector")],
+            vec![read("linkerd-proxy-injector", pod, Ok(()))],
+        );
+        assert_eq!(running::injector(&up, "linkerd"), Injector::Running);
+
+        let refusing = control_plane(
+            vec![running_ok("proxy-injector")],
+            vec![read(
+                "linkerd-proxy-injector",
+                pod,
+                Err("HTTP 503: not ready".into()),
+            )],
+        );
+        assert_eq!(
+            running::injector(&refusing, "linkerd"),
+            Injector::Down(format!("linkerd/{pod}:9995/ready: HTTP 503: not ready"))
+        );
+
+        let pending = control_plane(vec![image_pull_backoff("proxy-injector")], Vec::new());
+        let Injector::Down(why) = running::injector(&pending, "linkerd") else {
+            panic!("a pending injector is not running");
+        };
+        assert!(
+            why.contains("container proxy-injector is waiting: ImagePullBackOff"),
+            "{why}"
+        );
+
+        let mut unhooked = up.clone();
+        unhooked.webhook = Ok(None);
+        assert!(matches!(
+            running::injector(&unhooked, "linkerd"),
+            Injector::Down(_)
+        ));
+    }
+}
+
+#[test]
+fn certificate_names_match_as_tls_does() {
+    use super::webhook::name_matches;
+    let host = "linkerd-proxy-injector.linkerd.svc";
+    assert!(name_matches("linkerd-proxy-injector.linkerd.svc", host));
+    assert!(name_matches("LINKERD-proxy-injector.linkerd.svc", host));
+    assert!(name_matches("*.linkerd.svc", host));
+    assert!(!name_matches("*.svc", host));
+    assert!(!name_matches("linkerd-proxy-injector.other.svc", host));
+    assert!(!name_matches("linkerd-proxy-injector", host));
+}
