@@ -83,7 +83,10 @@ impl pb::destination_server::Destination for Destination {
     ) -> Result<Response<Self::GetStream>, Status> {
         let dest = request.into_inner();
         tracing::debug!(path = %dest.path, "Get");
-        let rx = self.index().subscribe_endpoints(&dest.path).map_err(status)?;
+        let rx = self
+            .index()
+            .subscribe_endpoints(&dest.path)
+            .map_err(status)?;
         let state = GetState {
             rx,
             last: None,
@@ -109,7 +112,11 @@ impl pb::destination_server::Destination for Destination {
             rx,
             last: None,
             shutdown: self.shutdown.clone(),
-            sent: self.metrics.updates_sent.get_or_create(&GET_PROFILE).clone(),
+            sent: self
+                .metrics
+                .updates_sent
+                .get_or_create(&GET_PROFILE)
+                .clone(),
             _open: OpenStream::new(&self.metrics, GET_PROFILE),
         };
         Ok(Response::new(Box::pin(profile_stream(state))))

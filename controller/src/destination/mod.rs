@@ -111,7 +111,9 @@ fn served(
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => Err(Failure::Runtime(anyhow!(err).context("grpc server failed"))),
-        Err(err) => Err(Failure::Runtime(anyhow!(err).context("grpc server panicked"))),
+        Err(err) => Err(Failure::Runtime(
+            anyhow!(err).context("grpc server panicked"),
+        )),
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use kube::Resource;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
-use linkerd2_proxy_api::destination as pb;
 use crate::destination::names::ENDPOINT_WEIGHT;
+use linkerd2_proxy_api::destination as pb;
 
 use super::objects::{PodInfo, ServiceRef, TargetPort};
 use super::{Config, Index, profile, tcp_address};
@@ -32,9 +32,11 @@ pub fn diff(prev: Option<&Endpoints>, next: &Endpoints) -> Vec<pb::Update> {
         }
     } else if next.addrs.is_empty() {
         match prev {
-            Some(p) if p.exists && !p.addrs.is_empty() => updates.push(Update::Remove(pb::AddrSet {
-                addrs: p.addrs.keys().map(|a| tcp_address(*a)).collect(),
-            })),
+            Some(p) if p.exists && !p.addrs.is_empty() => {
+                updates.push(Update::Remove(pb::AddrSet {
+                    addrs: p.addrs.keys().map(|a| tcp_address(*a)).collect(),
+                }))
+            }
             Some(p) if p.exists => {}
             _ => updates.push(no_endpoints(true)),
         }
@@ -98,7 +100,12 @@ impl Index {
                 TargetPort::Number(n) => Target::Number(n),
                 TargetPort::Named => Target::Named(&p.name),
             });
-        for slice in self.slices.get(service).into_iter().flat_map(|s| s.values()) {
+        for slice in self
+            .slices
+            .get(service)
+            .into_iter()
+            .flat_map(|s| s.values())
+        {
             let slice_port = match target {
                 Target::Number(n) => n,
                 Target::Named(name) => match slice.ports.iter().find(|(n, _)| n == name) {

@@ -247,7 +247,11 @@ impl Index {
             Some(_) => {}
         }
         let key = (port, instance);
-        if let Some(tx) = self.endpoint_watches.get(&service).and_then(|w| w.get(&key)) {
+        if let Some(tx) = self
+            .endpoint_watches
+            .get(&service)
+            .and_then(|w| w.get(&key))
+        {
             return Ok(tx.subscribe());
         }
         let current = self.service_endpoints(&service, key.0, key.1.as_deref());
@@ -316,8 +320,15 @@ impl Index {
 
     /// How many targets have open streams.
     pub fn watch_count(&self) -> usize {
-        self.endpoint_watches.values().map(HashMap::len).sum::<usize>()
-            + self.profile_watches.values().map(HashMap::len).sum::<usize>()
+        self.endpoint_watches
+            .values()
+            .map(HashMap::len)
+            .sum::<usize>()
+            + self
+                .profile_watches
+                .values()
+                .map(HashMap::len)
+                .sum::<usize>()
             + self.ip_endpoint_watches.len()
             + self.ip_profile_watches.len()
     }
@@ -456,11 +467,18 @@ impl Index {
                 .or_default() += 1;
         }
         self.slice_service.insert(id.clone(), service.clone());
-        self.slices.entry(service).or_default().insert(id.name, info);
+        self.slices
+            .entry(service)
+            .or_default()
+            .insert(id.name, info);
     }
 
     fn opaque_for_service(&self, service: &ServiceRef, port: u16) -> bool {
-        match self.services.get(service).and_then(|s| s.opaque_ports.as_ref()) {
+        match self
+            .services
+            .get(service)
+            .and_then(|s| s.opaque_ports.as_ref())
+        {
             Some(ports) => ports.contains(port),
             None => self.config.default_opaque_ports.contains(port),
         }

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use crate::destination::names;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use crate::destination::names;
 
 use crate::destination::ports::PortSet;
 
@@ -293,7 +293,9 @@ fn owner(pod: &Pod, template_hash: Option<&str>) -> Option<(String, String)> {
     Some((owner.kind.to_ascii_lowercase(), owner.name.clone()))
 }
 
-fn object_ref(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<ServiceRef> {
+fn object_ref(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<ServiceRef> {
     Some(ServiceRef {
         namespace: meta.namespace.clone()?,
         name: meta.name.clone()?,
