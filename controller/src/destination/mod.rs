@@ -34,6 +34,9 @@ use crate::runtime::{Component, Context, Failure};
 use index::{Config, Index, ServiceRef};
 use ports::PortSet;
 
+/// How many streams one client connection may hold open.
+const MAX_STREAMS_PER_CONNECTION: u32 = 10_000;
+
 /// The inbound policies Linkerd accepts for `--default-inbound-policy`.
 const INBOUND_POLICIES: &[&str] = &[
     "all-unauthenticated",
@@ -66,6 +69,9 @@ impl Component for DestinationArgs {
         let shutdown = ctx.shutdown.clone();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
+                // A proxy holds one Get and one GetProfile stream per target on one connection;
+                // h2's default of 200 streams would stall larger meshes.
+                .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
                 .add_service(
                     linkerd2_proxy_api::destination::destination_server::DestinationServer::new(
                         service,
