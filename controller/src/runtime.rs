@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{CommonArgs, DestinationArgs, InjectorArgs};
+use crate::args::{CommonArgs, InjectorArgs};
 
 /// How a component ended badly.
 #[derive(Debug)]
@@ -174,11 +174,6 @@ macro_rules! not_yet {
         }
     };
 }
-not_yet!(
-    DestinationArgs,
-    "destination",
-    mesh_names::ports::DESTINATION_ADMIN
-);
 not_yet!(
     InjectorArgs,
     "proxy-injector",

@@ -1,6 +1,7 @@
 //! `cargo xtask bench <what>`: benchmarks. They print figures and ratios; they never fail on speed.
 
 mod check;
+mod destination;
 mod identity;
 mod inject;
 mod proxy;
@@ -11,13 +12,14 @@ use anyhow::{Result, bail};
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("check") => check::run(&args[1..]),
+        Some("destination") => destination::run(&args[1..]),
         Some("identity") => identity::run(&args[1..]),
         Some("inject") => inject::run(&args[1..]),
         Some("proxy") => proxy::run(&args[1..]),
         Some("stat") => stat::run(&args[1..]),
         Some(other) => {
-            bail!("unknown benchmark {other:?}; try: check, identity, inject, proxy, stat")
+            bail!("unknown benchmark {other:?}; try: check, destination, identity, inject, proxy, stat")
         }
-        None => bail!("usage: cargo xtask bench <check|identity|inject|proxy|stat>"),
+        None => bail!("usage: cargo xtask bench <check|destination|identity|inject|proxy|stat>"),
     }
 }

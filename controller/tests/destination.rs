@@ -1,0 +1,378 @@
+//! `mesh-controller destination` as a process against the fake API server: a proxy-API client
+//! sees endpoints and profiles follow the objects, and the admin server and SIGTERM behave.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use linkerd2_proxy_api::destination as pb;
+use linkerd2_proxy_api::destination::destination_client::DestinationClient;
+use mesh_testkube::FakeKube;
+use pb::update::Update;
+use serde_json::json;
+use tonic::Streaming;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The CRD's shape as far as the fake server needs it (the real one is a template of `mesh
+/// install`).
+const SERVICE_PROFILE_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: serviceprofiles.linkerd.io
+spec:
+  group: linkerd.io
+  scope: Namespaced
+  names: {kind: ServiceProfile, plural: serviceprofiles, singular: serviceprofile, shortNames: [sp]}
+  versions:
+  - name: v1alpha2
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+struct Controller {
+    child: Child,
+    grpc: SocketAddr,
+    admin: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Controller {
+    fn start(kube: &FakeKube) -> Controller {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = kube.write_kubeconfig(dir.path()).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-controller"))
+            .args(["--log-level", "info", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .args([
+                "--admin-addr",
+                "127.0.0.1:0",
+                "--shutdown-grace-period",
+                "5s",
+            ])
+            .args([
+                "destination",
+                "--addr",
+                "127.0.0.1:0",
+                "--default-opaque-ports",
+                "3306",
+            ])
+            .env("KUBECACHEDIR", dir.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("controller: {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let (mut grpc, mut admin) = (None, None);
+        let start = Instant::now();
+        while grpc.is_none() || admin.is_none() {
+            let left = DEADLINE.saturating_sub(start.elapsed());
+            let line = rx
+                .recv_timeout(left)
+                .expect("controller did not log its listeners");
+            let line = strip_ansi(&line);
+            if !line.contains("listening") {
+                continue;
+            }
+            let addr = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("addr="))
+                .and_then(|a| a.parse::<SocketAddr>().ok());
+            if line.contains(r#"server="grpc""#) {
+                grpc = addr;
+            } else if line.contains(r#"server="admin""#) {
+                admin = addr;
+            }
+        }
+        Controller {
+            child,
+            grpc: grpc.unwrap(),
+            admin: admin.unwrap(),
+            _dir: dir,
+        }
+    }
+
+    async fn client(&self) -> DestinationClient<tonic::transport::Channel> {
+        DestinationClient::connect(format!("http://{}", self.grpc))
+            .await
+            .unwrap()
+    }
+
+    /// GETs an admin path over HTTP/1.0: status code and body.
+    fn admin_get(&self, path: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(self.admin).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: admin\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        let code = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+        (code, body.unwrap_or_default())
+    }
+
+    fn wait_ready(&self) {
+        let start = Instant::now();
+        while self.admin_get("/ready").0 != 200 {
+            assert!(start.elapsed() < DEADLINE, "controller never became ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn path(svc: &str, port: u16) -> pb::GetDestination {
+    pb::GetDestination {
+        path: format!("{svc}.shop.svc.cluster.local:{port}"),
+        ..Default::default()
+    }
+}
+
+async fn next<T>(stream: &mut Streaming<T>) -> T {
+    tokio::time::timeout(DEADLINE, stream.message())
+        .await
+        .expect("no message before the deadline")
+        .expect("stream failed")
+        .expect("stream ended")
+}
+
+fn slice(endpoints: &[(&str, &str)]) -> serde_json::Value {
+    json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-abc", "namespace": "shop",
+                     "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": endpoints.iter().map(|(ip, pod)| json!({
+            "addresses": [ip], "conditions": {"ready": true},
+            "targetRef": {"kind": "Pod", "name": pod, "namespace": "shop"}})).collect::<Vec<_>>(),
+    })
+}
+
+fn seed(kube: &FakeKube) {
+    kube.apply_yaml(SERVICE_PROFILE_CRD).unwrap();
+    kube.create(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"clusterIP": "10.96.0.20", "selector": {"app": "web"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+    }))
+    .unwrap();
+    kube.create(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "empty", "namespace": "shop"},
+        "spec": {"ports": [{"port": 80}]},
+    }))
+    .unwrap();
+    for (name, ip) in [("web-1", "10.1.0.1"), ("web-2", "10.1.0.2")] {
+        kube.create(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop", "labels": {"app": "web"}},
+            "spec": {"serviceAccountName": "web", "containers": [
+                {"name": "app", "image": "web"},
+                {"name": "linkerd-proxy", "image": "proxy"}]},
+        }))
+        .unwrap();
+        kube.edit_status("Pod", "shop", name, |status| {
+            status["podIP"] = json!(ip);
+            status["podIPs"] = json!([{"ip": ip}]);
+        })
+        .unwrap();
+    }
+    kube.create(slice(&[("10.1.0.1", "web-1"), ("10.1.0.2", "web-2")]))
+        .unwrap();
+}
+
+fn addrs(addrs: &[linkerd2_proxy_api::net::TcpAddress]) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = addrs
+        .iter()
+        .map(|a| SocketAddr::try_from(a.clone()).unwrap())
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_and_profiles_follow_the_cluster() {
+    let kube = FakeKube::start().unwrap();
+    seed(&kube);
+    let controller = Controller::start(&kube);
+    controller.wait_ready();
+    let mut client = controller.client().await;
+
+    // Both endpoints, with the identity the identity service would issue and the H2 hint.
+    let mut web = client.get(path("web", 80)).await.unwrap().into_inner();
+    let Some(Update::Add(set)) = next(&mut web).await.update else {
+        panic!("expected Add first");
+    };
+    assert_eq!(set.metric_labels["service"], "web");
+    let got: Vec<SocketAddr> = addrs(
+        &set.addrs
+            .iter()
+            .map(|a| a.addr.clone().unwrap())
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        got,
+        vec![
+            "10.1.0.1:8080".parse().unwrap(),
+            "10.1.0.2:8080".parse().unwrap()
+        ]
+    );
+    let identity = match &set.addrs[0].tls_identity.as_ref().unwrap().strategy {
+        Some(pb::tls_identity::Strategy::DnsLikeIdentity(id)) => id.name.clone(),
+        other => panic!("unexpected identity {other:?}"),
+    };
+    assert_eq!(
+        identity,
+        mesh_names::identity::workload("web", "shop", "linkerd", "cluster.local")
+    );
+    assert!(matches!(
+        set.addrs[0].protocol_hint.as_ref().unwrap().protocol,
+        Some(pb::protocol_hint::Protocol::H2(_))
+    ));
+
+    // The slice loses an endpoint: a Remove for it.
+    kube.apply_yaml(&serde_json::to_string(&slice(&[("10.1.0.1", "web-1")])).unwrap())
+        .unwrap();
+    let Some(Update::Remove(removed)) = next(&mut web).await.update else {
+        panic!("expected Remove");
+    };
+    assert_eq!(
+        addrs(&removed.addrs),
+        vec!["10.1.0.2:8080".parse().unwrap()]
+    );
+
+    // A service without endpoints, an unknown one, a malformed name.
+    let mut empty = client.get(path("empty", 80)).await.unwrap().into_inner();
+    assert_eq!(
+        next(&mut empty).await.update,
+        Some(Update::NoEndpoints(pb::NoEndpoints { exists: true }))
+    );
+    let unknown = client.get(path("nope", 80)).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    let bad = client
+        .get(pb::GetDestination {
+            path: "not a name".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+
+    // The service is deleted while streamed: it no longer exists.
+    kube.delete("Service", "shop", "empty").unwrap();
+    assert_eq!(
+        next(&mut empty).await.update,
+        Some(Update::NoEndpoints(pb::NoEndpoints { exists: false }))
+    );
+
+    // Profiles: the default, then the ServiceProfile's routes as it appears.
+    let mut profile = client
+        .get_profile(path("web", 80))
+        .await
+        .unwrap()
+        .into_inner();
+    let default = next(&mut profile).await;
+    assert_eq!(default.fully_qualified_name, "web.shop.svc.cluster.local");
+    assert!(default.routes.is_empty());
+    kube.apply_yaml(
+        r#"
+apiVersion: linkerd.io/v1alpha2
+kind: ServiceProfile
+metadata: {name: web.shop.svc.cluster.local, namespace: shop}
+spec:
+  routes:
+  - name: GET /books
+    condition: {method: GET, pathRegex: /books}
+    isRetryable: true
+    timeout: 2s
+"#,
+    )
+    .unwrap();
+    let routed = next(&mut profile).await;
+    assert_eq!(routed.routes.len(), 1);
+    assert_eq!(routed.routes[0].metrics_labels["route"], "GET /books");
+    assert!(routed.routes[0].is_retryable);
+
+    // Opaque by default: port 3306.
+    let mut mysql = client
+        .get_profile(path("web", 3306))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(next(&mut mysql).await.opaque_protocol);
+
+    // Metrics count the open streams and the messages sent.
+    let (code, metrics) = controller.admin_get("/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains(r#"destination_streams_open{rpc="Get"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("destination_updates_sent_total"),
+        "{metrics}"
+    );
+
+    // SIGTERM ends the open streams and the process exits 0.
+    drop(client);
+    let mut controller = controller;
+    let status = Command::new("kill")
+        .args(["-TERM", &controller.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let code = loop {
+        if let Some(code) = controller.child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "controller did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "{code:?}");
+    let ended = tokio::time::timeout(DEADLINE, web.message()).await.unwrap();
+    assert!(matches!(ended, Ok(None) | Err(_)));
+}
+
+/// The log line without terminal colours.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
