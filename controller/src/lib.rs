@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod injector;
 pub mod k8s;
 pub mod runtime;
 

@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{CommonArgs, DestinationArgs, IdentityArgs, InjectorArgs};
+use crate::args::{CommonArgs, DestinationArgs, IdentityArgs};
 
 /// How a component ended badly.
 #[derive(Debug)]
@@ -179,9 +179,4 @@ not_yet!(
     DestinationArgs,
     "destination",
     mesh_names::ports::DESTINATION_ADMIN
-);
-not_yet!(
-    InjectorArgs,
-    "proxy-injector",
-    mesh_names::ports::INJECTOR_ADMIN
 );
