@@ -153,6 +153,8 @@ pub fn init_logging(filter: &str) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only on a terminal, so that logs read from a pipe parse.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(true)
         .try_init()
         .map_err(|e| format!("cannot set up logging: {e}"))
