@@ -77,21 +77,36 @@ fn decode(name: String, bytes: Vec<u8>) -> anyhow::Result<Input> {
     }
 }
 
+/// Collects the manifest files under `dir`, as `kubectl apply -R -f` does: symbolic links to
+/// files are read, symbolic links to directories are not followed (a link to a parent would
+/// otherwise list the same files again and again), and the walk keeps its own stack so no
+/// directory depth can overflow the thread's.
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read directory {}", dir.display()))?;
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("cannot read directory {}", dir.display()))?
-            .path();
-        if path.is_dir() {
-            walk(&path, files)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-        {
-            files.push(path);
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .with_context(|| format!("cannot read directory {}", dir.display()))?;
+        for entry in entries {
+            let entry =
+                entry.with_context(|| format!("cannot read directory {}", dir.display()))?;
+            let path = entry.path();
+            let kind = entry
+                .file_type()
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if kind.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if kind.is_symlink() && path.is_dir() {
+                continue;
+            }
+            if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+            {
+                files.push(path);
+            }
         }
     }
     Ok(())

@@ -50,6 +50,23 @@ fn reads_a_directory_recursively_in_sorted_order() {
     assert!(stdout.ends_with("kind: Namespace\napiVersion: v1\nmetadata:\n  name: c\n  annotations:\n    linkerd.io/inject: enabled\n"), "{stdout}");
 }
 
+/// A link back up the tree is not followed (as `kubectl apply -R` and Linkerd's inject walk), so
+/// each file is read once; a link to a file is read.
+#[test]
+fn directory_links_are_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/pod.yaml"), POD).unwrap();
+    std::os::unix::fs::symlink("..", dir.path().join("sub/up")).unwrap();
+    std::os::unix::fs::symlink("sub/pod.yaml", dir.path().join("link.yaml")).unwrap();
+    let out = mesh().arg("inject").arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "\npod \"web\" injected\npod \"web\" injected\n\n"
+    );
+}
+
 #[test]
 fn files_and_stdin_mix_into_one_stream() {
     let dir = tempfile::tempdir().unwrap();
@@ -405,4 +422,53 @@ fn manual_reads_the_trust_anchors_from_the_cluster() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// A document nested hundreds of thousands deep is refused with its position, for every command
+/// and output format, instead of overflowing the stack.
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!("x:\n  {}a\n", "- ".repeat(300_000));
+    for args in [
+        &["inject", "-"][..],
+        &["inject", "-o", "json", "-"],
+        &["uninject", "-"],
+        &["uninject", "-o", "json", "-"],
+    ] {
+        let out = run_with_stdin(mesh().args(args), deep.as_bytes());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("line 2:513: collections nested more than 256 levels deep"),
+            "{args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing is half-written");
+    }
+}
+
+/// A few hundred bytes of nested aliases are refused in `-o json` instead of expanding into
+/// gigabytes; as YAML the text is passed through untouched.
+#[test]
+fn alias_bombs_are_refused() {
+    let mut bomb = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for (name, prev) in "bcdefghi".chars().zip("abcdefgh".chars()) {
+        let items = vec![format!("*{prev}"); 9].join(", ");
+        bomb.push_str(&format!("  {name}: &{name} [{items}]\n"));
+    }
+    assert!(bomb.len() < 500);
+    for args in [
+        &["inject", "-o", "json", "-"][..],
+        &["uninject", "-o", "json", "-"],
+    ] {
+        let out = run_with_stdin(mesh().args(args), bomb.as_bytes());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("line 10:10: aliases expand"),
+            "{args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
 }

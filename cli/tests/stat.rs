@@ -232,7 +232,7 @@ fn unreachable_proxies_are_a_footnote() {
 fn missing_resources_and_bad_arguments_are_errors() {
     let server = FakeKube::builder().kubelet(true).start().unwrap();
     server.apply_yaml(&meshed_deployment(NS, "web", 1)).unwrap();
-    let out = mesh(&server, &["stat", "deploy/nope", "-n", NS, "-t", "0s"]);
+    let out = mesh(&server, &["stat", "deploy/nope", "-n", NS, "-t", "1s"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("deployment \"nope\" not found in namespace \"emojivoto\""),
@@ -253,6 +253,26 @@ fn missing_resources_and_bad_arguments_are_errors() {
         &["stat", "deploy", "--to", "svc/web", "--from", "deploy/web"],
     );
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// An empty window has no rates, and one too long for a duration is refused rather than a panic.
+#[test]
+fn windows_that_are_empty_or_too_long_are_usage_errors() {
+    for (window, says) in [
+        ("0s", "the sampling window must be longer than 0s"),
+        ("0", "the sampling window must be longer than 0s"),
+        ("99999999999999999999s", "is too long"),
+        ("9223372036854775807h9223372036854775807h", "is too long"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .args(["stat", "deploy", "-t", window])
+            .env("KUBECONFIG", "/nonexistent")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{window}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{window}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--time-window"), "{}", stderr(&out));
+    }
 }
 
 /// A tmux server of its own, so parallel tests and other users' sessions never meet.

@@ -7,7 +7,6 @@
 //! Output is the input with edits applied. For block-style YAML the edits only insert or remove
 //! whole lines, so comments, quoting, key order, anchors and block scalars survive byte for byte.
 
-pub mod annotations;
 pub mod manual;
 mod overrides;
 mod render;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::annotations::CONFIG_PREFIX;
+use mesh_names::annotations::CONFIG_PREFIX;
 
 /// One proxy setting that can be given as a flag and is stored as an annotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

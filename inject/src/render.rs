@@ -38,7 +38,10 @@ pub fn render_as(text: &str, format: Format) -> Result<String, Error> {
         match format {
             Format::Json => {
                 for root in roots.iter().flatten() {
-                    let value = yaml::to_json(root);
+                    let value = yaml::to_json(text, root).map_err(|error| Error::Syntax {
+                        document: ordinal,
+                        error,
+                    })?;
                     out.push_str(&serde_json::to_string_pretty(&value).unwrap_or_default());
                     out.push('\n');
                 }
@@ -53,7 +56,10 @@ pub fn render_as(text: &str, format: Format) -> Result<String, Error> {
                     continue;
                 }
                 for root in json_roots {
-                    let value = yaml::to_json(root);
+                    let value = yaml::to_json(text, root).map_err(|error| Error::Syntax {
+                        document: ordinal,
+                        error,
+                    })?;
                     separate(&mut out, "");
                     out.push_str(&to_yaml(&value));
                 }

@@ -318,6 +318,12 @@ impl ValuesBuilder {
 }
 
 fn parse(source_name: &str, text: &str) -> Result<Value, ValuesError> {
+    let syntax = |e: yaml::SyntaxError| ValuesError::Syntax {
+        source_name: source_name.to_owned(),
+        line: e.line,
+        col: e.col,
+        message: e.message,
+    };
     let mut root = Value::Null;
     for chunk in yaml::split(text) {
         if !chunk.is_document {
@@ -328,14 +334,9 @@ fn parse(source_name: &str, text: &str) -> Result<Value, ValuesError> {
             chunk.range.start,
             chunk.first_line,
         )
-        .map_err(|e| ValuesError::Syntax {
-            source_name: source_name.to_owned(),
-            line: e.line,
-            col: e.col,
-            message: e.message,
-        })?;
+        .map_err(syntax)?;
         for doc in docs.iter().flatten() {
-            merge(&mut root, yaml::to_json(doc));
+            merge(&mut root, yaml::to_json(text, doc).map_err(syntax)?);
         }
     }
     Ok(root)

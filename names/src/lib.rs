@@ -4,8 +4,12 @@
 //!
 //! This crate has no dependencies: the proxy links it too.
 
+pub mod annotations;
+pub mod containers;
 pub mod duration;
 pub mod identity;
+pub mod labels;
 pub mod ports;
+pub mod resources;
 
 pub use duration::{DurationError, format_duration, parse_duration};

@@ -376,11 +376,14 @@ fn set_scale(
     ok(StatusCode::OK, &scale_of(&stored.value))
 }
 
-/// SelfSubjectAccessReview and SelfSubjectRulesReview: everything is allowed unless the test
-/// denied it.
+/// TokenReview answers for the tokens the test issued. SelfSubjectAccessReview and
+/// SelfSubjectRulesReview: everything is allowed unless the test denied it.
 fn review(shared: &Shared, target: &Target, body: &[u8]) -> Reply {
     let mut review = parse_body(body)?;
     let state = shared.state();
+    if target.rt.plural == "tokenreviews" {
+        return ok(StatusCode::CREATED, &crate::tokens::review(&state, review)?);
+    }
     if target.rt.plural == "selfsubjectrulesreviews" {
         review["status"] = json!({
             "resourceRules": [{ "verbs": ["*"], "apiGroups": ["*"], "resources": ["*"] }],

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::admission::PendingPod;
 use crate::resources::ResourceType;
 use crate::store::{Object, Part, State, core, owned_by, random_suffix};
 use crate::time;
@@ -274,11 +275,10 @@ fn sync_replicaset(state: &mut State, rt: &ResourceType, rs: &Arc<Object>) -> bo
         .unwrap_or(1);
     let mut changed = false;
     let pods = owned_pods(state, rs);
-    if (pods.len() as i64) < replicas {
-        for _ in pods.len() as i64..replicas {
-            let id = state.next_id();
-            let name = format!("{}-{}", rs.name(), random_suffix(id));
-            changed |= create_pod(state, rt, rs, &name, json!({}), None);
+    let pending = pending_for(state, rs).len();
+    if ((pods.len() + pending) as i64) < replicas {
+        for _ in (pods.len() + pending) as i64..replicas {
+            changed |= create_pod(state, rt, rs, &generated(rs), json!({}), None);
         }
     } else {
         changed |= delete_pods(state, pods.iter().skip(replicas.max(0) as usize));
@@ -325,13 +325,16 @@ fn sync_statefulset(state: &mut State, rt: &ResourceType, sts: &Arc<Object>) -> 
     changed |= delete_pods(state, stale);
     for i in 0..replicas {
         let name = format!("{}-{i}", sts.name());
-        if state.get(&core("pods"), sts.namespace(), &name).is_none() {
+        let queued = pending_for(state, sts)
+            .iter()
+            .any(|p| p.pod["metadata"]["name"] == json!(name));
+        if state.get(&core("pods"), sts.namespace(), &name).is_none() && !queued {
             let labels = json!({
                 "controller-revision-hash": revision,
                 "statefulset.kubernetes.io/pod-name": name,
                 "apps.kubernetes.io/pod-index": i.to_string(),
             });
-            changed |= create_pod(state, rt, sts, &name, labels, None);
+            changed |= create_pod(state, rt, sts, &PodName::Fixed(name), labels, None);
         }
     }
     let pods = owned_pods(state, sts);
@@ -373,15 +376,13 @@ fn sync_daemonset(state: &mut State, rt: &ResourceType, ds: &Arc<Object>) -> boo
         .collect();
     for node in &nodes {
         let pods = owned_pods(state, ds);
-        if !pods
-            .iter()
-            .any(|p| p.value.pointer("/spec/nodeName") == Some(&json!(node)))
+        let on_node = |pod: &Value| pod.pointer("/spec/nodeName") == Some(&json!(node));
+        if !pods.iter().any(|p| on_node(&p.value))
+            && !pending_for(state, ds).iter().any(|p| on_node(&p.pod))
         {
-            let id = state.next_id();
-            let name = format!("{}-{}", ds.name(), random_suffix(id));
             let labels =
                 json!({ "controller-revision-hash": hash, "pod-template-generation": "1" });
-            changed |= create_pod(state, rt, ds, &name, labels, Some(node));
+            changed |= create_pod(state, rt, ds, &generated(ds), labels, Some(node));
         }
     }
     let pods = owned_pods(state, ds);
@@ -406,10 +407,9 @@ fn sync_job(state: &mut State, rt: &ResourceType, job: &Arc<Object>) -> bool {
         .unwrap_or(1);
     let mut changed = false;
     let pods = owned_pods(state, job);
-    if pods.is_empty() {
+    if pods.is_empty() && pending_for(state, job).is_empty() {
         for _ in 0..completions.max(0) {
-            let id = state.next_id();
-            let name = format!("{}-{}", job.name(), random_suffix(id));
+            let name = generated(job);
             let labels = json!({
                 "batch.kubernetes.io/job-name": job.name(),
                 "job-name": job.name(),
@@ -457,11 +457,34 @@ fn owned_pods(state: &State, owner: &Arc<Object>) -> Vec<Arc<Object>> {
         .collect()
 }
 
+/// How a controller names its pods: `generateName: <owner>-`, as the API server then names
+/// them (after admission, which sees no name).
+fn generated(owner: &Object) -> PodName {
+    PodName::Generate(format!("{}-", owner.name()))
+}
+
+/// A fixed pod name (StatefulSets) or a prefix for the server to complete.
+enum PodName {
+    Fixed(String),
+    Generate(String),
+}
+
+fn pending_for(state: &State, owner: &Object) -> Vec<PendingPod> {
+    state
+        .pending_pods
+        .iter()
+        .filter(|p| p.owner_uid == owner.uid())
+        .cloned()
+        .collect()
+}
+
+/// Creates a pod for `owner`; when webhook configurations exist it is queued for admission
+/// instead, and appears once the webhooks have answered.
 fn create_pod(
     state: &mut State,
     rt: &ResourceType,
     owner: &Arc<Object>,
-    name: &str,
+    name: &PodName,
     extra_labels: Value,
     node: Option<&str>,
 ) -> bool {
@@ -488,7 +511,10 @@ fn create_pod(
             meta["labels"][k] = v;
         }
     }
-    meta["name"] = json!(name);
+    match name {
+        PodName::Fixed(name) => meta["name"] = json!(name),
+        PodName::Generate(prefix) => meta["generateName"] = json!(prefix),
+    }
     meta["namespace"] = json!(owner.namespace());
     meta["ownerReferences"] = json!([owner_ref(rt, owner)]);
     let mut spec = template.get("spec").cloned().unwrap_or(json!({}));
@@ -496,6 +522,21 @@ fn create_pod(
         spec["nodeName"] = json!(node);
     }
     let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec });
+    if crate::admission::has_configurations(state) {
+        let id = state.next_id();
+        state.pending_pods.push(PendingPod {
+            id,
+            owner_key: rt.key(),
+            owner_kind: rt.kind.clone(),
+            owner_api_version: rt.api_version(rt.preferred_version()),
+            owner_name: owner.name().to_string(),
+            owner_uid: owner.uid().to_string(),
+            namespace: owner.namespace().to_string(),
+            pod,
+        });
+        state.pod_work.notify_one();
+        return false;
+    }
     let pods = state.type_of(&core("pods"));
     state.create(&pods, owner.namespace(), pod, false).is_ok()
 }

@@ -26,6 +26,7 @@
 //! The server runs its own tokio runtime on a background thread, so synchronous tests that run
 //! real binaries can use it as well as async ones. Dropping the handle stops it.
 
+mod admission;
 mod api;
 mod discovery;
 mod kubelet;
@@ -38,6 +39,7 @@ mod status;
 mod store;
 mod table;
 mod time;
+mod tokens;
 mod watch;
 
 use std::net::SocketAddr;
@@ -134,11 +136,32 @@ impl Builder {
             state.server_version = version;
         }
         let shared = Arc::new(Shared::new(state, addr));
-        let mut kube = FakeKube {
-            shared: shared.clone(),
+        // The server runs before the fixtures load, because a fixture's create may call an
+        // admission webhook from the server's runtime. On an error the handle's drop stops it.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("testkube")
+            .enable_all()
+            .build()
+            .map_err(Error::Start)?;
+        let handle = runtime.handle().clone();
+        runtime.spawn(admission::pod_worker(shared.clone()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let serving = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("testkube".into())
+            .spawn(move || {
+                runtime.block_on(server::serve(listener, serving, rx));
+                // The runtime is dropped here, on its own thread, which ends open watches.
+                drop(runtime);
+            })
+            .map_err(Error::Start)?;
+        let kube = FakeKube {
+            shared,
             addr,
-            shutdown: None,
-            thread: None,
+            runtime: handle,
+            shutdown: Some(tx),
+            thread: Some(thread),
         };
         for dir in &self.fixture_dirs {
             kube.load_dir(dir)?;
@@ -152,23 +175,6 @@ impl Builder {
             kubelet::ensure_node(&mut state);
             kubelet::reconcile(&mut state);
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("testkube")
-            .enable_all()
-            .build()
-            .map_err(Error::Start)?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name("testkube".into())
-            .spawn(move || {
-                runtime.block_on(server::serve(listener, shared, rx));
-                // The runtime is dropped here, on its own thread, which ends open watches.
-                drop(runtime);
-            })
-            .map_err(Error::Start)?;
-        kube.shutdown = Some(tx);
-        kube.thread = Some(thread);
         Ok(kube)
     }
 }
@@ -178,6 +184,7 @@ impl Builder {
 pub struct FakeKube {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    runtime: tokio::runtime::Handle,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -250,6 +257,11 @@ preferences: {{}}
 
     /// Creates or replaces every object in a YAML stream (`---`-separated, `kind: List` too),
     /// creating missing namespaces on the way. Returns the stored objects.
+    ///
+    /// Creations go through mutating admission webhooks as a `POST` does, and this call blocks
+    /// its thread while they answer: a webhook served on the same current-thread runtime as the
+    /// caller cannot answer (the call then times out). Serve it from another thread, or use a
+    /// multi-thread runtime.
     pub fn apply_yaml(&self, yaml: &str) -> Result<Vec<Value>, Error> {
         self.apply_yaml_from("yaml", yaml)
     }
@@ -308,7 +320,6 @@ preferences: {{}}
                 _ => objects.push(doc),
             }
         }
-        let mut state = self.shared.state();
         let mut stored = Vec::new();
         for (index, obj) in objects.into_iter().enumerate() {
             let rejected = |message: String| Error::Rejected {
@@ -316,11 +327,12 @@ preferences: {{}}
                 index,
                 message,
             };
-            let api_version = obj["apiVersion"].as_str().unwrap_or("");
+            let mut state = self.shared.state();
+            let api_version = obj["apiVersion"].as_str().unwrap_or("").to_string();
             let kind = obj["kind"].as_str().unwrap_or("");
             let rt = state
                 .registry
-                .by_kind(api_version, kind)
+                .by_kind(&api_version, kind)
                 .cloned()
                 .ok_or_else(|| rejected(format!("no resource type for {api_version} {kind}")))?;
             let ns = if rt.namespaced {
@@ -359,7 +371,30 @@ preferences: {{}}
                         (other, _) => other,
                     }
                 }
-                None => state.create(&rt, &ns, obj, false),
+                None => {
+                    let version = resources::split_api_version(&api_version).1;
+                    let attrs =
+                        admission::Attributes::create(&rt, version, &ns, admission::admin_user());
+                    let plan = if admission::has_configurations(&state) {
+                        admission::plan(&state, &attrs)
+                    } else {
+                        admission::Plan::default()
+                    };
+                    if plan.is_empty() {
+                        state.create(&rt, &ns, obj, false)
+                    } else {
+                        // Webhooks are called without the lock, as for a POST.
+                        drop(state);
+                        let mut obj = obj;
+                        if rt.namespaced {
+                            obj["metadata"]["namespace"] = json!(ns);
+                        }
+                        admission::admit_blocking(&self.runtime, &self.shared, attrs, plan, obj)
+                            .and_then(|admitted| {
+                                self.shared.state().create(&rt, &ns, admitted.object, false)
+                            })
+                    }
+                }
             };
             let obj = result.map_err(|e| rejected(e.message))?;
             stored.push(obj.value.clone());
@@ -378,13 +413,7 @@ preferences: {{}}
     /// ordered by namespace and name.
     pub fn objects(&self, kind: &str, namespace: Option<&str>) -> Vec<Value> {
         let state = self.shared.state();
-        let Some(rt) = state
-            .registry
-            .types()
-            .iter()
-            .find(|t| t.kind == kind)
-            .cloned()
-        else {
+        let Some(rt) = state.registry.by_kind_name(kind).cloned() else {
             return Vec::new();
         };
         state
@@ -397,12 +426,7 @@ preferences: {{}}
     /// One object by kind, namespace (`""` for cluster-scoped) and name.
     pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         let state = self.shared.state();
-        let rt = state
-            .registry
-            .types()
-            .iter()
-            .find(|t| t.kind == kind)?
-            .clone();
+        let rt = state.registry.by_kind_name(kind)?.clone();
         state
             .get(&rt.key(), namespace, name)
             .map(|o| o.value.clone())
@@ -418,9 +442,7 @@ preferences: {{}}
         let mut state = self.shared.state();
         let rt = state
             .registry
-            .types()
-            .iter()
-            .find(|t| t.kind == kind)
+            .by_kind_name(kind)
             .cloned()
             .ok_or_else(not_found)?;
         state
@@ -445,9 +467,7 @@ preferences: {{}}
         let mut state = self.shared.state();
         let rt = state
             .registry
-            .types()
-            .iter()
-            .find(|t| t.kind == kind)
+            .by_kind_name(kind)
             .cloned()
             .ok_or_else(not_found)?;
         let obj = state
@@ -495,6 +515,31 @@ preferences: {{}}
         entry.push((port, target));
     }
 
+    /// A service-account token for `namespace/service_account`, as a pod would get one projected
+    /// with these audiences (none: the API server's own, `https://kubernetes.default.svc.cluster.local`).
+    /// The namespace and service account are created if missing. `TokenReview`s authenticate it
+    /// as `system:serviceaccount:<namespace>:<service_account>` while the service account exists
+    /// (with the same uid) and the token is not revoked.
+    pub fn issue_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        audiences: &[&str],
+    ) -> String {
+        tokens::issue(
+            &mut self.shared.state(),
+            namespace,
+            service_account,
+            audiences,
+        )
+    }
+
+    /// Makes later `TokenReview`s of `token` fail, as if it had expired. Returns whether the
+    /// server had issued it.
+    pub fn revoke_token(&self, token: &str) -> bool {
+        tokens::revoke(&mut self.shared.state(), token)
+    }
+
     /// SelfSubjectAccessReviews for this verb, group and resource answer "denied"; `"*"` matches
     /// anything.
     pub fn deny_access(&self, verb: &str, group: &str, resource: &str) {
@@ -539,6 +584,20 @@ preferences: {{}}
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.state().resource_version()
+    }
+
+    /// Sends the server's own calls to `port` of Service `namespace/service` (admission webhooks
+    /// with `clientConfig.service`) to `target`, where the test listens. The TLS name checked is
+    /// still `<service>.<namespace>.svc`. A call to a Service that exists but has no route fails
+    /// as one without endpoints does.
+    pub fn route_service(&self, namespace: &str, service: &str, port: u16, target: SocketAddr) {
+        lock(&self.shared.routes)
+            .insert((namespace.to_string(), service.to_string(), port), target);
+    }
+
+    /// Every `AdmissionReview` request sent to a webhook so far, oldest first (at most 10 000).
+    pub fn admission_calls(&self) -> Vec<Value> {
+        lock(&self.shared.admission_calls).clone()
     }
 }
 

@@ -141,6 +141,18 @@ impl Registry {
             .find(|t| t.group == group && t.kind == kind && t.versions.iter().any(|v| v == version))
     }
 
+    /// The type of a kind given as `Kind` (the first registered, so the core `Event` before
+    /// `events.k8s.io`'s) or as `Kind.group` (`Event.events.k8s.io`).
+    pub fn by_kind_name(&self, name: &str) -> Option<&ResourceType> {
+        if let Some(t) = self.types.iter().find(|t| t.kind == name) {
+            return Some(t);
+        }
+        let (kind, group) = name.split_once('.')?;
+        self.types
+            .iter()
+            .find(|t| t.kind == kind && t.group == group)
+    }
+
     /// Groups with their versions, in registration order, core group excluded.
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
@@ -549,7 +561,17 @@ const BUILTINS: &[Builtin] = &[
         &[],
         &[],
     ),
+    b(
+        "authentication.k8s.io",
+        "v1",
+        "tokenreviews",
+        "TokenReview",
+        CLUSTER,
+        &[],
+        &[],
+    ),
     b("coordination.k8s.io", "v1", "leases", "Lease", NS, &[], &[]),
+    b("events.k8s.io", "v1", "events", "Event", NS, &["ev"], &[]),
     b(
         "discovery.k8s.io",
         "v1",
@@ -574,7 +596,7 @@ fn builtin_types() -> Vec<ResourceType> {
     BUILTINS
         .iter()
         .map(|b| {
-            let create_only = b.group == "authorization.k8s.io";
+            let create_only = matches!(b.group, "authorization.k8s.io" | "authentication.k8s.io");
             let categories = match b.plural {
                 "pods"
                 | "services"

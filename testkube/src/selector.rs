@@ -59,6 +59,46 @@ impl LabelSelector {
     }
 }
 
+/// Whether a structured `metav1.LabelSelector` (`matchLabels` and `matchExpressions` with `In`,
+/// `NotIn`, `Exists`, `DoesNotExist`) selects these labels. An empty or missing selector selects
+/// everything; an unknown operator selects nothing, as an invalid selector would.
+pub fn structured_matches(
+    selector: Option<&Value>,
+    labels: Option<&serde_json::Map<String, Value>>,
+) -> bool {
+    let Some(selector) = selector.filter(|s| !s.is_null()) else {
+        return true;
+    };
+    let get = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
+    let match_labels = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| get(k).is_some() && get(k) == v.as_str());
+    let expressions = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|vs| vs.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            match e.get("operator").and_then(Value::as_str) {
+                Some("In") => get(key).is_some_and(|v| values.contains(&v)),
+                Some("NotIn") => !get(key).is_some_and(|v| values.contains(&v)),
+                Some("Exists") => get(key).is_some(),
+                Some("DoesNotExist") => get(key).is_none(),
+                _ => false,
+            }
+        });
+    match_labels && expressions
+}
+
 /// Splits on commas that are not inside parentheses.
 fn split_top_level(text: &str) -> Vec<&str> {
     let mut parts = Vec::new();

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use serde_json::Value;
 use crate::resources::ResourceType;
 use crate::status::ApiError;
 use crate::store::State;
-use crate::{api, discovery, proxy, watch};
+use crate::{admission, api, discovery, proxy, watch};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
@@ -50,6 +51,12 @@ pub struct Shared {
     pub faults: Mutex<Vec<FaultRule>>,
     pub requests: Mutex<Vec<String>>,
     pub addr: SocketAddr,
+    /// Where the server's own calls to a Service go: (namespace, name, port) to an address.
+    pub routes: Mutex<HashMap<(String, String, u16), SocketAddr>>,
+    /// Every `AdmissionReview` sent to a webhook, oldest first.
+    pub admission_calls: Mutex<Vec<Value>>,
+    /// Numbers admission request uids.
+    pub admission_ids: AtomicU64,
 }
 
 impl Shared {
@@ -60,6 +67,9 @@ impl Shared {
             faults: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             addr,
+            routes: Mutex::new(HashMap::new()),
+            admission_calls: Mutex::new(Vec::new()),
+            admission_ids: AtomicU64::new(0),
         }
     }
 
@@ -177,7 +187,20 @@ async fn handle(
                 Ok(body) => body.to_bytes(),
                 Err(e) => return error(&ApiError::bad_request(format!("cannot read body: {e}"))),
             };
-            match api::handle(
+            // A create goes through the admission webhooks first, without the store's lock.
+            let creates = method == Method::POST
+                && target.name.is_none()
+                && target.sub.is_none()
+                && !target.rt.create_only;
+            let (body, warnings) = if creates {
+                match admission::admit_post(&shared, &target, &params, body).await {
+                    Ok(admitted) => admitted,
+                    Err(e) => return error(&e),
+                }
+            } else {
+                (body, Vec::new())
+            };
+            let mut resp = match api::handle(
                 &shared,
                 &target,
                 &method,
@@ -187,10 +210,35 @@ async fn handle(
             ) {
                 Ok((code, bytes)) => bytes_response(code, bytes),
                 Err(e) => error(&e),
+            };
+            for warning in warnings {
+                if let Ok(value) = header::HeaderValue::from_str(&warning_header(&warning)) {
+                    resp.headers_mut().append(header::WARNING, value);
+                }
             }
+            resp
         }
         Err(e) => error(&e),
     }
+}
+
+/// `299 - "text"`, as the API server writes a warning: quotes and backslashes escaped, and
+/// characters a header cannot carry replaced.
+fn warning_header(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    out.push_str("299 - \"");
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_ascii_graphic() || c == ' ' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A request for an API resource, once the path is understood.

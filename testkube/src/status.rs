@@ -7,18 +7,32 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub code: u16,
-    pub reason: &'static str,
+    pub reason: std::borrow::Cow<'static, str>,
     pub message: String,
-    pub details: Option<Value>,
+    /// Boxed to keep `Result<_, ApiError>` small.
+    pub details: Option<Box<Value>>,
 }
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             code,
-            reason,
+            reason: reason.into(),
             message: message.into(),
             details: None,
+        }
+    }
+
+    /// `Internal error occurred: …`: a 500, as the API server wraps an error it did not expect.
+    pub fn internal(message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError {
+            details: Some(Box::new(json!({ "causes": [{ "message": message }] }))),
+            ..ApiError::new(
+                500,
+                "InternalError",
+                format!("Internal error occurred: {message}"),
+            )
         }
     }
 
@@ -26,7 +40,9 @@ impl ApiError {
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
         let what = qualified(group, plural);
         ApiError {
-            details: Some(json!({ "name": name, "group": group, "kind": plural })),
+            details: Some(Box::new(
+                json!({ "name": name, "group": group, "kind": plural }),
+            )),
             ..ApiError::new(404, "NotFound", format!("{what} \"{name}\" not found"))
         }
     }
@@ -35,7 +51,9 @@ impl ApiError {
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
         let what = qualified(group, plural);
         ApiError {
-            details: Some(json!({ "name": name, "group": group, "kind": plural })),
+            details: Some(Box::new(
+                json!({ "name": name, "group": group, "kind": plural }),
+            )),
             ..ApiError::new(
                 409,
                 "AlreadyExists",
@@ -48,7 +66,9 @@ impl ApiError {
     pub fn conflict(group: &str, plural: &str, name: &str) -> Self {
         let what = qualified(group, plural);
         ApiError {
-            details: Some(json!({ "name": name, "group": group, "kind": plural })),
+            details: Some(Box::new(
+                json!({ "name": name, "group": group, "kind": plural }),
+            )),
             ..ApiError::new(
                 409,
                 "Conflict",
@@ -63,11 +83,11 @@ impl ApiError {
     /// `Pod "Web" is invalid: metadata.name: Invalid value: …`: a 422.
     pub fn invalid(kind: &str, name: &str, field: &str, detail: &str) -> Self {
         ApiError {
-            details: Some(json!({
+            details: Some(Box::new(json!({
                 "name": name,
                 "kind": kind,
                 "causes": [{ "reason": "FieldValueInvalid", "message": detail, "field": field }],
-            })),
+            }))),
             ..ApiError::new(
                 422,
                 "Invalid",
@@ -122,7 +142,7 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(details) = &self.details {
-            status["details"] = details.clone();
+            status["details"] = (**details).clone();
         }
         status
     }

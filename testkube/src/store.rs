@@ -119,6 +119,12 @@ pub struct State {
     pub reconciling: bool,
     pub denials: Vec<Denial>,
     pub server_version: (u32, u32),
+    /// Service-account tokens this server issued, by token.
+    pub tokens: HashMap<String, crate::tokens::Token>,
+    /// Pods the fake controllers want, waiting for admission webhooks.
+    pub pending_pods: Vec<crate::admission::PendingPod>,
+    /// Wakes the worker that admits [`State::pending_pods`].
+    pub pod_work: Arc<tokio::sync::Notify>,
 }
 
 impl State {
@@ -137,6 +143,9 @@ impl State {
             reconciling: false,
             denials: Vec::new(),
             server_version: (1, 33),
+            tokens: HashMap::new(),
+            pending_pods: Vec::new(),
+            pod_work: Arc::new(tokio::sync::Notify::new()),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             state.ensure_namespace(ns);
@@ -608,8 +617,20 @@ impl State {
     /// Fields the API server fills in on write.
     fn defaults(&mut self, rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
         match (rt.group.as_str(), rt.plural.as_str()) {
-            ("", "namespaces") if obj.pointer("/status/phase").is_none() => {
-                obj["status"] = json!({ "phase": "Active" });
+            ("", "namespaces") => {
+                // API servers since 1.21 label every namespace with its own name, so that
+                // selectors (network policies, webhooks) can pick namespaces by name.
+                let name = obj
+                    .pointer("/metadata/name")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                if !obj["metadata"]["labels"].is_object() {
+                    obj["metadata"]["labels"] = json!({});
+                }
+                obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+                if obj.pointer("/status/phase").is_none() {
+                    obj["status"] = json!({ "phase": "Active" });
+                }
             }
             ("", "secrets") => {
                 if let Some(Value::Object(string_data)) =

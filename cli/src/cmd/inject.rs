@@ -9,9 +9,7 @@ use mesh_inject::{ManualSettings, Options, Setting};
 
 use super::GlobalArgs;
 
-/// The ConfigMap `mesh install` writes the trust anchors to, with Linkerd's name and key.
-const TRUST_ROOTS: &str = "linkerd-identity-trust-roots";
-const TRUST_ROOTS_KEY: &str = "ca-bundle.crt";
+use mesh_names::resources::{TRUST_ROOTS, TRUST_ROOTS_KEY};
 
 /// Reads the trust anchors of the installed control plane.
 fn trust_anchors_from_cluster(global: &GlobalArgs) -> anyhow::Result<String> {

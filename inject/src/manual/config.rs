@@ -3,26 +3,9 @@
 
 use serde_json::{Map, Value};
 
-use super::ManualError;
+use super::{ManualError, keys};
 use crate::Setting;
 use crate::values::{RequestLimit, Values};
-
-/// Annotations that configure the sidecar, besides those `mesh inject` flags write.
-pub mod keys {
-    pub const PROXY_IMAGE: &str = "config.linkerd.io/proxy-image";
-    pub const PROXY_VERSION: &str = "config.linkerd.io/proxy-version";
-    pub const PULL_POLICY: &str = "config.linkerd.io/image-pull-policy";
-    pub const CONTROL_PORT: &str = "config.linkerd.io/control-port";
-    pub const INBOUND_PORT: &str = "config.linkerd.io/inbound-port";
-    pub const OUTBOUND_PORT: &str = "config.linkerd.io/outbound-port";
-    pub const PROXY_UID: &str = "config.linkerd.io/proxy-uid";
-    pub const LOG_FORMAT: &str = "config.linkerd.io/proxy-log-format";
-    pub const SKIP_SUBNETS: &str = "config.linkerd.io/skip-subnets";
-    pub const INBOUND_CONNECT_TIMEOUT: &str = "config.linkerd.io/proxy-inbound-connect-timeout";
-    pub const OUTBOUND_CONNECT_TIMEOUT: &str = "config.linkerd.io/proxy-outbound-connect-timeout";
-    pub const SHUTDOWN_GRACE_PERIOD: &str = "config.linkerd.io/shutdown-grace-period";
-    pub const NATIVE_SIDECAR: &str = "config.beta.linkerd.io/proxy-enable-native-sidecar";
-}
 
 /// The resolved settings of one pod's proxy.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,54 +9,15 @@
 mod config;
 mod sidecar;
 
+use mesh_names::{annotations, containers, labels};
 use serde_json::{Map, Value};
 
-pub use config::{ProxyConfig, keys};
+pub use config::ProxyConfig;
+/// The `config.linkerd.io/*` annotations a pod's sidecar is configured by, besides the flags'.
+pub use mesh_names::annotations::config as keys;
 pub use sidecar::Sidecar;
 
 use crate::values::Values;
-
-/// Names of what manual injection adds, so that uninject can find them.
-pub mod names {
-    pub const PROXY: &str = "linkerd-proxy";
-    pub const INIT: &str = "linkerd-init";
-    pub const ADMIN_PORT: &str = "linkerd-admin";
-    pub const XTABLES_VOLUME: &str = "linkerd-proxy-init-xtables-lock";
-    pub const IDENTITY_VOLUME: &str = "linkerd-identity-end-entity";
-    pub const TOKEN_VOLUME: &str = "linkerd-identity-token";
-    pub const IDENTITY_DIR: &str = "/var/run/linkerd/identity/end-entity";
-    pub const TOKEN_DIR: &str = "/var/run/secrets/tokens";
-    pub const CREATED_BY: &str = "linkerd.io/created-by";
-    pub const PROXY_VERSION: &str = "linkerd.io/proxy-version";
-    pub const TRUST_ROOT_SHA256: &str = "linkerd.io/trust-root-sha256";
-    pub const CONTROL_PLANE_NS: &str = "linkerd.io/control-plane-ns";
-    pub const WORKLOAD_NS: &str = "linkerd.io/workload-ns";
-
-    /// Containers manual injection adds.
-    pub const CONTAINERS: &[&str] = &[PROXY, INIT];
-    /// Volumes manual injection adds.
-    pub const VOLUMES: &[&str] = &[XTABLES_VOLUME, IDENTITY_VOLUME, TOKEN_VOLUME];
-    /// Annotations manual injection adds. `config.linkerd.io/*` settings are the user's and stay.
-    pub const ANNOTATIONS: &[&str] = &[CREATED_BY, PROXY_VERSION, TRUST_ROOT_SHA256];
-
-    /// Whether `label` is one manual injection adds.
-    pub fn is_injected_label(label: &str) -> bool {
-        label == CONTROL_PLANE_NS
-            || label == WORKLOAD_NS
-            || label.strip_prefix("linkerd.io/proxy-").is_some_and(|kind| {
-                matches!(
-                    kind,
-                    "deployment"
-                        | "statefulset"
-                        | "daemonset"
-                        | "replicaset"
-                        | "replicationcontroller"
-                        | "job"
-                        | "cronjob"
-                )
-            })
-    }
-}
 
 /// Everything manual injection needs besides the pod itself.
 #[derive(Debug, Clone)]
@@ -123,7 +84,7 @@ pub fn is_injected(pod_template: &Value) -> bool {
         spec[*list].as_array().into_iter().flatten().any(|c| {
             c["name"]
                 .as_str()
-                .is_some_and(|n| names::CONTAINERS.contains(&n))
+                .is_some_and(|n| containers::INJECTED.contains(&n))
         })
     })
 }
@@ -180,17 +141,17 @@ pub fn uninject_json(pod_template: &mut Value) {
     };
     if let Some(Value::Object(metadata)) = template.get_mut("metadata") {
         if let Some(Value::Object(annotations)) = metadata.get_mut("annotations") {
-            annotations.retain(|k, _| !names::ANNOTATIONS.contains(&k.as_str()));
+            annotations.retain(|k, _| !annotations::INJECTED.contains(&k.as_str()));
         }
         if let Some(Value::Object(labels)) = metadata.get_mut("labels") {
-            labels.retain(|k, _| !names::is_injected_label(k));
+            labels.retain(|k, _| !labels::is_injected(k));
         }
     }
     if let Some(Value::Object(spec)) = template.get_mut("spec") {
         for (list, doomed) in [
-            ("containers", names::CONTAINERS),
-            ("initContainers", names::CONTAINERS),
-            ("volumes", names::VOLUMES),
+            ("containers", containers::INJECTED),
+            ("initContainers", containers::INJECTED),
+            ("volumes", containers::VOLUMES),
         ] {
             let emptied = match spec.get_mut(list) {
                 Some(Value::Array(items)) => {

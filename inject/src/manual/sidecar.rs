@@ -4,7 +4,9 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::config::ProxyConfig;
-use super::{Context, Owner, names};
+use mesh_names::{annotations, containers, labels, ports, resources};
+
+use super::{Context, Owner};
 
 /// Everything manual injection adds to a pod template.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,25 +34,25 @@ pub(super) fn build(
     let ns = context.control_plane_namespace;
     let mut annotations = vec![
         (
-            names::CREATED_BY.to_owned(),
+            annotations::CREATED_BY.to_owned(),
             format!("mesh/cli {}", context.cli_version),
         ),
-        (names::PROXY_VERSION.to_owned(), config.version.clone()),
         (
-            names::TRUST_ROOT_SHA256.to_owned(),
+            annotations::PROXY_VERSION.to_owned(),
+            config.version.clone(),
+        ),
+        (
+            annotations::TRUST_ROOT_SHA256.to_owned(),
             sha256_hex(context.trust_anchors_pem),
         ),
     ];
     annotations.dedup();
-    let mut labels = vec![(names::CONTROL_PLANE_NS.to_owned(), ns.to_owned())];
+    let mut labels = vec![(labels::CONTROL_PLANE_NS.to_owned(), ns.to_owned())];
     if owner.kind != "Pod" && !owner.name.is_empty() {
-        labels.push((
-            format!("linkerd.io/proxy-{}", owner.kind.to_ascii_lowercase()),
-            owner.name.to_owned(),
-        ));
+        labels.push((labels::workload(owner.kind), owner.name.to_owned()));
     }
     if !owner.namespace.is_empty() {
-        labels.push((names::WORKLOAD_NS.to_owned(), owner.namespace.to_owned()));
+        labels.push((labels::WORKLOAD_NS.to_owned(), owner.namespace.to_owned()));
     }
     let token_projection = values.identity.service_account_token_projection;
     let proxy = proxy_container(config, spec, context, token_projection);
@@ -61,16 +63,16 @@ pub(super) fn build(
         (vec![init], vec![proxy])
     };
     let mut volumes = vec![
-        json!({"name": names::XTABLES_VOLUME, "emptyDir": {}}),
-        json!({"name": names::IDENTITY_VOLUME, "emptyDir": {"medium": "Memory"}}),
+        json!({"name": containers::XTABLES_VOLUME, "emptyDir": {}}),
+        json!({"name": containers::IDENTITY_VOLUME, "emptyDir": {"medium": "Memory"}}),
     ];
     if token_projection {
         volumes.push(json!({
-            "name": names::TOKEN_VOLUME,
+            "name": containers::TOKEN_VOLUME,
             "projected": {"sources": [{"serviceAccountToken": {
-                "audience": "identity.l5d.io",
+                "audience": mesh_names::identity::TOKEN_AUDIENCE,
                 "expirationSeconds": 86400,
-                "path": names::TOKEN_VOLUME,
+                "path": containers::TOKEN_VOLUME,
             }}]},
         }));
     }
@@ -150,7 +152,7 @@ fn init_container(config: &ProxyConfig) -> Value {
         args.push(config.skip_subnets.clone());
     }
     let mut c = json!({
-        "name": names::INIT,
+        "name": containers::INIT,
         "image": image(config),
         "imagePullPolicy": config.pull_policy,
         "command": ["mesh-proxy", "init"],
@@ -166,7 +168,7 @@ fn init_container(config: &ProxyConfig) -> Value {
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [{"mountPath": "/run", "name": names::XTABLES_VOLUME}],
+        "volumeMounts": [{"mountPath": "/run", "name": containers::XTABLES_VOLUME}],
     });
     if let (Some(r), Some(obj)) = (resources(config), c.as_object_mut()) {
         obj.insert("resources".to_owned(), r);
@@ -204,7 +206,7 @@ fn proxy_container(
         env_field("_pod_uid", "metadata.uid"),
         env_field("_pod_ip", "status.podIP"),
         env_field("_pod_nodeName", "spec.nodeName"),
-        env("_pod_containerName", names::PROXY),
+        env("_pod_containerName", containers::PROXY),
         env(
             "LINKERD2_PROXY_CORES",
             config.cores(values.proxy.cores).to_string(),
@@ -223,7 +225,10 @@ fn proxy_container(
         env("LINKERD2_PROXY_LOG_FORMAT", config.log_format.clone()),
         env(
             "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
-            svc("linkerd-dst-headless", 8086),
+            svc(
+                resources::DESTINATION_HEADLESS_SERVICE,
+                ports::DESTINATION_GRPC,
+            ),
         ),
         env(
             "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
@@ -231,7 +236,7 @@ fn proxy_container(
         ),
         env(
             "LINKERD2_PROXY_POLICY_SVC_ADDR",
-            svc("linkerd-policy", 8090),
+            svc(resources::POLICY_SERVICE, ports::POLICY_GRPC),
         ),
         env(
             "LINKERD2_PROXY_POLICY_WORKLOAD",
@@ -315,18 +320,18 @@ fn proxy_container(
         env_field("_pod_sa", "spec.serviceAccountName"),
         env("_l5d_ns", ns),
         env("_l5d_trustdomain", trust.clone()),
-        env("LINKERD2_PROXY_IDENTITY_DIR", names::IDENTITY_DIR),
+        env("LINKERD2_PROXY_IDENTITY_DIR", containers::IDENTITY_DIR),
         env(
             "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
             context.trust_anchors_pem,
         ),
         env(
             "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",
-            format!("{}/{}", names::TOKEN_DIR, names::TOKEN_VOLUME),
+            format!("{}/{}", containers::TOKEN_DIR, containers::TOKEN_VOLUME),
         ),
         env(
             "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
-            svc("linkerd-identity-headless", 8080),
+            svc(resources::IDENTITY_HEADLESS_SERVICE, ports::IDENTITY_GRPC),
         ),
         env(
             "LINKERD2_PROXY_IDENTITY_LOCAL_NAME",
@@ -334,15 +339,15 @@ fn proxy_container(
         ),
         env(
             "LINKERD2_PROXY_IDENTITY_SVC_NAME",
-            identity("linkerd-identity"),
+            identity(resources::IDENTITY),
         ),
         env(
             "LINKERD2_PROXY_DESTINATION_SVC_NAME",
-            identity("linkerd-destination"),
+            identity(resources::DESTINATION),
         ),
         env(
             "LINKERD2_PROXY_POLICY_SVC_NAME",
-            identity("linkerd-destination"),
+            identity(resources::DESTINATION),
         ),
     ]);
     let probe = |path: &str, p: &crate::values::Probe| {
@@ -365,18 +370,18 @@ fn proxy_container(
         probe
     };
     let mut mounts =
-        vec![json!({"mountPath": names::IDENTITY_DIR, "name": names::IDENTITY_VOLUME})];
+        vec![json!({"mountPath": containers::IDENTITY_DIR, "name": containers::IDENTITY_VOLUME})];
     if token_projection {
-        mounts.push(json!({"mountPath": names::TOKEN_DIR, "name": names::TOKEN_VOLUME}));
+        mounts.push(json!({"mountPath": containers::TOKEN_DIR, "name": containers::TOKEN_VOLUME}));
     }
     let mut c = json!({
-        "name": names::PROXY,
+        "name": containers::PROXY,
         "image": image(config),
         "imagePullPolicy": config.pull_policy,
         "env": envs,
         "ports": [
-            {"containerPort": config.inbound_port, "name": names::PROXY},
-            {"containerPort": config.admin_port, "name": names::ADMIN_PORT},
+            {"containerPort": config.inbound_port, "name": containers::PROXY},
+            {"containerPort": config.admin_port, "name": containers::ADMIN_PORT},
         ],
         "livenessProbe": probe("/live", &values.proxy.liveness_probe),
         "readinessProbe": probe("/ready", &values.proxy.readiness_probe),
@@ -415,7 +420,7 @@ fn container_ports(spec: &Value) -> Vec<String> {
     let mut ports: Vec<String> = Vec::new();
     for list in ["containers", "initContainers"] {
         for container in spec[list].as_array().into_iter().flatten() {
-            if container["name"] == names::PROXY {
+            if container["name"] == containers::PROXY {
                 continue;
             }
             for port in container["ports"].as_array().into_iter().flatten() {

@@ -5,8 +5,10 @@
 use serde_json::Value;
 
 use super::{ANNOTATIONS, LABELS, Target};
-use crate::annotations::{ENABLED, INGRESS, INJECT};
-use crate::manual::{self, Context, Owner, names};
+use mesh_names::annotations::{self, ENABLED, INGRESS, INJECT};
+use mesh_names::{containers, labels};
+
+use crate::manual::{self, Context, Owner};
 use crate::report::Outcome;
 use crate::yaml::{self, Editor, Node, Position, named};
 use crate::{Error, ManualSettings, Options};
@@ -21,7 +23,10 @@ pub(super) fn inject(
 ) -> Result<(), Error> {
     // Flags are written as annotations, so the sidecar is computed from the pod as it will be.
     let overrides = options.overrides.pod_annotations();
-    let mut json = yaml::to_json(template);
+    let mut json = yaml::to_json(editor.text(), template).map_err(|error| Error::Syntax {
+        document: target.document,
+        error,
+    })?;
     if let Some(meta) = json
         .as_object_mut()
         .and_then(|t| ensure_object(t, "metadata"))
@@ -100,7 +105,7 @@ pub(super) fn uninject(
     current: Option<&str>,
     keep_inject: bool,
 ) -> Outcome {
-    let mut annotations: Vec<&str> = names::ANNOTATIONS.to_vec();
+    let mut annotations: Vec<&str> = annotations::INJECTED.to_vec();
     if !keep_inject && matches!(current, Some(ENABLED | INGRESS)) {
         annotations.push(INJECT);
     }
@@ -110,16 +115,16 @@ pub(super) fn uninject(
         .unwrap_or_default()
         .iter()
         .filter_map(|(k, _)| k.as_str())
-        .filter(|k| names::is_injected_label(k))
+        .filter(|k| labels::is_injected(k))
         .collect();
     let mut changed = editor.remove_paths(
         template,
         &[(&ANNOTATIONS, &annotations), (&LABELS, &labels)],
     );
     for (list, doomed) in [
-        ("initContainers", names::CONTAINERS),
-        ("containers", names::CONTAINERS),
-        ("volumes", names::VOLUMES),
+        ("initContainers", containers::INJECTED),
+        ("containers", containers::INJECTED),
+        ("volumes", containers::VOLUMES),
     ] {
         changed |= editor.remove_items(template, &["spec"], list, |n| named(n, doomed));
     }

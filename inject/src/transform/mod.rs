@@ -2,10 +2,10 @@
 
 mod manual;
 
-use crate::annotations::{
-    CONTROL_PLANE_COMPONENT, DISABLED, ENABLED, FOREIGN_SIDECARS, INGRESS, INJECT,
-};
-use crate::manual::names;
+use mesh_names::annotations::{DISABLED, ENABLED, INGRESS, INJECT};
+use mesh_names::containers::{self, FOREIGN_SIDECARS};
+use mesh_names::labels::CONTROL_PLANE_COMPONENT;
+
 use crate::report::{Entry, Outcome, Report, Warning};
 use crate::yaml::{Editor, Node};
 use crate::{Error, Options, Refusal};
@@ -303,7 +303,7 @@ pub(crate) fn has_injected_pod(node: &Node<'_>) -> bool {
         template.path(&["spec", list]).is_some_and(|l| {
             l.items()
                 .iter()
-                .any(|c| crate::yaml::named(c, names::CONTAINERS))
+                .any(|c| crate::yaml::named(c, containers::INJECTED))
         })
     })
 }

@@ -169,6 +169,11 @@ pub struct Editor<'t> {
 }
 
 impl<'t> Editor<'t> {
+    /// The whole stream the document's offsets refer to.
+    pub fn text(&self) -> &'t str {
+        self.text
+    }
+
     /// An editor for a document of `text` rooted at `root`. `json` makes new keys and values JSON
     /// strings; the indentation step for new nested blocks is taken from the document itself.
     pub fn new(text: &'t str, root: &Node<'_>, json: bool) -> Self {

@@ -5,9 +5,17 @@ use std::collections::HashMap;
 use saphyr_parser::ScalarStyle;
 use serde_json::{Map, Value};
 
+use super::edit::line_col;
 use super::scalar::{resolve_bool, resolve_number};
 use super::split::split;
 use super::tree::{Node, NodeKind, SyntaxError, parse_chunk};
+
+/// Aliases may add at most this many times the nodes a document writes out, and always at least
+/// [`MIN_ALIAS_BUDGET`]: enough for any manifest that reuses a block, while a few hundred bytes of
+/// nested aliases (a "billion laughs") cannot expand into gigabytes.
+pub const ALIAS_EXPANSION_RATIO: usize = 10;
+/// The smallest alias budget of a document, in nodes.
+pub const MIN_ALIAS_BUDGET: usize = 10_000;
 
 /// The JSON values of a stream's documents, in order, read as kubectl reads them (see
 /// [`to_json`]); empty documents are left out.
@@ -22,65 +30,118 @@ pub fn to_json_documents(text: &str) -> Result<Vec<Value>, SyntaxError> {
             chunk.range.start,
             chunk.first_line,
         )?;
-        docs.extend(roots.iter().flatten().map(to_json).filter(|v| !v.is_null()));
+        for root in roots.iter().flatten() {
+            let value = to_json(text, root)?;
+            if !value.is_null() {
+                docs.push(value);
+            }
+        }
     }
     Ok(docs)
 }
 
 /// The JSON value of a document root: plain scalars resolve to null, booleans and numbers under
-/// YAML 1.1 rules, aliases expand, and `<<` merge keys merge.
-pub fn to_json(root: &Node<'_>) -> Value {
-    let mut anchors = HashMap::new();
-    convert(root, &mut anchors)
+/// YAML 1.1 rules, aliases expand, and `<<` merge keys merge. `text` is the stream the root's
+/// offsets refer to, for the position of an error: aliases that would expand past the document's
+/// budget (see [`ALIAS_EXPANSION_RATIO`]) are refused.
+pub fn to_json(text: &str, root: &Node<'_>) -> Result<Value, SyntaxError> {
+    let mut converter = Converter {
+        anchors: HashMap::new(),
+        written: 0,
+        expanded: 0,
+    };
+    converter.convert(root).map_err(|offset| {
+        let (line, col) = line_col(text, offset.min(text.len()));
+        SyntaxError {
+            line,
+            col,
+            message: format!(
+                "aliases expand to more than {ALIAS_EXPANSION_RATIO} times the document's own \
+                 nodes (at least {MIN_ALIAS_BUDGET}); refusing a possible alias bomb"
+            ),
+        }
+    })
 }
 
-fn convert(node: &Node<'_>, anchors: &mut HashMap<usize, Value>) -> Value {
-    let value = match &node.kind {
-        NodeKind::Scalar { value, style } => {
-            if *style != ScalarStyle::Plain || node.tagged {
-                Value::String(value.to_string())
-            } else if node.is_null() {
-                Value::Null
-            } else if let Some(b) = resolve_bool(value) {
-                Value::Bool(b)
-            } else if let Some(n) = resolve_number(value) {
-                Value::Number(n)
-            } else {
-                Value::String(value.to_string())
-            }
+struct Converter {
+    /// Each anchored value and its size in nodes.
+    anchors: HashMap<usize, (Value, usize)>,
+    /// Nodes written out in the document, and nodes added by expanding aliases so far.
+    written: usize,
+    expanded: usize,
+}
+
+impl Converter {
+    /// Converts `node`; an alias expansion over budget fails with the alias's offset.
+    fn convert(&mut self, node: &Node<'_>) -> Result<Value, usize> {
+        let before = self.written + self.expanded;
+        let value = self.value(node)?;
+        if node.anchor != 0 {
+            let size = self.written + self.expanded - before;
+            self.anchors.insert(node.anchor, (value.clone(), size));
         }
-        NodeKind::Seq { items, .. } => {
-            Value::Array(items.iter().map(|item| convert(item, anchors)).collect())
-        }
-        NodeKind::Map { entries, .. } => {
-            let mut map = Map::new();
-            let mut merged = Map::new();
-            for (key, value) in entries {
-                let value = convert(value, anchors);
-                if key.as_str() == Some("<<") && !key.tagged {
-                    merge_into(&mut merged, value);
-                    continue;
-                }
-                // Keys are kept as written: Kubernetes keys are strings, and reading `y:` or `on:`
-                // as a boolean key would only surprise.
-                let key = match key.as_str() {
-                    Some(s) => s.to_owned(),
-                    None => convert(key, anchors).to_string(),
-                };
-                map.insert(key, value);
-            }
-            // Explicit keys win over merged ones.
-            for (k, v) in merged {
-                map.entry(k).or_insert(v);
-            }
-            Value::Object(map)
-        }
-        NodeKind::Alias(id) => anchors.get(id).cloned().unwrap_or(Value::Null),
-    };
-    if node.anchor != 0 {
-        anchors.insert(node.anchor, value.clone());
+        Ok(value)
     }
-    value
+
+    fn value(&mut self, node: &Node<'_>) -> Result<Value, usize> {
+        if let NodeKind::Alias(id) = &node.kind {
+            let Some((value, size)) = self.anchors.get(id) else {
+                return Ok(Value::Null);
+            };
+            self.expanded = self.expanded.saturating_add(*size);
+            let budget = MIN_ALIAS_BUDGET.max(self.written.saturating_mul(ALIAS_EXPANSION_RATIO));
+            if self.expanded > budget {
+                return Err(node.start);
+            }
+            return Ok(value.clone());
+        }
+        self.written += 1;
+        Ok(match &node.kind {
+            NodeKind::Scalar { value, style } => {
+                if *style != ScalarStyle::Plain || node.tagged {
+                    Value::String(value.to_string())
+                } else if node.is_null() {
+                    Value::Null
+                } else if let Some(b) = resolve_bool(value) {
+                    Value::Bool(b)
+                } else if let Some(n) = resolve_number(value) {
+                    Value::Number(n)
+                } else {
+                    Value::String(value.to_string())
+                }
+            }
+            NodeKind::Seq { items, .. } => Value::Array(
+                items
+                    .iter()
+                    .map(|item| self.convert(item))
+                    .collect::<Result<_, _>>()?,
+            ),
+            NodeKind::Map { entries, .. } => {
+                let mut map = Map::new();
+                let mut merged = Map::new();
+                for (key, value) in entries {
+                    let value = self.convert(value)?;
+                    if key.as_str() == Some("<<") && !key.tagged {
+                        merge_into(&mut merged, value);
+                        continue;
+                    }
+                    // Keys are kept as written: Kubernetes keys are strings, and reading `y:` or `on:`
+                    // as a boolean key would only surprise.
+                    let key = match key.as_str() {
+                        Some(s) => s.to_owned(),
+                        None => self.convert(key)?.to_string(),
+                    };
+                    map.insert(key, value);
+                }
+                // Explicit keys win over merged ones.
+                for (k, v) in merged {
+                    map.entry(k).or_insert(v);
+                }
+                Value::Object(map)
+            }
+            NodeKind::Alias(_) => Value::Null,
+        })
+    }
 }
 
 fn merge_into(merged: &mut Map<String, Value>, value: Value) {
@@ -102,7 +163,7 @@ mod tests {
     use serde_json::json;
 
     fn convert_text(text: &str) -> Value {
-        to_json(parse_chunk(text, 0, 1).unwrap()[0].as_ref().unwrap())
+        to_json(text, parse_chunk(text, 0, 1).unwrap()[0].as_ref().unwrap()).unwrap()
     }
 
     #[test]
@@ -119,6 +180,27 @@ mod tests {
             convert_text("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\ncopy: *b\n"),
             json!({"base": {"x": 1, "y": 2}, "use": {"y": 3, "x": 1}, "copy": {"x": 1, "y": 2}})
         );
+    }
+
+    /// A few hundred bytes of nested aliases are refused at the alias that crosses the budget;
+    /// modest reuse expands.
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (name, prev) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+            .iter()
+            .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+        {
+            bomb.push_str(&format!("{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        let root = parse_chunk(&bomb, 0, 1).unwrap().remove(0).unwrap();
+        let err = to_json(&bomb, &root).unwrap_err();
+        assert!(err.message.contains("alias bomb"), "{err}");
+        assert_eq!(err.line, 4, "{err}");
+
+        let reuse =
+            "env: &env [{name: A, value: '1'}, {name: B, value: '2'}]\nx: *env\ny: *env\nz: *env\n";
+        assert_eq!(convert_text(reuse)["z"][1]["name"], "B");
     }
 
     #[test]

@@ -2,9 +2,9 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use mesh_names::{containers, resources};
 
 use super::gather::{ControlPlane, Fetch};
-use super::names;
 use super::pods;
 use super::report::{Check, Report};
 
@@ -43,7 +43,7 @@ pub fn checks(
         vec![
             namespace,
             exists(&cp.config, "'linkerd-config' config map exists", || {
-                format!("configmap {ns}/{}", names::CONFIG)
+                format!("configmap {ns}/{}", resources::CONFIG)
             }),
             deployments_ready(&cp.deployments, ns),
             pods_ready(&cp.pods, ns),
@@ -55,19 +55,19 @@ pub fn checks(
             named(
                 "control plane ClusterRoles exist",
                 "clusterrole",
-                &names::cluster_roles(ns),
+                &resources::cluster_roles(ns),
                 names_of(&cp.cluster_roles, |r| r.metadata.name.clone()),
             ),
             named(
                 "control plane ClusterRoleBindings exist",
                 "clusterrolebinding",
-                &names::cluster_roles(ns),
+                &resources::cluster_roles(ns),
                 names_of(&cp.cluster_role_bindings, |r| r.metadata.name.clone()),
             ),
             named(
                 "control plane ServiceAccounts exist",
                 "serviceaccount",
-                &names::COMPONENTS
+                &resources::COMPONENTS
                     .iter()
                     .map(|c| format!("{ns}/{c}"))
                     .collect::<Vec<_>>(),
@@ -79,7 +79,12 @@ pub fn checks(
             exists(
                 &cp.webhook,
                 "control plane MutatingWebhookConfigurations exist",
-                || format!("mutatingwebhookconfiguration {}", names::INJECTOR_WEBHOOK),
+                || {
+                    format!(
+                        "mutatingwebhookconfiguration {}",
+                        resources::INJECTOR_WEBHOOK
+                    )
+                },
             ),
         ],
     );
@@ -116,7 +121,7 @@ pub fn checks(
             description,
             format!(
                 "neither configmap {ns}/{} nor the control plane pods name a version",
-                names::CONFIG
+                resources::CONFIG
             ),
             INSTALL_HINT,
         )),
@@ -211,7 +216,7 @@ fn deployments_ready(deployments: &Fetch<Vec<Deployment>>, ns: &str) -> Check {
     };
     let mut problems = Vec::new();
     let mut retryable = true;
-    for component in names::COMPONENTS {
+    for component in resources::COMPONENTS {
         let Some(deploy) = deployments
             .iter()
             .find(|d| d.metadata.name.as_deref() == Some(component))
@@ -308,14 +313,14 @@ fn proxies(pods: &Fetch<Vec<Pod>>, ns: &str, cli_version: &str) -> Vec<Check> {
             problems.push(format!(
                 "pod {} has no {} container",
                 pods::id(pod),
-                names::PROXY_CONTAINER
+                containers::PROXY
             ));
             retryable = false;
         } else if !pods::proxy_ready(pod) {
             problems.push(format!(
                 "pod {}: {} is not ready",
                 pods::id(pod),
-                names::PROXY_CONTAINER
+                containers::PROXY
             ));
         }
     }
@@ -327,7 +332,7 @@ fn proxies(pods: &Fetch<Vec<Pod>>, ns: &str, cli_version: &str) -> Vec<Check> {
             problems.join("\n"),
             format!(
                 "see the proxy logs: kubectl logs -n {ns} <pod> -c {}",
-                names::PROXY_CONTAINER
+                containers::PROXY
             ),
         );
         if retryable { check.retryable() } else { check }

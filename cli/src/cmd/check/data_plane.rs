@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use mesh_names::containers::PROXY as PROXY_CONTAINER;
 
 use super::gather::DataPlane;
-use super::names::PROXY_CONTAINER;
 use super::pods;
 use super::report::Check;
 

@@ -13,8 +13,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::serde::de::DeserializeOwned;
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
+use mesh_names::{labels, resources};
 
-use super::names;
+use super::access;
 
 /// The result of one API call, with the error as text for the report.
 pub type Fetch<T> = Result<T, String>;
@@ -33,7 +34,7 @@ pub struct Snapshot {
 pub struct PreInstall {
     pub namespace: Fetch<Option<Namespace>>,
     /// Each SelfSubjectAccessReview asked, with whether it was allowed.
-    pub access: Vec<(names::Access, Fetch<bool>)>,
+    pub access: Vec<(access::Access, Fetch<bool>)>,
     pub nodes: Fetch<Vec<Node>>,
 }
 
@@ -119,7 +120,7 @@ fn leading_number(text: &str) -> u32 {
 async fn pre_install(client: &Client, scope: &Scope) -> PreInstall {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    let asks = names::INSTALL_ACCESS.iter().map(|access| {
+    let asks = access::INSTALL_ACCESS.iter().map(|access| {
         let reviews = reviews.clone();
         let ns = scope.control_plane_namespace.clone();
         async move {
@@ -161,8 +162,8 @@ async fn control_plane(client: &Client, ns: &str) -> ControlPlane {
     let configmaps: Api<ConfigMap> = Api::namespaced(c.clone(), ns);
     let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
     let crds: Api<CustomResourceDefinition> = Api::all(c.clone());
-    let by_label = ListParams::default().labels(&format!("{}={ns}", names::CONTROL_PLANE_NS_LABEL));
-    let crd_gets = names::CRDS.iter().map(|name| {
+    let by_label = ListParams::default().labels(&format!("{}={ns}", labels::CONTROL_PLANE_NS));
+    let crd_gets = resources::CRDS.iter().map(|name| {
         let crds = crds.clone();
         async move { (*name, get(&crds, name).await) }
     });
@@ -170,11 +171,11 @@ async fn control_plane(client: &Client, ns: &str) -> ControlPlane {
     let webhooks: Api<MutatingWebhookConfiguration> = Api::all(c.clone());
     let (namespace, config, trust_roots, issuer, injector_tls, webhook) = tokio::join!(
         get(&namespaces, ns),
-        get(&configmaps, names::CONFIG),
-        get(&configmaps, names::TRUST_ROOTS),
-        get(&secrets, names::ISSUER_SECRET),
-        get(&secrets, names::INJECTOR_TLS_SECRET),
-        get(&webhooks, names::INJECTOR_WEBHOOK),
+        get(&configmaps, resources::CONFIG),
+        get(&configmaps, resources::TRUST_ROOTS),
+        get(&secrets, resources::ISSUER_SECRET),
+        get(&secrets, resources::INJECTOR_TLS_SECRET),
+        get(&webhooks, resources::INJECTOR_WEBHOOK),
     );
     let (crds, cluster_roles, cluster_role_bindings, service_accounts, deployments, pods) = tokio::join!(
         join_all(crd_gets),

@@ -3,12 +3,12 @@
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::jiff::Timestamp;
+use mesh_names::resources;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION};
 use x509_parser::pem::Pem;
 
 use super::gather::Fetch;
-use super::names;
 use super::report::Check;
 
 /// Certificates closer than this to expiry get a warning.
@@ -111,34 +111,38 @@ pub fn identity(
 ) -> Vec<Check> {
     let description = "certificate config is valid";
     let anchors = match trust_roots {
-        Ok(Some(cm)) => match cm.data.as_ref().and_then(|d| d.get(names::TRUST_ROOTS_KEY)) {
+        Ok(Some(cm)) => match cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(resources::TRUST_ROOTS_KEY))
+        {
             Some(text) => Bundle::parse(
                 text.as_bytes(),
                 &format!(
                     "configmap {ns}/{} key {}",
-                    names::TRUST_ROOTS,
-                    names::TRUST_ROOTS_KEY
+                    resources::TRUST_ROOTS,
+                    resources::TRUST_ROOTS_KEY
                 ),
             ),
             None => Err(format!(
                 "configmap {ns}/{} has no key {}",
-                names::TRUST_ROOTS,
-                names::TRUST_ROOTS_KEY
+                resources::TRUST_ROOTS,
+                resources::TRUST_ROOTS_KEY
             )),
         },
         Ok(None) => Err(format!(
             "configmap {ns}/{} does not exist",
-            names::TRUST_ROOTS
+            resources::TRUST_ROOTS
         )),
         Err(e) => Err(format!(
             "cannot read configmap {ns}/{}: {e}",
-            names::TRUST_ROOTS
+            resources::TRUST_ROOTS
         )),
     };
     let issuer_cert = match issuer {
         Ok(Some(secret)) => {
             let data = secret.data.clone().unwrap_or_default();
-            let what = format!("secret {ns}/{}", names::ISSUER_SECRET);
+            let what = format!("secret {ns}/{}", resources::ISSUER_SECRET);
             // Linkerd's own scheme keeps crt.pem/key.pem; a kubernetes.io/tls secret (e.g. from
             // cert-manager) keeps tls.crt/tls.key.
             let (crt_key, key_key) = if data.contains_key("crt.pem") {
@@ -156,11 +160,11 @@ pub fn identity(
         }
         Ok(None) => Err(format!(
             "secret {ns}/{} does not exist",
-            names::ISSUER_SECRET
+            resources::ISSUER_SECRET
         )),
         Err(e) => Err(format!(
             "cannot read secret {ns}/{}: {e}",
-            names::ISSUER_SECRET
+            resources::ISSUER_SECRET
         )),
     };
     let (anchors, issuer_bundle) = match (anchors, issuer_cert) {
@@ -291,7 +295,7 @@ pub fn webhook(
                 description,
                 format!(
                     "mutatingwebhookconfiguration {} does not exist",
-                    names::INJECTOR_WEBHOOK
+                    resources::INJECTOR_WEBHOOK
                 ),
                 hint,
             )];
@@ -320,7 +324,7 @@ pub fn webhook(
                 description,
                 format!(
                     "mutatingwebhookconfiguration {} has no caBundle",
-                    names::INJECTOR_WEBHOOK
+                    resources::INJECTOR_WEBHOOK
                 ),
                 hint,
             )];
@@ -339,7 +343,7 @@ pub fn webhook(
                 description,
                 format!(
                     "cannot read secret {ns}/{}: {e}",
-                    names::INJECTOR_TLS_SECRET
+                    resources::INJECTOR_TLS_SECRET
                 ),
                 hint,
             )];
@@ -353,7 +357,7 @@ pub fn webhook(
     };
     let serving = match Bundle::parse(
         &serving,
-        &format!("secret {ns}/{} key tls.crt", names::INJECTOR_TLS_SECRET),
+        &format!("secret {ns}/{} key tls.crt", resources::INJECTOR_TLS_SECRET),
     ) {
         Ok(b) => b,
         Err(e) => return vec![Check::fail(description, e, hint)],

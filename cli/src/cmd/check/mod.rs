@@ -4,12 +4,12 @@
 //! further I/O, so they are plain functions of the cluster's state. `--wait` repeats the round
 //! while every failure is of the kind time can fix.
 
+mod access;
 mod cluster;
 mod control_plane;
 mod data_plane;
 mod gather;
 mod identity;
-mod names;
 mod pods;
 mod report;
 
@@ -43,10 +43,10 @@ pub struct Args {
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
     /// Retry checks that time can fix (pods becoming ready) for up to this long, e.g. 30s, 5m
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = mesh_names::parse_duration)]
     wait: Duration,
     /// Timeout of each Kubernetes API request
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = mesh_names::parse_duration)]
     api_timeout: Duration,
     /// Print details of passing checks too
     #[arg(long)]
@@ -183,39 +183,6 @@ impl Spinner {
             bar.finish_and_clear();
         }
     }
-}
-
-/// Go-style durations: `300ms`, `30s`, `5m`, `1h30m`, `0`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?}: expected e.g. 30s, 5m or 1h30m");
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ms" => number / 1000.0,
-            "s" => number,
-            "m" => number * 60.0,
-            "h" => number * 3600.0,
-            _ => return Err(bad()),
-        };
-        total += Duration::from_secs_f64(seconds);
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 
 use k8s_openapi::api::core::v1::{Container, Namespace, Pod};
 
-use super::names::{INJECT_ANNOTATION, PROXY_CONTAINER, PROXY_VERSION_ANNOTATION};
+use mesh_names::annotations::{self, DISABLED, ENABLED, INGRESS, INJECT};
+use mesh_names::containers::PROXY as PROXY_CONTAINER;
+use mesh_names::labels::ADMISSION_WEBHOOKS;
 
 /// `namespace/name`.
 pub fn id(pod: &Pod) -> String {
@@ -71,7 +73,7 @@ pub fn proxy_version(pod: &Pod) -> Option<String> {
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(PROXY_VERSION_ANNOTATION))
+        .and_then(|a| a.get(annotations::PROXY_VERSION))
         .filter(|v| !v.is_empty())
         .cloned();
     annotated.or_else(|| {
@@ -93,8 +95,8 @@ pub fn injection_reason(pod: &Pod, namespace: Option<&Namespace>) -> Option<&'st
     }
     let webhooks_off = namespace
         .and_then(|ns| ns.metadata.labels.as_ref())
-        .and_then(|l| l.get("config.linkerd.io/admission-webhooks"))
-        .is_some_and(|v| v == "disabled");
+        .and_then(|l| l.get(ADMISSION_WEBHOOKS))
+        .is_some_and(|v| v == DISABLED);
     if webhooks_off {
         return None;
     }
@@ -102,19 +104,19 @@ pub fn injection_reason(pod: &Pod, namespace: Option<&Namespace>) -> Option<&'st
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(INJECT_ANNOTATION))
+        .and_then(|a| a.get(INJECT))
         .map(String::as_str);
     match pod_says {
-        Some("enabled" | "ingress") => return Some("linkerd.io/inject on the pod"),
+        Some(ENABLED | INGRESS) => return Some("linkerd.io/inject on the pod"),
         Some(_) => return None,
         None => {}
     }
     let ns_says = namespace
         .and_then(|ns| ns.metadata.annotations.as_ref())
-        .and_then(|a| a.get(INJECT_ANNOTATION))
+        .and_then(|a| a.get(INJECT))
         .map(String::as_str);
     match ns_says {
-        Some("enabled" | "ingress") => Some("linkerd.io/inject on the namespace"),
+        Some(ENABLED | INGRESS) => Some("linkerd.io/inject on the namespace"),
         _ => None,
     }
 }

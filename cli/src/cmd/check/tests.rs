@@ -1,30 +1,6 @@
 use std::time::Duration;
 
-use super::parse_duration;
 use super::report::{Check, Format, Report, render};
-
-#[test]
-fn durations_parse_like_go() {
-    let cases = [
-        ("0", 0),
-        ("0s", 0),
-        ("300ms", 300),
-        ("30s", 30_000),
-        ("5m", 300_000),
-        ("1h30m", 5_400_000),
-        ("1.5s", 1_500),
-    ];
-    for (text, ms) in cases {
-        assert_eq!(
-            parse_duration(text),
-            Ok(Duration::from_millis(ms)),
-            "{text}"
-        );
-    }
-    for text in ["", "5", "5x", "m", "1h30"] {
-        assert!(parse_duration(text).is_err(), "{text}");
-    }
-}
 
 fn sample() -> Report {
     let mut report = Report::default();

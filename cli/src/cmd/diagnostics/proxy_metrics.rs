@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long)]
     obfuscate: bool,
     /// Give up on a proxy that has not answered in this long
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::cmd::check::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = mesh_names::parse_duration)]
     scrape_timeout: Duration,
 }
 

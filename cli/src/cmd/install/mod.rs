@@ -217,7 +217,11 @@ fn control_plane(
             key_pem: String::new(),
         }
     } else {
-        identity.webhook("linkerd-proxy-injector", ns, &values.cluster_domain)?
+        identity.webhook(
+            mesh_names::resources::PROXY_INJECTOR,
+            ns,
+            &values.cluster_domain,
+        )?
     };
     let version = values.version(cli_version());
     let config_values = render::yaml_document(&mesh_inject::values::to_tree(values));

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use mesh_inject::manual::{self, Owner};
 use mesh_inject::yaml;
+use mesh_names::{containers, resources};
 
 /// The install templates, in the order their objects are applied.
 const CONTROL_PLANE: &[(&str, &str)] = &[
@@ -195,7 +196,7 @@ fn inject(object: &mut Value, injection: &manual::Context<'_>) -> Result<(), Ren
         name: name.clone(),
         source,
     })?;
-    if name == "linkerd-identity" {
+    if name == resources::IDENTITY {
         identity_from_localhost(template);
     }
     Ok(())
@@ -209,7 +210,7 @@ fn identity_from_localhost(template: &mut Value) {
         let Some(list) = template.pointer_mut(path).and_then(Value::as_array_mut) else {
             continue;
         };
-        for container in list.iter_mut().filter(|c| c["name"] == "linkerd-proxy") {
+        for container in list.iter_mut().filter(|c| c["name"] == containers::PROXY) {
             for var in container["env"].as_array_mut().into_iter().flatten() {
                 if var["name"] == "LINKERD2_PROXY_IDENTITY_SVC_ADDR" {
                     var["value"] = Value::String("localhost.:8080".to_owned());

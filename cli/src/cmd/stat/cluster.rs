@@ -10,14 +10,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::serde::de::DeserializeOwned;
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource, ResourceExt};
+use mesh_names::containers;
 
 use super::resource::{Kind, Target};
 use crate::client::describe;
 
-/// The proxy container, and its admin port's name, as Linkerd's injector names them.
-pub const PROXY_CONTAINER: &str = "linkerd-proxy";
-pub const ADMIN_PORT_NAME: &str = "linkerd-admin";
-pub const DEFAULT_ADMIN_PORT: u16 = 4191;
+/// The proxy's admin port when its container does not name one.
+pub const DEFAULT_ADMIN_PORT: u16 = mesh_names::ports::PROXY_ADMIN;
 
 /// Which namespaces to look in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,14 +372,14 @@ fn pod_info(pod: &Pod) -> PodInfo {
         spec.containers
             .iter()
             .chain(spec.init_containers.iter().flatten())
-            .find(|c| c.name == PROXY_CONTAINER)
+            .find(|c| c.name == containers::PROXY)
     });
     let admin_port = proxy
         .and_then(|c| c.ports.as_ref())
         .and_then(|ports| {
             ports
                 .iter()
-                .find(|p| p.name.as_deref() == Some(ADMIN_PORT_NAME))
+                .find(|p| p.name.as_deref() == Some(containers::ADMIN_PORT))
                 .and_then(|p| u16::try_from(p.container_port).ok())
         })
         .unwrap_or(DEFAULT_ADMIN_PORT);

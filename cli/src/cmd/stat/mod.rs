@@ -71,7 +71,7 @@ pub struct Args {
     #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
     selector: Option<String>,
     /// The sampling window, e.g. 10s or 1m
-    #[arg(short = 't', long, value_name = "DURATION", default_value = "10s", value_parser = super::check::parse_duration)]
+    #[arg(short = 't', long, value_name = "DURATION", default_value = "10s", value_parser = window)]
     time_window: Duration,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
@@ -104,11 +104,20 @@ pub struct Args {
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["namespace", "all_namespaces", "selector", "to", "from"])]
     proxy: Vec<String>,
     /// Give up on a proxy that has not answered in this long
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = super::check::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = mesh_names::parse_duration)]
     scrape_timeout: Duration,
     /// Timeout of each Kubernetes API request
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::check::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = mesh_names::parse_duration)]
     api_timeout: Duration,
+}
+
+/// Parses `--time-window`: rates over an empty window would divide by zero.
+fn window(text: &str) -> Result<Duration, String> {
+    match mesh_names::parse_duration(text) {
+        Ok(Duration::ZERO) => Err("the sampling window must be longer than 0s".to_owned()),
+        Ok(window) => Ok(window),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
