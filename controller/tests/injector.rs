@@ -488,3 +488,136 @@ fn bad_flags_exit_64_before_serving() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
 }
+
+fn find_kubectl() -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("kubectl"))
+        .chain([std::path::PathBuf::from("/usr/bin/kubectl")])
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("kubectl is not installed (looked on PATH and in /usr/bin)"))
+}
+
+/// `kubectl apply -f -` against the fake API server, with a cache of its own.
+fn kubectl_apply(kube: &FakeKube, dir: &std::path::Path, yaml: &str) {
+    let kubeconfig = kube.write_kubeconfig(dir).unwrap();
+    let cache = dir.join("kube-cache");
+    let mut child = Command::new(find_kubectl())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["apply", "-f", "-"])
+        .env("KUBECACHEDIR", &cache)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The real flow: the API server calls the injector (as the install's
+/// MutatingWebhookConfiguration says) for the pods its kubelet creates from a Deployment that
+/// kubectl applied into a namespace annotated `linkerd.io/inject: enabled`.
+#[test]
+fn the_api_server_injects_the_pods_of_a_deployment() {
+    let kube = FakeKube::builder()
+        .kubelet(true)
+        .fixture_yaml(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: linkerd}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: linkerd-proxy-injector, namespace: linkerd}\n\
+             spec: {ports: [{name: proxy-injector, port: 443, targetPort: proxy-injector}]}\n",
+        )
+        .start()
+        .unwrap();
+    let injector = Injector::start(&kube);
+    kube.route_service("linkerd", "linkerd-proxy-injector", 443, injector.addr);
+    // The install's webhook, with its rules and namespace selector, and the test CA.
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&injector.certs.ca_pem);
+    kube.apply_yaml(&format!(
+        r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {{name: linkerd-proxy-injector-webhook-config}}
+webhooks:
+- name: linkerd-proxy-injector.linkerd.io
+  namespaceSelector:
+    matchExpressions:
+    - {{key: config.linkerd.io/admission-webhooks, operator: NotIn, values: [disabled]}}
+  clientConfig:
+    service: {{name: linkerd-proxy-injector, namespace: linkerd, path: /}}
+    caBundle: {ca_bundle}
+  failurePolicy: Ignore
+  admissionReviewVersions: [v1, v1beta1]
+  rules:
+  - {{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods, services], scope: Namespaced}}
+  sideEffects: None
+  timeoutSeconds: 10
+"#
+    ))
+    .unwrap();
+
+    kubectl_apply(
+        &kube,
+        injector.dir.path(),
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  annotations: {linkerd.io/inject: enabled}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: nginx, ports: [{containerPort: 8080}]}
+"#,
+    );
+    injector.wait_until(|| kube.objects("Pod", Some("shop")).len() == 2, "two pods");
+    for pod in kube.objects("Pod", Some("shop")) {
+        let names = container_names(&pod);
+        assert!(
+            names.contains(&"linkerd-proxy".to_owned())
+                && names.contains(&"linkerd-init".to_owned()),
+            "{names:?} in {pod:#}"
+        );
+        assert_eq!(
+            pod["metadata"]["labels"]["linkerd.io/proxy-deployment"],
+            "web"
+        );
+    }
+    injector.wait_until(
+        || {
+            kube.objects("Event", Some("shop"))
+                .iter()
+                .any(|e| e["reason"] == "Injected" && e["involvedObject"]["name"] == "web")
+        },
+        "an Injected event",
+    );
+    let calls = kube.admission_calls();
+    assert!(
+        calls.iter().any(|c| c["request"]["kind"]["kind"] == "Pod"),
+        "{calls:#?}"
+    );
+}

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use mesh_inject::annotations::{
-    CONFIG_PREFIX, CONTROL_PLANE_COMPONENT, DISABLED, ENABLED, FOREIGN_SIDECARS, INGRESS, INJECT,
-};
-use mesh_inject::manual::{self, Context, ManualError, Owner, names};
+use mesh_inject::manual::{self, Context, ManualError, Owner};
+use mesh_names::annotations::{CONFIG_PREFIX, CREATED_BY, DISABLED, ENABLED, INGRESS, INJECT};
+use mesh_names::containers::{FOREIGN_SIDECARS, INJECTED};
+use mesh_names::labels::CONTROL_PLANE_COMPONENT;
 use serde_json::{Map, Value};
 
 /// A namespace's annotations, as the namespace reflector keeps them.
@@ -165,7 +165,7 @@ pub fn has_sidecar(spec: &Value) -> bool {
         spec[*list].as_array().into_iter().flatten().any(|c| {
             c["name"]
                 .as_str()
-                .is_some_and(|n| names::CONTAINERS.contains(&n) || FOREIGN_SIDECARS.contains(&n))
+                .is_some_and(|n| INJECTED.contains(&n) || FOREIGN_SIDECARS.contains(&n))
         })
     })
 }
@@ -204,10 +204,7 @@ pub fn injected(
     put_annotations(&mut target, annotations);
     manual::inject_json_as(&mut target, owner, context, plan.ingress)?;
     let mut annotations = take_annotations(&mut target);
-    annotations.insert(
-        names::CREATED_BY.to_owned(),
-        Value::String(created_by.to_owned()),
-    );
+    annotations.insert(CREATED_BY.to_owned(), Value::String(created_by.to_owned()));
     put_annotations(&mut target, annotations);
     Ok(target)
 }
