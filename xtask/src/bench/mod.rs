@@ -2,6 +2,7 @@
 
 mod check;
 mod inject;
+mod injector;
 mod proxy;
 mod stat;
 
@@ -11,9 +12,12 @@ pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("check") => check::run(&args[1..]),
         Some("inject") => inject::run(&args[1..]),
+        Some("injector") => injector::run(&args[1..]),
         Some("proxy") => proxy::run(&args[1..]),
         Some("stat") => stat::run(&args[1..]),
-        Some(other) => bail!("unknown benchmark {other:?}; try: check, inject, proxy, stat"),
-        None => bail!("usage: cargo xtask bench <check|inject|proxy|stat>"),
+        Some(other) => {
+            bail!("unknown benchmark {other:?}; try: check, inject, injector, proxy, stat")
+        }
+        None => bail!("usage: cargo xtask bench <check|inject|injector|proxy|stat>"),
     }
 }
