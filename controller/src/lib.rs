@@ -16,6 +16,7 @@ pub mod admin;
 pub mod args;
 pub mod destination;
 pub mod identity;
+pub mod injector;
 pub mod k8s;
 pub mod runtime;
 

@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{CommonArgs, InjectorArgs};
+use crate::args::CommonArgs;
 
 /// How a component ended badly.
 #[derive(Debug)]
@@ -153,29 +153,9 @@ pub fn init_logging(filter: &str) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only on a terminal, so that logs read from a pipe parse.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(true)
         .try_init()
         .map_err(|e| format!("cannot set up logging: {e}"))
 }
-
-// Placeholders until each component lands in its own module; each refuses to start rather than
-// pretending to serve.
-macro_rules! not_yet {
-    ($args:ty, $name:literal, $port:expr) => {
-        impl Component for $args {
-            const NAME: &'static str = $name;
-            const ADMIN_PORT: u16 = $port;
-            async fn run(self, _ctx: Context) -> Result<(), Failure> {
-                Err(Failure::Config(anyhow::anyhow!(
-                    "the {} component is not built yet",
-                    $name
-                )))
-            }
-        }
-    };
-}
-not_yet!(
-    InjectorArgs,
-    "proxy-injector",
-    mesh_names::ports::INJECTOR_ADMIN
-);

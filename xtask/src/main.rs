@@ -19,7 +19,7 @@ tasks:
   ci                 fmt, clippy, every test and the schema checks; what CI runs
   validate           check rendered manifest goldens against Kubernetes' schemas
   deps               install the system packages the tests need (apt-get, pip)
-  bench <what>       benchmarks that print ratios; <what> is one of: check, destination, identity, inject, proxy
+  bench <what>       benchmarks that print ratios; <what> is one of: check, destination, identity, inject, injector, proxy
   e2e [--install]    mesh check against the real cluster in $KUBECONFIG (not run in CI)
   man [DIR]          write man pages for `mesh` (default target/man)
 ";

@@ -97,8 +97,19 @@ pub fn inject_json(
     owner: Owner<'_>,
     context: &Context<'_>,
 ) -> Result<(), ManualError> {
+    inject_json_as(pod_template, owner, context, false)
+}
+
+/// [`inject_json`], with the proxy in ingress mode when `ingress` is set (what
+/// `linkerd.io/inject: ingress` asks of the injector webhook).
+pub fn inject_json_as(
+    pod_template: &mut Value,
+    owner: Owner<'_>,
+    context: &Context<'_>,
+    ingress: bool,
+) -> Result<(), ManualError> {
     uninject_json(pod_template);
-    let sidecar = sidecar(pod_template, owner, context, false)?;
+    let sidecar = sidecar(pod_template, owner, context, ingress)?;
     let Some(template) = pod_template.as_object_mut() else {
         return Ok(());
     };

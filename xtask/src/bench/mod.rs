@@ -4,6 +4,7 @@ mod check;
 mod destination;
 mod identity;
 mod inject;
+mod injector;
 mod proxy;
 mod stat;
 
@@ -15,11 +16,16 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("destination") => destination::run(&args[1..]),
         Some("identity") => identity::run(&args[1..]),
         Some("inject") => inject::run(&args[1..]),
+        Some("injector") => injector::run(&args[1..]),
         Some("proxy") => proxy::run(&args[1..]),
         Some("stat") => stat::run(&args[1..]),
         Some(other) => {
-            bail!("unknown benchmark {other:?}; try: check, destination, identity, inject, proxy, stat")
+            bail!(
+                "unknown benchmark {other:?}; try: check, destination, identity, inject, injector, proxy, stat"
+            )
         }
-        None => bail!("usage: cargo xtask bench <check|destination|identity|inject|proxy|stat>"),
+        None => bail!(
+            "usage: cargo xtask bench <check|destination|identity|inject|injector|proxy|stat>"
+        ),
     }
 }
