@@ -21,6 +21,8 @@ pub fn run(_args: &[String]) -> Result<()> {
     ]))?;
     sh(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
     validate_goldens()?;
+    // Container images: reproducible, well formed, and running what the manifests run.
+    crate::images::run(&["--check".to_owned()])?;
     eprintln!("ci: all steps passed");
     Ok(())
 }

@@ -7,6 +7,7 @@ mod bench;
 mod ci;
 mod deps;
 mod e2e;
+mod images;
 mod man;
 mod util;
 
@@ -22,6 +23,8 @@ tasks:
   bench <what>       benchmarks that print ratios; <what> is one of: check, inject, proxy
   e2e [--install]    mesh check against the real cluster in $KUBECONFIG (not run in CI)
   man [DIR]          write man pages for `mesh` (default target/man)
+  images [--check]   container image archives under target/images/ (no container engine);
+                     --check builds twice, compares, and checks their structure (root)
 ";
 
 fn main() -> Result<()> {
@@ -40,6 +43,7 @@ fn main() -> Result<()> {
         "bench" => bench::run(rest),
         "e2e" => e2e::run(rest),
         "man" => man::run(rest),
+        "images" => images::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
