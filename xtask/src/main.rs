@@ -23,8 +23,10 @@ tasks:
   bench <what>       benchmarks that print ratios; <what> is one of: check, inject, proxy
   e2e [--install]    mesh check against the real cluster in $KUBECONFIG (not run in CI)
   man [DIR]          write man pages for `mesh` (default target/man)
-  images [--check]   container image archives under target/images/ (no container engine);
-                     --check builds twice, compares, and checks their structure (root)
+  images [--check] [--containers]
+                     container image archives under target/images/ (no container engine);
+                     --check builds twice, compares, and checks their structure (root);
+                     --containers runs them in a throwaway containerd and runc (root)
 ";
 
 fn main() -> Result<()> {

@@ -38,6 +38,7 @@ pub fn run(built: &[Built]) -> Result<()> {
             path.display()
         );
     }
+    examples_use(built)?;
     for b in built {
         let image = read(&b.path)?;
         structure(b, &image).with_context(|| format!("checking {}", b.path.display()))?;
@@ -47,6 +48,35 @@ pub fn run(built: &[Built]) -> Result<()> {
         eprintln!("images: {} ok ({})", b.reference, b.manifest_digest);
     }
     Ok(())
+}
+
+/// The example manifests name the images built here: every `image:` under
+/// `testdata/examples/` is one of them.
+fn examples_use(built: &[Built]) -> Result<()> {
+    let dir = crate::util::root().join("testdata/examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let text = std::fs::read_to_string(&path)?;
+        for image in image_lines(&text) {
+            ensure!(
+                built.iter().any(|b| b.reference == image),
+                "{}: image {image} is not one `cargo xtask images` builds",
+                path.display()
+            );
+            seen += 1;
+        }
+    }
+    ensure!(seen > 0, "no image in {}", dir.display());
+    Ok(())
+}
+
+/// The values of `image:` keys, one per line as the examples write them.
+pub fn image_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("image:"))
+        .map(|v| v.trim().trim_matches('"'))
+        .collect()
 }
 
 /// An archive read back: its files, and each layer's entries.

@@ -5,9 +5,11 @@
 //! prints its manifests, and the image of each container there is the image built. The users are
 //! the manifests' `runAsUser`. Root filesystems are Debian bookworm files (see `spec.rs`), laid out
 //! by `layout.rs`; `--check` builds every archive twice, compares the bytes, and runs the
-//! structure checks of `check.rs`.
+//! structure checks of `check.rs`; `--containers` runs them in containerd and runc
+//! (`containers.rs`).
 
 mod check;
+mod containers;
 mod layout;
 mod refs;
 mod rootfs;
@@ -25,13 +27,15 @@ use crate::util::{cargo, root, sh};
 use layout::{Layer, Node, RunConfig, Tree};
 use spec::ImageSpec;
 
-const USAGE: &str = "usage: cargo xtask images [--check]";
+const USAGE: &str = "usage: cargo xtask images [--check] [--containers]";
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut check = false;
+    let mut containers = false;
     for arg in args {
         match arg.as_str() {
             "--check" => check = true,
+            "--containers" => containers = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -42,6 +46,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let built = build_all()?;
     if check {
         check::run(&built)?;
+    }
+    if containers {
+        containers::run(&built)?;
     }
     Ok(())
 }

@@ -280,3 +280,16 @@ fn every_picked_package_is_a_debian_package_the_dockerfile_installs() {
         }
     }
 }
+
+#[test]
+fn example_images_are_read_from_the_manifests() {
+    let text = "containers:\n- name: web\n  image: a/mesh-demo:1\n- image: \"b:2\"\n";
+    assert_eq!(check::image_lines(text), ["a/mesh-demo:1", "b:2"]);
+    let demo = std::fs::read_to_string(root().join("testdata/examples/demo.yaml")).expect("demo");
+    let images = check::image_lines(&demo);
+    assert_eq!(images.len(), 4, "{images:?}");
+    assert!(
+        images.iter().all(|i| i.contains("/mesh-demo:")),
+        "{images:?}"
+    );
+}
