@@ -406,3 +406,25 @@ fn manual_reads_the_trust_anchors_from_the_cluster() {
         text(&out.stderr)
     );
 }
+
+/// A document nested hundreds of thousands deep is refused with its position, for every command
+/// and output format, instead of overflowing the stack.
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!("x:\n  {}a\n", "- ".repeat(300_000));
+    for args in [
+        &["inject", "-"][..],
+        &["inject", "-o", "json", "-"],
+        &["uninject", "-"],
+        &["uninject", "-o", "json", "-"],
+    ] {
+        let out = run_with_stdin(mesh().args(args), deep.as_bytes());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("line 2:1025: collections nested more than 512 levels deep"),
+            "{args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing is half-written");
+    }
+}

@@ -4,6 +4,12 @@ use std::borrow::Cow;
 
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
 
+/// How deeply collections may nest. Real manifests stay under about 30 levels; the limit keeps
+/// every walk of the tree (and dropping it) within a thread's stack whatever the input, where a
+/// few hundred thousand `- ` once overflowed it. At the limit, parsing, converting and dropping a
+/// document fit in a test thread's 2 MiB stack even in a debug build (1 000 levels did not).
+pub const MAX_NESTING: usize = 512;
+
 /// A node of a parsed document, with the byte range of its text in the whole stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node<'a> {
@@ -110,6 +116,13 @@ pub(super) fn parse_events<'a>(
             Event::DocumentEnd => {
                 docs.push(root.take().filter(|n| !n.is_empty_scalar()));
                 continue;
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) if stack.len() >= MAX_NESTING => {
+                return Err(SyntaxError {
+                    line: first_line + span.start.line().saturating_sub(1),
+                    col: span.start.col() + 1,
+                    message: format!("collections nested more than {MAX_NESTING} levels deep"),
+                });
             }
             Event::MappingStart(anchor, tag) => {
                 stack.push(Frame {

@@ -71,3 +71,20 @@ fn paths_follow_mappings() {
     );
     assert!(doc.path(&["spec", "nope"]).is_none());
 }
+
+/// Nesting deeper than [`MAX_NESTING`] is an error at the node that crosses it, and anything up
+/// to the limit parses, converts and drops within a test thread's 2 MiB stack (debug frames).
+#[test]
+fn nesting_is_bounded() {
+    let nested = |depth: usize| format!("x:\n  {}a\n", "- ".repeat(depth));
+    let err = parse_chunk(&nested(300_000), 0, 1).unwrap_err();
+    assert_eq!((err.line, err.col), (2, 3 + 2 * (MAX_NESTING - 1)));
+    assert!(err.message.contains("nested more than 512"), "{err}");
+
+    let text = nested(MAX_NESTING - 1);
+    let docs = parse_chunk(&text, 0, 1).unwrap();
+    let json = crate::yaml::to_json(docs[0].as_ref().unwrap());
+    assert!(json["x"].is_array());
+    drop(docs);
+    drop(json);
+}
