@@ -21,7 +21,8 @@ tasks:
   validate           check rendered manifest goldens against Kubernetes' schemas
   deps               install the system packages the tests need (apt-get, pip)
   bench <what>       benchmarks that print ratios; <what> is one of: check, inject, proxy
-  e2e [--install]    mesh check against the real cluster in $KUBECONFIG (not run in CI)
+  e2e [--images] [--install] [--workload]
+                     mesh check against the real cluster in $KUBECONFIG (not run in CI)
   man [DIR]          write man pages for `mesh` (default target/man)
   images [--check] [--containers]
                      container image archives under target/images/ (no container engine);

@@ -9,6 +9,7 @@
 //! (`containers.rs`).
 
 mod check;
+pub mod cluster;
 mod containers;
 mod layout;
 mod refs;

@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::layout::{self, Node, RunConfig, Tree};
-use super::{check, refs, spec};
+use super::{check, cluster, refs, spec};
 use crate::util::root;
 
 #[test]
@@ -292,4 +292,15 @@ fn example_images_are_read_from_the_manifests() {
         images.iter().all(|i| i.contains("/mesh-demo:")),
         "{images:?}"
     );
+}
+
+#[test]
+fn a_success_rate_is_read_from_mesh_stat() {
+    // `mesh stat deploy -n NS`: no NAMESPACE column.
+    let table = "NAME       MESHED   SUCCESS       RPS   LATENCY_P50\n\
+                 vote-bot      1/1         -         -             -\n\
+                 web           1/1    90.91%    4.4rps          65ms\n";
+    assert!(cluster::has_success_rate(table, "web"));
+    assert!(!cluster::has_success_rate(table, "vote-bot"));
+    assert!(!cluster::has_success_rate(table, "books"));
 }
