@@ -44,8 +44,27 @@ pub fn run(built: &[Built]) -> Result<()> {
         structure(b, &image).with_context(|| format!("checking {}", b.path.display()))?;
         let dir = tempfile::tempdir()?;
         unpack(&image, dir.path())?;
+        no_host_paths(&dir.path().join(spec::binary_path(b.spec.binary)))?;
         runs(b, dir.path()).with_context(|| format!("running {} in a chroot", b.spec.name))?;
         eprintln!("images: {} ok ({})", b.reference, b.manifest_digest);
+    }
+    Ok(())
+}
+
+/// The binary names neither the checkout nor cargo's home: both are remapped when building.
+fn no_host_paths(binary: &Path) -> Result<()> {
+    let bytes = std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
+    let mut paths = vec![crate::util::root()];
+    paths.extend(super::cargo_home());
+    for path in paths {
+        let needle = path.to_string_lossy();
+        let needle = needle.as_bytes();
+        ensure!(
+            needle.len() > 1 && !bytes.windows(needle.len()).any(|w| w == needle),
+            "{} contains the build path {}",
+            binary.display(),
+            path.display()
+        );
     }
     Ok(())
 }
