@@ -21,6 +21,8 @@ pub fn run(_args: &[String]) -> Result<()> {
     ]))?;
     sh(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
     validate_goldens()?;
+    // Container images: reproducible, well formed, and running what the manifests run.
+    crate::images::run(&["--check".to_owned(), "--containers".to_owned()])?;
     eprintln!("ci: all steps passed");
     Ok(())
 }
@@ -34,6 +36,8 @@ pub fn validate_goldens() -> Result<()> {
     if files.is_empty() {
         bail!("no manifest goldens found under testdata/");
     }
+    // The example application's manifests, as users apply them.
+    files.push(root().join("testdata/examples/demo.yaml"));
     let mut cmd = Command::new("python3");
     cmd.args(["-c", VALIDATE, KUBERNETES_VERSION]);
     cmd.args(&files);

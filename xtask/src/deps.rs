@@ -22,6 +22,12 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("tmux", "tmux"),
     // mesh check's --wait spinner test runs mesh under a pseudo-terminal.
     ("script", "bsdutils"),
+    // cargo xtask images: Debian packages unpacked into the images' root filesystems.
+    ("dpkg-deb", "dpkg"),
+    ("chroot", "coreutils"),
+    // cargo xtask images --containers: a throwaway containerd and runc run the images.
+    ("containerd", "containerd"),
+    ("runc", "runc"),
 ];
 
 /// Python packages the checks need, as (the command it provides, the PyPI package).

@@ -8,7 +8,10 @@
 //! for its Deployments to roll out. With `--workload` it then meshes a workload the way a user
 //! does: a namespace annotated `linkerd.io/inject: enabled`, a Deployment applied with kubectl, and
 //! checks that the injector gave its pods `linkerd-proxy` and `linkerd-init` and recorded an
-//! `Injected` event. Last, it waits for `mesh check --proxy` to pass.
+//! `Injected` event. Last, it waits for `mesh check --proxy` to pass. With `--images` it first
+//! builds the container images (`cargo xtask images`) and loads them into the cluster (`kind load
+//! image-archive` on kind; elsewhere it prints the commands and waits), and at the end meshes
+//! the demo application (`testdata/examples/demo.yaml`) and waits for `mesh stat` to show it.
 
 use std::io::Write;
 use std::path::Path;
@@ -18,7 +21,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::util::{cargo, root, sh};
 
-const USAGE: &str = "usage: cargo xtask e2e [--install] [--workload] [-- MESH_CHECK_ARGS...]";
+const USAGE: &str =
+    "usage: cargo xtask e2e [--images] [--install] [--workload] [-- MESH_CHECK_ARGS...]";
 
 /// The namespace `--workload` creates and deletes.
 const WORKLOAD_NS: &str = "mesh-e2e";
@@ -53,12 +57,14 @@ spec:
 pub fn run(args: &[String]) -> Result<()> {
     let mut install = false;
     let mut workload = false;
+    let mut images = false;
     let mut check_args: Vec<String> = vec!["--proxy".into(), "--wait=5m".into()];
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--install" => install = true,
             "--workload" => workload = true,
+            "--images" => images = true,
             "--" => {
                 check_args = it.by_ref().cloned().collect();
             }
@@ -78,6 +84,9 @@ pub fn run(args: &[String]) -> Result<()> {
         .unwrap_or_else(|| root().join("target"));
     let mesh = target.join("debug/mesh");
 
+    if images {
+        crate::images::cluster::build_and_load()?;
+    }
     if install {
         apply(&mesh, &["install", "--crds"])?;
         apply(&mesh, &["install"])?;
@@ -103,6 +112,9 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("mesh check failed against the cluster: {status}");
     }
     eprintln!("e2e: mesh check passed");
+    if images {
+        crate::images::cluster::demo(&mesh)?;
+    }
     Ok(())
 }
 

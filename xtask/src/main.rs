@@ -7,6 +7,7 @@ mod bench;
 mod ci;
 mod deps;
 mod e2e;
+mod images;
 mod man;
 mod util;
 
@@ -20,8 +21,13 @@ tasks:
   validate           check rendered manifest goldens against Kubernetes' schemas
   deps               install the system packages the tests need (apt-get, pip)
   bench <what>       benchmarks that print ratios; <what> is one of: check, destination, identity, inject, injector, proxy
-  e2e [--install]    mesh check against the real cluster in $KUBECONFIG (not run in CI)
+  e2e [--images] [--install] [--workload]
+                     mesh check against the real cluster in $KUBECONFIG (not run in CI)
   man [DIR]          write man pages for `mesh` (default target/man)
+  images [--check] [--containers]
+                     container image archives under target/images/ (no container engine);
+                     --check builds twice, compares, and checks their structure (root);
+                     --containers runs them in a throwaway containerd and runc (root)
 ";
 
 fn main() -> Result<()> {
@@ -40,6 +46,7 @@ fn main() -> Result<()> {
         "bench" => bench::run(rest),
         "e2e" => e2e::run(rest),
         "man" => man::run(rest),
+        "images" => images::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
