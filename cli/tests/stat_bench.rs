@@ -69,8 +69,10 @@ fn a_refresh_over_many_pods() {
         );
         (took, out)
     };
-    // A 1 s window: the rates are checked.
-    let (_, out) = run("1s");
+    // A 2 s window: the rates are checked. Each pod's two reads are timed by mesh, not by the
+    // pod, so scheduling delay on a loaded machine skews a rate by delay / window; 1 s windows
+    // were off by 11-15 % at a load average of 7-13.
+    let (_, out) = run("2s");
     let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(rows.len(), deployments);
     for row in &rows {
