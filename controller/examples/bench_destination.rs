@@ -41,7 +41,7 @@ async fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let kubeconfig = kube.write_kubeconfig(dir.path())?;
     let started = Instant::now();
-    let mut controller = Controller::start(&kubeconfig, dir.path())?;
+    let controller = Controller::start(&kubeconfig, dir.path())?;
     controller.wait_ready(Duration::from_secs(120))?;
     println!(
         "ready (watches synced) after {:.2}s",

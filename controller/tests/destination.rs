@@ -1,5 +1,6 @@
 //! `mesh-controller destination` as a process against the fake API server: a proxy-API client
 //! sees endpoints and profiles follow the objects, and the admin server and SIGTERM behave.
+#![allow(clippy::unwrap_used)] // Tests fail loudly; helpers outside #[test] functions too.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -206,7 +207,7 @@ fn seed(kube: &FakeKube) {
 fn addrs(addrs: &[linkerd2_proxy_api::net::TcpAddress]) -> Vec<SocketAddr> {
     let mut out: Vec<SocketAddr> = addrs
         .iter()
-        .map(|a| SocketAddr::try_from(a.clone()).unwrap())
+        .map(|a| SocketAddr::try_from(*a).unwrap())
         .collect();
     out.sort();
     out
@@ -229,7 +230,7 @@ async fn endpoints_and_profiles_follow_the_cluster() {
     let got: Vec<SocketAddr> = addrs(
         &set.addrs
             .iter()
-            .map(|a| a.addr.clone().unwrap())
+            .map(|a| a.addr.unwrap())
             .collect::<Vec<_>>(),
     );
     assert_eq!(

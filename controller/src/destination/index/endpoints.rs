@@ -116,17 +116,16 @@ impl Index {
             for ep in &slice.endpoints {
                 // Terminating endpoints are never served; not-ready ones only when the service
                 // publishes them (the EndpointSlice controller then marks them ready anyway).
-                let ready = ep.ready != Some(false);
-                if !ready && !(svc.publish_not_ready && ep.terminating != Some(true)) {
+                let served = if ep.terminating == Some(true) {
+                    ep.ready == Some(true)
+                } else {
+                    ep.ready != Some(false) || svc.publish_not_ready
+                };
+                if !served {
                     continue;
                 }
-                if ep.terminating == Some(true) && ep.ready != Some(true) {
+                if instance.is_some_and(|i| ep.hostname.as_deref() != Some(i)) {
                     continue;
-                }
-                if let Some(instance) = instance {
-                    if ep.hostname.as_deref() != Some(instance) {
-                        continue;
-                    }
                 }
                 // An endpoint naming a pod not seen yet is left out until the pod is, as
                 // Linkerd does: its identity and protocol are not known.

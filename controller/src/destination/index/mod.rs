@@ -122,11 +122,12 @@ impl Index {
         };
         let service = info.service.clone();
         let old = self.remove_slice_entry(&id);
-        if let Some((old_service, old)) = &old {
-            if *old_service == service && *old == info {
-                self.insert_slice_entry(id, info);
-                return;
-            }
+        if let Some((old_service, old)) = &old
+            && *old_service == service
+            && *old == info
+        {
+            self.insert_slice_entry(id, info);
+            return;
         }
         self.insert_slice_entry(id, info);
         if let Some((old_service, _)) = old.filter(|(s, _)| *s != service) {
@@ -193,11 +194,10 @@ impl Index {
     }
 
     pub fn delete_profile(&mut self, id: &ServiceRef) {
-        if self.profiles.remove(id).is_some() {
-            if let Some((service, _)) = target::service_name(&id.name, &self.config.cluster_domain)
-            {
-                self.refresh_profiles(&service);
-            }
+        if self.profiles.remove(id).is_some()
+            && let Some((service, _)) = target::service_name(&id.name, &self.config.cluster_domain)
+        {
+            self.refresh_profiles(&service);
         }
     }
 

@@ -281,14 +281,13 @@ fn owner(pod: &Pod, template_hash: Option<&str>) -> Option<(String, String)> {
         .iter()
         .find(|r| r.controller == Some(true))
         .or(refs.first())?;
-    if owner.kind == "ReplicaSet" {
-        if let Some(deployment) = template_hash
+    if owner.kind == "ReplicaSet"
+        && let Some(deployment) = template_hash
             .filter(|h| !h.is_empty())
             .and_then(|h| owner.name.strip_suffix(h))
             .and_then(|n| n.strip_suffix('-'))
-        {
-            return Some(("deployment".to_string(), deployment.to_string()));
-        }
+    {
+        return Some(("deployment".to_string(), deployment.to_string()));
     }
     Some((owner.kind.to_ascii_lowercase(), owner.name.clone()))
 }

@@ -184,7 +184,7 @@ fn opaque_ports_from_pod_and_defaults() {
         json!([{"port": 3306}, {"port": 8080}]),
         json!([ep("10.0.0.1", "a", true), ep("10.0.0.2", "b", true)]),
     );
-    let hint = |eps: &Endpoints, a: &str| eps.addrs[&addr(a)].protocol_hint.clone().unwrap();
+    let hint = |eps: &Endpoints, a: &str| eps.addrs[&addr(a)].protocol_hint.unwrap();
     let http = current(
         &idx.subscribe_endpoints("web.ns.svc.cluster.local:80")
             .unwrap(),
@@ -432,7 +432,7 @@ fn profiles_translate_routes_budgets_and_opaque_ports() {
         }
         other => panic!("unexpected condition {other:?}"),
     }
-    let budget = p.retry_budget.clone().unwrap();
+    let budget = p.retry_budget.unwrap();
     assert_eq!(
         (budget.retry_ratio, budget.min_retries_per_second),
         (0.5, 3)
