@@ -8,8 +8,9 @@
 //! capabilities. Runs (as root, in the unpacked root filesystem with `chroot`): each image's
 //! smoke commands; for the proxy, `linkerd-init`'s exact command and arguments from
 //! `mesh install`, as uid 65534 with no-new-privs and only NET_ADMIN and NET_RAW in the bounding
-//! set, in a fresh network namespace, with both iptables backends, then its rules are read back;
-//! and the proxy as 2102 with no capability at all.
+//! set (kept across the uid change, as runc does), in a fresh network namespace, with both
+//! iptables backends, then its rules are read back; and the proxy as 2102 with an empty bounding
+//! set.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -23,13 +24,13 @@ use super::layout::{caps_xattr, sha256};
 use super::{Built, spec};
 use crate::util::display;
 
-pub fn run(built: &[Built]) -> Result<()> {
+pub fn run(built: &[Built], bin_dir: Option<&Path>) -> Result<()> {
     let first: Vec<(PathBuf, String)> = built
         .iter()
         .map(|b| Ok((b.path.clone(), sha256(&std::fs::read(&b.path)?))))
         .collect::<Result<_>>()?;
     eprintln!("images: building again to compare");
-    let again = super::build_all()?;
+    let again = super::build_all(bin_dir)?;
     for ((path, digest), b) in first.iter().zip(&again) {
         let second = sha256(&std::fs::read(&b.path)?);
         ensure!(
@@ -43,8 +44,13 @@ pub fn run(built: &[Built]) -> Result<()> {
         let image = read(&b.path)?;
         structure(b, &image).with_context(|| format!("checking {}", b.path.display()))?;
         let dir = tempfile::tempdir()?;
+        // A container's root is traversable by every user; the temporary directory is not.
+        chmod(dir.path(), 0o755)?;
         unpack(&image, dir.path())?;
-        no_host_paths(&dir.path().join(spec::binary_path(b.spec.binary)))?;
+        if bin_dir.is_none() {
+            // Binaries from elsewhere were not built with the remapping.
+            no_host_paths(&dir.path().join(spec::binary_path(b.spec.binary)))?;
+        }
         runs(b, dir.path()).with_context(|| format!("running {} in a chroot", b.spec.name))?;
         eprintln!("images: {} ok ({})", b.reference, b.manifest_digest);
     }
@@ -273,7 +279,6 @@ fn structure(b: &Built, image: &Image) -> Result<()> {
     ensure!(image.layers.len() == 2, "expected 2 layers");
     // The entries.
     let mut paths = BTreeSet::new();
-    let want_caps = caps_xattr(spec::NET_CAPS_MASK);
     for layer in &image.layers {
         for e in entries(layer)? {
             ensure!(
@@ -291,17 +296,14 @@ fn structure(b: &Built, image: &Image) -> Result<()> {
                 b.epoch
             );
             let path = e.path.trim_end_matches('/').to_owned();
-            let capped = spec::FILE_CAPS.contains(&path.as_str());
-            match &e.caps {
-                Some(caps) => ensure!(
-                    capped && *caps == want_caps,
-                    "{path} has unexpected file capabilities"
-                ),
-                None => ensure!(
-                    !capped || e.kind != tar::EntryType::Regular,
-                    "{path} lacks its file capabilities"
-                ),
-            }
+            let want = spec::file_caps(&path)
+                .filter(|_| e.kind == tar::EntryType::Regular)
+                .map(|effective| caps_xattr(spec::NET_CAPS_MASK, effective));
+            ensure!(
+                e.caps == want,
+                "{path} has file capabilities {:?}, expected {want:?}",
+                e.caps
+            );
             paths.insert(path);
         }
     }
@@ -379,13 +381,25 @@ fn runs(b: &Built, dir: &Path) -> Result<()> {
     .arg(format!("--userspec={0}:{0}", b.user))
     .arg(dir)
     .args([&*format!("/{}", spec::binary_path(b.spec.binary)), "--help"])
-    .env_clear();
+    .env_clear()
+    .env("PATH", spec::PATH.trim_start_matches("PATH="));
     output(&mut cmd)?;
     // linkerd-init, as the manifests run it, with each backend.
     let init = b.rendered.container("linkerd-init")?;
     let uid = init.run_as_user.unwrap_or(65534);
-    // The manifests mount an emptyDir at /run for the xtables lock.
+    // The manifests mount an emptyDir at /run for the xtables lock, and a container runtime
+    // gives every container /dev/null (which `mesh-proxy init` uses for its children's stdin).
     chmod(&dir.join("run"), 0o1777)?;
+    std::fs::create_dir_all(dir.join("dev"))?;
+    output(
+        Command::new("mknod")
+            .args(["-m", "666"])
+            .arg(dir.join("dev/null"))
+            .args(["c", "1", "3"]),
+    )?;
+    // runc switches to the container's user keeping the capabilities the spec grants, then
+    // execs; setpriv does the same, so it runs inside the root (a copy, for this check only).
+    scaffold_setpriv(dir)?;
     for (backend, save) in [
         ("iptables-nft", "iptables-nft-save"),
         ("iptables-legacy", "iptables-legacy-save"),
@@ -393,8 +407,8 @@ fn runs(b: &Built, dir: &Path) -> Result<()> {
         let args = with_backend(&init.args, backend, save);
         let script = format!(
             "set -e; ip link set lo up; \
-             setpriv --no-new-privs --bounding-set=-all,+net_admin,+net_raw,+setuid,+setgid,+sys_chroot \
-             -- chroot --userspec={uid}:{uid} \"$0\" {} {}; \
+             chroot \"$0\" /.setpriv --reuid={uid} --regid={uid} --clear-groups --no-new-privs \
+             --bounding-set=-all,+net_admin,+net_raw -- {} {}; \
              chroot \"$0\" {save} -t nat",
             shell_words(&init.command),
             shell_words(&args),
@@ -411,6 +425,31 @@ fn runs(b: &Built, dir: &Path) -> Result<()> {
             b.user
         );
         eprintln!("images: mesh-proxy: linkerd-init as {uid} with {backend}: rules in place");
+    }
+    Ok(())
+}
+
+/// Copies the host's setpriv and the library it needs into the throwaway root.
+fn scaffold_setpriv(dir: &Path) -> Result<()> {
+    let host = Path::new("/usr/bin/setpriv");
+    std::fs::copy(host, dir.join(".setpriv")).context("copying setpriv")?;
+    let ldd = output(Command::new("ldd").arg(host))?;
+    for line in ldd.lines() {
+        // "libcap-ng.so.0 => /lib/x86_64-linux-gnu/libcap-ng.so.0 (0x…)"
+        let Some(lib) = line
+            .split("=>")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+        else {
+            continue;
+        };
+        let dest = dir.join(lib.trim_start_matches('/'));
+        if !dest.exists() {
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::copy(lib, &dest).with_context(|| format!("copying {lib}"))?;
+        }
     }
     Ok(())
 }

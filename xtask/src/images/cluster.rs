@@ -18,7 +18,7 @@ const DEMO_DEPLOYMENTS: &[&str] = &["web", "books", "authors", "load"];
 /// Builds the archives and puts them where the cluster's nodes can run them: `kind load
 /// image-archive` on a kind cluster; elsewhere it prints the commands and waits for Enter.
 pub fn build_and_load() -> Result<Vec<Built>> {
-    let built = super::build_all()?;
+    let built = super::build_all(None)?;
     let context = kubectl_text(&["config", "current-context"])?;
     if let Some(cluster) = context.trim().strip_prefix("kind-") {
         for b in &built {

@@ -179,7 +179,7 @@ fn init(containerd: &Containerd, b: &Built) -> Result<()> {
     let rootfs = bundle.join("rootfs");
     std::fs::create_dir_all(&rootfs)?;
     let rootfs_str = rootfs.to_string_lossy().into_owned();
-    containerd.ctr(&["images", "mount", &b.reference, &rootfs_str])?;
+    containerd.ctr(&["images", "mount", "--rw", &b.reference, &rootfs_str])?;
     let result = (|| {
         let ns = Netns::new("init")?;
         let mut spec: Value = serde_json::from_str(&containerd.ctr(&["oci", "spec"])?)?;

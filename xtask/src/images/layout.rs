@@ -53,13 +53,13 @@ impl Tree {
     }
 }
 
-/// The `security.capability` xattr value (VFS_CAP_REVISION_2) for `permitted`, with the
-/// effective bit set and nothing inheritable: what `setcap <caps>=ep` writes.
-pub fn caps_xattr(permitted: u32) -> Vec<u8> {
+/// The `security.capability` xattr value (VFS_CAP_REVISION_2) for `permitted`, nothing
+/// inheritable: what `setcap <caps>=ep` (or `=p` without `effective`) writes.
+pub fn caps_xattr(permitted: u32, effective: bool) -> Vec<u8> {
     const REVISION_2: u32 = 0x0200_0000;
-    const EFFECTIVE: u32 = 0x1;
+    let flags = REVISION_2 | u32::from(effective);
     let mut out = Vec::with_capacity(20);
-    for word in [REVISION_2 | EFFECTIVE, permitted, 0, 0, 0] {
+    for word in [flags, permitted, 0, 0, 0] {
         out.extend_from_slice(&word.to_le_bytes());
     }
     out

@@ -28,13 +28,22 @@ use crate::util::{cargo, root, sh};
 use layout::{Layer, Node, RunConfig, Tree};
 use spec::ImageSpec;
 
-const USAGE: &str = "usage: cargo xtask images [--check] [--containers]";
+const USAGE: &str = "usage: cargo xtask images [--check] [--containers] [--bin-dir DIR]
+
+  --bin-dir DIR   take mesh and the images' binaries from DIR instead of building them";
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut check = false;
     let mut containers = false;
-    for arg in args {
+    let mut bin_dir = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--bin-dir" => {
+                bin_dir = Some(PathBuf::from(
+                    args.next().context("--bin-dir needs a value")?,
+                ))
+            }
             "--check" => check = true,
             "--containers" => containers = true,
             "-h" | "--help" => {
@@ -44,9 +53,9 @@ pub fn run(args: &[String]) -> Result<()> {
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
-    let built = build_all()?;
+    let built = build_all(bin_dir.as_deref())?;
     if check {
-        check::run(&built)?;
+        check::run(&built, bin_dir.as_deref())?;
     }
     if containers {
         containers::run(&built)?;
@@ -72,10 +81,13 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-/// Builds the release binaries, then writes every archive.
-pub fn build_all() -> Result<Vec<Built>> {
+/// Builds the release binaries (unless `bin_dir` has them), then writes every archive.
+pub fn build_all(bin_dir: Option<&Path>) -> Result<Vec<Built>> {
     let specs = spec::images();
-    let bin_dir = build_binaries(&specs)?;
+    let bin_dir = match bin_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => build_binaries(&specs)?,
+    };
     let rendered = refs::rendered(&bin_dir.join("mesh"))?;
     let epoch = source_date_epoch();
     let out = target_dir().join("images");
@@ -180,11 +192,6 @@ fn base_layer(unpacked: &Path, epoch: u64) -> Result<Layer> {
 fn app_layer(spec: &ImageSpec, unpacked: &Path, bin_dir: &Path, epoch: u64) -> Result<Layer> {
     let mut tree = Tree::default();
     rootfs::add_picks(&mut tree, unpacked, spec.picks)?;
-    for path in spec::FILE_CAPS {
-        if let Some(Node::File { caps, .. }) = tree.0.get_mut(Path::new(path)) {
-            *caps = Some(layout::caps_xattr(spec::NET_CAPS_MASK));
-        }
-    }
     let dest = spec::binary_path(spec.binary);
     rootfs::add_file(
         &mut tree,
@@ -192,6 +199,11 @@ fn app_layer(spec: &ImageSpec, unpacked: &Path, bin_dir: &Path, epoch: u64) -> R
         Path::new(&dest),
         None,
     )?;
+    for (path, effective) in spec::FILE_CAPS {
+        if let Some(Node::File { caps, .. }) = tree.0.get_mut(Path::new(path)) {
+            *caps = Some(layout::caps_xattr(spec::NET_CAPS_MASK, *effective));
+        }
+    }
     layout::layer(&tree, epoch, &format!("/{dest}"))
 }
 

@@ -91,18 +91,26 @@ pub const IPTABLES: &[Pick] = &[
     pick("netbase", "etc/services"),
 ];
 
-/// Files that get file capabilities: CAP_NET_ADMIN and CAP_NET_RAW, permitted and effective.
+/// Files that get file capabilities CAP_NET_ADMIN and CAP_NET_RAW, as (path, effective bit).
 ///
-/// `linkerd-init` runs as uid 65534 with no-new-privs and NET_ADMIN, NET_RAW added to its
-/// bounding set only, so `mesh-proxy init` itself holds no capability and the iptables it runs
-/// must get them from its file (as Linkerd's proxy-init image does). The effective bit is needed
-/// because iptables does not raise capabilities itself. `mesh-proxy` gets none: a file whose
-/// effective capabilities are outside the bounding set fails to exec, and the proxy container
-/// adds no capability.
-pub const FILE_CAPS: &[&str] = &[
-    "usr/sbin/xtables-nft-multi",
-    "usr/sbin/xtables-legacy-multi",
+/// `linkerd-init` runs as uid 65534 with no-new-privs and NET_ADMIN, NET_RAW added. The runtime
+/// hands those to the process before it execs `mesh-proxy`, but a non-root exec keeps only what
+/// the file grants, and no-new-privs refuses file capabilities the process did not already hold.
+/// So, as Linkerd's proxy-init image does for its own binary: `mesh-proxy` is permitted both
+/// (it keeps them from the runtime across the exec, and passes them on to the iptables it runs),
+/// and the xtables binaries are permitted and effective (iptables does not raise capabilities
+/// itself). `mesh-proxy` gets no effective bit: a file whose effective capabilities are outside
+/// the bounding set fails to exec, and the proxy container adds no capability.
+pub const FILE_CAPS: &[(&str, bool)] = &[
+    ("usr/sbin/xtables-nft-multi", true),
+    ("usr/sbin/xtables-legacy-multi", true),
+    ("usr/local/bin/mesh-proxy", false),
 ];
+
+/// The capabilities `path` gets, if any.
+pub fn file_caps(path: &str) -> Option<bool> {
+    FILE_CAPS.iter().find(|(p, _)| *p == path).map(|(_, e)| *e)
+}
 
 /// CAP_NET_ADMIN (12) and CAP_NET_RAW (13).
 pub const NET_CAPS_MASK: u32 = (1 << 12) | (1 << 13);

@@ -8,12 +8,15 @@ use crate::util::root;
 #[test]
 fn caps_xattr_is_what_setcap_writes() {
     // `setcap cap_net_admin,cap_net_raw=ep FILE; getfattr -n security.capability FILE`.
-    let want = "0100000200300000000000000000000000000000";
-    let got: String = layout::caps_xattr(spec::NET_CAPS_MASK)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert_eq!(got, want);
+    // And `=p`: the same without the effective flag.
+    let hex = |effective| -> String {
+        layout::caps_xattr(spec::NET_CAPS_MASK, effective)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(hex(true), "0100000200300000000000000000000000000000");
+    assert_eq!(hex(false), "0000000200300000000000000000000000000000");
 }
 
 #[test]
@@ -31,7 +34,7 @@ fn sample() -> Tree {
         Node::File {
             data: b"elf".to_vec(),
             mode: 0o755,
-            caps: Some(layout::caps_xattr(spec::NET_CAPS_MASK)),
+            caps: Some(layout::caps_xattr(spec::NET_CAPS_MASK, true)),
         },
     );
     tree.insert(
@@ -76,7 +79,7 @@ fn layer_is_sorted_owned_by_root_and_keeps_caps() {
     }
     assert_eq!(
         entries[6].caps.as_deref(),
-        Some(layout::caps_xattr(spec::NET_CAPS_MASK).as_slice())
+        Some(layout::caps_xattr(spec::NET_CAPS_MASK, true).as_slice())
     );
 }
 
@@ -218,7 +221,10 @@ fn dockerfiles_copy_what_the_xtask_copies() {
             .iter()
             .map(|(dest, src)| ((*src).to_owned(), format!("/{dest}")))
             .collect();
-        copies.insert((format!("target/release/{}", image.binary), binary.clone()));
+        copies.insert((
+            format!("target/release/{}", image.binary),
+            format!("/rootfs{binary}"),
+        ));
         assert_eq!(d.copies, copies, "{}: COPY lines", image.name);
         assert!(
             d.text.contains("COPY --from=debian /rootfs/ /"),
@@ -249,16 +255,28 @@ fn dockerfiles_copy_what_the_xtask_copies() {
             };
             assert!(d.text.contains(&mkdir), "{}: {mkdir}", image.name);
         }
-        let caps: Vec<String> = spec::FILE_CAPS
+        let binary_rel = spec::binary_path(image.binary);
+        let capped: Vec<(&str, bool)> = spec::FILE_CAPS
             .iter()
-            .filter(|f| image.picks.iter().any(|p| p.path == **f))
-            .map(|f| format!("/{f}"))
+            .copied()
+            .filter(|(f, _)| image.picks.iter().any(|p| p.path == *f) || *f == binary_rel)
             .collect();
-        if caps.is_empty() {
+        if capped.is_empty() {
             assert!(!d.text.contains("setcap"), "{}", image.name);
-        } else {
-            let setcap = format!("setcap cap_net_admin,cap_net_raw=ep {}", caps.join(" "));
-            assert!(d.text.contains(&setcap), "{}: {setcap}", image.name);
+        }
+        for (effective, flags) in [(true, "ep"), (false, "p")] {
+            let files: Vec<String> = capped
+                .iter()
+                .filter(|(_, e)| *e == effective)
+                .map(|(f, _)| format!("/rootfs/{f}"))
+                .collect();
+            if !files.is_empty() {
+                let setcap = format!(
+                    "setcap cap_net_admin,cap_net_raw={flags} {}",
+                    files.join(" ")
+                );
+                assert!(d.text.contains(&setcap), "{}: {setcap}", image.name);
+            }
         }
     }
 }
