@@ -9,6 +9,9 @@
 //!
 //! Usage: bench_identity [--controller PATH] [--seconds N] [--concurrency N] [--connections N]
 
+// It shares the end-to-end tests' set-up, which fails loudly.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../tests/identity_support/mod.rs"]
 mod support;
 

@@ -1,6 +1,8 @@
 //! `mesh-controller identity` end to end: the real binary, the fake API server answering token
 //! reviews, and a gRPC client over TLS that verifies the service's identity as a proxy does.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly; helpers outside #[test] functions too.
+
 mod identity_support;
 
 use std::path::Path;
