@@ -79,9 +79,12 @@ impl Controller {
         let start = Instant::now();
         while grpc.is_none() || admin.is_none() {
             let left = DEADLINE.saturating_sub(start.elapsed());
-            let line = rx
-                .recv_timeout(left)
-                .expect("controller did not log its listeners");
+            let Ok(line) = rx.recv_timeout(left) else {
+                // Never leave the process behind a failed start.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("controller did not log its listeners");
+            };
             let line = strip_ansi(&line);
             if !line.contains("listening") {
                 continue;
