@@ -334,7 +334,7 @@ mod tests {
             o.pod_annotations(),
             vec![
                 (
-                    "config.linkerd.io/skip-inbound-ports".to_owned(),
+                    mesh_names::annotations::SKIP_INBOUND_PORTS.to_owned(),
                     "22".to_owned()
                 ),
                 ("config.linkerd.io/admin-port".to_owned(), "1234".to_owned()),

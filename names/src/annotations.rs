@@ -16,6 +16,11 @@ pub const INJECTED: &[&str] = &[CREATED_BY, PROXY_VERSION, TRUST_ROOT_SHA256];
 
 /// The prefix of every proxy configuration annotation.
 pub const CONFIG_PREFIX: &str = "config.linkerd.io/";
+/// Ports (or ranges, or named container ports) whose traffic is opaque TCP, on a pod, a service
+/// or a namespace.
+pub const OPAQUE_PORTS: &str = "config.linkerd.io/opaque-ports";
+/// Inbound ports the proxy does not intercept.
+pub const SKIP_INBOUND_PORTS: &str = "config.linkerd.io/skip-inbound-ports";
 
 /// Proxy configuration annotations that are not written from `mesh inject` flags.
 pub mod config {

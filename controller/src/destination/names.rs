@@ -1,14 +1,13 @@
 //! The pod and service metadata the destination service reads, as Linkerd names it.
 
-/// The proxy's container name: a pod with it is meshed.
-pub const PROXY_CONTAINER: &str = "linkerd-proxy";
-/// The label the injector puts on meshed pods, naming their control plane's namespace.
-pub const CONTROL_PLANE_NS_LABEL: &str = "linkerd.io/control-plane-ns";
-/// Ports (or ranges, or named container ports) whose traffic is opaque TCP, on a pod, a service
-/// or a namespace.
-pub const OPAQUE_PORTS_ANNOTATION: &str = "config.linkerd.io/opaque-ports";
+/// Opaque ports on a pod, a service or a namespace.
+pub use mesh_names::annotations::OPAQUE_PORTS as OPAQUE_PORTS_ANNOTATION;
 /// Inbound ports the proxy does not intercept: peers reach them without mTLS or a protocol hint.
-pub const SKIP_INBOUND_PORTS_ANNOTATION: &str = "config.linkerd.io/skip-inbound-ports";
+pub use mesh_names::annotations::SKIP_INBOUND_PORTS as SKIP_INBOUND_PORTS_ANNOTATION;
+/// The proxy's container name: a pod with it is meshed.
+pub use mesh_names::containers::PROXY as PROXY_CONTAINER;
+/// The label the injector puts on meshed pods, naming their control plane's namespace.
+pub use mesh_names::labels::CONTROL_PLANE_NS as CONTROL_PLANE_NS_LABEL;
 /// The proxy's environment variables that hold its inbound, admin and control listen addresses.
 pub const INBOUND_LISTEN_ADDR_ENV: &str = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR";
 pub const ADMIN_LISTEN_ADDR_ENV: &str = "LINKERD2_PROXY_ADMIN_LISTEN_ADDR";

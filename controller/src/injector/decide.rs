@@ -14,8 +14,7 @@ use serde_json::{Map, Value};
 /// A namespace's annotations, as the namespace reflector keeps them.
 pub type Annotations = BTreeMap<String, String>;
 
-/// Linkerd's annotation listing the ports whose traffic skips protocol detection.
-pub const OPAQUE_PORTS: &str = "config.linkerd.io/opaque-ports";
+pub use mesh_names::annotations::OPAQUE_PORTS;
 
 /// Prefixes of the proxy settings a pod inherits from its namespace (Linkerd copies its
 /// `config.linkerd.io/*` and `config.alpha.linkerd.io/*` keys; mesh also has a beta one).
