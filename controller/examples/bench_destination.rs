@@ -250,7 +250,6 @@ impl Controller {
             let Some(line) = lines.next().transpose()? else {
                 bail!("the controller exited before listening");
             };
-            let line = strip_ansi(&line);
             let addr = line
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix("addr="))
@@ -305,22 +304,4 @@ impl Controller {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The log line without terminal colours.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

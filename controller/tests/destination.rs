@@ -85,7 +85,6 @@ impl Controller {
                 let _ = child.wait();
                 panic!("controller did not log its listeners");
             };
-            let line = strip_ansi(&line);
             if !line.contains("listening") {
                 continue;
             }
@@ -361,22 +360,4 @@ spec:
     assert!(code.success(), "{code:?}");
     let ended = tokio::time::timeout(DEADLINE, web.message()).await.unwrap();
     assert!(matches!(ended, Ok(None) | Err(_)));
-}
-
-/// The log line without terminal colours.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -88,7 +88,7 @@ impl Injector {
             let log = log.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(strip_ansi(&line));
+                    log.lock().unwrap().push(line);
                 }
             });
         }
@@ -205,24 +205,6 @@ impl Drop for Injector {
 }
 
 use rustls::pki_types::pem::PemObject as _;
-
-/// A log line without terminal colour codes.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// An AdmissionReview for creating `object` (a Pod or Service) in `namespace`.
 pub fn review(uid: &str, namespace: &str, object: &Value) -> Vec<u8> {

@@ -82,7 +82,7 @@ pub fn start(
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
             let mut text = sink.lock().unwrap();
-            text.push_str(&strip_ansi(&line));
+            text.push_str(&line);
             text.push('\n');
         }
     });
@@ -109,24 +109,6 @@ pub fn start(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// `line` without terminal colour sequences (`ESC [ ... m`).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The address of the `listening ... server="<server>"` log line.
