@@ -2,11 +2,13 @@
 //! in one place so they cannot drift. They are Linkerd's, so Linkerd's manifests, tooling and
 //! proxies carry over.
 //!
-//! This crate has no dependencies: the proxy links it too.
+//! This crate has no dependencies, so that the proxy can link it too (it does not yet: its
+//! variable names are still its own).
 
 pub mod annotations;
 pub mod containers;
 pub mod duration;
+pub mod env;
 pub mod identity;
 pub mod labels;
 pub mod ports;

@@ -6,12 +6,13 @@ pub use mesh_names::annotations::OPAQUE_PORTS as OPAQUE_PORTS_ANNOTATION;
 pub use mesh_names::annotations::SKIP_INBOUND_PORTS as SKIP_INBOUND_PORTS_ANNOTATION;
 /// The proxy's container name: a pod with it is meshed.
 pub use mesh_names::containers::PROXY as PROXY_CONTAINER;
+/// The proxy's environment variables that hold its inbound, admin and control listen addresses.
+pub use mesh_names::env::{
+    ADMIN_LISTEN_ADDR as ADMIN_LISTEN_ADDR_ENV, CONTROL_LISTEN_ADDR as CONTROL_LISTEN_ADDR_ENV,
+    INBOUND_LISTEN_ADDR as INBOUND_LISTEN_ADDR_ENV,
+};
 /// The label the injector puts on meshed pods, naming their control plane's namespace.
 pub use mesh_names::labels::CONTROL_PLANE_NS as CONTROL_PLANE_NS_LABEL;
-/// The proxy's environment variables that hold its inbound, admin and control listen addresses.
-pub const INBOUND_LISTEN_ADDR_ENV: &str = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR";
-pub const ADMIN_LISTEN_ADDR_ENV: &str = "LINKERD2_PROXY_ADMIN_LISTEN_ADDR";
-pub const CONTROL_LISTEN_ADDR_ENV: &str = "LINKERD2_PROXY_CONTROL_LISTEN_ADDR";
 /// The EndpointSlice label naming the Service a slice belongs to.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// The label a Deployment's ReplicaSet puts on its pods.

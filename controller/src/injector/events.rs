@@ -18,7 +18,7 @@ const QUEUE: usize = 1024;
 /// How long one event may take to send.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// The component events name, as Linkerd's injector does.
-const COMPONENT: &str = "linkerd-proxy-injector";
+const COMPONENT: &str = mesh_names::resources::PROXY_INJECTOR;
 
 /// The object an event is about.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -264,11 +264,11 @@ fn proxy_container(
         env("LINKERD2_PROXY_OUTBOUND_DISCOVERY_IDLE_TIMEOUT", "5s"),
         env("LINKERD2_PROXY_INBOUND_DISCOVERY_IDLE_TIMEOUT", "90s"),
         env(
-            "LINKERD2_PROXY_CONTROL_LISTEN_ADDR",
+            mesh_names::env::CONTROL_LISTEN_ADDR,
             format!("0.0.0.0:{}", config.control_port),
         ),
         env(
-            "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
+            mesh_names::env::ADMIN_LISTEN_ADDR,
             format!("0.0.0.0:{}", config.admin_port),
         ),
         env(
@@ -280,7 +280,7 @@ fn proxy_container(
             format!("127.0.0.1:{}", config.outbound_port),
         ),
         env(
-            "LINKERD2_PROXY_INBOUND_LISTEN_ADDR",
+            mesh_names::env::INBOUND_LISTEN_ADDR,
             format!("0.0.0.0:{}", config.inbound_port),
         ),
         env_field("LINKERD2_PROXY_INBOUND_IPS", "status.podIPs"),

@@ -1,0 +1,9 @@
+//! The proxy's environment variables that more than the proxy reads: the injector writes them and
+//! the destination service reads the listen addresses back from a pod's spec.
+
+/// Where the proxy accepts inbound connections.
+pub const INBOUND_LISTEN_ADDR: &str = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR";
+/// Where the proxy serves `/metrics`, `/ready` and `/live`.
+pub const ADMIN_LISTEN_ADDR: &str = "LINKERD2_PROXY_ADMIN_LISTEN_ADDR";
+/// The proxy's control (tap) listener.
+pub const CONTROL_LISTEN_ADDR: &str = "LINKERD2_PROXY_CONTROL_LISTEN_ADDR";
