@@ -6,11 +6,11 @@
 //! Run with `cargo xtask bench destination`; it builds the controller first and finds it beside
 //! this example (or at `$MESH_CONTROLLER`).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -29,6 +29,7 @@ const BURST: usize = 100;
 async fn main() -> Result<()> {
     let kube = FakeKube::start()?;
     let setup = Instant::now();
+    kube.apply_yaml(support::SERVICE_PROFILE_CRD)?;
     for s in 0..SERVICES {
         seed_service(&kube, s)?;
     }
@@ -41,8 +42,22 @@ async fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let kubeconfig = kube.write_kubeconfig(dir.path())?;
     let started = Instant::now();
-    let controller = Controller::start(&kubeconfig, dir.path())?;
-    controller.wait_ready(Duration::from_secs(120))?;
+    let mut command = Command::new(support::bench_binary());
+    command
+        .args(["--log-level", "warn,mesh_controller=info", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--admin-addr", "127.0.0.1:0"])
+        .args(["destination", "--addr", "127.0.0.1:0"])
+        .env("KUBECACHEDIR", dir.path());
+    let controller = support::start(command, "grpc").map_err(|(status, log)| {
+        anyhow::anyhow!("the controller did not start ({status:?}):\n{log}")
+    })?;
+    if !controller.wait_ready(Duration::from_secs(120)) {
+        bail!(
+            "the controller was not ready after 120 s:\n{}",
+            controller.stderr()
+        );
+    }
     println!(
         "ready (watches synced) after {:.2}s",
         started.elapsed().as_secs_f64()
@@ -52,7 +67,7 @@ async fn main() -> Result<()> {
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<(usize, Instant)>();
     let mut clients = Vec::new();
     for _ in 0..4 {
-        clients.push(DestinationClient::connect(format!("http://{}", controller.grpc)).await?);
+        clients.push(DestinationClient::connect(format!("http://{}", controller.addr)).await?);
     }
     let opened = Instant::now();
     for s in 0..SERVICES {
@@ -83,7 +98,7 @@ async fn main() -> Result<()> {
         "{SERVICES} streams opened and answered in {:.2}s",
         opened.elapsed().as_secs_f64()
     );
-    let rss_before = controller.rss_kb()?;
+    let rss_before = controller.status_kb("VmRSS").context("no RSS")?;
 
     // Sequential changes: one slice at a time loses (or regains) an endpoint.
     let mut latencies = Vec::new();
@@ -121,15 +136,14 @@ async fn main() -> Result<()> {
     }
     report(&format!("burst of {BURST} slice changes"), &mut burst);
 
-    let rss = controller.rss_kb()?;
-    let hwm = controller.status_kb("VmHWM")?;
+    let rss = controller.status_kb("VmRSS").context("no RSS")?;
+    let hwm = controller.status_kb("VmHWM").context("no peak RSS")?;
     println!(
         "controller RSS: {:.1} MB after opening streams, {:.1} MB at the end, peak {:.1} MB (target < 64 MB)",
         rss_before as f64 / 1024.0,
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
-    controller.stop();
     Ok(())
 }
 
@@ -211,97 +225,4 @@ fn apply_slice(kube: &FakeKube, s: usize, shrunk: bool) -> Result<()> {
         "endpoints": endpoints,
     }))?)?;
     Ok(())
-}
-
-struct Controller {
-    child: Child,
-    grpc: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Controller {
-    fn start(kubeconfig: &std::path::Path, cache: &std::path::Path) -> Result<Controller> {
-        let binary = match std::env::var_os("MESH_CONTROLLER") {
-            Some(path) => PathBuf::from(path),
-            None => std::env::current_exe()?
-                .parent()
-                .and_then(|examples| examples.parent())
-                .context("cannot find the target directory")?
-                .join("mesh-controller"),
-        };
-        let mut child = Command::new(&binary)
-            .args(["--log-level", "warn,mesh_controller=info", "--kubeconfig"])
-            .arg(kubeconfig)
-            .args([
-                "--admin-addr",
-                "127.0.0.1:0",
-                "destination",
-                "--addr",
-                "127.0.0.1:0",
-            ])
-            .env("KUBECACHEDIR", cache)
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot run {}", binary.display()))?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        let mut lines = BufReader::new(stderr).lines();
-        let (mut grpc, mut admin) = (None, None);
-        while grpc.is_none() || admin.is_none() {
-            let Some(line) = lines.next().transpose()? else {
-                bail!("the controller exited before listening");
-            };
-            let addr = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("addr="))
-                .and_then(|a| a.parse::<SocketAddr>().ok());
-            if line.contains(r#"server="grpc""#) {
-                grpc = addr;
-            } else if line.contains(r#"server="admin""#) {
-                admin = addr;
-            }
-        }
-        // Keep draining stderr so the controller never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-        Ok(Controller {
-            child,
-            grpc: grpc.context("no grpc address")?,
-            admin: admin.context("no admin address")?,
-        })
-    }
-
-    fn wait_ready(&self, limit: Duration) -> Result<()> {
-        use std::io::{Read, Write};
-        let start = Instant::now();
-        loop {
-            let mut stream = std::net::TcpStream::connect(self.admin)?;
-            write!(stream, "GET /ready HTTP/1.0\r\n\r\n")?;
-            let mut text = String::new();
-            stream.read_to_string(&mut text)?;
-            if text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200") {
-                return Ok(());
-            }
-            if start.elapsed() > limit {
-                bail!("the controller was not ready after {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn rss_kb(&self) -> Result<u64> {
-        self.status_kb("VmRSS")
-    }
-
-    fn status_kb(&self, field: &str) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .with_context(|| format!("no {field} in /proc/<pid>/status"))
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -12,7 +12,7 @@
 // It shares the end-to-end tests' set-up, which fails loudly.
 #![allow(clippy::unwrap_used)]
 
-#[path = "../tests/identity_support/mod.rs"]
+#[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::path::PathBuf;
@@ -74,23 +74,14 @@ fn options() -> anyhow::Result<Options> {
     Ok(options)
 }
 
-/// The controller's user+system CPU time so far, from /proc.
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on Linux.
-    Some(Duration::from_millis(ticks * 10))
-}
-
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let options = options()?;
     let dir = tempfile::tempdir()?;
     let kube = FakeKube::start()?;
     let kubeconfig = kube.write_kubeconfig(dir.path())?;
-    let credentials = Credentials::generate(support::TRUST_DOMAIN, SystemTime::now())?;
-    let (anchors, issuer) = support::write_credentials(dir.path(), &credentials);
+    let credentials = Credentials::generate(support::identity::TRUST_DOMAIN, SystemTime::now())?;
+    let (anchors, issuer) = support::identity::write_credentials(dir.path(), &credentials);
 
     // This process may itself be pinned to CPU 1 (as `cargo xtask bench identity` runs it), so
     // its own view of the CPUs says nothing about the machine's: pin whenever taskset exists.
@@ -103,19 +94,20 @@ fn main() -> anyhow::Result<()> {
         Command::new(&options.controller)
     };
     // Info is the level the listeners are logged at, which start() reads; issuance logs at debug.
-    let controller = support::start(command, &kubeconfig, &anchors, &issuer, &[]).map_err(
-        |(status, stderr)| anyhow::anyhow!("controller did not start ({status:?}):\n{stderr}"),
-    )?;
+    let controller = support::identity::start(command, &kubeconfig, &anchors, &issuer, &[])
+        .map_err(|(status, stderr)| {
+            anyhow::anyhow!("controller did not start ({status:?}):\n{stderr}")
+        })?;
 
     let requests: Vec<CertifyRequest> = (0..WORKLOADS)
         .map(|i| {
             let sa = format!("sa-{i}");
-            let identity = support::workload(&sa, "bench");
+            let identity = support::identity::workload(&sa, "bench");
             CertifyRequest {
                 token: kube
                     .issue_token("bench", &sa, &[mesh_names::identity::TOKEN_AUDIENCE])
                     .into_bytes(),
-                certificate_signing_request: support::csr(&identity),
+                certificate_signing_request: support::identity::csr(&identity),
                 identity,
             }
         })
@@ -130,10 +122,10 @@ fn main() -> anyhow::Result<()> {
         let mut clients = Vec::new();
         for _ in 0..options.connections {
             clients.push(
-                support::client(
-                    controller.grpc,
+                support::identity::client(
+                    controller.addr,
                     &credentials.trust_anchors_pem,
-                    &support::service_name(),
+                    &support::identity::service_name(),
                 )
                 .await?,
             );
@@ -165,13 +157,13 @@ fn main() -> anyhow::Result<()> {
             }));
         }
         tokio::time::sleep(WARM_UP).await;
-        let cpu_before = cpu_time(controller.pid());
+        let cpu_before = controller.cpu_time();
         let started = Instant::now();
         measuring.store(true, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(options.seconds)).await;
         measuring.store(false, Ordering::Relaxed);
         let window = started.elapsed();
-        let cpu_after = cpu_time(controller.pid());
+        let cpu_after = controller.cpu_time();
         stop.store(true, Ordering::Relaxed);
         let mut latencies = Vec::new();
         let mut errors = 0;

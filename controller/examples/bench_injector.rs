@@ -7,20 +7,20 @@
 //!
 //! `cargo xtask bench injector [--rate N] [--seconds N]` builds and runs it.
 
-use std::io::{BufRead, BufReader};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use mesh_testkube::FakeKube;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::json;
 
-const HOST: &str = "linkerd-proxy-injector.linkerd.svc";
+use support::injector::HOST;
 const TARGET_P99: Duration = Duration::from_millis(5);
 
 fn main() -> Result<()> {
@@ -43,12 +43,13 @@ fn main() -> Result<()> {
         }
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let binary = std::env::current_exe()?
-        .parent()
-        .and_then(|examples| examples.parent())
-        .map(|dir| dir.join("mesh-controller"))
-        .filter(|p| p.is_file())
-        .context("mesh-controller is not built next to this example; run cargo build --release -p mesh-controller")?;
+    let binary = support::bench_binary();
+    if !binary.is_file() {
+        bail!(
+            "{} not found; build it with cargo build --release -p mesh-controller",
+            binary.display()
+        );
+    }
 
     let kube = FakeKube::builder()
         .fixture_yaml(
@@ -73,7 +74,11 @@ spec:
         )
         .start()?;
     let dir = tempfile::tempdir()?;
-    let (ca_pem, crt_pem, key_pem) = certs()?;
+    let support::injector::Certs {
+        ca_pem,
+        crt_pem,
+        key_pem,
+    } = support::injector::certs();
     let tls = dir.path().join("tls");
     std::fs::create_dir(&tls)?;
     std::fs::write(tls.join("tls.crt"), &crt_pem)?;
@@ -83,62 +88,25 @@ spec:
     std::fs::write(dir.path().join("anchors.pem"), &ca_pem)?;
     let kubeconfig = kube.write_kubeconfig(dir.path())?;
 
-    let mut child = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    command
         .arg("--kubeconfig")
         .arg(&kubeconfig)
-        .args([
-            "--admin-addr",
-            "127.0.0.1:0",
-            "proxy-injector",
-            "--addr",
-            "127.0.0.1:0",
-        ])
+        .args(["--admin-addr", "127.0.0.1:0", "--log-level", "info"])
+        .args(["proxy-injector", "--addr", "127.0.0.1:0"])
         .arg("--config")
         .arg(dir.path().join("values"))
         .arg("--trust-anchors")
         .arg(dir.path().join("anchors.pem"))
         .arg("--tls-dir")
-        .arg(&tls)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    let result = run(&mut child, &ca_pem, rate, seconds);
-    let _ = child.kill();
-    let _ = child.wait();
-    result
+        .arg(&tls);
+    let controller = support::start(command, "webhook").map_err(|(status, log)| {
+        anyhow::anyhow!("the injector did not start ({status:?}):\n{log}")
+    })?;
+    run(controller.addr, &ca_pem, rate, seconds)
 }
 
-fn run(child: &mut std::process::Child, ca_pem: &str, rate: u32, seconds: u32) -> Result<()> {
-    let stderr = child.stderr.take().context("no stderr")?;
-    let addr = Arc::new(Mutex::new(None::<SocketAddr>));
-    {
-        let addr = addr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening") && line.contains("server=\"webhook\"") {
-                    let found = line
-                        .split_whitespace()
-                        .find_map(|w| w.strip_prefix("addr="))
-                        .and_then(|a| a.parse().ok());
-                    if let Ok(mut slot) = addr.lock() {
-                        *slot = found;
-                    }
-                }
-            }
-        });
-    }
-    let started = Instant::now();
-    let addr = loop {
-        if let Some(a) = addr.lock().ok().and_then(|a| *a) {
-            break a;
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            bail!("the injector did not report its address");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-
+fn run(addr: SocketAddr, ca_pem: &str, rate: u32, seconds: u32) -> Result<()> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert?)?;
@@ -280,15 +248,4 @@ fn review_body() -> Vec<u8> {
         },
     }))
     .unwrap_or_default()
-}
-
-fn certs() -> Result<(String, String, String)> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_crt = ca.self_signed(&ca_key)?;
-    let key = KeyPair::generate()?;
-    let crt = CertificateParams::new(vec![HOST.to_owned()])?
-        .signed_by(&key, &Issuer::new(ca, &ca_key))?;
-    Ok((ca_crt.pem(), crt.pem(), key.serialize_pem()))
 }

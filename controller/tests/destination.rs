@@ -2,11 +2,11 @@
 //! sees endpoints and profiles follow the objects, and the admin server and SIGTERM behave.
 #![allow(clippy::unwrap_used)] // Tests fail loudly; helpers outside #[test] functions too.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
 
 use linkerd2_proxy_api::destination as pb;
 use linkerd2_proxy_api::destination::destination_client::DestinationClient;
@@ -17,131 +17,28 @@ use tonic::Streaming;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// The CRD's shape as far as the fake server needs it (the real one is a template of `mesh
-/// install`).
-const SERVICE_PROFILE_CRD: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: serviceprofiles.linkerd.io
-spec:
-  group: linkerd.io
-  scope: Namespaced
-  names: {kind: ServiceProfile, plural: serviceprofiles, singular: serviceprofile, shortNames: [sp]}
-  versions:
-  - name: v1alpha2
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-"#;
-
-struct Controller {
-    child: Child,
-    grpc: SocketAddr,
-    admin: SocketAddr,
-    _dir: tempfile::TempDir,
+/// Starts `mesh-controller destination` against `kube`; the directory holds its kubeconfig.
+fn start(kube: &FakeKube) -> (support::Controller, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kube.write_kubeconfig(dir.path()).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mesh-controller"));
+    command
+        .args(["--log-level", "info", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--admin-addr", "127.0.0.1:0"])
+        .args(["--shutdown-grace-period", "5s"])
+        .args(["destination", "--addr", "127.0.0.1:0"])
+        .args(["--default-opaque-ports", "3306"])
+        .env("KUBECACHEDIR", dir.path());
+    let controller = support::start(command, "grpc")
+        .unwrap_or_else(|(status, log)| panic!("controller did not start ({status:?}):\n{log}"));
+    (controller, dir)
 }
 
-impl Controller {
-    fn start(kube: &FakeKube) -> Controller {
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = kube.write_kubeconfig(dir.path()).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-controller"))
-            .args(["--log-level", "info", "--kubeconfig"])
-            .arg(&kubeconfig)
-            .args([
-                "--admin-addr",
-                "127.0.0.1:0",
-                "--shutdown-grace-period",
-                "5s",
-            ])
-            .args([
-                "destination",
-                "--addr",
-                "127.0.0.1:0",
-                "--default-opaque-ports",
-                "3306",
-            ])
-            .env("KUBECACHEDIR", dir.path())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("controller: {line}");
-                let _ = tx.send(line);
-            }
-        });
-        let (mut grpc, mut admin) = (None, None);
-        let start = Instant::now();
-        while grpc.is_none() || admin.is_none() {
-            let left = DEADLINE.saturating_sub(start.elapsed());
-            let Ok(line) = rx.recv_timeout(left) else {
-                // Never leave the process behind a failed start.
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("controller did not log its listeners");
-            };
-            if !line.contains("listening") {
-                continue;
-            }
-            let addr = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("addr="))
-                .and_then(|a| a.parse::<SocketAddr>().ok());
-            if line.contains(r#"server="grpc""#) {
-                grpc = addr;
-            } else if line.contains(r#"server="admin""#) {
-                admin = addr;
-            }
-        }
-        Controller {
-            child,
-            grpc: grpc.unwrap(),
-            admin: admin.unwrap(),
-            _dir: dir,
-        }
-    }
-
-    async fn client(&self) -> DestinationClient<tonic::transport::Channel> {
-        DestinationClient::connect(format!("http://{}", self.grpc))
-            .await
-            .unwrap()
-    }
-
-    /// GETs an admin path over HTTP/1.0: status code and body.
-    fn admin_get(&self, path: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.admin).unwrap();
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: admin\r\n\r\n").unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        let code = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-        (code, body.unwrap_or_default())
-    }
-
-    fn wait_ready(&self) {
-        let start = Instant::now();
-        while self.admin_get("/ready").0 != 200 {
-            assert!(start.elapsed() < DEADLINE, "controller never became ready");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+async fn client(controller: &support::Controller) -> DestinationClient<tonic::transport::Channel> {
+    DestinationClient::connect(format!("http://{}", controller.addr))
+        .await
+        .unwrap()
 }
 
 fn path(svc: &str, port: u16) -> pb::GetDestination {
@@ -173,7 +70,7 @@ fn slice(endpoints: &[(&str, &str)]) -> serde_json::Value {
 }
 
 fn seed(kube: &FakeKube) {
-    kube.apply_yaml(SERVICE_PROFILE_CRD).unwrap();
+    kube.apply_yaml(support::SERVICE_PROFILE_CRD).unwrap();
     kube.create(json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "web", "namespace": "shop"},
@@ -219,9 +116,13 @@ fn addrs(addrs: &[linkerd2_proxy_api::net::TcpAddress]) -> Vec<SocketAddr> {
 async fn endpoints_and_profiles_follow_the_cluster() {
     let kube = FakeKube::start().unwrap();
     seed(&kube);
-    let controller = Controller::start(&kube);
-    controller.wait_ready();
-    let mut client = controller.client().await;
+    let (controller, _dir) = start(&kube);
+    assert!(
+        controller.wait_ready(DEADLINE),
+        "never ready:\n{}",
+        controller.stderr()
+    );
+    let mut client = client(&controller).await;
 
     // Both endpoints, with the identity the identity service would issue and the H2 hint.
     let mut web = client.get(path("web", 80)).await.unwrap().into_inner();
@@ -340,23 +241,9 @@ spec:
 
     // SIGTERM ends the open streams and the process exits 0.
     drop(client);
-    let mut controller = controller;
-    let status = Command::new("kill")
-        .args(["-TERM", &controller.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let start = Instant::now();
-    let code = loop {
-        if let Some(code) = controller.child.try_wait().unwrap() {
-            break code;
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "controller did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = controller
+        .terminate(DEADLINE)
+        .expect("controller did not exit after SIGTERM");
     assert!(code.success(), "{code:?}");
     let ended = tokio::time::timeout(DEADLINE, web.message()).await.unwrap();
     assert!(matches!(ended, Ok(None) | Err(_)));

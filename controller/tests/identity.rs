@@ -3,14 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly; helpers outside #[test] functions too.
 
-mod identity_support;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use identity_support as support;
 use linkerd2_proxy_api::identity::CertifyRequest;
 use mesh_pki::Credentials;
 use mesh_testkube::FakeKube;
@@ -25,7 +24,7 @@ fn start(
     extra: &[&str],
 ) -> Result<support::Controller, (Option<ExitStatus>, String)> {
     let binary = Command::new(env!("CARGO_BIN_EXE_mesh-controller"));
-    support::start(binary, kubeconfig, anchors, issuer_dir, extra)
+    support::identity::start(binary, kubeconfig, anchors, issuer_dir, extra)
 }
 
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -34,7 +33,7 @@ fn request(identity: &str, token: &str, csr_name: &str) -> CertifyRequest {
     CertifyRequest {
         identity: identity.to_owned(),
         token: token.as_bytes().to_vec(),
-        certificate_signing_request: support::csr(csr_name),
+        certificate_signing_request: support::identity::csr(csr_name),
     }
 }
 
@@ -42,7 +41,7 @@ fn request(identity: &str, token: &str, csr_name: &str) -> CertifyRequest {
 /// certificate (proxies use it both ways).
 fn verify(anchors: &str, leaf: &[u8], chain: &[Vec<u8>], name: &str) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = Arc::new(support::roots(anchors));
+    let roots = Arc::new(support::identity::roots(anchors));
     let end_entity = CertificateDer::from(leaf.to_vec());
     let intermediates: Vec<CertificateDer<'_>> = chain
         .iter()
@@ -78,23 +77,24 @@ async fn certifies_a_valid_token_and_refuses_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let kube = FakeKube::start().unwrap();
     let kubeconfig = kube.write_kubeconfig(dir.path()).unwrap();
-    let credentials = Credentials::generate(support::TRUST_DOMAIN, SystemTime::now()).unwrap();
-    let (anchors, issuer) = support::write_credentials(dir.path(), &credentials);
+    let credentials =
+        Credentials::generate(support::identity::TRUST_DOMAIN, SystemTime::now()).unwrap();
+    let (anchors, issuer) = support::identity::write_credentials(dir.path(), &credentials);
     let controller = start(&kubeconfig, &anchors, &issuer, &[]).unwrap();
 
     let (status, body) = support::get(controller.admin, "/ready");
     assert_eq!((status, body.as_str()), (200, "ready\n"));
 
     // The client trusts only the anchors and checks the service's identity name.
-    let mut client = support::client(
-        controller.grpc,
+    let mut client = support::identity::client(
+        controller.addr,
         &credentials.trust_anchors_pem,
-        &support::service_name(),
+        &support::identity::service_name(),
     )
     .await
     .unwrap();
 
-    let web = support::workload("web", "shop");
+    let web = support::identity::workload("web", "shop");
     let token = kube.issue_token("shop", "web", &["identity.l5d.io"]);
     let response = client
         .certify(request(&web, &token, &web))
@@ -147,7 +147,7 @@ async fn certifies_a_valid_token_and_refuses_the_rest() {
     );
 
     // web's token asking for db's identity.
-    let db = support::workload("db", "shop");
+    let db = support::identity::workload("db", "shop");
     let refused = client.certify(request(&db, &token, &db)).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     assert!(
@@ -205,8 +205,8 @@ async fn a_rotated_issuer_is_picked_up_and_a_broken_one_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let kube = FakeKube::start().unwrap();
     let kubeconfig = kube.write_kubeconfig(dir.path()).unwrap();
-    let first = Credentials::generate(support::TRUST_DOMAIN, SystemTime::now()).unwrap();
-    let (anchors, issuer) = support::write_credentials(dir.path(), &first);
+    let first = Credentials::generate(support::identity::TRUST_DOMAIN, SystemTime::now()).unwrap();
+    let (anchors, issuer) = support::identity::write_credentials(dir.path(), &first);
     let controller = start(
         &kubeconfig,
         &anchors,
@@ -226,12 +226,12 @@ async fn a_rotated_issuer_is_picked_up_and_a_broken_one_ignored() {
         "{}",
         controller.stderr()
     );
-    let web = support::workload("web", "shop");
+    let web = support::identity::workload("web", "shop");
     let token = kube.issue_token("shop", "web", &["identity.l5d.io"]);
-    let mut client = support::client(
-        controller.grpc,
+    let mut client = support::identity::client(
+        controller.addr,
         &first.trust_anchors_pem,
-        &support::service_name(),
+        &support::identity::service_name(),
     )
     .await
     .unwrap();
@@ -248,18 +248,18 @@ async fn a_rotated_issuer_is_picked_up_and_a_broken_one_ignored() {
     );
 
     // New anchors and issuer together, as a rotation writes them.
-    let second = Credentials::generate(support::TRUST_DOMAIN, SystemTime::now()).unwrap();
-    support::write_credentials(dir.path(), &second);
+    let second = Credentials::generate(support::identity::TRUST_DOMAIN, SystemTime::now()).unwrap();
+    support::identity::write_credentials(dir.path(), &second);
     assert!(
         controller.wait_for_log("serving certificate renewed", Duration::from_secs(30)),
         "{}",
         controller.stderr()
     );
     // New connections verify against the new anchors, and leaves chain to them.
-    let mut client = support::client(
-        controller.grpc,
+    let mut client = support::identity::client(
+        controller.addr,
         &second.trust_anchors_pem,
-        &support::service_name(),
+        &support::identity::service_name(),
     )
     .await
     .unwrap();
@@ -289,9 +289,12 @@ fn an_unusable_issuer_refuses_to_start() {
     let kubeconfig = kube.write_kubeconfig(dir.path()).unwrap();
 
     // Issued two years ago for one year: expired.
-    let expired =
-        Credentials::generate(support::TRUST_DOMAIN, SystemTime::now() - 2 * YEAR).unwrap();
-    let (anchors, issuer) = support::write_credentials(dir.path(), &expired);
+    let expired = Credentials::generate(
+        support::identity::TRUST_DOMAIN,
+        SystemTime::now() - 2 * YEAR,
+    )
+    .unwrap();
+    let (anchors, issuer) = support::identity::write_credentials(dir.path(), &expired);
     let Err((status, stderr)) = start(&kubeconfig, &anchors, &issuer, &[]) else {
         panic!("an expired issuer was accepted");
     };
@@ -302,9 +305,9 @@ fn an_unusable_issuer_refuses_to_start() {
     );
 
     // Signed by other anchors than the ones given.
-    let ours = Credentials::generate(support::TRUST_DOMAIN, SystemTime::now()).unwrap();
-    let theirs = Credentials::generate(support::TRUST_DOMAIN, SystemTime::now()).unwrap();
-    let (anchors, issuer) = support::write_credentials(dir.path(), &ours);
+    let ours = Credentials::generate(support::identity::TRUST_DOMAIN, SystemTime::now()).unwrap();
+    let theirs = Credentials::generate(support::identity::TRUST_DOMAIN, SystemTime::now()).unwrap();
+    let (anchors, issuer) = support::identity::write_credentials(dir.path(), &ours);
     std::fs::write(&anchors, &theirs.trust_anchors_pem).unwrap();
     let Err((status, stderr)) = start(&kubeconfig, &anchors, &issuer, &[]) else {
         panic!("an issuer signed by other anchors was accepted");

@@ -3,50 +3,24 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::net::SocketAddr;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use base64::Engine as _;
 use mesh_testkube::FakeKube;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
 
-const HOST: &str = "linkerd-proxy-injector.linkerd.svc";
+use support::injector::{Certs, HOST, certs};
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// A CA and a serving certificate for the injector's Service name.
-pub struct Certs {
-    pub ca_pem: String,
-    pub crt_pem: String,
-    pub key_pem: String,
-}
-
-pub fn certs() -> Certs {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "injector test CA");
-    let ca_crt = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec![HOST.to_owned()]).unwrap();
-    let crt = leaf.signed_by(&key, &Issuer::new(ca, &ca_key)).unwrap();
-    Certs {
-        ca_pem: ca_crt.pem(),
-        crt_pem: crt.pem(),
-        key_pem: key.serialize_pem(),
-    }
-}
 
 /// The running binary; killed on drop.
 pub struct Injector {
-    child: Child,
+    controller: support::Controller,
     pub addr: SocketAddr,
-    pub admin: SocketAddr,
-    pub log: Arc<Mutex<Vec<String>>>,
     pub dir: tempfile::TempDir,
     pub certs: Certs,
 }
@@ -67,7 +41,8 @@ impl Injector {
         .unwrap();
         std::fs::write(dir.path().join("ca-bundle.crt"), &certs.ca_pem).unwrap();
         let kubeconfig = kube.write_kubeconfig(dir.path()).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-controller"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mesh-controller"));
+        command
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .args(["--admin-addr", "127.0.0.1:0", "--log-level", "info"])
@@ -77,89 +52,31 @@ impl Injector {
             .arg("--trust-anchors")
             .arg(dir.path().join("ca-bundle.crt"))
             .arg("--tls-dir")
-            .arg(&tls)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let started = Instant::now();
-        let (addr, admin) = loop {
-            let lines = log.lock().unwrap().clone();
-            let find = |server: &str| {
-                lines
-                    .iter()
-                    .filter(|l| {
-                        l.contains("listening") && l.contains(&format!("server=\"{server}\""))
-                    })
-                    .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("addr=")))
-                    .map(|a| a.parse::<SocketAddr>().unwrap())
-            };
-            if let (Some(w), Some(a)) = (find("webhook"), find("admin")) {
-                break (w, a);
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("mesh-controller exited with {status}: {lines:#?}");
-            }
-            assert!(
-                started.elapsed() < DEADLINE,
-                "no listening lines: {lines:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+            .arg(&tls);
+        let controller = support::start(command, "webhook")
+            .unwrap_or_else(|(status, log)| panic!("injector did not start ({status:?}):\n{log}"));
         let injector = Injector {
-            child,
-            addr,
-            admin,
-            log,
+            addr: controller.addr,
+            controller,
             dir,
             certs,
         };
-        injector.wait_until(
-            || injector.admin_get("/ready").starts_with("HTTP/1.1 200"),
-            "ready",
-        );
+        injector.wait_until(|| injector.controller.wait_ready(DEADLINE), "ready");
         injector
     }
 
     /// Polls `check` until it holds, failing the test after the deadline.
-    pub fn wait_until(&self, mut check: impl FnMut() -> bool, what: &str) {
-        let started = Instant::now();
-        while !check() {
-            assert!(
-                started.elapsed() < DEADLINE,
-                "timed out waiting for {what}; log: {:#?}",
-                self.log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
+    pub fn wait_until(&self, check: impl FnMut() -> bool, what: &str) {
+        assert!(
+            support::wait_until(DEADLINE, check),
+            "timed out waiting for {what}; log:\n{}",
+            self.controller.stderr()
+        );
     }
 
-    /// A GET on the admin server: the status line and body.
-    pub fn admin_get(&self, path: &str) -> String {
-        let Ok(mut stream) = TcpStream::connect(self.admin) else {
-            return String::new();
-        };
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        let _ = stream.read_to_string(&mut out);
-        out
+    /// A GET on the admin server: the status and body.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        self.controller.admin_get(path)
     }
 
     /// An HTTPS client that trusts the test CA and reaches the injector by its Service name.
@@ -193,14 +110,7 @@ impl Injector {
     }
 
     pub fn logged(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
-    }
-}
-
-impl Drop for Injector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.controller.logged(needle)
     }
 }
 
@@ -391,7 +301,7 @@ fn reviews_over_https() {
         "3306"
     );
 
-    let metrics = injector.admin_get("/metrics");
+    let (_, metrics) = injector.admin_get("/metrics");
     for line in [
         r#"proxy_injector_reviews_total{kind="pod",outcome="injected",reason=""} 2"#,
         r#"proxy_injector_reviews_total{kind="pod",outcome="skipped",reason="host_network_enabled"} 1"#,

@@ -1,13 +1,11 @@
-//! Running the real `mesh-controller identity` against the fake API server, and a client for it.
-//! Shared by the end-to-end test and the benchmark.
-#![allow(dead_code)]
+//! `mesh-controller identity` against the fake API server: its credentials, and a client that
+//! verifies the service's name as a proxy does.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::sync::Arc;
+use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
@@ -16,6 +14,8 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tonic::codegen::http::Uri;
 use tonic::codegen::{Context, Future, Pin, Poll, Service};
 use tonic::transport::{Channel, Endpoint};
+
+use super::Controller;
 
 pub const CP_NS: &str = "linkerd";
 pub const TRUST_DOMAIN: &str = "cluster.local";
@@ -41,17 +41,9 @@ pub fn write_credentials(dir: &Path, credentials: &Credentials) -> (PathBuf, Pat
     (anchors, issuer)
 }
 
-/// A running `mesh-controller identity`, killed on drop.
-pub struct Controller {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    pub admin: SocketAddr,
-    pub grpc: SocketAddr,
-}
-
 /// Runs `command` (the controller, or a wrapper such as `taskset` followed by it) with
 /// `--admin-addr 127.0.0.1:0 identity --addr 127.0.0.1:0` and the given files, then waits for
-/// both listeners (at most 30 s). `extra` goes after the rest.
+/// both listeners. `extra` goes after the rest.
 pub fn start(
     mut command: Command,
     kubeconfig: &Path,
@@ -68,123 +60,8 @@ pub fn start(
         .arg(anchors)
         .arg("--issuer-dir")
         .arg(issuer_dir)
-        .args(extra)
-        .env_remove("KUBECONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("mesh-controller starts");
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let pipe = child.stderr.take().expect("stderr is piped");
-    let sink = stderr.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            let mut text = sink.lock().unwrap();
-            text.push_str(&line);
-            text.push('\n');
-        }
-    });
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = stderr.lock().unwrap().clone();
-        if let (Some(admin), Some(grpc)) = (listening(&text, "admin"), listening(&text, "grpc")) {
-            return Ok(Controller {
-                child,
-                stderr,
-                admin,
-                grpc,
-            });
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            // Let the reader thread drain the pipe.
-            std::thread::sleep(Duration::from_millis(50));
-            return Err((Some(status), stderr.lock().unwrap().clone()));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            return Err((None, text));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The address of the `listening ... server="<server>"` log line.
-fn listening(text: &str, server: &str) -> Option<SocketAddr> {
-    let tag = format!("server=\"{server}\"");
-    text.lines()
-        .filter(|l| l.contains("listening") && l.contains(&tag))
-        .find_map(|l| {
-            let at = l.find("addr=")? + "addr=".len();
-            l[at..].split_whitespace().next()?.parse().ok()
-        })
-}
-
-impl Controller {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Sends SIGTERM and waits (at most `limit`) for the exit.
-    pub fn terminate(mut self, limit: Duration) -> Option<ExitStatus> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    /// Polls stderr until it contains `needle` (at most `limit`).
-    pub fn wait_for_log(&self, needle: &str, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if self.stderr().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `GET path` on the admin server: (status, body).
-pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: admin\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+        .args(extra);
+    super::start(command, "grpc")
 }
 
 /// The trust anchors in `pem` as a root store.
