@@ -5,8 +5,8 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

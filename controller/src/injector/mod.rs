@@ -6,13 +6,15 @@
 //!   `mesh install`), a Service's opaque-ports annotation, and the JSONPatch between them;
 //! - `review`: AdmissionReview in and out, never blocking an object for its own trouble;
 //! - `server`: HTTPS; `tls`: the reloaded serving certificate; `namespaces`: the namespace
-//!   reflector; `events`: Kubernetes Events; `metrics`; `config`: the files read at start-up.
+//!   reflector; `owners`: the ReplicaSets' owners, for naming workloads; `events`: Kubernetes
+//!   Events; `metrics`; `config`: the files read at start-up.
 
 mod config;
 pub mod decide;
 mod events;
 mod metrics;
 mod namespaces;
+mod owners;
 mod review;
 mod server;
 mod tls;
@@ -56,6 +58,7 @@ impl Component for InjectorArgs {
 
         let metrics = metrics::Metrics::register(&mut ctx.metrics.registry());
         let namespaces = namespaces::Namespaces::spawn(client.clone(), ctx.shutdown.clone());
+        let replica_sets = owners::ReplicaSets::spawn(client.clone(), ctx.shutdown.clone());
         let events = events::Recorder::spawn(client.clone(), ctx.shutdown.clone());
         tokio::spawn(certs.watch(files, TLS_POLL, ctx.shutdown.clone()));
         {
@@ -75,7 +78,7 @@ impl Component for InjectorArgs {
             created_by: format!("mesh/proxy-injector {version}"),
             version,
             namespaces,
-            client,
+            replica_sets,
             events,
             metrics,
         });

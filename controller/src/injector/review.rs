@@ -2,11 +2,9 @@
 //! trouble: a request it cannot decode, a namespace it cannot read or a pod it cannot inject is
 //! admitted unchanged, with a warning in the response.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine as _;
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::{Api, Client};
 use mesh_inject::manual::{Context, Owner};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,9 +14,8 @@ use super::decide::{self, Skip};
 use super::events::{Recorder, Regarding, Severity};
 use super::metrics::{Metrics, Outcome};
 use super::namespaces::Namespaces;
+use super::owners::ReplicaSets;
 
-/// How long looking up a pod's ReplicaSet may take.
-const OWNER_TIMEOUT: Duration = Duration::from_secs(2);
 const REVIEW_VERSION: &str = "admission.k8s.io/v1";
 
 /// Everything a review needs, shared by all connections.
@@ -30,7 +27,7 @@ pub struct Reviewer {
     /// The version injected proxies default to.
     pub version: String,
     pub namespaces: Namespaces,
-    pub client: Client,
+    pub replica_sets: ReplicaSets,
     pub events: Recorder,
     pub metrics: Metrics,
 }
@@ -307,31 +304,20 @@ impl Reviewer {
     }
 
     /// The workload that owns a pod: its controller, or for a ReplicaSet that a Deployment
-    /// owns, the Deployment. The ReplicaSet is read from the API server, bounded in time: one
-    /// read per injected pod, and always current, whereas a ReplicaSet reflector could lag behind
-    /// a ReplicaSet created an instant before its pods (what every rollout does). If the read
-    /// fails, the ReplicaSet is named instead.
+    /// owns, the Deployment. If the ReplicaSet cannot be read, it is named instead.
     async fn owner(&self, pod: &Value, namespace: &str) -> Option<Regarding> {
         let direct = direct_owner(pod, namespace)?;
         if direct.kind != "ReplicaSet" {
             return Some(direct);
         }
-        let api = Api::<ReplicaSet>::namespaced(self.client.clone(), namespace);
-        let rs = match tokio::time::timeout(OWNER_TIMEOUT, api.get(&direct.name)).await {
-            Ok(Ok(rs)) => rs,
-            Ok(Err(err)) => {
-                tracing::warn!(%err, replicaset = %direct.name, namespace, "cannot read the pod's ReplicaSet");
-                return Some(direct);
-            }
-            Err(_) => {
-                tracing::warn!(replicaset = %direct.name, namespace, "reading the pod's ReplicaSet timed out");
+        let owners = match self.replica_sets.owners(namespace, &direct.name).await {
+            Ok(owners) => owners,
+            Err(err) => {
+                tracing::warn!(%err, "cannot name the pod's workload");
                 return Some(direct);
             }
         };
-        let parent = rs
-            .metadata
-            .owner_references
-            .unwrap_or_default()
+        let parent = owners
             .into_iter()
             .find(|r| r.controller == Some(true) && r.kind == "Deployment");
         Some(match parent {
