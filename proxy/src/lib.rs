@@ -39,7 +39,7 @@
 //! | `LINKERD2_PROXY_INBOUND_LISTEN_ADDR` | `0.0.0.0:4143` |
 //! | `LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR` (`…_ADDRS`: up to two) | `127.0.0.1:4140` |
 //! | `LINKERD2_PROXY_ADMIN_LISTEN_ADDR` | `127.0.0.1:4191` |
-//! | `LINKERD2_PROXY_LOG` | `warn,mesh_proxy=info`; a `linkerd=` directive also applies to mesh-proxy |
+//! | `LINKERD2_PROXY_LOG` | `warn,mesh_proxy=info`; a `linkerd=` directive also applies to mesh-proxy; at most 4 KiB and 64 directives; `[{field=value}]` values match literally, not as regexes (see [`log`]) |
 //! | `LINKERD2_PROXY_LOG_FORMAT` | `plain` (or `json`), to stderr |
 //! | `LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION` | `25,587,3306,4444,5432,6379,9300,11211` |
 //! | `LINKERD2_PROXY_{INBOUND,OUTBOUND}_DETECT_TIMEOUT` | `10s`; then the connection is forwarded as opaque TCP |
@@ -140,6 +140,8 @@
 //! - Only `io::orig_dst` calls `getsockopt`, through nix's safe wrapper: no `unsafe`.
 //! - The data path never blocks on metrics: label sets are resolved per connection and
 //!   counters are atomics.
+//! - The admin server runs on a thread and runtime of its own, so no admin request can
+//!   delay proxied traffic; the log level and `/shutdown` answer loopback clients only.
 
 pub mod admin;
 pub mod app;
