@@ -94,7 +94,7 @@ pub fn main(env: &dyn Env) -> ExitCode {
 /// Runs the proxy until SIGTERM, SIGINT or `POST /shutdown`, then drains.
 pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
     let config = Arc::new(config);
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_limits(config.metrics));
 
     let admin_listener = bind("admin", config.admin.listen).await?;
     let mut inbound_listeners = Vec::new();

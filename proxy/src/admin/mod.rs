@@ -81,6 +81,7 @@ impl Admin {
             .name("admin".into())
             .spawn(move || {
                 runtime.block_on(async move {
+                    tokio::spawn(sweep(self.metrics.clone()));
                     match TcpListener::from_std(listener) {
                         Ok(listener) => self.serve(listener).await,
                         Err(error) => tracing::error!(%error, "admin listener unusable"),
@@ -138,6 +139,7 @@ impl Admin {
         }
         match (req.uri().path(), method) {
             ("/metrics", Method::GET) => {
+                self.metrics.sweep(std::time::Instant::now());
                 let mut res = text(StatusCode::OK, self.metrics.render());
                 res.headers_mut().insert(
                     CONTENT_TYPE,
@@ -201,6 +203,16 @@ impl Admin {
         tracing::info!("shutdown requested on the admin server");
         self.shutdown.fire();
         text(StatusCode::OK, "shutdown\n")
+    }
+}
+
+/// Expires idle series even when nobody scrapes, so their slots come free.
+async fn sweep(metrics: Arc<Metrics>) {
+    let mut every = tokio::time::interval(metrics.sweep_interval());
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        metrics.sweep(std::time::Instant::now());
     }
 }
 
