@@ -14,8 +14,8 @@
 //! log level and shutdown answer a client whose address is not loopback with 403 and
 //! `Requests are only permitted from localhost.`, before reading any body.
 //!
-//! The server runs on its own thread and runtime (see `app`), so a slow or expensive
-//! request here never delays proxied traffic.
+//! The server runs on its own thread and runtime (see [`Admin::spawn`]), so a slow or
+//! expensive request here never delays proxied traffic.
 
 pub mod tap;
 
