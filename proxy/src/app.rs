@@ -37,6 +37,9 @@ pub enum RunError {
     /// Signal handlers could not be installed.
     #[error("installing signal handlers: {0}")]
     Signals(io::Error),
+    /// The admin server's thread could not start.
+    #[error("starting the admin server's thread: {0}")]
+    AdminThread(io::Error),
 }
 
 /// Reads the configuration from `env` and runs the proxy until it has shut down.
@@ -91,7 +94,7 @@ pub fn main(env: &dyn Env) -> ExitCode {
 /// Runs the proxy until SIGTERM, SIGINT or `POST /shutdown`, then drains.
 pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
     let config = Arc::new(config);
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_limits(config.metrics));
 
     let admin_listener = bind("admin", config.admin.listen).await?;
     let mut inbound_listeners = Vec::new();
@@ -156,7 +159,11 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
         config.admin.shutdown_endpoint,
     ));
     log_listening("admin", &admin_listener);
-    tokio::spawn(admin.clone().serve(admin_listener));
+    let admin_listener = admin_listener.into_std().map_err(RunError::AdminThread)?;
+    admin
+        .clone()
+        .spawn(admin_listener)
+        .map_err(RunError::AdminThread)?;
     admin.set_ready();
 
     tokio::select! {

@@ -255,6 +255,8 @@ pub struct Config {
     pub cores: usize,
     pub limits: Limits,
     pub h2_windows: H2Windows,
+    /// `MESH_PROXY_METRICS_MAX_SERIES` and `LINKERD2_PROXY_METRICS_RETAIN_IDLE`.
+    pub metrics: crate::metrics::SeriesLimits,
     /// Linkerd variables that are set but not used yet, sorted.
     pub unsupported: Vec<String>,
 }
@@ -288,6 +290,7 @@ pub const SUPPORTED: &[&str] = &[
     "LINKERD2_PROXY_LOG",
     "LINKERD2_PROXY_LOG_FORMAT",
     "LINKERD2_PROXY_MAX_IDLE_CONNS_PER_ENDPOINT",
+    "LINKERD2_PROXY_METRICS_RETAIN_IDLE",
     "LINKERD2_PROXY_OUTBOUND_ACCEPT_KEEPALIVE",
     "LINKERD2_PROXY_OUTBOUND_ACCEPT_USER_TIMEOUT",
     "LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE",
@@ -502,6 +505,18 @@ impl Reader<'_> {
                 (1 << 31) - 1,
             ),
         };
+        let metrics = crate::metrics::SeriesLimits {
+            max_series: self.number(
+                "MESH_PROXY_METRICS_MAX_SERIES",
+                crate::metrics::DEFAULT_MAX_SERIES,
+                1,
+                1 << 20,
+            ),
+            retain_idle: self.duration(
+                "LINKERD2_PROXY_METRICS_RETAIN_IDLE",
+                crate::metrics::DEFAULT_RETAIN_IDLE,
+            ),
+        };
         let shutdown_grace_period = self.duration(
             "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD",
             Duration::from_secs(120),
@@ -524,6 +539,7 @@ impl Reader<'_> {
             cores: cores.max(cores_min),
             limits,
             h2_windows,
+            metrics,
             unsupported,
         }
     }

@@ -39,7 +39,7 @@
 //! | `LINKERD2_PROXY_INBOUND_LISTEN_ADDR` | `0.0.0.0:4143` |
 //! | `LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR` (`…_ADDRS`: up to two) | `127.0.0.1:4140` |
 //! | `LINKERD2_PROXY_ADMIN_LISTEN_ADDR` | `127.0.0.1:4191` |
-//! | `LINKERD2_PROXY_LOG` | `warn,mesh_proxy=info`; a `linkerd=` directive also applies to mesh-proxy |
+//! | `LINKERD2_PROXY_LOG` | `warn,mesh_proxy=info`; a `linkerd=` directive also applies to mesh-proxy; at most 4 KiB and 64 directives; `[{field=value}]` values match literally, not as regexes (see [`log`]) |
 //! | `LINKERD2_PROXY_LOG_FORMAT` | `plain` (or `json`), to stderr |
 //! | `LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION` | `25,587,3306,4444,5432,6379,9300,11211` |
 //! | `LINKERD2_PROXY_{INBOUND,OUTBOUND}_DETECT_TIMEOUT` | `10s`; then the connection is forwarded as opaque TCP |
@@ -53,6 +53,7 @@
 //! | `LINKERD2_PROXY_HTTP2_INITIAL_{STREAM,CONNECTION}_WINDOW_SIZE` | `65535`, `1048576` |
 //! | `LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD` | `2m` |
 //! | `LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED` | `true` when unset; `false` disables `/shutdown` |
+//! | `LINKERD2_PROXY_METRICS_RETAIN_IDLE` | `10m`: a metric series nothing uses and that has not changed for this long is dropped |
 //! | `LINKERD2_PROXY_CORES` (`…_CORES_MIN` is a floor) | `1`: a single-threaded runtime |
 //!
 //! Durations are Linkerd's: a whole number and `ms`, `s`, `m`, `h` or `d`. Any other
@@ -74,6 +75,7 @@
 //! | `MESH_PROXY_HTTP2_MAX_CONCURRENT_STREAMS` | `1000` | per served HTTP/2 connection |
 //! | `MESH_PROXY_HTTP2_MAX_PENDING_ACCEPT_RESETS` | `20` | rapid-reset cap: client resets before GOAWAY |
 //! | `MESH_PROXY_HTTP2_MAX_LOCAL_ERROR_RESETS` | `1024` | proxy-side resets before GOAWAY |
+//! | `MESH_PROXY_METRICS_MAX_SERIES` | `1000` | label sets per metric family (HTTP, TCP); new ones past it are counted in an overflow series (see Metrics) |
 //! | `MESH_PROXY_TAP_ENABLED` | `false` | serve `GET /tap` on the admin port: live request metadata for `mesh tap` and `mesh top` (see [`admin::tap`]) |
 //!
 //! # Errors
@@ -98,6 +100,10 @@
 //!   `tcp_write_bytes_total`, `tcp_close_total` (adds `errno`): labels `direction`,
 //!   `peer` (`src` accepted, `dst` opened), `target_addr`, `target_ip`, `target_port`,
 //!   `tls`, `no_tls_reason`.
+//! - `mesh_proxy_metrics_series` (gauge) and `mesh_proxy_metrics_series_overflow_total`
+//!   (counter), label `family` (`http` for the `request_total`, `response_*` families,
+//!   `tcp` for the `tcp_*` ones): label sets held, and new label sets folded into an
+//!   overflow series.
 //! - `process_cpu_seconds_total`, `process_resident_memory_bytes`,
 //!   `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`,
 //!   `process_start_time_seconds`, and `proxy_build_info`.
@@ -108,6 +114,24 @@
 //! A response is a `failure` if its status is 5xx, its `grpc-status` is not 0, or its
 //! stream failed; the `error` label then says what the proxy saw (`connect`,
 //! `connect_timeout`, `response_timeout`, `upstream`, `bad_request`, `stream`, `cancel`).
+//!
+//! ## Bounded cardinality
+//!
+//! `authority` is the client's `Host` and `target_addr` the address it dialled, so peers
+//! choose label values. Each family keeps at most `MESH_PROXY_METRICS_MAX_SERIES` label
+//! sets (default 1000: about 7 MB and 10 MB of text for HTTP at the cap). Past that, a new
+//! label set is counted in its family's overflow series instead: `authority`,
+//! `target_addr`, `target_ip` and `target_port` are empty, the other labels are kept, and
+//! `overflow="true"` is added; each fold adds one to
+//! `mesh_proxy_metrics_series_overflow_total`. Label sets already held keep their series.
+//! A series that no connection or request holds and that has not changed for
+//! `LINKERD2_PROXY_METRICS_RETAIN_IDLE` (Linkerd's variable and default, 10 minutes) is
+//! dropped, on a scrape or within 10 s; its slot is free again and its counters restart
+//! if it comes back. Within one series, past 64 kinds of response (status, `grpc-status`,
+//! error, which upstreams choose) the rest share one `response_total` line per
+//! classification with an empty `status_code`. Linkerd has no cap; mesh-proxy has one
+//! because its HTTP series carry a fine histogram and a peer can otherwise grow them
+//! without end. Scrapes copy the series list under a read lock and format without it.
 //!
 //! ## The fine latency histogram
 //!
@@ -140,6 +164,8 @@
 //! - Only `io::orig_dst` calls `getsockopt`, through nix's safe wrapper: no `unsafe`.
 //! - The data path never blocks on metrics: label sets are resolved per connection and
 //!   counters are atomics.
+//! - The admin server runs on a thread and runtime of its own, so no admin request can
+//!   delay proxied traffic; the log level and `/shutdown` answer loopback clients only.
 
 pub mod admin;
 pub mod app;

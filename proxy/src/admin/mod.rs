@@ -5,9 +5,17 @@
 //! | `/metrics` | GET | Prometheus text |
 //! | `/ready` | GET | 200 once listening, 503 while shutting down |
 //! | `/live` | GET | 200 while the process runs |
-//! | `/proxy-log-level` | GET, PUT | read or replace the log filter |
+//! | `/proxy-log-level` | GET, PUT | read or replace the log filter; loopback clients only |
 //! | `/shutdown` | POST | start a graceful shutdown; loopback clients only |
 //! | `/tap` | GET | live request metadata as NDJSON, when `MESH_PROXY_TAP_ENABLED=true` (see `tap`) |
+//!
+//! Injected pods listen on `0.0.0.0:4191` so that Prometheus and the kubelet can reach
+//! `/metrics` and the probes, so anything in the cluster can connect. As in Linkerd, the
+//! log level and shutdown answer a client whose address is not loopback with 403 and
+//! `Requests are only permitted from localhost.`, before reading any body.
+//!
+//! The server runs on its own thread and runtime (see [`Admin::spawn`]), so a slow or
+//! expensive request here never delays proxied traffic.
 
 pub mod tap;
 
@@ -30,8 +38,8 @@ use crate::drain::Trigger;
 use crate::log::LogHandle;
 use crate::metrics::Metrics;
 
-/// The largest log filter `PUT /proxy-log-level` accepts.
-const MAX_FILTER_BYTES: usize = 64 * 1024;
+/// The largest `PUT /proxy-log-level` body read; the filter itself is checked by `log`.
+const MAX_FILTER_BYTES: usize = crate::log::MAX_FILTER_BYTES;
 
 pub struct Admin {
     metrics: Arc<Metrics>,
@@ -59,6 +67,28 @@ impl Admin {
 
     pub fn set_ready(&self) {
         self.ready.store(true, Relaxed);
+    }
+
+    /// Serves on a thread of its own, with a current-thread runtime of its own, until the
+    /// process exits. The data plane may run on a single thread; sharing it would let one
+    /// admin request (a large scrape, a filter that is slow to build) stall every proxied
+    /// connection for as long as it takes.
+    pub fn spawn(self: Arc<Self>, listener: std::net::TcpListener) -> std::io::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("admin".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    tokio::spawn(sweep(self.metrics.clone()));
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => self.serve(listener).await,
+                        Err(error) => tracing::error!(%error, "admin listener unusable"),
+                    }
+                });
+            })?;
+        Ok(())
     }
 
     /// Serves until the process exits; it keeps answering during a drain, so metrics can
@@ -101,8 +131,15 @@ impl Admin {
 
     async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<Full<Bytes>> {
         let method = req.method().clone();
+        if local_only(req.uri().path()) && !is_loopback(client) {
+            return text(
+                StatusCode::FORBIDDEN,
+                "Requests are only permitted from localhost.\n",
+            );
+        }
         match (req.uri().path(), method) {
             ("/metrics", Method::GET) => {
+                self.metrics.sweep(std::time::Instant::now());
                 let mut res = text(StatusCode::OK, self.metrics.render());
                 res.headers_mut().insert(
                     CONTENT_TYPE,
@@ -124,7 +161,7 @@ impl Admin {
                 text(StatusCode::OK, format!("{}\n", self.log.get()))
             }
             ("/proxy-log-level", Method::PUT) => self.set_log_level(req).await,
-            ("/shutdown", Method::POST) => self.shutdown(client),
+            ("/shutdown", Method::POST) => self.shutdown(),
             ("/tap", _) => not_allowed("GET"),
             ("/metrics" | "/ready" | "/live", _) => not_allowed("GET"),
             ("/proxy-log-level", _) => not_allowed("GET, PUT"),
@@ -156,28 +193,43 @@ impl Admin {
         }
     }
 
-    fn shutdown(&self, client: SocketAddr) -> Response<Full<Bytes>> {
+    fn shutdown(&self) -> Response<Full<Bytes>> {
         if self.shutdown_endpoint == ShutdownEndpoint::Disabled {
             return text(
                 StatusCode::NOT_FOUND,
                 "the shutdown endpoint is disabled (LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED=false)\n",
             );
         }
-        let loopback = match client.ip() {
-            std::net::IpAddr::V4(ip) => ip.is_loopback(),
-            std::net::IpAddr::V6(ip) => {
-                ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-            }
-        };
-        if !loopback {
-            return text(
-                StatusCode::FORBIDDEN,
-                "shutdown is only accepted from localhost\n",
-            );
-        }
         tracing::info!("shutdown requested on the admin server");
         self.shutdown.fire();
         text(StatusCode::OK, "shutdown\n")
+    }
+}
+
+/// Expires idle series even when nobody scrapes, so their slots come free.
+async fn sweep(metrics: Arc<Metrics>) {
+    let mut every = tokio::time::interval(metrics.sweep_interval());
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        metrics.sweep(std::time::Instant::now());
+    }
+}
+
+/// Paths that change the proxy or reveal its configuration: Linkerd serves them to loopback
+/// clients only, whatever the method.
+fn local_only(path: &str) -> bool {
+    matches!(path, "/proxy-log-level" | "/shutdown")
+}
+
+/// Whether a client connected from this host. An IPv4-mapped IPv6 loopback address counts,
+/// for a dual-stack listener.
+fn is_loopback(client: SocketAddr) -> bool {
+    match client.ip() {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -198,4 +250,33 @@ fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
     res.headers_mut()
         .insert(ALLOW, HeaderValue::from_static(allow));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_clients_may_use_local_only_paths() {
+        for client in [
+            "127.0.0.1:1",
+            "127.9.9.9:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert!(is_loopback(client.parse().unwrap()), "{client}");
+        }
+        for client in [
+            "10.0.0.1:1",
+            "0.0.0.0:1",
+            "[::ffff:10.0.0.1]:1",
+            "[fe80::1]:1",
+        ] {
+            assert!(!is_loopback(client.parse().unwrap()), "{client}");
+        }
+        assert!(local_only("/proxy-log-level") && local_only("/shutdown"));
+        for open in ["/metrics", "/ready", "/live", "/tap"] {
+            assert!(!local_only(open), "{open}");
+        }
+    }
 }

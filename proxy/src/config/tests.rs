@@ -196,3 +196,25 @@ fn env_block(yaml: &str) -> BTreeMap<String, String> {
     }
     vars
 }
+
+#[test]
+fn metric_series_limits() {
+    let c = Config::from_env(&env(&[])).unwrap();
+    assert_eq!(c.metrics.max_series, 1000);
+    assert_eq!(c.metrics.retain_idle, Duration::from_secs(600));
+    let c = Config::from_env(&env(&[
+        ("MESH_PROXY_METRICS_MAX_SERIES", "50"),
+        ("LINKERD2_PROXY_METRICS_RETAIN_IDLE", "30s"),
+    ]))
+    .unwrap();
+    assert_eq!(c.metrics.max_series, 50);
+    assert_eq!(c.metrics.retain_idle, Duration::from_secs(30));
+    // Linkerd's variable is read, not reported as unsupported.
+    assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+    let errors = Config::from_env(&env(&[
+        ("MESH_PROXY_METRICS_MAX_SERIES", "0"),
+        ("LINKERD2_PROXY_METRICS_RETAIN_IDLE", "10"),
+    ]))
+    .unwrap_err();
+    assert_eq!(errors.0.len(), 2, "{errors}");
+}

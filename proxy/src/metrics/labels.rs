@@ -95,6 +95,15 @@ impl TcpKey {
     }
 }
 
+impl super::family::FoldKey for TcpKey {
+    fn folded(&self) -> Self {
+        TcpKey {
+            target: UNSPECIFIED,
+            ..self.clone()
+        }
+    }
+}
+
 /// Labels of the HTTP metrics.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HttpKey {
@@ -116,6 +125,73 @@ impl HttpKey {
         self.tls.write(out);
     }
 }
+
+impl super::family::FoldKey for HttpKey {
+    fn folded(&self) -> Self {
+        HttpKey {
+            authority: "".into(),
+            target: UNSPECIFIED,
+            ..self.clone()
+        }
+    }
+}
+
+/// The target of folded keys; written as empty labels.
+const UNSPECIFIED: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+/// How a label set is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fold {
+    /// As it is.
+    Series,
+    /// As an overflow series: the labels peers control are empty, and `overflow="true"`
+    /// follows.
+    Overflow,
+}
+
+impl TcpKey {
+    pub(crate) fn labels(&self, fold: Fold) -> String {
+        let mut out = String::new();
+        match fold {
+            Fold::Series => self.write(&mut out),
+            Fold::Overflow => {
+                out.push_str("direction=\"");
+                out.push_str(self.direction.as_str());
+                out.push_str("\",peer=\"");
+                out.push_str(self.peer.as_str());
+                out.push('"');
+                out.push_str(EMPTY_TARGET);
+                self.tls.write(&mut out);
+                out.push_str(OVERFLOW);
+            }
+        }
+        out
+    }
+}
+
+impl HttpKey {
+    pub(crate) fn labels(&self, fold: Fold) -> String {
+        let mut out = String::new();
+        match fold {
+            Fold::Series => self.write(&mut out),
+            Fold::Overflow => {
+                out.push_str("direction=\"");
+                out.push_str(self.direction.as_str());
+                out.push_str("\",authority=\"\"");
+                out.push_str(EMPTY_TARGET);
+                self.tls.write(&mut out);
+                out.push_str(OVERFLOW);
+            }
+        }
+        out
+    }
+}
+
+const EMPTY_TARGET: &str = ",target_addr=\"\",target_ip=\"\",target_port=\"\"";
+
+/// The label that marks an overflow series (see `family`).
+const OVERFLOW: &str = ",overflow=\"true\"";
 
 fn write_target(out: &mut String, target: SocketAddr) {
     let _ = write!(

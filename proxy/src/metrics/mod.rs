@@ -1,38 +1,81 @@
 //! Prometheus metrics with Linkerd's names and labels.
 //!
 //! Label sets are resolved once per connection (or per authority change) into an `Arc`
-//! of atomics; the per-request path only increments counters.
+//! of atomics; the per-request path only increments counters. Families are bounded and
+//! idle series expire (see `family`).
 
+mod family;
 mod histogram;
 mod labels;
 mod process;
+mod render;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::fmt::Write;
-use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
+use family::{Family, Series};
+use labels::Fold;
+
+pub use family::{DEFAULT_MAX_SERIES, DEFAULT_RETAIN_IDLE, MAX_SWEEP_INTERVAL, SeriesLimits};
 pub use histogram::{FINE_BUCKETS, FineUs, LINKERD_BOUNDS_MS, LatencyMs, fine_bound, fine_index};
 pub use labels::{Direction, HttpKey, NoTlsReason, Peer, TcpKey, Tls};
 
 /// The name of the fine-grained latency histogram (see the crate docs).
 pub const FINE_LATENCY: &str = "response_latency_fine_us";
 
+/// Response kinds (status, gRPC status, error) kept per HTTP series; further kinds are
+/// counted in one overflow entry per classification. Status codes and `grpc-status` come
+/// from peers, so this bounds a series' size.
+pub const MAX_RESPONSE_KINDS: usize = 64;
+
 /// All of the proxy's metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
+    limits: SeriesLimits,
     http: Family<HttpKey, HttpMetrics>,
     tcp: Family<TcpKey, TcpMetrics>,
     process: process::Process,
     tap: crate::admin::tap::Tap,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::with_limits(SeriesLimits::default())
+    }
+}
+
 impl Metrics {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Metrics whose families are bounded by `limits`.
+    pub fn with_limits(limits: SeriesLimits) -> Self {
+        Metrics {
+            limits,
+            http: Family::new(limits),
+            tcp: Family::new(limits),
+            process: process::Process::default(),
+            tap: crate::admin::tap::Tap::default(),
+        }
+    }
+
+    /// How often to sweep: at most [`MAX_SWEEP_INTERVAL`], and at least as often as series
+    /// may expire.
+    pub fn sweep_interval(&self) -> std::time::Duration {
+        self.limits
+            .retain_idle
+            .clamp(std::time::Duration::from_millis(100), MAX_SWEEP_INTERVAL)
+    }
+
+    /// Drops the series that have been unused and unchanged for the retention time, as of
+    /// `now`. The admin server calls it before each scrape and periodically.
+    pub fn sweep(&self, now: Instant) {
+        self.http.sweep(now);
+        self.tcp.sweep(now);
     }
 
     /// Who is tapping requests (see `admin::tap`).
@@ -49,187 +92,6 @@ impl Metrics {
     pub fn tcp(&self, key: TcpKey) -> Arc<TcpMetrics> {
         self.tcp.get_or_insert(key)
     }
-
-    /// Renders everything in the Prometheus text format.
-    pub fn render(&self) -> String {
-        let mut out = String::with_capacity(16 * 1024);
-        self.render_http(&mut out);
-        self.render_tcp(&mut out);
-        self.process.render(&mut out);
-        out
-    }
-
-    fn render_http(&self, out: &mut String) {
-        let http = self.http.sorted();
-        header(
-            out,
-            "request_total",
-            "counter",
-            "Total count of HTTP requests.",
-        );
-        for m in &http {
-            line(out, "request_total", &m.labels, m.requests.load(Relaxed));
-        }
-        header(
-            out,
-            "response_total",
-            "counter",
-            "Total count of HTTP responses.",
-        );
-        for m in &http {
-            for r in m.responses_sorted() {
-                let labels = format!("{},{}", m.labels, r.labels());
-                line(out, "response_total", &labels, r.total.load(Relaxed));
-            }
-        }
-        header(
-            out,
-            "response_latency_ms",
-            "histogram",
-            "Elapsed times between a request's headers being received and its response stream completing",
-        );
-        for m in &http {
-            // Linkerd keys latency by status code only, so merge the other response labels.
-            let mut by_status: Vec<(u16, [u64; 26], u64)> = Vec::new();
-            for r in m.responses_sorted() {
-                let (counts, sum) = r.latency.snapshot();
-                match by_status.iter_mut().find(|(s, _, _)| *s == r.status) {
-                    Some((_, c, s)) => {
-                        c.iter_mut().zip(counts).for_each(|(a, b)| *a += b);
-                        *s += sum;
-                    }
-                    None => by_status.push((r.status, counts, sum)),
-                }
-            }
-            for (status, counts, sum) in by_status {
-                let labels = format!("{},status_code=\"{status}\"", m.labels);
-                LatencyMs::render("response_latency_ms", &labels, &counts, sum, out);
-            }
-        }
-        header(
-            out,
-            FINE_LATENCY,
-            "histogram",
-            "Like response_latency_ms, in microseconds with buckets at most 3.2% wide; only non-empty buckets and their lower edges are written.",
-        );
-        for m in &http {
-            m.fine.render(FINE_LATENCY, &m.labels, out);
-        }
-    }
-
-    fn render_tcp(&self, out: &mut String) {
-        let tcp = self.tcp.sorted();
-        header(
-            out,
-            "tcp_open_total",
-            "counter",
-            "Total count of opened connections",
-        );
-        for m in &tcp {
-            line(out, "tcp_open_total", &m.labels, m.open_total.load(Relaxed));
-        }
-        header(
-            out,
-            "tcp_open_connections",
-            "gauge",
-            "Number of currently-open connections",
-        );
-        for m in &tcp {
-            let open = m.open_total.load(Relaxed).saturating_sub(m.close_count());
-            line(out, "tcp_open_connections", &m.labels, open);
-        }
-        header(
-            out,
-            "tcp_read_bytes_total",
-            "counter",
-            "Total count of bytes read from peers",
-        );
-        for m in &tcp {
-            line(
-                out,
-                "tcp_read_bytes_total",
-                &m.labels,
-                m.read_bytes.load(Relaxed),
-            );
-        }
-        header(
-            out,
-            "tcp_write_bytes_total",
-            "counter",
-            "Total count of bytes written to peers",
-        );
-        for m in &tcp {
-            line(
-                out,
-                "tcp_write_bytes_total",
-                &m.labels,
-                m.write_bytes.load(Relaxed),
-            );
-        }
-        header(
-            out,
-            "tcp_close_total",
-            "counter",
-            "Total count of closed connections",
-        );
-        for m in &tcp {
-            let ok = format!("{},errno=\"\"", m.labels);
-            line(out, "tcp_close_total", &ok, m.close_ok.load(Relaxed));
-            let errs = m.close_err.lock().map(|e| e.clone()).unwrap_or_default();
-            for (errno, n) in errs {
-                let labels = format!("{},errno=\"{errno}\"", m.labels);
-                line(out, "tcp_close_total", &labels, n);
-            }
-        }
-    }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn line(out: &mut String, name: &str, labels: &str, value: u64) {
-    let _ = writeln!(out, "{name}{{{labels}}} {value}");
-}
-
-/// Metrics for one label set, created on first use and kept for the process's life.
-#[derive(Debug)]
-struct Family<K, V> {
-    map: RwLock<HashMap<K, Arc<V>>>,
-}
-
-impl<K, V> Default for Family<K, V> {
-    fn default() -> Self {
-        Family {
-            map: RwLock::new(HashMap::new()),
-        }
-    }
-}
-
-trait FromKey<K> {
-    fn from_key(key: &K) -> Self;
-}
-
-impl<K: Hash + Eq + Clone + Ord, V: FromKey<K>> Family<K, V> {
-    fn get_or_insert(&self, key: K) -> Arc<V> {
-        if let Ok(map) = self.map.read()
-            && let Some(v) = map.get(&key)
-        {
-            return v.clone();
-        }
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        map.entry(key)
-            .or_insert_with_key(|k| Arc::new(V::from_key(k)))
-            .clone()
-    }
-
-    fn sorted(&self) -> Vec<Arc<V>> {
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        let mut entries: Vec<(&K, &Arc<V>)> = map.iter().collect();
-        entries.sort_by(|a, b| a.0.cmp(b.0));
-        entries.into_iter().map(|(_, v)| v.clone()).collect()
-    }
 }
 
 /// Transport metrics for one label set.
@@ -244,12 +106,15 @@ pub struct TcpMetrics {
     pub(crate) write_bytes: AtomicU64,
 }
 
-impl FromKey<TcpKey> for TcpMetrics {
-    fn from_key(key: &TcpKey) -> Self {
-        let mut labels = String::new();
-        key.write(&mut labels);
+impl Series<TcpKey> for TcpMetrics {
+    fn new(key: &TcpKey, overflow: bool) -> Self {
+        let fold = if overflow {
+            Fold::Overflow
+        } else {
+            Fold::Series
+        };
         TcpMetrics {
-            labels,
+            labels: key.labels(fold),
             open_total: AtomicU64::new(0),
             close_ok: AtomicU64::new(0),
             close_err: Mutex::new(Vec::new()),
@@ -257,6 +122,11 @@ impl FromKey<TcpKey> for TcpMetrics {
             read_bytes: AtomicU64::new(0),
             write_bytes: AtomicU64::new(0),
         }
+    }
+
+    /// Bytes move only while a connection holds the series, so opens are enough.
+    fn activity(&self) -> u64 {
+        self.open_total.load(Relaxed)
     }
 }
 
@@ -339,16 +209,24 @@ pub struct HttpMetrics {
     fine: FineUs,
 }
 
-impl FromKey<HttpKey> for HttpMetrics {
-    fn from_key(key: &HttpKey) -> Self {
-        let mut labels = String::new();
-        key.write(&mut labels);
+impl Series<HttpKey> for HttpMetrics {
+    fn new(key: &HttpKey, overflow: bool) -> Self {
+        let fold = if overflow {
+            Fold::Overflow
+        } else {
+            Fold::Series
+        };
         HttpMetrics {
-            labels,
+            labels: key.labels(fold),
             requests: AtomicU64::new(0),
             responses: RwLock::new(Vec::new()),
             fine: FineUs::default(),
         }
+    }
+
+    /// Every response follows a request, and an in-flight request holds the series.
+    fn activity(&self) -> u64 {
+        self.requests.load(Relaxed)
     }
 }
 
@@ -391,11 +269,13 @@ impl HttpMetrics {
     fn response_entry(&self, outcome: ResponseOutcome) -> Arc<ResponseMetrics> {
         let class = outcome.classification();
         let matches = |r: &&Arc<ResponseMetrics>| {
-            r.status == outcome.status
+            !r.overflow
+                && r.status == outcome.status
                 && r.grpc_status == outcome.grpc_status
                 && r.error == outcome.error
                 && r.class == class
         };
+        let overflow = |r: &&Arc<ResponseMetrics>| r.overflow && r.class == class;
         if let Ok(list) = self.responses.read()
             && let Some(r) = list.iter().find(matches)
         {
@@ -405,11 +285,19 @@ impl HttpMetrics {
         if let Some(r) = list.iter().find(matches) {
             return r.clone();
         }
+        let kinds = list.iter().filter(|r| !r.overflow).count();
+        if kinds >= MAX_RESPONSE_KINDS
+            && let Some(r) = list.iter().find(overflow)
+        {
+            return r.clone();
+        }
+        let folded = kinds >= MAX_RESPONSE_KINDS;
         let r = Arc::new(ResponseMetrics {
-            status: outcome.status,
-            grpc_status: outcome.grpc_status,
-            error: outcome.error,
+            status: if folded { 0 } else { outcome.status },
+            grpc_status: if folded { None } else { outcome.grpc_status },
+            error: if folded { None } else { outcome.error },
             class,
+            overflow: folded,
             total: AtomicU64::new(0),
             latency: LatencyMs::default(),
         });
@@ -419,7 +307,7 @@ impl HttpMetrics {
 
     fn responses_sorted(&self) -> Vec<Arc<ResponseMetrics>> {
         let mut list = self.responses.read().map(|l| l.clone()).unwrap_or_default();
-        list.sort_by_key(|r| (r.status, r.class, r.grpc_status, r.error));
+        list.sort_by_key(|r| (r.overflow, r.status, r.class, r.grpc_status, r.error));
         list
     }
 }
@@ -430,6 +318,9 @@ struct ResponseMetrics {
     grpc_status: Option<u32>,
     error: Option<&'static str>,
     class: Classification,
+    /// Counts every kind past `MAX_RESPONSE_KINDS`; its status, gRPC status and error are
+    /// written empty (no real response has an empty `status_code`).
+    overflow: bool,
     total: AtomicU64,
     latency: LatencyMs,
 }
@@ -440,6 +331,11 @@ impl ResponseMetrics {
             Classification::Success => "success",
             Classification::Failure => "failure",
         };
+        if self.overflow {
+            return format!(
+                "status_code=\"\",classification=\"{class}\",grpc_status=\"\",error=\"\""
+            );
+        }
         let grpc = self.grpc_status.map(|c| c.to_string()).unwrap_or_default();
         format!(
             "status_code=\"{}\",classification=\"{class}\",grpc_status=\"{grpc}\",error=\"{}\"",

@@ -207,3 +207,137 @@ fn label_values_are_escaped() {
     .request();
     assert!(m.render().contains("authority=\"a\\\"b\\\\c\""));
 }
+
+fn key(authority: &str) -> HttpKey {
+    HttpKey {
+        direction: Direction::Inbound,
+        authority: authority.into(),
+        target: "10.0.0.7:8080".parse().unwrap(),
+        tls: Tls::NoIdentity(NoTlsReason::NoTlsFromRemote),
+    }
+}
+
+fn limits(max_series: usize, retain_idle_s: u64) -> SeriesLimits {
+    SeriesLimits {
+        max_series,
+        retain_idle: std::time::Duration::from_secs(retain_idle_s),
+    }
+}
+
+#[test]
+fn label_sets_past_the_cap_fold_into_one_overflow_series() {
+    let m = Metrics::with_limits(limits(3, 600));
+    for i in 0..10 {
+        m.http(key(&format!("host-{i}"))).request();
+    }
+    // Known label sets keep their own series once the family is full.
+    m.http(key("host-0")).request();
+    assert!(Arc::ptr_eq(&m.http(key("host-8")), &m.http(key("host-9"))));
+    let text = m.render();
+    let series = |name: &str| text.lines().filter(|l| l.starts_with(name)).count();
+    assert_eq!(series("request_total{"), 4, "{text}");
+    assert!(text.contains("request_total{direction=\"inbound\",authority=\"host-0\",target_addr=\"10.0.0.7:8080\",target_ip=\"10.0.0.7\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"} 2"), "{text}");
+    assert!(text.contains("request_total{direction=\"inbound\",authority=\"\",target_addr=\"\",target_ip=\"\",target_port=\"\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",overflow=\"true\"} 7"), "{text}");
+    assert!(
+        text.contains("mesh_proxy_metrics_series{family=\"http\"} 3"),
+        "{text}"
+    );
+    // Seven new label sets plus the two lookups in the ptr_eq check.
+    assert!(
+        text.contains("mesh_proxy_metrics_series_overflow_total{family=\"http\"} 9"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mesh_proxy_metrics_series_overflow_total{family=\"tcp\"} 0"),
+        "{text}"
+    );
+
+    let tcp = Metrics::with_limits(limits(1, 600));
+    for port in 1..=3 {
+        drop(
+            tcp.tcp(TcpKey {
+                direction: Direction::Inbound,
+                peer: Peer::Src,
+                target: SocketAddr::from(([10, 0, 0, 1], port)),
+                tls: Tls::NoIdentity(NoTlsReason::NoTlsFromRemote),
+            })
+            .open(),
+        );
+    }
+    let text = tcp.render();
+    assert!(text.contains("tcp_open_total{direction=\"inbound\",peer=\"src\",target_addr=\"\",target_ip=\"\",target_port=\"\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",overflow=\"true\"} 2"), "{text}");
+    assert!(
+        text.contains("mesh_proxy_metrics_series_overflow_total{family=\"tcp\"} 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn idle_series_expire_after_the_retention_time() {
+    use std::time::Duration;
+    let m = Metrics::with_limits(limits(2, 60));
+    let t0 = std::time::Instant::now();
+    let s = |n: u64| t0 + Duration::from_secs(n);
+    let held = m.http(key("held"));
+    m.http(key("idle")).request();
+    m.sweep(s(0));
+    m.sweep(s(59));
+    assert_eq!(m.http.len(), 2);
+    m.sweep(s(60));
+    // Nothing held "idle" and it did not change for 60 s; "held" is in use.
+    assert_eq!(m.http.len(), 1);
+    assert!(!m.render().contains("authority=\"idle\""));
+
+    // The freed slot goes to a new label set instead of the overflow series.
+    let fresh = m.http(key("fresh"));
+    assert_eq!((m.http.len(), m.http.folded()), (2, 0));
+    drop(fresh);
+
+    // A series updated and then released is kept for the whole retention time after the
+    // sweep that saw the update.
+    held.request();
+    drop(held);
+    m.sweep(s(70));
+    m.sweep(s(129));
+    assert!(m.render().contains("authority=\"held\""));
+    m.sweep(s(130));
+    let text = m.render();
+    assert!(!text.contains("authority=\"held\""), "{text}");
+    assert!(!text.contains("authority=\"fresh\""), "{text}");
+    assert_eq!(m.http.len(), 0);
+
+    // A series that comes back starts again from zero.
+    m.http(key("idle")).request();
+    assert!(m.render().contains("authority=\"idle\",target_addr=\"10.0.0.7:8080\",target_ip=\"10.0.0.7\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"} 1"));
+}
+
+#[test]
+fn response_kinds_per_series_are_bounded() {
+    let m = Metrics::new();
+    let http = m.http(key("grpc"));
+    for code in 0..(MAX_RESPONSE_KINDS as u32 + 36) {
+        http.request();
+        http.response(
+            ResponseOutcome {
+                status: 200,
+                grpc_status: Some(code + 1),
+                error: None,
+            },
+            100,
+        );
+    }
+    let text = m.render();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("response_total{"))
+            .count(),
+        MAX_RESPONSE_KINDS + 1
+    );
+    assert!(
+        text.contains(
+            "status_code=\"\",classification=\"failure\",grpc_status=\"\",error=\"\"} 36"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("response_latency_ms_count{direction=\"inbound\",authority=\"grpc\",target_addr=\"10.0.0.7:8080\",target_ip=\"10.0.0.7\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",status_code=\"\"} 36"), "{text}");
+}

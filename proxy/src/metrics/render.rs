@@ -1,0 +1,186 @@
+//! The Prometheus text format: Linkerd's families, then the family bounds, then `process_*`.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::{FINE_LATENCY, LatencyMs, Metrics};
+
+impl Metrics {
+    /// Renders everything in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        self.render_http(&mut out);
+        self.render_tcp(&mut out);
+        self.render_families(&mut out);
+        self.process.render(&mut out);
+        out
+    }
+
+    fn render_families(&self, out: &mut String) {
+        header(
+            out,
+            "mesh_proxy_metrics_series",
+            "gauge",
+            "Label sets held per family, not counting overflow series.",
+        );
+        line(
+            out,
+            "mesh_proxy_metrics_series",
+            "family=\"http\"",
+            self.http.len() as u64,
+        );
+        line(
+            out,
+            "mesh_proxy_metrics_series",
+            "family=\"tcp\"",
+            self.tcp.len() as u64,
+        );
+        header(
+            out,
+            "mesh_proxy_metrics_series_overflow_total",
+            "counter",
+            "New label sets counted in an overflow series (overflow=\"true\") because their family was full.",
+        );
+        let name = "mesh_proxy_metrics_series_overflow_total";
+        line(out, name, "family=\"http\"", self.http.folded());
+        line(out, name, "family=\"tcp\"", self.tcp.folded());
+    }
+
+    fn render_http(&self, out: &mut String) {
+        let http = self.http.snapshot();
+        header(
+            out,
+            "request_total",
+            "counter",
+            "Total count of HTTP requests.",
+        );
+        for m in &http {
+            line(out, "request_total", &m.labels, m.requests.load(Relaxed));
+        }
+        header(
+            out,
+            "response_total",
+            "counter",
+            "Total count of HTTP responses.",
+        );
+        for m in &http {
+            for r in m.responses_sorted() {
+                let labels = format!("{},{}", m.labels, r.labels());
+                line(out, "response_total", &labels, r.total.load(Relaxed));
+            }
+        }
+        header(
+            out,
+            "response_latency_ms",
+            "histogram",
+            "Elapsed times between a request's headers being received and its response stream completing",
+        );
+        for m in &http {
+            // Linkerd keys latency by status code only, so merge the other response labels.
+            // The overflow entries have an empty status and merge into one histogram.
+            let mut by_status: Vec<(Option<u16>, [u64; 26], u64)> = Vec::new();
+            for r in m.responses_sorted() {
+                let (counts, sum) = r.latency.snapshot();
+                let status = (!r.overflow).then_some(r.status);
+                match by_status.iter_mut().find(|(s, _, _)| *s == status) {
+                    Some((_, c, s)) => {
+                        c.iter_mut().zip(counts).for_each(|(a, b)| *a += b);
+                        *s += sum;
+                    }
+                    None => by_status.push((status, counts, sum)),
+                }
+            }
+            for (status, counts, sum) in by_status {
+                let labels = match status {
+                    Some(status) => format!("{},status_code=\"{status}\"", m.labels),
+                    None => format!("{},status_code=\"\"", m.labels),
+                };
+                LatencyMs::render("response_latency_ms", &labels, &counts, sum, out);
+            }
+        }
+        header(
+            out,
+            FINE_LATENCY,
+            "histogram",
+            "Like response_latency_ms, in microseconds with buckets at most 3.2% wide; only non-empty buckets and their lower edges are written.",
+        );
+        for m in &http {
+            m.fine.render(FINE_LATENCY, &m.labels, out);
+        }
+    }
+
+    fn render_tcp(&self, out: &mut String) {
+        let tcp = self.tcp.snapshot();
+        header(
+            out,
+            "tcp_open_total",
+            "counter",
+            "Total count of opened connections",
+        );
+        for m in &tcp {
+            line(out, "tcp_open_total", &m.labels, m.open_total.load(Relaxed));
+        }
+        header(
+            out,
+            "tcp_open_connections",
+            "gauge",
+            "Number of currently-open connections",
+        );
+        for m in &tcp {
+            let open = m.open_total.load(Relaxed).saturating_sub(m.close_count());
+            line(out, "tcp_open_connections", &m.labels, open);
+        }
+        header(
+            out,
+            "tcp_read_bytes_total",
+            "counter",
+            "Total count of bytes read from peers",
+        );
+        for m in &tcp {
+            line(
+                out,
+                "tcp_read_bytes_total",
+                &m.labels,
+                m.read_bytes.load(Relaxed),
+            );
+        }
+        header(
+            out,
+            "tcp_write_bytes_total",
+            "counter",
+            "Total count of bytes written to peers",
+        );
+        for m in &tcp {
+            line(
+                out,
+                "tcp_write_bytes_total",
+                &m.labels,
+                m.write_bytes.load(Relaxed),
+            );
+        }
+        header(
+            out,
+            "tcp_close_total",
+            "counter",
+            "Total count of closed connections",
+        );
+        for m in &tcp {
+            let ok = format!("{},errno=\"\"", m.labels);
+            line(out, "tcp_close_total", &ok, m.close_ok.load(Relaxed));
+            let errs = m.close_err.lock().map(|e| e.clone()).unwrap_or_default();
+            for (errno, n) in errs {
+                let labels = format!("{},errno=\"{errno}\"", m.labels);
+                line(out, "tcp_close_total", &labels, n);
+            }
+        }
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn line(out: &mut String, name: &str, labels: &str, value: u64) {
+    let _ = writeln!(out, "{name}{{{labels}}} {value}");
+}
