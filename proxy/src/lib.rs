@@ -13,7 +13,11 @@
 //!
 //! A malformed variable exits with 64 and a message naming it; a listener that cannot be
 //! bound exits with 1; a graceful shutdown (SIGTERM, SIGINT, `POST /shutdown`) stops
-//! accepting, lets in-flight requests finish within the grace period, and exits with 0.
+//! accepting, lets in-flight requests finish within the grace period, and exits with 0 as
+//! soon as the last connection is done. While draining, every HTTP/1 response says
+//! `Connection: close` (decided as its head is sent) and HTTP/2 clients get GOAWAY, so a
+//! keep-alive client sends its next request on a new connection instead of losing it; an
+//! HTTP/1 connection with no request in flight closes at once.
 //!
 //! # Traffic
 //!
