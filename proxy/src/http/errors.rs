@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::body::ProxyBody;
@@ -31,6 +31,20 @@ pub enum ProxyError {
     /// The request cannot be proxied as sent.
     #[error("{0}")]
     BadRequest(&'static str),
+    /// The client's request body was malformed or too slow: the client's error, not the
+    /// upstream's. The rest of the body is not read, so the connection closes.
+    #[error("{0}")]
+    RequestBody(H1Error),
+}
+
+impl From<H1Error> for ProxyError {
+    fn from(e: H1Error) -> Self {
+        if e.is_client_error() {
+            ProxyError::RequestBody(e)
+        } else {
+            ProxyError::UpstreamHttp1(e)
+        }
+    }
 }
 
 impl ProxyError {
@@ -42,7 +56,14 @@ impl ProxyError {
             }
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::RequestBody(H1Error::RequestBodyTimeout(_)) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::RequestBody(_) => StatusCode::BAD_REQUEST,
         }
+    }
+
+    /// Whether the client connection must close after the response.
+    pub fn closes_connection(&self) -> bool {
+        matches!(self, ProxyError::RequestBody(_))
     }
 
     /// The `error` label of `response_total`.
@@ -53,6 +74,8 @@ impl ProxyError {
             ProxyError::ResponseTimeout(_) => "response_timeout",
             ProxyError::UpstreamH2(_) | ProxyError::UpstreamHttp1(_) => "upstream",
             ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::RequestBody(H1Error::RequestBodyTimeout(_)) => "request_timeout",
+            ProxyError::RequestBody(_) => "bad_request",
         }
     }
 
@@ -63,6 +86,8 @@ impl ProxyError {
             ProxyError::ResponseTimeout(_) => 4,
             ProxyError::Connect(_) | ProxyError::UpstreamH2(_) | ProxyError::UpstreamHttp1(_) => 14,
             ProxyError::BadRequest(_) => 13,
+            ProxyError::RequestBody(H1Error::RequestBodyTimeout(_)) => 4,
+            ProxyError::RequestBody(_) => 13,
         }
     }
 
@@ -81,7 +106,12 @@ impl ProxyError {
             }
             return res;
         }
-        error_response(self.status(), &message)
+        let mut res = error_response(self.status(), &message);
+        if self.closes_connection() {
+            res.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        res
     }
 }
 

@@ -140,7 +140,8 @@ impl<U: Upstream> ProxyService<U> {
             let on_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
             strip_hop_by_hop(req.headers_mut(), upgrading);
             to_origin_form(&mut req);
-            JobKind::H1(Prepared::new(req, &target), on_upgrade)
+            let body_timeout = self.http.settings.limits.request_body_timeout;
+            JobKind::H1(Prepared::new(req, &target, body_timeout), on_upgrade)
         };
         Ok(Job {
             start,
@@ -270,7 +271,7 @@ impl<U: Upstream> ProxyService<U> {
                     return Ok((Answer::H1Upgrade(head, conn), peer));
                 }
                 Err(SendError::Stale) => fresh_only = true,
-                Err(SendError::Failed(e)) => return Err(ProxyError::UpstreamHttp1(e)),
+                Err(SendError::Failed(e)) => return Err(ProxyError::from(e)),
             }
         }
     }

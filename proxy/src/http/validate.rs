@@ -48,14 +48,14 @@ impl HeadError {
 }
 
 /// Reads until `buf` holds a complete request head, then validates it. `buf` keeps every
-/// byte read, to be replayed to the HTTP server.
+/// byte read, to be replayed to the HTTP server. The head is due at `deadline`, which the
+/// header read timeout `timeout` set when the connection opened.
 pub async fn read_first_head<I: AsyncRead + Unpin>(
     io: &mut I,
     buf: &mut BytesMut,
     max: usize,
-    timeout: Duration,
+    (deadline, timeout): (tokio::time::Instant, Duration),
 ) -> Result<(), HeadError> {
-    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         match check(buf, max)? {
             true => return Ok(()),
