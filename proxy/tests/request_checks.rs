@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use support::backend::Backend;
-use support::{Proxy, RawResponse, read_response};
+use support::{Proxy, RawResponse, closed_port, read_response};
 
 /// Sends `raw` on a new connection and returns every response until the proxy closes it.
 fn responses(addr: SocketAddr, raw: &str) -> Vec<RawResponse> {
@@ -48,6 +48,63 @@ fn on_every_path(addr: SocketAddr, host: impl std::fmt::Display, raw: &str) -> V
             all.pop().unwrap()
         })
         .collect()
+}
+
+#[test]
+fn ambiguous_hosts_are_refused_and_the_uri_authority_wins() {
+    let backend = Backend::start();
+    let b = backend.addr;
+    let fwd = b.to_string();
+    let proxy = Proxy::start(&[("MESH_PROXY_INBOUND_FORWARD_ADDR", &fwd)]);
+    let tail = "Connection: close\r\n\r\n";
+    // As an HTTP proxy (the outbound port, not redirected) and as a reverse proxy (inbound).
+    for addr in [proxy.outbound, proxy.inbound] {
+        let refused = [
+            (
+                format!("GET /two HTTP/1.1\r\nHost: {b}\r\nHost: evil.test\r\n{tail}"),
+                "more than one Host",
+            ),
+            (
+                format!("GET /userinfo HTTP/1.1\r\nHost: evil@{b}\r\n{tail}"),
+                "invalid Host",
+            ),
+            (
+                format!("GET http://evil@{b}/uri-userinfo HTTP/1.1\r\nHost: {b}\r\n{tail}"),
+                "userinfo",
+            ),
+        ];
+        for (raw, reason) in &refused {
+            for res in on_every_path(addr, b, raw) {
+                assert_eq!(res.status, 400, "{raw:?}: {}", res.head);
+                let why = res.header("l5d-proxy-error").unwrap_or_default();
+                assert!(why.contains(reason), "{raw:?}: {why:?}");
+            }
+        }
+    }
+    for path in ["/two", "/userinfo", "/uri-userinfo"] {
+        assert_eq!(backend.saw(path), 0, "{path} reached the backend");
+    }
+
+    // An absolute-form URI names the target; a different Host is replaced, not forwarded.
+    let raw = format!("GET http://{b}/uri-wins HTTP/1.1\r\nHost: evil.test\r\n{tail}");
+    for res in on_every_path(proxy.outbound, b, &raw) {
+        assert_eq!(res.status, 200, "{}", res.head);
+        assert!(
+            res.body_string().contains(&format!("host={b} ")),
+            "the backend saw another Host: {}",
+            res.body_string()
+        );
+    }
+    let closed = closed_port();
+    let raw = format!("GET http://{closed}/host-loses HTTP/1.1\r\nHost: {b}\r\n{tail}");
+    for res in on_every_path(proxy.outbound, b, &raw) {
+        assert_eq!(
+            res.status, 502,
+            "routed by Host, not by the URI: {}",
+            res.head
+        );
+    }
+    assert_eq!(backend.saw("/host-loses"), 0);
 }
 
 #[test]
