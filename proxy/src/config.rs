@@ -177,6 +177,9 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Time allowed to send a request head; also bounds HTTP/1 keep-alive idleness.
     pub header_read_timeout: Duration,
+    /// Time a client has to send each further KiB of a request body the proxy forwards
+    /// (408 after it); see `http::h1::pace`.
+    pub request_body_timeout: Duration,
     /// An opaque TCP connection with no bytes either way for this long is closed.
     pub tcp_idle_timeout: Duration,
     /// Time allowed for an upstream to send response headers. `None` waits forever.
@@ -336,6 +339,8 @@ impl Reader<'_> {
             max_header_bytes: self.bytes("MESH_PROXY_MAX_HEADER_BYTES", 64 * 1024, 8 * 1024),
             header_read_timeout: self
                 .duration("MESH_PROXY_HEADER_READ_TIMEOUT", Duration::from_secs(30)),
+            request_body_timeout: self
+                .duration("MESH_PROXY_REQUEST_BODY_TIMEOUT", Duration::from_secs(60)),
             tcp_idle_timeout: self
                 .duration("MESH_PROXY_TCP_IDLE_TIMEOUT", Duration::from_secs(3600)),
             response_timeout: self.duration_opt("MESH_PROXY_RESPONSE_TIMEOUT"),

@@ -5,6 +5,14 @@
 //! (opaque TCP). A client that stays silent for the server-speaks-first window makes the
 //! proxy connect upstream at once; if the server then speaks first (SMTP, MySQL), the
 //! connection becomes opaque immediately instead of waiting out the detect timeout.
+//!
+//! When the detect timeout passes (or the buffer fills) before the bytes decide, Linkerd
+//! forwards whatever arrived as opaque TCP ("Continuing after timeout"). mesh-proxy does
+//! that only for bytes that cannot begin an HTTP/1 request. Bytes that can (a known method,
+//! or a prefix of one, then a plausible request line) are a request still arriving: they
+//! go to HTTP, where the header read timeout and size limit answer 408 or 431. Otherwise a
+//! client dribbling its request line escapes both limits into an opaque connection that
+//! holds an upstream connection for as long as it likes.
 
 #[cfg(test)]
 mod tests;
@@ -24,6 +32,11 @@ pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// The longest HTTP method detection accepts; longer tokens are not HTTP.
 const MAX_METHOD: usize = 24;
+
+/// The methods whose start makes undecided bytes an HTTP/1 request still arriving.
+const METHODS: &[&[u8]] = &[
+    b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH",
+];
 
 /// What the first bytes of a connection are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +95,23 @@ fn classify_http1(buf: &[u8]) -> Option<Protocol> {
             Some(_) => Some(Protocol::Opaque),
         },
         Some(_) => Some(Protocol::Opaque),
+    }
+}
+
+/// What undecided bytes become when detection runs out of time or room: HTTP/1 if they
+/// can only be the start of a request (see the module docs), opaque otherwise.
+fn undecided(buf: &[u8]) -> Protocol {
+    let token_end = buf.iter().position(|b| *b == b' ');
+    let token = &buf[..token_end.unwrap_or(buf.len())];
+    let method = !token.is_empty()
+        && METHODS.iter().any(|m| match token_end {
+            Some(_) => *m == token,
+            None => m.starts_with(token),
+        });
+    if method && classify_http1(buf).is_none() {
+        Protocol::Http1
+    } else {
+        Protocol::Opaque
     }
 }
 
@@ -161,13 +191,14 @@ where
             return Ok(done(Detected::Protocol(p), buf, upstream));
         }
         if buf.len() >= settings.max_bytes {
-            // Undecided after this much is not a protocol we can parse.
-            return Ok(done(Detected::Protocol(Protocol::Opaque), buf, upstream));
+            // Undecided after this much: a request head over the limit, or not a protocol
+            // we can parse.
+            return Ok(done(Detected::Protocol(undecided(&buf)), buf, upstream));
         }
         buf.reserve(1024);
         match timeout_at(deadline, client.read_buf(&mut buf)).await {
             Err(_) if buf.is_empty() => return Ok(done(Detected::Timeout, buf, upstream)),
-            Err(_) => return Ok(done(Detected::Protocol(Protocol::Opaque), buf, upstream)),
+            Err(_) => return Ok(done(Detected::Protocol(undecided(&buf)), buf, upstream)),
             Ok(Ok(0)) if buf.is_empty() => return Ok(done(Detected::Eof, buf, upstream)),
             Ok(Ok(0)) => return Ok(done(Detected::Protocol(Protocol::Opaque), buf, upstream)),
             Ok(Ok(_)) => {}

@@ -13,7 +13,11 @@
 //!
 //! A malformed variable exits with 64 and a message naming it; a listener that cannot be
 //! bound exits with 1; a graceful shutdown (SIGTERM, SIGINT, `POST /shutdown`) stops
-//! accepting, lets in-flight requests finish within the grace period, and exits with 0.
+//! accepting, lets in-flight requests finish within the grace period, and exits with 0 as
+//! soon as the last connection is done. While draining, every HTTP/1 response says
+//! `Connection: close` (decided as its head is sent) and HTTP/2 clients get GOAWAY, so a
+//! keep-alive client sends its next request on a new connection instead of losing it; an
+//! HTTP/1 connection with no request in flight closes at once.
 //!
 //! # Traffic
 //!
@@ -42,7 +46,7 @@
 //! | `LINKERD2_PROXY_LOG` | `warn,mesh_proxy=info`; a `linkerd=` directive also applies to mesh-proxy; at most 4 KiB and 64 directives; `[{field=value}]` values match literally, not as regexes (see [`log`]) |
 //! | `LINKERD2_PROXY_LOG_FORMAT` | `plain` (or `json`), to stderr |
 //! | `LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION` | `25,587,3306,4444,5432,6379,9300,11211` |
-//! | `LINKERD2_PROXY_{INBOUND,OUTBOUND}_DETECT_TIMEOUT` | `10s`; then the connection is forwarded as opaque TCP |
+//! | `LINKERD2_PROXY_{INBOUND,OUTBOUND}_DETECT_TIMEOUT` | `10s`; then the connection is forwarded as opaque TCP, unless its bytes begin an HTTP/1 request: that stays HTTP, under the header read timeout (Linkerd forwards it as opaque TCP, escaping that timeout) |
 //! | `LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT` | `300ms` |
 //! | `LINKERD2_PROXY_OUTBOUND_CONNECT_TIMEOUT` | `1s` |
 //! | `LINKERD2_PROXY_{INBOUND,OUTBOUND}_{ACCEPT,CONNECT}_KEEPALIVE` | unset (no SO_KEEPALIVE) |
@@ -69,7 +73,8 @@
 //! | `MESH_PROXY_OUTBOUND_PORTS_DISABLE_PROTOCOL_DETECTION` | Linkerd's opaque ports | outbound opaque ports (Linkerd learns these from discovery) |
 //! | `MESH_PROXY_MAX_CONNECTIONS` | `10000` | per direction; more are accepted and closed at once |
 //! | `MESH_PROXY_MAX_HEADER_BYTES` | `64Ki` | largest request head (431 beyond) and HTTP/2 header list |
-//! | `MESH_PROXY_HEADER_READ_TIMEOUT` | `30s` | time to send the first request head (408 after it); an HTTP/1 connection with no new request and none in flight for one to two of these is closed (keep-alive idleness, slow heads) |
+//! | `MESH_PROXY_HEADER_READ_TIMEOUT` | `30s` | time from connecting to sending the first request head, protocol detection included (408 after it); an HTTP/1 connection with no new request and none in flight for one to two of these is closed (keep-alive idleness, slow heads) |
+//! | `MESH_PROXY_REQUEST_BODY_TIMEOUT` | `60s` | time a client has to send each further KiB of a request body (or its end), waiting time only; 408 and close after it; `0` turns it off. A byte now and then does not restart it, unlike nginx's `client_body_timeout`: such a client would hold its connection slot forever |
 //! | `MESH_PROXY_TCP_IDLE_TIMEOUT` | `1h` | an opaque connection idle this long (up to twice this) is closed |
 //! | `MESH_PROXY_RESPONSE_TIMEOUT` | unset | time for an upstream to send response headers (504) |
 //! | `MESH_PROXY_HTTP2_MAX_CONCURRENT_STREAMS` | `1000` | per served HTTP/2 connection |
@@ -82,8 +87,8 @@
 //!
 //! The proxy answers instead of hanging, with an `l5d-proxy-error` header saying why:
 //! 502 when the upstream refuses or fails, 504 on a connect or response timeout, 400 for a
-//! request it cannot route or parse, 431 for oversized headers, 408 for a slow request
-//! head. gRPC requests get a gRPC status instead (14 UNAVAILABLE, 4 DEADLINE_EXCEEDED).
+//! request it cannot route or parse (a malformed chunked body included), 431 for oversized
+//! headers, 408 for a slow request head or body. gRPC requests get a gRPC status instead (14 UNAVAILABLE, 4 DEADLINE_EXCEEDED).
 //! The first request on a connection is checked before the HTTP server sees it (including
 //! `Content-Length` together with `Transfer-Encoding`, which is rejected); later requests
 //! on a keep-alive connection are checked by hyper, whose 400 carries no header.
@@ -113,7 +118,8 @@
 //! `not_provided_by_service_discovery` (outbound requests and upstream connections).
 //! A response is a `failure` if its status is 5xx, its `grpc-status` is not 0, or its
 //! stream failed; the `error` label then says what the proxy saw (`connect`,
-//! `connect_timeout`, `response_timeout`, `upstream`, `bad_request`, `stream`, `cancel`).
+//! `connect_timeout`, `response_timeout`, `upstream`, `stream`, `cancel`, and for the
+//! client's own errors `bad_request` and `request_timeout`).
 //!
 //! ## Bounded cardinality
 //!

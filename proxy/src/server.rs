@@ -30,6 +30,13 @@ pub enum Unredirected {
     Forward(Option<SocketAddr>),
 }
 
+/// The start of an HTTP/1 connection: the bytes detection read, and when the first
+/// request head is due.
+struct FirstHead {
+    bytes: BytesMut,
+    deadline: tokio::time::Instant,
+}
+
 /// A listening direction: everything a connection needs after `accept`.
 #[derive(Debug)]
 pub struct Server<U> {
@@ -79,6 +86,9 @@ impl<U: Upstream> Server<U> {
     }
 
     async fn handle(&self, sock: TcpStream, client: SocketAddr, drain: Drain) {
+        // The first request head is due this long after the connection opened, detection
+        // included: a client dribbling it gets no second allowance after detection ends.
+        let head_deadline = tokio::time::Instant::now() + self.header_read_timeout;
         sockopt::apply(&sock, self.accept_options);
         let Some(target) = self.target(&sock) else {
             tracing::debug!(
@@ -138,7 +148,11 @@ impl<U: Upstream> Server<U> {
         match (detection.detected, fixed) {
             (Detected::Eof, _) => {}
             (Detected::Protocol(Protocol::Http1), _) => {
-                self.serve_http1(io, client, bytes, target, preconnected, drain)
+                let first = FirstHead {
+                    bytes,
+                    deadline: head_deadline,
+                };
+                self.serve_http1(io, client, first, target, preconnected, drain)
                     .await;
             }
             (Detected::Protocol(Protocol::Http2), _) => {
@@ -191,16 +205,20 @@ impl<U: Upstream> Server<U> {
         &self,
         mut io: MeteredIo<TcpStream>,
         client: SocketAddr,
-        mut bytes: BytesMut,
+        first: FirstHead,
         target: ConnTarget,
         preconnected: Option<crate::connect::Connection>,
         drain: Drain,
     ) {
+        let FirstHead {
+            mut bytes,
+            deadline,
+        } = first;
         let head = validate::read_first_head(
             &mut io,
             &mut bytes,
             self.max_header_bytes,
-            self.header_read_timeout,
+            (deadline, self.header_read_timeout),
         )
         .await;
         if let Err(error) = head {

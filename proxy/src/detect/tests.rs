@@ -151,3 +151,46 @@ async fn late_client_keeps_the_preconnected_upstream() {
     );
     drop(writer.await.unwrap());
 }
+
+#[test]
+fn undecided_bytes_that_begin_a_request_stay_http() {
+    for start in [
+        &b"G"[..],
+        b"GE",
+        b"GET",
+        b"GET ",
+        b"GET /a",
+        b"PATCH /x HTTP/1",
+        b"OPT",
+    ] {
+        assert_eq!(
+            undecided(start),
+            Protocol::Http1,
+            "{:?}",
+            String::from_utf8_lossy(start)
+        );
+    }
+    for other in [&b"HELLO"[..], b"GETX", b"FOO /a", b"AUTH x", b"GET  /a"] {
+        assert_eq!(
+            undecided(other),
+            Protocol::Opaque,
+            "{:?}",
+            String::from_utf8_lossy(other)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_line_still_arriving_at_the_timeout_is_http() {
+    let (mut client, mut proxy_side) = tokio::io::duplex(1024);
+    client.write_all(b"GET /slow").await.unwrap();
+    let d = detect(
+        &mut proxy_side,
+        settings(Duration::from_millis(50), None),
+        None::<NoConnect>,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(d.detected, Detected::Protocol(Protocol::Http1)));
+    assert_eq!(&d.client_bytes[..], b"GET /slow");
+}

@@ -25,11 +25,6 @@ pub struct ConnControl {
 }
 
 impl ConnControl {
-    /// Whether no request is in flight.
-    pub fn is_idle(&self) -> bool {
-        self.in_flight.load(Relaxed) == 0
-    }
-
     /// Marks a request started; the guard marks it finished when dropped (with its body).
     pub fn start(self: &Arc<Self>) -> InFlight {
         self.started.fetch_add(1, Relaxed);

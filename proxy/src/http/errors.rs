@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::body::ProxyBody;
 use super::h1::H1Error;
+use super::validate::HeadError;
 use crate::connect::ConnectError;
 
 /// The header that carries the proxy's reason for an error response.
@@ -31,6 +32,23 @@ pub enum ProxyError {
     /// The request cannot be proxied as sent.
     #[error("{0}")]
     BadRequest(&'static str),
+    /// The request's target or `Host` is ambiguous or invalid (see `validate`).
+    #[error("{0}")]
+    Request(HeadError),
+    /// The client's request body was malformed or too slow: the client's error, not the
+    /// upstream's. The rest of the body is not read, so the connection closes.
+    #[error("{0}")]
+    RequestBody(H1Error),
+}
+
+impl From<H1Error> for ProxyError {
+    fn from(e: H1Error) -> Self {
+        if e.is_client_error() {
+            ProxyError::RequestBody(e)
+        } else {
+            ProxyError::UpstreamHttp1(e)
+        }
+    }
 }
 
 impl ProxyError {
@@ -42,7 +60,15 @@ impl ProxyError {
             }
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Request(e) => e.status(),
+            ProxyError::RequestBody(H1Error::RequestBodyTimeout(_)) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::RequestBody(_) => StatusCode::BAD_REQUEST,
         }
+    }
+
+    /// Whether the client connection must close after the response.
+    pub fn closes_connection(&self) -> bool {
+        matches!(self, ProxyError::RequestBody(_))
     }
 
     /// The `error` label of `response_total`.
@@ -52,7 +78,9 @@ impl ProxyError {
             ProxyError::Connect(_) => "connect",
             ProxyError::ResponseTimeout(_) => "response_timeout",
             ProxyError::UpstreamH2(_) | ProxyError::UpstreamHttp1(_) => "upstream",
-            ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::BadRequest(_) | ProxyError::Request(_) => "bad_request",
+            ProxyError::RequestBody(H1Error::RequestBodyTimeout(_)) => "request_timeout",
+            ProxyError::RequestBody(_) => "bad_request",
         }
     }
 
@@ -62,7 +90,9 @@ impl ProxyError {
             ProxyError::Connect(e) if e.is_timeout() => 4,
             ProxyError::ResponseTimeout(_) => 4,
             ProxyError::Connect(_) | ProxyError::UpstreamH2(_) | ProxyError::UpstreamHttp1(_) => 14,
-            ProxyError::BadRequest(_) => 13,
+            ProxyError::BadRequest(_) | ProxyError::Request(_) => 13,
+            ProxyError::RequestBody(H1Error::RequestBodyTimeout(_)) => 4,
+            ProxyError::RequestBody(_) => 13,
         }
     }
 
@@ -81,7 +111,12 @@ impl ProxyError {
             }
             return res;
         }
-        error_response(self.status(), &message)
+        let mut res = error_response(self.status(), &message);
+        if self.closes_connection() {
+            res.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        res
     }
 }
 

@@ -109,7 +109,7 @@ impl<U: Upstream> Http<U> {
         let ended = {
             let lean = svc.serve_lean(io, first, &drain);
             tokio::pin!(lean);
-            let conn = LeanConn::new(lean, control.clone());
+            let conn = LeanConn::new(lean);
             tokio::pin!(conn);
             conn::drive(conn, control.clone(), &drain, idle).await
         };

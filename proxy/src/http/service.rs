@@ -20,7 +20,7 @@ use super::conn::ConnControl;
 use super::errors::ProxyError;
 use super::h1::{Checkin, H1Conn, Outcome, Prepared, SendError};
 use super::headers::{authority, is_upgrade, strip_hop_by_hop, to_origin_form};
-use super::{Http, upgrade};
+use super::{Http, upgrade, validate};
 use crate::admin::tap::{TapRequest, Tapping};
 use crate::connect::{Connection, Upstream};
 use crate::metrics::{HttpKey, HttpMetrics};
@@ -115,6 +115,16 @@ impl<U: Upstream> ProxyService<U> {
     /// shares hyper's read buffer) is gone by then.
     fn prepare(&self, mut req: Request<Incoming>) -> Result<Job, Box<Response<ProxyBody>>> {
         let start = Instant::now();
+        if let Err(e) = validate::request_target(&mut req) {
+            let label = authority(&req).unwrap_or("").to_owned();
+            return Err(Box::new(self.fail(
+                ProxyError::Request(e),
+                &label,
+                None,
+                start,
+                false,
+            )));
+        }
         let target = match self.route(&req) {
             Ok(t) => t.into_owned(),
             Err(e) => {
@@ -140,7 +150,8 @@ impl<U: Upstream> ProxyService<U> {
             let on_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
             strip_hop_by_hop(req.headers_mut(), upgrading);
             to_origin_form(&mut req);
-            JobKind::H1(Prepared::new(req, &target), on_upgrade)
+            let body_timeout = self.http.settings.limits.request_body_timeout;
+            JobKind::H1(Prepared::new(req, &target, body_timeout), on_upgrade)
         };
         Ok(Job {
             start,
@@ -270,7 +281,7 @@ impl<U: Upstream> ProxyService<U> {
                     return Ok((Answer::H1Upgrade(head, conn), peer));
                 }
                 Err(SendError::Stale) => fresh_only = true,
-                Err(SendError::Failed(e)) => return Err(ProxyError::UpstreamHttp1(e)),
+                Err(SendError::Failed(e)) => return Err(ProxyError::from(e)),
             }
         }
     }

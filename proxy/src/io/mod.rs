@@ -101,6 +101,11 @@ impl MeteredIo<tokio::net::TcpStream> {
         Ok(n)
     }
 
+    /// Waits for the connection to become readable, registering the task's waker.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_read_ready(cx)
+    }
+
     /// Whether the reactor has seen the connection become readable (data or EOF) without
     /// a read being attempted: for an idle pooled connection, that means it is unusable.
     pub fn is_read_ready(&self) -> bool {

@@ -10,8 +10,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +26,8 @@ pub struct Backend {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
     pub requests: Arc<AtomicUsize>,
+    /// The path of every request, in order of arrival.
+    pub paths: Arc<Mutex<Vec<String>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -36,8 +38,9 @@ impl Backend {
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
+        let paths = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let (c, r) = (connections.clone(), requests.clone());
+        let (c, r, p) = (connections.clone(), requests.clone(), paths.clone());
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -47,7 +50,7 @@ impl Backend {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 tokio::select! {
                     _ = rx => {}
-                    _ = serve(listener, c, r) => {}
+                    _ = serve(listener, c, r, p) => {}
                 }
             });
         });
@@ -55,6 +58,7 @@ impl Backend {
             addr,
             connections,
             requests,
+            paths,
             shutdown: Some(tx),
         }
     }
@@ -66,6 +70,16 @@ impl Backend {
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// How many requests for `path` arrived.
+    pub fn saw(&self, path: &str) -> usize {
+        self.paths
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| *p == path)
+            .count()
+    }
 }
 
 impl Drop for Backend {
@@ -76,15 +90,21 @@ impl Drop for Backend {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, conns: Arc<AtomicUsize>, reqs: Arc<AtomicUsize>) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    conns: Arc<AtomicUsize>,
+    reqs: Arc<AtomicUsize>,
+    paths: Arc<Mutex<Vec<String>>>,
+) {
     loop {
         let Ok((sock, _)) = listener.accept().await else {
             continue;
         };
         conns.fetch_add(1, Ordering::SeqCst);
-        let reqs = reqs.clone();
+        let (reqs, paths) = (reqs.clone(), paths.clone());
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                paths.lock().unwrap().push(req.uri().path().to_string());
                 reqs.fetch_add(1, Ordering::SeqCst);
                 handle(req)
             });

@@ -207,6 +207,58 @@ impl RawResponse {
     pub fn body_string(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// Whether the response says the server closes the connection after it.
+    pub fn closes(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    }
+}
+
+/// Reads one response from a keep-alive connection: the head, then a body framed by
+/// `Content-Length` or chunked encoding, or running to the close when it has neither.
+pub fn read_response(r: &mut impl BufRead) -> std::io::Result<RawResponse> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let head = head.trim_end().to_string();
+    let mut res = parse_response(format!("{head}\r\n\r\n").as_bytes())?;
+    let chunked = res
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(std::io::Error::other)?;
+            if n == 0 {
+                let mut end = String::new();
+                while r.read_line(&mut end)? > 2 {
+                    end.clear();
+                }
+                break;
+            }
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk)?;
+            res.body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(len) = res.header("content-length") {
+        let mut body = vec![0; len.parse().map_err(std::io::Error::other)?];
+        r.read_exact(&mut body)?;
+        res.body = body;
+    } else if !matches!(res.status, 100..=199 | 204 | 304) {
+        r.read_to_end(&mut res.body)?;
+    }
+    Ok(res)
 }
 
 /// Sends raw bytes and reads until the server closes the connection.

@@ -130,11 +130,8 @@ pub fn parse_request(
             Name::TransferEncoding | Name::Upgrade | Name::Expect => return RequestHead::Other,
             Name::ContentLength if h.value.trim_ascii() != b"0" => return RequestHead::Other,
             Name::Host => {
-                let visible = h
-                    .value
-                    .iter()
-                    .all(|b| (0x20..0x7f).contains(b) || *b == b'\t');
-                if plain.host.is_some() || !visible {
+                // Two of them, or one that is not an authority: hyper's path refuses it.
+                if plain.host.is_some() || !crate::http::validate::is_valid_host(h.value) {
                     return RequestHead::Other;
                 }
                 let start = h.value.as_ptr() as usize - base;

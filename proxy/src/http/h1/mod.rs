@@ -12,6 +12,7 @@ mod body;
 mod decode;
 mod encode;
 mod head;
+mod pace;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +20,7 @@ use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
@@ -35,6 +37,8 @@ use encode::{ReqFraming, encode_head, encode_trailers};
 pub use head::{
     FinalResponse, PlainRequest, RequestHead, ResponseContext, is_allowed_trailer, parse_request,
 };
+use pace::BodyPace;
+pub use pace::MIN_PROGRESS;
 
 use crate::connect::Connection;
 use crate::io::MeteredIo;
@@ -61,9 +65,25 @@ pub enum H1Error {
     /// A socket error.
     #[error("upstream connection: {0}")]
     Io(io::Error),
-    /// The client's request body failed while it was being forwarded.
+    /// The client's request body was malformed, or the client went away mid-body.
     #[error("reading the request body: {0}")]
     RequestBody(String),
+    /// The client sent its request body too slowly (see `pace`).
+    #[error(
+        "request body too slow: less than {MIN_PROGRESS} bytes in {}ms",
+        .0.as_millis()
+    )]
+    RequestBodyTimeout(Duration),
+}
+
+impl H1Error {
+    /// Whether the client, not the upstream, caused the failure.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            H1Error::RequestBody(_) | H1Error::RequestBodyTimeout(_)
+        )
+    }
 }
 
 impl From<io::Error> for H1Error {
@@ -113,10 +133,12 @@ pub struct Prepared {
     head_request: bool,
     connect: bool,
     body: Incoming,
+    /// See `pace`.
+    body_timeout: Duration,
 }
 
 impl Prepared {
-    pub fn new(req: Request<Incoming>, host: &Logical) -> Self {
+    pub fn new(req: Request<Incoming>, host: &Logical, body_timeout: Duration) -> Self {
         let framing = if req.body().is_end_stream() {
             ReqFraming::None
         } else if req.body().size_hint().exact().is_some()
@@ -136,6 +158,7 @@ impl Prepared {
             head_request,
             connect,
             body: req.into_body(),
+            body_timeout,
         }
     }
 }
@@ -203,8 +226,9 @@ impl H1Conn {
             }
         } else {
             let head = Bytes::from(std::mem::take(&mut req.head));
+            let pace = BodyPace::new(req.body_timeout);
             early = self
-                .send_body(head, &mut req.body, req.framing, head_request)
+                .send_body(head, &mut req.body, req.framing, head_request, pace)
                 .await?;
         }
         // Nothing of a bodiless request was consumed: a close before any response byte
@@ -306,6 +330,7 @@ impl H1Conn {
         body: &mut Incoming,
         framing: ReqFraming,
         head_request: bool,
+        mut pace: BodyPace,
     ) -> Result<Option<Head>, SendError> {
         let mut pending: Vec<Bytes> = vec![head];
         let mut ended = false;
@@ -318,6 +343,7 @@ impl H1Conn {
                         .await;
                 match polled {
                     Poll::Ready(frame) => {
+                        pace.arrived(data_len(&frame));
                         ended = push_frame(frame, framing, &mut pending, &mut size_line)?
                     }
                     Poll::Pending => break,
@@ -329,15 +355,23 @@ impl H1Conn {
             if ended {
                 return Ok(None);
             }
+            let waiting = tokio::time::Instant::now();
             tokio::select! {
+                biased;
                 frame = body.frame() => {
+                    pace.waited(waiting.elapsed());
+                    pace.arrived(data_len(&frame));
                     ended = push_frame(frame, framing, &mut pending, &mut size_line)?;
                 }
                 r = self.io.readable() => {
+                    pace.waited(waiting.elapsed());
                     r?;
                     if let Some(head) = self.read_interim(head_request).await? {
                         return Ok(Some(head));
                     }
+                }
+                () = tokio::time::sleep(pace.left()), if !pace.timeout().is_zero() => {
+                    return Err(H1Error::RequestBodyTimeout(pace.timeout()).into());
                 }
             }
         }
@@ -432,6 +466,14 @@ fn read_interim_into(
     }
 }
 
+/// The data bytes in a polled request body frame.
+fn data_len(frame: &Option<Result<Frame<Bytes>, hyper::Error>>) -> usize {
+    match frame {
+        Some(Ok(f)) => f.data_ref().map_or(0, Bytes::len),
+        _ => 0,
+    }
+}
+
 /// Queues one request body frame for writing. Returns whether the body has ended.
 fn push_frame(
     frame: Option<Result<Frame<Bytes>, hyper::Error>>,
@@ -446,7 +488,14 @@ fn push_frame(
             }
             Ok(true)
         }
-        Some(Err(e)) => Err(H1Error::RequestBody(e.to_string()).into()),
+        Some(Err(e)) => {
+            // hyper's error says where; its cause says what.
+            let why = match std::error::Error::source(&e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            };
+            Err(H1Error::RequestBody(why).into())
+        }
         Some(Ok(frame)) => match frame.into_data() {
             Ok(data) if data.is_empty() => Ok(false),
             Ok(data) => {

@@ -171,3 +171,19 @@ fn request_heads_are_encoded_with_framing() {
         "GET /x HTTP/1.1\r\nhost: 10.0.0.1:8080\r\n\r\n"
     );
 }
+
+#[test]
+fn a_body_trickle_does_not_restart_the_timeout_but_a_kib_does() {
+    let timeout = std::time::Duration::from_secs(10);
+    let mut pace = BodyPace::new(timeout);
+    for _ in 0..4 {
+        pace.waited(std::time::Duration::from_secs(2));
+        pace.arrived(1);
+    }
+    assert_eq!(pace.left(), std::time::Duration::from_secs(2));
+    pace.waited(std::time::Duration::from_secs(1));
+    pace.arrived(MIN_PROGRESS - 4);
+    assert_eq!(pace.left(), timeout, "a KiB in all restarts it");
+    pace.waited(std::time::Duration::from_secs(11));
+    assert!(pace.left().is_zero());
+}

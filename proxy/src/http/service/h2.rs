@@ -21,6 +21,7 @@ use super::super::date;
 use super::super::errors::ProxyError;
 use super::super::h2::{H2Conn, KeepAlive, PipeError, pipe, unprocessed};
 use super::super::headers::{authority, is_grpc};
+use super::super::validate;
 use super::ProxyService;
 use crate::admin::tap::{TapRequest, Tapping};
 use crate::connect::Upstream;
@@ -98,9 +99,15 @@ struct Answered {
 
 impl<U: Upstream> ProxyService<U> {
     /// Forwards one stream: routes it, sends it upstream, and pipes both bodies.
-    async fn forward_h2(self, req: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
+    async fn forward_h2(self, mut req: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
         let start = Instant::now();
         let grpc = is_grpc(&req);
+        if let Err(e) = validate::request_target(&mut req) {
+            let label = authority(&req).unwrap_or("").to_owned();
+            let res = self.fail(ProxyError::Request(e), &label, None, start, grpc);
+            send_proxy_response(&mut respond, res);
+            return;
+        }
         let target = match self.route(&req) {
             Ok(t) => t.into_owned(),
             Err(e) => {

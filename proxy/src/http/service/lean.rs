@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::super::body::Recorder;
-use super::super::conn::{ConnControl, Graceful};
+use super::super::conn::Graceful;
 use super::super::date::DateCache;
 use super::super::errors::ProxyError;
 use super::super::h1::{
@@ -47,21 +47,16 @@ pub enum LeanEnd {
     Handoff(MeteredIo<TcpStream>, BytesMut),
 }
 
-/// The lean loop as a connection that `conn::drive` can stop: a drain closes it at once
-/// when no request is in flight; the loop itself closes after a response in flight.
+/// The lean loop as a connection that `conn::drive` runs. The loop watches the drain
+/// itself: between requests it closes the connection, and a response it sends while
+/// draining says `Connection: close`, so a keep-alive client sends nothing more on it.
 pub struct LeanConn<'a, F> {
     fut: Pin<&'a mut F>,
-    control: Arc<ConnControl>,
-    draining: bool,
 }
 
 impl<'a, F: Future<Output = LeanEnd>> LeanConn<'a, F> {
-    pub fn new(fut: Pin<&'a mut F>, control: Arc<ConnControl>) -> Self {
-        LeanConn {
-            fut,
-            control,
-            draining: false,
-        }
+    pub fn new(fut: Pin<&'a mut F>) -> Self {
+        LeanConn { fut }
     }
 }
 
@@ -69,18 +64,13 @@ impl<F: Future<Output = LeanEnd>> Future for LeanConn<'_, F> {
     type Output = LeanEnd;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<LeanEnd> {
-        let this = self.get_mut();
-        if this.draining && this.control.is_idle() {
-            return Poll::Ready(LeanEnd::Closed);
-        }
-        this.fut.as_mut().poll(cx)
+        self.get_mut().fut.as_mut().poll(cx)
     }
 }
 
 impl<F: Future<Output = LeanEnd>> Graceful for LeanConn<'_, F> {
-    fn graceful_shutdown(self: Pin<&mut Self>) {
-        self.get_mut().draining = true;
-    }
+    /// Nothing to do: `drive` wakes the task when the drain starts, and the loop sees it.
+    fn graceful_shutdown(self: Pin<&mut Self>) {}
 }
 
 /// Why a response could not be relayed to the end.
@@ -119,20 +109,16 @@ impl<U: Upstream> ProxyService<U> {
                     RequestHead::Other => return LeanEnd::Handoff(io, buf),
                     RequestHead::Partial => {}
                 }
-                if buf.is_empty() && drain.is_draining() {
-                    return LeanEnd::Closed;
-                }
                 if buf.capacity() - buf.len() < READ_CHUNK / 4 {
                     buf.reserve(READ_CHUNK);
                 }
-                match io.read_buf(&mut buf).await {
+                match read_request(&io, &mut buf, drain).await {
                     Ok(0) | Err(_) => return LeanEnd::Closed,
                     Ok(_) => {}
                 }
             };
             let in_flight = self.conn.control.start();
             let start = Instant::now();
-            let close = request.close || drain.is_draining();
             let date = *dates.now();
             let exchange = Exchange {
                 request: &request,
@@ -143,7 +129,8 @@ impl<U: Upstream> ProxyService<U> {
                     .unwrap_or(""),
                 head: &upstream_head,
                 start,
-                close,
+                close: request.close,
+                drain,
                 date: &date,
             };
             let reusable = self.forward_lean(&io, exchange, &mut client_head).await;
@@ -178,7 +165,7 @@ impl<U: Upstream> ProxyService<U> {
         let cx = ResponseContext {
             head_request: x.request.head,
             trailers: x.request.trailers,
-            close: x.close,
+            close: x.close || x.drain.is_draining(),
             date: x.date,
         };
         let sent = match self.http.settings.limits.response_timeout {
@@ -196,6 +183,12 @@ impl<U: Upstream> ProxyService<U> {
             Ok(r) => r,
             Err(e) => return self.lean_error(io, e, metrics, &x).await,
         };
+        // Decided as the head leaves, not when the request came: a drain that started
+        // meanwhile must close the connection, and the client must hear it from this head.
+        let close = cx.close || x.drain.is_draining();
+        if close && !cx.close {
+            say_close(client_head);
+        }
         let metrics = metrics.unwrap_or_else(|| self.metrics_for(x.authority, conn.peer()));
         metrics.request();
         let recorder = Recorder::new(metrics, x.start, response.status);
@@ -207,7 +200,7 @@ impl<U: Upstream> ProxyService<U> {
                 if response.keep_alive && conn.read_buf.is_empty() {
                     h1::Checkin::checkin(&*self.conn, &target, conn);
                 }
-                !x.close
+                !close
             }
             Err(e) => {
                 let label = match e {
@@ -269,7 +262,8 @@ impl<U: Upstream> ProxyService<U> {
         head.extend_from_slice(b"date: ");
         head.extend_from_slice(x.date);
         head.extend_from_slice(b"\r\n");
-        if x.close {
+        let close = x.close || x.drain.is_draining();
+        if close {
             head.extend_from_slice(b"connection: close\r\n");
         }
         head.extend_from_slice(b"\r\n");
@@ -279,7 +273,7 @@ impl<U: Upstream> ProxyService<U> {
         let mut slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&head))
             .chain(data.iter().map(|d| IoSlice::new(d)))
             .collect();
-        write_all(io, &mut slices).await.is_ok() && !x.close
+        write_all(io, &mut slices).await.is_ok() && !close
     }
 }
 
@@ -291,9 +285,45 @@ struct Exchange<'a> {
     /// The head to send upstream.
     head: &'a [u8],
     start: Instant,
-    /// The client connection closes after this response.
+    /// The client asked to close the connection after this response.
     close: bool,
+    /// A drain closes it too, if it has started by the time the response head is sent.
+    drain: &'a Drain,
     date: &'a [u8],
+}
+
+/// Adds `connection: close` to a response head that ends in its blank line.
+fn say_close(head: &mut Vec<u8>) {
+    head.truncate(head.len().saturating_sub(2));
+    head.extend_from_slice(b"connection: close\r\n\r\n");
+}
+
+/// Reads more of the next request. Between requests (nothing buffered), a drain ends the
+/// connection instead (`Ok(0)`), unless a request has arrived already: that one is served,
+/// and its response says the connection closes.
+async fn read_request(
+    io: &MeteredIo<TcpStream>,
+    buf: &mut BytesMut,
+    drain: &Drain,
+) -> io::Result<usize> {
+    let between = buf.is_empty();
+    loop {
+        match io.try_read_buf(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            read => return read,
+        }
+        // Nothing had arrived when the read above looked.
+        if between && drain.is_draining() {
+            return Ok(0);
+        }
+        std::future::poll_fn(|cx| {
+            if between && drain.is_draining() {
+                return Poll::Ready(Ok(()));
+            }
+            io.poll_read_ready(cx)
+        })
+        .await?;
+    }
 }
 
 /// Writes the client's head, then the body from the upstream connection, framed as the
