@@ -83,10 +83,46 @@ fn arbitrary_bytes() {
 fn token_soup() {
     let token = prop::sample::select(
         &[
-            "# HELP ", "# TYPE ", "#", " ", "\t", "\n", "\r\n", "\r", "m", "m_bucket", "m_sum",
-            "m_count", "x", "_", ":", "{", "}", "=", "\"", ",", "\\", "\\n", "\\\"", "le", "1",
-            "-2", "1e3", "+Inf", "-Inf", "NaN", "0x1", "1_0", "counter", "gauge", "histogram",
-            "summary", "untyped", "unknown", "é", "\u{0}",
+            "# HELP ",
+            "# TYPE ",
+            "#",
+            " ",
+            "\t",
+            "\n",
+            "\r\n",
+            "\r",
+            "m",
+            "m_bucket",
+            "m_sum",
+            "m_count",
+            "x",
+            "_",
+            ":",
+            "{",
+            "}",
+            "=",
+            "\"",
+            ",",
+            "\\",
+            "\\n",
+            "\\\"",
+            "le",
+            "1",
+            "-2",
+            "1e3",
+            "+Inf",
+            "-Inf",
+            "NaN",
+            "0x1",
+            "1_0",
+            "counter",
+            "gauge",
+            "histogram",
+            "summary",
+            "untyped",
+            "unknown",
+            "é",
+            "\u{0}",
         ][..],
     );
     fuzz(
@@ -153,19 +189,32 @@ fn mutated_pages() {
         0usize..3,
         prop::sample::select(
             &[
-                "", " ", "\t", "\n", "\r", "#", "{", "}", "=", "\"", ",", "\\", "_bucket", "_sum",
-                "# TYPE m histogram\n", "le=\"1\"", " NaN", " +Inf", "é",
+                "",
+                " ",
+                "\t",
+                "\n",
+                "\r",
+                "#",
+                "{",
+                "}",
+                "=",
+                "\"",
+                ",",
+                "\\",
+                "_bucket",
+                "_sum",
+                "# TYPE m histogram\n",
+                "le=\"1\"",
+                " NaN",
+                " +Inf",
+                "é",
             ][..],
         ),
     );
     fuzz(
         "prometheus: mutated pages",
         512,
-        (
-            page(1..4),
-            choices(),
-            prop::collection::vec(edit, 1..6),
-        ),
+        (page(1..4), choices(), prop::collection::vec(edit, 1..6)),
         |(families, choices, edits)| {
             let mut text = write_page(&families, &choices, false);
             for (at, delete, insert) in edits {
@@ -249,12 +298,7 @@ fn family() -> impl Strategy<Value = FamilyModel> {
         prop::option::of("[!-~][ -~é\\\\\n]{0,16}"),
         kind(),
         prop::collection::vec(
-            (
-                0usize..3,
-                labels(),
-                value(),
-                prop::option::of(any::<i64>()),
-            ),
+            (0usize..3, labels(), value(), prop::option::of(any::<i64>())),
             0..5,
         ),
     )
@@ -314,7 +358,10 @@ fn write_page(families: &[FamilyModel], choices: &[u8], crlf: bool) -> String {
         if let Some(help) = &family.help {
             let hash = if pick(4) == 0 { "#" } else { "# " };
             let escaped = help.replace('\\', "\\\\").replace('\n', "\\n");
-            out.push_str(&format!("{hash}HELP{blank}{}{blank}{escaped}{eol}", family.name));
+            out.push_str(&format!(
+                "{hash}HELP{blank}{}{blank}{escaped}{eol}",
+                family.name
+            ));
         }
         if let Some(kind) = family.kind {
             let word = match kind {

@@ -20,8 +20,12 @@ use proptest::test_runner::{Config, RngSeed, TestCaseError, TestCaseResult, Test
 pub const MAX_INPUT_TIME: Duration = Duration::from_secs(5);
 
 /// Runs `test` on inputs drawn from `strategy`.
-pub fn fuzz<S>(name: &str, default_cases: u32, strategy: S, test: impl Fn(S::Value) -> TestCaseResult)
-where
+pub fn fuzz<S>(
+    name: &str,
+    default_cases: u32,
+    strategy: S,
+    test: impl Fn(S::Value) -> TestCaseResult,
+) where
     S: Strategy,
     S::Value: Debug,
 {
