@@ -78,7 +78,7 @@ pub fn start(
     let stderr = Arc::new(Mutex::new(String::new()));
     let pipe = child.stderr.take().expect("stderr is piped");
     let sink = stderr.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
             let mut text = sink.lock().unwrap();
@@ -99,8 +99,8 @@ pub fn start(
             });
         }
         if let Ok(Some(status)) = child.try_wait() {
-            // Let the reader thread drain the pipe.
-            std::thread::sleep(Duration::from_millis(50));
+            // The process is gone, so the pipe ends: the reader drains it and stops.
+            let _ = reader.join();
             return Err((Some(status), stderr.lock().unwrap().clone()));
         }
         if Instant::now() > deadline {
