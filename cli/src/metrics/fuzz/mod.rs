@@ -411,7 +411,11 @@ fn write_page(families: &[FamilyModel], choices: &[u8], crlf: bool) -> String {
 /// `v` in one of the spellings Go's `ParseFloat` reads.
 fn value_text(v: f64, style: u8) -> Cow<'static, str> {
     if v.is_nan() {
-        return Cow::Borrowed(if style % 2 == 0 { "NaN" } else { "nan" });
+        return Cow::Borrowed(if style.is_multiple_of(2) {
+            "NaN"
+        } else {
+            "nan"
+        });
     }
     if v.is_infinite() {
         return Cow::Borrowed(match (v > 0.0, style % 3) {
