@@ -5,6 +5,9 @@
 
 mod client;
 mod cmd;
+#[cfg(test)]
+#[path = "../tests/support/conformance.rs"]
+mod conformance;
 mod exit;
 mod input;
 mod metrics;

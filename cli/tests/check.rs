@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -472,9 +472,10 @@ fn wait_retries_until_proxies_are_ready() {
     assert_eq!(code(&failing), 1);
     assert!(stdout(&failing).contains("× data plane proxies are ready"));
 
+    server.clear_requests();
     std::thread::scope(|s| {
         let handle = s.spawn(|| mesh(&server, &["check", "--proxy", "--wait=30s", "-o", "short"]));
-        std::thread::sleep(Duration::from_millis(1500));
+        wait_for_second_round(&server);
         server
             .set_pod_ready("emojivoto", "vote-bot-0", true)
             .expect("ready");
@@ -482,6 +483,27 @@ fn wait_retries_until_proxies_are_ready() {
         assert_eq!(code(&out), 0, "{}", stdout(&out));
         assert_eq!(stderr(&out), "", "no spinner when stderr is not a terminal");
     });
+}
+
+/// Waits until a running `mesh check --wait` has finished a round and started the next, so
+/// that it has seen the cluster as it was; every round lists the webhook configurations once.
+fn wait_for_second_round(server: &FakeKube) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rounds = || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with("GET ") && r.contains("/mutatingwebhookconfigurations"))
+            .count()
+    };
+    while rounds() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "mesh check made no second round in 30 s: {:#?}",
+            server.requests()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -504,6 +526,7 @@ fn wait_shows_a_spinner_on_a_terminal() {
         env!("CARGO_BIN_EXE_mesh"),
         kubeconfig.display()
     );
+    server.clear_requests();
     std::thread::scope(|s| {
         let handle = s.spawn(|| {
             Command::new(script)
@@ -512,7 +535,7 @@ fn wait_shows_a_spinner_on_a_terminal() {
                 .output()
                 .expect("script runs")
         });
-        std::thread::sleep(Duration::from_millis(2500));
+        wait_for_second_round(&server);
         server
             .set_pod_ready("emojivoto", "vote-bot-0", true)
             .expect("ready");

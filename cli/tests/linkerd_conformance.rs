@@ -1,7 +1,8 @@
 //! `mesh inject` against Linkerd's own (non-manual) inject fixtures.
 //!
 //! The fixtures live in the shared Linkerd corpus next to the repository, not in it. Where the
-//! corpus is absent, as on a user's clone, each test says so and passes without checking anything.
+//! corpus is absent, as on a user's clone, each test says so and passes without checking anything;
+//! CI requires it (see `support/conformance.rs`).
 //!
 //! Linkerd re-serializes its output, so its goldens differ from ours in layout. The comparison is
 //! semantic: both outputs are parsed, and the objects must be equal (or, where Linkerd's golden is
@@ -16,16 +17,6 @@ use std::path::Path;
 
 use serde_json::Value;
 use support::{linkerd_fixtures, mesh, text};
-
-fn fixtures() -> Option<std::path::PathBuf> {
-    let dir = linkerd_fixtures();
-    if dir.is_none() {
-        eprintln!(
-            "skipped: Linkerd's fixtures (shared/conformance/linkerd2) are not next to this repository"
-        );
-    }
-    dir
-}
 
 fn parse_yaml(text: &str) -> Vec<Value> {
     let docs: Vec<Value> = serde_saphyr::from_multiple(text).expect("valid YAML");
@@ -57,7 +48,9 @@ fn template(obj: &Value) -> &Value {
 
 /// Runs `input` and checks the objects against Linkerd's non-manual golden: equal as data.
 fn same_objects(input: &str, args: &[&str], golden: &str, report: Option<&str>) {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = linkerd_fixtures() else {
+        return;
+    };
     let out = inject(&dir, input, args);
     assert!(out.status.success(), "{input}: {}", text(&out.stderr));
     let ours = parse_yaml(&text(&out.stdout));
@@ -79,7 +72,9 @@ fn same_objects(input: &str, args: &[&str], golden: &str, report: Option<&str>) 
 /// Runs `input` and checks, against Linkerd's `--manual` golden, that each object's annotation
 /// sits in the metadata where Linkerd put its proxy annotations, and that the report matches.
 fn same_placement(input: &str, golden: &str, report: &str) {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = linkerd_fixtures() else {
+        return;
+    };
     let out = inject(&dir, input, &[]);
     assert!(out.status.success(), "{input}: {}", text(&out.stderr));
     let ours = parse_yaml(&text(&out.stdout));
@@ -167,7 +162,9 @@ fn inject_disabled_passes_through_with_a_warning() {
 
 #[test]
 fn host_network_is_refused() {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = linkerd_fixtures() else {
+        return;
+    };
     let out = inject(
         &dir,
         "inject_emojivoto_deployment_hostNetwork_true.input.yml",
@@ -304,7 +301,9 @@ fn shape(template: &Value) -> Shape {
 }
 
 fn same_sidecar(input: &str, args: &[&str], golden: &str) {
-    let Some(dir) = fixtures() else { return };
+    let Some(dir) = linkerd_fixtures() else {
+        return;
+    };
     let anchors = dir.join("valid-trust-anchors.pem");
     let out = mesh()
         .args(["inject", "--manual", "--identity-trust-anchors-file"])

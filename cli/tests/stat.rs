@@ -55,11 +55,14 @@ fn stat_reports_rate_success_and_latency_of_real_traffic() {
         server.set_pod_proxy(NS, pod, 4191, proxy.admin);
     }
     // 10 rps in all, every 10th request fails, every request takes 20 ms at the backend.
-    let _loads: Vec<Load> = proxies
+    let loads: Vec<Load> = proxies
         .iter()
         .map(|p| Load::start(p.inbound, "web.emojivoto.svc.cluster.local:8080", 5, 10, 20))
         .collect();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Both proxies have traffic before the first read.
+    for load in &loads {
+        load.wait_for(2);
+    }
 
     let runs: Vec<_> = [
         vec!["stat", "deploy", "-n", NS, "-t", "3s", "-o", "json"],
@@ -185,9 +188,10 @@ fn stat_reports_rate_success_and_latency_of_real_traffic() {
 fn stat_reads_proxies_directly_and_groups_by_authority() {
     let backend = Backend::start();
     let proxy = Proxy::start(backend.addr, &[]);
-    let _web = Load::start(proxy.inbound, "web.example:8080", 8, 0, 1);
-    let _api = Load::start(proxy.inbound, "api.example:9090", 4, 2, 1);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let web = Load::start(proxy.inbound, "web.example:8080", 8, 0, 1);
+    let api = Load::start(proxy.inbound, "api.example:9090", 4, 2, 1);
+    web.wait_for(2);
+    api.wait_for(2);
     let admin = proxy.admin.to_string();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
         .args(["stat", "--proxy", &admin, "-t", "2s", "-o", "json"])
@@ -412,14 +416,14 @@ fn diagnostics_prints_each_pods_metrics() {
         server.set_pod_proxy(NS, pod, 4191, proxy.admin);
     }
     {
-        let _load = Load::start(
+        let load = Load::start(
             proxies[0].inbound,
             "web.emojivoto.svc.cluster.local:8080",
             50,
             0,
             0,
         );
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        load.wait_for(10);
     }
     let out = mesh(
         &server,
@@ -520,8 +524,9 @@ fn a_proxy_restart_inside_the_window_counts_from_the_restart() {
     // Ten seconds' worth of requests before the window, so the restarted proxy's counters
     // are well below the old ones.
     let burst = Load::start(first.inbound, "web:8080", 200, 0, 0);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    burst.wait_for(300);
     drop(burst);
+    server.clear_requests();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = server.write_kubeconfig(dir.path()).unwrap();
     let run = stat_support::mesh_command(&kubeconfig, dir.path())
@@ -530,19 +535,32 @@ fn a_proxy_restart_inside_the_window_counts_from_the_restart() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Well after mesh's first read.
-    std::thread::sleep(std::time::Duration::from_millis(1000));
-    // The proxy restarts: a new process, new counters, the same pod.
-    drop(first);
+    // Only after mesh's first read, through the pod proxy, of the first proxy's metrics.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !server
+        .requests()
+        .iter()
+        .any(|r| r.contains(&format!("/pods/{pod}:4191/proxy/metrics")))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mesh never read the proxy: {:#?}",
+            server.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The proxy restarts: a new process, new counters, the same pod. The old process stays up
+    // until the end, so that the read already on its way to it completes.
     let second = Proxy::start(backend.addr, &[]);
     server.set_pod_proxy(NS, &pod, 4191, second.admin);
     let _load = Load::start(second.inbound, "web:8080", 10, 5, 1);
     let out = run.wait_with_output().unwrap();
+    drop(first);
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
     let web = row(&rows, "deployment", "web");
-    // About 2 s of 10 rps after the restart, over a 3 s window. Without reset handling the
+    // 10 rps from just after the first read, over a 3 s window. Without reset handling the
     // counters would have gone down and the row would have no data.
-    within(&web["rps"], 3.5, 9.0, "rps since the restart");
+    within(&web["rps"], 7.0, 11.0, "rps since the restart");
     within(&web["success"], 0.7, 0.9, "success since the restart");
 }

@@ -100,6 +100,19 @@ impl Tap {
     }
 
     /// The next `n` lines, or fewer if none arrive for `quiet`.
+    /// Every line that arrives within `window`: a rate is measured over a fixed time.
+    fn take_for(&self, window: Duration) -> Vec<String> {
+        let end = Instant::now() + window;
+        let mut out = Vec::new();
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => out.push(line),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
     fn take(&self, n: usize, quiet: Duration) -> Vec<String> {
         let mut out = Vec::new();
         while out.len() < n {
@@ -173,8 +186,7 @@ fn tap_filters_and_formats() {
     assert_eq!(other.take(1, Duration::from_secs(1)), Vec::<String>::new());
     // The rate limit: 20 rps offered, 2 a second kept.
     let slow = Tap::start(&cluster, &["--max-rps", "2", "-o", "json"]);
-    std::thread::sleep(Duration::from_millis(2500));
-    let events = slow.take(100, Duration::from_millis(300));
+    let events = slow.take_for(Duration::from_millis(2800));
     assert!((2..=6).contains(&events.len()), "{events:#?}");
     // JSON: one object per request, with the pod.
     let json: serde_json::Value = serde_json::from_str(&events[0]).unwrap();

@@ -177,6 +177,8 @@ pub mod admin;
 pub mod app;
 pub mod await_cmd;
 pub mod config;
+#[cfg(test)]
+mod conformance;
 pub mod connect;
 pub mod detect;
 pub mod drain;

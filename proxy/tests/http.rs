@@ -368,7 +368,17 @@ fn connection_limit_closes_extra_connections() {
     let held: Vec<TcpStream> = (0..2)
         .map(|_| TcpStream::connect(proxy.inbound).unwrap())
         .collect();
-    std::thread::sleep(Duration::from_millis(100));
+    // The proxy holds both (each counts as open once it has its slot).
+    assert!(
+        support::eventually(Duration::from_secs(5), || {
+            proxy
+                .metric("tcp_open_connections{direction=\"inbound\",peer=\"src\"")
+                .unwrap_or(0.0)
+                >= 2.0
+        }),
+        "the proxy did not take both connections:\n{}",
+        proxy.metrics()
+    );
     let mut extra = TcpStream::connect(proxy.inbound).unwrap();
     extra
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -470,6 +480,16 @@ fn raw_upstream(script: fn(TcpStream)) -> std::net::SocketAddr {
     addr
 }
 
+/// Closes as servers do after answering: stop writing, then read until the peer closes (or
+/// 5 s pass), so that unread request bytes never turn the close into a reset that destroys the
+/// answer in flight.
+fn linger(mut sock: TcpStream) {
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut sink = [0u8; 64 * 1024];
+    while matches!(sock.read(&mut sink), Ok(n) if n > 0) {}
+}
+
 /// Reads one request head (and ignores any body).
 fn read_head(sock: &mut TcpStream) -> Option<String> {
     let mut head = Vec::new();
@@ -529,7 +549,7 @@ fn upstream_http1_edge_cases() {
     let early = raw_upstream(|mut sock| {
         if read_head(&mut sock).is_some() {
             let _ = sock.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 9\r\nconnection: close\r\n\r\ntoo much\n");
-            std::thread::sleep(Duration::from_millis(500));
+            linger(sock);
         }
     });
     let proxy = Proxy::start(&[("MESH_PROXY_INBOUND_FORWARD_ADDR", &early.to_string())]);
@@ -557,7 +577,7 @@ fn upstream_http1_edge_cases() {
                 let _ = sock.write_all(b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
             }
         }
-        std::thread::sleep(Duration::from_millis(200));
+        linger(sock);
     });
     let proxy = Proxy::start(&[("MESH_PROXY_INBOUND_FORWARD_ADDR", &interim.to_string())]);
     let (code, out, err) = curl(&[&format!("http://{}/hints", proxy.inbound)]);

@@ -2,10 +2,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use mesh_testkube::FakeKube;
+
+#[path = "support/conformance.rs"]
+mod conformance;
 
 /// kubectl with a private kubeconfig and discovery cache.
 struct Kubectl {
@@ -424,15 +427,10 @@ fn crds_then_custom_resources() {
 /// Linkerd's own CRDs apply cleanly, when the shared fixtures are present.
 #[test]
 fn linkerd_crds_apply() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/linkerd2/cli/cmd/testdata/install_crds.golden");
-    if !fixture.is_file() {
-        println!(
-            "skipped: {} is absent (no ../shared next to the repository)",
-            fixture.display()
-        );
+    let Some(dir) = conformance::linkerd_testdata() else {
         return;
-    }
+    };
+    let fixture = dir.join("install_crds.golden");
     let server = FakeKube::start().unwrap();
     let kubectl = Kubectl::new(&server);
     let out = kubectl.ok(

@@ -9,6 +9,7 @@ use crate::deps;
 use crate::util::{cargo, root, sh};
 
 pub fn run(_args: &[String]) -> Result<()> {
+    check_conformance()?;
     deps::ensure_all()?;
     sh(cargo().args(["fmt", "--all", "--check"]))?;
     sh(cargo().args([
@@ -24,6 +25,35 @@ pub fn run(_args: &[String]) -> Result<()> {
     // Container images: reproducible, well formed, and running what the manifests run.
     crate::images::run(&["--check".to_owned(), "--containers".to_owned()])?;
     eprintln!("ci: all steps passed");
+    Ok(())
+}
+
+/// Set (by `.ci/run`) where Linkerd's fixtures must be present; the tests that compare with them
+/// then fail instead of skipping.
+const REQUIRE_CONFORMANCE: &str = "MESH_REQUIRE_CONFORMANCE";
+/// Where the fixtures are, when not `shared/conformance` next to the repository.
+const CONFORMANCE_DIR: &str = "MESH_CONFORMANCE_DIR";
+
+/// Fails early, with one clear message, when the fixtures are required but absent.
+fn check_conformance() -> Result<()> {
+    let required = std::env::var_os(REQUIRE_CONFORMANCE).is_some_and(|v| !v.is_empty() && v != "0");
+    if !required {
+        eprintln!(
+            "ci: {REQUIRE_CONFORMANCE} is not set: tests that compare with Linkerd's fixtures skip where they are absent"
+        );
+        return Ok(());
+    }
+    let corpus = match std::env::var_os(CONFORMANCE_DIR) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => root().join("../shared/conformance"),
+    };
+    let testdata = corpus.join("linkerd2/cli/cmd/testdata");
+    if !testdata.is_dir() {
+        bail!(
+            "{REQUIRE_CONFORMANCE} is set but Linkerd's fixtures are not at {} (set {CONFORMANCE_DIR} to the corpus)",
+            testdata.display()
+        );
+    }
     Ok(())
 }
 

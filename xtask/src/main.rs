@@ -7,6 +7,7 @@ mod bench;
 mod ci;
 mod deps;
 mod e2e;
+mod fuzz;
 mod images;
 mod man;
 mod util;
@@ -23,6 +24,9 @@ tasks:
   bench <what>       benchmarks that print ratios; <what> is one of: check, destination, identity, inject, injector, proxy
   e2e [--images] [--install] [--workload]
                      mesh check against the real cluster in $KUBECONFIG (not run in CI)
+  fuzz [--cases N | --time SECS]
+                     the parsers' fuzz targets with N inputs each (default 10000), or rounds
+                     of fresh inputs for SECS seconds; prints executions per target
   man [DIR]          write man pages for `mesh` (default target/man)
   images [--check] [--containers]
                      container image archives under target/images/ (no container engine);
@@ -45,6 +49,7 @@ fn main() -> Result<()> {
         "validate" => ci::validate_goldens(),
         "bench" => bench::run(rest),
         "e2e" => e2e::run(rest),
+        "fuzz" => fuzz::run(rest),
         "man" => man::run(rest),
         "images" => images::run(rest),
         "-h" | "--help" | "help" => {

@@ -1,6 +1,8 @@
 //! Proxy metrics: the Prometheus text format, histograms and quantiles, and scraping proxies'
 //! admin endpoints, through the Kubernetes API server's pod proxy or directly.
 
+#[cfg(test)]
+mod fuzz;
 mod histogram;
 mod obfuscate;
 mod parse;

@@ -8,21 +8,10 @@ fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/stat")
 }
 
-/// Linkerd's fixtures, when the shared corpus sits next to the repository.
+/// One of Linkerd's fixtures; `None` where the corpus is absent (see `crate::conformance`).
 fn linkerd_fixture(name: &str) -> Option<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/linkerd2/cli/cmd/testdata")
-        .join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text),
-        Err(_) => {
-            println!(
-                "skipped: Linkerd's fixture {} is not available (no shared corpus next to the repository)",
-                path.display()
-            );
-            None
-        }
-    }
+    let path = crate::conformance::linkerd_testdata()?.join(name);
+    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
 #[test]

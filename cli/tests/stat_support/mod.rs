@@ -283,6 +283,21 @@ impl Load {
     }
 }
 
+impl Load {
+    /// Waits until `n` requests have been answered, so that the proxy has counted them.
+    pub fn wait_for(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.sent.load(Ordering::Relaxed) < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} requests answered in 30 s",
+                self.sent.load(Ordering::Relaxed)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 impl Drop for Load {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

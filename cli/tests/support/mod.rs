@@ -14,11 +14,11 @@ pub fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
-/// Linkerd's own fixtures, when the shared corpus sits next to the repository.
+pub mod conformance;
+
+/// Linkerd's own fixtures directory; see [`conformance::linkerd_testdata`] for when it is `None`.
 pub fn linkerd_fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/linkerd2/cli/cmd/testdata");
-    dir.is_dir().then_some(dir)
+    conformance::linkerd_testdata()
 }
 
 /// The certificate flags (under `testdata/install`) that make `mesh install` output

@@ -75,7 +75,7 @@ pub fn start(
     let pipe = child.stderr.take().expect("stderr is piped");
     let sink = log.clone();
     // Keeps draining, so the controller never blocks on a full pipe.
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
             let mut text = sink.lock().unwrap();
@@ -96,8 +96,8 @@ pub fn start(
             });
         }
         if let Ok(Some(status)) = child.try_wait() {
-            // The pipe is closed: wait for the reader to take the last lines.
-            let _ = wait_until(Duration::from_secs(1), || Arc::strong_count(&log) == 1);
+            // The process is gone, so the pipe ends: the reader drains it and stops.
+            let _ = reader.join();
             let text = log.lock().unwrap().clone();
             return Err((Some(status), text));
         }

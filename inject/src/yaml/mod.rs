@@ -17,6 +17,6 @@ mod split;
 mod tree;
 
 pub use edit::{Edit, EditError, EditList, Editor, Group, NewValue, Position, apply, named};
-pub use json::{to_json, to_json_documents};
+pub use json::{ALIAS_EXPANSION_RATIO, MIN_ALIAS_BUDGET, to_json, to_json_documents};
 pub use split::{Chunk, looks_like_json, split};
 pub use tree::{Node, NodeKind, SyntaxError, parse_chunk};

@@ -140,16 +140,11 @@ fn mesh_knobs() {
 /// Every variable in the env block of a Linkerd `--manual` injection must be accepted.
 #[test]
 fn linkerd_injected_env_is_accepted() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
-        "../../shared/conformance/linkerd2/cli/cmd/testdata/inject_emojivoto_deployment.golden.yml",
-    );
-    let Ok(yaml) = std::fs::read_to_string(&path) else {
-        eprintln!(
-            "skipped: {} is absent (the shared conformance fixtures are not checked out)",
-            path.display()
-        );
+    let Some(dir) = crate::conformance::linkerd_testdata() else {
         return;
     };
+    let path = dir.join("inject_emojivoto_deployment.golden.yml");
+    let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let vars = env_block(&yaml);
     assert!(vars.len() > 30, "found only {} variables", vars.len());
     let c = Config::from_env(&vars).unwrap_or_else(|e| panic!("rejected Linkerd's env:\n{e}"));

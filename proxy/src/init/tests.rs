@@ -357,12 +357,9 @@ fn duplicate_jumps_are_replaced_by_one() {
 /// Every `linkerd-init` container in Linkerd's own inject goldens must be accepted as is.
 #[test]
 fn linkerd_inject_goldens_args_are_accepted() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/linkerd2/cli/cmd/testdata");
-    if !dir.is_dir() {
-        println!("skipped: Linkerd's fixtures are not at {}", dir.display());
+    let Some(dir) = crate::conformance::linkerd_testdata() else {
         return;
-    }
+    };
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

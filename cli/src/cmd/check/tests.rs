@@ -42,15 +42,9 @@ fn table_matches_linkerd_layout() {
 /// Linkerd's own golden for the table and JSON layouts, when the shared fixtures are present.
 #[test]
 fn layouts_match_linkerd_goldens() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/linkerd2/cli/cmd/testdata");
-    if !dir.is_dir() {
-        println!(
-            "skipped: {} is absent (no ../shared next to the repository)",
-            dir.display()
-        );
+    let Some(dir) = crate::conformance::linkerd_testdata() else {
         return;
-    }
+    };
     let mut report = Report::default();
     report.push(
         "category",

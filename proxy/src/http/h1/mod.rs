@@ -11,6 +11,8 @@
 mod body;
 mod decode;
 mod encode;
+#[cfg(test)]
+mod fuzz;
 mod head;
 mod pace;
 #[cfg(test)]
