@@ -1,0 +1,436 @@
+//! The processes under attack: mesh-proxy with its log, memory and fds watched, a probe that
+//! keeps asking it for a page, and bounded runs of the `mesh` CLI.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::wire;
+
+/// A proxy above this RSS is killed: the harness must stay bounded even when the proxy is not.
+const RSS_KILL_BYTES: u64 = 1536 << 20;
+/// How much of the proxy's log is kept for the report; panics are counted on all of it.
+const LOG_KEEP_BYTES: usize = 1 << 20;
+
+/// A running mesh-proxy, killed when dropped.
+pub struct Proxy {
+    child: Child,
+    pub inbound: SocketAddr,
+    pub outbound: SocketAddr,
+    pub admin: SocketAddr,
+    log: Arc<Log>,
+    watch: Arc<Watch>,
+}
+
+#[derive(Default)]
+struct Log {
+    text: Mutex<String>,
+    panics: AtomicUsize,
+    first_panic: Mutex<Option<String>>,
+}
+
+#[derive(Default)]
+struct Watch {
+    stop: AtomicBool,
+    peak_rss: AtomicU64,
+    killed_at_rss: AtomicU64,
+}
+
+/// Memory and descriptors at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub rss: u64,
+    pub fds: usize,
+}
+
+impl Proxy {
+    /// Starts `bin` with every listener on a 127.0.0.1 ephemeral port, `env` on top.
+    pub fn start(bin: &Path, env: &[(&str, String)]) -> Result<Proxy> {
+        let mut proxy = Proxy::start_in(&[], bin, env)?;
+        proxy.wait_ready()?;
+        Ok(proxy)
+    }
+
+    /// Like [`Proxy::start`], run through `wrapper` (such as `ip netns exec NS`), which must
+    /// exec the proxy so that its pid is the proxy's. Returns once the listeners are up,
+    /// without asking `/ready`: the admin port may be out of this process's reach.
+    pub fn start_in(wrapper: &[String], bin: &Path, env: &[(&str, String)]) -> Result<Proxy> {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(bin);
+                cmd
+            }
+            None => Command::new(bin),
+        };
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if k.starts_with("LINKERD2_PROXY_") || k.starts_with("MESH_PROXY_") {
+                cmd.env_remove(&*k);
+            }
+        }
+        cmd.env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "127.0.0.1:0")
+            .env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:0")
+            .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "127.0.0.1:0")
+            .env("LINKERD2_PROXY_LOG", "warn,mesh_proxy=info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().context("starting mesh-proxy")?;
+        let stderr = child.stderr.take().context("mesh-proxy stderr")?;
+        let log = Arc::new(Log::default());
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || read_log(stderr, &sink, &tx));
+        let watch = Arc::new(Watch::default());
+        let pid = child.id();
+        let watcher = watch.clone();
+        std::thread::spawn(move || watch_rss(pid, &watcher));
+
+        let (mut inbound, mut outbound, mut admin) = (None, None, None);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while inbound.is_none() || outbound.is_none() || admin.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("mesh-proxy did not report its listeners: {}", log.tail());
+            };
+            let (Some(server), Some(addr)) = (field(&line, "server"), field(&line, "addr")) else {
+                continue;
+            };
+            let addr: SocketAddr = addr.parse().with_context(|| format!("in {line:?}"))?;
+            match server {
+                "inbound" => inbound = Some(addr),
+                "outbound" => outbound = Some(addr),
+                "admin" => admin = Some(addr),
+                _ => {}
+            }
+        }
+        let (Some(inbound), Some(outbound), Some(admin)) = (inbound, outbound, admin) else {
+            bail!("mesh-proxy listeners missing");
+        };
+        Ok(Proxy {
+            child,
+            inbound,
+            outbound,
+            admin,
+            log,
+            watch,
+        })
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(r) = wire::get(self.admin, "/ready", Duration::from_secs(1))
+                && r.status == 200
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        bail!("mesh-proxy never became ready: {}", self.log.tail())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn usage(&self) -> Usage {
+        Usage {
+            rss: rss_bytes(self.pid(), "VmRSS:").unwrap_or(0),
+            fds: std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+                .map(|d| d.count())
+                .unwrap_or(0),
+        }
+    }
+
+    /// The largest RSS seen so far, sampled every 100 ms.
+    pub fn peak_rss(&self) -> u64 {
+        self.watch.peak_rss.load(Relaxed).max(self.usage().rss)
+    }
+
+    /// Non-zero when the watcher killed the proxy for its memory.
+    pub fn killed_at_rss(&self) -> u64 {
+        self.watch.killed_at_rss.load(Relaxed)
+    }
+
+    pub fn signal(&self, sig: Signal) -> Result<()> {
+        kill(Pid::from_raw(self.pid() as i32), sig).with_context(|| format!("sending {sig}"))
+    }
+
+    /// The exit status, if the proxy has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Panics in the log so far, and the first one.
+    pub fn panics(&self) -> (usize, Option<String>) {
+        let first = self.log.first_panic.lock().map(|p| p.clone()).unwrap_or(None);
+        (self.log.panics.load(Relaxed), first)
+    }
+
+    /// `/metrics` and its size in bytes (the body is kept up to `keep` bytes).
+    pub fn metrics(&self, keep: usize) -> Result<(String, u64)> {
+        let r = wire::get_keep(self.admin, "/metrics", Duration::from_secs(60), keep)?;
+        Ok((String::from_utf8_lossy(&r.body).into_owned(), r.body_len))
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.watch.stop.store(true, Relaxed);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Log {
+    fn tail(&self) -> String {
+        let text = self.text.lock().map(|t| t.clone()).unwrap_or_default();
+        let start = text.len().saturating_sub(2000);
+        let start = (start..text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(text.len());
+        text[start..].trim().to_string()
+    }
+}
+
+fn read_log(stderr: impl Read, log: &Log, listening: &mpsc::Sender<String>) {
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        if line.contains("listening") {
+            let _ = listening.send(line.clone());
+        }
+        if line.contains("panicked") {
+            if log.panics.fetch_add(1, Relaxed) == 0
+                && let Ok(mut first) = log.first_panic.lock()
+            {
+                *first = Some(line.chars().take(300).collect());
+            }
+        }
+        if let Ok(mut text) = log.text.lock()
+            && text.len() < LOG_KEEP_BYTES
+        {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+}
+
+/// Samples the proxy's RSS every 100 ms until it is dropped or gone (at most a day).
+fn watch_rss(pid: u32, watch: &Watch) {
+    for _ in 0..864_000 {
+        if watch.stop.load(Relaxed) {
+            return;
+        }
+        let Some(rss) = rss_bytes(pid, "VmRSS:") else {
+            return;
+        };
+        watch.peak_rss.fetch_max(rss, Relaxed);
+        if rss > RSS_KILL_BYTES {
+            watch.killed_at_rss.store(rss, Relaxed);
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A `/proc/PID/status` memory line (`VmRSS:`, `VmHWM:`) in bytes.
+pub fn rss_bytes(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// `name=value` (value optionally quoted) out of a log line.
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let start = line.find(&format!("{name}="))? + name.len() + 1;
+    Some(line[start..].split_whitespace().next()?.trim_matches('"'))
+}
+
+/// A request every 100 ms on a new connection, as any other client of the proxy would make,
+/// timing each one.
+pub struct Probe {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<ProbeStats>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProbeStats {
+    pub ok: u32,
+    pub failed: u32,
+    pub worst: Duration,
+    pub last_error: Option<String>,
+}
+
+impl Probe {
+    /// Probes `GET /probe` on `addr` (the inbound port, which forwards to the backend).
+    pub fn start(addr: SocketAddr) -> Probe {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut stats = ProbeStats::default();
+            // Bounded: a day of probes at most.
+            for _ in 0..864_000 {
+                if flag.load(Relaxed) {
+                    break;
+                }
+                let start = Instant::now();
+                let result = wire::get(addr, "/probe", Duration::from_secs(20));
+                stats.worst = stats.worst.max(start.elapsed());
+                match result {
+                    Ok(r) if r.status == 200 => stats.ok += 1,
+                    Ok(r) => {
+                        stats.failed += 1;
+                        stats.last_error = Some(format!("status {}", r.status));
+                    }
+                    Err(e) => {
+                        stats.failed += 1;
+                        stats.last_error = Some(e.to_string());
+                    }
+                }
+                let next = start + Duration::from_millis(100);
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+            stats
+        });
+        Probe { stop, handle }
+    }
+
+    pub fn finish(self) -> ProbeStats {
+        self.stop.store(true, Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+/// One bounded run of a command.
+#[derive(Debug)]
+pub struct Run {
+    pub status: Option<ExitStatus>,
+    /// Why the harness killed it, if it did.
+    pub killed: Option<String>,
+    pub elapsed: Duration,
+    pub peak_rss: u64,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Run {
+    /// `exit 2 in 12 ms, peak RSS 8.1 MB`, or what killed it.
+    pub fn describe(&self) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        let how = match (&self.killed, self.status) {
+            (Some(why), _) => format!("killed by the harness ({why})"),
+            (None, Some(s)) => match (s.code(), s.signal()) {
+                (Some(code), _) => format!("exit {code}"),
+                (None, Some(sig)) => format!("signal {sig}"),
+                _ => s.to_string(),
+            },
+            (None, None) => "no status".to_string(),
+        };
+        format!(
+            "{how} in {}, peak RSS {}",
+            super::ms(self.elapsed),
+            super::mb(self.peak_rss)
+        )
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+
+    pub fn panicked(&self) -> bool {
+        self.stderr.contains("panicked")
+    }
+
+    /// The first line of stderr, shortened.
+    pub fn first_error(&self) -> String {
+        let line = self.stderr.lines().next().unwrap_or("").trim();
+        line.chars().take(80).collect()
+    }
+}
+
+/// Runs `cmd` with stdin from `stdin`, killing it past `timeout` or `rss_limit` bytes.
+pub fn run_bounded(cmd: &mut Command, timeout: Duration, rss_limit: u64) -> Result<Run> {
+    const KEEP: u64 = 16 << 20;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().context("starting the command")?;
+    let out = child.stdout.take().context("stdout")?;
+    let err = child.stderr.take().context("stderr")?;
+    let out = std::thread::spawn(move || drain(out, KEEP));
+    let err = std::thread::spawn(move || drain(err, KEEP));
+    let (mut peak, mut killed) = (0, None);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        peak = rss_bytes(child.id(), "VmHWM:").unwrap_or(0).max(peak);
+        if peak > rss_limit {
+            killed = Some(format!("RSS over {}", super::mb(rss_limit)));
+        } else if start.elapsed() > timeout {
+            killed = Some(format!("running over {} s", timeout.as_secs()));
+        }
+        if killed.is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let elapsed = start.elapsed();
+    let stdout = out.join().unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    Ok(Run {
+        status,
+        killed,
+        elapsed,
+        peak_rss: peak,
+        stdout,
+        stderr,
+    })
+}
+
+/// Reads `r` to the end, keeping the first `keep` bytes.
+fn drain(mut r: impl Read, keep: u64) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let _ = (&mut r).take(keep).read_to_end(&mut kept);
+    let _ = std::io::copy(&mut r, &mut std::io::sink());
+    kept
+}
