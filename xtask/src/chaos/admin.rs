@@ -20,7 +20,7 @@ fn regex_filter(repeats: usize) -> String {
 pub fn log_level_regex(ctx: &Ctx) -> Result<Outcome> {
     let backend = Backend::start()?;
     let mut proxy = inbound_proxy(ctx, &backend, &[])?;
-    let filter = regex_filter(ctx.pick(16, 20));
+    let filter = regex_filter(ctx.pick(16, 18));
     let mut report = Report::new(format!(
         "PUT /proxy-log-level with a {}-byte regex filter",
         filter.len()
@@ -48,7 +48,7 @@ pub fn log_level_regex(ctx: &Ctx) -> Result<Outcome> {
     );
     let growth = proxy.peak_rss().saturating_sub(before.rss);
     report.proxy(&mut proxy, before, &probe, ProbeRule::MustPass);
-    report.expect(growth < 64 << 20, format!("RSS grew {}", mb(growth)));
+    report.expect(growth < 32 << 20, format!("RSS grew {}", mb(growth)));
     Ok(report.outcome())
 }
 
@@ -99,7 +99,10 @@ pub fn loopback_only(ctx: &Ctx) -> Result<Outcome> {
          POST /shutdown {shutdown}"
     ));
     let refused = |code: &str| code.starts_with('4');
-    report.expect(refused(&put), format!("PUT /proxy-log-level answered {put}"));
+    report.expect(
+        refused(&put),
+        format!("PUT /proxy-log-level answered {put}"),
+    );
     report.expect(
         refused(&shutdown),
         format!("POST /shutdown answered {shutdown}"),

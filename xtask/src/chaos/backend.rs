@@ -121,14 +121,21 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         {
             *seen.entry(path.to_string()).or_insert(0) += 1;
         }
-        if let Some(ms) = path.strip_prefix("/slow/").and_then(|m| m.parse::<u64>().ok()) {
+        if let Some(ms) = path
+            .strip_prefix("/slow/")
+            .and_then(|m| m.parse::<u64>().ok())
+        {
             std::thread::sleep(Duration::from_millis(ms.min(10_000)));
         }
         let body = format!(
             "backend saw {} {} host={}\n",
             req.method, req.target, req.host
         );
-        let close = if req.close { "Connection: close\r\n" } else { "" };
+        let close = if req.close {
+            "Connection: close\r\n"
+        } else {
+            ""
+        };
         write!(
             writer,
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{close}\r\n{body}",

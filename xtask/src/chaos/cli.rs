@@ -26,7 +26,11 @@ fn mesh(ctx: &Ctx, args: &[&str]) -> Result<Run> {
 
 /// An error exit: 1 (invalid input) or 2 (usage), no panic, within bounds.
 fn expect_clean_error(report: &mut Report, what: &str, run: &Run) {
-    report.note(format!("{what}: {} ({})", run.describe(), run.first_error()));
+    report.note(format!(
+        "{what}: {} ({})",
+        run.describe(),
+        run.first_error()
+    ));
     report.expect(
         matches!(run.code(), Some(1 | 2)),
         format!("{what} did not exit with an error: {}", run.describe()),
@@ -52,9 +56,10 @@ pub fn inject_deep_yaml(ctx: &Ctx) -> Result<Outcome> {
 
 /// Nine anchors, each a list of nine of the one before: 9^9 strings when expanded.
 fn alias_bomb() -> String {
-    let mut doc =
-        String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bomb\ndata:\n");
-    doc.push_str("  a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut doc = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bomb\ndata:\n");
+    doc.push_str(
+        "  a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
     let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
     for pair in names.windows(2) {
         let (prev, name) = (pair[0], pair[1]);

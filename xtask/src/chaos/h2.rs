@@ -104,7 +104,9 @@ impl Conn {
         match self.reader.take() {
             Some(h) => h.join().unwrap_or_default(),
             None => {
-                let _ = self.stream.set_read_timeout(Some(Duration::from_millis(200)));
+                let _ = self
+                    .stream
+                    .set_read_timeout(Some(Duration::from_millis(200)));
                 let stop = Arc::new(AtomicBool::new(false));
                 let flag = stop.clone();
                 std::thread::spawn(move || {
@@ -130,7 +132,12 @@ fn read_frames(mut s: TcpStream, stop: &AtomicBool) -> Seen {
                 break;
             }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 continue;
             }
             Err(_) => {
@@ -264,7 +271,12 @@ fn unread_flood(ctx: &Ctx, name: &str, one: Vec<u8>, count: u64) -> Result<Outco
         while sent < count && start.elapsed() < limit {
             match s.write_all(&batch) {
                 Ok(()) => sent += 1000,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     how = "the proxy stopped reading";
                     break;
                 }

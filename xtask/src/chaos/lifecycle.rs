@@ -45,7 +45,8 @@ fn keepalive_client(inbound: std::net::SocketAddr, slow_ms: u64) -> Client {
     c.status = res.status;
     c.closes = res.closes();
     if !c.closes {
-        let answered = get(&mut s, "/chaos-next").is_ok() && wire::read_response(&mut r, 1024).is_ok();
+        let answered =
+            get(&mut s, "/chaos-next").is_ok() && wire::read_response(&mut r, 1024).is_ok();
         c.next = Some(answered);
     }
     c
@@ -117,7 +118,10 @@ pub fn sigterm_keepalive(ctx: &Ctx) -> Result<Outcome> {
         "slow to exit after draining",
     );
     let (panics, first) = proxy.panics();
-    report.expect(panics == 0, format!("panicked: {}", first.unwrap_or_default()));
+    report.expect(
+        panics == 0,
+        format!("panicked: {}", first.unwrap_or_default()),
+    );
     Ok(report.outcome())
 }
 
@@ -140,7 +144,10 @@ pub fn sigterm_in_flight(ctx: &Ctx) -> Result<Outcome> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while backend.requests() < clients as u64 {
             if Instant::now() > deadline {
-                bail!("the backend saw {} of {clients} requests", backend.requests());
+                bail!(
+                    "the backend saw {} of {clients} requests",
+                    backend.requests()
+                );
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -161,7 +168,9 @@ pub fn sigterm_in_flight(ctx: &Ctx) -> Result<Outcome> {
         Ok((statuses, refused, status, start.elapsed()))
     })?;
     let ok = statuses.iter().filter(|s| **s == 200).count();
-    let mut report = Report::new(format!("SIGTERM with {clients} requests of 700 ms in flight"));
+    let mut report = Report::new(format!(
+        "SIGTERM with {clients} requests of 700 ms in flight"
+    ));
     report.note(format!(
         "{ok} × 200, new connections refused: {refused}, exit {} {} after SIGTERM",
         status.map_or("none".to_string(), |s| s.to_string()),
@@ -172,7 +181,10 @@ pub fn sigterm_in_flight(ctx: &Ctx) -> Result<Outcome> {
     report.expect(status.is_some_and(|s| s.success()), "no clean exit");
     report.expect(took < Duration::from_secs(5), "slow to exit");
     let (panics, first) = proxy.panics();
-    report.expect(panics == 0, format!("panicked: {}", first.unwrap_or_default()));
+    report.expect(
+        panics == 0,
+        format!("panicked: {}", first.unwrap_or_default()),
+    );
     Ok(report.outcome())
 }
 

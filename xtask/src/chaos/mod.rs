@@ -240,7 +240,9 @@ impl Options {
         while let Some(flag) = it.next() {
             match flag.as_str() {
                 "--long" => o.mode = Mode::Long,
-                "--case" => o.only.push(it.next().context("--case needs a value")?.clone()),
+                "--case" => o
+                    .only
+                    .push(it.next().context("--case needs a value")?.clone()),
                 "--bin-dir" => {
                     o.bin_dir = Some(PathBuf::from(it.next().context("--bin-dir needs a value")?))
                 }

@@ -158,6 +158,62 @@ impl Proxy {
         }
     }
 
+    /// The proxy's TCP sockets other than its listeners, by local side and state, e.g.
+    /// `outbound CLOSE-WAIT×4, upstream ESTABLISHED×1`: what a growth in fds is made of.
+    pub fn sockets(&self) -> String {
+        let pid = self.pid();
+        let inodes: std::collections::BTreeSet<String> =
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .collect();
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+        let mut counts = std::collections::BTreeMap::new();
+        for line in table.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) = (f.get(1), f.get(3), f.get(9)) else {
+                continue;
+            };
+            if !inodes.contains(*inode) || *state == "0A" {
+                continue;
+            }
+            let port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            let side = match port {
+                Some(p) if p == self.inbound.port() => "inbound",
+                Some(p) if p == self.outbound.port() => "outbound",
+                Some(p) if p == self.admin.port() => "admin",
+                _ => "upstream",
+            };
+            let state = match *state {
+                "01" => "ESTABLISHED",
+                "04" => "FIN-WAIT-1",
+                "05" => "FIN-WAIT-2",
+                "06" => "TIME-WAIT",
+                "08" => "CLOSE-WAIT",
+                "09" => "LAST-ACK",
+                other => other,
+            };
+            *counts.entry(format!("{side} {state}")).or_insert(0) += 1;
+        }
+        if counts.is_empty() {
+            return "no sockets".to_string();
+        }
+        counts
+            .iter()
+            .map(|(k, n)| format!("{k}×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The largest RSS seen so far, sampled every 100 ms.
     pub fn peak_rss(&self) -> u64 {
         self.watch.peak_rss.load(Relaxed).max(self.usage().rss)
@@ -192,7 +248,12 @@ impl Proxy {
 
     /// Panics in the log so far, and the first one.
     pub fn panics(&self) -> (usize, Option<String>) {
-        let first = self.log.first_panic.lock().map(|p| p.clone()).unwrap_or(None);
+        let first = self
+            .log
+            .first_panic
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or(None);
         (self.log.panics.load(Relaxed), first)
     }
 
@@ -228,12 +289,11 @@ fn read_log(stderr: impl Read, log: &Log, listening: &mpsc::Sender<String>) {
         if line.contains("listening") {
             let _ = listening.send(line.clone());
         }
-        if line.contains("panicked") {
-            if log.panics.fetch_add(1, Relaxed) == 0
-                && let Ok(mut first) = log.first_panic.lock()
-            {
-                *first = Some(line.chars().take(300).collect());
-            }
+        if line.contains("panicked")
+            && log.panics.fetch_add(1, Relaxed) == 0
+            && let Ok(mut first) = log.first_panic.lock()
+        {
+            *first = Some(line.chars().take(300).collect());
         }
         if let Ok(mut text) = log.text.lock()
             && text.len() < LOG_KEEP_BYTES
@@ -350,7 +410,8 @@ pub struct Run {
 }
 
 impl Run {
-    /// `exit 2 in 12 ms, peak RSS 8.1 MB`, or what killed it.
+    /// `exit 2 in 12 ms, peak RSS 8.1 MB`, or what killed it. RSS is sampled every 5 ms, so
+    /// a run shorter than that shows none.
     pub fn describe(&self) -> String {
         use std::os::unix::process::ExitStatusExt;
         let how = match (&self.killed, self.status) {
@@ -362,11 +423,14 @@ impl Run {
             },
             (None, None) => "no status".to_string(),
         };
-        format!(
-            "{how} in {}, peak RSS {}",
-            super::ms(self.elapsed),
-            super::mb(self.peak_rss)
-        )
+        match self.peak_rss {
+            0 => format!("{how} in {}", super::ms(self.elapsed)),
+            rss => format!(
+                "{how} in {}, peak RSS {}",
+                super::ms(self.elapsed),
+                super::mb(rss)
+            ),
+        }
     }
 
     pub fn code(&self) -> Option<i32> {

@@ -34,7 +34,10 @@ response_total{direction=\"outbound\",error=\"upstream\"} 4
 response_total{direction=\"inbound\",error=\"connect\"} 5
 response_total_other{error=\"upstream\"} 100
 ";
-    assert_eq!(metric_sum(text, "response_total", &["error=\"upstream\""]), 7.0);
+    assert_eq!(
+        metric_sum(text, "response_total", &["error=\"upstream\""]),
+        7.0
+    );
     assert_eq!(
         metric_sum(text, "response_total", &["inbound", "upstream"]),
         3.0
@@ -59,7 +62,10 @@ fn a_failed_expectation_breaks_the_case_and_says_why() {
 fn responses_are_read_with_length_chunked_or_to_the_end() {
     let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhelloEXTRA";
     let r = wire::read_response(&mut &raw[..], 3).unwrap();
-    assert_eq!((r.status, r.body_len, r.body.as_slice()), (200, 5, &b"hel"[..]));
+    assert_eq!(
+        (r.status, r.body_len, r.body.as_slice()),
+        (200, 5, &b"hel"[..])
+    );
     assert!(r.closes());
     let raw = b"HTTP/1.1 502 Bad Gateway\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
     let r = wire::read_response(&mut &raw[..], 100).unwrap();
@@ -68,7 +74,13 @@ fn responses_are_read_with_length_chunked_or_to_the_end() {
     let raw = b"HTTP/1.0 408 Request Timeout\r\n\r\nbye";
     let r = wire::read_response(&mut &raw[..], 100).unwrap();
     assert_eq!((r.status, r.body_len), (408, 3));
-    assert!(wire::read_response(&mut &b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab"[..], 9).is_err());
+    assert!(
+        wire::read_response(
+            &mut &b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab"[..],
+            9
+        )
+        .is_err()
+    );
     assert!(wire::read_response(&mut &b""[..], 9).is_err());
 }
 

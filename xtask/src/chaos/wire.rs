@@ -227,7 +227,10 @@ fn read_chunked(r: &mut impl BufRead, sink: &mut Body) -> io::Result<()> {
         let before = sink.len;
         sink.copy(&mut r.by_ref().take(size))?;
         if sink.len - before < size {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "chunk cut short"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "chunk cut short",
+            ));
         }
         line.clear();
         r.by_ref().take(2).read_line(&mut line)?;
