@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::proc::{Run, run_bounded};
+use super::run::{Run, run_bounded};
 use super::{Ctx, Outcome, Report, mb};
 
 /// A run of `mesh` above this is killed.

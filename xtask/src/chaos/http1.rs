@@ -193,7 +193,9 @@ pub fn slow_body(ctx: &Ctx) -> Result<Outcome> {
     }
     let mut proxy = inbound_proxy(ctx, &backend, &env)?;
     let before = proxy.usage();
-    let probe = Probe::start(proxy.inbound);
+    // The probe starts once the slow clients hold every slot, as a client arriving after
+    // them would.
+    let mut probe = None;
     let ended = Trickle {
         prefix:
             b"POST /chaos-slow-body HTTP/1.1\r\nHost: chaos.test\r\nContent-Length: 100000\r\n\r\nx"
@@ -202,8 +204,10 @@ pub fn slow_body(ctx: &Ctx) -> Result<Outcome> {
         interval,
         deadline: bound,
     }
-    .run(proxy.inbound, conns);
-    let probe = probe.finish();
+    .run_then(proxy.inbound, conns, || {
+        probe = Some(Probe::start(proxy.inbound))
+    });
+    let probe = probe.map(Probe::finish).unwrap_or_default();
     let after = wire::get(proxy.inbound, "/probe", Duration::from_secs(5));
     let (ends, open) = latest(&ended);
     let mut report = Report::new(format!(

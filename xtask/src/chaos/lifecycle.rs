@@ -10,6 +10,19 @@ use super::backend::Backend;
 use super::proc::{Probe, Proxy};
 use super::{Ctx, Outcome, ProbeRule, Report, inbound_proxy, ms, wire};
 
+/// `0`, `signal 9` or `none` (still running).
+fn exit_code(status: Option<std::process::ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        None => "none".to_string(),
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => code.to_string(),
+            (None, Some(sig)) => format!("signal {sig}"),
+            _ => s.to_string(),
+        },
+    }
+}
+
 /// What one keep-alive client saw across a SIGTERM.
 #[derive(Debug, Default, Clone)]
 struct Client {
@@ -103,7 +116,7 @@ pub fn sigterm_keepalive(ctx: &Ctx) -> Result<Outcome> {
     report.note(format!(
         "{ok} × 200, {closes} with Connection: close; next request answered {answered}, \
          lost {lost}; exit {} {} after SIGTERM",
-        status.map_or("none".to_string(), |s| s.to_string()),
+        exit_code(status),
         ms(took)
     ));
     report.expect(ok == clients, "in-flight requests failed");
@@ -173,7 +186,7 @@ pub fn sigterm_in_flight(ctx: &Ctx) -> Result<Outcome> {
     ));
     report.note(format!(
         "{ok} × 200, new connections refused: {refused}, exit {} {} after SIGTERM",
-        status.map_or("none".to_string(), |s| s.to_string()),
+        exit_code(status),
         ms(took)
     ));
     report.expect(ok == clients, format!("statuses {statuses:?}"));

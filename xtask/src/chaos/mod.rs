@@ -14,6 +14,7 @@ mod http1;
 mod lifecycle;
 mod load;
 mod proc;
+mod run;
 mod wire;
 
 use std::io::Write;

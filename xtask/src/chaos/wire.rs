@@ -262,7 +262,11 @@ pub struct Ended {
 impl Trickle {
     /// Opens `conns` connections and drives them all from this thread.
     pub fn run(&self, addr: SocketAddr, conns: usize) -> Vec<Ended> {
-        let start = Instant::now();
+        self.run_then(addr, conns, || {})
+    }
+
+    /// Like [`Trickle::run`], calling `opened` once every connection is open.
+    pub fn run_then(&self, addr: SocketAddr, conns: usize, opened: impl FnOnce()) -> Vec<Ended> {
         let mut socks: Vec<Option<TcpStream>> = (0..conns)
             .map(|_| {
                 let mut s = connect(addr, Duration::from_secs(5)).ok()?;
@@ -271,6 +275,8 @@ impl Trickle {
                 Some(s)
             })
             .collect();
+        opened();
+        let start = Instant::now();
         let mut ended: Vec<Ended> = socks
             .iter()
             .map(|s| Ended {
