@@ -106,11 +106,14 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
-    // Bounded by the read timeout and the case's lifetime; a million requests at most.
-    for _ in 0..1_000_000 {
-        let Some(req) = read_request(&mut reader)? else {
+    // Bounded by the read timeout and the case's lifetime; a million requests at most, the
+    // last one answered with `Connection: close` as servers that cap requests do.
+    const MAX_REQUESTS: u32 = 1_000_000;
+    for n in 1..=MAX_REQUESTS {
+        let Some(mut req) = read_request(&mut reader)? else {
             return Ok(());
         };
+        req.close |= n == MAX_REQUESTS;
         if shared.stopped.load(Relaxed) {
             return Ok(());
         }

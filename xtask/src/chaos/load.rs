@@ -290,3 +290,53 @@ pub fn soak(ctx: &Ctx) -> Result<Outcome> {
     report.proxy(&mut proxy, before, &probe, ProbeRule::MustPass);
     Ok(report.outcome())
 }
+
+/// Connections that each carry one request, as clients without keep-alive make: the proxy's
+/// memory must not grow with the number of connections it has closed.
+pub fn connection_churn(ctx: &Ctx) -> Result<Outcome> {
+    let conns: u64 = ctx.pick(20_000, 500_000);
+    const RSS_BOUND: u64 = 4_000_000;
+    let backend = Backend::start()?;
+    let mut proxy = inbound_proxy(ctx, &backend, &[])?;
+    let inbound = proxy.inbound;
+    let churn = |count: u64| -> u64 {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(move || {
+                        (0..count / 4)
+                            .filter(|_| {
+                                !wire::get(inbound, "/", Duration::from_secs(10))
+                                    .is_ok_and(|r| r.status == 200)
+                            })
+                            .count() as u64
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(count)).sum()
+        })
+    };
+    // Pools, buffers and the allocator's arenas settle first.
+    churn(2000);
+    let before = proxy.usage();
+    let probe = Probe::start(proxy.inbound);
+    let start = Instant::now();
+    let failed = churn(conns);
+    let took = start.elapsed();
+    let probe = probe.finish();
+    let growth = proxy.usage().rss.saturating_sub(before.rss);
+    let mut report = Report::new(format!("{conns} connections of one request each"));
+    report.note(format!(
+        "{failed} failed in {}; RSS grew {} ({:.0} B per connection)",
+        ms(took),
+        mb(growth),
+        growth as f64 / conns as f64
+    ));
+    report.expect(failed == 0, "requests failed");
+    report.expect(
+        growth < RSS_BOUND,
+        format!("RSS grew {} (bound {})", mb(growth), mb(RSS_BOUND)),
+    );
+    report.proxy(&mut proxy, before, &probe, ProbeRule::MustPass);
+    Ok(report.outcome())
+}

@@ -218,6 +218,7 @@ const CASES: &[Case] = &[
     case(22, "sigterm-in-flight", lifecycle::sigterm_in_flight),
     case(23, "random-bytes", load::random_bytes),
     case(24, "soak", load::soak),
+    case(25, "connection-churn", load::connection_churn),
 ];
 
 const fn case(id: u32, name: &'static str, run: fn(&Ctx) -> Result<Outcome>) -> Case {

@@ -22,7 +22,7 @@ pub struct Run {
 
 impl Run {
     /// `exit 2 in 12 ms, peak RSS 8.1 MB`, or what killed it. RSS is sampled every 5 ms, so
-    /// a run shorter than that shows none.
+    /// a run of a few milliseconds shows none.
     pub fn describe(&self) -> String {
         use std::os::unix::process::ExitStatusExt;
         let how = match (&self.killed, self.status) {
@@ -35,7 +35,8 @@ impl Run {
             (None, None) => "no status".to_string(),
         };
         match self.peak_rss {
-            0 => format!("{how} in {}", super::ms(self.elapsed)),
+            // Sampled before the program was loaded: nothing worth showing.
+            0..1_000_000 => format!("{how} in {}", super::ms(self.elapsed)),
             rss => format!(
                 "{how} in {}, peak RSS {}",
                 super::ms(self.elapsed),
