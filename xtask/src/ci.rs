@@ -24,6 +24,11 @@ pub fn run(_args: &[String]) -> Result<()> {
     validate_goldens()?;
     // Container images: reproducible, well formed, and running what the manifests run.
     crate::images::run(&["--check".to_owned(), "--containers".to_owned()])?;
+    // Last: attacks on the release binaries the image step just built, the ones that ship
+    // (the short run, under 3 minutes). It fails while any case is broken; `cargo xtask chaos
+    // --list` names them, `--case N` runs one.
+    let bins = crate::images::binaries_dir();
+    crate::chaos::run(&["--bin-dir".to_owned(), bins.to_string_lossy().into_owned()])?;
     eprintln!("ci: all steps passed");
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! product crate: it drives them through `cargo` and their binaries, as a user would.
 
 mod bench;
+mod chaos;
 mod ci;
 mod deps;
 mod e2e;
@@ -22,6 +23,9 @@ tasks:
   validate           check rendered manifest goldens against Kubernetes' schemas
   deps               install the system packages the tests need (apt-get, pip)
   bench <what>       benchmarks that print ratios; <what> is one of: check, destination, identity, inject, injector, proxy
+  chaos [--long] [--case N|NAME]...
+                     attacks on the real binaries on loopback; one line per case,
+                     holds or broken (short run in CI, --long with a 10-minute soak)
   e2e [--images] [--install] [--workload]
                      mesh check against the real cluster in $KUBECONFIG (not run in CI)
   fuzz [--cases N | --time SECS]
@@ -48,6 +52,7 @@ fn main() -> Result<()> {
         "deps" => deps::ensure_all(),
         "validate" => ci::validate_goldens(),
         "bench" => bench::run(rest),
+        "chaos" => chaos::run(rest),
         "e2e" => e2e::run(rest),
         "fuzz" => fuzz::run(rest),
         "man" => man::run(rest),

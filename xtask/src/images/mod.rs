@@ -130,7 +130,7 @@ fn mib(bytes: u64) -> String {
 /// the paths of the checkout and of cargo's registry are remapped so the binaries carry no host
 /// path, and debug info is stripped (line tables would only add size).
 fn build_binaries(specs: &[ImageSpec]) -> Result<PathBuf> {
-    let target = target_dir().join("image-build");
+    let target = image_target_dir();
     let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
     let mut remap = |from: &Path, to: &str| {
         flags.push_str(&format!(" --remap-path-prefix={}={to}", from.display()));
@@ -148,7 +148,17 @@ fn build_binaries(specs: &[ImageSpec]) -> Result<PathBuf> {
         .env("RUSTFLAGS", flags.trim())
         .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
     sh(&mut cmd)?;
-    Ok(target.join("release"))
+    Ok(binaries_dir())
+}
+
+fn image_target_dir() -> PathBuf {
+    target_dir().join("image-build")
+}
+
+/// Where the images' release binaries are built: `cargo xtask ci` attacks these same
+/// binaries with `cargo xtask chaos`.
+pub fn binaries_dir() -> PathBuf {
+    image_target_dir().join("release")
 }
 
 fn cargo_home() -> Option<PathBuf> {
