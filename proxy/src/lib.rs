@@ -117,9 +117,11 @@
 //! `no_tls_from_remote` (inbound), `loopback` (outbound accepted connections) or
 //! `not_provided_by_service_discovery` (outbound requests and upstream connections).
 //! A response is a `failure` if its status is 5xx, its `grpc-status` is not 0, or its
-//! stream failed; the `error` label then says what the proxy saw (`connect`,
-//! `connect_timeout`, `response_timeout`, `upstream`, `stream`, `cancel`, and for the
-//! client's own errors `bad_request` and `request_timeout`).
+//! stream failed, as in Linkerd; 4xx are successes. The `error` label says what the proxy
+//! saw (`connect`, `connect_timeout`, `response_timeout`, `upstream`, `stream`, `cancel`:
+//! failures), or that it answered the client's own mistake (`bad_request` for 400 and 431,
+//! `request_timeout` for 408): those answers are successes, so a client sending malformed
+//! or stalled requests does not lower the backend's success rate.
 //!
 //! ## Bounded cardinality
 //!

@@ -128,11 +128,19 @@ fn a_malformed_chunked_body_is_the_clients_400_not_an_upstream_failure() {
     }
     let m = proxy.metrics();
     assert!(!m.contains("error=\"upstream\""), "{m}");
+    // The client's mistake is not the backend's failure: the answers count as successes,
+    // as Linkerd counts a 4xx, and nothing on this backend counts as a failure.
     assert!(
         m.lines().any(|l| l.starts_with("response_total{")
-            && l.contains("status_code=\"400\"")
-            && l.contains("error=\"bad_request\"")
+            && l.contains(
+                "status_code=\"400\",classification=\"success\",grpc_status=\"\",error=\"bad_request\"}"
+            )
             && l.ends_with(" 9")),
+        "{m}"
+    );
+    assert!(
+        !m.lines()
+            .any(|l| l.starts_with("response_total{") && l.contains("classification=\"failure\"")),
         "{m}"
     );
 }

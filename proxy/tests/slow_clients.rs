@@ -101,7 +101,9 @@ fn a_paced_request_body_times_out_and_frees_its_connection_slot() {
     let m = proxy.metrics();
     assert!(!m.contains("error=\"upstream\""), "{m}");
     assert!(
-        m.contains("status_code=\"408\"") && m.contains("error=\"request_timeout\""),
+        m.contains(
+            "status_code=\"408\",classification=\"success\",grpc_status=\"\",error=\"request_timeout\"}"
+        ),
         "{m}"
     );
 

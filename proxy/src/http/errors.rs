@@ -10,6 +10,7 @@ use super::body::ProxyBody;
 use super::h1::H1Error;
 use super::validate::HeadError;
 use crate::connect::ConnectError;
+use crate::metrics::{ERROR_BAD_REQUEST, ERROR_REQUEST_TIMEOUT};
 
 /// The header that carries the proxy's reason for an error response.
 pub const L5D_PROXY_ERROR: &str = "l5d-proxy-error";
@@ -78,9 +79,11 @@ impl ProxyError {
             ProxyError::Connect(_) => "connect",
             ProxyError::ResponseTimeout(_) => "response_timeout",
             ProxyError::UpstreamH2(_) | ProxyError::UpstreamHttp1(_) => "upstream",
-            ProxyError::BadRequest(_) | ProxyError::Request(_) => "bad_request",
-            ProxyError::RequestBody(H1Error::RequestBodyTimeout(_)) => "request_timeout",
-            ProxyError::RequestBody(_) => "bad_request",
+            ProxyError::Request(HeadError::Timeout(_))
+            | ProxyError::RequestBody(H1Error::RequestBodyTimeout(_)) => ERROR_REQUEST_TIMEOUT,
+            ProxyError::BadRequest(_) | ProxyError::Request(_) | ProxyError::RequestBody(_) => {
+                ERROR_BAD_REQUEST
+            }
         }
     }
 

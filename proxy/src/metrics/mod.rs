@@ -230,6 +230,13 @@ impl Series<HttpKey> for HttpMetrics {
     }
 }
 
+/// The `error` label of the proxy's answer to a request that cannot be proxied as sent
+/// (400, 431): the client's mistake, counted as a `success`.
+pub const ERROR_BAD_REQUEST: &str = "bad_request";
+/// The `error` label of the proxy's 408 to a client too slow with its request: the
+/// client's mistake, counted as a `success`.
+pub const ERROR_REQUEST_TIMEOUT: &str = "request_timeout";
+
 /// How a response ended, for `response_total`'s labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResponseOutcome {
@@ -240,7 +247,15 @@ pub struct ResponseOutcome {
 }
 
 impl ResponseOutcome {
+    /// Linkerd's rule: a 5xx, a `grpc-status` other than 0, or a failed stream is a
+    /// failure; anything else, 4xx included, a success. The proxy's own answers to the
+    /// client's mistakes (`bad_request`, `request_timeout`) are successes too, even with a
+    /// `grpc-status`: the backend did nothing wrong, and its success rate must not drop
+    /// because a client sent a malformed or stalled request.
     pub fn classification(&self) -> Classification {
+        if matches!(self.error, Some(ERROR_BAD_REQUEST | ERROR_REQUEST_TIMEOUT)) {
+            return Classification::Success;
+        }
         let failed = match self.grpc_status {
             Some(code) => code != 0,
             None => self.status >= 500,

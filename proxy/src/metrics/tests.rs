@@ -341,3 +341,34 @@ fn response_kinds_per_series_are_bounded() {
     );
     assert!(text.contains("response_latency_ms_count{direction=\"inbound\",authority=\"grpc\",target_addr=\"10.0.0.7:8080\",target_ip=\"10.0.0.7\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\",status_code=\"\"} 36"), "{text}");
 }
+
+/// Linkerd's classification by status, and the proxy's answers to the client's own mistakes
+/// as successes while its upstream failures stay failures.
+#[test]
+fn client_errors_are_successes_and_upstream_errors_failures() {
+    let class = |status, grpc_status, error| {
+        ResponseOutcome {
+            status,
+            grpc_status,
+            error,
+        }
+        .classification()
+    };
+    let success = Classification::Success;
+    let failure = Classification::Failure;
+    assert_eq!(class(200, None, None), success);
+    assert_eq!(class(404, None, None), success);
+    assert_eq!(class(500, None, None), failure);
+    assert_eq!(class(200, Some(0), None), success);
+    assert_eq!(class(200, Some(14), None), failure);
+    assert_eq!(class(400, None, Some(ERROR_BAD_REQUEST)), success);
+    assert_eq!(class(431, None, Some(ERROR_BAD_REQUEST)), success);
+    assert_eq!(class(408, None, Some(ERROR_REQUEST_TIMEOUT)), success);
+    assert_eq!(class(200, Some(13), Some(ERROR_BAD_REQUEST)), success);
+    assert_eq!(class(502, None, Some("connect")), failure);
+    assert_eq!(class(503, None, Some("upstream")), failure);
+    assert_eq!(class(504, None, Some("response_timeout")), failure);
+    assert_eq!(class(504, None, Some("connect_timeout")), failure);
+    assert_eq!(class(200, None, Some("stream")), failure);
+    assert_eq!(class(200, None, Some("cancel")), failure);
+}

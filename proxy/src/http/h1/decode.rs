@@ -10,7 +10,7 @@ use super::H1Error;
 
 /// The most headers (or trailer fields) a response may have.
 const MAX_HEADERS: usize = 100;
-/// The longest chunk-size line (with extensions) accepted.
+/// The longest chunk-size line (with extensions, without its line feed) accepted.
 const MAX_CHUNK_LINE: usize = 4096;
 
 /// How a response body is delimited (RFC 9112 section 6.3).
@@ -264,7 +264,11 @@ impl Decoder {
                 }
                 Decoder::Chunked(state) => match state {
                     Chunk::Size => {
-                        let Some(eol) = buf.iter().position(|b| *b == b'\n') else {
+                        // The limit is on the line, whether or not its end has arrived, so
+                        // the same bytes pass or fail however the reads cut them. Only the
+                        // bytes the line may occupy are searched.
+                        let window = &buf[..buf.len().min(MAX_CHUNK_LINE + 1)];
+                        let Some(eol) = window.iter().position(|b| *b == b'\n') else {
                             if buf.len() > MAX_CHUNK_LINE {
                                 return Err(H1Error::Malformed("chunk size line too long"));
                             }
@@ -308,8 +312,11 @@ impl Decoder {
                         if buf.len() < 2 {
                             return Ok(Decoded::NeedMore);
                         }
-                        let Some(end) = find(buf, b"\r\n\r\n") else {
-                            if buf.len() > max_trailers {
+                        // The block, with its closing blank line, is at most `max_trailers`
+                        // bytes however the reads cut it: only that much is searched.
+                        let window = &buf[..buf.len().min(max_trailers)];
+                        let Some(end) = find(window, b"\r\n\r\n") else {
+                            if buf.len() >= max_trailers {
                                 return Err(H1Error::HeadTooLarge);
                             }
                             return Ok(Decoded::NeedMore);

@@ -284,13 +284,11 @@ fn length_and_eof_bodies_pass_through() {
     );
 }
 
-/// Found by thinking through the split property above; not yet fixed (the decoder's file is
-/// being changed elsewhere). The chunk-size line limit (4096 bytes) and the trailer limit are
-/// checked only while the line or block is incomplete, so the same bytes are refused or accepted
-/// depending on how the reads cut them: a long chunk extension arriving in one read passes, the
-/// same line arriving in two fails. The limit should hold whatever the reads.
+/// Found by thinking through the split property above: the chunk-size line limit (4096 bytes)
+/// and the trailer limit were checked only while the line or block was incomplete, so a long
+/// chunk extension arriving in one read passed and the same line arriving in two failed. The
+/// limits must hold whatever the reads.
 #[test]
-#[ignore = "known bug: the chunk line and trailer limits depend on how reads split the input"]
 fn limits_do_not_depend_on_how_reads_split_the_input() {
     let mut line = format!("5;ext={}\r\n", "x".repeat(5000)).into_bytes();
     line.extend_from_slice(b"hello\r\n0\r\n\r\n");
@@ -315,4 +313,67 @@ fn limits_do_not_depend_on_how_reads_split_the_input() {
         whole.error,
         split.error
     );
+}
+
+/// Lines and trailer blocks at and around the limits pass or fail the same way for every cut.
+#[test]
+fn limits_hold_at_the_boundary_for_every_cut() {
+    // A chunk-size line of exactly `len` bytes before its line feed ("5;e=xxx\r").
+    let chunk_line = |len: usize| {
+        let mut v = format!("5;e={}\r\n", "x".repeat(len - 5)).into_bytes();
+        v.extend_from_slice(b"hello\r\n0\r\n\r\n");
+        v
+    };
+    // A trailer block of exactly `len` bytes with its closing blank line ("x: yyy\r\n\r\n").
+    let trailer_block = |len: usize| {
+        let mut v = b"0\r\n".to_vec();
+        v.extend_from_slice(format!("x: {}\r\n\r\n", "y".repeat(len - 7)).as_bytes());
+        v
+    };
+    for (input, limit) in [
+        (chunk_line(4095), 4096),
+        (chunk_line(4096), 4096),
+        (chunk_line(4097), 4096),
+        (trailer_block(MAX_TRAILERS - 1), MAX_TRAILERS),
+        (trailer_block(MAX_TRAILERS), MAX_TRAILERS),
+        (trailer_block(MAX_TRAILERS + 1), MAX_TRAILERS),
+    ] {
+        let whole = decode(Framing::Chunked, &input, &[usize::MAX]).unwrap();
+        for cut in (limit - 8..limit + 8).chain([1, 2, 3, 4, 5]) {
+            let split = decode(Framing::Chunked, &input, &[cut, usize::MAX]).unwrap();
+            assert_eq!(
+                whole.error,
+                split.error,
+                "input of {} bytes, cut at {cut}",
+                input.len()
+            );
+        }
+    }
+    // And the boundary is where the docs put it: a line or block of exactly the limit passes.
+    assert!(
+        decode(Framing::Chunked, &chunk_line(4096), &[usize::MAX])
+            .unwrap()
+            .error
+            .is_none()
+    );
+    assert!(
+        decode(Framing::Chunked, &chunk_line(4097), &[usize::MAX])
+            .unwrap()
+            .error
+            .is_some()
+    );
+    let at = decode(
+        Framing::Chunked,
+        &trailer_block(MAX_TRAILERS),
+        &[usize::MAX],
+    )
+    .unwrap();
+    assert!(at.error.is_none(), "{:?}", at.error);
+    let over = decode(
+        Framing::Chunked,
+        &trailer_block(MAX_TRAILERS + 1),
+        &[usize::MAX],
+    )
+    .unwrap();
+    assert!(over.error.is_some());
 }
