@@ -466,7 +466,7 @@ fn alias_bombs_are_refused() {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(
-            stderr.contains("line 10:10: aliases expand"),
+            stderr.contains("line 10:18: aliases expand"),
             "{args:?}: {stderr}"
         );
         assert!(out.stdout.is_empty(), "{args:?}");
