@@ -34,7 +34,7 @@ use crate::drain::Drain;
 use crate::io::MeteredIo;
 use crate::metrics::{Direction, Metrics, Tls};
 use crate::target::ConnTarget;
-use conn::{ConnControl, Graceful};
+use conn::{ConnControl, Graceful, IdleTimer};
 use service::ProxyService;
 use service::h2::H2Server;
 use service::lean::{LeanConn, LeanEnd};
@@ -105,13 +105,13 @@ impl<U: Upstream> Http<U> {
     ) {
         let control = Arc::new(ConnControl::default());
         let svc = ProxyService::new(self.clone(), client, target, preconnected, control.clone());
-        let idle = Some(self.settings.limits.header_read_timeout);
+        let mut idle = IdleTimer::new(self.settings.limits.header_read_timeout);
         let ended = {
             let lean = svc.serve_lean(io, first, &drain);
             tokio::pin!(lean);
             let conn = LeanConn::new(lean);
             tokio::pin!(conn);
-            conn::drive(conn, control.clone(), &drain, idle).await
+            conn::drive(conn, control.clone(), &drain, Some(&mut idle)).await
         };
         let Some(LeanEnd::Handoff(io, rest)) = ended else {
             return;
@@ -119,8 +119,8 @@ impl<U: Upstream> Http<U> {
         let io = TokioIo::new(io.with_prefix(rest.freeze()));
         let conn = self.h1.serve_connection(io, svc).with_upgrades();
         tokio::pin!(conn);
-        // The watchdog started with the lean loop keeps watching the same connection.
-        if let Some(Err(error)) = conn::drive(conn, control, &drain, None).await {
+        // The idle timer of the lean loop keeps watching the same connection.
+        if let Some(Err(error)) = conn::drive(conn, control, &drain, Some(&mut idle)).await {
             tracing::debug!(%error, "HTTP connection ended with an error");
         }
     }
