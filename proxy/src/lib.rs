@@ -74,7 +74,7 @@
 //! | `MESH_PROXY_MAX_CONNECTIONS` | `10000` | per direction; more are accepted and closed at once |
 //! | `MESH_PROXY_MAX_HEADER_BYTES` | `64Ki` | largest request head (431 beyond) and HTTP/2 header list |
 //! | `MESH_PROXY_HEADER_READ_TIMEOUT` | `30s` | time from connecting to sending the first request head, protocol detection included (408 after it); an HTTP/1 connection with no new request and none in flight for one to two of these is closed (keep-alive idleness, slow heads) |
-//! | `MESH_PROXY_REQUEST_BODY_TIMEOUT` | `60s` | time a client has to send each further KiB of a request body (or its end), waiting time only; 408 and close after it; `0` turns it off. A byte now and then does not restart it, unlike nginx's `client_body_timeout`: such a client would hold its connection slot forever |
+//! | `MESH_PROXY_REQUEST_BODY_TIMEOUT` | `60s` | time a client has to send each further KiB of a request body (or its end), waiting time only; after it, 408 and close on HTTP/1, 408 on the stream on HTTP/2 (the connection stays; the upstream stream is cancelled). On HTTP/2 it applies until the upstream's response head: a bidirectional stream may pause once the server has answered. `0` turns it off. A byte now and then does not restart it, unlike nginx's `client_body_timeout`: such a client would hold its connection slot forever |
 //! | `MESH_PROXY_TCP_IDLE_TIMEOUT` | `1h` | an opaque connection idle this long (up to twice this) is closed |
 //! | `MESH_PROXY_RESPONSE_TIMEOUT` | unset | time for an upstream to send response headers (504) |
 //! | `MESH_PROXY_HTTP2_MAX_CONCURRENT_STREAMS` | `1000` | per served HTTP/2 connection |

@@ -163,3 +163,148 @@ fn a_dribbled_request_line_gets_408_instead_of_an_opaque_connection() {
         String::from_utf8_lossy(&buf)
     );
 }
+
+/// An HTTP/2 backend that reads each request body to its end, then answers 200 with the
+/// number of bytes; on `/early` it answers the head first, then the count.
+fn h2_counting_backend(rt: &tokio::runtime::Runtime) -> SocketAddr {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(tcp).await else {
+                    return;
+                };
+                while let Some(Ok((req, mut respond))) = conn.accept().await {
+                    tokio::spawn(async move {
+                        let early = req.uri().path() == "/early";
+                        let (_, mut body) = req.into_parts();
+                        let res = http::Response::builder().status(200).body(()).unwrap();
+                        let mut tx = if early {
+                            Some(respond.send_response(res.clone(), false).unwrap())
+                        } else {
+                            None
+                        };
+                        let mut n = 0;
+                        while let Some(Ok(data)) = body.data().await {
+                            n += data.len();
+                            let _ = body.flow_control().release_capacity(data.len());
+                        }
+                        let mut tx = match tx.take() {
+                            Some(tx) => tx,
+                            None => match respond.send_response(res, false) {
+                                Ok(tx) => tx,
+                                Err(_) => return,
+                            },
+                        };
+                        let _ = tx.send_data(n.to_string().into(), true);
+                    });
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Reads a response to its end: the status, `l5d-proxy-error` and the body.
+async fn h2_response(
+    response: h2::client::ResponseFuture,
+) -> Result<(u16, Option<String>, String), h2::Error> {
+    let response = response.await?;
+    let status = response.status().as_u16();
+    let error = response
+        .headers()
+        .get("l5d-proxy-error")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    while let Some(data) = body.data().await {
+        text.extend_from_slice(&data?);
+    }
+    Ok((status, error, String::from_utf8(text).unwrap()))
+}
+
+#[test]
+fn a_paced_http2_request_body_gets_408_and_the_connection_stays() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let backend = h2_counting_backend(&rt);
+    let fwd = backend.to_string();
+    let proxy = Proxy::start(&[
+        ("MESH_PROXY_INBOUND_FORWARD_ADDR", &fwd),
+        ("MESH_PROXY_REQUEST_BODY_TIMEOUT", "600ms"),
+    ]);
+    let inbound = proxy.inbound;
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(inbound).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(conn);
+        let uri = |path: &str| format!("http://slow.test{path}");
+
+        // A byte every 200 ms: never quiet for the timeout, far too slow to finish.
+        let started = Instant::now();
+        let mut ready = client.clone().ready().await.unwrap();
+        let req = http::Request::post(uri("/paced")).body(()).unwrap();
+        let (response, mut tx) = ready.send_request(req, false).unwrap();
+        let sender = tokio::spawn(async move {
+            for _ in 0..50 {
+                if tx
+                    .send_data(bytes::Bytes::from_static(b"x"), false)
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        let answer = tokio::time::timeout(Duration::from_secs(10), h2_response(response));
+        let (status, error, _) = answer.await.expect("no answer in 10 s").unwrap();
+        let after = started.elapsed();
+        sender.abort();
+        assert_eq!(status, 408);
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains("request body")),
+            "{error:?}"
+        );
+        assert!(after < Duration::from_secs(5), "answered after {after:?}");
+
+        // The connection stays: a body in pieces worth the wait goes through on it.
+        let mut ready = client.clone().ready().await.unwrap();
+        let req = http::Request::post(uri("/pieces")).body(()).unwrap();
+        let (response, mut tx) = ready.send_request(req, false).unwrap();
+        for last in [false, false, false, true] {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            tx.reserve_capacity(2048);
+            tx.send_data(vec![b'y'; 2048].into(), last).unwrap();
+        }
+        let (status, _, body) = h2_response(response).await.unwrap();
+        assert_eq!((status, body.as_str()), (200, "8192"));
+
+        // Once the upstream has answered, a quiet client is not cut off: a bidirectional
+        // stream may rightly pause.
+        let mut ready = client.clone().ready().await.unwrap();
+        let req = http::Request::post(uri("/early")).body(()).unwrap();
+        let (response, mut tx) = ready.send_request(req, false).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tx.send_data(bytes::Bytes::from_static(b"12345"), true)
+            .unwrap();
+        let mut body = response.into_body();
+        let mut text = Vec::new();
+        while let Some(data) = body.data().await {
+            text.extend_from_slice(&data.unwrap());
+        }
+        assert_eq!(text, b"5");
+    });
+    let m = proxy.metrics();
+    assert!(
+        m.contains("status_code=\"408\",classification=\"success\",grpc_status=\"\",error=\"request_timeout\"}"),
+        "{m}"
+    );
+}

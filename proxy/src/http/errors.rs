@@ -40,6 +40,14 @@ pub enum ProxyError {
     /// upstream's. The rest of the body is not read, so the connection closes.
     #[error("{0}")]
     RequestBody(H1Error),
+    /// The client's HTTP/2 request body kept the proxy waiting too long before any
+    /// response (see `pace`). Only the stream ends; the connection stays.
+    #[error(
+        "request body too slow: less than {} bytes in {}ms",
+        super::pace::MIN_PROGRESS,
+        .0.as_millis()
+    )]
+    RequestBodyStalled(Duration),
 }
 
 impl From<H1Error> for ProxyError {
@@ -62,7 +70,8 @@ impl ProxyError {
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::Request(e) => e.status(),
-            ProxyError::RequestBody(H1Error::RequestBodyTimeout(_)) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::RequestBody(H1Error::RequestBodyTimeout(_))
+            | ProxyError::RequestBodyStalled(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::RequestBody(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -80,7 +89,8 @@ impl ProxyError {
             ProxyError::ResponseTimeout(_) => "response_timeout",
             ProxyError::UpstreamH2(_) | ProxyError::UpstreamHttp1(_) => "upstream",
             ProxyError::Request(HeadError::Timeout(_))
-            | ProxyError::RequestBody(H1Error::RequestBodyTimeout(_)) => ERROR_REQUEST_TIMEOUT,
+            | ProxyError::RequestBody(H1Error::RequestBodyTimeout(_))
+            | ProxyError::RequestBodyStalled(_) => ERROR_REQUEST_TIMEOUT,
             ProxyError::BadRequest(_) | ProxyError::Request(_) | ProxyError::RequestBody(_) => {
                 ERROR_BAD_REQUEST
             }
@@ -94,7 +104,8 @@ impl ProxyError {
             ProxyError::ResponseTimeout(_) => 4,
             ProxyError::Connect(_) | ProxyError::UpstreamH2(_) | ProxyError::UpstreamHttp1(_) => 14,
             ProxyError::BadRequest(_) | ProxyError::Request(_) => 13,
-            ProxyError::RequestBody(H1Error::RequestBodyTimeout(_)) => 4,
+            ProxyError::RequestBody(H1Error::RequestBodyTimeout(_))
+            | ProxyError::RequestBodyStalled(_) => 4,
             ProxyError::RequestBody(_) => 13,
         }
     }

@@ -13,6 +13,7 @@ mod errors;
 mod h1;
 mod h2;
 mod headers;
+mod pace;
 mod service;
 mod upgrade;
 pub mod validate;

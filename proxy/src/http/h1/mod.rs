@@ -14,7 +14,6 @@ mod encode;
 #[cfg(test)]
 mod fuzz;
 mod head;
-mod pace;
 #[cfg(test)]
 mod tests;
 
@@ -32,6 +31,7 @@ use hyper::body::{Body, Frame, Incoming};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+pub use super::pace::{BodyPace, MIN_PROGRESS};
 pub use body::H1Body;
 pub use decode::{Decoded, Decoder, Framing, Head, parse_head};
 pub use encode::chunk_size_line;
@@ -39,8 +39,6 @@ use encode::{ReqFraming, encode_head, encode_trailers};
 pub use head::{
     FinalResponse, PlainRequest, RequestHead, ResponseContext, is_allowed_trailer, parse_request,
 };
-use pace::BodyPace;
-pub use pace::MIN_PROGRESS;
 
 use crate::connect::Connection;
 use crate::io::MeteredIo;

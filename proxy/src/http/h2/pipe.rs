@@ -1,11 +1,16 @@
 //! Moving a body from one HTTP/2 stream to another, with flow control on both sides.
 
-use std::future::poll_fn;
-use std::task::{Poll, ready};
+use std::future::{Future as _, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use h2::{Reason, RecvStream, SendStream};
 use http::HeaderMap;
+use tokio::time::{Instant, Sleep};
+
+use crate::http::pace::BodyPace;
 
 /// Which side of a pipe failed.
 #[derive(Debug)]
@@ -14,6 +19,8 @@ pub enum PipeError {
     Recv(h2::Error),
     /// Writing: the receiving peer reset the stream, or its connection failed.
     Send(h2::Error),
+    /// The sending peer kept the body waiting longer than its pace allows.
+    Stalled(Duration),
 }
 
 impl PipeError {
@@ -21,6 +28,7 @@ impl PipeError {
     pub fn reason(&self) -> Reason {
         match self {
             PipeError::Recv(e) | PipeError::Send(e) => e.reason().unwrap_or(Reason::CANCEL),
+            PipeError::Stalled(_) => Reason::CANCEL,
         }
     }
 }
@@ -32,12 +40,17 @@ impl PipeError {
 /// capacity before the next is taken, so at most one frame per stream waits in the proxy
 /// beyond what h2 buffers. As hyper does, a frame claims one byte of send capacity, not
 /// its length, so a stream waiting for a window cannot starve the connection's others.
+///
+/// With a `pace`, the sender must keep to it (see [`BodyPace`]): only the time spent
+/// waiting for `from` counts, not the time spent waiting for `to`'s window.
 pub async fn pipe(
     from: &mut RecvStream,
     to: &mut SendStream<Bytes>,
     mut on_data: impl FnMut(usize),
+    pace: Option<BodyPace>,
 ) -> Result<Option<HeaderMap>, PipeError> {
     let mut waiting: Option<(Bytes, bool)> = None;
+    let mut pacer = pace.filter(|p| !p.timeout().is_zero()).map(Pacer::new);
     poll_fn(|cx| {
         loop {
             if let Poll::Ready(reset) = to.poll_reset(cx) {
@@ -68,7 +81,11 @@ pub async fn pipe(
                 }
                 continue;
             }
-            match ready!(from.poll_data(cx)) {
+            let polled = from.poll_data(cx);
+            if let Some(pacer) = &mut pacer {
+                ready!(pacer.poll(cx, &polled))?;
+            }
+            match ready!(polled) {
                 Some(Ok(data)) => {
                     let len = data.len();
                     let _ = from.flow_control().release_capacity(len);
@@ -99,4 +116,59 @@ pub async fn pipe(
         }
     })
     .await
+}
+
+/// A [`BodyPace`] kept while a body is piped: a timer runs only while the pipe waits for
+/// the sender.
+struct Pacer {
+    pace: BodyPace,
+    /// When the current wait began, if the pipe is waiting for the sender.
+    since: Option<Instant>,
+    /// One timer for the whole body, reset at each wait.
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Pacer {
+    fn new(pace: BodyPace) -> Self {
+        Pacer {
+            timer: Box::pin(tokio::time::sleep(pace.left())),
+            since: None,
+            pace,
+        }
+    }
+
+    /// Accounts for one poll of the sender: `Pending` while it may still keep the pipe
+    /// waiting, an error once it has taken too long, ready when its frame can be used.
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: &Poll<Option<Result<Bytes, h2::Error>>>,
+    ) -> Poll<Result<(), PipeError>> {
+        match polled {
+            Poll::Pending => {
+                let since = *self.since.get_or_insert_with(|| {
+                    let now = Instant::now();
+                    self.timer.as_mut().reset(now + self.pace.left());
+                    now
+                });
+                if self.timer.as_mut().poll(cx).is_ready() {
+                    self.pace.waited(since.elapsed());
+                    return Poll::Ready(Err(PipeError::Stalled(self.pace.timeout())));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(frame) => {
+                if let Some(since) = self.since.take() {
+                    self.pace.waited(since.elapsed());
+                }
+                let n = match frame {
+                    Some(Ok(data)) => data.len(),
+                    // The end (or a failure) is progress enough: nothing more is awaited.
+                    _ => usize::MAX,
+                };
+                self.pace.arrived(n);
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
 }

@@ -4,7 +4,8 @@
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use super::super::date;
 use super::super::errors::ProxyError;
 use super::super::h2::{H2Conn, KeepAlive, PipeError, pipe, unprocessed};
 use super::super::headers::{authority, is_grpc};
+use super::super::pace::BodyPace;
 use super::super::validate;
 use super::ProxyService;
 use crate::admin::tap::{TapRequest, Tapping};
@@ -149,6 +151,9 @@ impl<U: Upstream> ProxyService<U> {
             }
         };
         // The response comes while the request body may still be streaming up.
+        let body_timeout = self.http.settings.limits.request_body_timeout;
+        let (responded, stalled) = (AtomicBool::new(false), OnceLock::new());
+        let (responded, stalled) = (&responded, &stalled);
         let respond_part = async move {
             let (svc, target) = (&self, &target);
             let response = async move {
@@ -166,6 +171,7 @@ impl<U: Upstream> ProxyService<U> {
             };
             match watch(&mut respond, deadline, response).await {
                 Ok(response) => {
+                    responded.store(true, Relaxed);
                     let answered = Answered {
                         metrics: metrics.unwrap_or_else(|| self.metrics_for(&label, peer)),
                         tap,
@@ -175,6 +181,12 @@ impl<U: Upstream> ProxyService<U> {
                 }
                 Err(None) => {}
                 Err(Some(e)) => {
+                    // The upstream stream failed because the client's body stalled: the
+                    // client's fault, answered as such.
+                    let e = stalled
+                        .get()
+                        .copied()
+                        .map_or(e, ProxyError::RequestBodyStalled);
                     let res = self.fail_tapped(e, &label, metrics, start, grpc, tap);
                     send_proxy_response(&mut respond, res);
                 }
@@ -182,9 +194,24 @@ impl<U: Upstream> ProxyService<U> {
         };
         match upstream_body {
             Some(mut tx) => {
-                let request_part = async move {
-                    if let Err(e) = pipe(&mut body, &mut tx, |_| {}).await {
-                        tx.send_reset(e.reason());
+                let request_part = async {
+                    // Paced until the upstream answers: from then on the server is engaged,
+                    // and a bidirectional stream may rightly stay quiet for long.
+                    let mut pace = Some(body_timeout)
+                        .filter(|t| !t.is_zero())
+                        .map(BodyPace::new);
+                    loop {
+                        match pipe(&mut body, &mut tx, |_| {}, pace.take()).await {
+                            Ok(_) => return,
+                            Err(PipeError::Stalled(_)) if responded.load(Relaxed) => continue,
+                            Err(e) => {
+                                if let PipeError::Stalled(t) = e {
+                                    let _ = stalled.set(t);
+                                }
+                                tx.send_reset(e.reason());
+                                return;
+                            }
+                        }
                     }
                 };
                 tokio::join!(request_part, respond_part);
@@ -271,7 +298,7 @@ impl<U: Upstream> ProxyService<U> {
             recorder.finish(None);
             return;
         }
-        match pipe(&mut body, &mut tx, |n| recorder.add_bytes(n)).await {
+        match pipe(&mut body, &mut tx, |n| recorder.add_bytes(n), None).await {
             Ok(trailers) => {
                 if let Some(code) = trailers.as_ref().and_then(super::super::body::grpc_status) {
                     recorder = recorder.grpc_status(Some(code));
@@ -282,7 +309,7 @@ impl<U: Upstream> ProxyService<U> {
                 tx.send_reset(e.reason());
                 recorder.finish(Some("stream"));
             }
-            Err(PipeError::Send(_)) => recorder.finish(Some("cancel")),
+            Err(PipeError::Send(_) | PipeError::Stalled(_)) => recorder.finish(Some("cancel")),
         }
     }
 }
