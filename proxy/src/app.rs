@@ -176,11 +176,15 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
         grace_ms = grace.as_millis() as u64,
         "shutting down: no new connections; draining"
     );
+    let started = std::time::Instant::now();
     if shutdown.finish(grace).await {
         tracing::info!("drained; exiting");
     } else {
         tracing::info!("grace period over with connections still open; exiting");
     }
+    // Admin responses in progress (the answer to POST /shutdown among them) are finished,
+    // within what is left of the grace period.
+    admin.closed(grace.saturating_sub(started.elapsed())).await;
     Ok(())
 }
 

@@ -129,6 +129,11 @@ impl Trigger {
         }
     }
 
+    /// Resolves once the drain has started.
+    pub async fn fired(&self) {
+        self.0.wait().await;
+    }
+
     pub fn is_fired(&self) -> bool {
         self.0.fired.load(Ordering::Acquire)
     }

@@ -21,7 +21,8 @@ pub mod tap;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
@@ -32,11 +33,16 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::config::ShutdownEndpoint;
 use crate::drain::Trigger;
 use crate::log::LogHandle;
 use crate::metrics::Metrics;
+
+/// How long an admin connection may take to finish its response once the drain starts (a
+/// `/tap` stream is cut after it).
+const DRAIN_RESPONSE: Duration = Duration::from_secs(1);
 
 /// The largest `PUT /proxy-log-level` body read; the filter itself is checked by `log`.
 const MAX_FILTER_BYTES: usize = crate::log::MAX_FILTER_BYTES;
@@ -47,6 +53,27 @@ pub struct Admin {
     ready: AtomicBool,
     shutdown: Trigger,
     shutdown_endpoint: ShutdownEndpoint,
+    /// Connections being served, and a wake-up when one ends: the process waits for them
+    /// before it exits, so that the answer to `POST /shutdown` is not cut off.
+    open: AtomicUsize,
+    closed: Notify,
+}
+
+/// Counts one open admin connection.
+struct Open(Arc<Admin>);
+
+impl Open {
+    fn new(admin: &Arc<Admin>) -> Open {
+        admin.open.fetch_add(1, Relaxed);
+        Open(admin.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Relaxed);
+        self.0.closed.notify_waiters();
+    }
 }
 
 impl Admin {
@@ -62,7 +89,24 @@ impl Admin {
             ready: AtomicBool::new(false),
             shutdown,
             shutdown_endpoint,
+            open: AtomicUsize::new(0),
+            closed: Notify::new(),
         }
+    }
+
+    /// Once the drain has started: waits until every admin connection has finished its
+    /// response and closed, or `limit` has passed.
+    pub async fn closed(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                let closed = self.closed.notified();
+                if self.open.load(Relaxed) == 0 {
+                    return;
+                }
+                closed.await;
+            }
+        })
+        .await;
     }
 
     pub fn set_ready(&self) {
@@ -121,10 +165,22 @@ impl Admin {
                     }
                 }),
             );
+            let open = Open::new(&self);
             tokio::spawn(async move {
-                if let Err(error) = conn.await {
+                tokio::pin!(conn);
+                // Keep-alive connections (scrapers) close when the drain starts, after the
+                // response in progress; new ones are still answered, one request each.
+                let result = tokio::select! {
+                    result = conn.as_mut() => result,
+                    () = open.0.shutdown.fired() => {
+                        conn.as_mut().graceful_shutdown();
+                        tokio::time::timeout(DRAIN_RESPONSE, conn).await.unwrap_or(Ok(()))
+                    }
+                };
+                if let Err(error) = result {
                     tracing::debug!(%error, "admin connection failed");
                 }
+                drop(open);
             });
         }
     }
