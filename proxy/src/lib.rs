@@ -184,6 +184,8 @@ mod conformance;
 pub mod connect;
 pub mod detect;
 pub mod drain;
+#[cfg(test)]
+mod fuzz_runner;
 pub mod http;
 pub mod inbound;
 pub mod init;
