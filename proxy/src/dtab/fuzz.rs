@@ -91,8 +91,13 @@ const TOKENS: &[&str] = &[
     "\0",
 ];
 
+/// Tokens alone, or after a rule's start so that more of them land in a tree.
 fn token_soup() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(TOKENS), 0..60).prop_map(|t| t.concat())
+    let tokens = prop::collection::vec(prop::sample::select(TOKENS), 0..60);
+    (any::<bool>(), tokens).prop_map(|(in_tree, tokens)| {
+        let start = if in_tree { "/x => " } else { "" };
+        format!("{start}{}", tokens.concat())
+    })
 }
 
 #[test]
@@ -181,6 +186,32 @@ fn generated_dtabs_read_back() {
             prop_assert_eq!(Dtab::parse(&respaced), Ok(dtab), "{:?}", respaced);
             Ok(())
         },
+    );
+}
+
+/// One edit of a printed dtab: at a fraction of its length, cut some bytes and put a token.
+type Edit = (f64, usize, &'static str);
+
+fn mutate(shown: &str, edits: &[Edit]) -> String {
+    let mut bytes = shown.as_bytes().to_vec();
+    for &(at, cut, token) in edits {
+        // On bytes: a cut through a multi-byte token becomes U+FFFD below, one more odd input.
+        let at = ((bytes.len() as f64 * at) as usize).min(bytes.len());
+        let end = (at + cut).min(bytes.len());
+        bytes.splice(at..end, token.bytes());
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn generated_dtabs_mutated() {
+    let edit = (0.0..1.0, 0usize..4, prop::sample::select(TOKENS));
+    let edits = prop::collection::vec(edit, 1..4);
+    fuzz(
+        "dtab: generated, mutated",
+        512,
+        (dtab(), edits),
+        |(dtab, edits)| check(&mutate(&dtab.to_string(), &edits)),
     );
 }
 

@@ -151,6 +151,10 @@ fn is_weight_char(b: u8) -> bool {
 }
 
 impl Parser<'_> {
+    fn rest(&self) -> &[u8] {
+        self.bytes.get(self.pos..).unwrap_or_default()
+    }
+
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
@@ -181,7 +185,7 @@ impl Parser<'_> {
             if is_ws(b) {
                 self.pos += 1;
             } else if b == b'#' {
-                self.pos = match self.bytes[self.pos..].iter().position(|&b| b == b'\n') {
+                self.pos = match self.rest().iter().position(|&b| b == b'\n') {
                     Some(n) => self.pos + n + 1,
                     None => self.bytes.len(),
                 };
@@ -200,7 +204,9 @@ impl Parser<'_> {
         DtabError {
             line: 1 + before.iter().filter(|&&b| b == b'\n').count(),
             // Characters, not bytes: UTF-8 continuation bytes do not start one.
-            column: 1 + before[line_start..]
+            column: 1 + before
+                .get(line_start..)
+                .unwrap_or_default()
                 .iter()
                 .filter(|&&b| b & 0xc0 != 0x80)
                 .count(),
@@ -220,7 +226,7 @@ impl Parser<'_> {
     fn dentry(&mut self) -> Result<Dentry, DtabError> {
         let prefix = self.prefix()?;
         self.skip_ws();
-        if !self.bytes[self.pos..].starts_with(b"=>") {
+        if !self.rest().starts_with(b"=>") {
             return Err(self.expected("'=>'"));
         }
         self.pos += 2;
@@ -308,7 +314,7 @@ impl Parser<'_> {
         while self.peek_is(is_weight_char) {
             self.pos += 1;
         }
-        let text = &self.input[start..self.pos];
+        let text = self.input.get(start..self.pos).unwrap_or_default();
         if text == "." || text.matches('.').count() > 1 {
             return Err(self.error_at(start, DtabErrorKind::BadWeight));
         }
