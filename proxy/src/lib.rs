@@ -184,6 +184,9 @@ mod conformance;
 pub mod connect;
 pub mod detect;
 pub mod drain;
+pub mod dtab;
+#[cfg(test)]
+mod fuzz_runner;
 pub mod http;
 pub mod inbound;
 pub mod init;

@@ -27,6 +27,10 @@ const TARGETS: &[(&str, &[&str])] = &[
         "HTTP/1 heads and body decoder",
         &["-p", "mesh-proxy", "--lib", "--", "http::h1::fuzz"],
     ),
+    (
+        "dtab parser",
+        &["-p", "mesh-proxy", "--lib", "--", "dtab::fuzz"],
+    ),
 ];
 
 /// Inputs per target in one round of a `--time` run.

@@ -6,7 +6,7 @@ use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 use proptest::prelude::*;
 
-use super::runner::fuzz;
+use crate::fuzz_runner::fuzz;
 use crate::http::h1::decode::{Decoded, Decoder, Framing};
 
 /// The trailer limit the decoder is given (the proxy passes its header limit).

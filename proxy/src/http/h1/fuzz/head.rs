@@ -7,7 +7,7 @@ use std::fmt::Display;
 use bytes::BytesMut;
 use proptest::prelude::*;
 
-use super::runner::fuzz;
+use crate::fuzz_runner::fuzz;
 use crate::http::h1::decode::{Framing, parse_head};
 use crate::http::h1::head::{
     Name, RequestHead, ResponseContext, ResponseHead, classify, parse_request, parse_response,

@@ -3,9 +3,8 @@
 //! trailers).
 //!
 //! A few hundred inputs per target in a normal `cargo test`; `MESH_FUZZ_CASES=N` runs N (see
-//! `runner.rs` and `cargo xtask fuzz`). Here and not beside the code it tests, so that the parsers'
-//! files hold only the parsers.
+//! `crate::fuzz_runner` and `cargo xtask fuzz`). Here and not beside the code it tests, so that
+//! the parsers' files hold only the parsers.
 
 mod chunked;
 mod head;
-mod runner;
