@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -109,7 +110,11 @@ impl<U: Upstream> Server<U> {
             target: label_target,
             tls: self.src_tls,
         });
-        let mut io = MeteredIo::new(sock, metrics.open());
+        // Whether the client has sent anything yet: one that has not when the drain starts
+        // has no request to lose, and is closed instead of holding the drain until the
+        // detect timeout.
+        let sent = Arc::new(AtomicU64::new(0));
+        let mut io = MeteredIo::new(sock, metrics.open()).with_activity(sent.clone());
         tracing::debug!(%client, ?target, "accepted");
 
         let fixed = match &target {
@@ -136,7 +141,23 @@ impl<U: Upstream> Server<U> {
         let connect = fixed
             .clone()
             .map(|t| move || async move { upstream.connect(&t).await.ok() });
-        let detection = match detect(&mut io, self.detect, connect).await {
+        let detected = {
+            let detection = detect(&mut io, self.detect, connect);
+            tokio::pin!(detection);
+            tokio::select! {
+                biased;
+                d = &mut detection => d,
+                () = drain.signaled() => {
+                    if sent.load(Relaxed) == 0 {
+                        tracing::debug!(%client, "closing a connection that sent nothing before the drain");
+                        return;
+                    }
+                    detection.await
+                }
+            }
+        };
+        let io = io.without_activity();
+        let detection = match detected {
             Ok(d) => d,
             Err(error) => {
                 tracing::debug!(%error, %client, "connection failed during protocol detection");

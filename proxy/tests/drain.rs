@@ -160,3 +160,61 @@ fn sigterm_closes_keep_alive_connections_without_losing_a_request() {
         proxy.logs()
     );
 }
+
+/// A connection that has sent nothing when the drain starts is closed at once instead of
+/// holding the exit until the detect timeout; one that has sent part of a request head
+/// still gets its answer.
+#[test]
+fn connections_still_silent_at_sigterm_do_not_hold_the_exit() {
+    let backend = Backend::start();
+    let fwd = backend.addr.to_string();
+    let mut proxy = Proxy::start(&[
+        ("MESH_PROXY_INBOUND_FORWARD_ADDR", &fwd),
+        ("LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD", "30s"),
+        ("LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT", "20s"),
+        ("MESH_PROXY_HEADER_READ_TIMEOUT", "20s"),
+    ]);
+    let silent: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(proxy.inbound).unwrap())
+        .collect();
+    let mut partial = TcpStream::connect(proxy.inbound).unwrap();
+    partial.write_all(b"GET /half HTTP/1.1\r\nHo").unwrap();
+    // Every connection has been accepted (each counts as open) before the signal.
+    assert!(
+        support::eventually(Duration::from_secs(5), || {
+            support::metric_value(
+                &proxy.metrics(),
+                "tcp_open_connections{direction=\"inbound\",peer=\"src\"",
+            )
+            .is_some_and(|n| n >= 9.0)
+        }),
+        "{}",
+        proxy.metrics()
+    );
+    let signaled = Instant::now();
+    proxy.signal("TERM");
+    // The rest of the partial head arrives once the drain has started, and is answered.
+    let admin = proxy.admin;
+    assert!(support::eventually(Duration::from_secs(5), || {
+        support::http_request(
+            admin,
+            "GET /ready HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .is_ok_and(|r| r.status == 503)
+    }));
+    partial.write_all(b"st: drain.test\r\n\r\n").unwrap();
+    partial
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let res = read_response(&mut BufReader::new(&partial)).unwrap();
+    assert_eq!(res.status, 200, "{}", res.head);
+    assert!(res.closes(), "{}", res.head);
+    let status = proxy.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    let took = signaled.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "exit took {took:?}: silent connections held the drain"
+    );
+    drop(silent);
+}

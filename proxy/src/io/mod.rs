@@ -54,6 +54,12 @@ impl<T> MeteredIo<T> {
         self
     }
 
+    /// Stops counting into the `activity` given by [`with_activity`](Self::with_activity).
+    pub fn without_activity(mut self) -> Self {
+        self.activity = None;
+        self
+    }
+
     /// Records the connection's eventual close as failed, with this errno name.
     pub fn set_close_errno(&mut self, errno: &'static str) {
         self.open.set_errno(errno);
