@@ -91,7 +91,17 @@ spec:
     std::fs::write(dir.path().join("anchors.pem"), &ca_pem)?;
     let kubeconfig = kube.write_kubeconfig(dir.path())?;
 
-    let mut command = Command::new(&binary);
+    // Pinned to CPU 0 when taskset exists, as the identity bench does: the clients and the
+    // fake API server in this process (on CPU 1 under `cargo xtask bench injector`) then do
+    // not take the injector's core, as on a cluster where the API server runs elsewhere.
+    let mut command = if Command::new("taskset").arg("-V").output().is_ok() {
+        let mut taskset = Command::new("taskset");
+        taskset.args(["-c", "0"]).arg(&binary);
+        taskset
+    } else {
+        eprintln!("note: not pinned (no taskset); clients and injector share the CPUs");
+        Command::new(&binary)
+    };
     command
         .arg("--kubeconfig")
         .arg(&kubeconfig)

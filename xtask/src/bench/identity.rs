@@ -6,32 +6,10 @@
 
 use anyhow::Result;
 
-use crate::util::{cargo, have, root, sh};
+use crate::util::sh;
 
 pub fn run(args: &[String]) -> Result<()> {
-    sh(cargo().args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "mesh-controller",
-        "--bins",
-        "--example",
-        "bench_identity",
-    ]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let example = target.join("release/examples/bench_identity");
-    let controller = target.join("release/mesh-controller");
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut command = if cpus > 1 && have("taskset") {
-        let mut taskset = std::process::Command::new("taskset");
-        taskset.args(["-c", "1"]).arg(&example);
-        taskset
-    } else {
-        std::process::Command::new(&example)
-    };
+    let (mut command, controller) = super::pinned_controller_example("bench_identity")?;
     command.arg("--controller").arg(controller).args(args);
     sh(&mut command)
 }

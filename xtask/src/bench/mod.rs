@@ -8,7 +8,12 @@ mod injector;
 mod proxy;
 mod stat;
 
+use std::path::PathBuf;
+use std::process::Command;
+
 use anyhow::{Result, bail};
+
+use crate::util::{cargo, have, root, sh};
 
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
@@ -28,4 +33,34 @@ pub fn run(args: &[String]) -> Result<()> {
             "usage: cargo xtask bench <check|destination|identity|inject|injector|proxy|stat>"
         ),
     }
+}
+
+/// Builds `mesh-controller` and its `example` in release mode and returns a command that runs
+/// the example on CPU 1 (when there are two and `taskset` exists), with the controller's path.
+/// The examples pin the controller to CPU 0, so clients and the fake API server do not take
+/// its core, as on a cluster where the API server runs elsewhere.
+fn pinned_controller_example(example: &str) -> Result<(Command, PathBuf)> {
+    sh(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "mesh-controller",
+        "--bins",
+        "--example",
+        example,
+    ]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let binary = target.join("release/examples").join(example);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let command = if cpus > 1 && have("taskset") {
+        let mut taskset = Command::new("taskset");
+        taskset.args(["-c", "1"]).arg(&binary);
+        taskset
+    } else {
+        Command::new(&binary)
+    };
+    Ok((command, target.join("release/mesh-controller")))
 }
