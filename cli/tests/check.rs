@@ -362,6 +362,27 @@ fn data_plane_failures_are_named() {
 }
 
 #[test]
+fn pods_rollout_restart_cannot_restart_are_deleted() {
+    let pki = healthy_pki();
+    let server = cluster(&["control-plane.yaml", "unrestartable.yaml"], &pki);
+    let out = mesh(&server, &["check", "--proxy", "--wait=0s"]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    for expected in [
+        "    kubectl delete pod -n batch report-x2k9q worker-abcde\n",
+        "    recreate the pods to pick up the current proxy, e.g. kubectl delete pod -n batch cache-7qv2m\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    for refused in ["rollout restart", "replicaset/", "job/"] {
+        assert!(
+            !text.contains(refused),
+            "kubectl refuses {refused:?}:\n{text}"
+        );
+    }
+}
+
+#[test]
 fn certificates_are_checked() {
     let t = now();
     // Anchors expiring in 30 days, an issuer that expired yesterday.
