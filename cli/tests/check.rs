@@ -627,6 +627,44 @@ fn old_kubernetes_fails() {
 }
 
 #[test]
+fn a_missing_kubeconfig_is_named_once() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let missing = home.path().join("missing");
+    let run = |kubeconfig: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mesh"));
+        command
+            .args(["check", "--wait=0s"])
+            .env("HOME", home.path())
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST");
+        if let Some(path) = kubeconfig {
+            command.env("KUBECONFIG", path);
+        }
+        command.output().expect("mesh runs")
+    };
+    let out = run(Some(&missing));
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "Error: no kubeconfig: --kubeconfig is not given and $KUBECONFIG names {}, which does not \
+             exist (with $KUBECONFIG set, ~/.kube/config and the in-cluster service account are not tried)\n",
+            missing.display()
+        )
+    );
+    let out = run(None);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "Error: no kubeconfig: --kubeconfig and $KUBECONFIG are not set, {} does not exist, and \
+             mesh is not running in a cluster ($KUBERNETES_SERVICE_HOST is not set)\n",
+            home.path().join(".kube/config").display()
+        )
+    );
+}
+
+#[test]
 fn an_unreachable_api_exits_2() {
     let dir = tempfile::tempdir().expect("temp dir");
     // A port that was free a moment ago: nothing listens there.
