@@ -502,8 +502,41 @@ fn wait_retries_until_proxies_are_ready() {
             .expect("ready");
         let out = handle.join().expect("check thread");
         assert_eq!(code(&out), 0, "{}", stdout(&out));
-        assert_eq!(stderr(&out), "", "no spinner when stderr is not a terminal");
+        // No spinner when stderr is not a terminal: progress lines instead.
+        let progress = stderr(&out);
+        assert!(
+            progress.starts_with(
+                "waiting for data plane proxies are ready: 1 proxy is not ready (0s of 30s)\n"
+            ),
+            "{progress}"
+        );
+        assert!(
+            progress.lines().all(|l| l.starts_with("waiting for ")),
+            "{progress}"
+        );
     });
+}
+
+#[test]
+fn wait_prints_progress_lines_when_not_on_a_terminal() {
+    let pki = healthy_pki();
+    let server = cluster(&["control-plane.yaml", "data-plane-problems.yaml"], &pki);
+    for doomed in [("emojivoto", "web-5f86686c4d-x7kqp"), ("tools", "debug")] {
+        server.delete("Pod", doomed.0, doomed.1).expect("delete");
+    }
+    // The proxy never becomes ready: the check retries every second for 3 s, then fails.
+    let out = mesh(&server, &["check", "--proxy", "--wait=3s", "-o", "short"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("× data plane proxies are ready"),
+        "{}",
+        stdout(&out)
+    );
+    // One line at once, then one every 5 s: not one per retry.
+    assert_eq!(
+        stderr(&out),
+        "waiting for data plane proxies are ready: 1 proxy is not ready (0s of 3s)\n"
+    );
 }
 
 /// Waits until a running `mesh check --wait` has finished a round and started the next, so
