@@ -1,9 +1,9 @@
 //! The Kubernetes client every cluster-facing command builds from the global flags.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
@@ -20,6 +20,9 @@ pub async fn client(global: &GlobalArgs, timeout: Duration) -> anyhow::Result<(C
         Some(path) => from_file(path, &options).await?,
         None => match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
             Some(paths) => {
+                if let Some(why) = none_exists(&paths) {
+                    bail!(why);
+                }
                 let kubeconfig = Kubeconfig::from_env()
                     .with_context(|| {
                         format!("cannot read $KUBECONFIG ({})", paths.to_string_lossy())
@@ -32,9 +35,14 @@ pub async fn client(global: &GlobalArgs, timeout: Duration) -> anyhow::Result<(C
             None if global.context.is_some() => Config::from_kubeconfig(&options)
                 .await
                 .context("cannot load ~/.kube/config")?,
-            None => Config::infer().await.context(
-                "no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a cluster",
-            )?,
+            None => {
+                if let Some(why) = nothing_to_infer() {
+                    bail!(why);
+                }
+                Config::infer()
+                    .await
+                    .context("cannot load ~/.kube/config or the in-cluster service account")?
+            }
         },
     };
     // Commands retry on their own terms; kube's default retry of 503s with a long backoff would
@@ -45,6 +53,48 @@ pub async fn client(global: &GlobalArgs, timeout: Duration) -> anyhow::Result<(C
     let url = config.cluster_url.to_string();
     let client = Client::try_from(config).context("cannot build a Kubernetes client")?;
     Ok((client, url.trim_end_matches('/').to_string()))
+}
+
+/// Why `$KUBECONFIG` names no usable file, when none of its files exists. kubectl does not fall
+/// back to ~/.kube/config when `$KUBECONFIG` is set, and neither do we.
+fn none_exists(paths: &std::ffi::OsStr) -> Option<String> {
+    let files: Vec<PathBuf> = std::env::split_paths(paths)
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    if files.is_empty() || files.iter().any(|f| f.exists()) {
+        return None;
+    }
+    let named: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let missing = if files.len() == 1 {
+        "which does not exist"
+    } else {
+        "none of which exists"
+    };
+    Some(format!(
+        "no kubeconfig: --kubeconfig is not given and $KUBECONFIG names {}, {missing} \
+         (with $KUBECONFIG set, ~/.kube/config and the in-cluster service account are not tried)",
+        named.join(", ")
+    ))
+}
+
+/// Why [`Config::infer`] is bound to fail, said once: kube's own error names every path it
+/// tried in each layer of its chain.
+fn nothing_to_infer() -> Option<String> {
+    let home = std::env::var_os("HOME").map(|h| Path::new(&h).join(".kube").join("config"));
+    if home.as_deref().is_some_and(Path::exists) {
+        return None;
+    }
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        return None;
+    }
+    let home = match home {
+        Some(path) => format!("{} does not exist", path.display()),
+        None => "~/.kube/config cannot be found ($HOME is not set)".to_string(),
+    };
+    Some(format!(
+        "no kubeconfig: --kubeconfig and $KUBECONFIG are not set, {home}, and mesh is not running \
+         in a cluster ($KUBERNETES_SERVICE_HOST is not set)"
+    ))
 }
 
 async fn from_file(path: &Path, options: &KubeConfigOptions) -> anyhow::Result<Config> {

@@ -362,6 +362,27 @@ fn data_plane_failures_are_named() {
 }
 
 #[test]
+fn pods_rollout_restart_cannot_restart_are_deleted() {
+    let pki = healthy_pki();
+    let server = cluster(&["control-plane.yaml", "unrestartable.yaml"], &pki);
+    let out = mesh(&server, &["check", "--proxy", "--wait=0s"]);
+    assert_eq!(code(&out), 1);
+    let text = stdout(&out);
+    for expected in [
+        "    kubectl delete pod -n batch report-x2k9q worker-abcde\n",
+        "    recreate the pods to pick up the current proxy, e.g. kubectl delete pod -n batch cache-7qv2m\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    for refused in ["rollout restart", "replicaset/", "job/"] {
+        assert!(
+            !text.contains(refused),
+            "kubectl refuses {refused:?}:\n{text}"
+        );
+    }
+}
+
+#[test]
 fn certificates_are_checked() {
     let t = now();
     // Anchors expiring in 30 days, an issuer that expired yesterday.
@@ -481,8 +502,41 @@ fn wait_retries_until_proxies_are_ready() {
             .expect("ready");
         let out = handle.join().expect("check thread");
         assert_eq!(code(&out), 0, "{}", stdout(&out));
-        assert_eq!(stderr(&out), "", "no spinner when stderr is not a terminal");
+        // No spinner when stderr is not a terminal: progress lines instead.
+        let progress = stderr(&out);
+        assert!(
+            progress.starts_with(
+                "waiting for data plane proxies are ready: 1 proxy is not ready (0s of 30s)\n"
+            ),
+            "{progress}"
+        );
+        assert!(
+            progress.lines().all(|l| l.starts_with("waiting for ")),
+            "{progress}"
+        );
     });
+}
+
+#[test]
+fn wait_prints_progress_lines_when_not_on_a_terminal() {
+    let pki = healthy_pki();
+    let server = cluster(&["control-plane.yaml", "data-plane-problems.yaml"], &pki);
+    for doomed in [("emojivoto", "web-5f86686c4d-x7kqp"), ("tools", "debug")] {
+        server.delete("Pod", doomed.0, doomed.1).expect("delete");
+    }
+    // The proxy never becomes ready: the check retries every second for 3 s, then fails.
+    let out = mesh(&server, &["check", "--proxy", "--wait=3s", "-o", "short"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("× data plane proxies are ready"),
+        "{}",
+        stdout(&out)
+    );
+    // One line at once, then one every 5 s: not one per retry.
+    assert_eq!(
+        stderr(&out),
+        "waiting for data plane proxies are ready: 1 proxy is not ready (0s of 3s)\n"
+    );
 }
 
 /// Waits until a running `mesh check --wait` has finished a round and started the next, so
@@ -603,6 +657,44 @@ fn old_kubernetes_fails() {
         "kubernetes-version\n------------------\n× is running the minimum Kubernetes API version\n    \
          Kubernetes is on version [v1.27.0], but version [1.29.0] or more recent is required\n"
     ));
+}
+
+#[test]
+fn a_missing_kubeconfig_is_named_once() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let missing = home.path().join("missing");
+    let run = |kubeconfig: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mesh"));
+        command
+            .args(["check", "--wait=0s"])
+            .env("HOME", home.path())
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST");
+        if let Some(path) = kubeconfig {
+            command.env("KUBECONFIG", path);
+        }
+        command.output().expect("mesh runs")
+    };
+    let out = run(Some(&missing));
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "Error: no kubeconfig: --kubeconfig is not given and $KUBECONFIG names {}, which does not \
+             exist (with $KUBECONFIG set, ~/.kube/config and the in-cluster service account are not tried)\n",
+            missing.display()
+        )
+    );
+    let out = run(None);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "Error: no kubeconfig: --kubeconfig and $KUBECONFIG are not set, {} does not exist, and \
+             mesh is not running in a cluster ($KUBERNETES_SERVICE_HOST is not set)\n",
+            home.path().join(".kube/config").display()
+        )
+    );
 }
 
 #[test]

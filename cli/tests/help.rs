@@ -53,3 +53,40 @@ fn help_goldens() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Run as the kubectl plugin (`kubectl mesh` runs `kubectl-mesh`), the usage lines name the
+/// command as the user typed it; everything else is the same help.
+#[test]
+fn the_kubectl_plugin_says_kubectl_mesh() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plugin = dir.path().join("kubectl-mesh");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mesh"), &plugin).expect("symlink");
+    for args in [
+        &["--help"][..],
+        &["check", "--help"],
+        &["diagnostics", "--help"],
+    ] {
+        let plain = mesh().args(args).output().expect("run mesh");
+        let out = std::process::Command::new(&plugin)
+            .args(args)
+            .output()
+            .expect("run kubectl-mesh");
+        assert!(out.status.success(), "kubectl-mesh {args:?} failed");
+        let help = text(&out.stdout);
+        assert!(help.contains("Usage: kubectl mesh "), "{help}");
+        assert!(!help.contains("kubectl-mesh"), "{help}");
+        assert_eq!(
+            help,
+            text(&plain.stdout).replace("Usage: mesh ", "Usage: kubectl mesh "),
+            "kubectl-mesh {args:?}"
+        );
+    }
+    // Usage errors name it the same way.
+    let out = std::process::Command::new(&plugin)
+        .arg("no-such-command")
+        .output()
+        .expect("run kubectl-mesh");
+    assert_eq!(out.status.code(), Some(2));
+    let error = text(&out.stderr);
+    assert!(error.contains("Usage: kubectl mesh "), "{error}");
+}

@@ -1,7 +1,7 @@
 //! The two-phase install as a user runs it, with the real kubectl against the fake API server:
 //! `mesh install --crds | kubectl apply -f -`, then `mesh install | kubectl apply -f -`, a
 //! second apply that changes nothing, custom resources of the new CRDs, and
-//! `mesh uninstall --crds | kubectl delete -f -`.
+//! `mesh uninstall --crds | kubectl delete --ignore-not-found -f -`.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly; helpers outside #[test] functions too.
 

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use mesh_names::containers::PROXY as PROXY_CONTAINER;
 
 use super::gather::DataPlane;
-use super::pods;
+use super::pods::{self, Recreate};
 use super::report::Check;
 use super::running::Injector;
 
@@ -136,16 +136,22 @@ fn injected(
             pods::id(pod)
         ))
     );
-    // Workloads to restart, per namespace; pods nothing restarts must be recreated by hand.
+    // Workloads to restart and pods whose owner recreates them, per namespace; pods nothing
+    // manages must be recreated by hand.
     let mut restarts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut deletes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut by_hand: Vec<String> = Vec::new();
     for (pod, _) in uninjected {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        match pods::workload(pod) {
-            Some(workload) => {
+        match pods::recreate(pod) {
+            Recreate::Restart(workload) => {
                 restarts.entry(ns).or_default().insert(workload);
             }
-            None => by_hand.push(pods::id(pod)),
+            Recreate::Delete => {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                deletes.entry(ns).or_default().insert(name);
+            }
+            Recreate::ByHand => by_hand.push(pods::id(pod)),
         }
     }
     // Only a running injector makes "started before injection was enabled" the explanation;
@@ -173,6 +179,10 @@ fn injected(
             "kubectl rollout restart -n {ns} {}",
             list.join(" ")
         ));
+    }
+    for (ns, names) in &deletes {
+        let list: Vec<&str> = names.iter().map(String::as_str).collect();
+        hint.push(format!("kubectl delete pod -n {ns} {}", list.join(" ")));
     }
     if !by_hand.is_empty() {
         hint.push(format!("delete and recreate: {}", by_hand.join(" ")));
@@ -243,20 +253,30 @@ fn versions(
         ),
         listing(&off, |(pod, v)| format!("{} runs {v}", pods::id(pod)))
     );
+    // One example command: a rollout restart where kubectl can do one, else a pod to delete.
     let mut restarts: BTreeSet<String> = BTreeSet::new();
+    let mut deletes: BTreeSet<String> = BTreeSet::new();
     for (pod, _) in &off {
-        if let Some(w) = pods::workload(pod) {
-            restarts.insert(format!(
-                "-n {} {w}",
-                pod.metadata.namespace.as_deref().unwrap_or("")
-            ));
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+        match pods::recreate(pod) {
+            Recreate::Restart(w) => {
+                restarts.insert(format!("-n {ns} {w}"));
+            }
+            Recreate::Delete => {
+                let name = pod.metadata.name.as_deref().unwrap_or("");
+                deletes.insert(format!("-n {ns} {name}"));
+            }
+            Recreate::ByHand => {}
         }
     }
-    let hint = match restarts.first() {
-        Some(example) => format!(
+    let hint = match (restarts.first(), deletes.first()) {
+        (Some(example), _) => format!(
             "restart the workloads to pick up the current proxy, e.g. kubectl rollout restart {example}"
         ),
-        None => "recreate the pods to pick up the current proxy".to_string(),
+        (None, Some(example)) => format!(
+            "recreate the pods to pick up the current proxy, e.g. kubectl delete pod {example}"
+        ),
+        (None, None) => "recreate the pods to pick up the current proxy".to_string(),
     };
     Check::warn(description, error, hint)
 }

@@ -15,7 +15,7 @@ mod report;
 mod running;
 mod webhook;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,7 +44,8 @@ pub struct Args {
     /// Output format
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
-    /// Retry checks that time can fix (pods becoming ready) for up to this long, e.g. 30s, 5m
+    /// Retry checks that time can fix (pods becoming ready) for up to this long, e.g. 30s, 5m;
+    /// when stderr is not a terminal, a line there says what it waits for every 5 s
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = mesh_names::parse_duration)]
     wait: Duration,
     /// Timeout of each Kubernetes API request
@@ -84,7 +85,7 @@ async fn check(args: &Args, global: &GlobalArgs) -> anyhow::Result<(Report, Opti
         namespace: args.namespace.clone(),
     };
     let deadline = Instant::now() + args.wait;
-    let spinner = Spinner::new(args.output == Format::Table && std::io::stderr().is_terminal());
+    let mut progress = Progress::new(args.output, args.wait);
     loop {
         let (report, unreachable) = match gather::snapshot(&client, &scope).await {
             Ok(snapshot) => (evaluate(&snapshot, &scope, &server, unix_now()), None),
@@ -100,11 +101,11 @@ async fn check(args: &Args, global: &GlobalArgs) -> anyhow::Result<(Report, Opti
         };
         let retry = unreachable.is_none() && report.worth_retrying() && Instant::now() < deadline;
         if !retry {
-            spinner.finish();
+            progress.finish();
             return Ok((report, unreachable));
         }
         if let Some(failure) = report.first_failure() {
-            spinner.show(&failure.description);
+            progress.show(failure);
         }
         let pause = RETRY_EVERY.min(deadline.saturating_duration_since(Instant::now()));
         tokio::time::sleep(pause).await;
@@ -169,28 +170,86 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// A spinner on stderr while `--wait` waits, when stderr is a terminal.
-struct Spinner(Option<indicatif::ProgressBar>);
+/// How often `--wait` writes a progress line when stderr is not a terminal.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-impl Spinner {
-    fn new(on: bool) -> Spinner {
-        Spinner(on.then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.enable_steady_tick(Duration::from_millis(100));
-            bar
-        }))
+/// What `--wait` shows on stderr while it waits: a spinner on a terminal (with the table output),
+/// else a line every few seconds, so that a log or a CI job shows what it is waiting for rather
+/// than minutes of silence.
+enum Progress {
+    Spinner(indicatif::ProgressBar),
+    Lines {
+        started: Instant,
+        wait: Duration,
+        next: Instant,
+    },
+    Quiet,
+}
+
+impl Progress {
+    fn new(output: Format, wait: Duration) -> Progress {
+        if !std::io::stderr().is_terminal() {
+            let now = Instant::now();
+            return Progress::Lines {
+                started: now,
+                wait,
+                next: now,
+            };
+        }
+        if output != Format::Table {
+            return Progress::Quiet;
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Progress::Spinner(bar)
     }
 
-    fn show(&self, waiting_for: &str) {
-        if let Some(bar) = &self.0 {
-            bar.set_message(format!("waiting for check: {waiting_for}"));
+    fn show(&mut self, failure: &report::Check) {
+        match self {
+            Progress::Spinner(bar) => {
+                bar.set_message(format!("waiting for check: {}", failure.description));
+            }
+            Progress::Lines {
+                started,
+                wait,
+                next,
+            } => {
+                let now = Instant::now();
+                if now < *next {
+                    return;
+                }
+                *next = now + PROGRESS_EVERY;
+                let elapsed = Duration::from_secs(now.duration_since(*started).as_secs());
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "{} ({} of {})",
+                    waiting_for(failure),
+                    mesh_names::format_duration(elapsed),
+                    mesh_names::format_duration(*wait)
+                );
+            }
+            Progress::Quiet => {}
         }
     }
 
     fn finish(&self) {
-        if let Some(bar) = &self.0 {
+        if let Progress::Spinner(bar) = self {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// `waiting for <check>: <the first line of its error>`.
+fn waiting_for(failure: &report::Check) -> String {
+    let reason = failure
+        .error
+        .as_deref()
+        .and_then(|e| e.lines().next())
+        .map(|l| l.trim_end_matches(':'))
+        .filter(|l| !l.is_empty());
+    match reason {
+        Some(reason) => format!("waiting for {}: {reason}", failure.description),
+        None => format!("waiting for {}", failure.description),
     }
 }
 

@@ -239,15 +239,31 @@ pub fn injection_reason(pod: &Pod, namespace: Option<&Namespace>) -> Option<&'st
     }
 }
 
-/// The workload that created the pod, as `kubectl rollout restart` names it, e.g.
-/// `deployment/web`; `None` for a bare pod or a Job's pod, which cannot be restarted.
-pub fn workload(pod: &Pod) -> Option<String> {
-    let owner = pod
+/// How to get a pod recreated so that it picks up injection or a new proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recreate {
+    /// `kubectl rollout restart` restarts its workload, named as kubectl names it, e.g.
+    /// `deployment/web`. Only Deployments, StatefulSets and DaemonSets can be restarted.
+    Restart(String),
+    /// Its owner (a ReplicaSet no Deployment manages, a Job, ...) cannot be restarted but
+    /// recreates the pod once it is deleted.
+    Delete,
+    /// Nothing manages the pod: it has to be deleted and created again by hand.
+    ByHand,
+}
+
+/// How `pod` can be recreated. A Deployment's ReplicaSet is named `<deployment>-<hash>` and
+/// labels its pods with that `pod-template-hash`; a ReplicaSet without one is its own owner.
+pub fn recreate(pod: &Pod) -> Recreate {
+    let Some(owner) = pod
         .metadata
         .owner_references
         .iter()
         .flatten()
-        .find(|o| o.controller == Some(true))?;
+        .find(|o| o.controller == Some(true))
+    else {
+        return Recreate::ByHand;
+    };
     match owner.kind.as_str() {
         "ReplicaSet" => {
             let hash = pod
@@ -256,13 +272,15 @@ pub fn workload(pod: &Pod) -> Option<String> {
                 .as_ref()
                 .and_then(|l| l.get("pod-template-hash"));
             match hash.and_then(|h| owner.name.strip_suffix(&format!("-{h}"))) {
-                Some(deployment) => Some(format!("deployment/{deployment}")),
-                None => Some(format!("replicaset/{}", owner.name)),
+                Some(deployment) if !deployment.is_empty() => {
+                    Recreate::Restart(format!("deployment/{deployment}"))
+                }
+                _ => Recreate::Delete,
             }
         }
-        "StatefulSet" => Some(format!("statefulset/{}", owner.name)),
-        "DaemonSet" => Some(format!("daemonset/{}", owner.name)),
-        _ => None,
+        "StatefulSet" => Recreate::Restart(format!("statefulset/{}", owner.name)),
+        "DaemonSet" => Recreate::Restart(format!("daemonset/{}", owner.name)),
+        _ => Recreate::Delete,
     }
 }
 

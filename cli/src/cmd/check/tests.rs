@@ -154,7 +154,8 @@ mod data_plane_rules {
     }
 
     #[test]
-    fn workloads_are_named_for_rollout_restart() {
+    fn only_what_rollout_restart_accepts_is_restarted() {
+        use pods::Recreate::{ByHand, Delete, Restart};
         let owned = |kind: &str, name: &str, labels: serde_json::Value| {
             pod(json!({ "metadata": { "name": "p", "labels": labels,
                 "ownerReferences": [{ "apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "u", "controller": true }] } }))
@@ -164,21 +165,27 @@ mod data_plane_rules {
             "web-5f86686c4d",
             json!({ "pod-template-hash": "5f86686c4d" }),
         );
-        assert_eq!(pods::workload(&rs).as_deref(), Some("deployment/web"));
+        assert_eq!(pods::recreate(&rs), Restart("deployment/web".into()));
+        // kubectl refuses `rollout restart replicaset/...`: a lone ReplicaSet's pods are deleted.
         let lone_rs = owned("ReplicaSet", "web-abc", json!({}));
+        assert_eq!(pods::recreate(&lone_rs), Delete);
+        let odd_hash = owned(
+            "ReplicaSet",
+            "web-abc",
+            json!({ "pod-template-hash": "xyz" }),
+        );
+        assert_eq!(pods::recreate(&odd_hash), Delete);
         assert_eq!(
-            pods::workload(&lone_rs).as_deref(),
-            Some("replicaset/web-abc")
+            pods::recreate(&owned("StatefulSet", "db", json!({}))),
+            Restart("statefulset/db".into())
         );
         assert_eq!(
-            pods::workload(&owned("StatefulSet", "db", json!({}))).as_deref(),
-            Some("statefulset/db")
+            pods::recreate(&owned("DaemonSet", "agent", json!({}))),
+            Restart("daemonset/agent".into())
         );
-        assert_eq!(
-            pods::workload(&owned("DaemonSet", "agent", json!({}))).as_deref(),
-            Some("daemonset/agent")
-        );
-        assert_eq!(pods::workload(&owned("Job", "migrate", json!({}))), None);
+        assert_eq!(pods::recreate(&owned("Job", "migrate", json!({}))), Delete);
+        let bare = pod(json!({ "metadata": { "name": "p" } }));
+        assert_eq!(pods::recreate(&bare), ByHand);
     }
 
     #[test]

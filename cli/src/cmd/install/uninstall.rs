@@ -20,7 +20,7 @@ use crate::cmd::GlobalArgs;
 ///
 /// Examples:
 ///
-///     mesh uninstall | kubectl delete -f -
+///     mesh uninstall | kubectl delete --ignore-not-found -f -
 ///     mesh uninstall --crds | kubectl delete --ignore-not-found -f -
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
