@@ -285,15 +285,9 @@ impl Index {
                     return Ok(rx);
                 }
             },
-            Authority::Name {
-                service,
-                instance: Some(_),
-                ..
-            } => {
-                // A pod's DNS name: Linkerd serves that endpoint; its hostname is not indexed
-                // here, so the service's profile is served instead.
-                return self.subscribe_profile_for(service, 0, None);
-            }
+            // A pod's DNS name (`<hostname>.<svc>.<ns>.svc…`, as a StatefulSet's pods have) is
+            // served its service's profile for the same port and client, so a port the
+            // service marks opaque is opaque by either name.
             Authority::Name { service, port, .. } => (service, port),
         };
         self.subscribe_profile_for(service, port, context_namespace(context_token))

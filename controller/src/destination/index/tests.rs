@@ -467,6 +467,16 @@ fn profiles_translate_routes_budgets_and_opaque_ports() {
         json!({"config.linkerd.io/opaque-ports": "80"}),
     );
     assert!(rx.borrow().opaque_protocol);
+    // So is a pod's DNS name under the service, on that port and for that client.
+    let by_pod = idx
+        .subscribe_profile("web-0.web.ns.svc.cluster.local:80", r#"{"ns":"client"}"#)
+        .unwrap();
+    assert!(by_pod.borrow().opaque_protocol);
+    assert_eq!(by_pod.borrow().routes[0].metrics_labels["route"], "mine");
+    let other_port = idx
+        .subscribe_profile("web-0.web.ns.svc.cluster.local:8080", "")
+        .unwrap();
+    assert!(!other_port.borrow().opaque_protocol);
 
     // An invalid profile is served as the default; deleting it too.
     profile_object(
