@@ -43,7 +43,7 @@
 //! | `LINKERD2_PROXY_INBOUND_LISTEN_ADDR` | `0.0.0.0:4143` |
 //! | `LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR` (`…_ADDRS`: up to two) | `127.0.0.1:4140` |
 //! | `LINKERD2_PROXY_ADMIN_LISTEN_ADDR` | `127.0.0.1:4191` |
-//! | `LINKERD2_PROXY_LOG` | `warn,mesh_proxy=info`; a `linkerd=` directive also applies to mesh-proxy; at most 4 KiB and 64 directives; `[{field=value}]` values match literally, not as regexes (see [`log`]) |
+//! | `LINKERD2_PROXY_LOG` | `warn,mesh_proxy=info`; a `linkerd=` directive also applies to mesh-proxy; at most 4 KiB and 64 directives; `[{field=value}]` values match literally, not as regexes (see [`log`]). Requests failed by the upstream (connect errors, resets, response timeouts) and unreachable opaque upstreams are logged at `warn`, at most once a second each, with `skipped=` counting the ones left out (see [`throttle`]) |
 //! | `LINKERD2_PROXY_LOG_FORMAT` | `plain` (or `json`), to stderr |
 //! | `LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION` | `25,587,3306,4444,5432,6379,9300,11211` |
 //! | `LINKERD2_PROXY_{INBOUND,OUTBOUND}_DETECT_TIMEOUT` | `10s`; then the connection is forwarded as opaque TCP, unless its bytes begin an HTTP/1 request: that stays HTTP, under the header read timeout (Linkerd forwards it as opaque TCP, escaping that timeout) |
@@ -198,3 +198,4 @@ pub mod server;
 pub mod stack;
 pub mod target;
 pub mod tcp;
+pub mod throttle;

@@ -31,7 +31,15 @@ pub async fn forward<U: Upstream>(
         None => match stack.connect(target).await {
             Ok(c) => c,
             Err(error) => {
-                tracing::debug!(%error, %target, "opaque connection failed");
+                match crate::throttle::TCP_CONNECT.admit() {
+                    Some(skipped) => tracing::warn!(
+                        %error,
+                        %target,
+                        skipped,
+                        "opaque connection failed: cannot reach the upstream"
+                    ),
+                    None => tracing::debug!(%error, %target, "opaque connection failed"),
+                }
                 return;
             }
         },

@@ -613,3 +613,56 @@ fn idle_and_slow_keep_alive_connections_are_closed() {
     let (code, out, _) = curl(&[&format!("http://{}/slow/900", proxy.inbound)]);
     assert_eq!((code, out.as_str()), (0, "slept 900ms\n"));
 }
+
+/// An unreachable upstream shows in the log at the default level, without a line per request.
+#[test]
+fn upstream_failures_are_logged_at_most_once_a_second() {
+    let dead = closed_port();
+    let proxy = Proxy::start(&[
+        ("MESH_PROXY_INBOUND_FORWARD_ADDR", &dead.to_string()),
+        ("LINKERD2_PROXY_LOG", "warn,mesh_proxy=info"),
+    ]);
+    let request = "GET / HTTP/1.1\r\nHost: down.test\r\nConnection: close\r\n\r\n";
+    let lines = |logs: &str| {
+        logs.lines()
+            .filter(|l| l.contains("request failed upstream"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let started = std::time::Instant::now();
+    for _ in 0..30 {
+        assert_eq!(http_request(proxy.inbound, request).unwrap().status, 502);
+    }
+    let burst = started.elapsed();
+    let first = lines(&proxy.logs());
+    assert!(!first.is_empty(), "{}", proxy.logs());
+    assert!(
+        first[0].contains("WARN")
+            && first[0].contains(&dead.to_string())
+            && first[0].contains("down.test"),
+        "{}",
+        first[0]
+    );
+    // One line per second at most: 30 requests in `burst` wrote at most burst + 1 of them.
+    assert!(
+        first.len() as u64 <= burst.as_secs() + 1,
+        "{} lines for 30 failures in {burst:?}",
+        first.len()
+    );
+    // A second later, the next failure is written with the count of those left out.
+    let mut sent = 30;
+    assert!(
+        support::eventually(Duration::from_secs(5), || {
+            sent += 1;
+            let _ = http_request(proxy.inbound, request);
+            lines(&proxy.logs())
+                .iter()
+                .skip(1)
+                .filter_map(|l| l.split_once("skipped=")?.1.trim().parse::<u64>().ok())
+                .any(|skipped| skipped > 0)
+        }),
+        "{}",
+        proxy.logs()
+    );
+    assert!(sent < 10_000);
+}

@@ -61,6 +61,17 @@ impl From<H1Error> for ProxyError {
 }
 
 impl ProxyError {
+    /// Whether the upstream failed (rather than the client or the request).
+    pub fn is_upstream(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::Connect(_)
+                | ProxyError::ResponseTimeout(_)
+                | ProxyError::UpstreamH2(_)
+                | ProxyError::UpstreamHttp1(_)
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::Connect(e) if e.is_timeout() => StatusCode::GATEWAY_TIMEOUT,

@@ -373,7 +373,17 @@ impl<U: Upstream> ProxyService<U> {
         grpc: bool,
         tap: Option<Box<TapRequest>>,
     ) -> Response<ProxyBody> {
-        tracing::debug!(%error, "request failed in the proxy");
+        // Failures of the upstream are the operator's to see at the default level (a few a
+        // second at most); a client's own mistakes stay at debug.
+        match error
+            .is_upstream()
+            .then(|| crate::throttle::HTTP_UPSTREAM.admit())
+        {
+            Some(Some(skipped)) => {
+                tracing::warn!(%error, authority, skipped, "request failed upstream")
+            }
+            _ => tracing::debug!(%error, authority, "request failed in the proxy"),
+        }
         let metrics = metrics.unwrap_or_else(|| {
             self.metrics_for(authority, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
         });
