@@ -77,6 +77,15 @@ fn none_exists(paths: &std::ffi::OsStr) -> Option<String> {
     ))
 }
 
+/// Whether no cluster is configured at all: no `$KUBECONFIG`, no ~/.kube/config and not in a
+/// cluster, and neither `--kubeconfig` nor `--context` given.
+pub fn nothing_configured(global: &GlobalArgs) -> bool {
+    global.kubeconfig.is_none()
+        && global.context.is_none()
+        && std::env::var_os("KUBECONFIG").is_none_or(|v| v.is_empty())
+        && nothing_to_infer().is_some()
+}
+
 /// Why [`Config::infer`] is bound to fail, said once: kube's own error names every path it
 /// tried in each layer of its chain.
 fn nothing_to_infer() -> Option<String> {

@@ -319,6 +319,7 @@ fn data_plane_failures_are_named() {
         "    delete and recreate: tools/debug",
         "    emojivoto/vote-bot-0 (Running)",
         "    emojivoto/emoji-7d4b9c8f5-2xq9z runs 0.0.1",
+        "‼ data plane proxies certificate match CA\n    1 pod does not trust the current trust anchors (linkerd-identity-trust-roots) and must be restarted:\n        emojivoto/emoji-7d4b9c8f5-2xq9z",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }

@@ -11,6 +11,7 @@ const COMMANDS: &[&str] = &[
     "uninject",
     "install",
     "uninstall",
+    "upgrade",
     "check",
     "stat",
     "diagnostics",

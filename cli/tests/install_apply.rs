@@ -77,7 +77,7 @@ impl Kubectl {
 
 /// Runs mesh in testdata/install with the fixture certificates, returning stdout.
 fn mesh_ok(args: &[&str]) -> String {
-    let out = mesh()
+    let out = support::mesh_offline()
         .current_dir(testdata().join("install"))
         .args(args)
         .output()
@@ -181,4 +181,152 @@ spec:
             .is_empty()
     );
     assert!(server.objects("ClusterRole", None).is_empty());
+}
+
+/// Runs mesh in testdata/install against `kubectl`'s cluster.
+fn mesh_at(kubectl: &Kubectl, args: &[&str]) -> std::process::Output {
+    mesh()
+        .current_dir(testdata().join("install"))
+        .arg("--kubeconfig")
+        .arg(&kubectl.kubeconfig)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap()
+}
+
+fn stdout_ok(out: std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The lines only in `a` and the lines only in `b`, in order, as a small unified listing.
+fn changed_lines(a: &str, b: &str) -> String {
+    similar::TextDiff::from_lines(a, b)
+        .iter_all_changes()
+        .filter_map(|c| match c.tag() {
+            similar::ChangeTag::Equal => None,
+            similar::ChangeTag::Delete => Some(format!("-{c}")),
+            similar::ChangeTag::Insert => Some(format!("+{c}")),
+        })
+        .collect()
+}
+
+#[test]
+fn install_refuses_to_replace_a_control_plane_and_upgrade_keeps_it() {
+    let server = FakeKube::builder().start().unwrap();
+    let kubectl = Kubectl::new(&server);
+    let install: Vec<&str> = ["install"].iter().chain(INSTALL_CERTS).copied().collect();
+
+    // Nothing installed: upgrade has nothing to start from.
+    let out = mesh_at(&kubectl, &["upgrade"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(
+            "no control plane in namespace linkerd: ConfigMap linkerd/linkerd-config does not exist"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The first install looks at the cluster, finds nothing, and is applied.
+    let crds = stdout_ok(mesh_at(&kubectl, &["install", "--crds"]), "install --crds");
+    kubectl.ok(&["apply", "-f", "-"], &crds);
+    let installed = stdout_ok(mesh_at(&kubectl, &install), "first install");
+    kubectl.ok(&["apply", "-f", "-"], &installed);
+
+    // A second install is refused: it would replace the trust anchor under the running proxies.
+    let out = mesh_at(&kubectl, &install);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "nothing is written on refusal");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("mesh is already installed in namespace linkerd")
+            && err.contains("mesh upgrade | kubectl apply -f -")
+            && err.contains("--ignore-cluster"),
+        "{err}"
+    );
+    let mut ignoring = install.clone();
+    ignoring.push("--ignore-cluster");
+    assert_eq!(
+        stdout_ok(mesh_at(&kubectl, &ignoring), "install --ignore-cluster"),
+        installed
+    );
+
+    // Upgrade without changes renders what is installed, byte for byte: the same values and
+    // the same certificates, read back from the cluster. As JSON too.
+    assert_eq!(
+        stdout_ok(mesh_at(&kubectl, &["upgrade"]), "upgrade"),
+        installed
+    );
+    let mut json = install.clone();
+    json.extend(["-o", "json", "--ignore-cluster"]);
+    assert_eq!(
+        stdout_ok(
+            mesh_at(&kubectl, &["upgrade", "-o", "json"]),
+            "upgrade -o json"
+        ),
+        stdout_ok(mesh_at(&kubectl, &json), "install -o json")
+    );
+    assert_eq!(
+        stdout_ok(mesh_at(&kubectl, &["upgrade", "--crds"]), "upgrade --crds"),
+        crds
+    );
+
+    // A --set changes only what it names (and the checksum of the values the pods carry).
+    let debug = stdout_ok(
+        mesh_at(&kubectl, &["upgrade", "--set", "proxy.logLevel=debug"]),
+        "upgrade --set",
+    );
+    let changes = changed_lines(&installed, &debug);
+    support::check_golden(
+        &testdata().join("upgrade/set-proxy-log-level.diff"),
+        &changes,
+    )
+    .unwrap();
+    for line in changes.lines() {
+        assert!(
+            line.contains("debug")
+                || line.contains("warn,linkerd=info")
+                || line.contains("checksum"),
+            "unexpected change: {line}"
+        );
+    }
+    let applied = kubectl.ok(&["apply", "-f", "-"], &debug);
+    assert!(
+        applied.contains("configmap/linkerd-config configured"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("secret/linkerd-identity-issuer unchanged"),
+        "{applied}"
+    );
+
+    // The next upgrade starts from the values the last one applied.
+    assert_eq!(
+        stdout_ok(mesh_at(&kubectl, &["upgrade"]), "second upgrade"),
+        debug
+    );
+}
+
+#[test]
+fn upgrade_needs_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent");
+    let out = mesh()
+        .args(["upgrade"])
+        .env("KUBECONFIG", &missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no kubeconfig"),
+        "{}",
+        text(&out.stderr)
+    );
 }

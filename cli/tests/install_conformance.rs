@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{INSTALL_CERTS, linkerd_fixtures, mesh, testdata, text};
+use support::{INSTALL_CERTS, linkerd_fixtures, testdata, text};
 
 /// What mesh renders that Linkerd's golden lacks, and why.
 const MESH_ONLY: &[(&str, &str, &str)] = &[(
@@ -24,7 +24,7 @@ fn documents(text: &str) -> Vec<Value> {
 }
 
 fn mesh_install(args: &[&str]) -> Vec<Value> {
-    let out = mesh()
+    let out = support::mesh_offline()
         .current_dir(testdata().join("install"))
         .args(args)
         .output()

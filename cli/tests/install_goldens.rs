@@ -49,7 +49,7 @@ fn cases() -> Vec<Case> {
 }
 
 fn run(args: &[String]) -> std::process::Output {
-    mesh()
+    support::mesh_offline()
         .current_dir(dir())
         .args(args)
         .output()

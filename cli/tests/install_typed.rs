@@ -45,7 +45,7 @@ fn proxy_env<'p>(pod: &'p PodSpec, name: &str) -> &'p EnvVar {
 }
 
 fn install(args: &[&str]) -> Vec<Value> {
-    let out = mesh()
+    let out = support::mesh_offline()
         .current_dir(testdata().join("install"))
         .args(args)
         .args(INSTALL_CERTS)

@@ -1,8 +1,10 @@
 //! The names `mesh install` gives the control plane's objects, which `check`, `inject` and the
 //! controller look up.
 
-/// The ConfigMap holding the effective install values.
+/// The ConfigMap holding the effective install values, under [`CONFIG_VALUES_KEY`].
 pub const CONFIG: &str = "linkerd-config";
+/// The key of [`CONFIG`] whose YAML the injector builds sidecars from and `mesh upgrade` starts from.
+pub const CONFIG_VALUES_KEY: &str = "values";
 /// The ConfigMap holding the trust anchors, under [`TRUST_ROOTS_KEY`].
 pub const TRUST_ROOTS: &str = "linkerd-identity-trust-roots";
 pub const TRUST_ROOTS_KEY: &str = "ca-bundle.crt";

@@ -9,6 +9,16 @@ pub fn mesh() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mesh"))
 }
 
+/// The `mesh` binary with no cluster configured (no `$KUBECONFIG`, no ~/.kube/config, not in a
+/// cluster), whatever the machine running the tests has: `mesh install` then checks no cluster.
+pub fn mesh_offline() -> Command {
+    let mut cmd = mesh();
+    cmd.env("HOME", testdata().join("no-home"))
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST");
+    cmd
+}
+
 /// The repository's testdata directory.
 pub fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")

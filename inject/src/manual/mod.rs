@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 pub use config::ProxyConfig;
 /// The `config.linkerd.io/*` annotations a pod's sidecar is configured by, besides the flags'.
 pub use mesh_names::annotations::config as keys;
-pub use sidecar::Sidecar;
+pub use sidecar::{Sidecar, trust_anchors_sha256};
 
 use crate::values::Values;
 

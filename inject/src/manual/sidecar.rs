@@ -43,7 +43,7 @@ pub(super) fn build(
         ),
         (
             annotations::TRUST_ROOT_SHA256.to_owned(),
-            sha256_hex(context.trust_anchors_pem),
+            trust_anchors_sha256(context.trust_anchors_pem),
         ),
     ];
     annotations.dedup();
@@ -463,7 +463,8 @@ fn resolve_named_ports(list: &str, spec: &Value) -> String {
         .join(",")
 }
 
-fn sha256_hex(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
+/// The `linkerd.io/trust-root-sha256` of a pod injected with `trust_anchors_pem`.
+pub fn trust_anchors_sha256(trust_anchors_pem: &str) -> String {
+    let digest = Sha256::digest(trust_anchors_pem.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

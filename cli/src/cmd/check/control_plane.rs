@@ -17,6 +17,9 @@ pub struct Facts {
     /// The version the running control plane reports, to compare proxies against.
     pub version: Option<String>,
     pub injector: Injector,
+    /// The `linkerd.io/trust-root-sha256` pods injected now get, to find pods that trust other
+    /// anchors.
+    pub trust_anchors_sha256: Option<String>,
 }
 
 /// Adds the control plane categories to `report`, and returns what the data plane checks need.
@@ -47,6 +50,7 @@ pub fn checks(
         return Facts {
             version: None,
             injector: Injector::Down(format!("the control plane namespace {ns} does not exist")),
+            trust_anchors_sha256: None,
         };
     }
     report.push(
@@ -125,7 +129,7 @@ pub fn checks(
                 Check::warn(
                     description,
                     format!("control plane running {v} but cli running {cli_version}"),
-                    "upgrade the one that is behind: mesh install | kubectl apply -f -, or a matching mesh CLI",
+                    "upgrade the one that is behind: mesh upgrade | kubectl apply -f -, or a matching mesh CLI",
                 )
             });
         }
@@ -142,6 +146,14 @@ pub fn checks(
     Facts {
         version: version.ok(),
         injector: running::injector(cp, ns),
+        trust_anchors_sha256: match &cp.trust_roots {
+            Ok(Some(roots)) => roots
+                .data
+                .as_ref()
+                .and_then(|d| d.get(resources::TRUST_ROOTS_KEY))
+                .map(|pem| mesh_inject::manual::trust_anchors_sha256(pem)),
+            _ => None,
+        },
     }
 }
 

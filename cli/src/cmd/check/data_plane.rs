@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use mesh_names::annotations::TRUST_ROOT_SHA256;
 use mesh_names::containers::PROXY as PROXY_CONTAINER;
 
 use super::gather::DataPlane;
@@ -231,6 +232,32 @@ fn ready(meshed: &[&Pod], finished: usize, namespace: Option<&str>) -> Check {
     Check::fail(description, error, hint).retryable()
 }
 
+/// Linkerd's "data plane proxies certificate match CA": every meshed pod was injected with the
+/// trust anchors installed now. A pod injected before the anchors changed keeps trusting the old
+/// ones and, once peers hold certificates from the new ones, cannot reach them.
+pub fn trust_anchors(dp: &DataPlane, current_sha256: &str) -> Check {
+    let description = "data plane proxies certificate match CA";
+    let pods = dp.pods.as_ref().map(Vec::as_slice).unwrap_or_default();
+    let off: Vec<(&Pod, String)> = pods
+        .iter()
+        .filter(|p| !pods::finished(p) && pods::proxy(p).is_some())
+        .filter_map(|p| {
+            let sha = p.metadata.annotations.as_ref()?.get(TRUST_ROOT_SHA256)?;
+            (sha != current_sha256).then(|| (p, sha.clone()))
+        })
+        .collect();
+    if off.is_empty() {
+        return Check::pass(description);
+    }
+    let error = format!(
+        "{} the current trust anchors (linkerd-identity-trust-roots) and must be restarted:\n{}",
+        plural(off.len(), "pod does not trust", "pods do not trust"),
+        listing(&off, |(pod, _)| pods::id(pod))
+    );
+    let hint = restart_hint(off.iter().map(|(p, _)| *p), "trust the current anchors");
+    Check::warn(description, error, hint)
+}
+
 fn versions(
     meshed: &[&Pod],
     description: &str,
@@ -253,10 +280,16 @@ fn versions(
         ),
         listing(&off, |(pod, v)| format!("{} runs {v}", pods::id(pod)))
     );
-    // One example command: a rollout restart where kubectl can do one, else a pod to delete.
+    let hint = restart_hint(off.iter().map(|(p, _)| **p), "pick up the current proxy");
+    Check::warn(description, error, hint)
+}
+
+/// One example command that recreates `pods` so that they `why`: a rollout restart where kubectl
+/// can do one, else a pod to delete.
+fn restart_hint<'a>(pods: impl Iterator<Item = &'a Pod>, why: &str) -> String {
     let mut restarts: BTreeSet<String> = BTreeSet::new();
     let mut deletes: BTreeSet<String> = BTreeSet::new();
-    for (pod, _) in &off {
+    for pod in pods {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("");
         match pods::recreate(pod) {
             Recreate::Restart(w) => {
@@ -269,16 +302,15 @@ fn versions(
             Recreate::ByHand => {}
         }
     }
-    let hint = match (restarts.first(), deletes.first()) {
-        (Some(example), _) => format!(
-            "restart the workloads to pick up the current proxy, e.g. kubectl rollout restart {example}"
-        ),
-        (None, Some(example)) => format!(
-            "recreate the pods to pick up the current proxy, e.g. kubectl delete pod {example}"
-        ),
-        (None, None) => "recreate the pods to pick up the current proxy".to_string(),
-    };
-    Check::warn(description, error, hint)
+    match (restarts.first(), deletes.first()) {
+        (Some(example), _) => {
+            format!("restart the workloads to {why}, e.g. kubectl rollout restart {example}")
+        }
+        (None, Some(example)) => {
+            format!("recreate the pods to {why}, e.g. kubectl delete pod {example}")
+        }
+        (None, None) => format!("recreate the pods to {why}"),
+    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {

@@ -174,7 +174,7 @@ pub fn identity(
             return vec![Check::fail(
                 description,
                 errors.join("\n"),
-                "reinstall the identity certificates, e.g. mesh install | kubectl apply -f -",
+                "give new identity certificates: mesh upgrade --identity-trust-anchors-file FILE --identity-issuer-certificate-file FILE --identity-issuer-key-file FILE | kubectl apply -f -",
             )];
         }
     };

@@ -143,6 +143,15 @@ fn evaluate(snapshot: &gather::Snapshot, scope: &gather::Scope, server: &str, no
             "linkerd-data-plane",
             data_plane::checks(dp, version, cli_version, &injector),
         );
+        if let Some(sha) = facts
+            .as_ref()
+            .and_then(|f| f.trust_anchors_sha256.as_deref())
+        {
+            report.push(
+                "linkerd-identity-data-plane",
+                vec![data_plane::trust_anchors(dp, sha)],
+            );
+        }
     }
     report
 }

@@ -202,7 +202,7 @@ pub fn proxies(pods: &Fetch<Vec<Pod>>, ns: &str, cli_version: &str) -> Vec<Check
         Check::warn(
             description,
             off.join("\n"),
-            "upgrade the control plane: mesh install | kubectl apply -f -",
+            "upgrade the control plane: mesh upgrade | kubectl apply -f -",
         )
     };
     vec![healthy, versions]

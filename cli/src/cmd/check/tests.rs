@@ -223,6 +223,68 @@ mod data_plane_rules {
     }
 }
 
+mod trust_anchor_rules {
+    use serde_json::json;
+
+    use super::super::data_plane;
+    use super::super::gather::DataPlane;
+    use super::super::report::Outcome;
+
+    fn meshed(name: &str, sha: Option<&str>) -> serde_json::Value {
+        let annotations = sha.map_or(json!({}), |s| json!({ "linkerd.io/trust-root-sha256": s }));
+        json!({
+            "metadata": { "name": name, "namespace": "app", "annotations": annotations,
+                "labels": { "pod-template-hash": "5f86686c4d" },
+                "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5f86686c4d", "uid": "u", "controller": true }] },
+            "spec": { "containers": [{ "name": "app" }, { "name": "linkerd-proxy" }] },
+        })
+    }
+
+    fn data_plane(pods: Vec<serde_json::Value>) -> DataPlane {
+        DataPlane {
+            namespace: None,
+            namespaces: Ok(Vec::new()),
+            pods: Ok(pods
+                .into_iter()
+                .map(|p| serde_json::from_value(p).unwrap())
+                .collect()),
+        }
+    }
+
+    #[test]
+    fn pods_injected_with_other_anchors_are_named_with_a_restart() {
+        let current = mesh_inject::manual::trust_anchors_sha256("new anchors");
+        let old = mesh_inject::manual::trust_anchors_sha256("old anchors");
+        let dp = data_plane(vec![
+            meshed("web-1", Some(&current)),
+            meshed("web-2", Some(&old)),
+            meshed("web-3", None),
+        ]);
+        let check = data_plane::trust_anchors(&dp, &current);
+        assert_eq!(check.outcome, Outcome::Warning);
+        let error = check.error.unwrap();
+        assert!(
+            error.starts_with("1 pod does not trust the current trust anchors"),
+            "{error}"
+        );
+        assert!(
+            error.contains("app/web-2") && !error.contains("web-1"),
+            "{error}"
+        );
+        assert_eq!(
+            check.hint.as_deref(),
+            Some(
+                "restart the workloads to trust the current anchors, e.g. kubectl rollout restart -n app deployment/web"
+            )
+        );
+        let same = data_plane(vec![meshed("web-1", Some(&current))]);
+        assert_eq!(
+            data_plane::trust_anchors(&same, &current).outcome,
+            Outcome::Success
+        );
+    }
+}
+
 mod control_plane_rules {
     use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;

@@ -18,7 +18,7 @@ pub fn webhook(
     now: i64,
 ) -> Vec<Check> {
     let description = "proxy-injector webhook has valid cert";
-    let hint = "reinstall the control plane to renew the webhook certificates: mesh install | kubectl apply -f -";
+    let hint = "render the webhook certificate again: mesh upgrade | kubectl apply -f - (it expires with the identity issuer; give new --identity-* files if that has expired)";
     let config = match webhook {
         Ok(Some(config)) => config,
         Ok(None) => {

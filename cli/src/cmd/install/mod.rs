@@ -1,8 +1,10 @@
 //! `mesh install` and `mesh uninstall`.
 
+mod cluster;
 mod render;
 mod settings;
 pub mod uninstall;
+pub mod upgrade;
 
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -33,6 +35,11 @@ pub use settings::{OutputArgs, ValuesArgs};
 /// `linkerd-config` and `linkerd-identity-trust-roots` ConfigMaps and the identity issuer Secret.
 /// The control plane's own pods carry the proxy already, as `mesh inject --manual` writes it.
 ///
+/// A control plane already in the namespace is not installed over: that would replace its trust
+/// anchor and issuer behind the running proxies' backs. Use `mesh upgrade` to change it, or
+/// --ignore-cluster to render without looking (as for GitOps; without any kubeconfig nothing is
+/// looked at either).
+///
 /// Without --identity-* files a new trust anchor (ECDSA P-256, valid 10 years) and issuer (valid 1
 /// year) are generated on every run. With them, the output depends only on the files and values,
 /// byte for byte, so a GitOps diff stays quiet.
@@ -54,6 +61,9 @@ pub struct Args {
     /// Print the effective values instead of manifests
     #[arg(long)]
     show_values: bool,
+    /// Render without checking the cluster for an existing control plane
+    #[arg(long)]
+    ignore_cluster: bool,
     #[command(flatten)]
     values: ValuesArgs,
     #[command(flatten)]
@@ -97,6 +107,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     } else if args.crds {
         args.output.write(&crds(&settings)?)
     } else {
+        if !args.ignore_cluster {
+            cluster::refuse_if_installed(global)?;
+        }
         let identity = args.identity.load(&settings.values.identity_trust_domain)?;
         args.output.write(&control_plane(&settings, &identity)?)
     };
@@ -105,6 +118,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 }
 
 impl IdentityArgs {
+    fn given(&self) -> bool {
+        self.identity_trust_anchors_file.is_some()
+    }
+
     /// Reads and verifies the given certificates, or generates new ones.
     fn load(&self, trust_domain: &str) -> anyhow::Result<Credentials> {
         let (Some(anchors), Some(crt), Some(key)) = (

@@ -59,6 +59,16 @@ impl ValuesArgs {
     /// Merges the defaults, `--ha`, the files and `--set`, then checks what Kubernetes would
     /// reject. Every error names the file or flag it came from.
     pub fn settings(&self, global: &GlobalArgs) -> anyhow::Result<Settings> {
+        self.settings_over(global, None)
+    }
+
+    /// As [`ValuesArgs::settings`], with `base` (a source name and a values document, such as
+    /// the values an installed control plane was rendered with) merged over the defaults first.
+    pub fn settings_over(
+        &self,
+        global: &GlobalArgs,
+        base: Option<(&str, &str)>,
+    ) -> anyhow::Result<Settings> {
         let namespace = global.control_plane_namespace.clone();
         if !is_dns_label(&namespace) {
             bail!(
@@ -67,6 +77,9 @@ impl ValuesArgs {
             );
         }
         let mut builder = ValuesBuilder::new()?;
+        if let Some((name, text)) = base {
+            builder.merge_file(name, text)?;
+        }
         if self.ha {
             builder.merge_file("--ha (manifests/values-ha.yaml)", HA_VALUES)?;
         }
