@@ -1031,3 +1031,56 @@ fn nothing_passes_for_a_control_plane_that_does_not_run() {
     }
     assert!(!text.contains("data plane proxies are ready"), "{text}");
 }
+
+/// `mesh version` reads the control plane's version from its ready pods and counts the proxies'
+/// versions, as `check` judges them.
+#[test]
+fn version_reads_the_control_plane_and_the_proxies() {
+    let pki = healthy_pki();
+    let server = cluster(&["control-plane.yaml", "data-plane-problems.yaml"], &pki);
+    for (args, file) in [
+        (&["version", "--proxy"][..], "version/proxy.golden.txt"),
+        (
+            &["version", "--proxy", "-o", "json"][..],
+            "version/proxy.golden.json",
+        ),
+        (
+            &["version", "--proxy", "-n", "tools"][..],
+            "version/proxy-tools.golden.txt",
+        ),
+        (&["version", "--short"][..], "version/short.golden.txt"),
+    ] {
+        let out = mesh(&server, args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        golden(&format!("../{file}"), &stdout(&out));
+    }
+    let text = stdout(&mesh(&server, &["version", "--proxy"]));
+    assert!(text.contains("\t0.0.1 (1 pod)\n"), "{text}");
+
+    // No control plane: the server's version is unavailable, which is no error.
+    let empty = FakeKube::builder().start().expect("fake API server");
+    let out = mesh(&empty, &["version", "-o", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(json["serverVersion"].is_null(), "{json}");
+    assert!(
+        json["serverUnavailable"]
+            .as_str()
+            .unwrap()
+            .starts_with("no control plane pod is running and ready"),
+        "{json}"
+    );
+
+    // An unreachable API server: the client's version, then the error, exit 2.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = empty.write_kubeconfig(dir.path()).unwrap();
+    drop(empty);
+    let out = run_mesh(&kubeconfig, &["version"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("Client version: {VERSION}\n"));
+    assert!(
+        stderr(&out).contains("cannot read the versions in the cluster"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -224,12 +224,15 @@ fn help_teaches() {
 
 #[test]
 fn version_and_completions() {
-    let out = mesh().arg("version").output().unwrap();
+    let out = mesh().args(["version", "--client"]).output().unwrap();
     assert_eq!(
         text(&out.stdout),
         format!("Client version: {}\n", env!("CARGO_PKG_VERSION"))
     );
-    let out = mesh().args(["version", "-o", "json"]).output().unwrap();
+    let out = mesh()
+        .args(["version", "--client", "-o", "json"])
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["clientVersion"], env!("CARGO_PKG_VERSION"));
     for (shell, marker) in [

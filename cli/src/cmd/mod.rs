@@ -85,7 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diagnostics(args) => diagnostics::run(args, &cli.global),
         Command::Tap(args) => tap::run(*args, &cli.global),
         Command::Top(args) => top::run(*args, &cli.global),
-        Command::Version(args) => version::run(args),
+        Command::Version(args) => version::run(args, &cli.global),
         Command::Completion(args) => completion::run(args),
         Command::Generate(args) => generate::run(args),
     }

@@ -162,7 +162,9 @@ fn target_dir() -> PathBuf {
 }
 
 fn version(mesh: &Path) -> Result<String> {
-    let out = Command::new(mesh).args(["version", "--short"]).output()?;
+    let out = Command::new(mesh)
+        .args(["version", "--client", "--short"])
+        .output()?;
     if !out.status.success() {
         bail!("mesh version failed");
     }

@@ -15,6 +15,12 @@ mod report;
 mod running;
 mod webhook;
 
+/// What `mesh version` reads from pods the way `check` does.
+pub mod facts {
+    pub use super::pods::{finished, proxy, proxy_version};
+    pub use super::running::pods_version as control_plane_version;
+}
+
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -326,6 +326,11 @@ pub fn version(cp: &ControlPlane, ns: &str) -> Result<String, String> {
         .pods
         .as_ref()
         .map_err(|e| format!("cannot list pods in {ns}: {e}"))?;
+    pods_version(pods, ns)
+}
+
+/// [`version`] from the pods of the control-plane namespace.
+pub fn pods_version(pods: &[Pod], ns: &str) -> Result<String, String> {
     let running = live(pods);
     let from_pods = running
         .iter()
