@@ -564,3 +564,116 @@ fn a_proxy_restart_inside_the_window_counts_from_the_restart() {
     within(&web["rps"], 7.0, 11.0, "rps since the restart");
     within(&web["success"], 0.7, 0.9, "success since the restart");
 }
+
+/// Nothing found at a proxy: stat says which direction it read and how to read the other.
+#[test]
+fn an_empty_proxy_read_names_the_direction_and_the_other_one() {
+    let backend = Backend::start();
+    let proxy = Proxy::start(backend.addr, &[]);
+    let web = Load::start(proxy.inbound, "web.example:8080", 20, 0, 1);
+    web.wait_for(2);
+    let admin = proxy.admin.to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args([
+            "stat",
+            "--proxy",
+            &admin,
+            "-t",
+            "1s",
+            "--direction",
+            "outbound",
+        ])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains(
+            "No traffic found. Read outbound traffic of 1 proxy for 1s; --direction inbound reads the inbound side.\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Workloads without a meshed pod are left out as Linkerd leaves them out, but stat says so, and
+/// --unmeshed lists them as 0/N.
+#[test]
+fn unmeshed_workloads_left_out_are_counted() {
+    let backend = Backend::start();
+    let proxy = Proxy::start(backend.addr, &[]);
+    let server = FakeKube::builder().kubelet(true).start().unwrap();
+    server.apply_yaml(&meshed_deployment(NS, "web", 1)).unwrap();
+    let plain = meshed_deployment(NS, "legacy", 1);
+    let plain = &plain[..plain.find("      - name: linkerd-proxy").unwrap()];
+    server.apply_yaml(plain).unwrap();
+    let pod = pods_of(&server, NS, "web").remove(0);
+    server.set_pod_proxy(NS, &pod, 4191, proxy.admin);
+
+    let out = mesh(&server, &["stat", "deploy", "-n", NS, "-t", "1s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\nweb "), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("legacy"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(
+            "Not shown: 1 deployment with no meshed pod (--unmeshed lists them as 0/N).\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = mesh(
+        &server,
+        &["stat", "deploy", "-n", NS, "-t", "1s", "--unmeshed"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let legacy = stdout(&out)
+        .lines()
+        .find(|l| l.starts_with("legacy "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no legacy row:\n{}", stdout(&out)));
+    assert_eq!(legacy.split_whitespace().nth(1), Some("0/1"), "{legacy}");
+    assert!(!stderr(&out).contains("Not shown"), "{}", stderr(&out));
+}
+
+/// A long window is never a blank screen: --watch draws its header and "sampling…" at once,
+/// and a one-shot run counts down on a terminal's stderr.
+#[test]
+fn a_long_window_shows_that_it_is_sampling() {
+    let server = FakeKube::builder().kubelet(true).start().unwrap();
+    server.apply_yaml(&meshed_deployment(NS, "web", 1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.write_kubeconfig(dir.path()).unwrap();
+    for (name, extra, expect) in [
+        ("watch", "--watch", "sampling… 30s"),
+        ("once", "", "sampling traffic… "),
+    ] {
+        let tmux = Tmux::new(&format!("sampling-{name}"));
+        let command = format!(
+            "env -u KUBECONFIG KUBECACHEDIR={} {} --kubeconfig {} stat deploy -n {NS} -t 30s {extra}",
+            shell_quote(&dir.path().join("cache").display().to_string()),
+            shell_quote(env!("CARGO_BIN_EXE_mesh")),
+            shell_quote(&kubeconfig.display().to_string()),
+        );
+        let started = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "test",
+            "-x",
+            "150",
+            "-y",
+            "30",
+            &command,
+        ]);
+        assert!(started.status.success(), "{}", stderr(&started));
+        let screen = tmux.wait_for(expect, |s| s.contains(expect));
+        if name == "watch" {
+            assert!(
+                screen.starts_with("Every 30s: mesh stat deploy"),
+                "{screen}"
+            );
+        }
+        tmux.run(&["send-keys", "-t", "test", "C-c"]);
+    }
+}

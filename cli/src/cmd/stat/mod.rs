@@ -8,6 +8,7 @@
 mod cluster;
 mod compute;
 mod config;
+mod notes;
 mod plan;
 mod render;
 mod resource;
@@ -173,6 +174,9 @@ async fn stat(mut config: Config, global: &GlobalArgs) -> anyhow::Result<ExitCod
     let mut plan = plan(client.as_ref(), &config).await?;
     let mut previous = scrape(&scraper, &plan.targets, &config.view).await;
     let mut refresh = 0u64;
+    if config.watch {
+        screen.sampling()?;
+    }
     loop {
         if config.watch {
             tokio::select! {
@@ -191,11 +195,15 @@ async fn stat(mut config: Config, global: &GlobalArgs) -> anyhow::Result<ExitCod
             plan = next_plan;
             refresh += 1;
             let frame = frame(&plan, &previous, &current, &config);
-            screen.draw(refresh, &frame)?;
+            screen.draw(
+                refresh,
+                &frame,
+                &notes::after_table(&plan, &config, frame.empty),
+            )?;
             previous = current;
             continue;
         }
-        tokio::time::sleep(config.window).await;
+        notes::sample_for(config.window).await;
         let current = scrape(&scraper, &plan.targets, &config.view).await;
         if let Source::Proxies { .. } = config.source {
             plan = authority_rows(&plan.targets, &current, &config);
@@ -215,8 +223,8 @@ async fn stat(mut config: Config, global: &GlobalArgs) -> anyhow::Result<ExitCod
         }
         crate::output::stdout(|out| out.write_all(frame.body.as_bytes()))?;
         let mut stderr = std::io::stderr().lock();
-        if frame.empty && config.format != Format::Json {
-            let _ = writeln!(stderr, "No traffic found.");
+        if config.format != Format::Json {
+            let _ = stderr.write_all(notes::after_table(&plan, &config, frame.empty).as_bytes());
         }
         if !frame.footnote.is_empty() {
             let _ = stderr.write_all(frame.footnote.as_bytes());

@@ -16,6 +16,9 @@ pub struct Plan {
     pub rows: Vec<RowPlan>,
     /// Every proxy to read, once each.
     pub targets: Vec<ScrapeTarget>,
+    /// Resources left out because none of their pods is meshed (without --unmeshed), by kind,
+    /// as Linkerd leaves them out.
+    pub hidden_unmeshed: Vec<(Kind, usize)>,
 }
 
 #[derive(Debug)]
@@ -59,6 +62,7 @@ pub fn authority_rows(targets: &[ScrapeTarget], current: &Samples, config: &Conf
     Plan {
         rows,
         targets: targets.to_vec(),
+        hidden_unmeshed: Vec::new(),
     }
 }
 /// Reads the cluster (or takes the --proxy list) and decides the rows and the proxies.
@@ -69,6 +73,7 @@ pub async fn plan(client: Option<&kube::Client>, config: &Config) -> anyhow::Res
                 return Ok(Plan {
                     rows: Vec::new(),
                     targets: addrs.iter().cloned().map(ScrapeTarget::Direct).collect(),
+                    hidden_unmeshed: Vec::new(),
                 });
             }
             (
@@ -128,6 +133,7 @@ pub async fn plan(client: Option<&kube::Client>, config: &Config) -> anyhow::Res
     });
     let mut rows = Vec::new();
     let mut targets: Vec<ScrapeTarget> = Vec::new();
+    let mut hidden_unmeshed: Vec<(Kind, usize)> = Vec::new();
     for workload in &inventory.workloads {
         let pods: Vec<&PodInfo> = inventory
             .pods_of(workload)
@@ -141,6 +147,13 @@ pub async fn plan(client: Option<&kube::Client>, config: &Config) -> anyhow::Res
             continue;
         }
         if meshed == 0 && !config.unmeshed {
+            match hidden_unmeshed
+                .iter_mut()
+                .find(|(k, _)| *k == workload.kind)
+            {
+                Some((_, n)) => *n += 1,
+                None => hidden_unmeshed.push((workload.kind, 1)),
+            }
             continue;
         }
         let sources: Vec<(ScrapeTarget, String)> = match &from_targets {
@@ -176,5 +189,9 @@ pub async fn plan(client: Option<&kube::Client>, config: &Config) -> anyhow::Res
     }
     let mut seen = HashSet::new();
     targets.retain(|t| seen.insert(t.clone()));
-    Ok(Plan { rows, targets })
+    Ok(Plan {
+        rows,
+        targets,
+        hidden_unmeshed,
+    })
 }

@@ -27,8 +27,29 @@ impl Screen {
         }
     }
 
-    /// Shows refresh number `refresh`.
-    pub fn draw(&mut self, refresh: u64, frame: &Frame) -> std::io::Result<()> {
+    /// Shows at once that the first window is being sampled, so the screen is not blank for it.
+    pub fn sampling(&mut self) -> std::io::Result<()> {
+        if self.terminal {
+            let mut out = std::io::stdout().lock();
+            execute!(
+                out,
+                cursor::MoveTo(0, 0),
+                terminal::Clear(terminal::ClearType::All)
+            )?;
+            let header = format!(
+                "Every {:?}: {}    Ctrl-C to quit\n\nsampling… {:?}\n",
+                self.window, self.title, self.window
+            );
+            write_lines(&mut out, &header)?;
+            out.flush()
+        } else {
+            eprintln!("sampling… {:?}", self.window);
+            Ok(())
+        }
+    }
+
+    /// Shows refresh number `refresh`, with `notes` under the table on a terminal.
+    pub fn draw(&mut self, refresh: u64, frame: &Frame, notes: &str) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
         if self.terminal {
             execute!(
@@ -44,9 +65,7 @@ impl Screen {
             // raw mode, but write \r\n anyway so the frame survives either.
             write_lines(&mut out, &header)?;
             write_lines(&mut out, &frame.body)?;
-            if frame.empty {
-                write_lines(&mut out, "No traffic found.\n")?;
-            }
+            write_lines(&mut out, notes)?;
             write_lines(&mut out, &frame.footnote)?;
         } else {
             if refresh > 1 {
