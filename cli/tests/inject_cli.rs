@@ -276,7 +276,11 @@ fn the_shipped_example_injects() {
 #[test]
 fn uninject_takes_the_tap_variable_out_with_the_proxy() {
     let dir = testdata().join("inject");
-    let manual = ["--manual", "--identity-trust-anchors-file", "trust-anchors.pem"];
+    let manual = [
+        "--manual",
+        "--identity-trust-anchors-file",
+        "trust-anchors.pem",
+    ];
     let roundtrip = |extra: &[&str], input: &str| {
         let injected = mesh()
             .current_dir(&dir)
@@ -299,7 +303,10 @@ fn uninject_takes_the_tap_variable_out_with_the_proxy() {
     // On from the flag: the setting stays, as every config.linkerd.io setting does.
     let back = roundtrip(&["--enable-tap"], "manual_tap.in.yaml");
     assert!(!back.contains("MESH_PROXY_TAP_ENABLED"), "{back}");
-    assert!(back.contains("config.linkerd.io/enable-tap: \"true\""), "{back}");
+    assert!(
+        back.contains("config.linkerd.io/enable-tap: \"true\""),
+        "{back}"
+    );
 }
 
 /// An https server with a certificate from a throwaway CA; returns its port and the CA's PEM.

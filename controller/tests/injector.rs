@@ -381,7 +381,10 @@ fn tap_follows_the_pod_then_its_namespace() {
     let silent = inject(json!({}));
     assert!(!tapped(&injector, "plain", &silent), "off by default");
     // Ready means the namespaces are known.
-    assert!(tapped(&injector, "tapped", &silent), "the namespace's opt-in");
+    assert!(
+        tapped(&injector, "tapped", &silent),
+        "the namespace's opt-in"
+    );
     assert!(!tapped(&injector, "private", &silent));
     let on = inject(json!({"config.linkerd.io/enable-tap": "true"}));
     assert!(tapped(&injector, "plain", &on));
@@ -398,7 +401,10 @@ fn tap_is_on_for_every_pod_when_the_config_says_so() {
     let injector = Injector::start_with(&kube, &values.build().unwrap());
     let silent = pod("web", json!({"linkerd.io/inject": "enabled"}));
     assert!(tapped(&injector, "plain", &silent));
-    assert!(!tapped(&injector, "private", &silent), "the namespace's opt-out");
+    assert!(
+        !tapped(&injector, "private", &silent),
+        "the namespace's opt-out"
+    );
     let off = pod(
         "web",
         json!({"linkerd.io/inject": "enabled", "config.linkerd.io/enable-tap": "false"}),

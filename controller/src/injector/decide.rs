@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use mesh_inject::manual::{self, Context, ManualError, Owner};
-use mesh_names::annotations::{
-    CONFIG_PREFIX, CREATED_BY, DISABLED, ENABLED, INGRESS, INJECT, TAP,
-};
+use mesh_names::annotations::{CONFIG_PREFIX, CREATED_BY, DISABLED, ENABLED, INGRESS, INJECT, TAP};
 use mesh_names::containers::{FOREIGN_SIDECARS, INJECTED};
 use mesh_names::labels::CONTROL_PLANE_COMPONENT;
 use serde_json::{Map, Value};

@@ -218,7 +218,11 @@ fn tap(annotations: &Map<String, Value>) -> Result<Option<bool>, ManualError> {
         annotation: key.to_owned(),
         reason,
     })?;
-    Ok(Some(if key == annotations::ENABLE_TAP { on } else { !on }))
+    Ok(Some(if key == annotations::ENABLE_TAP {
+        on
+    } else {
+        !on
+    }))
 }
 
 /// A CPU quantity as Kubernetes writes it back: `0.5` is `500m`, `1.0` is `1`.

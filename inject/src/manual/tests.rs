@@ -242,7 +242,11 @@ fn the_pods_tap_annotations_override_the_values() {
         // Linkerd's opt-outs mean the opposite, in Go's spellings of a boolean.
         (&on, json!({"config.linkerd.io/disable-tap": "true"}), false),
         (&on, json!({"viz.linkerd.io/disable-tap": "1"}), false),
-        (&off, json!({"config.linkerd.io/disable-tap": "false"}), true),
+        (
+            &off,
+            json!({"config.linkerd.io/disable-tap": "false"}),
+            true,
+        ),
         // On one object, mesh's own key decides over Linkerd's, and Linkerd's core over viz.
         (
             &off,

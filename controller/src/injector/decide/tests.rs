@@ -272,7 +272,11 @@ fn tap_follows_the_pod_then_the_namespace_then_the_values() {
     assert!(tap(&pod_on, &ns_off, &off), "the pod's opt-in");
     let pod_on = pod_says(json!({"config.linkerd.io/disable-tap": "false"}));
     assert!(
-        tap(&pod_on, &ns_says(&[("config.linkerd.io/enable-tap", "false")]), &on),
+        tap(
+            &pod_on,
+            &ns_says(&[("config.linkerd.io/enable-tap", "false")]),
+            &on
+        ),
         "the pod's Linkerd key over the namespace's mesh key"
     );
 }
