@@ -276,6 +276,42 @@ fn the_shipped_example_injects() {
     }
 }
 
+#[test]
+fn uninject_takes_the_tap_variable_out_with_the_proxy() {
+    let dir = testdata().join("inject");
+    let manual = [
+        "--manual",
+        "--identity-trust-anchors-file",
+        "trust-anchors.pem",
+    ];
+    let roundtrip = |extra: &[&str], input: &str| {
+        let injected = mesh()
+            .current_dir(&dir)
+            .arg("inject")
+            .args(manual)
+            .args(extra)
+            .arg(input)
+            .output()
+            .unwrap();
+        assert!(injected.status.success(), "{}", text(&injected.stderr));
+        assert!(text(&injected.stdout).contains("MESH_PROXY_TAP_ENABLED"));
+        let back = run_with_stdin(mesh().args(["uninject", "-"]), &injected.stdout);
+        assert!(back.status.success(), "{}", text(&back.stderr));
+        text(&back.stdout)
+    };
+    // On from the values: the input comes back byte for byte.
+    let input = "manual_tap_values.in.yaml";
+    let back = roundtrip(&["--set", "proxy.enableTap=true"], input);
+    assert_eq!(back, std::fs::read_to_string(dir.join(input)).unwrap());
+    // On from the flag: the setting stays, as every config.linkerd.io setting does.
+    let back = roundtrip(&["--enable-tap"], "manual_tap.in.yaml");
+    assert!(!back.contains("MESH_PROXY_TAP_ENABLED"), "{back}");
+    assert!(
+        back.contains("config.linkerd.io/enable-tap: \"true\""),
+        "{back}"
+    );
+}
+
 /// An https server with a certificate from a throwaway CA; returns its port and the CA's PEM.
 fn https_server(body: &'static str) -> (u16, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();

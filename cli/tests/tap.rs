@@ -219,7 +219,15 @@ fn tap_is_off_unless_the_proxy_enables_it() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("tap is disabled"), "{err}");
-    assert!(err.contains("MESH_PROXY_TAP_ENABLED=true"), "{err}");
+    // How to turn it on in a cluster, for the workload asked about and its namespace.
+    for hint in [
+        "kubectl get deployment/web -n emojivoto -o yaml | mesh inject --enable-tap - | kubectl apply -f -",
+        "kubectl annotate namespace emojivoto config.linkerd.io/enable-tap=true",
+        "proxy.enableTap=true",
+        "MESH_PROXY_TAP_ENABLED=true",
+    ] {
+        assert!(err.contains(hint), "{hint:?} not in {err}");
+    }
 }
 
 /// A tmux server of its own, so parallel tests never meet.

@@ -27,13 +27,19 @@ pub struct Injector {
 
 impl Injector {
     pub fn start(kube: &FakeKube) -> Injector {
+        Injector::start_with(kube, &mesh_inject::values::Values::defaults())
+    }
+
+    /// Starts the injector with `values` as its `--config`, as `mesh install` writes them into
+    /// the `linkerd-config` ConfigMap.
+    pub fn start_with(kube: &FakeKube, values: &mesh_inject::values::Values) -> Injector {
         let dir = tempfile::tempdir().unwrap();
         let certs = certs();
         let tls = dir.path().join("tls");
         std::fs::create_dir(&tls).unwrap();
         std::fs::write(tls.join("tls.crt"), &certs.crt_pem).unwrap();
         std::fs::write(tls.join("tls.key"), &certs.key_pem).unwrap();
-        let values = mesh_inject::values::to_tree(&mesh_inject::values::Values::defaults());
+        let values = mesh_inject::values::to_tree(values);
         std::fs::write(
             dir.path().join("values"),
             serde_json::to_string_pretty(&values).unwrap(),
@@ -310,6 +316,100 @@ fn reviews_over_https() {
     ] {
         assert!(metrics.contains(line), "{line} not in {metrics}");
     }
+}
+
+/// Whether the injected proxy of `pod`, reviewed in `namespace`, serves tap.
+fn tapped(injector: &Injector, namespace: &str, pod: &Value) -> bool {
+    let answer = injector.post(&injector.client(), review("u", namespace, pod));
+    let out = patched(pod, &answer);
+    let proxy = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|l| out["spec"][*l].as_array().cloned().unwrap_or_default())
+        .find(|c| c["name"] == "linkerd-proxy")
+        .unwrap_or_else(|| panic!("no proxy injected: {answer}"));
+    let tap: Vec<&Value> = proxy["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "MESH_PROXY_TAP_ENABLED")
+        .collect();
+    match tap[..] {
+        [] => false,
+        [e] if e["value"] == "true" => true,
+        _ => panic!("unexpected tap variables {tap:?}"),
+    }
+}
+
+/// Namespaces that say nothing about tap, turn it on, and turn it off as Linkerd viz does.
+fn tap_cluster() -> FakeKube {
+    let kube = FakeKube::start().unwrap();
+    kube.apply_yaml(
+        r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: plain}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: tapped
+  annotations: {config.linkerd.io/enable-tap: "true"}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: private
+  annotations: {viz.linkerd.io/disable-tap: "true"}
+"#,
+    )
+    .unwrap();
+    kube
+}
+
+#[test]
+fn tap_follows_the_pod_then_its_namespace() {
+    let kube = tap_cluster();
+    let injector = Injector::start(&kube);
+    let inject = |extra: Value| {
+        let mut annotations = json!({"linkerd.io/inject": "enabled"});
+        annotations
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        pod("web", annotations)
+    };
+    let silent = inject(json!({}));
+    assert!(!tapped(&injector, "plain", &silent), "off by default");
+    // Ready means the namespaces are known.
+    assert!(
+        tapped(&injector, "tapped", &silent),
+        "the namespace's opt-in"
+    );
+    assert!(!tapped(&injector, "private", &silent));
+    let on = inject(json!({"config.linkerd.io/enable-tap": "true"}));
+    assert!(tapped(&injector, "plain", &on));
+    assert!(tapped(&injector, "private", &on), "the pod wins");
+    let off = inject(json!({"config.linkerd.io/disable-tap": "true"}));
+    assert!(!tapped(&injector, "tapped", &off), "the pod wins");
+}
+
+#[test]
+fn tap_is_on_for_every_pod_when_the_config_says_so() {
+    let kube = tap_cluster();
+    let mut values = mesh_inject::values::ValuesBuilder::new().unwrap();
+    values.set("proxy.enableTap=true").unwrap();
+    let injector = Injector::start_with(&kube, &values.build().unwrap());
+    let silent = pod("web", json!({"linkerd.io/inject": "enabled"}));
+    assert!(tapped(&injector, "plain", &silent));
+    assert!(
+        !tapped(&injector, "private", &silent),
+        "the namespace's opt-out"
+    );
+    let off = pod(
+        "web",
+        json!({"linkerd.io/inject": "enabled", "config.linkerd.io/enable-tap": "false"}),
+    );
+    assert!(!tapped(&injector, "tapped", &off), "the pod's opt-out");
 }
 
 #[test]

@@ -18,10 +18,11 @@ pub enum Setting {
     AdminPort,
     ProxyAwait,
     DefaultInboundPolicy,
+    EnableTap,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 11] = [
+    pub const ALL: [Setting; 12] = [
         Setting::SkipInboundPorts,
         Setting::SkipOutboundPorts,
         Setting::OpaquePorts,
@@ -33,6 +34,7 @@ impl Setting {
         Setting::AdminPort,
         Setting::ProxyAwait,
         Setting::DefaultInboundPolicy,
+        Setting::EnableTap,
     ];
 
     /// The setting's name: its flag without the dashes and its annotation without the prefix.
@@ -49,6 +51,7 @@ impl Setting {
             Setting::AdminPort => "admin-port",
             Setting::ProxyAwait => "proxy-await",
             Setting::DefaultInboundPolicy => "default-inbound-policy",
+            Setting::EnableTap => "enable-tap",
         }
     }
 
@@ -71,6 +74,7 @@ impl Setting {
             | Setting::ProxyMemoryLimit => quantity(value).map(|_| value.to_owned()),
             Setting::ProxyAwait => one_of(value, &["enabled", "disabled"]),
             Setting::DefaultInboundPolicy => one_of(value, POLICIES),
+            Setting::EnableTap => boolean(value).map(|b| b.to_string()),
         }
     }
 }
@@ -227,6 +231,16 @@ fn log_level(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// A boolean as Go's `strconv.ParseBool` reads it, since Linkerd reads its `disable-tap`
+/// annotations so and manifests written for Linkerd carry them.
+pub(crate) fn boolean(s: &str) -> Result<bool, String> {
+    match s {
+        "true" | "True" | "TRUE" | "t" | "T" | "1" => Ok(true),
+        "false" | "False" | "FALSE" | "f" | "F" | "0" => Ok(false),
+        _ => Err(format!("{s:?} is neither true nor false")),
+    }
+}
+
 fn one_of(s: &str, allowed: &[&str]) -> Result<String, String> {
     if allowed.contains(&s) {
         Ok(s.to_owned())
@@ -323,6 +337,20 @@ mod tests {
         assert!(Setting::DefaultInboundPolicy.validate("deny").is_ok());
         assert!(Setting::DefaultInboundPolicy.validate("allow").is_err());
         assert!(Setting::ProxyAwait.validate("enabled").is_ok());
+    }
+
+    #[test]
+    fn tap_is_a_boolean_written_as_true_or_false() {
+        assert_eq!(Setting::EnableTap.validate("True").unwrap(), "true");
+        assert_eq!(Setting::EnableTap.validate("0").unwrap(), "false");
+        assert_eq!(
+            Setting::EnableTap.validate("yes").unwrap_err(),
+            "\"yes\" is neither true nor false"
+        );
+        assert_eq!(
+            Setting::EnableTap.annotation(),
+            mesh_names::annotations::ENABLE_TAP
+        );
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct Proxy {
     pub outbound_connect_timeout: String,
     pub shutdown_grace_period: String,
     pub enable_shutdown_endpoint: bool,
+    /// Whether proxies serve their tap stream unless a pod or its namespace says otherwise.
+    pub enable_tap: bool,
     pub cores: u32,
     pub resources: Resources,
     pub liveness_probe: Probe,

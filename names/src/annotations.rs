@@ -22,6 +22,20 @@ pub const OPAQUE_PORTS: &str = "config.linkerd.io/opaque-ports";
 /// Inbound ports the proxy does not intercept.
 pub const SKIP_INBOUND_PORTS: &str = "config.linkerd.io/skip-inbound-ports";
 
+/// Turns the proxy's tap stream (`GET /tap` on the admin port, read by `mesh tap` and `mesh top`)
+/// on (`"true"`) or off (`"false"`), on a pod or a namespace. mesh's own key, written by
+/// `mesh inject --enable-tap`: tap is off unless asked for, because nothing authorizes its readers
+/// yet (Linkerd's is on by default because only its mTLS-authenticated tap service may read it).
+pub const ENABLE_TAP: &str = "config.linkerd.io/enable-tap";
+/// Linkerd's opt-out (2.3 to 2.9, `linkerd inject --disable-tap`), read as the opposite of
+/// [`ENABLE_TAP`], so that a workload Linkerd kept out of tap stays out.
+pub const DISABLE_TAP: &str = "config.linkerd.io/disable-tap";
+/// Linkerd viz's opt-out (2.10 and later), read as [`DISABLE_TAP`].
+pub const VIZ_DISABLE_TAP: &str = "viz.linkerd.io/disable-tap";
+/// The annotations that decide tap, in precedence on one object: the first present decides. They
+/// are one setting: a pod with any of them decides for itself, and its namespace's are not read.
+pub const TAP: [&str; 3] = [ENABLE_TAP, DISABLE_TAP, VIZ_DISABLE_TAP];
+
 /// Proxy configuration annotations that are not written from `mesh inject` flags.
 pub mod config {
     pub const PROXY_IMAGE: &str = "config.linkerd.io/proxy-image";

@@ -7,3 +7,6 @@ pub const INBOUND_LISTEN_ADDR: &str = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR";
 pub const ADMIN_LISTEN_ADDR: &str = "LINKERD2_PROXY_ADMIN_LISTEN_ADDR";
 /// The proxy's control (tap) listener.
 pub const CONTROL_LISTEN_ADDR: &str = "LINKERD2_PROXY_CONTROL_LISTEN_ADDR";
+/// Whether the proxy serves its tap stream (`GET /tap`); the injector sets it to `true` when a pod
+/// asks for tap, and `mesh tap` names it in its hints.
+pub const TAP_ENABLED: &str = "MESH_PROXY_TAP_ENABLED";

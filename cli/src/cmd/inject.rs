@@ -196,6 +196,20 @@ pub struct ProxyFlags {
     /// cluster-authenticated, deny or audit.
     #[arg(long, value_name = "POLICY")]
     default_inbound_policy: Option<String>,
+    /// Serve the proxy's tap stream for mesh tap and mesh top; =false keeps it off
+    ///
+    /// Writes config.linkerd.io/enable-tap, which wins over the namespace's annotation and the
+    /// install's proxy.enableTap. Tap is off unless one of them turns it on, because nothing
+    /// checks who reads it yet: whoever reaches the pod's admin port sees every request's method,
+    /// authority and path.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    enable_tap: Option<bool>,
 }
 
 impl ProxyFlags {
@@ -223,6 +237,7 @@ impl ProxyFlags {
                 Setting::DefaultInboundPolicy,
                 self.default_inbound_policy.clone(),
             ),
+            (Setting::EnableTap, self.enable_tap.map(|b| b.to_string())),
         ];
         let mut options = Options {
             ingress,

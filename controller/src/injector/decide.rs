@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use mesh_inject::manual::{self, Context, ManualError, Owner};
-use mesh_names::annotations::{CONFIG_PREFIX, CREATED_BY, DISABLED, ENABLED, INGRESS, INJECT};
+use mesh_names::annotations::{CONFIG_PREFIX, CREATED_BY, DISABLED, ENABLED, INGRESS, INJECT, TAP};
 use mesh_names::containers::{FOREIGN_SIDECARS, INJECTED};
 use mesh_names::labels::CONTROL_PLANE_COMPONENT;
 use serde_json::{Map, Value};
@@ -170,7 +170,7 @@ pub fn has_sidecar(spec: &Value) -> bool {
 }
 
 /// The pod as the injector admits it: the namespace's proxy settings the pod does not set
-/// itself copied onto it (so that `mesh_inject::manual` sees them), the default opaque ports it
+/// itself (for tap, any of its keys) copied onto it (so that `mesh_inject::manual` sees them), the default opaque ports it
 /// exposes, then the sidecar `mesh_inject::manual::inject_json_as` adds — the same code as
 /// `mesh inject --manual` and `mesh install`.
 pub fn injected(
@@ -184,8 +184,15 @@ pub fn injected(
     let mut target = pod.clone();
     let ports = container_ports(&pod["spec"]);
     let mut annotations = take_annotations(&mut target);
+    // The tap keys are one setting: a pod with any of them decides for itself.
+    let pod_says_tap = TAP.iter().any(|k| annotations.contains_key(*k));
     for (k, v) in namespace {
-        if INHERITED_PREFIXES.iter().any(|p| k.starts_with(p)) && !annotations.contains_key(k) {
+        let pod_says = if TAP.contains(&k.as_str()) {
+            pod_says_tap
+        } else {
+            annotations.contains_key(k)
+        };
+        if inherited(k) && !pod_says {
             annotations.insert(k.clone(), Value::String(v.clone()));
         }
     }
@@ -277,6 +284,12 @@ pub fn display_name(kind: &str, object: &Value) -> String {
         .or_else(|| meta["generateName"].as_str())
         .unwrap_or("");
     format!("{}/{name}", kind.to_ascii_lowercase())
+}
+
+/// Whether a pod inherits its namespace's annotation `key`: its proxy settings, and Linkerd viz's
+/// tap opt-out, which lives outside them.
+fn inherited(key: &str) -> bool {
+    INHERITED_PREFIXES.iter().any(|p| key.starts_with(p)) || TAP.contains(&key)
 }
 
 /// Whether `port` is in a list like `25,443,4444-4450`.

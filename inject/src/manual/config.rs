@@ -3,8 +3,11 @@
 
 use serde_json::{Map, Value};
 
+use mesh_names::annotations;
+
 use super::{ManualError, keys};
 use crate::Setting;
+use crate::overrides::boolean;
 use crate::values::{RequestLimit, Values};
 
 /// The resolved settings of one pod's proxy.
@@ -35,6 +38,8 @@ pub struct ProxyConfig {
     /// `nft` or `legacy`.
     pub iptables_mode: String,
     pub ingress: bool,
+    /// Whether the proxy serves its tap stream (`MESH_PROXY_TAP_ENABLED`).
+    pub tap: bool,
 }
 
 impl ProxyConfig {
@@ -79,6 +84,7 @@ impl ProxyConfig {
             skip_subnets: values.proxy_init.skip_subnets.clone(),
             iptables_mode: values.proxy_init.iptables_mode.clone(),
             ingress: false,
+            tap: p.enable_tap,
         };
         let get = |key: &str| annotations.get(key).and_then(Value::as_str);
         let setting = |s: Setting| -> Result<Option<String>, ManualError> {
@@ -177,6 +183,9 @@ impl ProxyConfig {
         if let Some(v) = get(keys::SKIP_SUBNETS) {
             c.skip_subnets = v.to_owned();
         }
+        if let Some(tap) = tap(annotations)? {
+            c.tap = tap;
+        }
         Ok(c)
     }
 
@@ -194,6 +203,26 @@ impl ProxyConfig {
             _ => None,
         }
     }
+}
+
+/// The pod's own say on tap: the first of [`annotations::TAP`] present decides, and Linkerd's
+/// `disable-tap` keys mean the opposite of mesh's `enable-tap`.
+fn tap(annotations: &Map<String, Value>) -> Result<Option<bool>, ManualError> {
+    let Some((key, value)) = annotations::TAP
+        .iter()
+        .find_map(|k| Some((*k, annotations.get(*k)?.as_str()?)))
+    else {
+        return Ok(None);
+    };
+    let on = boolean(value.trim()).map_err(|reason| ManualError::BadAnnotation {
+        annotation: key.to_owned(),
+        reason,
+    })?;
+    Ok(Some(if key == annotations::ENABLE_TAP {
+        on
+    } else {
+        !on
+    }))
 }
 
 /// A CPU quantity as Kubernetes writes it back: `0.5` is `500m`, `1.0` is `1`.

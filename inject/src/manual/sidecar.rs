@@ -316,6 +316,9 @@ fn proxy_container(
     if config.ingress {
         envs.push(env("LINKERD2_PROXY_INGRESS_MODE", "true"));
     }
+    if config.tap {
+        envs.push(env(mesh_names::env::TAP_ENABLED, "true"));
+    }
     envs.extend([
         env_field("_pod_sa", "spec.serviceAccountName"),
         env("_l5d_ns", ns),

@@ -209,3 +209,85 @@ fn inject_is_idempotent_and_uninject_restores() {
     original["metadata"]["annotations"] = json!({});
     assert_eq!(back, original);
 }
+
+fn tap_env(values: &Values, annotations: Value) -> Option<Value> {
+    let mut t = template();
+    t["metadata"]["annotations"] = annotations;
+    let t = injected(values, t);
+    env(&t["spec"]["initContainers"][1], "MESH_PROXY_TAP_ENABLED").cloned()
+}
+
+fn tap_on_by_default() -> Values {
+    let mut b = crate::values::ValuesBuilder::new().unwrap();
+    b.set("proxy.enableTap=true").unwrap();
+    b.build().unwrap()
+}
+
+#[test]
+fn tap_is_off_unless_asked_for() {
+    assert_eq!(tap_env(&Values::defaults(), json!({})), None);
+    assert_eq!(
+        tap_env(&tap_on_by_default(), json!({})),
+        Some(json!("true"))
+    );
+}
+
+#[test]
+fn the_pods_tap_annotations_override_the_values() {
+    let off = Values::defaults();
+    let on = tap_on_by_default();
+    let cases = [
+        (&off, json!({"config.linkerd.io/enable-tap": "true"}), true),
+        (&on, json!({"config.linkerd.io/enable-tap": "false"}), false),
+        // Linkerd's opt-outs mean the opposite, in Go's spellings of a boolean.
+        (&on, json!({"config.linkerd.io/disable-tap": "true"}), false),
+        (&on, json!({"viz.linkerd.io/disable-tap": "1"}), false),
+        (
+            &off,
+            json!({"config.linkerd.io/disable-tap": "false"}),
+            true,
+        ),
+        // On one object, mesh's own key decides over Linkerd's, and Linkerd's core over viz.
+        (
+            &off,
+            json!({"config.linkerd.io/enable-tap": "true", "config.linkerd.io/disable-tap": "true"}),
+            true,
+        ),
+        (
+            &on,
+            json!({"config.linkerd.io/disable-tap": "True", "viz.linkerd.io/disable-tap": "false"}),
+            false,
+        ),
+    ];
+    for (values, annotations, want) in cases {
+        let got = tap_env(values, annotations.clone());
+        assert_eq!(got, want.then(|| json!("true")), "{annotations}");
+    }
+}
+
+#[test]
+fn a_bad_tap_annotation_is_named() {
+    let mut t = template();
+    t["metadata"]["annotations"] = json!({"viz.linkerd.io/disable-tap": "yes"});
+    let values = Values::defaults();
+    let context = Context {
+        values: &values,
+        trust_anchors_pem: ANCHORS,
+        control_plane_namespace: "linkerd",
+        cli_version: "1",
+    };
+    let err = inject_json(&mut t, owner(), &context).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "annotation viz.linkerd.io/disable-tap: \"yes\" is neither true nor false"
+    );
+}
+
+#[test]
+fn uninject_removes_the_tap_variable_with_the_proxy() {
+    let values = tap_on_by_default();
+    let mut t = injected(&values, template());
+    assert!(env(&t["spec"]["initContainers"][1], "MESH_PROXY_TAP_ENABLED").is_some());
+    uninject_json(&mut t);
+    assert!(!t.to_string().contains("MESH_PROXY_TAP_ENABLED"), "{t}");
+}

@@ -4,7 +4,8 @@
 //! endpoint `GET /tap`, reached through the Kubernetes API server's pod proxy. The stream
 //! carries metadata only (method, authority, path, status, latency, bytes, direction, TLS), is
 //! filtered and rate-limited by the proxy, and is off unless the proxy was started with
-//! `MESH_PROXY_TAP_ENABLED=true`.
+//! `MESH_PROXY_TAP_ENABLED=true`, which the injector sets for pods that ask for tap
+//! (`config.linkerd.io/enable-tap`, `mesh inject --enable-tap`, the `proxy.enableTap` value).
 
 pub mod event;
 
@@ -19,12 +20,18 @@ use super::GlobalArgs;
 use crate::cmd::stat::{Kind, parse_one, running_meshed_pods};
 use crate::metrics::scrape::pod_proxy_path;
 use event::{Event, Tapped};
+use mesh_names::annotations::ENABLE_TAP;
+use mesh_names::env::TAP_ENABLED;
 
 /// Watch live requests to and from a resource's pods
 ///
 /// Prints Linkerd-style `req`, `rsp` and `end` lines for each request the pods' proxies
-/// finish, until Ctrl-C. The proxies must run with MESH_PROXY_TAP_ENABLED=true; the stream
-/// carries request metadata only, never headers or bodies.
+/// finish, until Ctrl-C. The stream carries request metadata only, never headers or bodies.
+///
+/// Tap is off in a proxy unless turned on, because nothing checks who reads it yet: for a
+/// workload with `mesh inject --enable-tap`, for a namespace with the annotation
+/// config.linkerd.io/enable-tap=true (then restart its pods), for every pod with the install
+/// value proxy.enableTap=true, and for a proxy run by hand with MESH_PROXY_TAP_ENABLED=true.
 ///
 /// Examples:
 ///   mesh tap deploy/web -n emojivoto
@@ -137,7 +144,7 @@ pub async fn start(
         .namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
-    let pods = running_meshed_pods(&client, namespace, kind, &name).await?;
+    let pods = running_meshed_pods(&client, namespace.clone(), kind, &name).await?;
     let query = query(filter);
     let (tx, rx) = mpsc::channel(1024);
     let (opened_tx, mut opened_rx) = mpsc::channel(pods.len());
@@ -216,10 +223,41 @@ pub async fn start(
     }
     if opened == 0 {
         bail!(
-            "no tap stream could be opened; is tap enabled on the proxies (MESH_PROXY_TAP_ENABLED=true)?"
+            "no tap stream could be opened\n{}",
+            tap_off_hint(kind, &name, &namespace)
         );
     }
     Ok((rx, names))
+}
+
+/// How to turn tap on, for when no proxy would stream: with the command for the resource asked
+/// about where applying its new pod template replaces its pods.
+fn tap_off_hint(kind: Kind, name: &str, namespace: &str) -> String {
+    let resource = format!("{}/{name}", kind.canonical());
+    let pipeline = format!(
+        "kubectl get {resource} -n {namespace} -o yaml | mesh inject --enable-tap - | kubectl apply -f -"
+    );
+    let workload = match kind {
+        Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet => {
+            format!("for {resource} (its pods restart): {pipeline}")
+        }
+        Kind::CronJob => format!("for {resource} (from its next job): {pipeline}"),
+        _ => format!(
+            "for a workload: mesh inject --enable-tap on its manifest (or the annotation \
+             {ENABLE_TAP}=true on its pod template), then apply it and replace its pods"
+        ),
+    };
+    [
+        "tap is off in a proxy unless turned on, because nothing checks who reads it yet; to turn it on:"
+            .to_owned(),
+        format!("  {workload}"),
+        format!(
+            "  for the namespace: kubectl annotate namespace {namespace} {ENABLE_TAP}=true, then restart its pods"
+        ),
+        "  for every pod: the install value proxy.enableTap=true".to_owned(),
+        format!("  for a proxy run by hand: {TAP_ENABLED}=true"),
+    ]
+    .join("\n")
 }
 
 /// `?method=…&path=…&authority=…&max_rps=…`, percent-encoded.
@@ -252,3 +290,6 @@ fn percent_encode(text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,8 +18,9 @@ use table::Table;
 ///
 /// Taps the resource's pods (see `mesh tap`) and keeps one row per source, destination,
 /// method and path, sorted by count, with the best, worst and last latency and the success
-/// rate. Redraws every second; press q to quit. The proxies must run with
-/// MESH_PROXY_TAP_ENABLED=true.
+/// rate. Redraws every second; press q to quit. Tap must be on in the proxies: see
+/// `mesh tap --help` (in short, `mesh inject --enable-tap`, or the annotation
+/// config.linkerd.io/enable-tap=true on a pod template or namespace).
 ///
 /// Example:
 ///   mesh top deploy/web -n emojivoto

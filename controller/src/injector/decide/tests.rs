@@ -239,6 +239,49 @@ fn namespace_settings_are_copied_unless_the_pod_has_its_own() {
 }
 
 #[test]
+fn tap_follows_the_pod_then_the_namespace_then_the_values() {
+    let ns_says = |pairs: &[(&str, &str)]| -> Annotations {
+        let mut ns = ns(Some("enabled"));
+        ns.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        ns
+    };
+    let pod_says = |annotations: Value| {
+        let mut p = pod(None);
+        p["metadata"]["annotations"] = annotations;
+        p
+    };
+    let tap = |pod: &Value, ns: &Annotations, values: &Values| {
+        let plan = decide(pod, ns).unwrap();
+        let injected = injected(pod, ns, plan, owner(), &context(values), CREATED_BY).unwrap();
+        env(&injected, "MESH_PROXY_TAP_ENABLED") == Some("true")
+    };
+    let off = Values::defaults();
+    let mut on = off.clone();
+    on.proxy.enable_tap = true;
+    let none = pod_says(json!({}));
+    assert!(!tap(&none, &ns_says(&[]), &off), "off by default");
+    assert!(tap(&none, &ns_says(&[]), &on), "the values' default");
+    let ns_on = ns_says(&[("config.linkerd.io/enable-tap", "true")]);
+    assert!(tap(&none, &ns_on, &off), "the namespace over the values");
+    let ns_off = ns_says(&[("viz.linkerd.io/disable-tap", "true")]);
+    assert!(!tap(&none, &ns_off, &on), "viz's opt-out on the namespace");
+    // The pod wins, whichever of the keys either uses.
+    let pod_off = pod_says(json!({"config.linkerd.io/disable-tap": "true"}));
+    assert!(!tap(&pod_off, &ns_on, &on), "the pod's opt-out");
+    let pod_on = pod_says(json!({"config.linkerd.io/enable-tap": "true"}));
+    assert!(tap(&pod_on, &ns_off, &off), "the pod's opt-in");
+    let pod_on = pod_says(json!({"config.linkerd.io/disable-tap": "false"}));
+    assert!(
+        tap(
+            &pod_on,
+            &ns_says(&[("config.linkerd.io/enable-tap", "false")]),
+            &on
+        ),
+        "the pod's Linkerd key over the namespace's mesh key"
+    );
+}
+
+#[test]
 fn default_opaque_ports_the_pod_exposes_are_annotated() {
     let mut mysql = pod(Some("enabled"));
     mysql["spec"]["containers"][0]["ports"] =
