@@ -11,22 +11,24 @@
 #![allow(clippy::unwrap_used)]
 
 mod grafana_support;
+#[path = "grafana_support/tests.rs"]
+mod grafana_support_tests;
 mod stat_support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use mesh_names::{containers, labels, ports};
 use serde_json::{Value, json};
 
 use grafana_support::exposition::Exported;
+use grafana_support::pods::{injected_deployment, running_pod, target_labels};
 use grafana_support::promql::{self, Schema};
 use grafana_support::relabel::{self, LabelSet};
+use grafana_support::traffic::Traffic;
 use grafana_support::{QueryKind, SCHEMA_VERSION, dashboards, queries, scrape_config};
-use stat_support::{Backend, Load, Proxy};
+
+const POD: &str = "web-5d9c7b6f4-x2x7k";
+const POD_IP: &str = "10.244.0.7";
 
 const PROMETHEUS_DS: &str = "${DS_PROMETHEUS}";
 
@@ -215,87 +217,18 @@ fn check_panels(d: &Value, problem: &mut impl FnMut(String)) {
     }
 }
 
-/// The pod a Deployment's template makes, as the API server would show it running.
-fn running_pod(deployment: &Value, name: &str, ip: &str) -> Value {
-    let template = &deployment["spec"]["template"];
-    let mut labels = template["metadata"]["labels"].clone();
-    labels["pod-template-hash"] = json!("5d9c7b6f4");
-    json!({
-        "metadata": {
-            "name": name,
-            "namespace": deployment["metadata"]["namespace"],
-            "labels": labels,
-            "annotations": template["metadata"]["annotations"],
-        },
-        "spec": template["spec"],
-        "status": {"phase": "Running", "podIP": ip},
-    })
-}
-
-/// `mesh inject --manual` of the emojivoto web Deployment, as JSON.
-fn injected_deployment() -> Value {
-    let testdata = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/inject");
-    let out = Command::new(env!("CARGO_BIN_EXE_mesh"))
-        .current_dir(testdata)
-        .args([
-            "inject",
-            "--manual",
-            "--identity-trust-anchors-file",
-            "trust-anchors.pem",
-            "manual_deployment.in.yaml",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_saphyr::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap()
-}
-
-/// The labels the scrape config gives the series of the pod `deployment` makes, checking on
-/// the way that it keeps exactly that pod's proxy admin port.
-fn target_labels(deployment: &Value) -> LabelSet {
-    let jobs = relabel::jobs(&scrape_config()).unwrap();
-    let [job] = jobs.as_slice() else {
-        panic!("expected one scrape job, found {}", jobs.len());
-    };
-    let pod = running_pod(deployment, "web-5d9c7b6f4-x2x7k", "10.244.0.7");
-    let targets = relabel::pod_targets(&pod);
-    let admin = format!("10.244.0.7:{}", ports::PROXY_ADMIN);
-    let admin_port = targets.iter().find(|t| t["__address__"] == admin);
-    let admin_port = admin_port.unwrap_or_else(|| panic!("no admin port in {targets:#?}"));
-    assert_eq!(
-        admin_port["__meta_kubernetes_pod_container_name"],
-        containers::PROXY
-    );
-    assert_eq!(
-        admin_port["__meta_kubernetes_pod_container_port_name"],
-        containers::ADMIN_PORT
-    );
-    let kept: Vec<LabelSet> = targets.iter().filter_map(|t| job.relabel(t)).collect();
-    let [target] = kept.as_slice() else {
-        panic!(
-            "expected one target of {} ports, kept {kept:#?}",
-            targets.len()
-        );
-    };
-    assert_eq!(target["instance"], admin);
-    target.clone()
-}
-
 #[test]
 fn scrape_config_keeps_the_proxy_admin_port_and_labels_the_pod() {
     let deployment = injected_deployment();
     let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
     assert_eq!(pod_labels[labels::workload("Deployment")], "web");
-    let target = target_labels(&deployment);
+    let target = target_labels(&deployment, POD, POD_IP);
+    let instance = format!("{POD_IP}:{}", ports::PROXY_ADMIN);
     let expected: LabelSet = [
         ("job", "linkerd-proxy"),
-        ("instance", "10.244.0.7:4191"),
+        ("instance", instance.as_str()),
         ("namespace", "emojivoto"),
-        ("pod", "web-5d9c7b6f4-x2x7k"),
+        ("pod", POD),
         ("deployment", "web"),
         ("control_plane_ns", "linkerd"),
         ("workload_ns", "emojivoto"),
@@ -332,89 +265,6 @@ fn scrape_config_keeps_the_proxy_admin_port_and_labels_the_pod() {
     }
 }
 
-/// A server that speaks first (a banner, as SMTP or MySQL do), then echoes one line.
-fn banner_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            std::thread::spawn(move || {
-                conn.set_read_timeout(Some(Duration::from_secs(10)))
-                    .unwrap();
-                let _ = conn.write_all(b"220 banner\r\n");
-                let mut line = String::new();
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                if reader.read_line(&mut line).is_ok() {
-                    let _ = conn.write_all(line.as_bytes());
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// Reads `want` bytes, or fails after 10 s.
-fn read_exactly(conn: &mut TcpStream, want: usize) -> String {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut buf = vec![0; want];
-    conn.read_exact(&mut buf).unwrap();
-    String::from_utf8(buf).unwrap()
-}
-
-/// One opaque TCP exchange with the banner server through `conn`.
-fn tcp_exchange(mut conn: TcpStream) {
-    assert_eq!(read_exactly(&mut conn, 12), "220 banner\r\n");
-    conn.write_all(b"hello\r\n").unwrap();
-    assert_eq!(read_exactly(&mut conn, 7), "hello\r\n");
-}
-
-/// Scrapes both proxies until `ready` holds for the union of what they export.
-fn scrape_until(proxies: &[&Proxy], ready: impl Fn(&Exported) -> bool) -> Exported {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut all = Exported::default();
-        for p in proxies {
-            let (status, body) = http_get(p.admin, "/metrics");
-            assert_eq!(status, 200);
-            for (metric, labels) in Exported::parse(&body).metrics {
-                let into = all.metrics.entry(metric).or_default();
-                for (label, values) in labels {
-                    into.entry(label).or_default().extend(values);
-                }
-            }
-        }
-        if ready(&all) || Instant::now() > deadline {
-            return all;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut conn = TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    conn.read_to_string(&mut text).unwrap();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
 fn seen(e: &Exported, metric: &str, label: &str, value: &str) -> bool {
     e.labels(metric)
         .and_then(|l| l.get(label))
@@ -423,54 +273,10 @@ fn seen(e: &Exported, metric: &str, label: &str, value: &str) -> bool {
 
 #[test]
 fn dashboards_query_only_what_the_proxy_exports() {
-    let backend = Backend::start();
-    let banner = banner_server();
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let http = Proxy::start(backend.addr, &[]);
-    let tcp = Proxy::start(banner, &[]);
-
-    // HTTP both ways: inbound to the backend (every 4th request a 500), outbound through the
-    // proxy mode to the backend, and outbound to a port nothing listens on (502, `connect`).
-    let loads = [
-        Load::start(
-            http.inbound,
-            "web.emojivoto.svc.cluster.local:8080",
-            50,
-            4,
-            0,
-        ),
-        Load::start(http.outbound, &backend.addr.to_string(), 50, 4, 0),
-        Load::start(http.outbound, &closed.to_string(), 20, 0, 0),
-    ];
-    for load in &loads {
-        load.wait_for(8);
-    }
-    drop(loads);
-    // Opaque TCP both ways: a server-speaks-first protocol inbound, CONNECT outbound.
-    tcp_exchange(TcpStream::connect(tcp.inbound).unwrap());
-    let mut tunnel = TcpStream::connect(http.outbound).unwrap();
-    write!(
-        tunnel,
-        "CONNECT {banner} HTTP/1.1\r\nHost: {banner}\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 1024 {
-        let mut byte = [0];
-        tunnel.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    tcp_exchange(tunnel);
-
-    let exported = scrape_until(&[&http, &tcp], |e| {
+    let mut traffic = Traffic::start();
+    traffic.stop_load();
+    let banner = traffic.banner.port().to_string();
+    let exported = traffic.scrape_until(|e| {
         ["inbound", "outbound"].iter().all(|dir| {
             seen(e, "response_total", "direction", dir)
                 && seen(e, "tcp_close_total", "direction", dir)
@@ -478,12 +284,7 @@ fn dashboards_query_only_what_the_proxy_exports() {
             .iter()
             .all(|c| seen(e, "response_total", "classification", c))
             && seen(e, "response_total", "error", "connect")
-            && seen(
-                e,
-                "tcp_open_total",
-                "target_port",
-                &banner.port().to_string(),
-            )
+            && seen(e, "tcp_open_total", "target_port", &banner)
     });
     for metric in [
         "request_total",
@@ -496,7 +297,7 @@ fn dashboards_query_only_what_the_proxy_exports() {
         );
     }
 
-    let target = target_labels(&injected_deployment());
+    let target = target_labels(&injected_deployment(), POD, POD_IP);
     // Prometheus renames a scraped label that a target label also has (`exported_…`).
     for (metric, labels) in &exported.metrics {
         for label in labels.keys() {

@@ -4,10 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod exposition;
+pub mod pods;
 pub mod promql;
 pub mod relabel;
-#[cfg(test)]
-mod tests;
+pub mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

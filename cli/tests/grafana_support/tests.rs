@@ -1,9 +1,10 @@
-//! The checks themselves must fail on the mistakes they are for.
+//! The checks themselves must fail on the mistakes they are for (compiled into `grafana.rs`
+//! only, so they run once).
 
-use super::exposition::Exported;
-use super::promql::{Schema, legend_labels};
-use super::relabel::{self, LabelSet};
-use super::variable_refs;
+use crate::grafana_support::exposition::Exported;
+use crate::grafana_support::promql::{Schema, legend_labels};
+use crate::grafana_support::relabel::{self, LabelSet};
+use crate::grafana_support::variable_refs;
 
 const PAGE: &str = r#"# TYPE request_total counter
 request_total{direction="inbound",authority="web:8080",tls="no_identity"} 3
