@@ -22,6 +22,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("tmux", "tmux"),
     // mesh check's --wait spinner test runs mesh under a pseudo-terminal.
     ("script", "bsdutils"),
+    // The Grafana dashboards' queries run in a real Prometheus.
+    ("prometheus", "prometheus"),
     // cargo xtask images: Debian packages unpacked into the images' root filesystems.
     ("dpkg-deb", "dpkg"),
     ("chroot", "coreutils"),
