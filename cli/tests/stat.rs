@@ -677,3 +677,38 @@ fn a_long_window_shows_that_it_is_sampling() {
         tmux.run(&["send-keys", "-t", "test", "C-c"]);
     }
 }
+
+/// `--from` a workload groups outbound traffic by the destination's workload, which mesh-proxy
+/// cannot name yet: the empty cells are explained instead of left as "-".
+#[test]
+fn traffic_that_cannot_be_matched_to_a_workload_is_explained() {
+    let backend = Backend::start();
+    let proxy = Proxy::start(backend.addr, &[]);
+    let server = FakeKube::builder().kubelet(true).start().unwrap();
+    server.apply_yaml(&meshed_deployment(NS, "web", 1)).unwrap();
+    let pod = pods_of(&server, NS, "web").remove(0);
+    server.set_pod_proxy(NS, &pod, 4191, proxy.admin);
+    // Outbound, through the proxy's HTTP proxy port, to the backend.
+    let load = Load::start(proxy.outbound, &backend.addr.to_string(), 20, 0, 1);
+    load.wait_for(2);
+    let out = mesh(
+        &server,
+        &[
+            "stat",
+            "deploy",
+            "-n",
+            NS,
+            "--from",
+            "deploy/web",
+            "-t",
+            "1s",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\nweb "), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("No traffic matched: mesh-proxy does not yet label outbound traffic"),
+        "{}",
+        stderr(&out)
+    );
+}

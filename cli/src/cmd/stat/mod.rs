@@ -168,6 +168,9 @@ async fn stat(mut config: Config, global: &GlobalArgs) -> anyhow::Result<ExitCod
                 .unwrap_or_else(|| ns.clone());
         }
         *namespace = Some(ns);
+        if let Some(ns) = service_namespace(&config.view) {
+            config.view.service_ips = service_ips(client, &ns).await?;
+        }
     }
     let scraper = Scraper::new(client.clone(), config.scrape_timeout, CONCURRENCY)?;
     let mut screen = watch::Screen::new(config.watch, &config.title, config.window);
@@ -195,11 +198,7 @@ async fn stat(mut config: Config, global: &GlobalArgs) -> anyhow::Result<ExitCod
             plan = next_plan;
             refresh += 1;
             let frame = frame(&plan, &previous, &current, &config);
-            screen.draw(
-                refresh,
-                &frame,
-                &notes::after_table(&plan, &config, frame.empty),
-            )?;
+            screen.draw(refresh, &frame, &notes::after_table(&plan, &config, &frame))?;
             previous = current;
             continue;
         }
@@ -224,7 +223,7 @@ async fn stat(mut config: Config, global: &GlobalArgs) -> anyhow::Result<ExitCod
         crate::output::stdout(|out| out.write_all(frame.body.as_bytes()))?;
         let mut stderr = std::io::stderr().lock();
         if config.format != Format::Json {
-            let _ = stderr.write_all(notes::after_table(&plan, &config, frame.empty).as_bytes());
+            let _ = stderr.write_all(notes::after_table(&plan, &config, &frame).as_bytes());
         }
         if !frame.footnote.is_empty() {
             let _ = stderr.write_all(frame.footnote.as_bytes());
@@ -233,11 +232,63 @@ async fn stat(mut config: Config, global: &GlobalArgs) -> anyhow::Result<ExitCod
     }
 }
 
+/// The namespace whose Services traffic is matched against, when rows or `--to` are Services.
+fn service_namespace(view: &View) -> Option<String> {
+    if let Some(only) = view
+        .only
+        .as_ref()
+        .filter(|o| o.kind == resource::Kind::Service)
+    {
+        return Some(only.namespace.clone());
+    }
+    match &view.group {
+        GroupBy::Destination {
+            kind: resource::Kind::Service,
+            namespace,
+        } => Some(namespace.clone()),
+        _ => None,
+    }
+}
+
+/// The cluster IPs of the Services in `namespace`: mesh-proxy labels traffic sent to a cluster
+/// IP with the IP, not the Service's name.
+async fn service_ips(
+    client: &kube::Client,
+    namespace: &str,
+) -> anyhow::Result<HashMap<std::net::IpAddr, (String, String)>> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let services = crate::client::list_all(&api, &kube::api::ListParams::default())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot list services in {namespace}: {}",
+                crate::client::describe(e)
+            )
+        })?;
+    let mut ips = HashMap::new();
+    for service in services {
+        let Some(name) = service.metadata.name.clone() else {
+            continue;
+        };
+        let spec = service.spec.unwrap_or_default();
+        let listed = spec.cluster_ips.unwrap_or_default();
+        for ip in spec.cluster_ip.into_iter().chain(listed) {
+            if let Ok(ip) = ip.parse() {
+                ips.insert(ip, (namespace.to_string(), name.clone()));
+            }
+        }
+    }
+    Ok(ips)
+}
+
 /// A rendered refresh: the table or JSON, and what went wrong on the way.
 struct Frame {
     body: String,
     footnote: String,
     empty: bool,
+    /// No row has any traffic.
+    quiet: bool,
     /// How many targets could not be read.
     unread: usize,
 }
@@ -314,6 +365,7 @@ fn frame(plan: &Plan, previous: &Samples, current: &Samples, config: &Config) ->
         body,
         footnote,
         empty: rows.is_empty(),
+        quiet: rows.iter().all(|r| r.stats.is_none()),
         unread: failed.len(),
     }
 }

@@ -4,15 +4,17 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use super::Frame;
 use super::config::{Config, Source};
 use super::plan::Plan;
-use super::sample::Direction;
+use super::resource::Kind;
+use super::sample::{Direction, GroupBy};
 
 /// Lines under the table: what was left out or where to look instead. Empty when there is
 /// nothing to say.
-pub fn after_table(plan: &Plan, config: &Config, empty: bool) -> String {
+pub fn after_table(plan: &Plan, config: &Config, frame: &Frame) -> String {
     let mut out = String::new();
-    if empty {
+    if frame.empty {
         // Linkerd's words first: scripts look for them.
         out.push_str("No traffic found.");
         if let Source::Proxies { addrs, .. } = &config.source {
@@ -32,6 +34,23 @@ pub fn after_table(plan: &Plan, config: &Config, empty: bool) -> String {
             ));
         }
         out.push('\n');
+    }
+    // mesh-proxy has no discovery yet, so its outbound metrics carry no `dst_*` labels: only a
+    // Service can be recognised, from the authority. Say so rather than show "-" unexplained.
+    let by_workload = match &config.view.group {
+        GroupBy::Destination { kind, .. } => *kind != Kind::Service,
+        _ => false,
+    } || config
+        .view
+        .only
+        .as_ref()
+        .is_some_and(|o| o.kind != Kind::Service);
+    if by_workload && !frame.empty && frame.quiet {
+        out.push_str(
+            "No traffic matched: mesh-proxy does not yet label outbound traffic with the \
+             destination's workload (the dst_* labels come with service discovery); a Service \
+             is matched by its name or cluster IP, e.g. --to svc/NAME.\n",
+        );
     }
     if !plan.hidden_unmeshed.is_empty() {
         let parts: Vec<String> = plan

@@ -4,6 +4,7 @@
 //! only these totals, never the text.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use crate::metrics::{Buckets, Exposition, Sample};
 
@@ -20,6 +21,9 @@ pub struct View {
     pub group: GroupBy,
     /// Keep only traffic to this destination (`--to`).
     pub only: Option<Destination>,
+    /// Services by cluster IP, `(namespace, name)`, so traffic sent to a Service's IP counts as
+    /// the Service's (filled from the API for `--to svc/…` and `stat svc --from …`).
+    pub service_ips: HashMap<IpAddr, (String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,7 +98,7 @@ impl View {
             return None;
         }
         if let Some(only) = &self.only
-            && destination(sample, only.kind, &only.namespace).as_ref()
+            && destination(sample, only.kind, &only.namespace, &self.service_ips).as_ref()
                 != Some(&(only.namespace.clone(), only.name.clone()))
         {
             return None;
@@ -103,7 +107,8 @@ impl View {
             GroupBy::Whole => Some(String::new()),
             GroupBy::Authority => sample.label("authority").map(str::to_string),
             GroupBy::Destination { kind, namespace } => {
-                destination(sample, *kind, namespace).map(|(ns, name)| format!("{ns}/{name}"))
+                destination(sample, *kind, namespace, &self.service_ips)
+                    .map(|(ns, name)| format!("{ns}/{name}"))
             }
         }
     }
@@ -111,12 +116,13 @@ impl View {
 
 /// The `(namespace, name)` of the destination resource of kind `kind` a sample names, from
 /// `dst_<kind>` and `dst_namespace`. For Services without those labels (mesh-proxy has no
-/// discovery yet), the `authority` stands in: `name.namespace.svc…`, `name.namespace` or a
-/// bare `name` in `default_namespace`.
+/// discovery yet), the `authority` stands in: a Service's cluster IP (from `service_ips`),
+/// `name.namespace.svc…`, `name.namespace` or a bare `name` in `default_namespace`.
 fn destination(
     sample: &Sample<'_>,
     kind: Kind,
     default_namespace: &str,
+    service_ips: &HashMap<IpAddr, (String, String)>,
 ) -> Option<(String, String)> {
     let namespace = sample.label("dst_namespace");
     if kind == Kind::Namespace {
@@ -139,6 +145,10 @@ fn destination(
                 authority
             }
         });
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return service_ips.get(&ip).cloned();
+    }
     let parts: Vec<&str> = host.split('.').collect();
     match parts.as_slice() {
         [name] if !name.is_empty() => Some((default_namespace.to_string(), name.to_string())),

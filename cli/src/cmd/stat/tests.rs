@@ -24,6 +24,7 @@ fn inbound() -> View {
         direction: Direction::Inbound,
         group: GroupBy::Whole,
         only: None,
+        service_ips: Default::default(),
     }
 }
 
@@ -138,6 +139,7 @@ fn from_splits_outbound_traffic_by_destination() {
             namespace: "emojivoto".into(),
         },
         only: None,
+        service_ips: Default::default(),
     };
     let w = window_of("outbound-dst", &view);
     let mut keys: Vec<&String> = w.keys().collect();
@@ -166,6 +168,7 @@ fn to_keeps_only_traffic_to_the_destination() {
             namespace: "emojivoto".into(),
             name: "voting-svc".into(),
         }),
+        service_ips: Default::default(),
     };
     let w = window_of("outbound-dst", &view);
     let stats = aggregate(&[&w[""]]).unwrap();
@@ -185,6 +188,7 @@ fn services_are_recognised_by_authority_without_dst_labels() {
             namespace: "shop".into(),
         },
         only: None,
+        service_ips: Default::default(),
     };
     let s = reduce(&crate::metrics::parse(text).unwrap(), &view);
     let mut keys: Vec<(&String, f64)> = s
@@ -200,6 +204,35 @@ fn services_are_recognised_by_authority_without_dst_labels() {
             (&"shop/cache".to_string(), 2.0),
             (&"store/db".to_string(), 1.0)
         ]
+    );
+}
+
+#[test]
+fn cluster_ips_count_as_their_service() {
+    let text = "response_total{direction=\"outbound\",authority=\"10.96.0.10:8080\",classification=\"success\"} 7\n\
+                response_total{direction=\"outbound\",authority=\"[fd00::a]:8080\",classification=\"success\"} 3\n\
+                response_total{direction=\"outbound\",authority=\"10.96.0.99:8080\",classification=\"success\"} 4\n";
+    let ips = [
+        ("10.96.0.10", ("shop", "api")),
+        ("fd00::a", ("shop", "api")),
+    ]
+    .into_iter()
+    .map(|(ip, (ns, name))| (ip.parse().unwrap(), (ns.to_string(), name.to_string())))
+    .collect();
+    let view = View {
+        direction: Direction::Outbound,
+        group: GroupBy::Whole,
+        only: Some(Destination {
+            kind: Kind::Service,
+            namespace: "shop".into(),
+            name: "api".into(),
+        }),
+        service_ips: ips,
+    };
+    let s = reduce(&crate::metrics::parse(text).unwrap(), &view);
+    assert_eq!(
+        s.groups[""].success, 10.0,
+        "both of api's IPs, not the unknown one"
     );
 }
 
