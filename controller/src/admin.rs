@@ -1,5 +1,6 @@
 //! The admin server every component runs: `/metrics` (Prometheus text), `/ready`, `/live` and
-//! `/ping` (the path Linkerd's probes use). Plain HTTP/1, GET only, no request bodies.
+//! `/ping` (the path Linkerd's probes use), and `/endpoints?authority=…` where the component
+//! serves lookups. Plain HTTP/1, GET only, no request bodies.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::{Metrics, Ready};
+use crate::runtime::{Lookups, Metrics, Ready};
 
 /// How long a client may take to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,6 +24,7 @@ pub async fn serve(
     listener: TcpListener,
     ready: Ready,
     metrics: Metrics,
+    lookups: Lookups,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -38,9 +40,9 @@ pub async fn serve(
                 continue;
             }
         };
-        let (ready, metrics) = (ready.clone(), metrics.clone());
+        let (ready, metrics, lookups) = (ready.clone(), metrics.clone(), lookups.clone());
         let service = service_fn(move |req| {
-            let response = respond(&req, &ready, &metrics);
+            let response = respond(&req, &ready, &metrics, &lookups);
             async move { Ok::<_, Infallible>(response) }
         });
         let shutdown = shutdown.clone();
@@ -62,7 +64,12 @@ pub async fn serve(
     }
 }
 
-fn respond(req: &Request<Incoming>, ready: &Ready, metrics: &Metrics) -> Response<Full<Bytes>> {
+fn respond(
+    req: &Request<Incoming>,
+    ready: &Ready,
+    metrics: &Metrics,
+    lookups: &Lookups,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     }
@@ -85,8 +92,44 @@ fn respond(req: &Request<Incoming>, ready: &Ready, metrics: &Metrics) -> Respons
             );
             response
         }
+        "/endpoints" => match lookups.get() {
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+            Some(lookup) => {
+                let Some(authority) = query_value(req.uri().query().unwrap_or(""), "authority")
+                else {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        "give the authority to look up: /endpoints?authority=NAME:PORT\n",
+                    );
+                };
+                match lookup(&authority) {
+                    Ok(json) => {
+                        let mut response = Response::new(Full::new(Bytes::from(json)));
+                        response.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            header::HeaderValue::from_static("application/json"),
+                        );
+                        response
+                    }
+                    Err((status, message)) => {
+                        let mut response = Response::new(Full::new(Bytes::from(message + "\n")));
+                        *response.status_mut() =
+                            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                        response
+                    }
+                }
+            }
+        },
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// The percent-decoded value of `key` in a query string.
+fn query_value(query: &str, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

@@ -53,6 +53,8 @@ pub struct Context {
     pub grace: Duration,
     pub ready: Ready,
     pub metrics: Metrics,
+    /// What the admin server answers on `/endpoints`, once a component provides it.
+    pub lookups: Lookups,
 }
 
 impl Context {
@@ -74,6 +76,24 @@ impl Ready {
     }
     pub fn get(&self) -> bool {
         self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A diagnostic lookup on the admin port: `/endpoints?authority=NAME:PORT` answers what a `Get`
+/// for that authority would start with, as JSON (`mesh diagnostics endpoints` reads it). Only
+/// the destination component sets one.
+#[derive(Clone, Default)]
+pub struct Lookups(Arc<std::sync::OnceLock<LookupFn>>);
+
+/// Authority → JSON, or an HTTP status and a message.
+pub type LookupFn = Arc<dyn Fn(&str) -> Result<String, (u16, String)> + Send + Sync>;
+
+impl Lookups {
+    pub fn set(&self, lookup: LookupFn) {
+        let _ = self.0.set(lookup);
+    }
+    pub fn get(&self) -> Option<&LookupFn> {
+        self.0.get()
     }
 }
 
@@ -99,6 +119,7 @@ pub async fn component<C: Component>(common: CommonArgs, component: C) -> Result
         shutdown: shutdown.clone(),
         ready: Ready::default(),
         metrics: Metrics::default(),
+        lookups: Lookups::default(),
     };
     let admin_addr = ctx
         .common
@@ -114,6 +135,7 @@ pub async fn component<C: Component>(common: CommonArgs, component: C) -> Result
         listener,
         ctx.ready.clone(),
         ctx.metrics.clone(),
+        ctx.lookups.clone(),
         shutdown.clone(),
     ));
     tokio::spawn(signals(shutdown.clone()));

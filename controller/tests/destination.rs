@@ -156,6 +156,25 @@ async fn endpoints_and_profiles_follow_the_cluster() {
         Some(pb::protocol_hint::Protocol::H2(_))
     ));
 
+    // The admin port answers the same lookup as JSON, for `mesh diagnostics endpoints`.
+    let (code, body) = controller.admin_get("/endpoints?authority=web.shop.svc.cluster.local%3A80");
+    assert_eq!(code, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["exists"], true);
+    let endpoints = answer["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 2, "{answer}");
+    assert_eq!(
+        endpoints[0],
+        serde_json::json!({"namespace": "shop", "ip": "10.1.0.1", "port": 8080, "pod": "web-1", "service": "web"})
+    );
+    let (code, body) = controller.admin_get("/endpoints?authority=nope.shop.svc.cluster.local:80");
+    assert_eq!(
+        (code, body.as_str()),
+        (404, "Service nope.shop not found\n")
+    );
+    let (code, _) = controller.admin_get("/endpoints");
+    assert_eq!(code, 400);
+
     // The slice loses an endpoint: a Remove for it.
     kube.apply_yaml(&serde_json::to_string(&slice(&[("10.1.0.1", "web-1")])).unwrap())
         .unwrap();

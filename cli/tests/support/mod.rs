@@ -100,18 +100,28 @@ pub fn text(bytes: &[u8]) -> String {
 /// A stand-in for a controller's admin server on 127.0.0.1: answers every request with `status`
 /// and `body`. It serves until the test process exits.
 pub fn admin_server(status: u16, body: &'static str) -> std::net::SocketAddr {
+    admin_server_with(move |_| (status, body.to_string()))
+}
+
+/// As [`admin_server`], answering each request from its request line (`GET /path?query HTTP/1.1`)
+/// with `respond`.
+pub fn admin_server_with(
+    respond: impl Fn(&str) -> (u16, String) + Send + Sync + 'static,
+) -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an admin server");
     let addr = listener.local_addr().expect("admin server address");
+    let respond = std::sync::Arc::new(respond);
     std::thread::spawn(move || {
         for stream in listener.incoming().take(10_000) {
             let Ok(stream) = stream else { continue };
-            std::thread::spawn(move || answer(stream, status, body));
+            let respond = respond.clone();
+            std::thread::spawn(move || answer(stream, &*respond));
         }
     });
     addr
 }
 
-fn answer(mut stream: std::net::TcpStream, status: u16, body: &str) {
+fn answer(mut stream: std::net::TcpStream, respond: &dyn Fn(&str) -> (u16, String)) {
     use std::io::{Read, Write};
     let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
     let mut head = Vec::new();
@@ -122,10 +132,12 @@ fn answer(mut stream: std::net::TcpStream, status: u16, body: &str) {
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
-    let reason = if status < 300 {
-        "OK"
-    } else {
-        "Service Unavailable"
+    let head = String::from_utf8_lossy(&head);
+    let (status, body) = respond(head.lines().next().unwrap_or(""));
+    let reason = match status {
+        200..=299 => "OK",
+        404 => "Not Found",
+        _ => "Service Unavailable",
     };
     let _ = write!(
         stream,

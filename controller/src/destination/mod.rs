@@ -64,6 +64,9 @@ impl Component for DestinationArgs {
         let bound = listener.local_addr().map_err(Failure::runtime)?;
         tracing::info!(addr = %bound, server = "grpc", "listening");
 
+        let lookups = index.clone();
+        ctx.lookups
+            .set(Arc::new(move |authority| lookup(&lookups, authority)));
         let synced = spawn_watchers(&client, &index, &ctx);
         let service = grpc::Destination::new(index.clone(), ctx.shutdown.clone(), metrics);
         let shutdown = ctx.shutdown.clone();
@@ -109,6 +112,49 @@ impl Component for DestinationArgs {
             }
         }
     }
+}
+
+/// What a `Get` for `authority` starts with, as JSON for `mesh diagnostics endpoints`: the
+/// endpoints with their pod, namespace and service, from the same index the streams read.
+fn lookup(index: &Mutex<Index>, authority: &str) -> Result<String, (u16, String)> {
+    let rx = {
+        let mut index = match index.lock() {
+            Ok(index) => index,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        index.subscribe_endpoints(authority).map_err(|e| match e {
+            index::LookupError::NotFound(m) => (404, m),
+            index::LookupError::InvalidArgument(m) => (400, m),
+        })?
+    };
+    let current = rx.borrow().clone();
+    let endpoints: Vec<serde_json::Value> = current
+        .addrs
+        .iter()
+        .map(|(addr, weighted)| {
+            let label = |name: &str| {
+                weighted
+                    .metric_labels
+                    .get(name)
+                    .or_else(|| current.labels.get(name))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            serde_json::json!({
+                "namespace": label("namespace"),
+                "ip": addr.ip().to_string(),
+                "port": addr.port(),
+                "pod": label("pod"),
+                "service": label("service"),
+            })
+        })
+        .collect();
+    let answer = serde_json::json!({
+        "authority": authority,
+        "exists": current.exists,
+        "endpoints": endpoints,
+    });
+    Ok(answer.to_string())
 }
 
 fn served(
