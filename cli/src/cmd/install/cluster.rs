@@ -53,8 +53,8 @@ pub fn refuse_if_installed(global: &GlobalArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow!("{} (at {url})", crate::client::describe(e)))
     })
     .context(
-        "cannot check the cluster for an existing control plane; \
-         --ignore-cluster renders without checking",
+        "cannot check the cluster for an existing control plane \
+         (--ignore-cluster renders without checking)",
     )?;
     if found {
         return Err(Failed(format!(
