@@ -14,6 +14,7 @@ const COMMANDS: &[&str] = &[
     "upgrade",
     "check",
     "stat",
+    "edges",
     "diagnostics",
     "tap",
     "top",

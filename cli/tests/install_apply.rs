@@ -284,6 +284,14 @@ fn install_refuses_to_replace_a_control_plane_and_upgrade_keeps_it() {
         "upgrade --set",
     );
     let changes = changed_lines(&installed, &debug);
+    // The checksum of the values changes with any value a release adds; the golden shows where.
+    let changes: String = changes
+        .lines()
+        .map(|l| match l.split_once("checksum/config: ") {
+            Some((head, _)) => format!("{head}checksum/config: <sha256 of the values>\n"),
+            None => format!("{l}\n"),
+        })
+        .collect();
     support::check_golden(
         &testdata().join("upgrade/set-proxy-log-level.diff"),
         &changes,

@@ -712,3 +712,47 @@ fn traffic_that_cannot_be_matched_to_a_workload_is_explained() {
         stderr(&out)
     );
 }
+
+/// `mesh edges`: a workload's proxy sent traffic to a Service (here by its cluster IP, which
+/// stands on loopback so the traffic stays on this machine).
+#[test]
+fn edges_name_the_services_a_workload_talks_to() {
+    let backend = Backend::start();
+    let proxy = Proxy::start(backend.addr, &[]);
+    let server = FakeKube::builder().kubelet(true).start().unwrap();
+    server.apply_yaml(&meshed_deployment(NS, "web", 1)).unwrap();
+    server
+        .apply_yaml(&meshed_deployment(NS, "idle", 1))
+        .unwrap();
+    server
+        .apply_yaml(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: api, namespace: {NS}}}\nspec:\n  clusterIP: 127.0.0.1\n  selector: {{app: api}}\n  ports: [{{port: {}}}]\n",
+            backend.addr.port()
+        ))
+        .unwrap();
+    let pod = pods_of(&server, NS, "web").remove(0);
+    server.set_pod_proxy(NS, &pod, 4191, proxy.admin);
+    let idle_backend = Backend::start();
+    let idle_proxy = Proxy::start(idle_backend.addr, &[]);
+    let idle = pods_of(&server, NS, "idle").remove(0);
+    server.set_pod_proxy(NS, &idle, 4191, idle_proxy.admin);
+    let load = Load::start(proxy.outbound, &backend.addr.to_string(), 20, 0, 1);
+    load.wait_for(2);
+
+    let out = mesh(&server, &["edges", "deploy", "-n", NS]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "SRC   DST       SRC_NS      DST_NS      SECURED\nweb   svc/api   {NS}   {NS}   ×\n"
+        )
+    );
+    let out = mesh(&server, &["edges", "deploy", "-n", NS, "-o", "json"]);
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["src"], "web");
+    assert_eq!(rows[0]["dst"], "api");
+    assert_eq!(rows[0]["no_tls_reason"], "mesh-proxy has no mTLS yet");
+    let out = mesh(&server, &["edges", "svc", "-n", NS]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

@@ -4,6 +4,7 @@
 mod check;
 mod completion;
 mod diagnostics;
+mod edges;
 mod generate;
 mod inject;
 mod install;
@@ -63,6 +64,7 @@ pub enum Command {
     Uninstall(install::uninstall::Args),
     Check(check::Args),
     Stat(Box<stat::Args>),
+    Edges(edges::Args),
     Diagnostics(diagnostics::Args),
     Tap(Box<tap::Args>),
     Top(Box<top::Args>),
@@ -82,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Uninstall(args) => install::uninstall::run(args, &cli.global),
         Command::Check(args) => check::run(args, &cli.global),
         Command::Stat(args) => stat::run(*args, &cli.global),
+        Command::Edges(args) => edges::run(args, &cli.global),
         Command::Diagnostics(args) => diagnostics::run(args, &cli.global),
         Command::Tap(args) => tap::run(*args, &cli.global),
         Command::Top(args) => top::run(*args, &cli.global),

@@ -8,6 +8,7 @@
 mod cluster;
 mod compute;
 mod config;
+pub(crate) mod edges;
 mod notes;
 mod plan;
 mod render;
@@ -31,6 +32,7 @@ use plan::{Plan, authority_rows, plan};
 use render::{Format, Row};
 use sample::{Direction, GroupBy, PodSample, View};
 
+pub(crate) use cluster::Scope;
 pub(crate) use cluster::running_meshed_pods;
 pub(crate) use resource::{Kind, parse_one};
 
@@ -169,7 +171,8 @@ async fn stat(mut config: Config, global: &GlobalArgs) -> anyhow::Result<ExitCod
         }
         *namespace = Some(ns);
         if let Some(ns) = service_namespace(&config.view) {
-            config.view.service_ips = service_ips(client, &ns).await?;
+            config.view.service_ips =
+                edges::service_ips(client, &cluster::Scope::Namespace(ns)).await?;
         }
     }
     let scraper = Scraper::new(client.clone(), config.scrape_timeout, CONCURRENCY)?;
@@ -248,38 +251,6 @@ fn service_namespace(view: &View) -> Option<String> {
         } => Some(namespace.clone()),
         _ => None,
     }
-}
-
-/// The cluster IPs of the Services in `namespace`: mesh-proxy labels traffic sent to a cluster
-/// IP with the IP, not the Service's name.
-async fn service_ips(
-    client: &kube::Client,
-    namespace: &str,
-) -> anyhow::Result<HashMap<std::net::IpAddr, (String, String)>> {
-    let api: kube::Api<k8s_openapi::api::core::v1::Service> =
-        kube::Api::namespaced(client.clone(), namespace);
-    let services = crate::client::list_all(&api, &kube::api::ListParams::default())
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot list services in {namespace}: {}",
-                crate::client::describe(e)
-            )
-        })?;
-    let mut ips = HashMap::new();
-    for service in services {
-        let Some(name) = service.metadata.name.clone() else {
-            continue;
-        };
-        let spec = service.spec.unwrap_or_default();
-        let listed = spec.cluster_ips.unwrap_or_default();
-        for ip in spec.cluster_ip.into_iter().chain(listed) {
-            if let Ok(ip) = ip.parse() {
-                ips.insert(ip, (namespace.to_string(), name.clone()));
-            }
-        }
-    }
-    Ok(ips)
 }
 
 /// A rendered refresh: the table or JSON, and what went wrong on the way.

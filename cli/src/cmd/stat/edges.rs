@@ -1,0 +1,121 @@
+//! `mesh edges`: who talks to whom, read from the proxies' outbound metrics like `stat`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1::Service;
+use kube::api::ListParams;
+
+use super::cluster::{Scope, inventory, list};
+use super::resource::{Kind, Target};
+use super::sample::{self, Direction, GroupBy, View};
+use crate::metrics::{Scraper, Target as ScrapeTarget};
+
+/// One edge: a workload's proxy sent traffic to a Service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Edge {
+    pub src_namespace: String,
+    pub src: String,
+    pub dst_namespace: String,
+    pub dst: String,
+}
+
+/// Every edge from the meshed workloads of `kind` in `scope`, and the pods that could not be
+/// read with why.
+pub async fn edges(
+    client: &kube::Client,
+    scraper: &Scraper,
+    scope: &Scope,
+    kind: Kind,
+) -> anyhow::Result<(Vec<Edge>, Vec<(String, String)>)> {
+    let target = Target {
+        kind,
+        names: Vec::new(),
+    };
+    let inventory = inventory(client, scope, &[target], None).await?;
+    let service_ips = service_ips(client, scope).await?;
+    let mut edges = BTreeSet::new();
+    let mut unread = Vec::new();
+    for workload in &inventory.workloads {
+        let view = View {
+            direction: Direction::Outbound,
+            group: GroupBy::Destination {
+                kind: Kind::Service,
+                namespace: workload.namespace.clone(),
+            },
+            only: None,
+            service_ips: service_ips.clone(),
+        };
+        let targets: Vec<ScrapeTarget> = inventory
+            .pods_of(workload)
+            .into_iter()
+            .map(|i| &inventory.pods[i])
+            .filter(|p| p.live && p.meshed && p.running)
+            .map(|p| ScrapeTarget::Pod {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                port: p.admin_port,
+            })
+            .collect();
+        let pages = scraper
+            .all(&targets, "/metrics", move |text| {
+                let page =
+                    crate::metrics::parse(text).map_err(|e| format!("invalid metrics: {e}"))?;
+                Ok(sample::reduce(&page, &view))
+            })
+            .await;
+        for (target, page) in targets.iter().zip(pages) {
+            let sample = match page.value {
+                Ok(sample) => sample,
+                Err(why) => {
+                    unread.push((target.to_string(), why));
+                    continue;
+                }
+            };
+            for (key, counters) in sample.groups {
+                let seen = counters.success
+                    + counters.failure
+                    + counters.read_bytes
+                    + counters.write_bytes
+                    + counters.tcp_open;
+                let Some((dst_namespace, dst)) = key.split_once('/') else {
+                    continue;
+                };
+                if seen > 0.0 {
+                    edges.insert(Edge {
+                        src_namespace: workload.namespace.clone(),
+                        src: workload.name.clone(),
+                        dst_namespace: dst_namespace.to_string(),
+                        dst: dst.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    Ok((edges.into_iter().collect(), unread))
+}
+
+/// Services by cluster IP in `scope`: mesh-proxy labels traffic sent to a cluster IP with the IP,
+/// not the Service's name.
+pub(super) async fn service_ips(
+    client: &kube::Client,
+    scope: &Scope,
+) -> anyhow::Result<HashMap<IpAddr, (String, String)>> {
+    let services: Vec<Service> = list(client, scope, &ListParams::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot list services: {}", crate::client::describe(e)))?;
+    let mut ips = HashMap::new();
+    for service in services {
+        let (Some(ns), Some(name)) = (service.metadata.namespace, service.metadata.name) else {
+            continue;
+        };
+        let spec = service.spec.unwrap_or_default();
+        let listed = spec.cluster_ips.unwrap_or_default();
+        for ip in spec.cluster_ip.into_iter().chain(listed) {
+            if let Ok(ip) = ip.parse() {
+                ips.insert(ip, (ns.clone(), name.clone()));
+            }
+        }
+    }
+    Ok(ips)
+}
