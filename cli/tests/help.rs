@@ -15,6 +15,7 @@ const COMMANDS: &[&str] = &[
     "check",
     "stat",
     "diagnostics",
+    "profile",
     "tap",
     "top",
     "version",

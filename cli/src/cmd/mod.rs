@@ -8,6 +8,7 @@ mod generate;
 mod inject;
 mod install;
 mod manifest;
+mod profile;
 mod stat;
 mod tap;
 mod top;
@@ -64,6 +65,7 @@ pub enum Command {
     Check(check::Args),
     Stat(Box<stat::Args>),
     Diagnostics(diagnostics::Args),
+    Profile(profile::Args),
     Tap(Box<tap::Args>),
     Top(Box<top::Args>),
     Version(version::Args),
@@ -83,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args, &cli.global),
         Command::Stat(args) => stat::run(*args, &cli.global),
         Command::Diagnostics(args) => diagnostics::run(args, &cli.global),
+        Command::Profile(args) => profile::run(args),
         Command::Tap(args) => tap::run(*args, &cli.global),
         Command::Top(args) => top::run(*args, &cli.global),
         Command::Version(args) => version::run(args, &cli.global),
