@@ -314,3 +314,45 @@ fn names_follow_the_service() {
     );
     assert_eq!(profile["metadata"]["namespace"], "emojivoto");
 }
+
+/// The regexes do what the route names promise, matched whole as proxies match them: each
+/// OpenAPI route's path with its params filled in, each rpc's gRPC path, and not their near
+/// misses (a regex metacharacter left unescaped would match those).
+#[test]
+fn path_regexes_match_their_routes() {
+    let whole = |re: &str| regex::Regex::new(&format!("^(?:{re})$")).unwrap();
+    for (name, args) in &CASES[1..3] {
+        let out = profile(&[args, &["-o", "json"][..]].concat());
+        let profile: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for route in profile["spec"]["routes"].as_array().unwrap() {
+            let (method, path) = route["name"].as_str().unwrap().split_once(' ').unwrap();
+            assert_eq!(route["condition"]["method"], method, "{name}");
+            let re = whole(route["condition"]["pathRegex"].as_str().unwrap());
+            let filled = regex::Regex::new(r"\{[^}]*\}")
+                .unwrap()
+                .replace_all(path, "42");
+            assert!(re.is_match(&filled), "{name}: {re} does not match {filled}");
+            assert!(!re.is_match(&format!("{filled}/more")), "{name}: {re}");
+            if path.contains('{') {
+                let two = regex::Regex::new(r"\{[^}]*\}")
+                    .unwrap()
+                    .replace_all(path, "4/2");
+                assert!(!re.is_match(&two), "{name}: {re} matches {two}");
+            }
+            if path.contains('.') {
+                assert!(!re.is_match(&filled.replace('.', "x")), "{name}: {re}");
+            }
+        }
+    }
+    let out = profile(&["--proto", "voting.proto", "svc", "-o", "json"]);
+    let profile: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let regexes: Vec<regex::Regex> = profile["spec"]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| whole(r["condition"]["pathRegex"].as_str().unwrap()))
+        .collect();
+    assert!(regexes[0].is_match("/emojivoto.v1.VotingService/VotePoop"));
+    assert!(!regexes[0].is_match("/emojivotoXv1.VotingService/VotePoop"));
+    assert!(regexes[4].is_match("/emojivoto.v1.Leaderboard/Top"));
+}
