@@ -11,8 +11,9 @@ use std::process::Output;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,
 };
+use mesh_testkube::FakeKube;
 use serde_json::Value;
-use support::{INSTALL_CERTS, check_golden, mesh, run_with_stdin, testdata, text};
+use support::{INSTALL_CERTS, check_golden, run_with_stdin, testdata, text};
 
 /// Each case: its golden's name, and the arguments after `mesh profile`.
 const CASES: &[(&str, &[&str])] = &[
@@ -37,8 +38,10 @@ const CASES: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// `mesh profile` with no cluster configured, whatever the machine has: the domain is then
+/// cluster.local unless a flag names it.
 fn profile(args: &[&str]) -> Output {
-    mesh()
+    support::mesh_offline()
         .current_dir(testdata().join("profile"))
         .arg("profile")
         .args(args)
@@ -84,7 +87,7 @@ fn yaml_and_json_agree() {
 #[test]
 fn stdin_is_read_for_a_dash() {
     let spec = std::fs::read(testdata().join("profile/voting.proto")).unwrap();
-    let mut cmd = mesh();
+    let mut cmd = support::mesh_offline();
     cmd.args(["profile", "--proto", "-", "-n", "emojivoto", "voting-svc"]);
     let out = run_with_stdin(&mut cmd, &spec);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -141,7 +144,7 @@ fn errors() {
     ];
     let mut report = String::new();
     for (what, stdin, args) in cases {
-        let mut cmd = mesh();
+        let mut cmd = support::mesh_offline();
         cmd.current_dir(testdata().join("profile"))
             .arg("profile")
             .args(*args);
@@ -162,7 +165,7 @@ fn errors() {
 #[test]
 fn oversized_input_is_refused() {
     let big = vec![b' '; (16 << 20) + 1];
-    let mut cmd = mesh();
+    let mut cmd = support::mesh_offline();
     cmd.args(["profile", "--open-api", "-", "svc"]);
     let out = run_with_stdin(&mut cmd, &big);
     assert_eq!(out.status.code(), Some(1));
@@ -321,6 +324,7 @@ fn names_follow_the_service() {
 #[test]
 fn path_regexes_match_their_routes() {
     let whole = |re: &str| regex::Regex::new(&format!("^(?:{re})$")).unwrap();
+    let param = regex::Regex::new(r"\{[^}]*\}").unwrap();
     for (name, args) in &CASES[1..3] {
         let out = profile(&[args, &["-o", "json"][..]].concat());
         let profile: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -328,15 +332,11 @@ fn path_regexes_match_their_routes() {
             let (method, path) = route["name"].as_str().unwrap().split_once(' ').unwrap();
             assert_eq!(route["condition"]["method"], method, "{name}");
             let re = whole(route["condition"]["pathRegex"].as_str().unwrap());
-            let filled = regex::Regex::new(r"\{[^}]*\}")
-                .unwrap()
-                .replace_all(path, "42");
+            let filled = param.replace_all(path, "42");
             assert!(re.is_match(&filled), "{name}: {re} does not match {filled}");
             assert!(!re.is_match(&format!("{filled}/more")), "{name}: {re}");
             if path.contains('{') {
-                let two = regex::Regex::new(r"\{[^}]*\}")
-                    .unwrap()
-                    .replace_all(path, "4/2");
+                let two = param.replace_all(path, "4/2");
                 assert!(!re.is_match(&two), "{name}: {re} matches {two}");
             }
             if path.contains('.') {
@@ -355,4 +355,80 @@ fn path_regexes_match_their_routes() {
     assert!(regexes[0].is_match("/emojivoto.v1.VotingService/VotePoop"));
     assert!(!regexes[0].is_match("/emojivotoXv1.VotingService/VotePoop"));
     assert!(regexes[4].is_match("/emojivoto.v1.Leaderboard/Top"));
+}
+
+/// With a cluster, the domain is the installed control plane's, as Linkerd reads it; a flag
+/// overrides it, and --ignore-cluster takes cluster.local without asking.
+#[test]
+fn the_cluster_domain_comes_from_the_installed_control_plane() {
+    let server = FakeKube::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.write_kubeconfig(dir.path()).unwrap();
+    let run = |args: &[&str]| {
+        support::mesh_offline()
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["profile", "--template", "-o", "json", "web"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let name = |out: &Output| -> String {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let profile: Value = serde_json::from_slice(&out.stdout).unwrap();
+        profile["metadata"]["name"].as_str().unwrap().to_string()
+    };
+
+    let missing = run(&[]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(missing.stdout.is_empty());
+    assert!(
+        text(&missing.stderr).contains(
+            "mesh is not installed in namespace linkerd (no ConfigMap linkerd/linkerd-config)"
+        ),
+        "{}",
+        text(&missing.stderr)
+    );
+    assert_eq!(
+        name(&run(&["--ignore-cluster"])),
+        "web.default.svc.cluster.local"
+    );
+
+    server
+        .create(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "linkerd-config", "namespace": "linkerd"},
+            "data": {"values": "clusterDomain: corp.example\nproxy:\n  logLevel: info\n"},
+        }))
+        .unwrap();
+    assert_eq!(name(&run(&[])), "web.default.svc.corp.example");
+    assert_eq!(
+        name(&run(&["--cluster-domain", "other.test."])),
+        "web.default.svc.other.test"
+    );
+    assert_eq!(
+        name(&run(&["--ignore-cluster"])),
+        "web.default.svc.cluster.local"
+    );
+
+    // A control plane installed elsewhere is found through -L, as every command finds it.
+    let elsewhere = support::mesh_offline()
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["-L", "mesh-system", "profile", "--template", "web"])
+        .output()
+        .unwrap();
+    assert_eq!(elsewhere.status.code(), Some(2));
+    assert!(text(&elsewhere.stderr).contains("namespace mesh-system"));
+
+    // A bad spec fails before the cluster is asked anything.
+    server.clear_requests();
+    let mut cmd = support::mesh_offline();
+    cmd.arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["profile", "--proto", "-", "web"]);
+    let out = run_with_stdin(&mut cmd, b"message A {}");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
 }

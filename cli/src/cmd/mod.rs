@@ -85,7 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args, &cli.global),
         Command::Stat(args) => stat::run(*args, &cli.global),
         Command::Diagnostics(args) => diagnostics::run(args, &cli.global),
-        Command::Profile(args) => profile::run(args),
+        Command::Profile(args) => profile::run(args, &cli.global),
         Command::Tap(args) => tap::run(*args, &cli.global),
         Command::Top(args) => top::run(*args, &cli.global),
         Command::Version(args) => version::run(args, &cli.global),

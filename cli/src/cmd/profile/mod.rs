@@ -1,6 +1,7 @@
 //! `mesh profile`: writes a ServiceProfile for a service, from a template, an OpenAPI (Swagger)
 //! spec or a protobuf service definition, as Linkerd's `linkerd profile` does.
 
+mod cluster;
 mod openapi;
 mod proto;
 mod template;
@@ -13,11 +14,15 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
 
+use crate::cmd::GlobalArgs;
 use crate::exit::Failed;
 
 /// The largest spec file read, in bytes. Real specs are far smaller; the bound keeps memory and
 /// time in check when a wrong file (or an endless stdin) is given.
 pub const MAX_INPUT_BYTES: u64 = 16 << 20;
+
+/// The cluster domain when neither a flag nor the cluster names one, as in Linkerd.
+const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 
 /// Output a ServiceProfile for a service
 ///
@@ -33,7 +38,9 @@ pub const MAX_INPUT_BYTES: u64 = 16 << 20;
 ///                      `option idempotency_level = IDEMPOTENT` (or NO_SIDE_EFFECTS) is
 ///                      retryable
 ///
-/// FILE may be `-` for stdin. Nothing is read from the cluster.
+/// FILE may be `-` for stdin. The cluster domain is the installed control plane's
+/// (`clusterDomain` in the linkerd-config values), unless --cluster-domain names it or
+/// --ignore-cluster (or having no kubeconfig at all) takes `cluster.local`.
 ///
 /// Examples:
 ///
@@ -59,10 +66,11 @@ pub struct Args {
     /// Output a ServiceProfile from the gRPC services of a protobuf file (- for stdin)
     #[arg(long, value_name = "FILE")]
     proto: Option<String>,
-    /// The cluster's DNS domain, the last part of the profile's name
-    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
-    cluster_domain: String,
-    /// Accepted for Linkerd compatibility: mesh profile never reads the cluster
+    /// The cluster's DNS domain, the last part of the profile's name [default: the installed
+    /// control plane's, else cluster.local]
+    #[arg(long, value_name = "DOMAIN")]
+    cluster_domain: Option<String>,
+    /// Do not read the cluster domain from the cluster: use cluster.local
     #[arg(long)]
     ignore_cluster: bool,
     /// Output format
@@ -106,20 +114,37 @@ pub struct Route {
     pub timeout: Option<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let target = target(&args)?;
-    let profile = if args.template {
-        template::render(&target)
+pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    // Everything the user gave is checked before the cluster is asked anything.
+    check_names(&args)?;
+    let routes = if args.template {
+        None
     } else if let Some(file) = &args.open_api {
         let (name, text) = read(file)?;
-        let routes = openapi::routes(&text).map_err(|e| Failed(format!("{name}: {e}")))?;
-        profile(&target, &routes)
+        Some(openapi::routes(&text).map_err(|e| Failed(format!("{name}: {e}")))?)
     } else if let Some(file) = &args.proto {
         let (name, text) = read(file)?;
-        let routes = proto::routes(&text).map_err(|e| Failed(format!("{name}: {e}")))?;
-        profile(&target, &routes)
+        Some(proto::routes(&text).map_err(|e| Failed(format!("{name}: {e}")))?)
     } else {
         bail!("one of --template, --open-api or --proto is required");
+    };
+    let domain = match &args.cluster_domain {
+        Some(domain) => domain.clone(),
+        None if args.ignore_cluster || crate::client::nothing_configured(global) => {
+            DEFAULT_CLUSTER_DOMAIN.to_string()
+        }
+        None => {
+            cluster::cluster_domain(global)?.unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.to_string())
+        }
+    };
+    let target = Target {
+        service: args.service.clone(),
+        namespace: args.namespace.clone(),
+        cluster_domain: check_domain(&domain)?,
+    };
+    let profile = match routes {
+        None => template::render(&target),
+        Some(routes) => profile(&target, &routes),
     };
     let text = match (args.output, profile) {
         (Format::Yaml, Profile::Text(text)) => text,
@@ -146,33 +171,28 @@ enum Profile {
 }
 
 /// Checks the names as the API server would: the profile's name is built from them.
-fn target(args: &Args) -> anyhow::Result<Target> {
+fn check_names(args: &Args) -> anyhow::Result<()> {
     if let Err(why) = dns_label(&args.service, true) {
         bail!("invalid service {:?}: {why}", args.service);
     }
     if let Err(why) = dns_label(&args.namespace, false) {
         bail!("invalid --namespace {:?}: {why}", args.namespace);
     }
-    let domain = args.cluster_domain.trim_end_matches('.');
-    if domain.is_empty() || domain.len() > 253 {
-        bail!(
-            "invalid --cluster-domain {:?}: must be 1 to 253 characters",
-            args.cluster_domain
-        );
+    Ok(())
+}
+
+/// The cluster domain without a trailing dot, if it is a DNS name.
+fn check_domain(domain: &str) -> anyhow::Result<String> {
+    let trimmed = domain.trim_end_matches('.');
+    if trimmed.is_empty() || trimmed.len() > 253 {
+        bail!("invalid cluster domain {domain:?}: must be 1 to 253 characters");
     }
-    for label in domain.split('.') {
+    for label in trimmed.split('.') {
         if let Err(why) = dns_label(label, false) {
-            bail!(
-                "invalid --cluster-domain {:?}: label {label:?} {why}",
-                args.cluster_domain
-            );
+            bail!("invalid cluster domain {domain:?}: label {label:?} {why}");
         }
     }
-    Ok(Target {
-        service: args.service.clone(),
-        namespace: args.namespace.clone(),
-        cluster_domain: domain.to_string(),
-    })
+    Ok(trimmed.to_string())
 }
 
 /// Whether `s` is a DNS label (RFC 1123; with `alpha_first`, RFC 1035 as Services require); the
