@@ -412,6 +412,39 @@ fn the_cluster_domain_comes_from_the_installed_control_plane() {
         "web.default.svc.cluster.local"
     );
 
+    // Without -n, the namespace is the kubeconfig context's, as kubectl takes it.
+    let shop = dir.path().join("shop-kubeconfig");
+    std::fs::write(
+        &shop,
+        server
+            .kubeconfig()
+            .replace("namespace: default", "namespace: shop"),
+    )
+    .unwrap();
+    let out = support::mesh_offline()
+        .arg("--kubeconfig")
+        .arg(&shop)
+        .args(["profile", "--template", "-o", "json", "web"])
+        .output()
+        .unwrap();
+    assert_eq!(name(&out), "web.shop.svc.corp.example");
+    let out = support::mesh_offline()
+        .arg("--kubeconfig")
+        .arg(&shop)
+        .args([
+            "profile",
+            "--template",
+            "--ignore-cluster",
+            "-n",
+            "emojivoto",
+            "-o",
+            "json",
+            "web",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(name(&out), "web.emojivoto.svc.cluster.local");
+
     // A control plane installed elsewhere is found through -L, as every command finds it.
     let elsewhere = support::mesh_offline()
         .arg("--kubeconfig")

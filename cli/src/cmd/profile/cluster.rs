@@ -1,6 +1,7 @@
-//! The cluster domain of the installed control plane, which Linkerd's `profile` reads from the
-//! `linkerd-config` values unless told `--ignore-cluster`: a cluster not on `cluster.local`
-//! needs profiles named for its own domain, or proxies never find them.
+//! What `profile` takes from the cluster when not told: the namespace of the kubeconfig's
+//! context, and the cluster domain of the installed control plane, which Linkerd's `profile`
+//! reads from the `linkerd-config` values unless told `--ignore-cluster` (a cluster not on
+//! `cluster.local` needs profiles named for its own domain, or proxies never find them).
 
 use std::time::Duration;
 
@@ -53,4 +54,30 @@ pub fn cluster_domain(global: &GlobalArgs) -> anyhow::Result<Option<String>> {
         .and_then(serde_json::Value::as_str)
         .filter(|d| !d.is_empty())
         .map(str::to_string))
+}
+
+/// The namespace of the kubeconfig's context (`--context`, else the current one), read from the
+/// file alone as kubectl does; `None` without a kubeconfig or a namespace in the context.
+pub fn context_namespace(global: &GlobalArgs) -> Option<String> {
+    if crate::client::nothing_configured(global) {
+        return None;
+    }
+    let config = match &global.kubeconfig {
+        Some(path) => kube::config::Kubeconfig::read_from(path),
+        None => kube::config::Kubeconfig::read(),
+    }
+    .ok()?;
+    let name = global
+        .context
+        .as_ref()
+        .or(config.current_context.as_ref())?;
+    config
+        .contexts
+        .iter()
+        .find(|c| &c.name == name)?
+        .context
+        .as_ref()?
+        .namespace
+        .clone()
+        .filter(|ns| !ns.is_empty())
 }

@@ -54,9 +54,9 @@ pub struct Args {
     /// The service's name, as its Kubernetes Service is named
     #[arg(value_name = "SERVICE")]
     service: String,
-    /// Namespace of the service
-    #[arg(short, long, default_value = "default", value_name = "NS")]
-    namespace: String,
+    /// Namespace of the service (default: the kubeconfig context's, else default)
+    #[arg(short, long, value_name = "NS")]
+    namespace: Option<String>,
     /// Output a commented ServiceProfile template
     #[arg(long)]
     template: bool,
@@ -115,8 +115,13 @@ pub struct Route {
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let namespace = args
+        .namespace
+        .clone()
+        .or_else(|| cluster::context_namespace(global))
+        .unwrap_or_else(|| "default".to_string());
     // Everything the user gave is checked before the cluster is asked anything.
-    check_names(&args)?;
+    check_names(&args.service, &namespace)?;
     let routes = if args.template {
         None
     } else if let Some(file) = &args.open_api {
@@ -139,7 +144,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     let target = Target {
         service: args.service.clone(),
-        namespace: args.namespace.clone(),
+        namespace,
         cluster_domain: check_domain(&domain)?,
     };
     let profile = match routes {
@@ -171,12 +176,12 @@ enum Profile {
 }
 
 /// Checks the names as the API server would: the profile's name is built from them.
-fn check_names(args: &Args) -> anyhow::Result<()> {
-    if let Err(why) = dns_label(&args.service, true) {
-        bail!("invalid service {:?}: {why}", args.service);
+fn check_names(service: &str, namespace: &str) -> anyhow::Result<()> {
+    if let Err(why) = dns_label(service, true) {
+        bail!("invalid service {service:?}: {why}");
     }
-    if let Err(why) = dns_label(&args.namespace, false) {
-        bail!("invalid --namespace {:?}: {why}", args.namespace);
+    if let Err(why) = dns_label(namespace, false) {
+        bail!("invalid namespace {namespace:?}: {why}");
     }
     Ok(())
 }
