@@ -2,6 +2,8 @@
 //! spec or a protobuf service definition, as Linkerd's `linkerd profile` does.
 
 mod cluster;
+#[cfg(test)]
+mod fuzz;
 mod openapi;
 mod proto;
 mod template;
