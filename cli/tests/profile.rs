@@ -94,6 +94,11 @@ fn stdin_is_read_for_a_dash() {
     assert_eq!(out.stdout, profile(CASES[3].1).stdout);
 }
 
+const LONG_SERVICE: &str = "s23456789012345678901234567890123456789012345678901234567890123";
+const LONG_LABEL: &str = "n23456789012345678901234567890123456789012345678901234567890123";
+const LONG_DOMAIN: &str = "d23456789012345678901234567890123456789012345678901234567890123.\
+    e23456789012345678901234567890123456789012345678901234567890123";
+
 /// Every failure, its exit code and its message, as one golden: bad input exits 1, a usage
 /// error 2, and neither writes anything to stdout.
 #[test]
@@ -140,6 +145,18 @@ fn errors() {
             "bad domain",
             b"",
             &["--template", "--cluster-domain", "a..b", "web"],
+        ),
+        (
+            "name too long",
+            b"",
+            &[
+                "--template",
+                "-n",
+                LONG_LABEL,
+                "--cluster-domain",
+                LONG_DOMAIN,
+                LONG_SERVICE,
+            ],
         ),
     ];
     let mut report = String::new();

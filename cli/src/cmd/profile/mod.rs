@@ -104,7 +104,7 @@ impl Target {
     }
 }
 
-/// One route of a profile, in the order Linkerd writes its fields' meaning.
+/// One route of a profile: which requests it holds, and how proxies treat them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     pub name: String,
@@ -149,6 +149,12 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         namespace,
         cluster_domain: check_domain(&domain)?,
     };
+    if target.fqdn().len() > 253 {
+        bail!(
+            "the profile's name {} is longer than the 253 characters Kubernetes allows",
+            target.fqdn()
+        );
+    }
     let profile = match routes {
         None => template::render(&target),
         Some(routes) => profile(&target, &routes),
