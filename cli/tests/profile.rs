@@ -482,3 +482,51 @@ fn the_cluster_domain_comes_from_the_installed_control_plane() {
     assert_eq!(out.status.code(), Some(1));
     assert!(server.requests().is_empty(), "{:?}", server.requests());
 }
+
+/// The cases Linkerd's own unit tests pin down (its `pkg/profiles` tests; no profile fixtures
+/// ship with its CLI testdata), compared as objects: the same input gives the same profile.
+#[test]
+fn linkerds_own_examples_give_the_same_profiles() {
+    let run = |flag: &str, input: &str| -> Value {
+        let mut cmd = support::mesh_offline();
+        cmd.args(["profile", flag, "-", "-n", "myns", "mysvc", "-o", "json"]);
+        let out = run_with_stdin(&mut cmd, input.as_bytes());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let meta = serde_json::json!({"name": "mysvc.myns.svc.cluster.local", "namespace": "myns"});
+
+    let swagger =
+        r#"{"swagger": "2.0", "paths": {"/authors/{id}": {"post": {"responses": {"500": {}}}}}}"#;
+    assert_eq!(
+        run("--open-api", swagger),
+        serde_json::json!({
+            "apiVersion": "linkerd.io/v1alpha2",
+            "kind": "ServiceProfile",
+            "metadata": meta,
+            "spec": {"routes": [{
+                "name": "POST /authors/{id}",
+                "condition": {"method": "POST", "pathRegex": "/authors/[^/]*"},
+                "responseClasses": [
+                    {"condition": {"status": {"min": 500, "max": 500}}, "isFailure": true},
+                ],
+            }]},
+        })
+    );
+
+    let proto = "syntax = \"proto3\";\n\npackage emojivoto.v1;\n\nmessage VoteRequest {\n}\n\n\
+        message VotingResult {\n    string Shortcode = 1;\n    int32 Votes = 2;\n}\n\n\
+        service VotingService {\n\trpc VotePoop (VoteRequest) returns (VoteResponse);\n}";
+    assert_eq!(
+        run("--proto", proto),
+        serde_json::json!({
+            "apiVersion": "linkerd.io/v1alpha2",
+            "kind": "ServiceProfile",
+            "metadata": meta,
+            "spec": {"routes": [{
+                "name": "VotePoop",
+                "condition": {"method": "POST", "pathRegex": r"/emojivoto\.v1\.VotingService/VotePoop"},
+            }]},
+        })
+    );
+}
