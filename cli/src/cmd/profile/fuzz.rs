@@ -93,6 +93,82 @@ fn proto_token_soup() {
     );
 }
 
+/// Well-formed files with noise where protobuf allows it (comments, options with nested
+/// braces and braces in strings, messages): every rpc written is found, in order, and no other.
+#[test]
+fn proto_services() {
+    let noise = prop::sample::select(
+        &[
+            "",
+            "// a } comment\n",
+            "/* { */",
+            "option (x) = { a: { b: \"}{\" } };",
+            "message M { message N { string service = 1; } }",
+            ";",
+            "option java_package = 'rpc';",
+        ][..],
+    );
+    let rpc = (
+        "[A-Z][a-zA-Z0-9_]{0,8}",
+        any::<bool>(),
+        any::<bool>(),
+        prop::sample::select(&["", "{}", "{ option idempotency_level = IDEMPOTENT; }"][..]),
+        noise.clone(),
+    );
+    let service = (
+        "[A-Z][a-zA-Z0-9]{0,8}",
+        prop::collection::vec(rpc, 0..4),
+        noise.clone(),
+    );
+    let package = prop::sample::select(&["", "a", "a.b_c.v1"][..]);
+    fuzz(
+        "profile: proto services",
+        256,
+        (package, prop::collection::vec(service, 0..4), noise),
+        |(package, services, head)| {
+            let mut text = format!("syntax = \"proto3\";\n{head}\n");
+            if !package.is_empty() {
+                text.push_str(&format!("package {package};\n"));
+            }
+            let mut expected = Vec::new();
+            for (service, rpcs, noise) in &services {
+                text.push_str(&format!("service {service} {{ {noise}\n"));
+                for (name, stream_in, stream_out, body, noise) in rpcs {
+                    let s = |on: &bool| if *on { "stream " } else { "" };
+                    let end = if body.is_empty() { ";" } else { body };
+                    text.push_str(&format!(
+                        "  rpc {name}({}Req) returns ({}Rsp) {end} {noise}\n",
+                        s(stream_in),
+                        s(stream_out)
+                    ));
+                    let prefix = if package.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{package}.")
+                    };
+                    expected.push((
+                        name.clone(),
+                        format!("/{prefix}{service}/{name}").replace('.', "\\."),
+                        body.contains("IDEMPOTENT"),
+                    ));
+                }
+                text.push_str("}\n");
+            }
+            match proto::routes(&text) {
+                Ok(routes) => {
+                    let got: Vec<(String, String, bool)> = routes
+                        .into_iter()
+                        .map(|r| (r.name, r.path_regex, r.retryable))
+                        .collect();
+                    prop_assert_eq!(got, expected, "in {}", text);
+                }
+                Err(e) => prop_assert!(expected.is_empty(), "{e} in {text}"),
+            }
+            Ok(())
+        },
+    );
+}
+
 #[test]
 fn openapi_paths() {
     let segment = prop::sample::select(
