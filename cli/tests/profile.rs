@@ -99,8 +99,9 @@ const LONG_LABEL: &str = "n23456789012345678901234567890123456789012345678901234
 const LONG_DOMAIN: &str = "d23456789012345678901234567890123456789012345678901234567890123.\
     e23456789012345678901234567890123456789012345678901234567890123";
 
-/// Every failure, its exit code and its message, as one golden: bad input exits 1, a usage
-/// error 2, and neither writes anything to stdout.
+/// Every failure, its exit code and its message, as one golden: bad input exits 1, a usage or
+/// runtime error (a bad flag, a file that cannot be read) 2, as the README's exit codes say,
+/// and neither writes anything to stdout.
 #[test]
 fn errors() {
     let cases: &[(&str, &[u8], &[&str])] = &[

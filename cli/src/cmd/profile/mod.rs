@@ -247,7 +247,9 @@ fn read(file: &str) -> anyhow::Result<(String, String)> {
     } else {
         std::fs::File::open(file).and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes))
     };
-    result.map_err(|e| Failed(format!("cannot read {name}: {e}")))?;
+    // A file that cannot be read is a runtime error (exit 2), as for every command; what it
+    // holds being unusable is bad input (exit 1).
+    result.with_context(|| format!("cannot read {name}"))?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {
         return Err(Failed(format!(
             "{name}: larger than {} MiB; is it the right file?",
