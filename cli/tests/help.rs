@@ -16,6 +16,7 @@ const COMMANDS: &[&str] = &[
     "stat",
     "edges",
     "diagnostics",
+    "profile",
     "tap",
     "top",
     "version",

@@ -24,6 +24,17 @@ const TARGETS: &[(&str, &[&str])] = &[
         &["-p", "mesh-cli", "--bin", "mesh", "--", "metrics::fuzz"],
     ),
     (
+        "ServiceProfile spec readers",
+        &[
+            "-p",
+            "mesh-cli",
+            "--bin",
+            "mesh",
+            "--",
+            "cmd::profile::fuzz",
+        ],
+    ),
+    (
         "HTTP/1 heads and body decoder",
         &["-p", "mesh-proxy", "--lib", "--", "http::h1::fuzz"],
     ),

@@ -9,6 +9,7 @@ mod generate;
 mod inject;
 mod install;
 mod manifest;
+mod profile;
 mod stat;
 mod tap;
 mod top;
@@ -66,6 +67,7 @@ pub enum Command {
     Stat(Box<stat::Args>),
     Edges(edges::Args),
     Diagnostics(diagnostics::Args),
+    Profile(profile::Args),
     Tap(Box<tap::Args>),
     Top(Box<top::Args>),
     Version(version::Args),
@@ -86,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stat(args) => stat::run(*args, &cli.global),
         Command::Edges(args) => edges::run(args, &cli.global),
         Command::Diagnostics(args) => diagnostics::run(args, &cli.global),
+        Command::Profile(args) => profile::run(args, &cli.global),
         Command::Tap(args) => tap::run(*args, &cli.global),
         Command::Top(args) => top::run(*args, &cli.global),
         Command::Version(args) => version::run(args, &cli.global),

@@ -2,7 +2,7 @@
 //! admin endpoints, through the Kubernetes API server's pod proxy or directly.
 
 #[cfg(test)]
-mod fuzz;
+pub(crate) mod fuzz;
 mod histogram;
 mod obfuscate;
 mod parse;

@@ -1,7 +1,7 @@
 //! `mesh install` and `mesh uninstall`.
 
 mod cluster;
-mod render;
+pub(super) mod render;
 mod settings;
 pub mod uninstall;
 pub mod upgrade;

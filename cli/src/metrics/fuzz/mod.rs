@@ -6,7 +6,7 @@
 //! from a model parse back as exactly that model; and any page that parses renders to text that
 //! parses back to the same page.
 
-mod runner;
+pub(crate) mod runner;
 
 use std::borrow::Cow;
 

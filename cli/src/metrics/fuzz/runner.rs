@@ -1,5 +1,6 @@
 //! The runner every fuzz target uses (the same runner sits in each crate that has fuzz targets:
-//! `inject/tests/fuzz_support`, `cli/src/metrics/fuzz`, `proxy/src/fuzz_runner.rs`; keep them alike).
+//! `inject/tests/fuzz_support`, `cli/src/metrics/fuzz` (which `cli/src/cmd/profile/fuzz.rs` uses
+//! too), `proxy/src/fuzz_runner.rs`; keep them alike).
 //!
 //! - `MESH_FUZZ_CASES=N` runs N inputs per target instead of the target's small default;
 //! - `MESH_FUZZ_SEED=S` fixes the random seed, to replay a run (the default is a fresh seed);
