@@ -33,13 +33,9 @@ pub struct Installed {
 /// Fails when a control plane is installed in the control-plane namespace, as Linkerd's
 /// `install` does: rendering a second one would replace its trust anchor and issuer, and every
 /// meshed pod would keep trusting the old ones. Without any kubeconfig there is no cluster to
-/// look at; the render goes on with a note, so manifests can be rendered offline.
+/// look at, and manifests are rendered offline, quietly (a GitOps render's stderr stays clean).
 pub fn refuse_if_installed(global: &GlobalArgs) -> anyhow::Result<()> {
     if crate::client::nothing_configured(global) {
-        eprintln!(
-            "mesh: no kubeconfig, so no cluster was checked for an existing control plane \
-             (--ignore-cluster skips the check)"
-        );
         return Ok(());
     }
     let ns = &global.control_plane_namespace;

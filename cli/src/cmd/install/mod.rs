@@ -107,10 +107,10 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     } else if args.crds {
         args.output.write(&crds(&settings)?)
     } else {
+        let identity = args.identity.load(&settings.values.identity_trust_domain)?;
         if !args.ignore_cluster {
             cluster::refuse_if_installed(global)?;
         }
-        let identity = args.identity.load(&settings.values.identity_trust_domain)?;
         args.output.write(&control_plane(&settings, &identity)?)
     };
     crate::output::stdout(|out| out.write_all(text.as_bytes()))?;
