@@ -17,6 +17,7 @@ const COMMANDS: &[&str] = &[
     "diagnostics",
     "tap",
     "top",
+    "dashboard",
     "version",
     "completion",
 ];
