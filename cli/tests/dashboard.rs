@@ -26,7 +26,7 @@ use stat_support::{Backend, Load, Proxy, meshed_deployment, pods_of, stderr, std
 const NS: &str = "emojivoto";
 
 /// The cluster of `stat.rs`: Deployment web (2 pods, 10 rps in all, every 10th request fails,
-/// 20 ms each), db (meshed, its proxy unreachable) and legacy (unmeshed).
+/// 20 ms each, tap on), db (meshed, its proxy unreachable) and legacy (unmeshed).
 struct Cluster {
     server: FakeKube,
     _proxies: [Proxy; 2],
@@ -37,9 +37,10 @@ struct Cluster {
 impl Cluster {
     fn start() -> Cluster {
         let backend = Backend::start();
+        let tap = [("MESH_PROXY_TAP_ENABLED", "true")];
         let proxies = [
-            Proxy::start(backend.addr, &[]),
-            Proxy::start(backend.addr, &[]),
+            Proxy::start(backend.addr, &tap),
+            Proxy::start(backend.addr, &tap),
         ];
         let server = FakeKube::builder().kubelet(true).start().unwrap();
         server.apply_yaml(&meshed_deployment(NS, "web", 2)).unwrap();
@@ -309,7 +310,7 @@ fn the_api_answers_what_mesh_stat_prints() {
         page.contains("<script type=\"module\" src=\"/app.js\">"),
         "{page}"
     );
-    for asset in ["/app.js", "/table.js", "/chart.js", "/style.css"] {
+    for asset in ["/app.js", "/table.js", "/chart.js", "/tap.js", "/style.css"] {
         let (status, body) = dashboard.get(asset);
         assert_eq!(status, 200, "{asset}");
         assert!(!body.is_empty(), "{asset}");
@@ -355,6 +356,75 @@ fn the_api_answers_what_mesh_stat_prints() {
         let body: Value = serde_json::from_str(&body).unwrap();
         assert!(body["error"].is_string(), "{body}");
     }
+}
+
+#[test]
+fn the_tap_api_streams_requests_as_server_sent_events() {
+    let cluster = Cluster::start();
+    let dashboard = Dashboard::start(&cluster.server, &["-n", NS]);
+    let mut conn = TcpStream::connect(dashboard.host()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        conn,
+        "GET /api/tap?kind=deployment&namespace={NS}&name=web HTTP/1.1\r\nHost: {}\r\n\r\n",
+        dashboard.host()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(conn);
+    let mut head = String::new();
+    reader.read_line(&mut head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (mut pods, mut events) = (None, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut previous = String::new();
+    while events.len() < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} events in 30 s",
+            events.len()
+        );
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended");
+        if let Some(data) = line.strip_prefix("data: ") {
+            let value: Value = serde_json::from_str(data.trim_end()).unwrap();
+            if previous == "event: pods" {
+                pods = Some(value);
+            } else {
+                events.push(value);
+            }
+        }
+        previous = line.trim_end().to_string();
+    }
+    let pods = pods.expect("a first event names the pods");
+    assert_eq!(pods.as_array().unwrap().len(), 2, "{pods}");
+    for event in &events {
+        assert_eq!(event["method"], "GET", "{event}");
+        assert_eq!(event["direction"], "inbound", "{event}");
+        let expected = match event["path"].as_str().unwrap() {
+            "/ok" => 200,
+            "/fail" => 500,
+            other => panic!("unexpected path {other}"),
+        };
+        assert_eq!(event["status"], expected, "{event}");
+        assert!(
+            pods.as_array().unwrap().contains(&event["pod"]),
+            "{event} from one of {pods}"
+        );
+    }
+
+    // A resource none of whose proxies can be tapped, and bad parameters.
+    let (status, body) = dashboard.get(&format!("/api/tap?kind=deploy&namespace={NS}&name=db"));
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("no tap stream could be opened"), "{body}");
+    let (status, body) = dashboard.get(&format!("/api/tap?kind=deploy&namespace={NS}"));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("kind, namespace and name are required"),
+        "{body}"
+    );
+    let (status, _) = dashboard.get(&format!("/api/tap?kind=deploy&namespace={NS}&name=a/b"));
+    assert_eq!(status, 400);
 }
 
 #[test]
@@ -446,7 +516,10 @@ fn the_page_fills_its_table_in_headless_chromium() {
     let Some(chromium) = chromium() else { return };
     let cluster = Cluster::start();
     let dashboard = Dashboard::start(&cluster.server, &["-n", NS, "-t", "3s"]);
-    let url = format!("{}?namespace={NS}&kind=deployment&window=3s", dashboard.url);
+    let url = format!(
+        "{}?namespace={NS}&kind=deployment&window=3s&tap=web",
+        dashboard.url
+    );
     let profile = tempfile::tempdir().unwrap();
 
     let (stat, _dir) = cluster.stat(&["stat", "deploy", "-n", NS, "-t", "3s", "-o", "json"]);
@@ -479,6 +552,16 @@ fn the_page_fills_its_table_in_headless_chromium() {
         "charts of {points:?} readings"
     );
     assert!(dom.contains("<polyline points="), "{dom}");
+    // The live request view of web, opened from the URL.
+    assert!(
+        dom.contains("<p id=\"tap-status\" class=\"\">tapping 2 pods: web-"),
+        "the tap view says what it taps:\n{dom}"
+    );
+    let tapped = regex::Regex::new(r#"<tr data-path="/(ok|fail)">"#)
+        .unwrap()
+        .find_iter(&dom)
+        .count();
+    assert!(tapped >= 3, "{tapped} tapped requests shown:\n{dom}");
 
     let screenshot = output_dir().join("dashboard.png");
     let _ = std::fs::remove_file(&screenshot);

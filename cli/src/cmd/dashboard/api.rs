@@ -11,6 +11,8 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
+use super::tap::Taps;
+use crate::cmd::GlobalArgs;
 use crate::cmd::stat::Kind;
 use crate::cmd::stat::live::{Live, Query, Reading};
 use crate::metrics::Scraper;
@@ -44,6 +46,7 @@ pub struct State {
     client: Client,
     scraper: Scraper,
     pub settings: Settings,
+    pub taps: Taps,
     queries: Mutex<HashMap<Query, Slot>>,
 }
 
@@ -59,12 +62,13 @@ struct Latest {
 }
 
 impl State {
-    pub fn new(client: Client, settings: Settings) -> anyhow::Result<State> {
+    pub fn new(client: Client, settings: Settings, global: GlobalArgs) -> anyhow::Result<State> {
         let scraper = Scraper::new(Some(client.clone()), settings.scrape_timeout, CONCURRENCY)?;
         Ok(State {
             client,
             scraper,
             settings,
+            taps: Taps::new(global),
             queries: Mutex::new(HashMap::new()),
         })
     }
@@ -228,7 +232,7 @@ pub fn parse_query(text: &str, settings: &Settings) -> Result<Query, String> {
 }
 
 /// A Kubernetes namespace name: an RFC 1123 label.
-fn is_dns_label(text: &str) -> bool {
+pub fn is_dns_label(text: &str) -> bool {
     let bytes = text.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63

@@ -7,6 +7,7 @@
 
 mod api;
 mod server;
+mod tap;
 #[cfg(test)]
 mod tests;
 
@@ -99,6 +100,7 @@ async fn dashboard(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> 
             scrape_timeout: args.scrape_timeout,
             api_timeout: args.api_timeout,
         },
+        global.clone(),
     )?;
     let url = format!("http://{addr}/");
     // The URL first, alone on its line, so that scripts and tests can read it.

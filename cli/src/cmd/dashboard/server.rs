@@ -13,7 +13,8 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -22,6 +23,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::api::{Answer, State, error};
+
+/// Every response's body: a whole one, or a stream of server-sent events.
+pub type Body = BoxBody<Bytes, Infallible>;
 
 /// Connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 64;
@@ -51,6 +55,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "/chart.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/chart.js"),
+    ),
+    (
+        "/tap.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/tap.js"),
     ),
     (
         "/style.css",
@@ -107,11 +116,7 @@ pub fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
     vec![addr.to_string(), format!("localhost:{}", addr.port())]
 }
 
-async fn handle(
-    state: &State,
-    hosts: &[String],
-    request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+async fn handle(state: &State, hosts: &[String], request: Request<Incoming>) -> Response<Body> {
     let head = request.method() == Method::HEAD;
     let mut response = match refuse(hosts, &request) {
         Some(answer) => json_response(answer),
@@ -128,7 +133,7 @@ async fn handle(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if head {
-        *response.body_mut() = Full::new(Bytes::new());
+        *response.body_mut() = Full::new(Bytes::new()).boxed();
     }
     response
 }
@@ -165,16 +170,21 @@ pub fn refuse<B>(hosts: &[String], request: &Request<B>) -> Option<Answer> {
     None
 }
 
-async fn route(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(state: &State, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path();
     let query = request.uri().query();
     match path {
         "/api/settings" => json_response(state.settings()),
         "/api/namespaces" => json_response(state.namespaces().await),
         "/api/stat" => json_response(state.stat(query).await),
+        "/api/tap" => match state.taps.open(query).await {
+            Ok(events) => events,
+            Err(answer) => json_response(answer),
+        },
         _ => match ASSETS.iter().find(|(at, _, _)| *at == path) {
             Some((_, content_type, body)) => {
-                let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+                let mut response =
+                    Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed());
                 response
                     .headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -185,8 +195,8 @@ async fn route(state: &State, request: Request<Incoming>) -> Response<Full<Bytes
     }
 }
 
-fn json_response((status, body): Answer) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+fn json_response((status, body): Answer) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -121,3 +121,40 @@ fn only_bodiless_gets_that_name_this_server_are_served() {
     let v6 = allowed_hosts("[::1]:8000".parse().unwrap());
     assert_eq!(v6, ["[::1]:8000", "localhost:8000"]);
 }
+
+#[test]
+fn a_tap_names_one_resource() {
+    use super::tap::parse;
+    assert_eq!(
+        parse("kind=deploy&namespace=emojivoto&name=web.v2").unwrap(),
+        (
+            Kind::Deployment,
+            "emojivoto".to_owned(),
+            "web.v2".to_owned()
+        )
+    );
+    for (text, expected) in [
+        (
+            "kind=deploy&namespace=emojivoto",
+            "kind, namespace and name are required",
+        ),
+        (
+            "kind=au&namespace=a&name=b",
+            "kind: unknown resource type \"au\"",
+        ),
+        (
+            "kind=po&namespace=a&name=a/b",
+            "name: \"a/b\" is not a resource name",
+        ),
+        (
+            "kind=po&namespace=a&name=a..b",
+            "name: \"a..b\" is not a resource name",
+        ),
+        (
+            "kind=po&namespace=a&name=b&path=/x",
+            "unknown parameter \"path\"",
+        ),
+    ] {
+        assert_eq!(parse(text).unwrap_err(), expected, "{text}");
+    }
+}

@@ -3,6 +3,7 @@
 
 import { rowKey, tableRow } from './table.js';
 import { sparkline } from './chart.js';
+import { closeTap, openTap } from './tap.js';
 
 // How often the table is read again after an answer.
 const REFRESH_MS = 3000;
@@ -69,7 +70,7 @@ function render(body) {
     points.push({ success: row.success, rps: row.rps, p95: row.latency_ms_p95 });
     if (points.length > HISTORY) points.shift();
     state.history.set(key, points);
-    return tableRow(row, charts(key));
+    return tableRow(row, charts(key), tap);
   });
   for (const key of state.history.keys()) {
     if (!seen.has(key)) state.history.delete(key);
@@ -110,7 +111,15 @@ async function loop() {
   }
 }
 
+function tap(name) {
+  const params = new URLSearchParams(location.search);
+  params.set('tap', name);
+  history.replaceState(null, '', `?${params}`);
+  openTap({ kind: state.kind, namespace: state.namespace, name });
+}
+
 function choose() {
+  closeTap();
   state.namespace = $('namespace').value;
   state.kind = $('kind').value;
   const params = new URLSearchParams({
@@ -137,7 +146,14 @@ async function start() {
   fillSelect($('namespace'), namespaces, state.namespace);
   $('namespace').addEventListener('change', choose);
   $('kind').addEventListener('change', choose);
+  $('tap-close').addEventListener('click', () => {
+    closeTap();
+    const now = new URLSearchParams(location.search);
+    now.delete('tap');
+    history.replaceState(null, '', `?${now}`);
+  });
   loop();
+  if (params.get('tap')) tap(params.get('tap'));
 }
 
 start().catch((e) => status(e.message, true));

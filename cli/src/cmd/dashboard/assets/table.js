@@ -18,14 +18,20 @@ export function rowKey(row) {
 
 // A <tr> for one row of `/api/stat`, every cell carrying its field and raw value so that
 // the numbers can be read back exactly. `charts` are appended as further cells.
-export function tableRow(row, charts) {
+export function tableRow(row, charts, onTap) {
   const tr = document.createElement('tr');
   tr.dataset.kind = row.kind;
   tr.dataset.namespace = row.namespace;
   tr.dataset.name = row.name;
   const name = document.createElement('td');
   name.className = 'name';
-  name.textContent = row.name;
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'link';
+  button.title = 'watch its requests live';
+  button.textContent = row.name;
+  button.addEventListener('click', () => onTap(row.name));
+  name.append(button);
   tr.append(name);
   for (const column of COLUMNS) {
     const td = document.createElement('td');
