@@ -4,8 +4,12 @@
 //!
 //! The numbers are compared with `mesh stat -o json` run over the same seconds. Both read the
 //! same proxies over a 3 s window that may start a few hundred milliseconds apart, so rates are
-//! compared within ±15 %, latency percentiles by range, and success rates within ±7 points:
-//! each client fails one request every 2 s, so a 3 s window holds 2 to 4 failures of 30.
+//! compared within ±15 %, latency percentiles by range, and success rates within ±10 points
+//! of each other and both within 84–96 %: each client fails one request every 2 s, so a 3 s
+//! window holds 2 to 4 failures of 29 to 32 requests (86.7 % to 93.8 %), and the page's last
+//! reading covers later seconds than `stat`'s.
+//!
+//! The screenshot is `$CARGO_TARGET_TMPDIR/dashboard/dashboard.png` (its path is printed).
 //!
 //! Without a `chromium` binary the browser test says so and passes, unless
 //! `MESH_REQUIRE_CHROMIUM=1` (CI) makes that a failure.
@@ -211,8 +215,8 @@ fn check_web(shown: &Value, stat: &Value, whose: &str) {
     within(success, 0.84, 0.96, &format!("{whose} web success"));
     within(
         success,
-        stat_success - 0.07,
-        stat_success + 0.07,
+        stat_success - 0.1,
+        stat_success + 0.1,
         &format!("{whose} web success against stat's {stat_success}"),
     );
     within(

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::tap::Taps;
 use crate::cmd::GlobalArgs;
+use crate::cmd::install::is_dns_label;
 use crate::cmd::stat::Kind;
 use crate::cmd::stat::live::{Live, Query, Reading};
 use crate::metrics::Scraper;
@@ -229,16 +230,4 @@ pub fn parse_query(text: &str, settings: &Settings) -> Result<Query, String> {
         namespace: namespace.unwrap_or_else(|| settings.namespace.clone()),
         window: window_value,
     })
-}
-
-/// A Kubernetes namespace name: an RFC 1123 label.
-pub fn is_dns_label(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes.first() != Some(&b'-')
-        && bytes.last() != Some(&b'-')
 }

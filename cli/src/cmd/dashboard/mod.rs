@@ -28,9 +28,12 @@ use super::GlobalArgs;
 /// `mesh stat`, it reads the proxies' metrics through the Kubernetes API server's pod proxy,
 /// with your kubeconfig's credentials: no Prometheus and nothing installed in the cluster.
 ///
-/// It listens on 127.0.0.1 only, on a free port unless --port is given, prints the URL on
-/// stdout and opens it in a browser (with xdg-open or open) unless --no-open is given. It runs
-/// until Ctrl-C.
+/// Clicking a name shows its requests live, from the same streams as `mesh tap` (tap must be
+/// on in its proxies).
+///
+/// It listens on loopback only (127.0.0.1 unless --address names another loopback address), on
+/// a free port unless --port is given, prints the URL on stdout and opens it in a browser (with
+/// xdg-open or open) unless --no-open is given. It runs until Ctrl-C.
 ///
 /// Examples:
 ///   mesh dashboard

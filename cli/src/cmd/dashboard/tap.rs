@@ -11,9 +11,10 @@ use http_body_util::{BodyExt as _, StreamBody};
 use hyper::body::Frame;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::api::{Answer, error, is_dns_label};
+use super::api::{Answer, error};
 use super::server::Body;
 use crate::cmd::GlobalArgs;
+use crate::cmd::install::is_dns_label;
 use crate::cmd::stat::Kind;
 use crate::cmd::tap::event::Tapped;
 use crate::cmd::tap::{Filter, json_line, start};

@@ -75,6 +75,7 @@ impl Live {
             watch: false,
             unmeshed: false,
             scrape_timeout,
+            // Unused: the client, which carries the API timeout, is made already.
             api_timeout: scrape_timeout,
             title: String::new(),
         };
