@@ -19,6 +19,7 @@ const COMMANDS: &[&str] = &[
     "profile",
     "tap",
     "top",
+    "dashboard",
     "version",
     "completion",
 ];

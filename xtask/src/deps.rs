@@ -24,6 +24,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("script", "bsdutils"),
     // The Grafana dashboards' queries run in a real Prometheus.
     ("prometheus", "prometheus"),
+    // mesh dashboard's page is rendered in a real headless browser.
+    ("chromium", "chromium"),
     // cargo xtask images: Debian packages unpacked into the images' root filesystems.
     ("dpkg-deb", "dpkg"),
     ("chroot", "coreutils"),

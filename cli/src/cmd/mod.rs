@@ -3,6 +3,7 @@
 
 mod check;
 mod completion;
+mod dashboard;
 mod diagnostics;
 mod edges;
 mod generate;
@@ -70,6 +71,7 @@ pub enum Command {
     Profile(profile::Args),
     Tap(Box<tap::Args>),
     Top(Box<top::Args>),
+    Dashboard(Box<dashboard::Args>),
     Version(version::Args),
     Completion(completion::Args),
     #[command(hide = true)]
@@ -91,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profile(args) => profile::run(args, &cli.global),
         Command::Tap(args) => tap::run(*args, &cli.global),
         Command::Top(args) => top::run(*args, &cli.global),
+        Command::Dashboard(args) => dashboard::run(*args, &cli.global),
         Command::Version(args) => version::run(args, &cli.global),
         Command::Completion(args) => completion::run(args),
         Command::Generate(args) => generate::run(args),

@@ -19,7 +19,9 @@ use mesh_inject::values::Values;
 use mesh_pki::Credentials;
 
 use super::GlobalArgs;
+
 use crate::exit::Failed;
+pub(crate) use settings::is_dns_label;
 pub use settings::{OutputArgs, ValuesArgs};
 
 /// Render the control plane's manifests, for `kubectl apply -f -`

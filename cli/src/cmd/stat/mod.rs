@@ -9,6 +9,7 @@ mod cluster;
 mod compute;
 mod config;
 pub(crate) mod edges;
+pub(crate) mod live;
 mod notes;
 mod plan;
 mod render;
@@ -272,6 +273,47 @@ fn frame(plan: &Plan, previous: &Samples, current: &Samples, config: &Config) ->
     } else {
         plan
     };
+    let Computed { rows, failed } = compute_rows(plan, previous, current);
+    let all_namespaces = matches!(
+        config.source,
+        Source::Cluster {
+            all_namespaces: true,
+            ..
+        }
+    );
+    let body = render::render(&rows, config.format, all_namespaces);
+    let mut footnote = String::new();
+    if !failed.is_empty() {
+        let what = match config.source {
+            Source::Cluster { .. } => "pods",
+            Source::Proxies { .. } => "proxies",
+        };
+        footnote.push_str(&format!(
+            "could not read {} of {} {what}; their traffic is not counted:\n",
+            failed.len(),
+            plan.targets.len()
+        ));
+        for (target, why) in &failed {
+            footnote.push_str(&format!("  {target}: {why}\n"));
+        }
+    }
+    Frame {
+        body,
+        footnote,
+        empty: rows.is_empty(),
+        quiet: rows.iter().all(|r| r.stats.is_none()),
+        unread: failed.len(),
+    }
+}
+
+/// A refresh's rows with their numbers, and the proxies that could not be read (target, why).
+struct Computed {
+    rows: Vec<Row>,
+    failed: Vec<(String, String)>,
+}
+
+/// The numbers of every planned row from two reads of its proxies.
+fn compute_rows(plan: &Plan, previous: &Samples, current: &Samples) -> Computed {
     let mut windows: HashMap<&ScrapeTarget, HashMap<String, compute::Window>> = HashMap::new();
     let mut failed: Vec<(String, String)> = Vec::new();
     for target in &plan.targets {
@@ -308,37 +350,8 @@ fn frame(plan: &Plan, previous: &Samples, current: &Samples, config: &Config) ->
             }
         })
         .collect();
-    let all_namespaces = matches!(
-        config.source,
-        Source::Cluster {
-            all_namespaces: true,
-            ..
-        }
-    );
-    let body = render::render(&rows, config.format, all_namespaces);
-    let mut footnote = String::new();
-    if !failed.is_empty() {
-        failed.sort();
-        let what = match config.source {
-            Source::Cluster { .. } => "pods",
-            Source::Proxies { .. } => "proxies",
-        };
-        footnote.push_str(&format!(
-            "could not read {} of {} {what}; their traffic is not counted:\n",
-            failed.len(),
-            plan.targets.len()
-        ));
-        for (target, why) in &failed {
-            footnote.push_str(&format!("  {target}: {why}\n"));
-        }
-    }
-    Frame {
-        body,
-        footnote,
-        empty: rows.is_empty(),
-        quiet: rows.iter().all(|r| r.stats.is_none()),
-        unread: failed.len(),
-    }
+    failed.sort();
+    Computed { rows, failed }
 }
 
 async fn scrape(scraper: &Scraper, targets: &[ScrapeTarget], view: &View) -> Samples {

@@ -33,12 +33,27 @@ const PADDING: usize = 3;
 /// `kind/` prefix when several kinds are shown. A table with no rows is empty: the caller
 /// says "No traffic found." on stderr, as Linkerd does.
 pub fn render(rows: &[Row], format: Format, all_namespaces: bool) -> String {
-    let mut sorted: Vec<&Row> = rows.iter().collect();
-    sorted.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
+    let sorted = sorted(rows);
     match format {
-        Format::Json => json(&sorted),
+        Format::Json => {
+            let mut text =
+                serde_json::to_string_pretty(&json(&sorted)).unwrap_or_else(|_| "[]".to_string());
+            text.push('\n');
+            text
+        }
         Format::Table | Format::Wide => tables(&sorted, format == Format::Wide, all_namespaces),
     }
+}
+
+/// The rows of `-o json` as a value, for callers that embed them (the dashboard's API).
+pub fn json_value(rows: &[Row]) -> Value {
+    json(&sorted(rows))
+}
+
+fn sorted(rows: &[Row]) -> Vec<&Row> {
+    let mut sorted: Vec<&Row> = rows.iter().collect();
+    sorted.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
+    sorted
 }
 
 fn tables(rows: &[&Row], wide: bool, all_namespaces: bool) -> String {
@@ -185,7 +200,7 @@ fn millis(ms: f64) -> u64 {
     }
 }
 
-fn json(rows: &[&Row]) -> String {
+fn json(rows: &[&Row]) -> Value {
     let entries: Vec<Value> = rows
         .iter()
         .map(|row| {
@@ -222,9 +237,7 @@ fn json(rows: &[&Row]) -> String {
             Value::Object(entry)
         })
         .collect();
-    let mut text = serde_json::to_string_pretty(&entries).unwrap_or_else(|_| "[]".to_string());
-    text.push('\n');
-    text
+    Value::Array(entries)
 }
 
 /// A number as Go's encoder writes it: whole values without a fraction.

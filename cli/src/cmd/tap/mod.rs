@@ -103,7 +103,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn json_line(tapped: &Tapped) -> String {
+/// One request as a JSON line, as `-o json` prints it (and the dashboard streams it).
+pub fn json_line(tapped: &Tapped) -> String {
     let e = &tapped.event;
     let mut line = serde_json::json!({
         "pod": tapped.pod,
