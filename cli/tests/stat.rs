@@ -303,6 +303,29 @@ impl Tmux {
             .expect("tmux is installed (cargo xtask ci installs it)")
     }
 
+    /// Starts `mesh --kubeconfig KUBECONFIG ARGS` (ARGS split on spaces) in a 150×30 window of
+    /// session `test`, with its cache in `dir`.
+    fn start_mesh(&self, dir: &std::path::Path, kubeconfig: &std::path::Path, args: &str) {
+        let command = format!(
+            "env -u KUBECONFIG KUBECACHEDIR={} {} --kubeconfig {} {args}",
+            shell_quote(&dir.join("cache").display().to_string()),
+            shell_quote(env!("CARGO_BIN_EXE_mesh")),
+            shell_quote(&kubeconfig.display().to_string()),
+        );
+        let started = self.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "test",
+            "-x",
+            "150",
+            "-y",
+            "30",
+            &command,
+        ]);
+        assert!(started.status.success(), "{}", stderr(&started));
+    }
+
     fn screen(&self) -> String {
         stdout(&self.run(&["capture-pane", "-p", "-t", "test"]))
     }
@@ -351,24 +374,11 @@ fn watch_redraws_the_table_in_place() {
     let _load = Load::start(proxy.inbound, "web:8080", 20, 0, 1);
 
     let tmux = Tmux::new("watch");
-    let command = format!(
-        "env -u KUBECONFIG KUBECACHEDIR={} {} --kubeconfig {} stat deploy -n {NS} -t 1s --watch",
-        shell_quote(&dir.path().join("cache").display().to_string()),
-        shell_quote(env!("CARGO_BIN_EXE_mesh")),
-        shell_quote(&kubeconfig.display().to_string()),
+    tmux.start_mesh(
+        dir.path(),
+        &kubeconfig,
+        &format!("stat deploy -n {NS} -t 1s --watch"),
     );
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "test",
-        "-x",
-        "150",
-        "-y",
-        "30",
-        &command,
-    ]);
-    assert!(started.status.success(), "{}", stderr(&started));
     let first = tmux.wait_for("the first table", |s| {
         s.contains("refresh 1")
             && s.lines()
@@ -649,24 +659,11 @@ fn a_long_window_shows_that_it_is_sampling() {
         ("once", "", "sampling traffic… "),
     ] {
         let tmux = Tmux::new(&format!("sampling-{name}"));
-        let command = format!(
-            "env -u KUBECONFIG KUBECACHEDIR={} {} --kubeconfig {} stat deploy -n {NS} -t 30s {extra}",
-            shell_quote(&dir.path().join("cache").display().to_string()),
-            shell_quote(env!("CARGO_BIN_EXE_mesh")),
-            shell_quote(&kubeconfig.display().to_string()),
+        tmux.start_mesh(
+            dir.path(),
+            &kubeconfig,
+            &format!("stat deploy -n {NS} -t 30s {extra}"),
         );
-        let started = tmux.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "test",
-            "-x",
-            "150",
-            "-y",
-            "30",
-            &command,
-        ]);
-        assert!(started.status.success(), "{}", stderr(&started));
         let screen = tmux.wait_for(expect, |s| s.contains(expect));
         if name == "watch" {
             assert!(

@@ -92,7 +92,7 @@ fn respond(
             );
             response
         }
-        "/endpoints" => match lookups.get() {
+        mesh_names::resources::ENDPOINTS_LOOKUP_PATH => match lookups.get() {
             None => text(StatusCode::NOT_FOUND, "not found\n"),
             Some(lookup) => {
                 let Some(authority) = query_value(req.uri().query().unwrap_or(""), "authority")

@@ -17,6 +17,11 @@ pub const INJECTOR_WEBHOOK: &str = "linkerd-proxy-injector-webhook-config";
 
 /// The control plane's components: each is a Deployment, its ServiceAccount and a Service.
 pub const DESTINATION: &str = "linkerd-destination";
+/// The `linkerd.io/control-plane-component` label of the destination pods.
+pub const DESTINATION_COMPONENT: &str = "destination";
+/// The destination controller's admin path answering `?authority=NAME:PORT` with what a `Get`
+/// for it starts with, as JSON (`mesh diagnostics endpoints` reads it).
+pub const ENDPOINTS_LOOKUP_PATH: &str = "/endpoints";
 pub const IDENTITY: &str = "linkerd-identity";
 pub const PROXY_INJECTOR: &str = "linkerd-proxy-injector";
 pub const COMPONENTS: [&str; 3] = [DESTINATION, IDENTITY, PROXY_INJECTOR];

@@ -112,12 +112,9 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn table(edges: &[edges::Edge], wide: bool) -> String {
-    if edges.is_empty() {
-        return String::new();
-    }
     let mut header = vec!["SRC", "DST", "SRC_NS", "DST_NS", "SECURED"];
     if wide {
-        header.extend(["MSG"]);
+        header.push("MSG");
     }
     let rows: Vec<Vec<String>> = edges
         .iter()
@@ -135,23 +132,5 @@ fn table(edges: &[edges::Edge], wide: bool) -> String {
             row
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
-            .collect();
-        format!("{}\n", padded.join("   ").trim_end())
-    };
-    let mut out = line(header);
-    for row in &rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
+    crate::output::columns(&header, &rows)
 }

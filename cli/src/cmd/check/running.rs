@@ -23,7 +23,7 @@ pub struct Component {
 pub const COMPONENTS: [Component; 3] = [
     Component {
         deployment: resources::DESTINATION,
-        label: "destination",
+        label: resources::DESTINATION_COMPONENT,
         admin_port: ports::DESTINATION_ADMIN,
     },
     Component {

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use mesh_names::labels::CONTROL_PLANE_COMPONENT;
 use mesh_names::ports::DESTINATION_ADMIN;
-use mesh_names::resources::DESTINATION;
+use mesh_names::resources::{DESTINATION, DESTINATION_COMPONENT, ENDPOINTS_LOOKUP_PATH};
 
 use crate::cmd::GlobalArgs;
 use crate::exit::Failed;
@@ -69,7 +69,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let (client, url) = crate::client::client(global, args.timeout).await?;
         let ns = &global.control_plane_namespace;
         let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let selector = format!("{CONTROL_PLANE_COMPONENT}=destination");
+        let selector = format!("{CONTROL_PLANE_COMPONENT}={DESTINATION_COMPONENT}");
         let listed = crate::client::list_all(&pods, &ListParams::default().labels(&selector))
             .await
             .map_err(|e| anyhow::anyhow!("{} (at {url})", crate::client::describe(e)))?;
@@ -90,7 +90,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 .append_pair("authority", authority)
                 .finish();
             let answer = scraper
-                .get(&target, &format!("/endpoints?{query}"))
+                .get(&target, &format!("{ENDPOINTS_LOOKUP_PATH}?{query}"))
                 .await
                 .and_then(|text| {
                     serde_json::from_str::<Value>(&text).map_err(|e| format!("invalid answer: {e}"))
@@ -130,40 +130,20 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 
 /// Linkerd's columns.
 fn table(rows: &[Value]) -> String {
-    if rows.is_empty() {
-        return String::new();
-    }
-    let header = ["NAMESPACE", "IP", "PORT", "POD", "SERVICE"];
-    let cells: Vec<[String; 5]> = rows
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let s = |k: &str| match &r[k] {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                _ => String::new(),
-            };
-            [s("namespace"), s("ip"), s("port"), s("pod"), s("service")]
+            ["namespace", "ip", "port", "pod", "service"]
+                .iter()
+                .map(|k| match &r[*k] {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => String::new(),
+                })
+                .collect()
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cols: [&str; 5]| {
-        let padded: Vec<String> = cols
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        format!("{}\n", padded.join("   ").trim_end())
-    };
-    let mut out = line(header);
-    for row in &cells {
-        out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
-    }
-    out
+    crate::output::columns(&["NAMESPACE", "IP", "PORT", "POD", "SERVICE"], &cells)
 }
 
 fn ready(pod: &Pod) -> bool {

@@ -31,16 +31,7 @@ impl Screen {
     pub fn sampling(&mut self) -> std::io::Result<()> {
         if self.terminal {
             let mut out = std::io::stdout().lock();
-            execute!(
-                out,
-                cursor::MoveTo(0, 0),
-                terminal::Clear(terminal::ClearType::All)
-            )?;
-            let header = format!(
-                "Every {:?}: {}    Ctrl-C to quit\n\nsampling… {:?}\n",
-                self.window, self.title, self.window
-            );
-            write_lines(&mut out, &header)?;
+            self.redraw(&mut out, None, &format!("sampling… {:?}\n", self.window))?;
             out.flush()
         } else {
             eprintln!("sampling… {:?}", self.window);
@@ -48,25 +39,36 @@ impl Screen {
         }
     }
 
+    /// Clears the terminal and writes the header (with the refresh number once there is one),
+    /// then `body`.
+    fn redraw(
+        &self,
+        out: &mut impl Write,
+        refresh: Option<u64>,
+        body: &str,
+    ) -> std::io::Result<()> {
+        execute!(
+            out,
+            cursor::MoveTo(0, 0),
+            terminal::Clear(terminal::ClearType::All)
+        )?;
+        let refresh = refresh.map_or(String::new(), |n| format!("    refresh {n}"));
+        let header = format!(
+            "Every {:?}: {}{refresh}    Ctrl-C to quit\n\n",
+            self.window, self.title
+        );
+        // In a terminal a bare \n does not return the carriage in raw mode; we are not in raw
+        // mode, but write \r\n anyway so the frame survives either.
+        write_lines(out, &header)?;
+        write_lines(out, body)
+    }
+
     /// Shows refresh number `refresh`, with `notes` under the table on a terminal.
     pub fn draw(&mut self, refresh: u64, frame: &Frame, notes: &str) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
         if self.terminal {
-            execute!(
-                out,
-                cursor::MoveTo(0, 0),
-                terminal::Clear(terminal::ClearType::All)
-            )?;
-            let header = format!(
-                "Every {:?}: {}    refresh {refresh}    Ctrl-C to quit\n\n",
-                self.window, self.title
-            );
-            // In a terminal a bare \n does not return the carriage in raw mode; we are not in
-            // raw mode, but write \r\n anyway so the frame survives either.
-            write_lines(&mut out, &header)?;
-            write_lines(&mut out, &frame.body)?;
-            write_lines(&mut out, notes)?;
-            write_lines(&mut out, &frame.footnote)?;
+            let body = format!("{}{notes}{}", frame.body, frame.footnote);
+            self.redraw(&mut out, Some(refresh), &body)?;
         } else {
             if refresh > 1 {
                 out.write_all(b"\n")?;
