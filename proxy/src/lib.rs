@@ -178,6 +178,7 @@
 pub mod admin;
 pub mod app;
 pub mod await_cmd;
+pub mod balance;
 pub mod config;
 #[cfg(test)]
 mod conformance;

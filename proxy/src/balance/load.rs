@@ -1,0 +1,81 @@
+//! What a balancer knows of one endpoint's load: requests in flight and a peak-EWMA of its
+//! response times, Linkerd's default measure.
+//!
+//! The estimate jumps to a slower response at once (the peak) and otherwise moves toward
+//! new samples with a weight that grows with the time since the last one, so it follows
+//! wall time, not the request rate. Read without new samples, it decays toward zero over
+//! [`DECAY`], so an endpoint that was slow once is tried again eventually instead of
+//! starving forever. Every endpoint starts at [`DEFAULT_RTT`]: until estimates settle, the
+//! requests in flight (which a slow endpoint accumulates) decide.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// The time over which a sample's weight decays (Linkerd's default).
+pub const DECAY: Duration = Duration::from_secs(10);
+/// The estimate of an endpoint that has not answered yet (Linkerd's default).
+pub const DEFAULT_RTT: Duration = Duration::from_millis(30);
+
+#[derive(Debug)]
+pub struct Load {
+    pending: AtomicU32,
+    ewma: Mutex<Ewma>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ewma {
+    rtt_ns: f64,
+    stamp: Instant,
+}
+
+impl Load {
+    pub fn new(now: Instant) -> Load {
+        Load {
+            pending: AtomicU32::new(0),
+            ewma: Mutex::new(Ewma {
+                rtt_ns: DEFAULT_RTT.as_nanos() as f64,
+                stamp: now,
+            }),
+        }
+    }
+
+    pub fn pending(&self) -> u32 {
+        self.pending.load(Relaxed)
+    }
+
+    pub fn start(&self) {
+        self.pending.fetch_add(1, Relaxed);
+    }
+
+    pub fn end(&self) {
+        self.pending.fetch_sub(1, Relaxed);
+    }
+
+    /// Peak-EWMA cost: the decayed latency estimate times the requests in flight, plus one.
+    pub fn cost(&self, now: Instant) -> f64 {
+        let rtt = {
+            let e = self.ewma.lock().unwrap_or_else(|e| e.into_inner());
+            e.rtt_ns * decay(now.saturating_duration_since(e.stamp))
+        };
+        rtt * f64::from(self.pending() + 1)
+    }
+
+    /// Adds a response time.
+    pub fn observe(&self, rtt: Duration, now: Instant) {
+        let sample = rtt.as_nanos() as f64;
+        let mut e = self.ewma.lock().unwrap_or_else(|e| e.into_inner());
+        let w = decay(now.saturating_duration_since(e.stamp));
+        e.rtt_ns = if sample > e.rtt_ns * w {
+            sample
+        } else {
+            e.rtt_ns * w + sample * (1.0 - w)
+        };
+        e.stamp = now;
+    }
+}
+
+/// The weight left to an estimate `elapsed` old.
+fn decay(elapsed: Duration) -> f64 {
+    (-elapsed.as_secs_f64() / DECAY.as_secs_f64()).exp()
+}
