@@ -131,7 +131,7 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
     let outbound = Outbound::new(config.clone(), metrics.clone(), own)
         .push_connect()
         .push_balance()
-        .push_discover()
+        .push_discover(Vec::new(), false)
         .push_http()
         .push_detect()
         .into_inner();

@@ -4,6 +4,7 @@
 //! linkerd2-proxy configures mesh-proxy unchanged. Knobs only mesh-proxy has use the
 //! `MESH_PROXY_` prefix. The full list, with defaults, is in the crate documentation.
 
+mod balance;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -260,6 +261,8 @@ pub struct Config {
     pub h2_windows: H2Windows,
     /// `MESH_PROXY_METRICS_MAX_SERIES` and `LINKERD2_PROXY_METRICS_RETAIN_IDLE`.
     pub metrics: crate::metrics::SeriesLimits,
+    /// How outbound balancers pick and eject endpoints.
+    pub balance: crate::balance::BalanceSettings,
     /// Linkerd variables that are set but not used yet, sorted.
     pub unsupported: Vec<String>,
 }
@@ -526,6 +529,7 @@ impl Reader<'_> {
             "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD",
             Duration::from_secs(120),
         );
+        let balance = self.balance();
         let mut unsupported: Vec<String> = self
             .env
             .names()
@@ -545,6 +549,7 @@ impl Reader<'_> {
             limits,
             h2_windows,
             metrics,
+            balance,
             unsupported,
         }
     }

@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
+use crate::balance::{BalanceSettings, Balancer};
 use crate::config::{ConnectTimeout, SocketOptions};
 use crate::io::{MeteredIo, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
+use crate::outbound::discover::Endpoint;
 use crate::target::Logical;
 
 /// An open upstream connection.
@@ -49,9 +51,6 @@ pub enum ConnectError {
     /// The destination is one of the proxy's own listeners.
     #[error("{addr} is this proxy's own listener; refusing to loop")]
     Loop { addr: SocketAddr },
-    /// A host name did not resolve.
-    #[error("resolve {name}: {reason}")]
-    Resolve { name: String, reason: String },
 }
 
 impl ConnectError {
@@ -60,13 +59,19 @@ impl ConnectError {
     }
 }
 
-/// Anything that can open a connection for a logical target. Each direction's stack
-/// implements it: inbound connects straight to the target, outbound goes through
-/// discovery and load balancing first.
+/// What a direction's stack offers the HTTP and TCP stages: a balancer for each logical
+/// target, and connections to the endpoints it picks. Inbound has one fixed endpoint per
+/// target; outbound discovers and balances.
 pub trait Upstream: Send + Sync + 'static {
+    /// The balancer of `target`. `authority` is the request's `Host` or `:authority`
+    /// (`None` for opaque TCP), which outbound may route by. Callers keep the balancer for
+    /// as long as the connection's requests share a target.
+    fn balancer(&self, target: &Logical, authority: Option<&str>) -> Arc<Balancer>;
+
+    /// Opens a connection to a picked endpoint.
     fn connect(
         &self,
-        target: &Logical,
+        endpoint: &Endpoint,
     ) -> impl Future<Output = Result<Connection, ConnectError>> + Send;
 }
 
@@ -140,32 +145,15 @@ impl Connect {
 
 /// Inbound has no discovery: the target is an address on this pod.
 impl Upstream for Connect {
-    async fn connect(&self, target: &Logical) -> Result<Connection, ConnectError> {
-        match target {
-            Logical::Addr(addr) => self.connect_addr(*addr).await,
-            Logical::Name(host, port) => {
-                let addr = resolve(host, *port)
-                    .await?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| ConnectError::Resolve {
-                        name: format!("{host}:{port}"),
-                        reason: "no addresses".into(),
-                    })?;
-                self.connect_addr(addr).await
-            }
-        }
+    fn balancer(&self, target: &Logical, _: Option<&str>) -> Arc<Balancer> {
+        Arc::new(match target {
+            Logical::Addr(addr) => Balancer::fixed(*addr, BalanceSettings::default()),
+            Logical::Name(..) => Balancer::unknown(&target.to_string()),
+        })
     }
-}
 
-/// Resolves a host name with the system resolver.
-pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ConnectError> {
-    match tokio::net::lookup_host((host, port)).await {
-        Ok(addrs) => Ok(addrs.collect()),
-        Err(e) => Err(ConnectError::Resolve {
-            name: format!("{host}:{port}"),
-            reason: e.to_string(),
-        }),
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
+        self.connect_addr(endpoint.addr).await
     }
 }
 

@@ -138,9 +138,12 @@ impl<U: Upstream> Server<U> {
         }
 
         let upstream = self.http.upstream().clone();
-        let connect = fixed
-            .clone()
-            .map(|t| move || async move { upstream.connect(&t).await.ok() });
+        let connect = fixed.clone().map(|t| {
+            move || async move {
+                let picked = upstream.balancer(&t, None).pick().await.ok()?;
+                upstream.connect(picked.endpoint()).await.ok()
+            }
+        });
         let detected = {
             let detection = detect(&mut io, self.detect, connect);
             tokio::pin!(detection);

@@ -13,9 +13,10 @@ use crate::connect::{Connection, Upstream, errno_name};
 use crate::io::MeteredIo;
 use crate::target::Logical;
 
-/// Forwards a client connection to `target` byte for byte.
+/// Forwards a client connection to `target` byte for byte, over an endpoint its balancer
+/// picks.
 ///
-/// `upstream` is a connection opened during detection, if any; `server_first` holds bytes
+/// `upstream` is a connection opened during detection, used if it leads to that endpoint; `server_first` holds bytes
 /// the server already sent on it. Either direction's shutdown is passed on, and a
 /// connection with no traffic for `idle_timeout` is closed.
 pub async fn forward<U: Upstream>(
@@ -26,24 +27,40 @@ pub async fn forward<U: Upstream>(
     server_first: Bytes,
     idle_timeout: Duration,
 ) {
-    let conn = match upstream {
-        Some(c) => c,
-        None => match stack.connect(target).await {
-            Ok(c) => c,
-            Err(error) => {
-                match crate::throttle::TCP_CONNECT.admit() {
-                    Some(skipped) => tracing::warn!(
-                        %error,
-                        %target,
-                        skipped,
-                        "opaque connection failed: cannot reach the upstream"
-                    ),
-                    None => tracing::debug!(%error, %target, "opaque connection failed"),
-                }
-                return;
-            }
-        },
+    let balancer = stack.balancer(target, None);
+    let mut picked = match balancer.pick().await {
+        Ok(p) => p,
+        Err(error) => {
+            tracing::debug!(%error, %target, "opaque connection failed: no endpoint");
+            return;
+        }
     };
+    let conn = match upstream {
+        Some(c) if c.peer == picked.addr() => c,
+        _ => {
+            let started = std::time::Instant::now();
+            match stack.connect(picked.endpoint()).await {
+                Ok(c) => {
+                    picked.connected(started.elapsed());
+                    c
+                }
+                Err(error) => {
+                    picked.failed();
+                    match crate::throttle::TCP_CONNECT.admit() {
+                        Some(skipped) => tracing::warn!(
+                            %error,
+                            %target,
+                            skipped,
+                            "opaque connection failed: cannot reach the upstream"
+                        ),
+                        None => tracing::debug!(%error, %target, "opaque connection failed"),
+                    }
+                    return;
+                }
+            }
+        }
+    };
+    drop(picked);
     let activity = Arc::new(AtomicU64::new(0));
     let mut client = client.with_activity(activity.clone());
     let mut server = conn.io.with_activity(activity.clone());

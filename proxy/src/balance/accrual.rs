@@ -87,7 +87,11 @@ impl Accrual {
         state.until = Some(now + penalty);
         state.last = penalty;
         self.marked.store(true, Relaxed);
-        tracing::debug!(failures, penalty_ms = penalty.as_millis() as u64, "endpoint ejected");
+        tracing::debug!(
+            failures,
+            penalty_ms = penalty.as_millis() as u64,
+            "endpoint ejected"
+        );
     }
 
     /// Whether the endpoint is ejected now (for metrics and tests).

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-pub use accrual::AccrualSettings;
 use accrual::Accrual;
+pub use accrual::AccrualSettings;
 use load::Load;
 
 use crate::outbound::discover::{Destination, Endpoint, Resolution};
@@ -161,6 +161,23 @@ impl Balancer {
             state: Mutex::new(State {
                 source: None,
                 current: Arc::new(snapshot),
+            }),
+            rr: AtomicUsize::new(0),
+        }
+    }
+
+    /// A balancer for a target nothing knows: every pick fails.
+    pub fn unknown(name: &str) -> Balancer {
+        Balancer {
+            name: name.into(),
+            fallback: None,
+            settings: BalanceSettings::default(),
+            state: Mutex::new(State {
+                source: None,
+                current: Arc::new(Snapshot {
+                    unknown: true,
+                    ..Snapshot::default()
+                }),
             }),
             rr: AtomicUsize::new(0),
         }
@@ -475,6 +492,11 @@ impl Picked {
         let now = Instant::now();
         self.endpoint.load.observe(rtt, now);
         self.finish(status < 500, now);
+    }
+
+    /// A connection (for opaque TCP) opened after `rtt`.
+    pub fn connected(&mut self, rtt: Duration) {
+        self.responded(200, rtt);
     }
 
     /// The request failed at the endpoint: no connection, or the connection broke before

@@ -12,7 +12,10 @@ fn addr(port: u16) -> SocketAddr {
 }
 
 fn set(ports: &[u16]) -> Destination {
-    Destination::endpoints("web", ports.iter().map(|p| Endpoint::bare(addr(*p))).collect())
+    Destination::endpoints(
+        "web",
+        ports.iter().map(|p| Endpoint::bare(addr(*p))).collect(),
+    )
 }
 
 fn settings(algorithm: Algorithm) -> BalanceSettings {
@@ -58,7 +61,11 @@ async fn a_fixed_balancer_is_its_address() {
 
 #[tokio::test]
 async fn every_algorithm_spreads_requests_over_the_set() {
-    for alg in [Algorithm::PeakEwma, Algorithm::LeastLoaded, Algorithm::RoundRobin] {
+    for alg in [
+        Algorithm::PeakEwma,
+        Algorithm::LeastLoaded,
+        Algorithm::RoundRobin,
+    ] {
         let (_tx, rx) = watch::channel(Arc::new(set(&[1, 2, 3])));
         let b = Balancer::discovered("web", rx, None, settings(alg));
         let seen = counts(&b, 3000).await;
@@ -74,7 +81,11 @@ async fn every_algorithm_spreads_requests_over_the_set() {
 /// estimates settle) and least-loaded send the slow endpoint little; round robin a third.
 #[tokio::test]
 async fn p2c_avoids_a_slow_endpoint_and_round_robin_does_not() {
-    for alg in [Algorithm::PeakEwma, Algorithm::LeastLoaded, Algorithm::RoundRobin] {
+    for alg in [
+        Algorithm::PeakEwma,
+        Algorithm::LeastLoaded,
+        Algorithm::RoundRobin,
+    ] {
         let (_tx, rx) = watch::channel(Arc::new(set(&[1, 2, 3])));
         let b = Balancer::discovered("web", rx, None, settings(alg));
         let mut in_flight: Vec<(usize, Duration, Picked)> = Vec::new();
@@ -126,10 +137,7 @@ async fn updates_take_effect_and_requests_in_flight_survive_them() {
     // The request picked before the update still records on its endpoint.
     in_flight.responded(200, Duration::from_millis(1));
     tx.send_replace(Arc::new(set(&[])));
-    assert!(matches!(
-        b.pick().await,
-        Err(PickError::Unavailable { .. })
-    ));
+    assert!(matches!(b.pick().await, Err(PickError::Unavailable { .. })));
 }
 
 #[tokio::test]
@@ -145,7 +153,11 @@ async fn consecutive_failures_eject_and_probation_restores() {
             p.responded(200, Duration::from_millis(1));
         }
     }
-    assert!(b.endpoints().contains(&(addr(1), 0, true)), "{:?}", b.endpoints());
+    assert!(
+        b.endpoints().contains(&(addr(1), 0, true)),
+        "{:?}",
+        b.endpoints()
+    );
     let seen = counts(&b, 20).await;
     assert_eq!(seen.keys().copied().collect::<Vec<_>>(), vec![2]);
     // Both ejected: fail fast.
@@ -160,7 +172,9 @@ async fn consecutive_failures_eject_and_probation_restores() {
     let mut p = loop {
         match b.pick().await {
             Ok(p) => break p,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
             Err(e) => panic!("never on probation: {e}"),
         }
     };

@@ -1,11 +1,12 @@
 //! Upstream HTTP connections and their pool.
 //!
-//! HTTP/1 connections (see `h1`) are pooled per logical target; each downstream
-//! connection also keeps the last one it used, so steady keep-alive traffic never touches
-//! the shared pool.
-//! HTTP/2 connections are shared by all requests to a target.
+//! The pool is the per-endpoint client the balancer's picks lead to: HTTP/1 connections
+//! (see `h1`) are pooled per endpoint, and each downstream connection also keeps the last
+//! one it used, so steady keep-alive traffic to the same endpoint never touches the shared
+//! pool. An HTTP/2 connection is shared by all requests to an endpoint.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,6 @@ use super::h1::H1Conn;
 use super::h2::{self, H2Conn};
 use crate::config::{H2Windows, PoolIdleTimeout};
 use crate::connect::Connection;
-use crate::target::Logical;
 
 #[derive(Debug)]
 struct Idle {
@@ -21,11 +21,11 @@ struct Idle {
     since: Instant,
 }
 
-/// Idle HTTP/1 connections and live HTTP/2 connections, by logical target.
+/// Idle HTTP/1 connections and live HTTP/2 connections, by endpoint.
 #[derive(Debug)]
 pub struct Pool {
-    h1: Mutex<HashMap<Logical, Vec<Idle>>>,
-    h2: Mutex<HashMap<Logical, H2Conn>>,
+    h1: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    h2: Mutex<HashMap<SocketAddr, H2Conn>>,
     idle_timeout: Duration,
     max_idle: usize,
     windows: H2Windows,
@@ -47,9 +47,9 @@ impl Pool {
     }
 
     /// Takes the most recently used idle connection that is still usable.
-    pub fn checkout_h1(&self, target: &Logical) -> Option<Box<H1Conn>> {
+    pub fn checkout_h1(&self, endpoint: &SocketAddr) -> Option<Box<H1Conn>> {
         let mut map = self.h1.lock().unwrap_or_else(|e| e.into_inner());
-        let idle = map.get_mut(target)?;
+        let idle = map.get_mut(endpoint)?;
         while let Some(entry) = idle.pop() {
             if entry.since.elapsed() < self.idle_timeout && entry.conn.is_usable() {
                 return Some(entry.conn);
@@ -59,12 +59,12 @@ impl Pool {
     }
 
     /// Returns a connection for reuse, unless it closed or the pool is full.
-    pub fn checkin_h1(&self, target: &Logical, conn: Box<H1Conn>) {
+    pub fn checkin_h1(&self, endpoint: &SocketAddr, conn: Box<H1Conn>) {
         if self.max_idle == 0 {
             return;
         }
         let mut map = self.h1.lock().unwrap_or_else(|e| e.into_inner());
-        let idle = map.entry(target.clone()).or_default();
+        let idle = map.entry(*endpoint).or_default();
         if idle.len() < self.max_idle {
             idle.push(Idle {
                 conn,
@@ -73,15 +73,15 @@ impl Pool {
         }
     }
 
-    /// The shared HTTP/2 connection to `target`, if one is open.
-    pub fn h2(&self, target: &Logical) -> Option<H2Conn> {
+    /// The shared HTTP/2 connection to `endpoint`, if one is open.
+    pub fn h2(&self, endpoint: &SocketAddr) -> Option<H2Conn> {
         let map = self.h2.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(target).filter(|c| !c.is_closed()).cloned()
+        map.get(endpoint).filter(|c| !c.is_closed()).cloned()
     }
 
-    pub fn insert_h2(&self, target: &Logical, conn: H2Conn) {
+    pub fn insert_h2(&self, endpoint: &SocketAddr, conn: H2Conn) {
         let mut map = self.h2.lock().unwrap_or_else(|e| e.into_inner());
-        map.insert(target.clone(), conn);
+        map.insert(*endpoint, conn);
     }
 
     /// Starts HTTP/2 (prior knowledge) on a new connection.

@@ -21,6 +21,10 @@ pub enum ProxyError {
     /// No connection to the upstream: refused, unreachable, timed out, or unresolvable.
     #[error("{0}")]
     Connect(ConnectError),
+    /// The balancer had no endpoint to offer: none discovered, or all ejected. Answered at
+    /// once, never queued.
+    #[error("{0}")]
+    Unavailable(crate::balance::PickError),
     /// The upstream did not send response headers in time.
     #[error("upstream sent no response within {}ms", .0.as_millis())]
     ResponseTimeout(Duration),
@@ -66,6 +70,7 @@ impl ProxyError {
         matches!(
             self,
             ProxyError::Connect(_)
+                | ProxyError::Unavailable(_)
                 | ProxyError::ResponseTimeout(_)
                 | ProxyError::UpstreamH2(_)
                 | ProxyError::UpstreamHttp1(_)
@@ -79,6 +84,7 @@ impl ProxyError {
                 StatusCode::BAD_GATEWAY
             }
             ProxyError::ResponseTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::Request(e) => e.status(),
             ProxyError::RequestBody(H1Error::RequestBodyTimeout(_))
@@ -97,6 +103,7 @@ impl ProxyError {
         match self {
             ProxyError::Connect(e) if e.is_timeout() => "connect_timeout",
             ProxyError::Connect(_) => "connect",
+            ProxyError::Unavailable(_) => "unavailable",
             ProxyError::ResponseTimeout(_) => "response_timeout",
             ProxyError::UpstreamH2(_) | ProxyError::UpstreamHttp1(_) => "upstream",
             ProxyError::Request(HeadError::Timeout(_))
@@ -113,7 +120,10 @@ impl ProxyError {
         match self {
             ProxyError::Connect(e) if e.is_timeout() => 4,
             ProxyError::ResponseTimeout(_) => 4,
-            ProxyError::Connect(_) | ProxyError::UpstreamH2(_) | ProxyError::UpstreamHttp1(_) => 14,
+            ProxyError::Connect(_)
+            | ProxyError::Unavailable(_)
+            | ProxyError::UpstreamH2(_)
+            | ProxyError::UpstreamHttp1(_) => 14,
             ProxyError::BadRequest(_) | ProxyError::Request(_) => 13,
             ProxyError::RequestBody(H1Error::RequestBodyTimeout(_))
             | ProxyError::RequestBodyStalled(_) => 4,

@@ -22,8 +22,10 @@ use super::h1::{Checkin, H1Conn, Outcome, Prepared, SendError};
 use super::headers::{authority, is_upgrade, strip_hop_by_hop, to_origin_form};
 use super::{Http, upgrade, validate};
 use crate::admin::tap::{TapRequest, Tapping};
+use crate::balance::{Balancer, Picked};
 use crate::connect::{Connection, Upstream};
-use crate::metrics::{HttpKey, HttpMetrics};
+use crate::metrics::{DstLabels, HttpKey, HttpMetrics};
+use crate::outbound::discover::Endpoint;
 use crate::target::{ConnTarget, Logical};
 
 pub struct ProxyService<U> {
@@ -52,24 +54,28 @@ struct ConnState {
 
 #[derive(Default)]
 struct Inner {
-    /// The HTTP/1 upstream connection this downstream connection used last.
-    sticky: Option<(Logical, Box<H1Conn>)>,
-    /// A connection opened during detection, used before opening another.
+    /// The HTTP/1 upstream connection this downstream connection used last, and its
+    /// endpoint.
+    sticky: Option<(SocketAddr, Box<H1Conn>)>,
+    /// A connection opened during detection, used if the first pick is its endpoint.
     preconnected: Option<Connection>,
-    /// The metrics of the last label set, reused while authority and target stay the same.
-    labels: Option<(Box<str>, SocketAddr, Arc<HttpMetrics>)>,
+    /// The metrics of the last label set, reused while authority and endpoint stay the
+    /// same.
+    labels: Option<(Box<str>, SocketAddr, DstLabels, Arc<HttpMetrics>)>,
     /// In HTTP proxy mode, the last authority and the target it named.
     route: Option<(Box<str>, Logical)>,
+    /// The balancer of the last target and authority.
+    balancer: Option<(Logical, Box<str>, Arc<Balancer>)>,
 }
 
 impl Checkin for ConnState {
-    fn checkin(&self, target: &Logical, conn: Box<H1Conn>) {
+    fn checkin(&self, endpoint: SocketAddr, conn: Box<H1Conn>) {
         let previous = {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            inner.sticky.replace((target.clone(), conn))
+            inner.sticky.replace((endpoint, conn))
         };
-        if let Some((t, c)) = previous {
-            self.pool.checkin_h1(&t, c);
+        if let Some((e, c)) = previous {
+            self.pool.checkin_h1(&e, c);
         }
     }
 }
@@ -83,8 +89,8 @@ enum Answer {
 impl Drop for ConnState {
     fn drop(&mut self) {
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Some((target, conn)) = inner.sticky.take() {
-            self.pool.checkin_h1(&target, conn);
+        if let Some((endpoint, conn)) = inner.sticky.take() {
+            self.pool.checkin_h1(&endpoint, conn);
         }
     }
 }
@@ -138,10 +144,8 @@ impl<U: Upstream> ProxyService<U> {
             let s = &self.http.settings;
             TapRequest::new(&req, auth, s.direction, s.tls, self.conn.client)
         });
-        let (metrics, auth_owned) = match &target {
-            Logical::Addr(a) => (Some(self.metrics_for(auth, *a)), None),
-            Logical::Name(..) => (None, Some(Box::<str>::from(auth))),
-        };
+        let balancer = self.balancer_for(&target, auth);
+        let auth_owned = Box::<str>::from(auth);
         let tunnel = req.method() == Method::CONNECT;
         let kind = if tunnel && self.conn.target == ConnTarget::ProxyMode {
             JobKind::Tunnel(hyper::upgrade::on(&mut req))
@@ -155,8 +159,7 @@ impl<U: Upstream> ProxyService<U> {
         };
         Ok(Job {
             start,
-            target,
-            metrics,
+            balancer,
             auth_owned,
             kind,
             tap,
@@ -167,38 +170,53 @@ impl<U: Upstream> ProxyService<U> {
     async fn run(self, job: Job) -> Response<ProxyBody> {
         let Job {
             start,
-            target,
-            metrics,
+            balancer,
             auth_owned,
             kind,
             tap,
         } = job;
-        let label = auth_owned.as_deref().unwrap_or("");
+        let label = &*auth_owned;
+        let mut picked = match balancer.pick().await {
+            Ok(p) => p,
+            Err(e) => {
+                return self.fail_tapped(
+                    ProxyError::Unavailable(e),
+                    label,
+                    None,
+                    start,
+                    false,
+                    tap,
+                );
+            }
+        };
+        let metrics = self.metrics_for(label, picked.endpoint());
         let (sent, on_downstream_upgrade) = match kind {
             JobKind::Tunnel(on_upgrade) => {
-                return self
-                    .tunnel(on_upgrade, &target, label, metrics, start)
-                    .await;
+                return self.tunnel(on_upgrade, picked, label, metrics, start).await;
             }
             JobKind::H1(prepared, on_upgrade) => {
-                (self.send_h1(&target, prepared).await, on_upgrade)
+                (self.send_h1(picked.endpoint(), prepared).await, on_upgrade)
             }
         };
-        let (answer, peer) = match sent {
+        let answer = match sent {
             Ok(r) => r,
-            Err(e) => return self.fail_tapped(e, label, metrics, start, false, tap),
+            Err(e) => {
+                if e.is_upstream() {
+                    picked.failed();
+                }
+                return self.fail_tapped(e, label, Some(metrics), start, false, tap);
+            }
         };
-        let metrics = match metrics {
-            Some(m) => m,
-            None => self.metrics_for(label, peer),
-        };
+        let peer = picked.addr();
         metrics.request();
         let (status, mut headers, body) = match answer {
             Answer::H1(head, body) => {
-                let body = body.checkin(self.conn.clone(), target);
+                picked.responded(head.status.as_u16(), start.elapsed());
+                let body = body.checkin(self.conn.clone(), peer);
                 (head.status, head.headers, ProxyBody::h1(body))
             }
             Answer::H1Upgrade(head, conn) => {
+                picked.responded(head.status.as_u16(), start.elapsed());
                 match on_downstream_upgrade {
                     Some(downstream) => upgrade::splice_h1(downstream, conn),
                     None => drop(conn),
@@ -248,82 +266,98 @@ impl<U: Upstream> ProxyService<U> {
         Ok(target)
     }
 
-    /// Sends on a reused connection when one is ready. A bodiless request that meets a
-    /// stale connection is sent again on a new one; nothing of it was consumed.
+    /// The balancer for `target`, kept while a connection's requests name the same target
+    /// and authority.
+    fn balancer_for(&self, target: &Logical, authority: &str) -> Arc<Balancer> {
+        let mut inner = self.lock();
+        if let Some((t, a, b)) = &inner.balancer
+            && t == target
+            && **a == *authority
+        {
+            return b.clone();
+        }
+        let b = self.http.upstream.balancer(target, Some(authority));
+        inner.balancer = Some((target.clone(), authority.into(), b.clone()));
+        b
+    }
+
+    /// Sends on a reused connection to `endpoint` when one is ready. A bodiless request
+    /// that meets a stale connection is sent again on a new one; nothing of it was
+    /// consumed.
     async fn send_h1(
         &self,
-        target: &Logical,
+        endpoint: &Endpoint,
         mut prepared: Prepared,
-    ) -> Result<(Answer, SocketAddr), ProxyError> {
+    ) -> Result<Answer, ProxyError> {
         if let Some(t) = self.http.settings.limits.response_timeout {
             // Boxed: a timer makes the future large and over-aligned; rarely set.
             let attempt = Box::pin(tokio::time::timeout(
                 t,
-                self.send_h1_prepared(target, &mut prepared),
+                self.send_h1_prepared(endpoint, &mut prepared),
             ));
             return attempt.await.unwrap_or(Err(ProxyError::ResponseTimeout(t)));
         }
-        self.send_h1_prepared(target, &mut prepared).await
+        self.send_h1_prepared(endpoint, &mut prepared).await
     }
 
     async fn send_h1_prepared(
         &self,
-        target: &Logical,
+        endpoint: &Endpoint,
         prepared: &mut Prepared,
-    ) -> Result<(Answer, SocketAddr), ProxyError> {
+    ) -> Result<Answer, ProxyError> {
         let mut fresh_only = false;
         loop {
-            let (conn, reused) = self.checkout_h1(target, fresh_only).await?;
-            let peer = conn.peer();
+            let (conn, reused) = self.checkout_h1(endpoint, fresh_only).await?;
             match conn.send(prepared, reused).await {
-                Ok(Outcome::Response(head, body)) => return Ok((Answer::H1(head, body), peer)),
-                Ok(Outcome::Upgrade(head, conn)) => {
-                    return Ok((Answer::H1Upgrade(head, conn), peer));
-                }
+                Ok(Outcome::Response(head, body)) => return Ok(Answer::H1(head, body)),
+                Ok(Outcome::Upgrade(head, conn)) => return Ok(Answer::H1Upgrade(head, conn)),
                 Err(SendError::Stale) => fresh_only = true,
                 Err(SendError::Failed(e)) => return Err(ProxyError::from(e)),
             }
         }
     }
 
+    /// A connection to `endpoint`: the one this connection used last, an idle one from the
+    /// endpoint's pool, the one detection opened, or a new one.
     async fn checkout_h1(
         &self,
-        target: &Logical,
+        endpoint: &Endpoint,
         fresh_only: bool,
     ) -> Result<(Box<H1Conn>, bool), ProxyError> {
+        let addr = endpoint.addr;
         let preconnected = {
             let mut inner = self.lock();
             if !fresh_only {
                 match inner.sticky.take() {
-                    Some((t, conn)) if t == *target && conn.is_usable() => return Ok((conn, true)),
-                    Some((t, conn)) if t != *target => self.conn.pool.checkin_h1(&t, conn),
+                    Some((e, conn)) if e == addr && conn.is_usable() => return Ok((conn, true)),
+                    Some((e, conn)) if e != addr => self.conn.pool.checkin_h1(&e, conn),
                     _ => {}
                 }
-                if let Some(conn) = self.conn.pool.checkout_h1(target) {
+                if let Some(conn) = self.conn.pool.checkout_h1(&addr) {
                     return Ok((conn, true));
                 }
             }
             inner.preconnected.take()
         };
-        let conn = self.connect(target, preconnected).await?;
+        let conn = self.connect(endpoint, preconnected).await?;
         Ok((
             H1Conn::new(conn, self.http.settings.limits.max_header_bytes),
             false,
         ))
     }
 
-    /// The connection the client's connection came with, or a new one to `target`.
+    /// The connection detection opened, if it leads to `endpoint`, or a new one.
     async fn connect(
         &self,
-        target: &Logical,
+        endpoint: &Endpoint,
         preconnected: Option<Connection>,
     ) -> Result<Connection, ProxyError> {
         match preconnected {
-            Some(c) => Ok(c),
-            None => self
+            Some(c) if c.peer == endpoint.addr => Ok(c),
+            _ => self
                 .http
                 .upstream
-                .connect(target)
+                .connect(endpoint)
                 .await
                 .map_err(ProxyError::Connect),
         }
@@ -333,16 +367,19 @@ impl<U: Upstream> ProxyService<U> {
     async fn tunnel(
         &self,
         on_upgrade: hyper::upgrade::OnUpgrade,
-        target: &Logical,
+        mut picked: Picked,
         label: &str,
-        metrics: Option<Arc<HttpMetrics>>,
+        metrics: Arc<HttpMetrics>,
         start: Instant,
     ) -> Response<ProxyBody> {
-        let conn = match self.http.upstream.connect(target).await {
+        let conn = match self.http.upstream.connect(picked.endpoint()).await {
             Ok(c) => c,
-            Err(e) => return self.fail(ProxyError::Connect(e), label, metrics, start, false),
+            Err(e) => {
+                picked.failed();
+                return self.fail(ProxyError::Connect(e), label, Some(metrics), start, false);
+            }
         };
-        let metrics = metrics.unwrap_or_else(|| self.metrics_for(label, conn.peer));
+        picked.connected(start.elapsed());
         metrics.request();
         upgrade::tunnel(on_upgrade, conn);
         let res = Response::new(ProxyBody::empty());
@@ -385,7 +422,8 @@ impl<U: Upstream> ProxyService<U> {
             _ => tracing::debug!(%error, authority, "request failed in the proxy"),
         }
         let metrics = metrics.unwrap_or_else(|| {
-            self.metrics_for(authority, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+            let nowhere = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+            self.metrics_for(authority, &Endpoint::bare(nowhere))
         });
         metrics.request();
         let res = error.to_response(grpc);
@@ -399,22 +437,29 @@ impl<U: Upstream> ProxyService<U> {
         Response::from_parts(parts, body)
     }
 
-    /// The metrics for (authority, target), from the connection's cache when unchanged.
-    fn metrics_for(&self, authority: &str, target: SocketAddr) -> Arc<HttpMetrics> {
+    /// The metrics for (authority, endpoint), from the connection's cache when unchanged.
+    fn metrics_for(&self, authority: &str, endpoint: &Endpoint) -> Arc<HttpMetrics> {
         let mut inner = self.lock();
-        if let Some((a, t, m)) = &inner.labels
+        if let Some((a, t, d, m)) = &inner.labels
             && **a == *authority
-            && *t == target
+            && *t == endpoint.addr
+            && Arc::ptr_eq(d, &endpoint.labels)
         {
             return m.clone();
         }
         let m = self.http.metrics.http(HttpKey {
             direction: self.http.settings.direction,
             authority: authority.into(),
-            target,
+            target: endpoint.addr,
             tls: self.http.settings.tls,
+            dst: endpoint.labels.clone(),
         });
-        inner.labels = Some((authority.into(), target, m.clone()));
+        inner.labels = Some((
+            authority.into(),
+            endpoint.addr,
+            endpoint.labels.clone(),
+            m.clone(),
+        ));
         m
     }
 
@@ -450,9 +495,8 @@ impl<U: Upstream> hyper::service::Service<Request<Incoming>> for ProxyService<U>
 /// A routed, rewritten request waiting to be sent.
 struct Job {
     start: Instant,
-    target: Logical,
-    metrics: Option<Arc<HttpMetrics>>,
-    auth_owned: Option<Box<str>>,
+    balancer: Arc<Balancer>,
+    auth_owned: Box<str>,
     kind: JobKind,
     /// The request's metadata, kept only while someone taps.
     tap: Option<Box<TapRequest>>,

@@ -112,7 +112,12 @@ pub struct HttpKey {
     pub authority: Box<str>,
     pub target: SocketAddr,
     pub tls: Tls,
+    /// The endpoint's `dst_*` labels from discovery (outbound), written after `tls`.
+    pub dst: DstLabels,
 }
+
+/// `dst_*` metric labels, each name with its `dst_` prefix, sorted by name.
+pub type DstLabels = std::sync::Arc<[(std::sync::Arc<str>, std::sync::Arc<str>)]>;
 
 impl HttpKey {
     pub(crate) fn write(&self, out: &mut String) {
@@ -123,6 +128,13 @@ impl HttpKey {
         out.push('"');
         write_target(out, self.target);
         self.tls.write(out);
+        for (name, value) in self.dst.iter() {
+            out.push(',');
+            out.push_str(name);
+            out.push_str("=\"");
+            escape_into(out, value);
+            out.push('"');
+        }
     }
 }
 
@@ -131,6 +143,7 @@ impl super::family::FoldKey for HttpKey {
         HttpKey {
             authority: "".into(),
             target: UNSPECIFIED,
+            dst: std::sync::Arc::new([]),
             ..self.clone()
         }
     }

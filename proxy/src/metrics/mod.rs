@@ -21,7 +21,7 @@ use labels::Fold;
 
 pub use family::{DEFAULT_MAX_SERIES, DEFAULT_RETAIN_IDLE, MAX_SWEEP_INTERVAL, SeriesLimits};
 pub use histogram::{FINE_BUCKETS, FineUs, LINKERD_BOUNDS_MS, LatencyMs, fine_bound, fine_index};
-pub use labels::{Direction, HttpKey, NoTlsReason, Peer, TcpKey, Tls};
+pub use labels::{Direction, DstLabels, HttpKey, NoTlsReason, Peer, TcpKey, Tls};
 
 /// The name of the fine-grained latency histogram (see the crate docs).
 pub const FINE_LATENCY: &str = "response_latency_fine_us";

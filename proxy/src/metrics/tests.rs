@@ -137,6 +137,7 @@ fn renders_linkerd_names_and_labels() {
         authority: "web.ns.svc:8080".into(),
         target,
         tls: Tls::NoIdentity(NoTlsReason::NoTlsFromRemote),
+        dst: std::sync::Arc::new([]),
     });
     for (status, grpc, us) in [
         (200, None, 1500),
@@ -203,6 +204,7 @@ fn label_values_are_escaped() {
         authority: "a\"b\\c".into(),
         target: "127.0.0.1:1".parse().unwrap(),
         tls: Tls::NoIdentity(NoTlsReason::NotProvidedByServiceDiscovery),
+        dst: std::sync::Arc::new([]),
     })
     .request();
     assert!(m.render().contains("authority=\"a\\\"b\\\\c\""));
@@ -214,6 +216,7 @@ fn key(authority: &str) -> HttpKey {
         authority: authority.into(),
         target: "10.0.0.7:8080".parse().unwrap(),
         tls: Tls::NoIdentity(NoTlsReason::NoTlsFromRemote),
+        dst: std::sync::Arc::new([]),
     }
 }
 

@@ -1,48 +1,167 @@
-//! Choosing one endpoint of a target's endpoint set.
+//! The balance and discover stages of the outbound stack.
 //!
-//! Today an endpoint set comes from DNS or is a single original destination. Endpoints are
-//! tried round-robin, moving on when one refuses the connection. Latency-aware balancing
-//! (peak EWMA, as Linkerd does) belongs here once discovery provides real sets.
+//! `push_balance` fixes how balancers choose and eject endpoints; `push_discover` gives it
+//! the sources of answers and keeps one [`Balancer`] per logical target, shared by every
+//! connection that goes there, so load and failures are counted once per target.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::Outbound;
-use crate::connect::{Connect, ConnectError, Connection};
+use super::discover::dns::Dns;
+use super::discover::{Endpoint, Resolve};
+use crate::balance::{BalanceSettings, Balancer};
+use crate::connect::{Connect, ConnectError, Connection, Upstream};
+use crate::target::Logical;
 
+/// How long a balancer nobody uses is kept (with its discovery stream).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Logical targets with a balancer at once; past this a target gets an unshared one.
+const MAX_TARGETS: usize = 10_000;
+
+/// Endpoints chosen per request, over connections from `Connect`.
 #[derive(Debug)]
-pub struct Balance<C> {
-    connect: C,
-    next: AtomicUsize,
+pub struct Balance {
+    connect: Connect,
+    settings: BalanceSettings,
 }
 
 impl Outbound<Connect> {
-    pub fn push_balance(self) -> Outbound<Balance<Connect>> {
-        self.map(|connect| Balance {
-            connect,
-            next: AtomicUsize::new(0),
+    pub fn push_balance(self) -> Outbound<Balance> {
+        let settings = self.config.balance;
+        self.map(|connect| Balance { connect, settings })
+    }
+}
+
+/// The outbound `Upstream`: logical target → discovery → balancer.
+pub struct Discover {
+    balance: Balance,
+    sources: Vec<Arc<dyn Resolve>>,
+    /// The system resolver, for names in HTTP proxy mode that no source knows.
+    dns: Dns,
+    /// Whether a request's `Host` names its logical target on a redirected connection:
+    /// only when a source resolves names. Otherwise the original destination is the
+    /// target, as it was before discovery.
+    route_by_host: bool,
+    balancers: Mutex<HashMap<Key, Cached>>,
+}
+
+impl std::fmt::Debug for Discover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discover")
+            .field("sources", &self.sources.len())
+            .field("route_by_host", &self.route_by_host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A logical target, and the original destination it falls back to.
+type Key = (Logical, Option<SocketAddr>);
+
+struct Cached {
+    balancer: Arc<Balancer>,
+    used: Instant,
+}
+
+impl Outbound<Balance> {
+    /// `sources` are asked in order, then DNS for names in HTTP proxy mode;
+    /// `route_by_host` says whether any source resolves names.
+    pub fn push_discover(
+        self,
+        sources: Vec<Arc<dyn Resolve>>,
+        route_by_host: bool,
+    ) -> Outbound<Arc<Discover>> {
+        self.map(|balance| {
+            let discover = Arc::new(Discover {
+                balance,
+                sources,
+                dns: Dns::default(),
+                route_by_host,
+                balancers: Mutex::new(HashMap::new()),
+            });
+            tokio::spawn(sweep(Arc::downgrade(&discover)));
+            discover
         })
     }
 }
 
-impl Balance<Connect> {
-    /// Connects to one of `endpoints`, trying the others when one fails.
-    pub async fn connect(&self, endpoints: &[SocketAddr]) -> Result<Connection, ConnectError> {
-        let start = match endpoints.len() {
-            0 | 1 => 0,
-            n => self.next.fetch_add(1, Relaxed) % n,
+impl Discover {
+    fn key(&self, target: &Logical, authority: Option<&str>) -> Key {
+        match (target, authority) {
+            (Logical::Addr(orig), Some(auth)) if self.route_by_host => {
+                match Logical::from_authority(auth, orig.port()) {
+                    Some(name @ Logical::Name(..)) => (name, Some(*orig)),
+                    _ => (target.clone(), None),
+                }
+            }
+            _ => (target.clone(), None),
+        }
+    }
+
+    fn build(&self, (target, fallback): &Key) -> Balancer {
+        let settings = self.balance.settings;
+        let fallback = match target {
+            Logical::Addr(addr) => Some(*addr),
+            Logical::Name(..) => *fallback,
         };
-        let mut last = None;
-        for i in 0..endpoints.len() {
-            let addr = endpoints[(start + i) % endpoints.len()];
-            match self.connect.connect_addr(addr).await {
-                Ok(c) => return Ok(c),
-                Err(e) => last = Some(e),
+        for source in &self.sources {
+            if let Some(rx) = source.resolve(target) {
+                return Balancer::discovered(&target.to_string(), rx, fallback, settings);
             }
         }
-        Err(last.unwrap_or_else(|| ConnectError::Resolve {
-            name: "endpoint set".into(),
-            reason: "no endpoints".into(),
-        }))
+        // A name from a request's `Host` on a redirected connection is never looked up in
+        // DNS: its original destination is where the application meant to go.
+        if fallback.is_none()
+            && let Some(rx) = self.dns.resolve(target)
+        {
+            return Balancer::discovered(&target.to_string(), rx, None, settings);
+        }
+        match fallback {
+            Some(addr) => Balancer::fixed(addr, settings),
+            None => Balancer::unknown(&target.to_string()),
+        }
+    }
+
+    fn sweep_once(&self) {
+        let mut map = self.balancers.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, c| Arc::strong_count(&c.balancer) > 1 || c.used.elapsed() < IDLE_TIMEOUT);
+    }
+}
+
+impl Upstream for Arc<Discover> {
+    fn balancer(&self, target: &Logical, authority: Option<&str>) -> Arc<Balancer> {
+        let key = self.key(target, authority);
+        let mut map = self.balancers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get_mut(&key) {
+            c.used = Instant::now();
+            return c.balancer.clone();
+        }
+        let balancer = Arc::new(self.build(&key));
+        if map.len() < MAX_TARGETS {
+            map.insert(
+                key,
+                Cached {
+                    balancer: balancer.clone(),
+                    used: Instant::now(),
+                },
+            );
+        }
+        balancer
+    }
+
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
+        self.balance.connect.connect_addr(endpoint.addr).await
+    }
+}
+
+async fn sweep(discover: std::sync::Weak<Discover>) {
+    loop {
+        tokio::time::sleep(IDLE_TIMEOUT / 4).await;
+        match discover.upgrade() {
+            Some(d) => d.sweep_once(),
+            None => return,
+        }
     }
 }

@@ -4,24 +4,25 @@
 //!
 //! ```text
 //! push_connect   TCP to one endpoint (mesh TLS will wrap it here)
-//! push_balance   choose an endpoint of a target's set
-//! push_discover  logical target -> endpoint set (DNS today; the destination service later)
-//! push_http      HTTP proxying with pooled upstream connections
+//! push_balance   how a target's balancer picks an endpoint per request (`crate::balance`)
+//! push_discover  logical target -> its balancer, fed by discovery's sources (`discover`)
+//! push_http      HTTP proxying; per-endpoint pools of upstream connections
 //! push_detect    protocol detection, opaque forwarding, the accept loop
 //! ```
 //!
-//! Without discovery a redirected connection goes to its original destination, and a
-//! connection made straight to the outbound port is an HTTP proxy client.
+//! A redirected connection's logical target is its original destination, or, when a
+//! source resolves names, the `Host` of each request (falling back to the original
+//! destination for names no source knows). A connection made straight to the outbound
+//! port is an HTTP proxy client: each request names its target.
 //!
 //! `push_connect`, `push_http` and `push_detect` are [`Stack`]'s, shared with the inbound
 //! side; `push_balance` and `push_discover` are outbound's own.
 
 mod balance;
-pub mod profile;
 pub mod discover;
+pub mod profile;
 
-pub use balance::Balance;
-pub use discover::Discover;
+pub use balance::{Balance, Discover};
 
 use crate::config::{Config, ProxyConfig};
 use crate::metrics::{Direction, NoTlsReason, Tls};

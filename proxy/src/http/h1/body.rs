@@ -1,6 +1,7 @@
 //! Response bodies read from an upstream HTTP/1 connection.
 
 use std::future::Future as _;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -10,7 +11,6 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::AsyncReadExt;
 
 use super::{Checkin, Decoded, Decoder, H1Conn, H1Error, reserve};
-use crate::target::Logical;
 
 /// A response body read from an upstream HTTP/1 connection. When it ends on a reusable
 /// connection, the connection is checked in for the next request.
@@ -18,7 +18,7 @@ pub struct H1Body {
     pub(super) conn: Option<Box<H1Conn>>,
     pub(super) decoder: Decoder,
     pub(super) keep_alive: bool,
-    pub(super) checkin: Option<(Arc<dyn Checkin>, Logical)>,
+    pub(super) checkin: Option<(Arc<dyn Checkin>, SocketAddr)>,
 }
 
 impl std::fmt::Debug for H1Body {
@@ -32,8 +32,8 @@ impl std::fmt::Debug for H1Body {
 
 impl H1Body {
     /// Where to return the connection once the body completes.
-    pub fn checkin(mut self, to: Arc<dyn Checkin>, target: Logical) -> Self {
-        self.checkin = Some((to, target));
+    pub fn checkin(mut self, to: Arc<dyn Checkin>, endpoint: SocketAddr) -> Self {
+        self.checkin = Some((to, endpoint));
         if self.decoder.is_done() {
             self.finish();
         }
@@ -47,7 +47,7 @@ impl H1Body {
             && conn.read_buf.is_empty()
             && let Some((to, target)) = &self.checkin
         {
-            to.checkin(target, conn);
+            to.checkin(*target, conn);
         }
     }
 }

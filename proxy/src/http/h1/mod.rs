@@ -94,7 +94,7 @@ impl From<io::Error> for H1Error {
 
 /// Where a finished connection goes: back to the downstream connection that used it.
 pub trait Checkin: Send + Sync {
-    fn checkin(&self, target: &Logical, conn: Box<H1Conn>);
+    fn checkin(&self, endpoint: SocketAddr, conn: Box<H1Conn>);
 }
 
 /// An upstream HTTP/1.1 connection with its buffers.

@@ -29,7 +29,7 @@ use crate::admin::tap::{TapRequest, Tapping};
 use crate::connect::Upstream;
 use crate::io::MeteredIo;
 use crate::metrics::HttpMetrics;
-use crate::target::Logical;
+use crate::outbound::discover::Endpoint;
 
 type Io = MeteredIo<TcpStream>;
 
@@ -124,11 +124,18 @@ impl<U: Upstream> ProxyService<U> {
             let s = &self.http.settings;
             TapRequest::new(&req, auth, s.direction, s.tls, self.conn.client)
         });
-        let metrics = match &target {
-            Logical::Addr(a) => Some(self.metrics_for(auth, *a)),
-            Logical::Name(..) => None,
-        };
+        let balancer = self.balancer_for(&target, auth);
         let label: Box<str> = auth.into();
+        let mut picked = match balancer.pick().await {
+            Ok(p) => p,
+            Err(e) => {
+                let e = ProxyError::Unavailable(e);
+                let res = self.fail_tapped(e, &label, None, start, grpc, tap);
+                send_proxy_response(&mut respond, res);
+                return;
+            }
+        };
+        let metrics = self.metrics_for(&label, picked.endpoint());
         let (parts, mut body) = req.into_parts();
         let end = body.is_end_stream();
         let request = Request::from_parts(parts, ());
@@ -139,23 +146,33 @@ impl<U: Upstream> ProxyService<U> {
         let timeout = self.http.settings.limits.response_timeout;
         let deadline = timeout.map(|t| (tokio::time::Instant::now() + t, t));
 
-        let opened = watch(&mut respond, deadline, self.open_h2(&target, request, end)).await;
-        let (response, upstream_body, peer) = match opened {
+        let endpoint = picked.endpoint().clone();
+        let opened = watch(
+            &mut respond,
+            deadline,
+            self.open_h2(&endpoint, request, end),
+        )
+        .await;
+        let (response, upstream_body) = match opened {
             Ok(r) => r,
             // The client reset the stream: nothing to answer or record.
             Err(None) => return,
             Err(Some(e)) => {
-                let res = self.fail_tapped(e, &label, metrics, start, grpc, tap);
+                if e.is_upstream() {
+                    picked.failed();
+                }
+                let res = self.fail_tapped(e, &label, Some(metrics), start, grpc, tap);
                 send_proxy_response(&mut respond, res);
                 return;
             }
         };
+        let peer = endpoint.addr;
         // The response comes while the request body may still be streaming up.
         let body_timeout = self.http.settings.limits.request_body_timeout;
         let (responded, stalled) = (AtomicBool::new(false), OnceLock::new());
         let (responded, stalled) = (&responded, &stalled);
         let respond_part = async move {
-            let (svc, target) = (&self, &target);
+            let (svc, endpoint) = (&self, &endpoint);
             let response = async move {
                 let mut response = response;
                 let mut tries = 1;
@@ -163,7 +180,7 @@ impl<U: Upstream> ProxyService<U> {
                     match (response.await, &again) {
                         (Err(e), Some(head)) if unprocessed(&e) && tries < MAX_TRIES => {
                             tries += 1;
-                            (response, _, _) = svc.open_h2(target, head_copy(head), true).await?;
+                            (response, _) = svc.open_h2(endpoint, head_copy(head), true).await?;
                         }
                         (r, _) => return r.map_err(ProxyError::UpstreamH2),
                     }
@@ -172,8 +189,9 @@ impl<U: Upstream> ProxyService<U> {
             match watch(&mut respond, deadline, response).await {
                 Ok(response) => {
                     responded.store(true, Relaxed);
+                    picked.responded(response.status().as_u16(), start.elapsed());
                     let answered = Answered {
-                        metrics: metrics.unwrap_or_else(|| self.metrics_for(&label, peer)),
+                        metrics,
                         tap,
                         start,
                     };
@@ -187,7 +205,10 @@ impl<U: Upstream> ProxyService<U> {
                         .get()
                         .copied()
                         .map_or(e, ProxyError::RequestBodyStalled);
-                    let res = self.fail_tapped(e, &label, metrics, start, grpc, tap);
+                    if e.is_upstream() {
+                        picked.failed();
+                    }
+                    let res = self.fail_tapped(e, &label, Some(metrics), start, grpc, tap);
                     send_proxy_response(&mut respond, res);
                 }
             }
@@ -224,23 +245,16 @@ impl<U: Upstream> ProxyService<U> {
     /// by the caller.
     async fn open_h2(
         &self,
-        target: &Logical,
+        endpoint: &Endpoint,
         request: Request<()>,
         end: bool,
-    ) -> Result<
-        (
-            h2::client::ResponseFuture,
-            Option<SendStream<Bytes>>,
-            SocketAddr,
-        ),
-        ProxyError,
-    > {
-        let mut conn = self.h2_conn(target).await?;
+    ) -> Result<(h2::client::ResponseFuture, Option<SendStream<Bytes>>), ProxyError> {
+        let mut conn = self.h2_conn(endpoint).await?;
         if poll_fn(|cx| conn.sender.poll_ready(cx)).await.is_err() {
             // The connection is closing (a GOAWAY, or it failed) and nothing was sent on
             // it: send on a new one.
             conn.retire();
-            conn = self.h2_conn(target).await?;
+            conn = self.h2_conn(endpoint).await?;
             poll_fn(|cx| conn.sender.poll_ready(cx))
                 .await
                 .map_err(ProxyError::UpstreamH2)?;
@@ -249,22 +263,22 @@ impl<U: Upstream> ProxyService<U> {
         let (response, tx) = sender
             .send_request(request, end)
             .map_err(ProxyError::UpstreamH2)?;
-        Ok((response, (!end).then_some(tx), conn.peer))
+        Ok((response, (!end).then_some(tx)))
     }
 
-    /// The shared upstream connection to `target`, opened on first use.
-    async fn h2_conn(&self, target: &Logical) -> Result<H2Conn, ProxyError> {
+    /// The endpoint's shared upstream connection, opened on first use.
+    async fn h2_conn(&self, endpoint: &Endpoint) -> Result<H2Conn, ProxyError> {
         let pool = &self.conn.pool;
-        if let Some(c) = pool.h2(target) {
+        if let Some(c) = pool.h2(&endpoint.addr) {
             return Ok(c);
         }
         let preconnected = self.lock().preconnected.take();
-        let conn = self.connect(target, preconnected).await?;
+        let conn = self.connect(endpoint, preconnected).await?;
         let h2 = pool
             .handshake_h2(conn)
             .await
             .map_err(ProxyError::UpstreamH2)?;
-        pool.insert_h2(target, h2.clone());
+        pool.insert_h2(&endpoint.addr, h2.clone());
         Ok(h2)
     }
 

@@ -33,7 +33,8 @@ use crate::connect::Upstream;
 use crate::drain::Drain;
 use crate::io::MeteredIo;
 use crate::metrics::HttpMetrics;
-use crate::target::{ConnTarget, Logical};
+use crate::outbound::discover::Endpoint;
+use crate::target::ConnTarget;
 
 /// Reads from the client are at least this large.
 const READ_CHUNK: usize = 4 * 1024;
@@ -158,10 +159,16 @@ impl<U: Upstream> ProxyService<U> {
                 Err(e) => return self.lean_error(io, e, None, &x).await,
             },
         };
-        let metrics = match &target {
-            Logical::Addr(a) => Some(self.metrics_for(x.authority, *a)),
-            Logical::Name(..) => None,
+        let balancer = self.balancer_for(&target, x.authority);
+        let mut picked = match balancer.pick().await {
+            Ok(p) => p,
+            Err(e) => {
+                return self
+                    .lean_error(io, ProxyError::Unavailable(e), None, &x)
+                    .await;
+            }
         };
+        let metrics = self.metrics_for(x.authority, picked.endpoint());
         let cx = ResponseContext {
             head_request: x.request.head,
             trailers: x.request.trailers,
@@ -170,26 +177,34 @@ impl<U: Upstream> ProxyService<U> {
         };
         let sent = match self.http.settings.limits.response_timeout {
             Some(t) => {
-                match tokio::time::timeout(t, self.exchange_lean(&target, x.head, cx, client_head))
-                    .await
-                {
+                let exchange = self.exchange_lean(picked.endpoint(), x.head, cx, client_head);
+                match tokio::time::timeout(t, exchange).await {
                     Ok(r) => r,
                     Err(_) => Err(ProxyError::ResponseTimeout(t)),
                 }
             }
-            None => self.exchange_lean(&target, x.head, cx, client_head).await,
+            None => {
+                self.exchange_lean(picked.endpoint(), x.head, cx, client_head)
+                    .await
+            }
         };
         let (mut conn, response) = match sent {
             Ok(r) => r,
-            Err(e) => return self.lean_error(io, e, metrics, &x).await,
+            Err(e) => {
+                if e.is_upstream() {
+                    picked.failed();
+                }
+                return self.lean_error(io, e, Some(metrics), &x).await;
+            }
         };
+        picked.responded(response.status, x.start.elapsed());
+        drop(picked);
         // Decided as the head leaves, not when the request came: a drain that started
         // meanwhile must close the connection, and the client must hear it from this head.
         let close = cx.close || x.drain.is_draining();
         if close && !cx.close {
             say_close(client_head);
         }
-        let metrics = metrics.unwrap_or_else(|| self.metrics_for(x.authority, conn.peer()));
         metrics.request();
         let recorder = Recorder::new(metrics, x.start, response.status);
         match relay_body(io, &mut conn, &response, client_head).await {
@@ -198,7 +213,8 @@ impl<U: Upstream> ProxyService<U> {
                     .grpc_status(trailer_status.or(response.grpc_status))
                     .finish(None);
                 if response.keep_alive && conn.read_buf.is_empty() {
-                    h1::Checkin::checkin(&*self.conn, &target, conn);
+                    let peer = conn.peer();
+                    h1::Checkin::checkin(&*self.conn, peer, conn);
                 }
                 !close
             }
@@ -219,14 +235,14 @@ impl<U: Upstream> ProxyService<U> {
     /// on a new connection, as the hyper path does.
     async fn exchange_lean(
         &self,
-        target: &Logical,
+        endpoint: &Endpoint,
         head: &[u8],
         cx: ResponseContext<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(Box<H1Conn>, FinalResponse), ProxyError> {
         let mut fresh_only = false;
         loop {
-            let (mut conn, reused) = self.checkout_h1(target, fresh_only).await?;
+            let (mut conn, reused) = self.checkout_h1(endpoint, fresh_only).await?;
             match conn.exchange(head, reused, cx, out).await {
                 Ok(response) => return Ok((conn, response)),
                 Err(SendError::Stale) => fresh_only = true,

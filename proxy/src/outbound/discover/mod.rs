@@ -24,8 +24,7 @@ use tokio::sync::watch;
 use super::profile::Profile;
 use crate::target::Logical;
 
-/// `dst_*` metric labels, each name with its `dst_` prefix, sorted by name.
-pub type DstLabels = Arc<[(Arc<str>, Arc<str>)]>;
+pub use crate::metrics::DstLabels;
 
 /// One endpoint of a concrete backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,30 +112,4 @@ pub trait Resolve: Send + Sync + 'static {
     /// targets (the next source is asked). The receiver holds the latest answer; a source
     /// that loses its upstream keeps the last answer it sent.
     fn resolve(&self, target: &Logical) -> Option<watch::Receiver<Arc<Destination>>>;
-}
-
-// The connection-time stage, until the balancer takes endpoint sets from the sources.
-use super::{Balance, Outbound};
-use crate::connect::{Connect, ConnectError, Connection, Upstream, resolve};
-#[derive(Debug)]
-pub struct Discover<B> {
-    balance: B,
-}
-
-impl Outbound<Balance<Connect>> {
-    pub fn push_discover(self) -> Outbound<Discover<Balance<Connect>>> {
-        self.map(|balance| Discover { balance })
-    }
-}
-
-impl Upstream for Discover<Balance<Connect>> {
-    async fn connect(&self, target: &Logical) -> Result<Connection, ConnectError> {
-        match target {
-            Logical::Addr(addr) => self.balance.connect(&[*addr]).await,
-            Logical::Name(host, port) => {
-                let endpoints: Vec<SocketAddr> = resolve(host, *port).await?;
-                self.balance.connect(&endpoints).await
-            }
-        }
-    }
 }
