@@ -1,5 +1,6 @@
 //! `cargo xtask bench <what>`: benchmarks. They print figures and ratios; they never fail on speed.
 
+mod balance;
 mod check;
 mod destination;
 mod identity;
@@ -17,6 +18,7 @@ use crate::util::{cargo, have, root, sh};
 
 pub fn run(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
+        Some("balance") => balance::run(&args[1..]),
         Some("check") => check::run(&args[1..]),
         Some("destination") => destination::run(&args[1..]),
         Some("identity") => identity::run(&args[1..]),
@@ -26,11 +28,11 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("stat") => stat::run(&args[1..]),
         Some(other) => {
             bail!(
-                "unknown benchmark {other:?}; try: check, destination, identity, inject, injector, proxy, stat"
+                "unknown benchmark {other:?}; try: balance, check, destination, identity, inject, injector, proxy, stat"
             )
         }
         None => bail!(
-            "usage: cargo xtask bench <check|destination|identity|inject|injector|proxy|stat>"
+            "usage: cargo xtask bench <balance|check|destination|identity|inject|injector|proxy|stat>"
         ),
     }
 }

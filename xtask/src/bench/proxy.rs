@@ -6,9 +6,9 @@
 //! never fails on speed.
 
 mod count;
-mod load;
-mod peers;
-mod procs;
+pub(super) mod load;
+pub(super) mod peers;
+pub(super) mod procs;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -159,7 +159,7 @@ pub fn run(args: &[String]) -> Result<()> {
     result
 }
 
-fn build_mesh_proxy() -> Result<PathBuf> {
+pub(super) fn build_mesh_proxy() -> Result<PathBuf> {
     sh(cargo().args(["build", "--release", "-p", "mesh-proxy"]))?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -303,7 +303,7 @@ fn bench(opts: &Options, mesh_bin: &std::path::Path, dir: &std::path::Path) -> R
 }
 
 /// Other work on the machine (a cargo build) halves every figure; say so up front.
-fn warn_if_busy() {
+pub(super) fn warn_if_busy() {
     let load = std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| {
         l.split_whitespace()
             .next()
@@ -482,7 +482,7 @@ fn start_to_ready(bin: &std::path::Path, opts: &Options) -> Result<Vec<f64>> {
     Ok(times)
 }
 
-fn median(values: &[f64]) -> f64 {
+pub(super) fn median(values: &[f64]) -> f64 {
     if values.is_empty() {
         return 0.0;
     }

@@ -1,0 +1,251 @@
+//! `cargo xtask bench balance`: mesh-proxy's per-request load balancers over three backends,
+//! one of them slow.
+//!
+//! Three HTTP/1.1 backends on 127.0.0.1 answer `200 ok`; one adds a delay (20 ms) first.
+//! mesh-proxy finds them through a Linkerd 1 dtab over the file namer (`/svc => /#/io.l5d.fs`,
+//! a file `web` listing the three) and wrk sends `Host: web` to its outbound port, where a
+//! request's destination is its Host. Each balancer gets its own proxy; beside them run a
+//! direct call to one fast backend and a proxy over three fast backends, the case a good
+//! balancer should come close to. Rounds are interleaved so drift on a shared machine hits
+//! every scenario alike, and the table shows medians. A benchmark, not a test: it never
+//! fails on speed, only when the proxy does not answer for `web`.
+
+mod backend;
+mod mesh;
+mod options;
+mod report;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use super::proxy::load::{self, Endpoint, Load, Protocol};
+use super::proxy::procs::{self, Proc};
+use crate::deps;
+use backend::Backend;
+use options::{Options, Scenario};
+use report::Run;
+
+const BENCH_PACKAGES: &[(&str, &str)] = &[("wrk", "wrk"), ("taskset", "util-linux")];
+
+pub fn run(args: &[String]) -> Result<()> {
+    let opts = Options::parse(args)?;
+    deps::ensure_debian(BENCH_PACKAGES)?;
+    let needs_proxy = opts.scenarios.iter().any(|s| s.balancer().is_some());
+    let mesh_bin = match &opts.mesh_bin {
+        Some(bin) => Some(bin.clone()),
+        None if needs_proxy => Some(super::proxy::build_mesh_proxy()?),
+        None => None,
+    };
+    let dir = std::env::temp_dir().join(format!("mesh-bench-balance-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = bench(&opts, mesh_bin.as_deref(), &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The six backends: three with the slow one last, and three fast for the all-fast case.
+struct Backends {
+    mixed: [Backend; 3],
+    fast: [Backend; 3],
+}
+
+impl Backends {
+    fn start(delay: Duration) -> Result<Backends> {
+        let fast = || Backend::start(Duration::ZERO);
+        Ok(Backends {
+            mixed: [fast()?, fast()?, Backend::start(delay)?],
+            fast: [fast()?, fast()?, fast()?],
+        })
+    }
+
+    /// The backends behind a scenario: the direct call goes to the first fast one.
+    fn of(&self, scenario: Scenario) -> &[Backend] {
+        match scenario {
+            Scenario::Direct => &self.mixed[..1],
+            Scenario::AllFast => &self.fast,
+            _ => &self.mixed,
+        }
+    }
+
+    /// Requests answered by the slow backend and by all of `set`.
+    fn counts(set: &[Backend]) -> (u64, u64) {
+        let slow = set
+            .iter()
+            .filter(|b| !b.delay().is_zero())
+            .map(Backend::requests)
+            .sum();
+        (slow, set.iter().map(Backend::requests).sum())
+    }
+}
+
+/// A scenario ready to measure: its proxy, if any, and where wrk sends requests.
+struct Started {
+    scenario: Scenario,
+    proc: Option<Proc>,
+    endpoint: Endpoint,
+}
+
+fn bench(opts: &Options, mesh_bin: Option<&Path>, dir: &Path) -> Result<()> {
+    pin_self(opts.load_cpu);
+    super::proxy::warn_if_busy();
+    let backends = Backends::start(opts.delay)?;
+    check_slow_backend(&backends, opts.delay)?;
+    let mut started = Vec::new();
+    for &scenario in &opts.scenarios {
+        let set = backends.of(scenario);
+        let s = match (scenario.balancer(), mesh_bin) {
+            (None, _) => Started {
+                scenario,
+                proc: None,
+                endpoint: Endpoint {
+                    url: format!("http://{}/", set[0].addr),
+                    authority: None,
+                },
+            },
+            (Some(balancer), Some(bin)) => mesh::start(opts, bin, dir, scenario, balancer, set)?,
+            (Some(_), None) => bail!("no mesh-proxy binary for {}", scenario.name()),
+        };
+        started.push(s);
+    }
+
+    let load = Load {
+        protocol: Protocol::Http1,
+        connections: opts.connections,
+        h2_streams: 1,
+        duration: opts.duration,
+        cpu: opts.load_cpu,
+    };
+    println!(
+        "proxies on CPU {}, wrk and the backends on CPU {}; slow backend +{} ms; \
+         wrk -t1 -c{} --latency; {} interleaved rounds of {} s after a {} s warm-up, medians shown",
+        opts.proxy_cpu,
+        opts.load_cpu,
+        opts.delay.as_millis(),
+        opts.connections,
+        opts.rounds,
+        opts.duration.as_secs(),
+        opts.warm_up.as_secs()
+    );
+    if !opts.warm_up.is_zero() {
+        for s in &started {
+            let warm = Load {
+                duration: opts.warm_up,
+                ..load
+            };
+            // Lets the balancers learn the backends' latencies; a failure shows in the rounds.
+            let _ = load::run(warm, &s.endpoint, None, dir);
+        }
+    }
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); started.len()];
+    let mut failures: Vec<Option<String>> = vec![None; started.len()];
+    for round in 0..opts.rounds {
+        for (i, s) in started.iter().enumerate() {
+            if failures[i].is_some() {
+                continue;
+            }
+            match measure(load, s, backends.of(s.scenario), dir) {
+                Ok(run) => runs[i].push(run),
+                Err(err) => failures[i] = Some(format!("round {}: {err:#}", round + 1)),
+            }
+        }
+    }
+
+    let rows: Vec<(&str, Option<report::Row>)> = started
+        .iter()
+        .zip(&runs)
+        .map(|(s, r)| {
+            (
+                s.scenario.name(),
+                report::summarise(r, s.scenario.has_slow()),
+            )
+        })
+        .collect();
+    let failed: Vec<(&str, String)> = started
+        .iter()
+        .zip(&failures)
+        .filter_map(|(s, f)| f.clone().map(|f| (s.scenario.name(), f)))
+        .collect();
+    println!();
+    print!("{}", report::render(&rows, &failed));
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} scenarios failed; their figures are left out",
+            failed.len(),
+            started.len()
+        );
+    }
+    Ok(())
+}
+
+/// Pins this process, whose threads are the backends, to the load generator's core, so the
+/// proxies have theirs to themselves.
+fn pin_self(cpu: usize) {
+    let pinned = Command::new("taskset")
+        .args([
+            "-a",
+            "-cp",
+            &cpu.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status();
+    if !pinned.is_ok_and(|s| s.success()) {
+        eprintln!("bench: could not pin the backends to CPU {cpu}; figures may be noisier");
+    }
+}
+
+/// The slow backend must be slower by about its delay and the fast ones fast, or every
+/// figure after would mean something else.
+fn check_slow_backend(backends: &Backends, delay: Duration) -> Result<()> {
+    let time = |b: &Backend| -> Result<Duration> {
+        let start = Instant::now();
+        let status = procs::http_get(b.addr, "bench", "/")?;
+        if status != 200 {
+            bail!("backend {} answered {status}", b.addr);
+        }
+        Ok(start.elapsed())
+    };
+    let fast = time(&backends.mixed[0])?;
+    let slow = time(&backends.mixed[2])?;
+    if slow < delay || fast >= delay.max(Duration::from_millis(5)) {
+        bail!(
+            "the backends are not what the benchmark needs: fast answered in {fast:?}, \
+             slow in {slow:?} (delay {delay:?})"
+        );
+    }
+    Ok(())
+}
+
+/// One measured wrk run, with where its requests went; non-2xx answers or socket errors
+/// fail it.
+fn measure(load: Load, s: &Started, set: &[Backend], dir: &Path) -> Result<Run> {
+    let (slow_before, all_before) = Backends::counts(set);
+    let pid = s.proc.as_ref().map(Proc::pid);
+    let sample = load::run(load, &s.endpoint, pid, dir)?;
+    let (slow_after, all_after) = Backends::counts(set);
+    if sample.errors > 0 {
+        bail!(
+            "{} of {} responses were not 2xx or were socket errors",
+            sample.errors,
+            sample.requests
+        );
+    }
+    Ok(Run {
+        rps: sample.rps,
+        p50_ms: sample.p50_ms,
+        p99_ms: sample.p99_ms,
+        seconds: if sample.rps > 0.0 {
+            sample.requests / sample.rps
+        } else {
+            0.0
+        },
+        proxy_cpu_s: sample.proxy_cpu_s,
+        to_slow: slow_after - slow_before,
+        to_all: all_after - all_before,
+    })
+}
