@@ -16,6 +16,7 @@
 //! flight until the response head (or the failure) is recorded on it.
 
 pub mod accrual;
+pub mod budget;
 pub mod load;
 #[cfg(test)]
 mod tests;
