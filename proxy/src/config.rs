@@ -4,6 +4,7 @@
 //! linkerd2-proxy configures mesh-proxy unchanged. Knobs only mesh-proxy has use the
 //! `MESH_PROXY_` prefix. The full list, with defaults, is in the crate documentation.
 
+mod destination;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -13,6 +14,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use destination::{
+    ControlAddr, DEFAULT_PROFILE_SUFFIXES, DestinationConfig, Networks, Suffixes,
+    control_addr as parse_control_addr, networks as parse_networks, suffixes as parse_suffixes,
+};
 pub use parse::{PortSet, duration as parse_duration, socket_addr as parse_socket_addr};
 
 /// Where configuration values come from. Tests pass a map instead of touching the process
@@ -103,6 +108,15 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    /// Not `host:port`.
+    #[error("{name}={value:?}: not a host and port (use NAME:PORT or IP:PORT, like linkerd-dst-headless.linkerd.svc.cluster.local.:8086)")]
+    HostPort { name: &'static str, value: String },
+    /// Not a list of IP networks.
+    #[error("{name}={value:?}: not a list of IP networks (use comma-separated IP/PREFIX, like 10.0.0.0/8,fd00::/8)")]
+    Networks { name: &'static str, value: String },
+    /// Not a list of DNS suffixes.
+    #[error("{name}={value:?}: not a list of DNS suffixes (use comma-separated names like svc.cluster.local., or . for every name)")]
+    Suffixes { name: &'static str, value: String },
     /// A value outside the set of accepted words.
     #[error("{name}={value:?}: expected one of {expected}")]
     OneOf {
@@ -260,6 +274,9 @@ pub struct Config {
     pub h2_windows: H2Windows,
     /// `MESH_PROXY_METRICS_MAX_SERIES` and `LINKERD2_PROXY_METRICS_RETAIN_IDLE`.
     pub metrics: crate::metrics::SeriesLimits,
+    /// The control plane's Destination service; `None` when
+    /// `LINKERD2_PROXY_DESTINATION_SVC_ADDR` is unset or empty (no control plane).
+    pub destination: Option<DestinationConfig>,
     /// Linkerd variables that are set but not used yet, sorted.
     pub unsupported: Vec<String>,
 }
@@ -277,6 +294,11 @@ pub const SUPPORTED: &[&str] = &[
     "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
     "LINKERD2_PROXY_CORES",
     "LINKERD2_PROXY_CORES_MIN",
+    "LINKERD2_PROXY_DESTINATION_CONTEXT",
+    "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
+    "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES",
+    "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
+    "LINKERD2_PROXY_DESTINATION_SVC_NAME",
     "LINKERD2_PROXY_HTTP2_INITIAL_CONNECTION_WINDOW_SIZE",
     "LINKERD2_PROXY_HTTP2_INITIAL_STREAM_WINDOW_SIZE",
     "LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE",
@@ -526,6 +548,7 @@ impl Reader<'_> {
             "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD",
             Duration::from_secs(120),
         );
+        let destination = self.destination();
         let mut unsupported: Vec<String> = self
             .env
             .names()
@@ -545,8 +568,60 @@ impl Reader<'_> {
             limits,
             h2_windows,
             metrics,
+            destination,
             unsupported,
         }
+    }
+
+    fn destination(&mut self) -> Option<DestinationConfig> {
+        const ADDR: &str = "LINKERD2_PROXY_DESTINATION_SVC_ADDR";
+        const SUFFIXES: &str = "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES";
+        let profile_suffixes = match self.env.var(SUFFIXES) {
+            None => destination::suffixes(DEFAULT_PROFILE_SUFFIXES).unwrap_or_default(),
+            Some(value) => match destination::suffixes(&value) {
+                Some(suffixes) => suffixes,
+                None => {
+                    self.errors.push(ConfigError::Suffixes {
+                        name: SUFFIXES,
+                        value,
+                    });
+                    Suffixes::default()
+                }
+            },
+        };
+        const NETWORKS: &str = "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS";
+        let profile_networks = match self.env.var(NETWORKS) {
+            None => Networks::all(),
+            Some(value) => match destination::networks(&value) {
+                Some(networks) => networks,
+                None => {
+                    self.errors.push(ConfigError::Networks {
+                        name: NETWORKS,
+                        value,
+                    });
+                    Networks::all()
+                }
+            },
+        };
+        let value = self.env.var(ADDR).filter(|v| !v.trim().is_empty())?;
+        let Some(addr) = destination::control_addr(&value) else {
+            self.errors
+                .push(ConfigError::HostPort { name: ADDR, value });
+            return None;
+        };
+        Some(DestinationConfig {
+            addr,
+            context: self
+                .env
+                .var("LINKERD2_PROXY_DESTINATION_CONTEXT")
+                .unwrap_or_default(),
+            profile_suffixes,
+            profile_networks,
+            identity: self
+                .env
+                .var("LINKERD2_PROXY_DESTINATION_SVC_NAME")
+                .filter(|v| !v.trim().is_empty()),
+        })
     }
 
     fn log_filter(&mut self) -> String {

@@ -14,6 +14,7 @@
 //! A source keeps a target's stream alive while a receiver exists; when the last receiver
 //! is dropped (the balancer went idle and was evicted) the source may stop watching it.
 
+pub mod destination;
 pub mod dns;
 
 use std::net::SocketAddr;
