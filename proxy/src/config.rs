@@ -109,13 +109,19 @@ pub enum ConfigError {
         reason: String,
     },
     /// Not `host:port`.
-    #[error("{name}={value:?}: not a host and port (use NAME:PORT or IP:PORT, like linkerd-dst-headless.linkerd.svc.cluster.local.:8086)")]
+    #[error(
+        "{name}={value:?}: not a host and port (use NAME:PORT or IP:PORT, like linkerd-dst-headless.linkerd.svc.cluster.local.:8086)"
+    )]
     HostPort { name: &'static str, value: String },
     /// Not a list of IP networks.
-    #[error("{name}={value:?}: not a list of IP networks (use comma-separated IP/PREFIX, like 10.0.0.0/8,fd00::/8)")]
+    #[error(
+        "{name}={value:?}: not a list of IP networks (use comma-separated IP/PREFIX, like 10.0.0.0/8,fd00::/8)"
+    )]
     Networks { name: &'static str, value: String },
     /// Not a list of DNS suffixes.
-    #[error("{name}={value:?}: not a list of DNS suffixes (use comma-separated names like svc.cluster.local., or . for every name)")]
+    #[error(
+        "{name}={value:?}: not a list of DNS suffixes (use comma-separated names like svc.cluster.local., or . for every name)"
+    )]
     Suffixes { name: &'static str, value: String },
     /// A value outside the set of accepted words.
     #[error("{name}={value:?}: expected one of {expected}")]

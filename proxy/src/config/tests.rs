@@ -155,7 +155,9 @@ fn linkerd_injected_env_is_accepted() {
         ConnectTimeout(Duration::from_millis(100))
     );
     assert_eq!(c.admin.shutdown_endpoint, ShutdownEndpoint::Disabled);
-    let dst = c.destination.expect("the destination service is configured");
+    let dst = c
+        .destination
+        .expect("the destination service is configured");
     assert_eq!(
         dst.addr.to_string(),
         "linkerd-dst-headless.linkerd.svc.cluster.local.:8086"
@@ -240,18 +242,33 @@ fn destination_service() {
     )]))
     .unwrap();
     let dst = c.destination.unwrap();
-    assert_eq!(dst.addr.host, "linkerd-dst-headless.linkerd.svc.cluster.local.");
+    assert_eq!(
+        dst.addr.host,
+        "linkerd-dst-headless.linkerd.svc.cluster.local."
+    );
     assert_eq!(dst.addr.port, 8086);
     assert_eq!(dst.context, "");
     assert_eq!(dst.identity, None);
     assert_eq!(dst.profile_suffixes.as_slice(), ["svc.cluster.local."]);
-    assert!(dst.profile_networks.contains("203.0.113.9".parse().unwrap()));
+    assert!(
+        dst.profile_networks
+            .contains("203.0.113.9".parse().unwrap())
+    );
 
     let c = Config::from_env(&env(&[
         ("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "[::1]:8086"),
-        ("LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES", "Example.COM, svc.cluster.local.,,"),
-        ("LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS", "10.0.0.0/8, fd00::/8"),
-        ("LINKERD2_PROXY_DESTINATION_CONTEXT", r#"{"ns":"emojivoto"}"#),
+        (
+            "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES",
+            "Example.COM, svc.cluster.local.,,",
+        ),
+        (
+            "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
+            "10.0.0.0/8, fd00::/8",
+        ),
+        (
+            "LINKERD2_PROXY_DESTINATION_CONTEXT",
+            r#"{"ns":"emojivoto"}"#,
+        ),
     ]))
     .unwrap();
     let dst = c.destination.unwrap();

@@ -210,9 +210,7 @@ impl<L> Matcher<L> {
                     stack.push(Frame::Emit(Op::Not));
                     stack.push(Frame::Visit(child));
                 }
-                Node::All(children) | Node::Any(children)
-                    if children.len() > MAX_MATCH_NODES =>
-                {
+                Node::All(children) | Node::Any(children) if children.len() > MAX_MATCH_NODES => {
                     return Err(MatcherError::TooLarge);
                 }
                 Node::All(children) => {

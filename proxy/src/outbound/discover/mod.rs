@@ -4,7 +4,7 @@
 //! `watch` receiver that always holds the latest [`Destination`], so a balancer reads the
 //! current endpoint set without waiting and sees every change. Sources:
 //!
-//! - the control plane's `Destination` service (`Get`, `GetProfile`), when
+//! - the control plane's `Destination` service (`Get`, `GetProfile`; [`destination`]), when
 //!   `LINKERD2_PROXY_DESTINATION_SVC_ADDR` is set;
 //! - a Linkerd 1 dtab over a file namer (`MESH_PROXY_DTAB`, `MESH_PROXY_FS_NAMER_DIR`);
 //! - the system resolver for names in HTTP proxy mode ([`dns`]);

@@ -94,7 +94,7 @@ pub(super) fn endpoint(
     addr: &api::WeightedAddr,
     set_labels: &HashMap<String, String>,
 ) -> Option<Endpoint> {
-    let sock = socket_addr(addr.addr.clone()?)?;
+    let sock = socket_addr(addr.addr?)?;
     let identity = addr
         .tls_identity
         .as_ref()

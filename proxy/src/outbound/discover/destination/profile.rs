@@ -9,8 +9,8 @@ use linkerd2_proxy_api::destination as api;
 use super::endpoints;
 use crate::outbound::discover::Endpoint;
 use crate::outbound::profile::{
-    Matcher, MatcherError, Node, Profile, RequestLeaf, RequestMatch, ResponseClass,
-    ResponseMatch, RetryBudget, Route, StatusRange,
+    Matcher, MatcherError, Node, Profile, RequestLeaf, RequestMatch, ResponseClass, ResponseMatch,
+    RetryBudget, Route, StatusRange,
 };
 
 /// Routes kept per profile; the rest are dropped (with a log line).
@@ -35,7 +35,10 @@ pub(super) fn convert(p: &api::DestinationProfile) -> ProfileAnswer {
     let mut routes = Vec::new();
     for (i, r) in p.routes.iter().enumerate() {
         if routes.len() >= MAX_ROUTES {
-            tracing::warn!(max = MAX_ROUTES, "profile has too many routes; the rest are ignored");
+            tracing::warn!(
+                max = MAX_ROUTES,
+                "profile has too many routes; the rest are ignored"
+            );
             break;
         }
         match route(r) {
@@ -79,20 +82,19 @@ fn route(r: &api::Route) -> Result<Route, MatcherError> {
         .as_ref()
         .ok_or_else(|| MatcherError::Invalid("route has no condition".into()))?;
     let condition = RequestMatch(Matcher::build(condition, request_node)?);
-    let response_classes = r
-        .response_classes
-        .iter()
-        .map(|class| {
-            let condition = class
-                .condition
-                .as_ref()
-                .ok_or_else(|| MatcherError::Invalid("response class has no condition".into()))?;
-            Ok(ResponseClass {
-                condition: ResponseMatch(Matcher::build(condition, response_node)?),
-                is_failure: class.is_failure,
+    let response_classes =
+        r.response_classes
+            .iter()
+            .map(|class| {
+                let condition = class.condition.as_ref().ok_or_else(|| {
+                    MatcherError::Invalid("response class has no condition".into())
+                })?;
+                Ok(ResponseClass {
+                    condition: ResponseMatch(Matcher::build(condition, response_node)?),
+                    is_failure: class.is_failure,
+                })
             })
-        })
-        .collect::<Result<Vec<_>, MatcherError>>()?;
+            .collect::<Result<Vec<_>, MatcherError>>()?;
     let mut labels: Vec<(String, String)> = r
         .metrics_labels
         .iter()
@@ -121,7 +123,9 @@ fn request_node(
         Some(Match::All(seq)) => Ok(Node::All(&seq.matches)),
         Some(Match::Any(seq)) => Ok(Node::Any(&seq.matches)),
         Some(Match::Not(inner)) => Ok(Node::Not(inner)),
-        Some(Match::Path(path)) => path_regex(&path.regex).map(|re| Node::Leaf(RequestLeaf::Path(re))),
+        Some(Match::Path(path)) => {
+            path_regex(&path.regex).map(|re| Node::Leaf(RequestLeaf::Path(re)))
+        }
         Some(Match::Method(method)) => http::Method::try_from(method.clone())
             .map(|m| Node::Leaf(RequestLeaf::Method(m)))
             .map_err(|e| MatcherError::Invalid(e.to_string())),

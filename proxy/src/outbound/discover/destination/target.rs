@@ -58,7 +58,13 @@ pub(super) async fn watch(shared: Arc<Shared>, path: String, tx: watch::Sender<A
         }
         let resolution = resolution(&path, &wanted, &gets, endpoint.as_ref(), expired)
             .unwrap_or_else(|| tx.borrow().resolution.clone());
-        publish(&tx, Destination { resolution, profile });
+        publish(
+            &tx,
+            Destination {
+                resolution,
+                profile,
+            },
+        );
         tokio::select! {
             () = notify.notified() => {}
             () = tokio::time::sleep_until(deadline), if !expired => {
@@ -81,7 +87,11 @@ fn resolution(
     endpoint: Option<&Endpoint>,
     expired: bool,
 ) -> Option<Resolution> {
-    let answer = |p: &str| gets.get(p).map(|g| g.rx.borrow().clone()).unwrap_or_default();
+    let answer = |p: &str| {
+        gets.get(p)
+            .map(|g| g.rx.borrow().clone())
+            .unwrap_or_default()
+    };
     let backend = |name: &str, weight: u32, endpoints: Arc<[Endpoint]>| Backend {
         name: name.into(),
         weight,
@@ -91,9 +101,9 @@ fn resolution(
         && only == path
     {
         return match answer(path) {
-            Answer::Endpoints(endpoints) => {
-                Some(Resolution::Backends(Arc::new([backend(path, 1, endpoints)])))
-            }
+            Answer::Endpoints(endpoints) => Some(Resolution::Backends(Arc::new([backend(
+                path, 1, endpoints,
+            )]))),
             // A known endpoint (a pod's address) the endpoint stream did not answer for.
             _ if endpoint.is_some() => Some(Resolution::Backends(Arc::new([backend(
                 path,

@@ -67,7 +67,10 @@ async fn until(
     };
     match tokio::time::timeout(WAIT, wait).await {
         Ok(d) => d,
-        Err(_) => panic!("timed out waiting for {what}; last answer {:?}", rx.borrow()),
+        Err(_) => panic!(
+            "timed out waiting for {what}; last answer {:?}",
+            rx.borrow()
+        ),
     }
 }
 
@@ -102,7 +105,10 @@ fn map(labels: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
-fn add(labels: &[(&str, &str)], addrs: Vec<api::WeightedAddr>) -> Result<api::Update, tonic::Status> {
+fn add(
+    labels: &[(&str, &str)],
+    addrs: Vec<api::WeightedAddr>,
+) -> Result<api::Update, tonic::Status> {
     Ok(api::Update {
         update: Some(Kind::Add(api::WeightedAddrSet {
             addrs,
@@ -154,7 +160,10 @@ async fn adds_and_removes_reach_the_receiver() {
     });
     let set_labels = [("namespace", "ns"), ("service", "web")];
     updates
-        .send(add(&set_labels, vec![meshed, weighted("10.1.0.2:8080", &[])]))
+        .send(add(
+            &set_labels,
+            vec![meshed, weighted("10.1.0.2:8080", &[])],
+        ))
         .unwrap();
     let d = until(&mut rx, "two endpoints", |d| {
         backends(d).first().is_some_and(|b| b.endpoints.len() == 2)
@@ -173,7 +182,11 @@ async fn adds_and_removes_reach_the_receiver() {
     let labels: Vec<(&str, &str)> = e1.labels.iter().map(|(k, v)| (&**k, &**v)).collect();
     assert_eq!(
         labels,
-        [("dst_namespace", "ns"), ("dst_pod", "web-1"), ("dst_service", "own")],
+        [
+            ("dst_namespace", "ns"),
+            ("dst_pod", "web-1"),
+            ("dst_service", "own")
+        ],
         "the address's labels win over the set's, all prefixed and sorted"
     );
     let e2 = &b.endpoints[1];
@@ -215,17 +228,27 @@ async fn adds_and_removes_reach_the_receiver() {
 async fn which_targets_are_asked() {
     let mut server = Server::start(sock("127.0.0.1:0"));
     let cp = control_plane(&server, WAIT * 10);
-    assert!(cp.resolve(&Logical::Name("example.com".into(), 80)).is_none());
+    assert!(
+        cp.resolve(&Logical::Name("example.com".into(), 80))
+            .is_none()
+    );
     assert!(cp.resolve(&Logical::Name("web.ns".into(), 80)).is_none());
     assert!(cp.resolve(&Logical::Addr(sock("192.168.1.1:80"))).is_none());
     let mut rx = cp.resolve(&Logical::Addr(sock("10.2.3.4:8080"))).unwrap();
     let (_, updates) = server.get("10.2.3.4:8080").await;
     let _profile = server.profile("10.2.3.4:8080").await;
-    updates.send(add(&[], vec![weighted("10.9.9.9:8080", &[])])).unwrap();
-    let d = until(&mut rx, "the address's endpoints", |d| !backends(d).is_empty()).await;
+    updates
+        .send(add(&[], vec![weighted("10.9.9.9:8080", &[])]))
+        .unwrap();
+    let d = until(&mut rx, "the address's endpoints", |d| {
+        !backends(d).is_empty()
+    })
+    .await;
     assert_eq!(&*backends(&d)[0].name, "10.2.3.4:8080");
     // A name with a trailing dot is asked without it.
-    let _rx = cp.resolve(&Logical::Name("api.ns.svc.cluster.local.".into(), 80)).unwrap();
+    let _rx = cp
+        .resolve(&Logical::Name("api.ns.svc.cluster.local.".into(), 80))
+        .unwrap();
     let _ = server.get("api.ns.svc.cluster.local:80").await;
 }
 
@@ -249,10 +272,16 @@ async fn no_endpoints_and_refusals() {
     updates
         .send(Err(tonic::Status::invalid_argument("not a service")))
         .unwrap();
-    until(&mut rx, "unknown after a refusal", |d| d.resolution == Resolution::Unknown).await;
+    until(&mut rx, "unknown after a refusal", |d| {
+        d.resolution == Resolution::Unknown
+    })
+    .await;
     let (_, again) = server.get(WEB).await;
     again.send(no_endpoints(true)).unwrap();
-    until(&mut rx, "answered after retrying", |d| !backends(d).is_empty()).await;
+    until(&mut rx, "answered after retrying", |d| {
+        !backends(d).is_empty()
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -267,7 +296,11 @@ async fn never_answered_is_unknown() {
         d.resolution == Resolution::Unknown
     })
     .await;
-    assert!(started.elapsed() >= Duration::from_millis(100), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -288,7 +321,9 @@ async fn restart_keeps_the_last_answer_and_reconnects() {
     let cp = control_plane(&server, Duration::from_millis(100));
     let mut rx = cp.resolve(&web()).unwrap();
     let (_, updates) = server.get(WEB).await;
-    updates.send(add(&[], vec![weighted("10.1.0.1:8080", &[])])).unwrap();
+    updates
+        .send(add(&[], vec![weighted("10.1.0.1:8080", &[])]))
+        .unwrap();
     until(&mut rx, "the first answer", |d| !backends(d).is_empty()).await;
     server.kill();
 
@@ -308,12 +343,20 @@ async fn restart_keeps_the_last_answer_and_reconnects() {
 
     let mut server = Server::start(addr);
     let (_, updates) = server.get(WEB).await;
-    updates.send(add(&[], vec![weighted("10.1.0.2:8080", &[])])).unwrap();
+    updates
+        .send(add(&[], vec![weighted("10.1.0.2:8080", &[])]))
+        .unwrap();
     let d = until(&mut rx, "the new server's answer", |d| {
-        backends(d).first().is_some_and(|b| addrs(b) == [sock("10.1.0.2:8080")])
+        backends(d)
+            .first()
+            .is_some_and(|b| addrs(b) == [sock("10.1.0.2:8080")])
     })
     .await;
-    assert_eq!(backends(&d)[0].endpoints.len(), 1, "a new stream replaces the old set");
+    assert_eq!(
+        backends(&d)[0].endpoints.len(),
+        1,
+        "a new stream replaces the old set"
+    );
 }
 
 #[tokio::test]
@@ -322,8 +365,13 @@ async fn dst_overrides_become_weighted_backends() {
     let cp = control_plane(&server, WAIT * 10);
     let mut rx = cp.resolve(&web()).unwrap();
     let (_, web_updates) = server.get(WEB).await;
-    web_updates.send(add(&[], vec![weighted("10.1.0.1:8080", &[])])).unwrap();
-    until(&mut rx, "the service's own endpoints", |d| !backends(d).is_empty()).await;
+    web_updates
+        .send(add(&[], vec![weighted("10.1.0.1:8080", &[])]))
+        .unwrap();
+    until(&mut rx, "the service's own endpoints", |d| {
+        !backends(d).is_empty()
+    })
+    .await;
 
     let profiles = server.profile(WEB).await;
     let split = |dsts: &[(&str, u32)]| api::DestinationProfile {
@@ -337,15 +385,24 @@ async fn dst_overrides_become_weighted_backends() {
             .collect(),
         ..Default::default()
     };
-    let (v1, v2) = ("web-v1.ns.svc.cluster.local:8080", "web-v2.ns.svc.cluster.local:8080");
+    let (v1, v2) = (
+        "web-v1.ns.svc.cluster.local:8080",
+        "web-v2.ns.svc.cluster.local:8080",
+    );
     profiles
         .send(Ok(split(&[(v1, 900), (v2, 100), ("unused:80", 0)])))
         .unwrap();
     let (_, v1_updates) = server.get(v1).await;
     let (_, v2_updates) = server.get(v2).await;
-    v1_updates.send(add(&[], vec![weighted("10.2.0.1:8080", &[])])).unwrap();
-    v1_updates.send(add(&[], vec![weighted("10.2.0.2:8080", &[])])).unwrap();
-    v2_updates.send(add(&[], vec![weighted("10.3.0.1:8080", &[])])).unwrap();
+    v1_updates
+        .send(add(&[], vec![weighted("10.2.0.1:8080", &[])]))
+        .unwrap();
+    v1_updates
+        .send(add(&[], vec![weighted("10.2.0.2:8080", &[])]))
+        .unwrap();
+    v2_updates
+        .send(add(&[], vec![weighted("10.3.0.1:8080", &[])]))
+        .unwrap();
     let d = until(&mut rx, "a split", |d| backends(d).len() == 2).await;
     let b = backends(&d);
     assert_eq!((&*b[0].name, b[0].weight), (v1, 900));

@@ -68,7 +68,10 @@ fn name_of<'a>(p: &'a Profile, m: Method, path: &str) -> Option<&'a str> {
 
 #[test]
 fn routes_match_in_order_with_their_conditions() {
-    let mut books = route("GET /books/{id}", all(vec![method(Method::GET), path("/books/[^/]+")]));
+    let mut books = route(
+        "GET /books/{id}",
+        all(vec![method(Method::GET), path("/books/[^/]+")]),
+    );
     books.is_retryable = true;
     books.timeout = Some(secs(2));
     books.response_classes = vec![
@@ -95,7 +98,10 @@ fn routes_match_in_order_with_their_conditions() {
         opaque_protocol: false,
         routes: vec![
             books,
-            route("writes", any(vec![method(Method::POST), method(Method::PUT)])),
+            route(
+                "writes",
+                any(vec![method(Method::POST), method(Method::PUT)]),
+            ),
             route("not-get", not(method(Method::GET))),
             // Refused, and skipped: an invalid expression, a route without a condition.
             route("bad", path("/books/(")),
@@ -107,9 +113,16 @@ fn routes_match_in_order_with_their_conditions() {
     let answer = convert(&p);
     let p = &answer.profile;
     assert_eq!(p.routes.len(), 4, "{:?}", p.routes);
-    assert_eq!(p.fully_qualified_name.as_deref(), Some("web.ns.svc.cluster.local"));
+    assert_eq!(
+        p.fully_qualified_name.as_deref(),
+        Some("web.ns.svc.cluster.local")
+    );
     assert_eq!(name_of(p, Method::GET, "/books/7"), Some("GET /books/{id}"));
-    assert_eq!(name_of(p, Method::GET, "/books/7/pages"), Some("rest"), "the expression is anchored");
+    assert_eq!(
+        name_of(p, Method::GET, "/books/7/pages"),
+        Some("rest"),
+        "the expression is anchored"
+    );
     assert_eq!(name_of(p, Method::GET, "/x/books/7"), Some("rest"));
     assert_eq!(name_of(p, Method::POST, "/books/7"), Some("writes"));
     assert_eq!(name_of(p, Method::DELETE, "/books/7"), Some("not-get"));
@@ -118,10 +131,22 @@ fn routes_match_in_order_with_their_conditions() {
     let books = p.route_for(&Method::GET, "/books/1").unwrap();
     assert!(books.is_retryable);
     assert_eq!(books.timeout, Some(Duration::from_secs(2)));
-    assert_eq!(books.labels, [("route".to_string(), "GET /books/{id}".to_string())]);
-    assert!(books.is_failure(StatusCode::NOT_FOUND), "a class made 404 a failure");
-    assert!(!books.is_failure(StatusCode::INTERNAL_SERVER_ERROR), "a class made 5xx but 503 successes");
-    assert!(books.is_failure(StatusCode::SERVICE_UNAVAILABLE), "no class: 5xx fails");
+    assert_eq!(
+        books.labels,
+        [("route".to_string(), "GET /books/{id}".to_string())]
+    );
+    assert!(
+        books.is_failure(StatusCode::NOT_FOUND),
+        "a class made 404 a failure"
+    );
+    assert!(
+        !books.is_failure(StatusCode::INTERNAL_SERVER_ERROR),
+        "a class made 5xx but 503 successes"
+    );
+    assert!(
+        books.is_failure(StatusCode::SERVICE_UNAVAILABLE),
+        "no class: 5xx fails"
+    );
     assert!(!books.is_failure(StatusCode::OK));
     let rest = p.route_for(&Method::GET, "/").unwrap();
     assert!(!rest.is_retryable);
@@ -150,13 +175,20 @@ fn retry_budget_and_its_defaults() {
         min_retries_per_second: 3,
         ttl: Some(secs(30)),
     });
-    assert_eq!((b.retry_ratio, b.min_retries_per_second, b.ttl), (0.5, 3, Duration::from_secs(30)));
+    assert_eq!(
+        (b.retry_ratio, b.min_retries_per_second, b.ttl),
+        (0.5, 3, Duration::from_secs(30))
+    );
     let b = budget(api::RetryBudget {
         retry_ratio: f32::NAN,
         min_retries_per_second: 1,
         ttl: Some(secs(3600)),
     });
-    assert_eq!((b.retry_ratio, b.ttl), (0.2, Duration::from_secs(10)), "out of range: defaults");
+    assert_eq!(
+        (b.retry_ratio, b.ttl),
+        (0.2, Duration::from_secs(10)),
+        "out of range: defaults"
+    );
 }
 
 #[test]
@@ -211,7 +243,12 @@ fn status_ranges_are_checked() {
         ..Default::default()
     };
     let p = convert(&api::DestinationProfile {
-        routes: vec![class(status(0, 0)), class(status(500, 400)), class(status(0, 70_000)), class(status(0, 429))],
+        routes: vec![
+            class(status(0, 0)),
+            class(status(500, 400)),
+            class(status(0, 70_000)),
+            class(status(0, 429)),
+        ],
         ..Default::default()
     });
     assert_eq!(p.profile.routes.len(), 1, "only 0-429 (just 429) is valid");
@@ -241,5 +278,8 @@ async fn profiles_reach_the_receiver() {
     let p = d.profile.as_ref().unwrap();
     assert_eq!(name_of(p, Method::GET, "/anything"), Some("all"));
     assert_eq!(p.retry_budget.retry_ratio, 0.1);
-    assert!(matches!(d.resolution, Resolution::Pending), "no endpoints answered yet");
+    assert!(
+        matches!(d.resolution, Resolution::Pending),
+        "no endpoints answered yet"
+    );
 }
