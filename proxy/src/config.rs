@@ -579,57 +579,6 @@ impl Reader<'_> {
         }
     }
 
-    fn destination(&mut self) -> Option<DestinationConfig> {
-        const ADDR: &str = "LINKERD2_PROXY_DESTINATION_SVC_ADDR";
-        const SUFFIXES: &str = "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES";
-        let profile_suffixes = match self.env.var(SUFFIXES) {
-            None => destination::suffixes(DEFAULT_PROFILE_SUFFIXES).unwrap_or_default(),
-            Some(value) => match destination::suffixes(&value) {
-                Some(suffixes) => suffixes,
-                None => {
-                    self.errors.push(ConfigError::Suffixes {
-                        name: SUFFIXES,
-                        value,
-                    });
-                    Suffixes::default()
-                }
-            },
-        };
-        const NETWORKS: &str = "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS";
-        let profile_networks = match self.env.var(NETWORKS) {
-            None => Networks::all(),
-            Some(value) => match destination::networks(&value) {
-                Some(networks) => networks,
-                None => {
-                    self.errors.push(ConfigError::Networks {
-                        name: NETWORKS,
-                        value,
-                    });
-                    Networks::all()
-                }
-            },
-        };
-        let value = self.env.var(ADDR).filter(|v| !v.trim().is_empty())?;
-        let Some(addr) = destination::control_addr(&value) else {
-            self.errors
-                .push(ConfigError::HostPort { name: ADDR, value });
-            return None;
-        };
-        Some(DestinationConfig {
-            addr,
-            context: self
-                .env
-                .var("LINKERD2_PROXY_DESTINATION_CONTEXT")
-                .unwrap_or_default(),
-            profile_suffixes,
-            profile_networks,
-            identity: self
-                .env
-                .var("LINKERD2_PROXY_DESTINATION_SVC_NAME")
-                .filter(|v| !v.trim().is_empty()),
-        })
-    }
-
     fn log_filter(&mut self) -> String {
         const NAME: &str = "LINKERD2_PROXY_LOG";
         let value = self

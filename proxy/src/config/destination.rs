@@ -3,6 +3,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use super::{ConfigError, Reader};
+
 /// Where the Destination service is and what the proxy asks it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DestinationConfig {
@@ -165,4 +167,58 @@ fn is_dns_name(s: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
+}
+
+impl Reader<'_> {
+    /// The `LINKERD2_PROXY_DESTINATION_*` variables; `None` without a service address.
+    pub(super) fn destination(&mut self) -> Option<DestinationConfig> {
+        const ADDR: &str = "LINKERD2_PROXY_DESTINATION_SVC_ADDR";
+        const SUFFIXES: &str = "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES";
+        let profile_suffixes = match self.env.var(SUFFIXES) {
+            None => suffixes(DEFAULT_PROFILE_SUFFIXES).unwrap_or_default(),
+            Some(value) => match suffixes(&value) {
+                Some(suffixes) => suffixes,
+                None => {
+                    self.errors.push(ConfigError::Suffixes {
+                        name: SUFFIXES,
+                        value,
+                    });
+                    Suffixes::default()
+                }
+            },
+        };
+        const NETWORKS: &str = "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS";
+        let profile_networks = match self.env.var(NETWORKS) {
+            None => Networks::all(),
+            Some(value) => match networks(&value) {
+                Some(networks) => networks,
+                None => {
+                    self.errors.push(ConfigError::Networks {
+                        name: NETWORKS,
+                        value,
+                    });
+                    Networks::all()
+                }
+            },
+        };
+        let value = self.env.var(ADDR).filter(|v| !v.trim().is_empty())?;
+        let Some(addr) = control_addr(&value) else {
+            self.errors
+                .push(ConfigError::HostPort { name: ADDR, value });
+            return None;
+        };
+        Some(DestinationConfig {
+            addr,
+            context: self
+                .env
+                .var("LINKERD2_PROXY_DESTINATION_CONTEXT")
+                .unwrap_or_default(),
+            profile_suffixes,
+            profile_networks,
+            identity: self
+                .env
+                .var("LINKERD2_PROXY_DESTINATION_SVC_NAME")
+                .filter(|v| !v.trim().is_empty()),
+        })
+    }
 }
