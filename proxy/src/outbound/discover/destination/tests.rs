@@ -435,3 +435,18 @@ async fn the_last_receiver_stops_the_streams() {
     let _rx = cp.resolve(&web()).unwrap();
     let _ = server.get(WEB).await;
 }
+
+#[tokio::test]
+async fn the_service_address_may_be_a_name() {
+    let mut server = Server::start(sock("127.0.0.1:0"));
+    let mut config = config(server.addr);
+    config.addr.host = "localhost".into();
+    let cp = ControlPlane::with_timing(&config, timing(WAIT * 10)).unwrap();
+    let mut rx = cp.resolve(&web()).unwrap();
+    let (_, updates) = server.get(WEB).await;
+    updates.send(no_endpoints(true)).unwrap();
+    until(&mut rx, "an answer through a looked-up name", |d| {
+        !backends(d).is_empty()
+    })
+    .await;
+}
