@@ -5,6 +5,7 @@
 //! `MESH_PROXY_` prefix. The full list, with defaults, is in the crate documentation.
 
 mod balance;
+mod destination;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -14,6 +15,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use destination::{
+    ControlAddr, DEFAULT_PROFILE_SUFFIXES, DestinationConfig, Networks, Suffixes,
+    control_addr as parse_control_addr, networks as parse_networks, suffixes as parse_suffixes,
+};
 pub use parse::{PortSet, duration as parse_duration, socket_addr as parse_socket_addr};
 
 /// Where configuration values come from. Tests pass a map instead of touching the process
@@ -104,6 +109,21 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    /// Not `host:port`.
+    #[error(
+        "{name}={value:?}: not a host and port (use NAME:PORT or IP:PORT, like linkerd-dst-headless.linkerd.svc.cluster.local.:8086)"
+    )]
+    HostPort { name: &'static str, value: String },
+    /// Not a list of IP networks.
+    #[error(
+        "{name}={value:?}: not a list of IP networks (use comma-separated IP/PREFIX, like 10.0.0.0/8,fd00::/8)"
+    )]
+    Networks { name: &'static str, value: String },
+    /// Not a list of DNS suffixes.
+    #[error(
+        "{name}={value:?}: not a list of DNS suffixes (use comma-separated names like svc.cluster.local., or . for every name)"
+    )]
+    Suffixes { name: &'static str, value: String },
     /// A value outside the set of accepted words.
     #[error("{name}={value:?}: expected one of {expected}")]
     OneOf {
@@ -263,6 +283,9 @@ pub struct Config {
     pub metrics: crate::metrics::SeriesLimits,
     /// How outbound balancers pick and eject endpoints.
     pub balance: crate::balance::BalanceSettings,
+    /// The control plane's Destination service; `None` when
+    /// `LINKERD2_PROXY_DESTINATION_SVC_ADDR` is unset or empty (no control plane).
+    pub destination: Option<DestinationConfig>,
     /// Linkerd variables that are set but not used yet, sorted.
     pub unsupported: Vec<String>,
 }
@@ -280,6 +303,11 @@ pub const SUPPORTED: &[&str] = &[
     "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
     "LINKERD2_PROXY_CORES",
     "LINKERD2_PROXY_CORES_MIN",
+    "LINKERD2_PROXY_DESTINATION_CONTEXT",
+    "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
+    "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES",
+    "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
+    "LINKERD2_PROXY_DESTINATION_SVC_NAME",
     "LINKERD2_PROXY_HTTP2_INITIAL_CONNECTION_WINDOW_SIZE",
     "LINKERD2_PROXY_HTTP2_INITIAL_STREAM_WINDOW_SIZE",
     "LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE",
@@ -530,6 +558,7 @@ impl Reader<'_> {
             Duration::from_secs(120),
         );
         let balance = self.balance();
+        let destination = self.destination();
         let mut unsupported: Vec<String> = self
             .env
             .names()
@@ -550,6 +579,7 @@ impl Reader<'_> {
             h2_windows,
             metrics,
             balance,
+            destination,
             unsupported,
         }
     }

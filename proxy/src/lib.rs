@@ -59,9 +59,14 @@
 //! | `LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED` | `true` when unset; `false` disables `/shutdown` |
 //! | `LINKERD2_PROXY_METRICS_RETAIN_IDLE` | `10m`: a metric series nothing uses and that has not changed for this long is dropped |
 //! | `LINKERD2_PROXY_CORES` (`…_CORES_MIN` is a floor) | `1`: a single-threaded runtime |
+//! | `LINKERD2_PROXY_DESTINATION_SVC_ADDR` | unset (no control plane); `host:port` of Linkerd's `Destination` service, a name looked up again on each connection (the injector writes `linkerd-dst-headless.linkerd.svc.cluster.local.:8086`). Plaintext HTTP/2 until mesh TLS; messages up to 4 MiB; connect timeout 1s; reconnects after 100ms doubling to 10s, jittered; the last answer stays while it is unreachable; a target not answered within 3s (or at once, if the connection fails first) goes to its original destination; at most 10000 targets watched and 10000 endpoints per set (see [`outbound::discover::destination`]) |
+//! | `LINKERD2_PROXY_DESTINATION_CONTEXT` | empty; sent with every lookup as `context_token` |
+//! | `LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES` | `svc.cluster.local.`: names under these comma-separated suffixes are looked up (`.` is every name); others go to the next source |
+//! | `LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS` | unset: every address is looked up; else only addresses in these comma-separated `IP/PREFIX` networks |
+//! | `LINKERD2_PROXY_DESTINATION_SVC_NAME` | unset; the identity the `Destination` service will have to present once mesh TLS exists (read, not used yet) |
 //!
 //! Durations are Linkerd's: a whole number and `ms`, `s`, `m`, `h` or `d`. Any other
-//! `LINKERD2_PROXY_*` variable (identity, destination, policy, tracing, …) is accepted,
+//! `LINKERD2_PROXY_*` variable (identity, policy, tracing, …) is accepted,
 //! logged once at debug level, and ignored until the feature exists.
 //!
 //! mesh-proxy's own knobs:

@@ -155,8 +155,23 @@ fn linkerd_injected_env_is_accepted() {
         ConnectTimeout(Duration::from_millis(100))
     );
     assert_eq!(c.admin.shutdown_endpoint, ShutdownEndpoint::Disabled);
+    let dst = c
+        .destination
+        .expect("the destination service is configured");
+    assert_eq!(
+        dst.addr.to_string(),
+        "linkerd-dst-headless.linkerd.svc.cluster.local.:8086"
+    );
+    assert!(dst.context.starts_with("{\"ns\":"), "{}", dst.context);
+    assert_eq!(dst.profile_suffixes.as_slice(), ["svc.cluster.local."]);
+    assert!(dst.profile_networks.contains("10.1.2.3".parse().unwrap()));
+    assert!(!dst.profile_networks.contains("8.8.8.8".parse().unwrap()));
+    assert_eq!(
+        dst.identity.as_deref(),
+        Some("linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local")
+    );
     assert!(
-        c.unsupported
+        !c.unsupported
             .contains(&"LINKERD2_PROXY_DESTINATION_SVC_ADDR".to_string())
     );
     assert!(
@@ -212,4 +227,102 @@ fn metric_series_limits() {
     ]))
     .unwrap_err();
     assert_eq!(errors.0.len(), 2, "{errors}");
+}
+
+#[test]
+fn destination_service() {
+    let c = Config::from_env(&env(&[])).unwrap();
+    assert_eq!(c.destination, None, "no control plane unless configured");
+    let c = Config::from_env(&env(&[("LINKERD2_PROXY_DESTINATION_SVC_ADDR", " ")])).unwrap();
+    assert_eq!(c.destination, None);
+
+    let c = Config::from_env(&env(&[(
+        "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
+        "linkerd-dst-headless.linkerd.svc.cluster.local.:8086",
+    )]))
+    .unwrap();
+    let dst = c.destination.unwrap();
+    assert_eq!(
+        dst.addr.host,
+        "linkerd-dst-headless.linkerd.svc.cluster.local."
+    );
+    assert_eq!(dst.addr.port, 8086);
+    assert_eq!(dst.context, "");
+    assert_eq!(dst.identity, None);
+    assert_eq!(dst.profile_suffixes.as_slice(), ["svc.cluster.local."]);
+    assert!(
+        dst.profile_networks
+            .contains("203.0.113.9".parse().unwrap())
+    );
+
+    let c = Config::from_env(&env(&[
+        ("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "[::1]:8086"),
+        (
+            "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES",
+            "Example.COM, svc.cluster.local.,,",
+        ),
+        (
+            "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
+            "10.0.0.0/8, fd00::/8",
+        ),
+        (
+            "LINKERD2_PROXY_DESTINATION_CONTEXT",
+            r#"{"ns":"emojivoto"}"#,
+        ),
+    ]))
+    .unwrap();
+    let dst = c.destination.unwrap();
+    assert_eq!(dst.addr.to_string(), "[::1]:8086");
+    assert_eq!(dst.context, r#"{"ns":"emojivoto"}"#);
+    assert_eq!(
+        dst.profile_suffixes.as_slice(),
+        ["example.com.", "svc.cluster.local."]
+    );
+    assert!(dst.profile_networks.contains("10.255.0.1".parse().unwrap()));
+    assert!(dst.profile_networks.contains("fd00::1".parse().unwrap()));
+    assert!(!dst.profile_networks.contains("11.0.0.1".parse().unwrap()));
+    assert!(!dst.profile_networks.contains("fe80::1".parse().unwrap()));
+}
+
+#[test]
+fn destination_bad_values_name_their_variable() {
+    for (name, value) in [
+        ("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "linkerd-dst"),
+        ("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "linkerd-dst:0"),
+        ("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "linkerd-dst:http"),
+        ("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "::1:8086"),
+        ("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "bad name:8086"),
+        ("LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES", "svc..local"),
+        ("LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES", "svc/cluster"),
+        ("LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS", "10.0.0.0"),
+        ("LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS", "10.0.0.0/33"),
+    ] {
+        let mut vars = env(&[(name, value)]);
+        vars.entry("LINKERD2_PROXY_DESTINATION_SVC_ADDR".into())
+            .or_insert_with(|| "localhost:8086".into());
+        let errors = Config::from_env(&vars).unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{name}={value}: {errors}");
+        let text = errors.to_string();
+        assert!(
+            text.starts_with(&format!("{name}={value:?}: ")),
+            "{name}={value}: {text}"
+        );
+    }
+}
+
+#[test]
+fn suffixes_match_at_label_boundaries() {
+    let s = parse_suffixes("svc.cluster.local.").unwrap();
+    assert!(s.contains("web.ns.svc.cluster.local"));
+    assert!(s.contains("web.ns.svc.cluster.local."));
+    assert!(s.contains("WEB.ns.SVC.cluster.local"));
+    assert!(s.contains("svc.cluster.local"));
+    assert!(!s.contains("websvc.cluster.local"));
+    assert!(!s.contains("web.ns"));
+    assert!(!s.contains("cluster.local"));
+    assert!(!s.contains(""));
+    let all = parse_suffixes(".").unwrap();
+    assert!(all.contains("example.com") && all.contains("web"));
+    let none = parse_suffixes("").unwrap();
+    assert!(!none.contains("web.ns.svc.cluster.local"));
 }

@@ -4,7 +4,7 @@
 //! `watch` receiver that always holds the latest [`Destination`], so a balancer reads the
 //! current endpoint set without waiting and sees every change. Sources:
 //!
-//! - the control plane's `Destination` service (`Get`, `GetProfile`), when
+//! - the control plane's `Destination` service (`Get`, `GetProfile`; [`destination`]), when
 //!   `LINKERD2_PROXY_DESTINATION_SVC_ADDR` is set;
 //! - a Linkerd 1 dtab over a file namer (`MESH_PROXY_DTAB`, `MESH_PROXY_FS_NAMER_DIR`);
 //! - the system resolver for names in HTTP proxy mode ([`dns`]);
@@ -14,6 +14,7 @@
 //! A source keeps a target's stream alive while a receiver exists; when the last receiver
 //! is dropped (the balancer went idle and was evicted) the source may stop watching it.
 
+pub mod destination;
 pub mod dns;
 
 use std::net::SocketAddr;
