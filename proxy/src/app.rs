@@ -17,6 +17,8 @@ use crate::inbound::Inbound;
 use crate::log::LogHandle;
 use crate::metrics::Metrics;
 use crate::outbound::Outbound;
+use crate::outbound::discover::Resolve;
+use crate::outbound::discover::destination::ControlPlane;
 
 /// The exit code for a malformed configuration (EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -37,6 +39,9 @@ pub enum RunError {
     /// Signal handlers could not be installed.
     #[error("installing signal handlers: {0}")]
     Signals(io::Error),
+    /// The control plane's address or settings are unusable.
+    #[error("the destination service: {0}")]
+    Destination(crate::outbound::discover::destination::DestinationError),
     /// The admin server's thread could not start.
     #[error("starting the admin server's thread: {0}")]
     AdminThread(io::Error),
@@ -128,10 +133,15 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
         .push_http()
         .push_detect()
         .into_inner();
+    let mut sources: Vec<Arc<dyn Resolve>> = Vec::new();
+    if let Some(destination) = &config.destination {
+        sources.push(ControlPlane::new(destination).map_err(RunError::Destination)?);
+    }
+    let route_by_host = !sources.is_empty();
     let outbound = Outbound::new(config.clone(), metrics.clone(), own)
         .push_connect()
         .push_balance()
-        .push_discover(Vec::new(), false)
+        .push_discover(sources, route_by_host)
         .push_http()
         .push_detect()
         .into_inner();

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use support::backend::Backend;
-use support::{Proxy, closed_port, curl, curl_env, http_request, metric_value};
+use support::{Proxy, closed_port, curl, curl_env, eventually, http_request, metric_value};
 
 fn inbound_to(backend: &Backend, extra: &[(&str, &str)]) -> Proxy {
     let fwd = backend.addr.to_string();
@@ -404,13 +404,25 @@ fn metrics_count_known_traffic() {
     for _ in 0..2 {
         assert_eq!(curl(&[&format!("{base}/status/503")]).0, 0);
     }
-    let m = proxy.metrics();
     let labels = format!(
         "direction=\"inbound\",authority=\"{}\",target_addr=\"{}\",target_ip=\"127.0.0.1\",target_port=\"{}\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"",
         proxy.inbound,
         backend.addr,
         backend.addr.port()
     );
+    // A response is recorded once its body is written, which may be just after the client
+    // has read it.
+    let count = |m: &str, code: &str| {
+        metric_value(
+            m,
+            &format!("response_latency_ms_count{{{labels},status_code=\"{code}\"}}"),
+        )
+    };
+    assert!(eventually(Duration::from_secs(5), || {
+        let m = proxy.metrics();
+        count(&m, "200") == Some(5.0) && count(&m, "503") == Some(2.0)
+    }));
+    let m = proxy.metrics();
     let get = |name: &str| metric_value(&m, name).unwrap_or_else(|| panic!("no {name} in:\n{m}"));
     assert_eq!(get(&format!("request_total{{{labels}}}")), 7.0);
     assert_eq!(

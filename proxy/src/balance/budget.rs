@@ -9,28 +9,13 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// A budget's settings (a ServiceProfile's `retryBudget`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BudgetSettings {
-    pub ratio: f64,
-    pub min_per_second: u32,
-    pub ttl: Duration,
-}
-
-impl Default for BudgetSettings {
-    fn default() -> Self {
-        BudgetSettings {
-            ratio: 0.2,
-            min_per_second: 10,
-            ttl: Duration::from_secs(10),
-        }
-    }
-}
+/// A budget's settings: a ServiceProfile's `retryBudget`, Linkerd's defaults without one.
+pub use crate::outbound::profile::RetryBudget as BudgetSettings;
 
 const SLOTS: usize = 10;
 
 #[derive(Debug)]
-pub struct RetryBudget {
+pub struct Budget {
     state: Mutex<Window>,
 }
 
@@ -44,9 +29,9 @@ struct Window {
     retries: [u64; SLOTS],
 }
 
-impl RetryBudget {
-    pub fn new(settings: BudgetSettings, now: Instant) -> RetryBudget {
-        RetryBudget {
+impl Budget {
+    pub fn new(settings: BudgetSettings, now: Instant) -> Budget {
+        Budget {
             state: Mutex::new(Window {
                 settings,
                 start: now,
@@ -77,8 +62,8 @@ impl RetryBudget {
         let requests: u64 = w.requests.iter().sum();
         let retries: u64 = w.retries.iter().sum();
         let s = w.settings;
-        let allowed =
-            s.ratio * requests as f64 + f64::from(s.min_per_second) * s.ttl.as_secs_f64();
+        let allowed = f64::from(s.retry_ratio) * requests as f64
+            + f64::from(s.min_retries_per_second) * s.ttl.as_secs_f64();
         if (retries + 1) as f64 <= allowed {
             w.retries[i] += 1;
             true
@@ -111,12 +96,12 @@ mod tests {
     #[test]
     fn the_floor_then_the_ratio() {
         let s = BudgetSettings {
-            ratio: 0.2,
-            min_per_second: 1,
+            retry_ratio: 0.2,
+            min_retries_per_second: 1,
             ttl: Duration::from_secs(10),
         };
         let t = Instant::now();
-        let b = RetryBudget::new(s, t);
+        let b = Budget::new(s, t);
         // The floor: 1 a second over 10 seconds.
         assert_eq!((0..20).filter(|_| b.withdraw(t)).count(), 10);
         // 100 requests add 20.
@@ -132,12 +117,12 @@ mod tests {
     #[test]
     fn old_slots_leave_the_window_one_by_one() {
         let s = BudgetSettings {
-            ratio: 1.0,
-            min_per_second: 0,
+            retry_ratio: 1.0,
+            min_retries_per_second: 0,
             ttl: Duration::from_secs(10),
         };
         let t = Instant::now();
-        let b = RetryBudget::new(s, t);
+        let b = Budget::new(s, t);
         for _ in 0..10 {
             b.deposit(t);
         }

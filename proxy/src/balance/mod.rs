@@ -34,7 +34,8 @@ pub use accrual::AccrualSettings;
 use load::Load;
 
 use crate::outbound::discover::{Destination, Endpoint, Resolution};
-use crate::outbound::profile::Profile;
+use crate::outbound::profile::{Profile, Route};
+use budget::{Budget, BudgetSettings};
 
 /// How a balancer chooses among a backend's endpoints (`MESH_PROXY_BALANCER`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -124,6 +125,8 @@ pub struct Balancer {
     settings: BalanceSettings,
     state: Mutex<State>,
     rr: AtomicUsize,
+    /// Retries to this target, from its profile's budget.
+    budget: Budget,
 }
 
 #[derive(Debug)]
@@ -164,6 +167,7 @@ impl Balancer {
                 current: Arc::new(snapshot),
             }),
             rr: AtomicUsize::new(0),
+            budget: Budget::new(BudgetSettings::default(), Instant::now()),
         }
     }
 
@@ -181,6 +185,7 @@ impl Balancer {
                 }),
             }),
             rr: AtomicUsize::new(0),
+            budget: Budget::new(BudgetSettings::default(), Instant::now()),
         }
     }
 
@@ -194,6 +199,11 @@ impl Balancer {
     ) -> Balancer {
         let mut source = source;
         let answer = source.borrow_and_update().clone();
+        let budget = answer
+            .profile
+            .as_ref()
+            .map(|p| p.retry_budget)
+            .unwrap_or_default();
         let current = Snapshot::build(&answer, None, fallback, Instant::now());
         Balancer {
             name: name.into(),
@@ -204,6 +214,7 @@ impl Balancer {
                 current: Arc::new(current),
             }),
             rr: AtomicUsize::new(0),
+            budget: Budget::new(budget, Instant::now()),
         }
     }
 
@@ -219,6 +230,9 @@ impl Balancer {
             && rx.has_changed().unwrap_or(false)
         {
             let answer = rx.borrow_and_update().clone();
+            if let Some(p) = &answer.profile {
+                self.budget.set(p.retry_budget);
+            }
             *current = Arc::new(Snapshot::build(
                 &answer,
                 Some(current),
@@ -232,6 +246,21 @@ impl Balancer {
     /// The target's service profile, if discovery gave one.
     pub fn profile(&self) -> Option<Arc<Profile>> {
         self.snapshot().profile.clone()
+    }
+
+    /// The profile route a request takes, if the target has a profile and one matches.
+    pub fn route(&self, method: &http::Method, path: &str) -> Option<RouteRef> {
+        let profile = self.snapshot().profile.clone()?;
+        let index = profile
+            .routes
+            .iter()
+            .position(|r| r.condition.matches(method, path))?;
+        Some(RouteRef { profile, index })
+    }
+
+    /// The target's retry budget.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
     }
 
     /// Picks the endpoint for one request or connection. Waits only for discovery's first
@@ -297,6 +326,10 @@ impl Balancer {
             endpoint: endpoint.clone(),
             settings: self.settings.accrual,
             done: false,
+            routed: snapshot
+                .profile
+                .as_ref()
+                .is_some_and(|p| !p.routes.is_empty()),
         })
     }
 
@@ -466,6 +499,40 @@ impl Snapshot {
     }
 }
 
+/// A profile route, as a request found it.
+#[derive(Clone, Debug)]
+pub struct RouteRef {
+    profile: Arc<Profile>,
+    index: usize,
+}
+
+impl RouteRef {
+    pub fn route(&self) -> Option<&Route> {
+        self.profile.routes.get(self.index)
+    }
+
+    pub fn name(&self) -> &str {
+        self.route().map_or("", |r| r.name.as_str())
+    }
+
+    pub fn timeout(&self) -> Option<Duration> {
+        self.route().and_then(|r| r.timeout)
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.route().is_some_and(|r| r.is_retryable)
+    }
+
+    /// Whether a response with `status` failed, by the route's response classes.
+    pub fn is_failure(&self, status: u16) -> bool {
+        let Ok(status) = http::StatusCode::from_u16(status) else {
+            return false;
+        };
+        self.route()
+            .map_or(status.is_server_error(), |r| r.is_failure(status))
+    }
+}
+
 /// An endpoint picked for one request: in flight until its outcome is recorded or it is
 /// dropped (a cancelled request records nothing).
 #[derive(Debug)]
@@ -473,9 +540,15 @@ pub struct Picked {
     endpoint: Arc<EndpointState>,
     settings: AccrualSettings,
     done: bool,
+    routed: bool,
 }
 
 impl Picked {
+    /// Whether the target has profile routes (which may retry or time out requests).
+    pub fn routed(&self) -> bool {
+        self.routed
+    }
+
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint.endpoint
     }

@@ -22,9 +22,9 @@ use super::h1::{Checkin, H1Conn, Outcome, Prepared, SendError};
 use super::headers::{authority, is_upgrade, strip_hop_by_hop, to_origin_form};
 use super::{Http, upgrade, validate};
 use crate::admin::tap::{TapRequest, Tapping};
-use crate::balance::{Balancer, Picked};
+use crate::balance::{Balancer, Picked, RouteRef};
 use crate::connect::{Connection, Upstream};
-use crate::metrics::{DstLabels, HttpKey, HttpMetrics};
+use crate::metrics::{DstLabels, HttpKey, HttpMetrics, RouteKey};
 use crate::outbound::discover::Endpoint;
 use crate::target::{ConnTarget, Logical};
 
@@ -145,6 +145,7 @@ impl<U: Upstream> ProxyService<U> {
             TapRequest::new(&req, auth, s.direction, s.tls, self.conn.client)
         });
         let balancer = self.balancer_for(&target, auth);
+        let route = balancer.route(req.method(), req.uri().path());
         let auth_owned = Box::<str>::from(auth);
         let tunnel = req.method() == Method::CONNECT;
         let kind = if tunnel && self.conn.target == ConnTarget::ProxyMode {
@@ -163,49 +164,96 @@ impl<U: Upstream> ProxyService<U> {
             auth_owned,
             kind,
             tap,
+            route,
         })
     }
 
-    /// The asynchronous half: send, and turn the answer into the response.
+    /// The asynchronous half: send, and turn the answer into the response. A profile
+    /// route's timeout bounds the whole request, retries included.
     async fn run(self, job: Job) -> Response<ProxyBody> {
+        let Some(t) = job.route.as_ref().and_then(RouteRef::timeout) else {
+            return self.attempt(job).await;
+        };
+        let (label, start) = (job.auth_owned.clone(), job.start);
+        // Boxed: a timer makes the future large; only requests on a route with a timeout.
+        match Box::pin(tokio::time::timeout(t, self.clone().attempt(job))).await {
+            Ok(res) => res,
+            Err(_) => self.fail(ProxyError::ResponseTimeout(t), &label, None, start, false),
+        }
+    }
+
+    /// Sends the request to a picked endpoint, again to another pick while its route
+    /// allows retries and the answer is a failure (a bodiless request only, at most
+    /// [`MAX_RETRIES`] times, within the target's budget).
+    async fn attempt(self, job: Job) -> Response<ProxyBody> {
         let Job {
             start,
             balancer,
             auth_owned,
             kind,
             tap,
+            route,
         } = job;
         let label = &*auth_owned;
-        let mut picked = match balancer.pick().await {
-            Ok(p) => p,
-            Err(e) => {
-                return self.fail_tapped(
-                    ProxyError::Unavailable(e),
-                    label,
-                    None,
-                    start,
-                    false,
-                    tap,
-                );
-            }
-        };
-        let metrics = self.metrics_for(label, picked.endpoint());
-        let (sent, on_downstream_upgrade) = match kind {
+        let retryable = route.as_ref().is_some_and(RouteRef::is_retryable);
+        if retryable {
+            balancer.budget().deposit(Instant::now());
+        }
+        let (mut prepared, on_downstream_upgrade) = match kind {
             JobKind::Tunnel(on_upgrade) => {
+                let picked = match balancer.pick().await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let e = ProxyError::Unavailable(e);
+                        return self.fail_tapped(e, label, None, start, false, tap);
+                    }
+                };
+                let metrics = self.metrics_for(label, picked.endpoint());
                 return self.tunnel(on_upgrade, picked, label, metrics, start).await;
             }
-            JobKind::H1(prepared, on_upgrade) => {
-                (self.send_h1(picked.endpoint(), prepared).await, on_upgrade)
-            }
+            JobKind::H1(prepared, on_upgrade) => (prepared, on_upgrade),
         };
-        let answer = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                if e.is_upstream() {
-                    picked.failed();
+        let mut retries = 0;
+        let (answer, mut picked, metrics) = loop {
+            let mut picked = match balancer.pick().await {
+                Ok(p) => p,
+                Err(e) => {
+                    let e = ProxyError::Unavailable(e);
+                    return self.fail_tapped(e, label, None, start, false, tap);
                 }
-                return self.fail_tapped(e, label, Some(metrics), start, false, tap);
+            };
+            let metrics = self.metrics_for(label, picked.endpoint());
+            let answer = match self.send_h1(picked.endpoint(), &mut prepared).await {
+                Ok(r) => r,
+                Err(e) => {
+                    if e.is_upstream() {
+                        picked.failed();
+                    }
+                    return self.fail_tapped(e, label, Some(metrics), start, false, tap);
+                }
+            };
+            let retry = match (&answer, &route) {
+                (Answer::H1(head, _), Some(route))
+                    if retryable
+                        && retries < MAX_RETRIES
+                        && prepared.resendable()
+                        && route.is_failure(head.status.as_u16()) =>
+                {
+                    self.may_retry(&balancer, route, label)
+                }
+                _ => false,
+            };
+            if !retry {
+                break (answer, picked, metrics);
             }
+            // The failed attempt is an exchange with the endpoint: it counts there.
+            if let Answer::H1(head, _) = &answer {
+                picked.responded(head.status.as_u16(), start.elapsed());
+                metrics.request();
+                Recorder::new(metrics, start, head.status.as_u16()).finish(None);
+            }
+            drop(answer);
+            retries += 1;
         };
         let peer = picked.addr();
         metrics.request();
@@ -232,6 +280,23 @@ impl<U: Upstream> ProxyService<U> {
         *res.status_mut() = status;
         *res.headers_mut() = headers;
         res
+    }
+
+    /// Whether a failed request on `route` may be sent again: the target's budget decides,
+    /// and the route's counters record the decision.
+    pub(super) fn may_retry(&self, balancer: &Balancer, route: &RouteRef, dst: &str) -> bool {
+        let metrics = self.http.metrics.route(RouteKey {
+            direction: self.http.settings.direction,
+            dst: dst.into(),
+            route: route.name().into(),
+        });
+        if balancer.budget().withdraw(Instant::now()) {
+            metrics.retried();
+            true
+        } else {
+            metrics.budget_exhausted();
+            false
+        }
     }
 
     /// Where a request goes: the connection's fixed target, or in HTTP proxy mode, the
@@ -287,17 +352,17 @@ impl<U: Upstream> ProxyService<U> {
     async fn send_h1(
         &self,
         endpoint: &Endpoint,
-        mut prepared: Prepared,
+        prepared: &mut Prepared,
     ) -> Result<Answer, ProxyError> {
         if let Some(t) = self.http.settings.limits.response_timeout {
             // Boxed: a timer makes the future large and over-aligned; rarely set.
             let attempt = Box::pin(tokio::time::timeout(
                 t,
-                self.send_h1_prepared(endpoint, &mut prepared),
+                self.send_h1_prepared(endpoint, prepared),
             ));
             return attempt.await.unwrap_or(Err(ProxyError::ResponseTimeout(t)));
         }
-        self.send_h1_prepared(endpoint, &mut prepared).await
+        self.send_h1_prepared(endpoint, prepared).await
     }
 
     async fn send_h1_prepared(
@@ -500,7 +565,12 @@ struct Job {
     kind: JobKind,
     /// The request's metadata, kept only while someone taps.
     tap: Option<Box<TapRequest>>,
+    /// The target's profile route the request takes, if any.
+    route: Option<RouteRef>,
 }
+
+/// How many times one request is sent again on a retryable route, budget permitting.
+pub(super) const MAX_RETRIES: u32 = 3;
 
 enum JobKind {
     H1(Prepared, Option<hyper::upgrade::OnUpgrade>),

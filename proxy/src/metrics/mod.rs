@@ -9,6 +9,7 @@ mod histogram;
 mod labels;
 mod process;
 mod render;
+mod route;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +23,7 @@ use labels::Fold;
 pub use family::{DEFAULT_MAX_SERIES, DEFAULT_RETAIN_IDLE, MAX_SWEEP_INTERVAL, SeriesLimits};
 pub use histogram::{FINE_BUCKETS, FineUs, LINKERD_BOUNDS_MS, LatencyMs, fine_bound, fine_index};
 pub use labels::{Direction, DstLabels, HttpKey, NoTlsReason, Peer, TcpKey, Tls};
+pub use route::{RouteKey, RouteMetrics};
 
 /// The name of the fine-grained latency histogram (see the crate docs).
 pub const FINE_LATENCY: &str = "response_latency_fine_us";
@@ -37,6 +39,7 @@ pub struct Metrics {
     limits: SeriesLimits,
     http: Family<HttpKey, HttpMetrics>,
     tcp: Family<TcpKey, TcpMetrics>,
+    route: Family<RouteKey, RouteMetrics>,
     process: process::Process,
     tap: crate::admin::tap::Tap,
 }
@@ -58,6 +61,7 @@ impl Metrics {
             limits,
             http: Family::new(limits),
             tcp: Family::new(limits),
+            route: Family::new(limits),
             process: process::Process::default(),
             tap: crate::admin::tap::Tap::default(),
         }
@@ -76,6 +80,7 @@ impl Metrics {
     pub fn sweep(&self, now: Instant) {
         self.http.sweep(now);
         self.tcp.sweep(now);
+        self.route.sweep(now);
     }
 
     /// Who is tapping requests (see `admin::tap`).
@@ -86,6 +91,11 @@ impl Metrics {
     /// The HTTP metrics for a label set, created on first use.
     pub fn http(&self, key: HttpKey) -> Arc<HttpMetrics> {
         self.http.get_or_insert(key)
+    }
+
+    /// The retry counters of a profile route, created on first use.
+    pub fn route(&self, key: RouteKey) -> std::sync::Arc<RouteMetrics> {
+        self.route.get_or_insert(key)
     }
 
     /// The transport metrics for a label set, created on first use.

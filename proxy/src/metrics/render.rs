@@ -11,6 +11,7 @@ impl Metrics {
         let mut out = String::with_capacity(16 * 1024);
         self.render_http(&mut out);
         self.render_tcp(&mut out);
+        self.render_routes(&mut out);
         self.render_families(&mut out);
         self.process.render(&mut out);
         out
@@ -106,6 +107,33 @@ impl Metrics {
         );
         for m in &http {
             m.fine.render(FINE_LATENCY, &m.labels, out);
+        }
+    }
+
+    fn render_routes(&self, out: &mut String) {
+        let routes = self.route.snapshot();
+        if routes.is_empty() {
+            return;
+        }
+        let name = "route_retry_total";
+        header(
+            out,
+            name,
+            "counter",
+            "Requests sent again after a retryable failure.",
+        );
+        for m in &routes {
+            line(out, name, &m.labels, m.retries.load(Relaxed));
+        }
+        let name = "route_retry_budget_exhausted_total";
+        header(
+            out,
+            name,
+            "counter",
+            "Retryable failures not sent again because the retry budget was spent.",
+        );
+        for m in &routes {
+            line(out, name, &m.labels, m.exhausted.load(Relaxed));
         }
     }
 

@@ -138,6 +138,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Whether the request can be sent again: it has no body.
+    pub fn resendable(&self) -> bool {
+        matches!(self.framing, ReqFraming::None)
+    }
+
     pub fn new(req: Request<Incoming>, host: &Logical, body_timeout: Duration) -> Self {
         let framing = if req.body().is_end_stream() {
             ReqFraming::None

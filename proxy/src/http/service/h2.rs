@@ -24,8 +24,9 @@ use super::super::h2::{H2Conn, KeepAlive, PipeError, pipe, unprocessed};
 use super::super::headers::{authority, is_grpc};
 use super::super::pace::BodyPace;
 use super::super::validate;
-use super::ProxyService;
+use super::{MAX_RETRIES, ProxyService};
 use crate::admin::tap::{TapRequest, Tapping};
+use crate::balance::RouteRef;
 use crate::connect::Upstream;
 use crate::io::MeteredIo;
 use crate::metrics::HttpMetrics;
@@ -143,7 +144,19 @@ impl<U: Upstream> ProxyService<U> {
         // The copy of its head costs a header map per request, a small price next to a
         // 502 each time an upstream recycles its connection.
         let again = end.then(|| head_copy(&request));
-        let timeout = self.http.settings.limits.response_timeout;
+        let route = balancer.route(request.method(), request.uri().path());
+        let retryable = again.is_some() && route.as_ref().is_some_and(RouteRef::is_retryable);
+        if retryable {
+            balancer.budget().deposit(Instant::now());
+        }
+        // A profile route's timeout bounds the whole request, retries included.
+        let timeout = match (
+            self.http.settings.limits.response_timeout,
+            route.as_ref().and_then(RouteRef::timeout),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let deadline = timeout.map(|t| (tokio::time::Instant::now() + t, t));
 
         let endpoint = picked.endpoint().clone();
@@ -166,27 +179,57 @@ impl<U: Upstream> ProxyService<U> {
                 return;
             }
         };
-        let peer = endpoint.addr;
+        // The endpoint a retry went to replaces the first pick here.
+        let attempt = std::sync::Mutex::new((picked, metrics, endpoint));
         // The response comes while the request body may still be streaming up.
         let body_timeout = self.http.settings.limits.request_body_timeout;
         let (responded, stalled) = (AtomicBool::new(false), OnceLock::new());
         let (responded, stalled) = (&responded, &stalled);
         let respond_part = async move {
-            let (svc, endpoint) = (&self, &endpoint);
+            let (svc, cell, balancer, route, label) = (&self, &attempt, &balancer, &route, &label);
             let response = async move {
                 let mut response = response;
-                let mut tries = 1;
+                let (mut tries, mut retries) = (1, 0);
                 loop {
-                    match (response.await, &again) {
-                        (Err(e), Some(head)) if unprocessed(&e) && tries < MAX_TRIES => {
+                    let endpoint = lock(cell).2.clone();
+                    match (response.await, &again, route) {
+                        (Err(e), Some(head), _) if unprocessed(&e) && tries < MAX_TRIES => {
                             tries += 1;
-                            (response, _) = svc.open_h2(endpoint, head_copy(head), true).await?;
+                            (response, _) = svc.open_h2(&endpoint, head_copy(head), true).await?;
                         }
-                        (r, _) => return r.map_err(ProxyError::UpstreamH2),
+                        (Ok(r), Some(head), Some(route))
+                            if retryable
+                                && retries < MAX_RETRIES
+                                && route.is_failure(r.status().as_u16())
+                                && svc.may_retry(balancer, route, label) =>
+                        {
+                            retries += 1;
+                            let status = r.status().as_u16();
+                            drop(r);
+                            {
+                                // The failed attempt is an exchange with the endpoint.
+                                let mut a = lock(cell);
+                                a.0.responded(status, start.elapsed());
+                                a.1.request();
+                                Recorder::new(a.1.clone(), start, status).finish(None);
+                            }
+                            let picked = balancer.pick().await.map_err(ProxyError::Unavailable)?;
+                            let endpoint = picked.endpoint().clone();
+                            let metrics = svc.metrics_for(label, &endpoint);
+                            *lock(cell) = (picked, metrics, endpoint.clone());
+                            (response, _) = svc.open_h2(&endpoint, head_copy(head), true).await?;
+                        }
+                        (r, _, _) => return r.map_err(ProxyError::UpstreamH2),
                     }
                 }
             };
-            match watch(&mut respond, deadline, response).await {
+            let outcome = watch(&mut respond, deadline, response).await;
+            let (mut picked, metrics, endpoint) = match attempt.into_inner() {
+                Ok(a) => a,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let peer = endpoint.addr;
+            match outcome {
                 Ok(response) => {
                     responded.store(true, Relaxed);
                     picked.responded(response.status().as_u16(), start.elapsed());
@@ -208,7 +251,7 @@ impl<U: Upstream> ProxyService<U> {
                     if e.is_upstream() {
                         picked.failed();
                     }
-                    let res = self.fail_tapped(e, &label, Some(metrics), start, grpc, tap);
+                    let res = self.fail_tapped(e, label, Some(metrics), start, grpc, tap);
                     send_proxy_response(&mut respond, res);
                 }
             }
@@ -368,6 +411,10 @@ fn send_proxy_response(respond: &mut SendResponse<Bytes>, res: Response<ProxyBod
             return;
         }
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A copy of a request head, to send again.

@@ -134,24 +134,29 @@ impl<U: Upstream> ProxyService<U> {
                 drain,
                 date: &date,
             };
-            let reusable = self.forward_lean(&io, exchange, &mut client_head).await;
-            buf.advance(request.len);
+            let next = self.forward_lean(&io, exchange, &mut client_head).await;
             drop(in_flight);
-            if !reusable {
-                let _ = io.shutdown().await;
-                return LeanEnd::Closed;
+            match next {
+                Next::Request => buf.advance(request.len),
+                Next::Close => {
+                    let _ = io.shutdown().await;
+                    return LeanEnd::Closed;
+                }
+                // Nothing was sent: hyper reads the request again.
+                Next::Handoff => return LeanEnd::Handoff(io, buf),
             }
         }
     }
 
-    /// Forwards one plain request and relays its response. Returns whether the client
-    /// connection can take another request.
+    /// Forwards one plain request and relays its response. Returns what the client
+    /// connection does next. A request to a target with profile routes (retries,
+    /// timeouts) goes to the hyper path, which applies them.
     async fn forward_lean(
         &self,
         io: &MeteredIo<TcpStream>,
         x: Exchange<'_>,
         client_head: &mut Vec<u8>,
-    ) -> bool {
+    ) -> Next {
         let target = match &self.conn.target {
             ConnTarget::Fixed(t) => t.clone(),
             ConnTarget::ProxyMode => match self.route_authority(Some(x.authority), false) {
@@ -161,6 +166,7 @@ impl<U: Upstream> ProxyService<U> {
         };
         let balancer = self.balancer_for(&target, x.authority);
         let mut picked = match balancer.pick().await {
+            Ok(p) if p.routed() => return Next::Handoff,
             Ok(p) => p,
             Err(e) => {
                 return self
@@ -216,7 +222,7 @@ impl<U: Upstream> ProxyService<U> {
                     let peer = conn.peer();
                     h1::Checkin::checkin(&*self.conn, peer, conn);
                 }
-                !close
+                Next::from_reusable(!close)
             }
             Err(e) => {
                 let label = match e {
@@ -226,7 +232,7 @@ impl<U: Upstream> ProxyService<U> {
                 recorder
                     .grpc_status(response.grpc_status)
                     .finish(Some(label));
-                false
+                Next::Close
             }
         }
     }
@@ -252,14 +258,14 @@ impl<U: Upstream> ProxyService<U> {
     }
 
     /// Answers with the proxy's error response for `error`, recording it as the hyper
-    /// path does. Returns whether the client connection can take another request.
+    /// path does. Returns what the client connection does next.
     async fn lean_error(
         &self,
         io: &MeteredIo<TcpStream>,
         error: ProxyError,
         metrics: Option<Arc<HttpMetrics>>,
         x: &Exchange<'_>,
-    ) -> bool {
+    ) -> Next {
         let res = self.fail(error, x.authority, metrics, x.start, false);
         let (parts, mut body) = res.into_parts();
         let mut head = Vec::with_capacity(256);
@@ -289,7 +295,22 @@ impl<U: Upstream> ProxyService<U> {
         let mut slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&head))
             .chain(data.iter().map(|d| IoSlice::new(d)))
             .collect();
-        write_all(io, &mut slices).await.is_ok() && !close
+        Next::from_reusable(write_all(io, &mut slices).await.is_ok() && !close)
+    }
+}
+
+/// What a client connection does after a request.
+enum Next {
+    /// Reads the next request.
+    Request,
+    Close,
+    /// Hands the request, unsent, and the connection to hyper.
+    Handoff,
+}
+
+impl Next {
+    fn from_reusable(reusable: bool) -> Next {
+        if reusable { Next::Request } else { Next::Close }
     }
 }
 
