@@ -1,7 +1,7 @@
 //! Failure accrual: an endpoint that fails too many requests in a row is ejected from its
 //! balancer for a penalty, then let back on probation.
 //!
-//! A failure is a connection error or a 5xx response. After [`Accrual::max_failures`]
+//! A failure is a connection error or a 5xx response. After [`AccrualSettings::max_failures`]
 //! consecutive failures the endpoint is ejected for the minimum penalty. When the penalty
 //! has passed it is on probation: it takes requests again, and its next answer decides: a
 //! success restores it (and the penalty), a failure ejects it again for twice the last
