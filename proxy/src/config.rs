@@ -4,6 +4,7 @@
 //! linkerd2-proxy configures mesh-proxy unchanged. Knobs only mesh-proxy has use the
 //! `MESH_PROXY_` prefix. The full list, with defaults, is in the crate documentation.
 
+mod namer;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -13,6 +14,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use namer::{DEFAULT_DTAB, NamerConfig};
 pub use parse::{PortSet, duration as parse_duration, socket_addr as parse_socket_addr};
 
 /// Where configuration values come from. Tests pass a map instead of touching the process
@@ -109,6 +111,39 @@ pub enum ConfigError {
         name: &'static str,
         value: String,
         expected: &'static str,
+    },
+    /// A dtab that does not parse; the error says where (`at line:column`). The value is
+    /// not quoted: it may be long, and the position points into it.
+    #[error("{name}: not a dtab: {error}")]
+    Dtab {
+        name: &'static str,
+        error: crate::dtab::DtabError,
+    },
+    /// A dtab file whose contents do not parse.
+    #[error("{name}={path:?}: not a dtab: {error}")]
+    DtabFile {
+        name: &'static str,
+        path: String,
+        error: crate::dtab::DtabError,
+    },
+    /// A file or directory that cannot be used.
+    #[error("{name}={value:?}: {reason}")]
+    File {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// Two variables that exclude each other.
+    #[error("{name} and {other} are both set; set one of them")]
+    Conflict {
+        name: &'static str,
+        other: &'static str,
+    },
+    /// A variable that means nothing without another.
+    #[error("{name} is set but {needs} is not; it needs both")]
+    Requires {
+        name: &'static str,
+        needs: &'static str,
     },
 }
 
@@ -260,6 +295,9 @@ pub struct Config {
     pub h2_windows: H2Windows,
     /// `MESH_PROXY_METRICS_MAX_SERIES` and `LINKERD2_PROXY_METRICS_RETAIN_IDLE`.
     pub metrics: crate::metrics::SeriesLimits,
+    /// `MESH_PROXY_DTAB` (or `…_DTAB_FILE`) and `MESH_PROXY_FS_NAMER_DIR`: discovery
+    /// through a Linkerd 1 dtab over a file namer, when the directory is set.
+    pub namer: Option<NamerConfig>,
     /// Linkerd variables that are set but not used yet, sorted.
     pub unsupported: Vec<String>,
 }
@@ -526,6 +564,7 @@ impl Reader<'_> {
             "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD",
             Duration::from_secs(120),
         );
+        let namer = namer::read(self.env, &mut self.errors);
         let mut unsupported: Vec<String> = self
             .env
             .names()
@@ -545,6 +584,7 @@ impl Reader<'_> {
             limits,
             h2_windows,
             metrics,
+            namer,
             unsupported,
         }
     }

@@ -17,8 +17,8 @@
 //! side; `push_balance` and `push_discover` are outbound's own.
 
 mod balance;
-pub mod profile;
 pub mod discover;
+pub mod profile;
 
 pub use balance::Balance;
 pub use discover::Discover;

@@ -15,6 +15,7 @@
 //! is dropped (the balancer went idle and was evicted) the source may stop watching it.
 
 pub mod dns;
+pub mod namer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
