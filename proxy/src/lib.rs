@@ -82,6 +82,9 @@
 //! | `MESH_PROXY_HTTP2_MAX_LOCAL_ERROR_RESETS` | `1024` | proxy-side resets before GOAWAY |
 //! | `MESH_PROXY_METRICS_MAX_SERIES` | `1000` | label sets per metric family (HTTP, TCP); new ones past it are counted in an overflow series (see Metrics) |
 //! | `MESH_PROXY_TAP_ENABLED` | `false` | serve `GET /tap` on the admin port: live request metadata for `mesh tap` and `mesh top` (see [`admin::tap`]) |
+//! | `MESH_PROXY_FS_NAMER_DIR` | unset | turns on discovery through a Linkerd 1 dtab over a file namer: `/#/io.l5d.fs/<name>` is the file `<name>` here, one `IP:PORT` (or `IP PORT`) per line, optionally ` tls=<identity>`; files are polled every 250 ms (at most 1 MiB and 10000 lines; bad lines skipped with a warning naming `file:line`). A request for host `web` is the name `/svc/web`, port left out (see [`outbound::discover::namer`]) |
+//! | `MESH_PROXY_DTAB` | `/svc => /#/io.l5d.fs` | the dtab, in Linkerd 1's syntax (at most 64 KiB); needs `MESH_PROXY_FS_NAMER_DIR`; a syntax error exits 64 with its line and column. The admin server's `PUT /dtab` replaces it at run time, `GET /dtab` prints it (loopback clients only) |
+//! | `MESH_PROXY_DTAB_FILE` | unset | a file holding the dtab, read once at start-up; setting both this and `MESH_PROXY_DTAB` is an error |
 //!
 //! # Errors
 //!
@@ -173,7 +176,10 @@
 //! - The data path never blocks on metrics: label sets are resolved per connection and
 //!   counters are atomics.
 //! - The admin server runs on a thread and runtime of its own, so no admin request can
-//!   delay proxied traffic; the log level and `/shutdown` answer loopback clients only.
+//!   delay proxied traffic; the log level, `/shutdown` and `/dtab` answer loopback clients
+//!   only.
+//! - The namer reads its files on a thread of its own, never on the proxy's runtime; dtab
+//!   evaluation runs on an explicit stack with bounded depth, nodes and path length.
 
 pub mod admin;
 pub mod app;

@@ -3,7 +3,7 @@
 //! A request for host `web` (the `Host` or authority without its port) has the logical name
 //! `/svc/web`, as Linkerd 1's default HTTP identifier gives. The dtab delegates it (see
 //! [`delegate`]) to bound names `/#/io.l5d.fs/<file>`, each the endpoints listed in
-//! `MESH_PROXY_FS_NAMER_DIR/<file>` (see [`file`]). The answer is one [`Backend`] per bound
+//! `MESH_PROXY_FS_NAMER_DIR/<file>` (see [`file`](mod@file)). The answer is one [`Backend`] per bound
 //! name, named by it, with the name's share of traffic as its weight (scaled to
 //! [`WEIGHT_SCALE`]); every endpoint carries the label `dst_service="<file>"`. `$` becomes a
 //! backend named `$` with no endpoints. A name that resolves negative (`~`, no rule, every

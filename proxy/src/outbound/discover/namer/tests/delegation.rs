@@ -234,7 +234,7 @@ fn loops_end_with_an_error() {
 #[test]
 fn wide_trees_are_bounded() {
     // Five levels of ten-way unions: 100,000 leaves, 5 deep.
-    let ten = |to: &str| vec![to; 10].join(" & ");
+    let ten = |to: &str| [to; 10].join(" & ");
     let mut rules = vec![format!("/svc => {}", ten("/l1"))];
     for level in 1..5 {
         rules.push(format!("/l{level} => {}", ten(&format!("/l{}", level + 1))));
