@@ -32,7 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -152,14 +152,22 @@ impl Resolve for Namer {
 }
 
 /// The thread: a pass every [`POLL`] or when woken, until the [`Namer`] is dropped.
+/// A wake-up evaluates the new names only: files are looked at once per [`POLL`], however
+/// many new names arrive.
 fn poll(shared: &Shared, woken: &Receiver<()>) {
+    let mut looked = Instant::now();
     loop {
-        match woken.recv_timeout(POLL) {
+        let wait = POLL.saturating_sub(looked.elapsed());
+        match woken.recv_timeout(wait) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
+        let look = looked.elapsed() >= POLL;
+        if look {
+            looked = Instant::now();
+        }
         let mut work = shared.work.lock().unwrap_or_else(|e| e.into_inner());
-        shared.pass(&mut work, true);
+        shared.pass(&mut work, look);
     }
 }
 
