@@ -121,6 +121,9 @@
 //! | `MESH_PROXY_FAILURE_ACCRUAL_CONSECUTIVE` | `5` | consecutive failures (connection errors, 5xx) that eject a discovered endpoint; `0` turns ejection off |
 //! | `MESH_PROXY_FAILURE_ACCRUAL_MIN_PENALTY`, `…_MAX_PENALTY` | `1s`, `1m` | how long an ejected endpoint rests; the penalty doubles each time its probe fails |
 //! | `MESH_PROXY_DISCOVERY_WAIT` | `3s` | how long a request waits for discovery's first answer before going to its original destination |
+//! | `MESH_PROXY_FS_NAMER_DIR` | unset | turns on discovery through a Linkerd 1 dtab over a file namer: `/#/io.l5d.fs/<name>` is the file `<name>` here, one `IP:PORT` (or `IP PORT`) per line, optionally ` tls=<identity>`; files are polled every 250 ms (at most 1 MiB and 10000 lines; bad lines skipped with a warning naming `file:line`). A request for host `web` is the name `/svc/web`, port left out (see [`outbound::discover::namer`]) |
+//! | `MESH_PROXY_DTAB` | `/svc => /#/io.l5d.fs` | the dtab, in Linkerd 1's syntax (at most 64 KiB); needs `MESH_PROXY_FS_NAMER_DIR`; a syntax error exits 64 with its line and column. The admin server's `PUT /dtab` replaces it at run time, `GET /dtab` prints it (loopback clients only) |
+//! | `MESH_PROXY_DTAB_FILE` | unset | a file holding the dtab, read once at start-up; setting both this and `MESH_PROXY_DTAB` is an error |
 //!
 //! # Errors
 //!
@@ -218,7 +221,10 @@
 //! - The data path never blocks on metrics: label sets are resolved per connection and
 //!   counters are atomics.
 //! - The admin server runs on a thread and runtime of its own, so no admin request can
-//!   delay proxied traffic; the log level and `/shutdown` answer loopback clients only.
+//!   delay proxied traffic; the log level, `/shutdown` and `/dtab` answer loopback clients
+//!   only.
+//! - The namer reads its files on a thread of its own, never on the proxy's runtime; dtab
+//!   evaluation runs on an explicit stack with bounded depth, nodes and path length.
 
 pub mod admin;
 pub mod app;
