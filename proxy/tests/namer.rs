@@ -129,7 +129,6 @@ fn without_a_namer_dtab_is_not_found() {
 }
 
 #[test]
-#[ignore = "needs the namer built in app.rs and passed to Admin::with_namer; remove once wired"]
 fn put_dtab_replaces_it_and_get_prints_it() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = Proxy::start(&[
