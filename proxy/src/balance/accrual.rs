@@ -94,6 +94,17 @@ impl Accrual {
         );
     }
 
+    /// Ejects the endpoint at once: it refused a connection, so it is not there (as
+    /// Linkerd's balancer takes an endpoint it cannot connect to out of rotation).
+    pub fn eject(&self, now: Instant, settings: &AccrualSettings) {
+        if settings.max_failures == 0 {
+            return;
+        }
+        self.consecutive
+            .fetch_max(settings.max_failures.saturating_sub(1), Relaxed);
+        self.record(false, now, settings);
+    }
+
     /// Whether the endpoint is ejected now (for metrics and tests).
     pub fn is_ejected(&self, now: Instant) -> bool {
         !self.available(now)

@@ -582,6 +582,24 @@ impl Picked {
         self.finish(false, Instant::now());
     }
 
+    /// The endpoint could not be connected to: nothing was sent, so the request may go
+    /// to another pick, and the endpoint (if discovered) is ejected at once.
+    pub fn unreachable(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.endpoint.load.end();
+        if self.endpoint.accrues {
+            self.endpoint.accrual.eject(Instant::now(), &self.settings);
+        }
+    }
+
+    /// Whether the endpoint came from discovery (another pick may find another one).
+    pub fn is_discovered(&self) -> bool {
+        self.endpoint.accrues
+    }
+
     fn finish(&mut self, ok: bool, now: Instant) {
         self.done = true;
         self.endpoint.load.end();

@@ -213,7 +213,7 @@ impl<U: Upstream> ProxyService<U> {
             }
             JobKind::H1(prepared, on_upgrade) => (prepared, on_upgrade),
         };
-        let mut retries = 0;
+        let (mut retries, mut repicks) = (0, 0);
         let (answer, mut picked, metrics) = loop {
             let mut picked = match balancer.pick().await {
                 Ok(p) => p,
@@ -225,6 +225,12 @@ impl<U: Upstream> ProxyService<U> {
             let metrics = self.metrics_for(label, picked.endpoint());
             let answer = match self.send_h1(picked.endpoint(), &mut prepared).await {
                 Ok(r) => r,
+                // Nothing was sent: another endpoint may take it.
+                Err(ProxyError::Connect(_)) if repicks < MAX_REPICKS && picked.is_discovered() => {
+                    picked.unreachable();
+                    repicks += 1;
+                    continue;
+                }
                 Err(e) => {
                     if e.is_upstream() {
                         picked.failed();
@@ -571,6 +577,11 @@ struct Job {
 
 /// How many times one request is sent again on a retryable route, budget permitting.
 pub(super) const MAX_RETRIES: u32 = 3;
+
+/// How many other endpoints a request tries when the one picked refuses the connection.
+/// Nothing was sent, so any request may go elsewhere, retryable or not; the endpoint is
+/// ejected at once.
+pub(super) const MAX_REPICKS: u32 = 3;
 
 enum JobKind {
     H1(Prepared, Option<hyper::upgrade::OnUpgrade>),

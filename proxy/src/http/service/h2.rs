@@ -24,7 +24,7 @@ use super::super::h2::{H2Conn, KeepAlive, PipeError, pipe, unprocessed};
 use super::super::headers::{authority, is_grpc};
 use super::super::pace::BodyPace;
 use super::super::validate;
-use super::{MAX_RETRIES, ProxyService};
+use super::{MAX_REPICKS, MAX_RETRIES, ProxyService};
 use crate::admin::tap::{TapRequest, Tapping};
 use crate::balance::RouteRef;
 use crate::connect::Upstream;
@@ -136,7 +136,7 @@ impl<U: Upstream> ProxyService<U> {
                 return;
             }
         };
-        let metrics = self.metrics_for(&label, picked.endpoint());
+        let mut metrics = self.metrics_for(&label, picked.endpoint());
         let (parts, mut body) = req.into_parts();
         let end = body.is_end_stream();
         let request = Request::from_parts(parts, ());
@@ -159,13 +159,37 @@ impl<U: Upstream> ProxyService<U> {
         };
         let deadline = timeout.map(|t| (tokio::time::Instant::now() + t, t));
 
-        let endpoint = picked.endpoint().clone();
-        let opened = watch(
-            &mut respond,
-            deadline,
-            self.open_h2(&endpoint, request, end),
-        )
-        .await;
+        let mut request = Some(request);
+        let mut repicks = 0;
+        let (endpoint, opened) = loop {
+            let endpoint = picked.endpoint().clone();
+            let opened = watch(
+                &mut respond,
+                deadline,
+                self.open_h2(&endpoint, &mut request, end),
+            )
+            .await;
+            match opened {
+                // Nothing was sent: another endpoint may take it.
+                Err(Some(ProxyError::Connect(_)))
+                    if repicks < MAX_REPICKS && picked.is_discovered() && request.is_some() =>
+                {
+                    picked.unreachable();
+                    repicks += 1;
+                    picked = match balancer.pick().await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let e = ProxyError::Unavailable(e);
+                            let res = self.fail_tapped(e, &label, None, start, grpc, tap);
+                            send_proxy_response(&mut respond, res);
+                            return;
+                        }
+                    };
+                    metrics = self.metrics_for(&label, picked.endpoint());
+                }
+                opened => break (endpoint, opened),
+            }
+        };
         let (response, upstream_body) = match opened {
             Ok(r) => r,
             // The client reset the stream: nothing to answer or record.
@@ -195,7 +219,8 @@ impl<U: Upstream> ProxyService<U> {
                     match (response.await, &again, route) {
                         (Err(e), Some(head), _) if unprocessed(&e) && tries < MAX_TRIES => {
                             tries += 1;
-                            (response, _) = svc.open_h2(&endpoint, head_copy(head), true).await?;
+                            let mut again = Some(head_copy(head));
+                            (response, _) = svc.open_h2(&endpoint, &mut again, true).await?;
                         }
                         (Ok(r), Some(head), Some(route))
                             if retryable
@@ -217,7 +242,8 @@ impl<U: Upstream> ProxyService<U> {
                             let endpoint = picked.endpoint().clone();
                             let metrics = svc.metrics_for(label, &endpoint);
                             *lock(cell) = (picked, metrics, endpoint.clone());
-                            (response, _) = svc.open_h2(&endpoint, head_copy(head), true).await?;
+                            let mut again = Some(head_copy(head));
+                            (response, _) = svc.open_h2(&endpoint, &mut again, true).await?;
                         }
                         (r, _, _) => return r.map_err(ProxyError::UpstreamH2),
                     }
@@ -285,11 +311,12 @@ impl<U: Upstream> ProxyService<U> {
     }
 
     /// Opens the upstream stream: the request head goes out, and the response is awaited
-    /// by the caller.
+    /// by the caller. The request is taken only once a connection is ready for it, so on
+    /// a connection error it is still there to send elsewhere.
     async fn open_h2(
         &self,
         endpoint: &Endpoint,
-        request: Request<()>,
+        request: &mut Option<Request<()>>,
         end: bool,
     ) -> Result<(h2::client::ResponseFuture, Option<SendStream<Bytes>>), ProxyError> {
         let mut conn = self.h2_conn(endpoint).await?;
@@ -303,6 +330,9 @@ impl<U: Upstream> ProxyService<U> {
                 .map_err(ProxyError::UpstreamH2)?;
         }
         let mut sender = conn.sender;
+        let Some(request) = request.take() else {
+            return Err(ProxyError::BadRequest("request already sent"));
+        };
         let (response, tx) = sender
             .send_request(request, end)
             .map_err(ProxyError::UpstreamH2)?;
