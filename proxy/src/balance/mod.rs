@@ -258,6 +258,15 @@ impl Balancer {
         Some(RouteRef { profile, index })
     }
 
+    /// Whether any endpoint of the current answer is a meshed proxy that takes HTTP/1
+    /// requests over HTTP/2 (`l5d-orig-proto`).
+    pub fn h2_hinted(&self) -> bool {
+        self.snapshot()
+            .backends
+            .iter()
+            .any(|s| s.endpoints.iter().any(|e| e.endpoint.h2_hint))
+    }
+
     /// The target's retry budget.
     pub fn budget(&self) -> &Budget {
         &self.budget

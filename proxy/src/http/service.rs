@@ -2,6 +2,7 @@
 
 pub(super) mod h2;
 pub(super) mod lean;
+mod orig_proto;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -155,8 +156,13 @@ impl<U: Upstream> ProxyService<U> {
             let on_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
             strip_hop_by_hop(req.headers_mut(), upgrading);
             to_origin_form(&mut req);
-            let body_timeout = self.http.settings.limits.request_body_timeout;
-            JobKind::H1(Prepared::new(req, &target, body_timeout), on_upgrade)
+            if !upgrading && balancer.h2_hinted() {
+                // Encoded once the pick says whether its endpoint takes HTTP/2.
+                JobKind::Orig(req, target)
+            } else {
+                let body_timeout = self.http.settings.limits.request_body_timeout;
+                JobKind::H1(Prepared::new(req, &target, body_timeout), on_upgrade)
+            }
         };
         Ok(Job {
             start,
@@ -199,6 +205,8 @@ impl<U: Upstream> ProxyService<U> {
         if retryable {
             balancer.budget().deposit(Instant::now());
         }
+        // A pick made before the request was encoded, used by the first attempt.
+        let mut first = None;
         let (mut prepared, on_downstream_upgrade) = match kind {
             JobKind::Tunnel(on_upgrade) => {
                 let picked = match balancer.pick().await {
@@ -212,10 +220,29 @@ impl<U: Upstream> ProxyService<U> {
                 return self.tunnel(on_upgrade, picked, label, metrics, start).await;
             }
             JobKind::H1(prepared, on_upgrade) => (prepared, on_upgrade),
+            JobKind::Orig(req, target) => {
+                let picked = match balancer.pick().await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let e = ProxyError::Unavailable(e);
+                        return self.fail_tapped(e, label, None, start, false, tap);
+                    }
+                };
+                if picked.endpoint().h2_hint {
+                    return self.upgrade_h2(req, picked, label, start, tap).await;
+                }
+                first = Some(picked);
+                let body_timeout = self.http.settings.limits.request_body_timeout;
+                (Prepared::new(req, &target, body_timeout), None)
+            }
         };
         let (mut retries, mut repicks) = (0, 0);
         let (answer, mut picked, metrics) = loop {
-            let mut picked = match balancer.pick().await {
+            let picked = match first.take() {
+                Some(p) => Ok(p),
+                None => balancer.pick().await,
+            };
+            let mut picked = match picked {
                 Ok(p) => p,
                 Err(e) => {
                     let e = ProxyError::Unavailable(e);
@@ -586,4 +613,7 @@ pub(super) const MAX_REPICKS: u32 = 3;
 enum JobKind {
     H1(Prepared, Option<hyper::upgrade::OnUpgrade>),
     Tunnel(hyper::upgrade::OnUpgrade),
+    /// A request to a target with meshed endpoints: to one of them it goes over HTTP/2
+    /// (`l5d-orig-proto`), to another as HTTP/1.
+    Orig(Request<Incoming>, Logical),
 }

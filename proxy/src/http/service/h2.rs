@@ -21,7 +21,7 @@ use super::super::conn::Graceful;
 use super::super::date;
 use super::super::errors::ProxyError;
 use super::super::h2::{H2Conn, KeepAlive, PipeError, pipe, unprocessed};
-use super::super::headers::{authority, is_grpc};
+use super::super::headers::{L5D_ORIG_PROTO, authority, is_grpc};
 use super::super::pace::BodyPace;
 use super::super::validate;
 use super::{MAX_REPICKS, MAX_RETRIES, ProxyService};
@@ -29,7 +29,7 @@ use crate::admin::tap::{TapRequest, Tapping};
 use crate::balance::RouteRef;
 use crate::connect::Upstream;
 use crate::io::MeteredIo;
-use crate::metrics::HttpMetrics;
+use crate::metrics::{Direction, HttpMetrics};
 use crate::outbound::discover::Endpoint;
 
 type Io = MeteredIo<TcpStream>;
@@ -104,6 +104,14 @@ impl<U: Upstream> ProxyService<U> {
     /// Forwards one stream: routes it, sends it upstream, and pipes both bodies.
     async fn forward_h2(self, mut req: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
         let start = Instant::now();
+        if self.http.settings.direction == Direction::Inbound
+            && req
+                .headers()
+                .get(L5D_ORIG_PROTO)
+                .is_some_and(|v| v.as_bytes().starts_with(b"HTTP/1"))
+        {
+            return self.downgrade_h2(req, respond, start).await;
+        }
         let grpc = is_grpc(&req);
         if let Err(e) = validate::request_target(&mut req) {
             let label = authority(&req).unwrap_or("").to_owned();
@@ -313,7 +321,7 @@ impl<U: Upstream> ProxyService<U> {
     /// Opens the upstream stream: the request head goes out, and the response is awaited
     /// by the caller. The request is taken only once a connection is ready for it, so on
     /// a connection error it is still there to send elsewhere.
-    async fn open_h2(
+    pub(super) async fn open_h2(
         &self,
         endpoint: &Endpoint,
         request: &mut Option<Request<()>>,
@@ -426,7 +434,7 @@ async fn watch<T>(
 }
 
 /// Sends a response the proxy made (an error): its head, then its whole body.
-fn send_proxy_response(respond: &mut SendResponse<Bytes>, res: Response<ProxyBody>) {
+pub(super) fn send_proxy_response(respond: &mut SendResponse<Bytes>, res: Response<ProxyBody>) {
     let (mut parts, mut body) = res.into_parts();
     parts.headers.entry(DATE).or_insert_with(date::header_value);
     let data = body.take_ready();

@@ -174,7 +174,8 @@ impl<U: Upstream> ProxyService<U> {
         let mut repicks = 0;
         let (mut picked, metrics, mut conn, response) = loop {
             let mut picked = match balancer.pick().await {
-                Ok(p) if p.routed() => return Next::Handoff,
+                // Profile routes and HTTP/2 upgrades are the hyper path's.
+                Ok(p) if p.routed() || p.endpoint().h2_hint => return Next::Handoff,
                 Ok(p) => p,
                 Err(e) => {
                     return self
