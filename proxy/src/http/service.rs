@@ -25,7 +25,7 @@ use super::{Http, upgrade, validate};
 use crate::admin::tap::{TapRequest, Tapping};
 use crate::balance::{Balancer, Picked, RouteRef};
 use crate::connect::{Connection, Upstream};
-use crate::metrics::{DstLabels, HttpKey, HttpMetrics, RouteKey};
+use crate::metrics::{DstLabels, HttpKey, HttpMetrics, RouteKey, RouteMetrics};
 use crate::outbound::discover::Endpoint;
 use crate::target::{ConnTarget, Logical};
 
@@ -146,7 +146,9 @@ impl<U: Upstream> ProxyService<U> {
             TapRequest::new(&req, auth, s.direction, s.tls, self.conn.client)
         });
         let balancer = self.balancer_for(&target, auth);
-        let route = balancer.route(req.method(), req.uri().path());
+        let route = balancer
+            .route(req.method(), req.uri().path())
+            .map(|r| self.route_call(r, auth));
         let auth_owned = Box::<str>::from(auth);
         let tunnel = req.method() == Method::CONNECT;
         let kind = if tunnel && self.conn.target == ConnTarget::ProxyMode {
@@ -177,14 +179,20 @@ impl<U: Upstream> ProxyService<U> {
     /// The asynchronous half: send, and turn the answer into the response. A profile
     /// route's timeout bounds the whole request, retries included.
     async fn run(self, job: Job) -> Response<ProxyBody> {
-        let Some(t) = job.route.as_ref().and_then(RouteRef::timeout) else {
+        let Some(t) = job.route.as_ref().and_then(|c| c.route.timeout()) else {
             return self.attempt(job).await;
         };
-        let (label, start) = (job.auth_owned.clone(), job.start);
+        let (label, start, call) = (job.auth_owned.clone(), job.start, job.route.clone());
         // Boxed: a timer makes the future large; only requests on a route with a timeout.
         match Box::pin(tokio::time::timeout(t, self.clone().attempt(job))).await {
             Ok(res) => res,
-            Err(_) => self.fail(ProxyError::ResponseTimeout(t), &label, None, start, false),
+            Err(_) => {
+                let e = ProxyError::ResponseTimeout(t);
+                if let Some(call) = &call {
+                    call.failed(e.status().as_u16(), start.elapsed());
+                }
+                self.fail(e, &label, None, start, false)
+            }
         }
     }
 
@@ -201,10 +209,18 @@ impl<U: Upstream> ProxyService<U> {
             route,
         } = job;
         let label = &*auth_owned;
-        let retryable = route.as_ref().is_some_and(RouteRef::is_retryable);
+        let retryable = route.as_ref().is_some_and(|c| c.route.is_retryable());
         if retryable {
             balancer.budget().deposit(Instant::now());
         }
+        if let Some(call) = &route {
+            call.metrics.request();
+        }
+        let failed = |e: &ProxyError| {
+            if let Some(call) = &route {
+                call.failed(e.status().as_u16(), start.elapsed());
+            }
+        };
         // A pick made before the request was encoded, used by the first attempt.
         let mut first = None;
         let (mut prepared, on_downstream_upgrade) = match kind {
@@ -213,6 +229,7 @@ impl<U: Upstream> ProxyService<U> {
                     Ok(p) => p,
                     Err(e) => {
                         let e = ProxyError::Unavailable(e);
+                        failed(&e);
                         return self.fail_tapped(e, label, None, start, false, tap);
                     }
                 };
@@ -225,6 +242,7 @@ impl<U: Upstream> ProxyService<U> {
                     Ok(p) => p,
                     Err(e) => {
                         let e = ProxyError::Unavailable(e);
+                        failed(&e);
                         return self.fail_tapped(e, label, None, start, false, tap);
                     }
                 };
@@ -246,6 +264,7 @@ impl<U: Upstream> ProxyService<U> {
                 Ok(p) => p,
                 Err(e) => {
                     let e = ProxyError::Unavailable(e);
+                    failed(&e);
                     return self.fail_tapped(e, label, None, start, false, tap);
                 }
             };
@@ -262,17 +281,19 @@ impl<U: Upstream> ProxyService<U> {
                     if e.is_upstream() {
                         picked.failed();
                     }
+                    failed(&e);
                     return self.fail_tapped(e, label, Some(metrics), start, false, tap);
                 }
             };
             let retry = match (&answer, &route) {
-                (Answer::H1(head, _), Some(route))
-                    if retryable
+                (Answer::H1(head, _), Some(call)) => {
+                    let status = head.status.as_u16();
+                    call.attempt(status);
+                    retryable
                         && retries < MAX_RETRIES
                         && prepared.resendable()
-                        && route.is_failure(head.status.as_u16()) =>
-                {
-                    self.may_retry(&balancer, route, label)
+                        && call.route.is_failure(status)
+                        && self.may_retry(&balancer, call)
                 }
                 _ => false,
             };
@@ -290,6 +311,9 @@ impl<U: Upstream> ProxyService<U> {
         };
         let peer = picked.addr();
         metrics.request();
+        if let (Some(call), Answer::H1(head, _)) = (&route, &answer) {
+            call.answered(head.status.as_u16(), start.elapsed());
+        }
         let (status, mut headers, body) = match answer {
             Answer::H1(head, body) => {
                 picked.responded(head.status.as_u16(), start.elapsed());
@@ -315,21 +339,26 @@ impl<U: Upstream> ProxyService<U> {
         res
     }
 
-    /// Whether a failed request on `route` may be sent again: the target's budget decides,
+    /// Whether a failed request on a route may be sent again: the target's budget decides,
     /// and the route's counters record the decision.
-    pub(super) fn may_retry(&self, balancer: &Balancer, route: &RouteRef, dst: &str) -> bool {
+    pub(super) fn may_retry(&self, balancer: &Balancer, call: &RouteCall) -> bool {
+        if balancer.budget().withdraw(Instant::now()) {
+            call.metrics.retried();
+            true
+        } else {
+            call.metrics.budget_exhausted();
+            false
+        }
+    }
+
+    /// A request on `route` to `dst`, with the route's metrics.
+    pub(super) fn route_call(&self, route: RouteRef, dst: &str) -> RouteCall {
         let metrics = self.http.metrics.route(RouteKey {
             direction: self.http.settings.direction,
             dst: dst.into(),
             route: route.name().into(),
         });
-        if balancer.budget().withdraw(Instant::now()) {
-            metrics.retried();
-            true
-        } else {
-            metrics.budget_exhausted();
-            false
-        }
+        RouteCall { route, metrics }
     }
 
     /// Where a request goes: the connection's fixed target, or in HTTP proxy mode, the
@@ -599,7 +628,33 @@ struct Job {
     /// The request's metadata, kept only while someone taps.
     tap: Option<Box<TapRequest>>,
     /// The target's profile route the request takes, if any.
-    route: Option<RouteRef>,
+    route: Option<RouteCall>,
+}
+
+/// A request on a profile route, and the route's metrics.
+#[derive(Clone)]
+pub(super) struct RouteCall {
+    pub(super) route: RouteRef,
+    pub(super) metrics: Arc<RouteMetrics>,
+}
+
+impl RouteCall {
+    /// One attempt's answer, retries included.
+    pub(super) fn attempt(&self, status: u16) {
+        self.metrics.attempt(status, self.route.is_failure(status));
+    }
+
+    /// The answer the client gets.
+    pub(super) fn answered(&self, status: u16, latency: std::time::Duration) {
+        self.metrics
+            .response(status, self.route.is_failure(status), latency);
+    }
+
+    /// The proxy's own answer (502, 503, 504): a failed attempt and a failed response.
+    pub(super) fn failed(&self, status: u16, latency: std::time::Duration) {
+        self.metrics.attempt(status, true);
+        self.metrics.response(status, true, latency);
+    }
 }
 
 /// How many times one request is sent again on a retryable route, budget permitting.

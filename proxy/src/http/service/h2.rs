@@ -26,7 +26,6 @@ use super::super::pace::BodyPace;
 use super::super::validate;
 use super::{MAX_REPICKS, MAX_RETRIES, ProxyService};
 use crate::admin::tap::{TapRequest, Tapping};
-use crate::balance::RouteRef;
 use crate::connect::Upstream;
 use crate::io::MeteredIo;
 use crate::metrics::{Direction, HttpMetrics};
@@ -152,15 +151,20 @@ impl<U: Upstream> ProxyService<U> {
         // The copy of its head costs a header map per request, a small price next to a
         // 502 each time an upstream recycles its connection.
         let again = end.then(|| head_copy(&request));
-        let route = balancer.route(request.method(), request.uri().path());
-        let retryable = again.is_some() && route.as_ref().is_some_and(RouteRef::is_retryable);
+        let route = balancer
+            .route(request.method(), request.uri().path())
+            .map(|r| self.route_call(r, &label));
+        let retryable = again.is_some() && route.as_ref().is_some_and(|c| c.route.is_retryable());
         if retryable {
             balancer.budget().deposit(Instant::now());
+        }
+        if let Some(call) = &route {
+            call.metrics.request();
         }
         // A profile route's timeout bounds the whole request, retries included.
         let timeout = match (
             self.http.settings.limits.response_timeout,
-            route.as_ref().and_then(RouteRef::timeout),
+            route.as_ref().and_then(|c| c.route.timeout()),
         ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -206,6 +210,9 @@ impl<U: Upstream> ProxyService<U> {
                 if e.is_upstream() {
                     picked.failed();
                 }
+                if let Some(call) = &route {
+                    call.failed(e.status().as_u16(), start.elapsed());
+                }
                 let res = self.fail_tapped(e, &label, Some(metrics), start, grpc, tap);
                 send_proxy_response(&mut respond, res);
                 return;
@@ -224,17 +231,21 @@ impl<U: Upstream> ProxyService<U> {
                 let (mut tries, mut retries) = (1, 0);
                 loop {
                     let endpoint = lock(cell).2.clone();
-                    match (response.await, &again, route) {
+                    let result = response.await;
+                    if let (Ok(r), Some(call)) = (&result, route) {
+                        call.attempt(r.status().as_u16());
+                    }
+                    match (result, &again, route) {
                         (Err(e), Some(head), _) if unprocessed(&e) && tries < MAX_TRIES => {
                             tries += 1;
                             let mut again = Some(head_copy(head));
                             (response, _) = svc.open_h2(&endpoint, &mut again, true).await?;
                         }
-                        (Ok(r), Some(head), Some(route))
+                        (Ok(r), Some(head), Some(call))
                             if retryable
                                 && retries < MAX_RETRIES
-                                && route.is_failure(r.status().as_u16())
-                                && svc.may_retry(balancer, route, label) =>
+                                && call.route.is_failure(r.status().as_u16())
+                                && svc.may_retry(balancer, call) =>
                         {
                             retries += 1;
                             let status = r.status().as_u16();
@@ -267,6 +278,9 @@ impl<U: Upstream> ProxyService<U> {
                 Ok(response) => {
                     responded.store(true, Relaxed);
                     picked.responded(response.status().as_u16(), start.elapsed());
+                    if let Some(call) = route {
+                        call.answered(response.status().as_u16(), start.elapsed());
+                    }
                     let answered = Answered {
                         metrics,
                         tap,
@@ -284,6 +298,9 @@ impl<U: Upstream> ProxyService<U> {
                         .map_or(e, ProxyError::RequestBodyStalled);
                     if e.is_upstream() {
                         picked.failed();
+                    }
+                    if let Some(call) = route {
+                        call.failed(e.status().as_u16(), start.elapsed());
                     }
                     let res = self.fail_tapped(e, label, Some(metrics), start, grpc, tap);
                     send_proxy_response(&mut respond, res);
