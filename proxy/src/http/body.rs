@@ -263,6 +263,5 @@ const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 pub(super) fn grpc_status(headers: &HeaderMap) -> Option<u32> {
     headers
         .get(GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse().ok())
+        .and_then(|v| super::headers::grpc_code(v.as_bytes()))
 }

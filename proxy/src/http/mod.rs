@@ -40,6 +40,9 @@ use service::ProxyService;
 use service::h2::H2Server;
 use service::lean::{LeanConn, LeanEnd};
 
+/// The most headers a request may have; as hyper's default.
+pub const MAX_HEADERS: usize = 100;
+
 /// Per-direction HTTP settings.
 #[derive(Clone, Debug)]
 pub struct HttpSettings {

@@ -436,10 +436,7 @@ async fn relay_chunked(
                 pending.push(Bytes::from_static(b"\r\n"));
             }
             Decoded::Trailers(trailers) => {
-                grpc_status = trailers
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|s| s.trim().parse().ok());
+                grpc_status = super::super::body::grpc_status(&trailers);
                 let mut end = b"0\r\n".to_vec();
                 for (name, value) in &trailers {
                     if h1::is_allowed_trailer(name, &response.trailer_names) {
