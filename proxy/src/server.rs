@@ -201,10 +201,7 @@ impl<U: Upstream> Server<U> {
             }
             (Detected::Protocol(Protocol::Http2), _) => {
                 let io = io.with_prefix(first.bytes.freeze());
-                self.http
-                    .clone()
-                    .serve_h2(io, client, target, drain)
-                    .await;
+                self.http.clone().serve_h2(io, client, target, drain).await;
             }
             (Detected::ServerFirst(_), Some(t)) => {
                 tracing::debug!(target = %t, "server spoke first; forwarding as opaque TCP");

@@ -70,7 +70,10 @@ async fn another_client_connection_never_gets_it() {
     })
     .await;
     assert_ne!(other, pre_port, "another client connection opened its own");
-    assert_eq!(mine, pre_port, "the cache waited for its own client connection");
+    assert_eq!(
+        mine, pre_port,
+        "the cache waited for its own client connection"
+    );
     drop(listener);
 }
 
@@ -81,7 +84,10 @@ async fn an_unused_preconnected_connection_is_closed_when_its_client_connection_
     let pre = c.connect_addr(addr).await.unwrap();
     let (accepted, _) = listener.accept().await.unwrap();
     with_preconnected(Some(pre), async {}).await;
-    assert!(closed(accepted).await, "the backend saw the connection close");
+    assert!(
+        closed(accepted).await,
+        "the backend saw the connection close"
+    );
 }
 
 #[tokio::test]
