@@ -6,17 +6,23 @@
 //! Stages only one side has (outbound discovery and balancing) live in that side's
 //! module.
 //!
-//! Above the upstream (connect, and outbound's discover and balance) the stack forks: HTTP
+//! Above the upstream (connect, and outbound's balance and discover) the stack forks: HTTP
 //! and opaque TCP are siblings over one shared upstream, and detection holds both.
 //!
 //! ```text
-//!             push_detect         accept, detect, dispatch
-//!             /         \
-//!      push_http       push_tcp    siblings: neither knows the other
-//!             \         /
-//!              share()             one upstream for both
-//!                 |
-//!   push_connect (.. push_discover)
+//! push_detect(http, tcp)        accept, detect, hand each connection to one sibling
+//!      /            \
+//! push_http       push_tcp       siblings: neither knows the other
+//!      \            /
+//!        share()                 one upstream, also where detection's check connects
+//!           |
+//! push_connect (push_balance, push_discover)
+//! ```
+//!
+//! ```text
+//! let upstream = Inbound::new(..).push_connect().share();
+//! let (http, tcp) = (upstream.clone().push_http(), upstream.clone().push_tcp());
+//! let server = upstream.push_detect(http, tcp).into_inner();
 //! ```
 //!
 //! Data flows one way, top to bottom. The connection the server-speaks-first check opens
