@@ -163,8 +163,9 @@ impl<U: Upstream> Server<U> {
                 return;
             }
         };
-        // A greeting the server sent is read again from its connection, by whichever
-        // stage takes that connection.
+        // A greeting the server sent is read again from its connection, by the stage that
+        // takes it: always opaque TCP, which reads through the prefix (the HTTP/1 client's
+        // readiness-based reads would not).
         let preconnected = match (&detected, upstream) {
             (Detected::ServerFirst(greeting), Some(mut conn)) => {
                 conn.io = conn.io.with_prefix(greeting.clone());
