@@ -132,11 +132,13 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
         .filter_map(|l| l.local_addr().ok())
         .collect();
 
-    let inbound = Inbound::new(config.clone(), metrics.clone(), own.clone())
+    // Each side forks above its upstream into two sibling stages, HTTP and opaque TCP, and
+    // detection hands every connection to one of them.
+    let upstream = Inbound::new(config.clone(), metrics.clone(), own.clone())
         .push_connect()
-        .push_http()
-        .push_detect()
-        .into_inner();
+        .share();
+    let (http, tcp) = (upstream.clone().push_http(), upstream.clone().push_tcp());
+    let inbound = upstream.push_detect(http, tcp).into_inner();
     let mut sources: Vec<Arc<dyn Resolve>> = Vec::new();
     if let Some(destination) = &config.destination {
         sources.push(ControlPlane::new(destination).map_err(RunError::Destination)?);
@@ -149,13 +151,13 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
         sources.push(namer.clone());
     }
     let route_by_host = !sources.is_empty();
-    let outbound = Outbound::new(config.clone(), metrics.clone(), own)
+    let upstream = Outbound::new(config.clone(), metrics.clone(), own)
         .push_connect()
         .push_balance()
         .push_discover(sources, route_by_host)
-        .push_http()
-        .push_detect()
-        .into_inner();
+        .share();
+    let (http, tcp) = (upstream.clone().push_http(), upstream.clone().push_tcp());
+    let outbound = upstream.push_detect(http, tcp).into_inner();
 
     let shutdown = Shutdown::new();
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;

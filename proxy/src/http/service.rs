@@ -58,8 +58,6 @@ struct Inner {
     /// The HTTP/1 upstream connection this downstream connection used last, and its
     /// endpoint.
     sticky: Option<(SocketAddr, Box<H1Conn>)>,
-    /// A connection opened during detection, used if the first pick is its endpoint.
-    preconnected: Option<Connection>,
     /// The metrics of the last label set, reused while authority and endpoint stay the
     /// same.
     labels: Option<(Box<str>, SocketAddr, DstLabels, Arc<HttpMetrics>)>,
@@ -101,7 +99,6 @@ impl<U: Upstream> ProxyService<U> {
         http: Arc<Http<U>>,
         client: SocketAddr,
         target: ConnTarget,
-        preconnected: Option<Connection>,
         control: Arc<ConnControl>,
     ) -> Self {
         let conn = Arc::new(ConnState {
@@ -109,10 +106,7 @@ impl<U: Upstream> ProxyService<U> {
             control,
             target,
             pool: http.pool.clone(),
-            inner: Mutex::new(Inner {
-                preconnected,
-                ..Inner::default()
-            }),
+            inner: Mutex::new(Inner::default()),
         });
         ProxyService { http, conn }
     }
@@ -445,49 +439,38 @@ impl<U: Upstream> ProxyService<U> {
     }
 
     /// A connection to `endpoint`: the one this connection used last, an idle one from the
-    /// endpoint's pool, the one detection opened, or a new one.
+    /// endpoint's pool, or a new one.
     async fn checkout_h1(
         &self,
         endpoint: &Endpoint,
         fresh_only: bool,
     ) -> Result<(Box<H1Conn>, bool), ProxyError> {
         let addr = endpoint.addr;
-        let preconnected = {
+        if !fresh_only {
             let mut inner = self.lock();
-            if !fresh_only {
-                match inner.sticky.take() {
-                    Some((e, conn)) if e == addr && conn.is_usable() => return Ok((conn, true)),
-                    Some((e, conn)) if e != addr => self.conn.pool.checkin_h1(&e, conn),
-                    _ => {}
-                }
-                if let Some(conn) = self.conn.pool.checkout_h1(&addr) {
-                    return Ok((conn, true));
-                }
+            match inner.sticky.take() {
+                Some((e, conn)) if e == addr && conn.is_usable() => return Ok((conn, true)),
+                Some((e, conn)) if e != addr => self.conn.pool.checkin_h1(&e, conn),
+                _ => {}
             }
-            inner.preconnected.take()
-        };
-        let conn = self.connect(endpoint, preconnected).await?;
+            if let Some(conn) = self.conn.pool.checkout_h1(&addr) {
+                return Ok((conn, true));
+            }
+        }
+        let conn = self.connect(endpoint).await?;
         Ok((
             H1Conn::new(conn, self.http.settings.limits.max_header_bytes),
             false,
         ))
     }
 
-    /// The connection detection opened, if it leads to `endpoint`, or a new one.
-    async fn connect(
-        &self,
-        endpoint: &Endpoint,
-        preconnected: Option<Connection>,
-    ) -> Result<Connection, ProxyError> {
-        match preconnected {
-            Some(c) if c.peer == endpoint.addr => Ok(c),
-            _ => self
-                .http
-                .upstream
-                .connect(endpoint)
-                .await
-                .map_err(ProxyError::Connect),
-        }
+    /// A new connection to `endpoint`.
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ProxyError> {
+        self.http
+            .upstream
+            .connect(endpoint)
+            .await
+            .map_err(ProxyError::Connect)
     }
 
     /// `CONNECT host:port` in HTTP proxy mode: a TCP tunnel to the named destination.

@@ -73,7 +73,7 @@ impl<U: Upstream> Future for H2Server<U> {
         loop {
             match ready!(this.conn.poll_accept(cx)) {
                 Some(Ok((req, respond))) => {
-                    tokio::spawn(this.svc.clone().forward_h2(req, respond));
+                    crate::connect::spawn_in_connection(this.svc.clone().forward_h2(req, respond));
                 }
                 Some(Err(e)) => return Poll::Ready(Err(e)),
                 None => return Poll::Ready(Ok(())),
@@ -370,8 +370,7 @@ impl<U: Upstream> ProxyService<U> {
         if let Some(c) = pool.h2(&endpoint.addr) {
             return Ok(c);
         }
-        let preconnected = self.lock().preconnected.take();
-        let conn = self.connect(endpoint, preconnected).await?;
+        let conn = self.connect(endpoint).await?;
         let h2 = pool
             .handshake_h2(conn)
             .await
