@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 
 use crate::balance::{BalanceSettings, Balancer};
 use crate::config::{ConnectTimeout, SocketOptions};
-use crate::io::{MeteredIo, sockopt};
+use crate::io::{MeteredIo, ProxyIo, Stream, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
 use crate::outbound::discover::Endpoint;
 use crate::target::Logical;
@@ -32,7 +32,7 @@ pub use preconnect::{spawn_in_connection, with_preconnected};
 /// An open upstream connection.
 #[derive(Debug)]
 pub struct Connection {
-    pub io: MeteredIo<TcpStream>,
+    pub io: ProxyIo,
     pub peer: SocketAddr,
 }
 
@@ -155,7 +155,7 @@ impl Connect {
             tls: self.tls,
         });
         Ok(Connection {
-            io: MeteredIo::new(stream, metrics.open()),
+            io: MeteredIo::new(Stream::from(stream), metrics.open()),
             peer: addr,
         })
     }

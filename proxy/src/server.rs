@@ -22,7 +22,7 @@ use crate::connect::{Upstream, with_preconnected};
 use crate::detect::{DetectSettings, Detected, Detection, Protocol, detect};
 use crate::drain::Drain;
 use crate::http::{Http, raw_error_response, validate};
-use crate::io::{MeteredIo, original_dst, sockopt};
+use crate::io::{MeteredIo, ProxyIo, Stream, original_dst, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
 use crate::target::{ConnTarget, Logical};
 use crate::tcp::Tcp;
@@ -121,7 +121,7 @@ impl<U: Upstream> Server<U> {
         // has no request to lose, and is closed instead of holding the drain until the
         // detect timeout.
         let sent = Arc::new(AtomicU64::new(0));
-        let mut io = MeteredIo::new(sock, metrics.open()).with_activity(sent.clone());
+        let mut io = MeteredIo::new(Stream::from(sock), metrics.open()).with_activity(sent.clone());
         tracing::debug!(%client, ?target, "accepted");
 
         let fixed = match &target {
@@ -184,7 +184,7 @@ impl<U: Upstream> Server<U> {
     /// Hands a detected connection to the HTTP or the opaque TCP stage.
     async fn dispatch(
         &self,
-        io: MeteredIo<TcpStream>,
+        io: ProxyIo,
         client: SocketAddr,
         target: ConnTarget,
         detected: Detected,
@@ -227,7 +227,7 @@ impl<U: Upstream> Server<U> {
     /// Reads and checks the first request head, then hands the connection to HTTP/1.
     async fn serve_http1(
         &self,
-        mut io: MeteredIo<TcpStream>,
+        mut io: ProxyIo,
         client: SocketAddr,
         first: FirstHead,
         target: ConnTarget,

@@ -11,10 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
-
 use crate::connect::{Upstream, errno_name};
-use crate::io::MeteredIo;
+use crate::io::ProxyIo;
 use crate::target::Logical;
 
 /// The opaque TCP stage of one direction's stack, over its `Upstream`.
@@ -35,7 +33,7 @@ impl<U: Upstream> Tcp<U> {
 
     /// Forwards a client connection to `target` byte for byte, over an endpoint its
     /// balancer picks. Either direction's shutdown is passed on.
-    pub async fn forward(&self, client: MeteredIo<TcpStream>, target: &Logical) {
+    pub async fn forward(&self, client: ProxyIo, target: &Logical) {
         let balancer = self.upstream.balancer(target, None);
         let mut picked = match balancer.pick().await {
             Ok(p) => p,
@@ -71,12 +69,7 @@ impl<U: Upstream> Tcp<U> {
 
 /// Copies both ways until both sides are done, or until neither has sent anything for
 /// `idle_timeout`.
-async fn splice(
-    client: MeteredIo<TcpStream>,
-    server: MeteredIo<TcpStream>,
-    target: &Logical,
-    idle_timeout: Duration,
-) {
+async fn splice(client: ProxyIo, server: ProxyIo, target: &Logical, idle_timeout: Duration) {
     let activity = Arc::new(AtomicU64::new(0));
     let mut client = client.with_activity(activity.clone());
     let mut server = server.with_activity(activity.clone());

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
 
 pub use body::{ProxyBody, Recorder};
 pub use client::Pool;
@@ -32,7 +31,7 @@ pub use errors::{L5D_PROXY_ERROR, ProxyError, error_response, raw_error_response
 use crate::config::{H2KeepAlive, H2Windows, Limits};
 use crate::connect::Upstream;
 use crate::drain::Drain;
-use crate::io::MeteredIo;
+use crate::io::ProxyIo;
 use crate::metrics::{Direction, Metrics, Tls};
 use crate::target::ConnTarget;
 use conn::{ConnControl, Graceful, IdleTimer};
@@ -96,7 +95,7 @@ impl<U: Upstream> Http<U> {
     /// is not plain, hyper serves the connection.
     pub async fn serve_h1(
         self: Arc<Self>,
-        io: MeteredIo<TcpStream>,
+        io: ProxyIo,
         first: BytesMut,
         client: std::net::SocketAddr,
         target: ConnTarget,
@@ -128,7 +127,7 @@ impl<U: Upstream> Http<U> {
     /// streams in flight.
     pub async fn serve_h2(
         self: Arc<Self>,
-        io: MeteredIo<TcpStream>,
+        io: ProxyIo,
         client: std::net::SocketAddr,
         target: ConnTarget,
         drain: Drain,
@@ -154,7 +153,7 @@ impl<U: Upstream> Http<U> {
     }
 }
 
-type ServedIo = TokioIo<MeteredIo<TcpStream>>;
+type ServedIo = TokioIo<ProxyIo>;
 
 impl<U: Upstream> Graceful for http1::UpgradeableConnection<ServedIo, ProxyService<U>> {
     fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {

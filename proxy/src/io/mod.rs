@@ -3,6 +3,7 @@
 
 mod orig_dst;
 pub mod sockopt;
+mod stream;
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -14,6 +15,10 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub use orig_dst::original_dst;
+pub use stream::Stream;
+
+/// A connection as the proxy's stages see it: metered, and TCP or (later) TLS.
+pub type ProxyIo = MeteredIo<Stream>;
 
 use crate::metrics::{OpenConnection, TcpMetrics};
 
@@ -83,7 +88,7 @@ impl<T> MeteredIo<T> {
 
 /// Readiness-based I/O on `&self`, so one task can read and write a connection at once
 /// (the HTTP/1 client reads an early response while it still sends the request body).
-impl MeteredIo<tokio::net::TcpStream> {
+impl MeteredIo<Stream> {
     pub async fn readable(&self) -> io::Result<()> {
         self.inner.readable().await
     }

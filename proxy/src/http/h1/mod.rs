@@ -28,7 +28,6 @@ use http::header::CONTENT_LENGTH;
 use http::{Method, Request, StatusCode};
 use hyper::body::{Body, Frame, Incoming};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 
 pub use super::pace::{BodyPace, MIN_PROGRESS};
 pub use body::H1Body;
@@ -41,7 +40,7 @@ pub use head::{
 
 use super::h2::H2Body;
 use crate::connect::Connection;
-use crate::io::MeteredIo;
+use crate::io::ProxyIo;
 use crate::target::Logical;
 
 /// Reads are at least this large, so a typical response arrives in one read.
@@ -100,7 +99,7 @@ pub trait Checkin: Send + Sync {
 /// An upstream HTTP/1.1 connection with its buffers.
 #[derive(Debug)]
 pub struct H1Conn {
-    pub(in crate::http) io: MeteredIo<TcpStream>,
+    pub(in crate::http) io: ProxyIo,
     /// Bytes read and not yet consumed: the rest of a response, or nothing when idle.
     pub(in crate::http) read_buf: BytesMut,
     peer: SocketAddr,
@@ -224,7 +223,7 @@ impl H1Conn {
         matches!(self.io.try_read_buf(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    pub fn into_parts(self) -> (MeteredIo<TcpStream>, BytesMut) {
+    pub fn into_parts(self) -> (ProxyIo, BytesMut) {
         (self.io, self.read_buf)
     }
 
@@ -461,7 +460,7 @@ pub(in crate::http) fn reserve(buf: &mut BytesMut) {
 /// Reads what is available; returns a final response head if one arrived, consuming
 /// interim (1xx) responses.
 fn read_interim_into(
-    io: &MeteredIo<TcpStream>,
+    io: &ProxyIo,
     read_buf: &mut BytesMut,
     head_request: bool,
     max_head: usize,

@@ -14,7 +14,6 @@ use h2::server::{Connection as ServerConn, SendResponse};
 use h2::{RecvStream, SendStream};
 use http::header::DATE;
 use http::{Request, Response};
-use tokio::net::TcpStream;
 
 use super::super::body::{ProxyBody, Recorder};
 use super::super::conn::Graceful;
@@ -27,11 +26,11 @@ use super::super::validate;
 use super::{MAX_REPICKS, MAX_RETRIES, ProxyService};
 use crate::admin::tap::{TapRequest, Tapping};
 use crate::connect::Upstream;
-use crate::io::MeteredIo;
+use crate::io::ProxyIo;
 use crate::metrics::{Direction, HttpMetrics};
 use crate::outbound::discover::Endpoint;
 
-type Io = MeteredIo<TcpStream>;
+type Io = ProxyIo;
 
 /// A served HTTP/2 connection: accepts streams and starts a task for each, until the
 /// client goes away or a graceful shutdown has finished the streams in flight.

@@ -18,7 +18,6 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::super::body::Recorder;
 use super::super::conn::Graceful;
@@ -31,7 +30,7 @@ use super::super::h1::{
 use super::{MAX_REPICKS, ProxyService};
 use crate::connect::Upstream;
 use crate::drain::Drain;
-use crate::io::MeteredIo;
+use crate::io::ProxyIo;
 use crate::metrics::HttpMetrics;
 use crate::outbound::discover::Endpoint;
 use crate::target::ConnTarget;
@@ -45,7 +44,7 @@ pub enum LeanEnd {
     /// The connection is finished.
     Closed,
     /// hyper serves the rest: the connection, and the bytes read but not handled.
-    Handoff(MeteredIo<TcpStream>, BytesMut),
+    Handoff(ProxyIo, BytesMut),
 }
 
 /// The lean loop as a connection that `conn::drive` runs. The loop watches the drain
@@ -85,12 +84,7 @@ enum RelayError {
 impl<U: Upstream> ProxyService<U> {
     /// Serves plain requests until the client closes, or hands the connection to hyper.
     /// `buf` holds bytes already read from the client.
-    pub async fn serve_lean(
-        &self,
-        mut io: MeteredIo<TcpStream>,
-        mut buf: BytesMut,
-        drain: &Drain,
-    ) -> LeanEnd {
+    pub async fn serve_lean(&self, mut io: ProxyIo, mut buf: BytesMut, drain: &Drain) -> LeanEnd {
         let max_head = self.http.settings.limits.max_header_bytes;
         let fixed = match &self.conn.target {
             ConnTarget::Fixed(t) => Some(t.clone()),
@@ -151,12 +145,7 @@ impl<U: Upstream> ProxyService<U> {
     /// Forwards one plain request and relays its response. Returns what the client
     /// connection does next. A request to a target with profile routes (retries,
     /// timeouts) goes to the hyper path, which applies them.
-    async fn forward_lean(
-        &self,
-        io: &MeteredIo<TcpStream>,
-        x: Exchange<'_>,
-        client_head: &mut Vec<u8>,
-    ) -> Next {
+    async fn forward_lean(&self, io: &ProxyIo, x: Exchange<'_>, client_head: &mut Vec<u8>) -> Next {
         let target = match &self.conn.target {
             ConnTarget::Fixed(t) => t.clone(),
             ConnTarget::ProxyMode => match self.route_authority(Some(x.authority), false) {
@@ -270,7 +259,7 @@ impl<U: Upstream> ProxyService<U> {
     /// path does. Returns what the client connection does next.
     async fn lean_error(
         &self,
-        io: &MeteredIo<TcpStream>,
+        io: &ProxyIo,
         error: ProxyError,
         metrics: Option<Arc<HttpMetrics>>,
         x: &Exchange<'_>,
@@ -347,11 +336,7 @@ fn say_close(head: &mut Vec<u8>) {
 /// Reads more of the next request. Between requests (nothing buffered), a drain ends the
 /// connection instead (`Ok(0)`), unless a request has arrived already: that one is served,
 /// and its response says the connection closes.
-async fn read_request(
-    io: &MeteredIo<TcpStream>,
-    buf: &mut BytesMut,
-    drain: &Drain,
-) -> io::Result<usize> {
+async fn read_request(io: &ProxyIo, buf: &mut BytesMut, drain: &Drain) -> io::Result<usize> {
     let between = buf.is_empty();
     loop {
         match io.try_read_buf(buf) {
@@ -375,7 +360,7 @@ async fn read_request(
 /// Writes the client's head, then the body from the upstream connection, framed as the
 /// head said. Returns the `grpc-status` of the trailers, if any came.
 async fn relay_body(
-    io: &MeteredIo<TcpStream>,
+    io: &ProxyIo,
     conn: &mut H1Conn,
     response: &FinalResponse,
     head: &[u8],
@@ -415,7 +400,7 @@ async fn relay_body(
 
 /// A body of unknown length, or a chunked one: decoded, and chunked again for the client.
 async fn relay_chunked(
-    io: &MeteredIo<TcpStream>,
+    io: &ProxyIo,
     conn: &mut H1Conn,
     response: &FinalResponse,
     head: &[u8],
@@ -472,7 +457,7 @@ async fn relay_chunked(
     Ok(grpc_status)
 }
 
-async fn flush(io: &MeteredIo<TcpStream>, pending: &mut Vec<Bytes>) -> Result<(), RelayError> {
+async fn flush(io: &ProxyIo, pending: &mut Vec<Bytes>) -> Result<(), RelayError> {
     let mut slices: Vec<IoSlice<'_>> = pending.iter().map(|b| IoSlice::new(b)).collect();
     let written = write_all(io, &mut slices).await;
     drop(slices);
@@ -490,7 +475,7 @@ async fn read_upstream(conn: &mut H1Conn) -> Result<(), RelayError> {
 }
 
 /// Writes every slice, waiting for the socket when it is full.
-async fn write_all(io: &MeteredIo<TcpStream>, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+async fn write_all(io: &ProxyIo, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
     IoSlice::advance_slices(&mut slices, 0);
     while !slices.is_empty() {
         match io.try_write_vectored(slices) {
