@@ -19,7 +19,7 @@ use super::body::{ProxyBody, Recorder};
 use super::client::Pool;
 use super::conn::ConnControl;
 use super::errors::ProxyError;
-use super::h1::{Checkin, H1Conn, Outcome, Prepared, SendError};
+use super::h1::{Checkin, H1Conn, H1Error, Outcome, Prepared, SendError};
 use super::headers::{authority, is_upgrade, strip_hop_by_hop, to_origin_form};
 use super::{Http, upgrade, validate};
 use crate::admin::tap::{TapRequest, Tapping};
@@ -152,7 +152,11 @@ impl<U: Upstream> ProxyService<U> {
             let on_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
             strip_hop_by_hop(req.headers_mut(), upgrading);
             to_origin_form(&mut req);
-            if !upgrading && balancer.h2_hinted() {
+            let retryable = route.as_ref().is_some_and(|c| c.route.is_retryable());
+            if !upgrading && retryable && bufferable(&req) {
+                // Read whole, so that a retry can send it again.
+                JobKind::Buffer(req, target)
+            } else if !upgrading && balancer.h2_hinted() {
                 // Encoded once the pick says whether its endpoint takes HTTP/2.
                 JobKind::Orig(req, target)
             } else {
@@ -231,6 +235,32 @@ impl<U: Upstream> ProxyService<U> {
                 return self.tunnel(on_upgrade, picked, label, metrics, start).await;
             }
             JobKind::H1(prepared, on_upgrade) => (prepared, on_upgrade),
+            JobKind::Buffer(req, target) => {
+                use http_body_util::BodyExt as _;
+                let body_timeout = self.http.settings.limits.request_body_timeout;
+                let (parts, body) = req.into_parts();
+                let limited = http_body_util::Limited::new(body, MAX_BUFFERED_BODY);
+                let read = match body_timeout.is_zero() {
+                    true => Ok(limited.collect().await),
+                    false => tokio::time::timeout(body_timeout, limited.collect()).await,
+                };
+                match read {
+                    Ok(Ok(body)) => {
+                        let req = Request::from_parts(parts, body.to_bytes());
+                        (Prepared::buffered(req, &target, body_timeout), None)
+                    }
+                    Ok(Err(e)) => {
+                        let e = ProxyError::RequestBody(H1Error::RequestBody(e.to_string()));
+                        failed(&e);
+                        return self.fail_tapped(e, label, None, start, false, tap);
+                    }
+                    Err(_) => {
+                        let e = ProxyError::RequestBody(H1Error::RequestBodyTimeout(body_timeout));
+                        failed(&e);
+                        return self.fail_tapped(e, label, None, start, false, tap);
+                    }
+                }
+            }
             JobKind::Orig(req, target) => {
                 let picked = match balancer.pick().await {
                     Ok(p) => p,
@@ -654,4 +684,22 @@ enum JobKind {
     /// A request to a target with meshed endpoints: to one of them it goes over HTTP/2
     /// (`l5d-orig-proto`), to another as HTTP/1.
     Orig(Request<Incoming>, Logical),
+    /// A request on a retryable route with a small body, read whole before it is sent.
+    Buffer(Request<Incoming>, Logical),
+}
+
+/// The largest request body read whole so that its request can be retried (Linkerd's
+/// limit).
+pub(super) const MAX_BUFFERED_BODY: usize = 64 * 1024;
+
+/// Whether a request's body is small enough to buffer for retries: it says its length.
+fn bufferable(req: &Request<Incoming>) -> bool {
+    use hyper::body::Body as _;
+    !req.body().is_end_stream()
+        && req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .is_some_and(|n| n <= MAX_BUFFERED_BODY)
 }

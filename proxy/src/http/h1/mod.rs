@@ -146,6 +146,22 @@ impl Prepared {
         Self::with_body(req, host, body_timeout, RequestBody::Hyper)
     }
 
+    /// A request whose body was read whole (to retry it): sent, and sent again, with its
+    /// head as one write. The request has its `Content-Length`.
+    pub fn buffered(req: Request<Bytes>, host: &Logical, body_timeout: Duration) -> Self {
+        let mut head = Vec::with_capacity(256 + req.body().len());
+        encode_head(&req, host, ReqFraming::Length, &mut head);
+        head.extend_from_slice(req.body());
+        Prepared {
+            head,
+            framing: ReqFraming::None,
+            head_request: req.method() == Method::HEAD,
+            connect: false,
+            body: RequestBody::Done,
+            body_timeout,
+        }
+    }
+
     /// A request that came over HTTP/2 (an `l5d-orig-proto` downgrade).
     pub fn from_h2(req: Request<H2Body>, host: &Logical, body_timeout: Duration) -> Self {
         Self::with_body(req, host, body_timeout, RequestBody::H2)
@@ -537,6 +553,8 @@ fn push_frame(
 pub enum RequestBody {
     Hyper(Incoming),
     H2(H2Body),
+    /// Sent with the head already.
+    Done,
 }
 
 impl RequestBody {
@@ -559,6 +577,7 @@ impl RequestBody {
             RequestBody::H2(b) => Pin::new(b)
                 .poll_frame(cx)
                 .map(|f| f.map(|r| r.map_err(|e| why(&e)))),
+            RequestBody::Done => Poll::Ready(None),
         }
     }
 }
