@@ -6,6 +6,9 @@
 //! Clients use the outbound listener as an HTTP proxy, so each request names its target
 //! (`http://web.ns.svc.cluster.local:8080/`), which the proxy asks the control plane about.
 
+// Tests panic on what they did not expect.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

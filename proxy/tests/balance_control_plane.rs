@@ -7,6 +7,9 @@
 //! connection whose `Host` the control plane does not know, falling back to its
 //! `SO_ORIGINAL_DST`) needs iptables in a network namespace and is not covered here.
 
+// Tests panic on what they did not expect.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeSet;

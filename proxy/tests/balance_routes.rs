@@ -1,6 +1,9 @@
 //! Service profile routes through the real binary: retries within the retry budget, bodies
 //! never resent, and route timeouts, with the profiles served by a scripted control plane.
 
+// Tests panic on what they did not expect.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

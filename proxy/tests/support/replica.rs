@@ -151,7 +151,7 @@ async fn handle(
             .and_then(|c| StatusCode::from_u16(c).ok())
             .unwrap_or(StatusCode::BAD_REQUEST)
     } else if path.starts_with("/flaky") {
-        if flaky.fetch_add(1, SeqCst) % 2 == 0 {
+        if flaky.fetch_add(1, SeqCst).is_multiple_of(2) {
             StatusCode::INTERNAL_SERVER_ERROR
         } else {
             StatusCode::OK
