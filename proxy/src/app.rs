@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::outbound::Outbound;
 use crate::outbound::discover::Resolve;
 use crate::outbound::discover::destination::ControlPlane;
+use crate::outbound::discover::namer::Namer;
 
 /// The exit code for a malformed configuration (EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -42,6 +43,9 @@ pub enum RunError {
     /// The control plane's address or settings are unusable.
     #[error("the destination service: {0}")]
     Destination(crate::outbound::discover::destination::DestinationError),
+    /// The file namer's polling thread could not start.
+    #[error("starting the file namer's thread: {0}")]
+    NamerThread(io::Error),
     /// The admin server's thread could not start.
     #[error("starting the admin server's thread: {0}")]
     AdminThread(io::Error),
@@ -128,23 +132,32 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
         .filter_map(|l| l.local_addr().ok())
         .collect();
 
-    let inbound = Inbound::new(config.clone(), metrics.clone(), own.clone())
+    // Each side forks above its upstream into two sibling stages, HTTP and opaque TCP, and
+    // detection hands every connection to one of them.
+    let upstream = Inbound::new(config.clone(), metrics.clone(), own.clone())
         .push_connect()
-        .push_http()
-        .push_detect()
-        .into_inner();
+        .share();
+    let (http, tcp) = (upstream.clone().push_http(), upstream.clone().push_tcp());
+    let inbound = upstream.push_detect(http, tcp).into_inner();
     let mut sources: Vec<Arc<dyn Resolve>> = Vec::new();
     if let Some(destination) = &config.destination {
         sources.push(ControlPlane::new(destination).map_err(RunError::Destination)?);
     }
+    let namer = match &config.namer {
+        Some(c) => Some(Arc::new(Namer::new(c).map_err(RunError::NamerThread)?)),
+        None => None,
+    };
+    if let Some(namer) = &namer {
+        sources.push(namer.clone());
+    }
     let route_by_host = !sources.is_empty();
-    let outbound = Outbound::new(config.clone(), metrics.clone(), own)
+    let upstream = Outbound::new(config.clone(), metrics.clone(), own)
         .push_connect()
         .push_balance()
         .push_discover(sources, route_by_host)
-        .push_http()
-        .push_detect()
-        .into_inner();
+        .share();
+    let (http, tcp) = (upstream.clone().push_http(), upstream.clone().push_tcp());
+    let outbound = upstream.push_detect(http, tcp).into_inner();
 
     let shutdown = Shutdown::new();
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
@@ -162,12 +175,15 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
         metrics.tap().enable();
         tracing::info!("tap is enabled on the admin server");
     }
-    let admin = Arc::new(Admin::new(
-        metrics,
-        Arc::new(log),
-        shutdown.trigger(),
-        config.admin.shutdown_endpoint,
-    ));
+    let admin = Arc::new(
+        Admin::new(
+            metrics,
+            Arc::new(log),
+            shutdown.trigger(),
+            config.admin.shutdown_endpoint,
+        )
+        .with_namer(namer),
+    );
     log_listening("admin", &admin_listener);
     let admin_listener = admin_listener.into_std().map_err(RunError::AdminThread)?;
     admin

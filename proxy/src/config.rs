@@ -6,6 +6,7 @@
 
 mod balance;
 mod destination;
+mod namer;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,7 @@ pub use destination::{
     ControlAddr, DEFAULT_PROFILE_SUFFIXES, DestinationConfig, Networks, Suffixes,
     control_addr as parse_control_addr, networks as parse_networks, suffixes as parse_suffixes,
 };
+pub use namer::{DEFAULT_DTAB, NamerConfig};
 pub use parse::{PortSet, duration as parse_duration, socket_addr as parse_socket_addr};
 
 /// Where configuration values come from. Tests pass a map instead of touching the process
@@ -130,6 +132,39 @@ pub enum ConfigError {
         name: &'static str,
         value: String,
         expected: &'static str,
+    },
+    /// A dtab that does not parse; the error says where (`at line:column`). The value is
+    /// not quoted: it may be long, and the position points into it.
+    #[error("{name}: not a dtab: {error}")]
+    Dtab {
+        name: &'static str,
+        error: crate::dtab::DtabError,
+    },
+    /// A dtab file whose contents do not parse.
+    #[error("{name}={path:?}: not a dtab: {error}")]
+    DtabFile {
+        name: &'static str,
+        path: String,
+        error: crate::dtab::DtabError,
+    },
+    /// A file or directory that cannot be used.
+    #[error("{name}={value:?}: {reason}")]
+    File {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// Two variables that exclude each other.
+    #[error("{name} and {other} are both set; set one of them")]
+    Conflict {
+        name: &'static str,
+        other: &'static str,
+    },
+    /// A variable that means nothing without another.
+    #[error("{name} is set but {needs} is not; it needs both")]
+    Requires {
+        name: &'static str,
+        needs: &'static str,
     },
 }
 
@@ -286,6 +321,9 @@ pub struct Config {
     /// The control plane's Destination service; `None` when
     /// `LINKERD2_PROXY_DESTINATION_SVC_ADDR` is unset or empty (no control plane).
     pub destination: Option<DestinationConfig>,
+    /// `MESH_PROXY_DTAB` (or `…_DTAB_FILE`) and `MESH_PROXY_FS_NAMER_DIR`: discovery
+    /// through a Linkerd 1 dtab over a file namer, when the directory is set.
+    pub namer: Option<NamerConfig>,
     /// Linkerd variables that are set but not used yet, sorted.
     pub unsupported: Vec<String>,
 }
@@ -559,6 +597,7 @@ impl Reader<'_> {
         );
         let balance = self.balance();
         let destination = self.destination();
+        let namer = namer::read(self.env, &mut self.errors);
         let mut unsupported: Vec<String> = self
             .env
             .names()
@@ -580,6 +619,7 @@ impl Reader<'_> {
             metrics,
             balance,
             destination,
+            namer,
             unsupported,
         }
     }

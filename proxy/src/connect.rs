@@ -2,6 +2,16 @@
 //!
 //! This is where mesh TLS will wrap outbound connections: a `Connection` carries the `tls`
 //! label its metrics use, and today that is always "no identity".
+//!
+//! It also holds the one connection opened before a client connection's protocol is known:
+//! the server-speaks-first check ([`Upstream::preconnect`]) opens it, and the server caches
+//! it for that client connection with [`with_preconnected`]. The first connect made while
+//! serving that client connection takes it, whichever stage (HTTP or opaque TCP) makes it,
+//! so no stage between detection and here carries it.
+
+mod preconnect;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::io;
@@ -16,6 +26,8 @@ use crate::io::{MeteredIo, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
 use crate::outbound::discover::Endpoint;
 use crate::target::Logical;
+
+pub use preconnect::{spawn_in_connection, with_preconnected};
 
 /// An open upstream connection.
 #[derive(Debug)]
@@ -73,6 +85,17 @@ pub trait Upstream: Send + Sync + 'static {
         &self,
         endpoint: &Endpoint,
     ) -> impl Future<Output = Result<Connection, ConnectError>> + Send;
+
+    /// Opens a connection to an endpoint of `target` before the client has sent anything,
+    /// for the server-speaks-first check. `None` when there is no endpoint or it cannot be
+    /// reached: the check is skipped, and the stage that serves the connection fails it
+    /// the usual way.
+    fn preconnect(&self, target: &Logical) -> impl Future<Output = Option<Connection>> + Send {
+        async move {
+            let picked = self.balancer(target, None).pick().await.ok()?;
+            self.connect(picked.endpoint()).await.ok()
+        }
+    }
 }
 
 /// Opens TCP connections to endpoints, with the direction's timeout and socket options.
@@ -105,8 +128,12 @@ impl Connect {
         }
     }
 
-    /// Connects to one endpoint address.
+    /// Connects to one endpoint address, or hands out the connection the client
+    /// connection being served preconnected to it (see [`with_preconnected`]).
     pub async fn connect_addr(&self, addr: SocketAddr) -> Result<Connection, ConnectError> {
+        if let Some(conn) = preconnect::take(addr) {
+            return Ok(conn);
+        }
         if self.is_own_listener(addr) {
             return Err(ConnectError::Loop { addr });
         }

@@ -4,7 +4,10 @@
 //! knowledge, gRPC), a TLS ClientHello (passed through untouched), or anything else
 //! (opaque TCP). A client that stays silent for the server-speaks-first window makes the
 //! proxy connect upstream at once; if the server then speaks first (SMTP, MySQL), the
-//! connection becomes opaque immediately instead of waiting out the detect timeout.
+//! connection becomes opaque immediately instead of waiting out the detect timeout. That
+//! upstream connection is returned with the result; the server caches it for the client
+//! connection in the connect step (`crate::connect::with_preconnected`), so whichever
+//! stage serves the connection reuses it without being handed it.
 //!
 //! When the detect timeout passes (or the buffer fills) before the bytes decide, Linkerd
 //! forwards whatever arrived as opaque TCP ("Continuing after timeout"). mesh-proxy does

@@ -34,6 +34,36 @@
 //!   it. A client silent for the server-speaks-first window (50 ms) makes the proxy
 //!   connect upstream; a server that speaks first is forwarded at once as opaque TCP.
 //!
+//! # Discovery and balancing
+//!
+//! Outbound, every request (and every opaque connection) is balanced on its own over its
+//! logical target's endpoints (see [`balance`], [`outbound`]):
+//!
+//! - **The logical target** is the original destination; with a control plane, a
+//!   request's `Host` when the control plane knows that name (falling back to the
+//!   original destination for names it never answered); in HTTP proxy mode, the name the
+//!   request gives.
+//! - **Discovery** streams the target's endpoints and profile: Linkerd's `Destination`
+//!   service ([`outbound::discover::destination`]), the system resolver for names in HTTP
+//!   proxy mode, or nothing (the original destination is the one endpoint).
+//! - **Balancing**: power of two choices over peak-EWMA latency × requests in flight
+//!   (Linkerd's default; decay 10s, 30ms for an endpoint not measured yet), over requests
+//!   in flight, or round robin; weighted backends for traffic splits. Endpoints come and
+//!   go without losing requests in flight.
+//! - **Failure accrual**: 5 consecutive failures (connection errors, 5xx) eject a
+//!   discovered endpoint for 1s, doubling up to 1m while its probe requests fail. With
+//!   no endpoint available the proxy answers 503 at once (`l5d-proxy-error: service
+//!   unavailable: …`, gRPC status 14), never queueing.
+//! - **Retries and timeouts** from the target's ServiceProfile: a bodiless request on an
+//!   `isRetryable` route whose response the route classifies as a failure is sent again
+//!   to a new pick, at most 3 times, within the retry budget (by default 20 % extra load
+//!   plus 10 retries a second over 10 s, as Linkerd); a route's `timeout` bounds the
+//!   request, retries included (504). Requests with bodies are not retried (Linkerd
+//!   buffers small ones; mesh-proxy does not yet).
+//! - **Per-endpoint clients**: HTTP/1 connections are pooled per endpoint and HTTP/2
+//!   connections shared per endpoint, so keep-alive and multiplexed clients are
+//!   balanced request by request.
+//!
 //! # Environment
 //!
 //! Linkerd's variables (defaults as in linkerd2-proxy):
@@ -87,11 +117,19 @@
 //! | `MESH_PROXY_HTTP2_MAX_LOCAL_ERROR_RESETS` | `1024` | proxy-side resets before GOAWAY |
 //! | `MESH_PROXY_METRICS_MAX_SERIES` | `1000` | label sets per metric family (HTTP, TCP); new ones past it are counted in an overflow series (see Metrics) |
 //! | `MESH_PROXY_TAP_ENABLED` | `false` | serve `GET /tap` on the admin port: live request metadata for `mesh tap` and `mesh top` (see [`admin::tap`]) |
+//! | `MESH_PROXY_BALANCER` | `peak-ewma` | how outbound requests choose an endpoint: `peak-ewma`, `least-loaded` (P2C over requests in flight) or `round-robin` |
+//! | `MESH_PROXY_FAILURE_ACCRUAL_CONSECUTIVE` | `5` | consecutive failures (connection errors, 5xx) that eject a discovered endpoint; `0` turns ejection off |
+//! | `MESH_PROXY_FAILURE_ACCRUAL_MIN_PENALTY`, `…_MAX_PENALTY` | `1s`, `1m` | how long an ejected endpoint rests; the penalty doubles each time its probe fails |
+//! | `MESH_PROXY_DISCOVERY_WAIT` | `3s` | how long a request waits for discovery's first answer before going to its original destination |
+//! | `MESH_PROXY_FS_NAMER_DIR` | unset | turns on discovery through a Linkerd 1 dtab over a file namer: `/#/io.l5d.fs/<name>` is the file `<name>` here, one `IP:PORT` (or `IP PORT`) per line, optionally ` tls=<identity>`; files are polled every 250 ms (at most 1 MiB and 10000 lines; bad lines skipped with a warning naming `file:line`). A request for host `web` is the name `/svc/web`, port left out (see [`outbound::discover::namer`]) |
+//! | `MESH_PROXY_DTAB` | `/svc => /#/io.l5d.fs` | the dtab, in Linkerd 1's syntax (at most 64 KiB); needs `MESH_PROXY_FS_NAMER_DIR`; a syntax error exits 64 with its line and column. The admin server's `PUT /dtab` replaces it at run time, `GET /dtab` prints it (loopback clients only) |
+//! | `MESH_PROXY_DTAB_FILE` | unset | a file holding the dtab, read once at start-up; setting both this and `MESH_PROXY_DTAB` is an error |
 //!
 //! # Errors
 //!
 //! The proxy answers instead of hanging, with an `l5d-proxy-error` header saying why:
-//! 502 when the upstream refuses or fails, 504 on a connect or response timeout, 400 for a
+//! 502 when the upstream refuses or fails, 503 when the target has no available endpoint,
+//! 504 on a connect or response timeout, 400 for a
 //! request it cannot route or parse (a malformed chunked body included), 431 for oversized
 //! headers, 408 for a slow request head or body. gRPC requests get a gRPC status instead (14 UNAVAILABLE, 4 DEADLINE_EXCEEDED).
 //! The first request on a connection is checked before the HTTP server sees it (including
@@ -105,7 +143,12 @@
 //! - `request_total`, `response_total` (adds `status_code`, `classification`,
 //!   `grpc_status`, `error`), `response_latency_ms` (adds `status_code`; buckets 1, 2, 3,
 //!   4, 5, 10, 20, …, 50000 ms as Linkerd's): labels `direction`, `authority`,
-//!   `target_addr`, `target_ip`, `target_port`, `tls`, `no_tls_reason`.
+//!   `target_addr`, `target_ip`, `target_port`, `tls`, `no_tls_reason`, and outbound the
+//!   endpoint's `dst_*` labels from discovery (`dst_namespace`, `dst_service`, `dst_pod`,
+//!   … as the control plane gives them). `target_addr` is the endpoint the request went to.
+//! - `route_retry_total`, `route_retry_budget_exhausted_total`: labels `direction`,
+//!   `dst` (the authority), `rt_route` (the profile route): requests sent again, and
+//!   retryable failures not sent again because the budget was spent.
 //! - `tcp_open_total`, `tcp_open_connections`, `tcp_read_bytes_total`,
 //!   `tcp_write_bytes_total`, `tcp_close_total` (adds `errno`): labels `direction`,
 //!   `peer` (`src` accepted, `dst` opened), `target_addr`, `target_ip`, `target_port`,
@@ -123,8 +166,8 @@
 //! `not_provided_by_service_discovery` (outbound requests and upstream connections).
 //! A response is a `failure` if its status is 5xx, its `grpc-status` is not 0, or its
 //! stream failed, as in Linkerd; 4xx are successes. The `error` label says what the proxy
-//! saw (`connect`, `connect_timeout`, `response_timeout`, `upstream`, `stream`, `cancel`:
-//! failures), or that it answered the client's own mistake (`bad_request` for 400 and 431,
+//! saw (`connect`, `connect_timeout`, `response_timeout`, `upstream`, `unavailable`,
+//! `stream`, `cancel`: failures), or that it answered the client's own mistake (`bad_request` for 400 and 431,
 //! `request_timeout` for 408): those answers are successes, so a client sending malformed
 //! or stalled requests does not lower the backend's success rate.
 //!
@@ -178,7 +221,10 @@
 //! - The data path never blocks on metrics: label sets are resolved per connection and
 //!   counters are atomics.
 //! - The admin server runs on a thread and runtime of its own, so no admin request can
-//!   delay proxied traffic; the log level and `/shutdown` answer loopback clients only.
+//!   delay proxied traffic; the log level, `/shutdown` and `/dtab` answer loopback clients
+//!   only.
+//! - The namer reads its files on a thread of its own, never on the proxy's runtime; dtab
+//!   evaluation runs on an explicit stack with bounded depth, nodes and path length.
 
 pub mod admin;
 pub mod app;

@@ -1,26 +1,31 @@
 //! Accepting connections and handing each to HTTP or opaque forwarding.
 //!
 //! Both directions run this engine; their builders decide the target mode, the labels and
-//! the upstream stack it forwards through.
+//! the upstream stack it forwards through. Detection picks one of two sibling stages,
+//! [`Http`] or [`Tcp`], and neither knows the other. An upstream connection the
+//! server-speaks-first check opened is not handed to either: it is cached for this client
+//! connection in the connect step ([`with_preconnected`]), where whichever stage serves the
+//! connection finds it when it connects.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::config::{OpaquePorts, SocketOptions};
-use crate::connect::Upstream;
-use crate::detect::{DetectSettings, Detected, Protocol, detect};
+use crate::connect::{Upstream, with_preconnected};
+use crate::detect::{DetectSettings, Detected, Detection, Protocol, detect};
 use crate::drain::Drain;
 use crate::http::{Http, raw_error_response, validate};
 use crate::io::{MeteredIo, original_dst, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
 use crate::target::{ConnTarget, Logical};
+use crate::tcp::Tcp;
 
 /// How a direction finds the target of a connection that iptables did not redirect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,8 +52,10 @@ pub struct Server<U> {
     pub(crate) opaque_ports: OpaquePorts,
     pub(crate) accept_options: SocketOptions,
     pub(crate) src_tls: Tls,
+    /// The stack below both stages, for the server-speaks-first check's connection.
+    pub(crate) upstream: Arc<U>,
     pub(crate) http: Arc<Http<U>>,
-    pub(crate) tcp_idle_timeout: Duration,
+    pub(crate) tcp: Tcp<U>,
     pub(crate) header_read_timeout: Duration,
     pub(crate) max_header_bytes: usize,
     pub(crate) metrics: Arc<Metrics>,
@@ -118,34 +125,19 @@ impl<U: Upstream> Server<U> {
         tracing::debug!(%client, ?target, "accepted");
 
         let fixed = match &target {
-            ConnTarget::Fixed(t) => Some(t.clone()),
+            ConnTarget::Fixed(t) => Some(t),
             ConnTarget::ProxyMode => None,
         };
-        if let Some(t) = &fixed
+        if let Some(t) = fixed
             && self.opaque_ports.0.contains(t.port())
         {
-            let upstream = self.http.upstream();
-            crate::tcp::forward(
-                &**upstream,
-                io,
-                t,
-                None,
-                Bytes::new(),
-                self.tcp_idle_timeout,
-            )
-            .await;
+            self.tcp.forward(io, t).await;
             return;
         }
 
-        let upstream = self.http.upstream().clone();
-        let connect = fixed.clone().map(|t| {
-            move || async move {
-                let picked = upstream.balancer(&t, None).pick().await.ok()?;
-                upstream.connect(picked.endpoint()).await.ok()
-            }
-        });
+        let preconnect = fixed.map(|t| || self.upstream.preconnect(t));
         let detected = {
-            let detection = detect(&mut io, self.detect, connect);
+            let detection = detect(&mut io, self.detect, preconnect);
             tokio::pin!(detection);
             tokio::select! {
                 biased;
@@ -160,59 +152,67 @@ impl<U: Upstream> Server<U> {
             }
         };
         let io = io.without_activity();
-        let detection = match detected {
+        let Detection {
+            detected,
+            client_bytes,
+            upstream,
+        } = match detected {
             Ok(d) => d,
             Err(error) => {
                 tracing::debug!(%error, %client, "connection failed during protocol detection");
                 return;
             }
         };
-        let preconnected = detection.upstream;
-        let bytes = detection.client_bytes;
-        match (detection.detected, fixed) {
+        // A greeting the server sent is read again from its connection, by the stage that
+        // takes it: always opaque TCP, which reads through the prefix (the HTTP/1 client's
+        // readiness-based reads would not).
+        let preconnected = match (&detected, upstream) {
+            (Detected::ServerFirst(greeting), Some(mut conn)) => {
+                conn.io = conn.io.with_prefix(greeting.clone());
+                Some(conn)
+            }
+            (_, conn) => conn,
+        };
+        let first = FirstHead {
+            bytes: client_bytes,
+            deadline: head_deadline,
+        };
+        let dispatch = self.dispatch(io, client, target, detected, first, drain);
+        with_preconnected(preconnected, dispatch).await;
+    }
+
+    /// Hands a detected connection to the HTTP or the opaque TCP stage.
+    async fn dispatch(
+        &self,
+        io: MeteredIo<TcpStream>,
+        client: SocketAddr,
+        target: ConnTarget,
+        detected: Detected,
+        first: FirstHead,
+        drain: Drain,
+    ) {
+        let fixed = match &target {
+            ConnTarget::Fixed(t) => Some(t.clone()),
+            ConnTarget::ProxyMode => None,
+        };
+        match (detected, fixed) {
             (Detected::Eof, _) => {}
             (Detected::Protocol(Protocol::Http1), _) => {
-                let first = FirstHead {
-                    bytes,
-                    deadline: head_deadline,
-                };
-                self.serve_http1(io, client, first, target, preconnected, drain)
-                    .await;
+                self.serve_http1(io, client, first, target, drain).await;
             }
             (Detected::Protocol(Protocol::Http2), _) => {
-                let io = io.with_prefix(bytes.freeze());
-                self.http
-                    .clone()
-                    .serve_h2(io, client, target, preconnected, drain)
-                    .await;
+                let io = io.with_prefix(first.bytes.freeze());
+                self.http.clone().serve_h2(io, client, target, drain).await;
             }
-            (Detected::ServerFirst(greeting), Some(t)) => {
+            (Detected::ServerFirst(_), Some(t)) => {
                 tracing::debug!(target = %t, "server spoke first; forwarding as opaque TCP");
-                let io = io.with_prefix(bytes.freeze());
-                let upstream = self.http.upstream();
-                crate::tcp::forward(
-                    &**upstream,
-                    io,
-                    &t,
-                    preconnected,
-                    greeting,
-                    self.tcp_idle_timeout,
-                )
-                .await;
+                let io = io.with_prefix(first.bytes.freeze());
+                self.tcp.forward(io, &t).await;
             }
             (detected, Some(t)) => {
                 tracing::debug!(target = %t, ?detected, "forwarding as opaque TCP");
-                let io = io.with_prefix(bytes.freeze());
-                let upstream = self.http.upstream();
-                crate::tcp::forward(
-                    &**upstream,
-                    io,
-                    &t,
-                    preconnected,
-                    Bytes::new(),
-                    self.tcp_idle_timeout,
-                )
-                .await;
+                let io = io.with_prefix(first.bytes.freeze());
+                self.tcp.forward(io, &t).await;
             }
             (detected, None) => {
                 tracing::debug!(
@@ -231,7 +231,6 @@ impl<U: Upstream> Server<U> {
         client: SocketAddr,
         first: FirstHead,
         target: ConnTarget,
-        preconnected: Option<crate::connect::Connection>,
         drain: Drain,
     ) {
         let FirstHead {
@@ -256,7 +255,7 @@ impl<U: Upstream> Server<U> {
         }
         self.http
             .clone()
-            .serve_h1(io, bytes, client, target, preconnected, drain)
+            .serve_h1(io, bytes, client, target, drain)
             .await;
     }
 

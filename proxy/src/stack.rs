@@ -5,6 +5,29 @@
 //! section, `tls` labels and what becomes of a connection iptables did not redirect.
 //! Stages only one side has (outbound discovery and balancing) live in that side's
 //! module.
+//!
+//! Above the upstream (connect, and outbound's balance and discover) the stack forks: HTTP
+//! and opaque TCP are siblings over one shared upstream, and detection holds both.
+//!
+//! ```text
+//! push_detect(http, tcp)        accept, detect, hand each connection to one sibling
+//!      /            \
+//! push_http       push_tcp       siblings: neither knows the other
+//!      \            /
+//!        share()                 one upstream, also where detection's check connects
+//!           |
+//! push_connect (push_balance, push_discover)
+//! ```
+//!
+//! ```text
+//! let upstream = Inbound::new(..).push_connect().share();
+//! let (http, tcp) = (upstream.clone().push_http(), upstream.clone().push_tcp());
+//! let server = upstream.push_detect(http, tcp).into_inner();
+//! ```
+//!
+//! Data flows one way, top to bottom. The connection the server-speaks-first check opens
+//! is cached for its client connection inside the connect step
+//! ([`crate::connect::with_preconnected`]), not passed down through the stages.
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -18,6 +41,7 @@ use crate::detect::DetectSettings;
 use crate::http::{Http, HttpSettings, Pool};
 use crate::metrics::{Direction, Metrics, Tls};
 use crate::server::{Server, Unredirected};
+use crate::tcp::Tcp;
 
 /// One direction of the proxy.
 pub trait Side {
@@ -96,7 +120,28 @@ impl<D: Side, S> Stack<D, S> {
     }
 }
 
+/// A shared stack is cloned to build the sibling stages over it.
+impl<D, S: Clone> Clone for Stack<D, S> {
+    fn clone(&self) -> Self {
+        Stack {
+            config: self.config.clone(),
+            metrics: self.metrics.clone(),
+            own_listeners: self.own_listeners.clone(),
+            stack: self.stack.clone(),
+            side: PhantomData,
+        }
+    }
+}
+
 impl<D: Side, U: Upstream> Stack<D, U> {
+    /// Shares the upstream built so far between the stages above it: HTTP, opaque TCP, and
+    /// detection's server-speaks-first check.
+    pub fn share(self) -> Stack<D, Arc<U>> {
+        self.map(Arc::new)
+    }
+}
+
+impl<D: Side, U: Upstream> Stack<D, Arc<U>> {
     /// HTTP proxying over pooled connections from the stack below.
     pub fn push_http(self) -> Stack<D, Arc<Http<U>>> {
         let c = self.proxy_config();
@@ -113,14 +158,24 @@ impl<D: Side, U: Upstream> Stack<D, U> {
             h2_windows: self.config.h2_windows.clone(),
         };
         let metrics = self.metrics.clone();
-        self.map(|upstream| Arc::new(Http::new(Arc::new(upstream), pool, metrics, settings)))
+        self.map(|upstream| Arc::new(Http::new(upstream, pool, metrics, settings)))
     }
-}
 
-impl<D: Side, U: Upstream> Stack<D, Arc<Http<U>>> {
-    /// The outermost stage: the accept loop, protocol detection, and opaque forwarding
-    /// for what is not HTTP.
-    pub fn push_detect(self) -> Stack<D, Arc<Server<U>>> {
+    /// Opaque TCP forwarding, the sibling of `push_http`: for opaque ports, TLS,
+    /// server-speaks-first protocols and anything else that is not HTTP.
+    pub fn push_tcp(self) -> Stack<D, Tcp<U>> {
+        let idle_timeout = self.config.limits.tcp_idle_timeout;
+        self.map(|upstream| Tcp::new(upstream, idle_timeout))
+    }
+
+    /// The outermost stage: the accept loop and protocol detection, which hands each
+    /// connection to `http` or `tcp`. The stack below (`self`) is what detection's
+    /// server-speaks-first check connects through.
+    pub fn push_detect(
+        self,
+        http: Stack<D, Arc<Http<U>>>,
+        tcp: Stack<D, Tcp<U>>,
+    ) -> Stack<D, Arc<Server<U>>> {
         let c = self.proxy_config();
         let limits = &self.config.limits;
         let server = Server {
@@ -134,8 +189,9 @@ impl<D: Side, U: Upstream> Stack<D, Arc<Http<U>>> {
             opaque_ports: c.opaque_ports.clone(),
             accept_options: c.accept,
             src_tls: D::SRC_TLS,
-            http: self.stack.clone(),
-            tcp_idle_timeout: limits.tcp_idle_timeout,
+            upstream: self.stack.clone(),
+            http: http.into_inner(),
+            tcp: tcp.into_inner(),
             header_read_timeout: limits.header_read_timeout,
             max_header_bytes: limits.max_header_bytes,
             metrics: self.metrics.clone(),

@@ -1,75 +1,85 @@
 //! Opaque TCP forwarding: for opaque ports, TLS passthrough, server-speaks-first protocols
 //! and anything that is not HTTP.
+//!
+//! [`Tcp`] is the sibling of the HTTP stage: detection hands a connection to one or the
+//! other, and both pick endpoints and connect through the same `Upstream`. A greeting a
+//! server sent during detection travels with the upstream connection it was read from
+//! (see [`crate::connect::with_preconnected`]): it reaches the client only if that very
+//! connection is the one forwarded to.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::connect::{Connection, Upstream, errno_name};
+use crate::connect::{Upstream, errno_name};
 use crate::io::MeteredIo;
 use crate::target::Logical;
 
-/// Forwards a client connection to `target` byte for byte, over an endpoint its balancer
-/// picks.
-///
-/// `upstream` is a connection opened during detection, used if it leads to that endpoint; `server_first` holds bytes
-/// the server already sent on it. Either direction's shutdown is passed on, and a
-/// connection with no traffic for `idle_timeout` is closed.
-pub async fn forward<U: Upstream>(
-    stack: &U,
+/// The opaque TCP stage of one direction's stack, over its `Upstream`.
+#[derive(Debug)]
+pub struct Tcp<U> {
+    upstream: Arc<U>,
+    idle_timeout: Duration,
+}
+
+impl<U: Upstream> Tcp<U> {
+    /// A connection with no traffic either way for `idle_timeout` is closed.
+    pub fn new(upstream: Arc<U>, idle_timeout: Duration) -> Self {
+        Tcp {
+            upstream,
+            idle_timeout,
+        }
+    }
+
+    /// Forwards a client connection to `target` byte for byte, over an endpoint its
+    /// balancer picks. Either direction's shutdown is passed on.
+    pub async fn forward(&self, client: MeteredIo<TcpStream>, target: &Logical) {
+        let balancer = self.upstream.balancer(target, None);
+        let mut picked = match balancer.pick().await {
+            Ok(p) => p,
+            Err(error) => {
+                tracing::debug!(%error, %target, "opaque connection failed: no endpoint");
+                return;
+            }
+        };
+        let started = std::time::Instant::now();
+        let conn = match self.upstream.connect(picked.endpoint()).await {
+            Ok(c) => {
+                picked.connected(started.elapsed());
+                c
+            }
+            Err(error) => {
+                picked.failed();
+                match crate::throttle::TCP_CONNECT.admit() {
+                    Some(skipped) => tracing::warn!(
+                        %error,
+                        %target,
+                        skipped,
+                        "opaque connection failed: cannot reach the upstream"
+                    ),
+                    None => tracing::debug!(%error, %target, "opaque connection failed"),
+                }
+                return;
+            }
+        };
+        drop(picked);
+        splice(client, conn.io, target, self.idle_timeout).await;
+    }
+}
+
+/// Copies both ways until both sides are done, or until neither has sent anything for
+/// `idle_timeout`.
+async fn splice(
     client: MeteredIo<TcpStream>,
+    server: MeteredIo<TcpStream>,
     target: &Logical,
-    upstream: Option<Connection>,
-    server_first: Bytes,
     idle_timeout: Duration,
 ) {
-    let balancer = stack.balancer(target, None);
-    let mut picked = match balancer.pick().await {
-        Ok(p) => p,
-        Err(error) => {
-            tracing::debug!(%error, %target, "opaque connection failed: no endpoint");
-            return;
-        }
-    };
-    let conn = match upstream {
-        Some(c) if c.peer == picked.addr() => c,
-        _ => {
-            let started = std::time::Instant::now();
-            match stack.connect(picked.endpoint()).await {
-                Ok(c) => {
-                    picked.connected(started.elapsed());
-                    c
-                }
-                Err(error) => {
-                    picked.failed();
-                    match crate::throttle::TCP_CONNECT.admit() {
-                        Some(skipped) => tracing::warn!(
-                            %error,
-                            %target,
-                            skipped,
-                            "opaque connection failed: cannot reach the upstream"
-                        ),
-                        None => tracing::debug!(%error, %target, "opaque connection failed"),
-                    }
-                    return;
-                }
-            }
-        }
-    };
-    drop(picked);
     let activity = Arc::new(AtomicU64::new(0));
     let mut client = client.with_activity(activity.clone());
-    let mut server = conn.io.with_activity(activity.clone());
-    if !server_first.is_empty()
-        && let Err(error) = client.write_all(&server_first).await
-    {
-        tracing::debug!(%error, "writing the server's greeting to the client failed");
-        return;
-    }
+    let mut server = server.with_activity(activity.clone());
     tokio::select! {
         res = tokio::io::copy_bidirectional(&mut client, &mut server) => {
             if let Err(error) = res {

@@ -237,7 +237,7 @@ impl Drop for IsolatedProxy {
 }
 
 /// Injected pods listen on 0.0.0.0:4191. A client that is not on the pod's loopback gets
-/// 403 for the log level (read or write) and shutdown, as from Linkerd; metrics and probes
+/// 403 for the log level (read or write), shutdown and the dtab, as from Linkerd; metrics and probes
 /// stay open to it.
 #[test]
 fn log_level_and_shutdown_refuse_clients_that_are_not_local() {
@@ -257,6 +257,14 @@ fn log_level_and_shutdown_refuse_clients_that_are_not_local() {
     assert_eq!((code, body.as_str()), (403, forbidden));
     let (code, body) = proxy.curl(OTHER_IP, &["-X", "POST"], "/shutdown");
     assert_eq!((code, body.as_str()), (403, forbidden));
+    let put_dtab = ["-X", "PUT", "--data-binary", "/svc => ~"];
+    let (code, body) = proxy.curl(OTHER_IP, &put_dtab, "/dtab");
+    assert_eq!((code, body.as_str()), (403, forbidden));
+    let (code, body) = proxy.curl(OTHER_IP, &[], "/dtab");
+    assert_eq!((code, body.as_str()), (403, forbidden));
+    // From loopback the path answers: this proxy has no namer.
+    let (code, _) = proxy.curl("127.0.0.1", &put_dtab, "/dtab");
+    assert_eq!(code, 404);
 
     // The filter did not change, and the proxy is still up.
     let (code, body) = proxy.curl("127.0.0.1", &[], "/proxy-log-level");

@@ -7,12 +7,20 @@
 //! | `/live` | GET | 200 while the process runs |
 //! | `/proxy-log-level` | GET, PUT | read or replace the log filter; loopback clients only |
 //! | `/shutdown` | POST | start a graceful shutdown; loopback clients only |
+//! | `/dtab` | GET, PUT | print or replace the namer's dtab; loopback clients only (see below) |
 //! | `/tap` | GET | live request metadata as NDJSON, when `MESH_PROXY_TAP_ENABLED=true` (see `tap`) |
 //!
 //! Injected pods listen on `0.0.0.0:4191` so that Prometheus and the kubelet can reach
 //! `/metrics` and the probes, so anything in the cluster can connect. As in Linkerd, the
-//! log level and shutdown answer a client whose address is not loopback with 403 and
+//! log level, shutdown and dtab answer a client whose address is not loopback with 403 and
 //! `Requests are only permitted from localhost.`, before reading any body.
+//!
+//! `PUT /dtab` takes a dtab (at most 64 KiB, Linkerd 1's syntax) as its body, re-evaluates every
+//! name being watched with it, and answers 200 with the dtab as it now reads; a dtab that does
+//! not parse gets 400 with the line and column. `GET /dtab` prints the current one. Both answer
+//! 404 when the proxy runs without a namer (`MESH_PROXY_FS_NAMER_DIR` unset). A replaced dtab
+//! lasts until the process exits. Linkerd 1 changed dtabs through namerd; mesh-proxy has no
+//! namerd, so its own admin server takes them.
 //!
 //! The server runs on its own thread and runtime (see [`Admin::spawn`]), so a slow or
 //! expensive request here never delays proxied traffic.
@@ -27,7 +35,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -37,8 +45,10 @@ use tokio::sync::Notify;
 
 use crate::config::ShutdownEndpoint;
 use crate::drain::Trigger;
+use crate::dtab::{Dtab, MAX_DTAB_LEN};
 use crate::log::LogHandle;
 use crate::metrics::Metrics;
+use crate::outbound::discover::namer::Namer;
 
 /// How long an admin connection may take to finish its response once the drain starts (a
 /// `/tap` stream is cut after it).
@@ -57,6 +67,8 @@ pub struct Admin {
     /// before it exits, so that the answer to `POST /shutdown` is not cut off.
     open: AtomicUsize,
     closed: Notify,
+    /// The dtab's owner, when discovery uses one.
+    namer: Option<Arc<Namer>>,
 }
 
 /// Counts one open admin connection.
@@ -91,7 +103,14 @@ impl Admin {
             shutdown_endpoint,
             open: AtomicUsize::new(0),
             closed: Notify::new(),
+            namer: None,
         }
+    }
+
+    /// Serves `GET` and `PUT /dtab` for this namer (without one they answer 404).
+    pub fn with_namer(mut self, namer: Option<Arc<Namer>>) -> Self {
+        self.namer = namer;
+        self
     }
 
     /// Once the drain has started: waits until every admin connection has finished its
@@ -218,10 +237,16 @@ impl Admin {
             }
             ("/proxy-log-level", Method::PUT) => self.set_log_level(req).await,
             ("/shutdown", Method::POST) => self.shutdown(),
+            ("/dtab", Method::GET) => match &self.namer {
+                Some(namer) => text(StatusCode::OK, format!("{}\n", namer.dtab())),
+                None => no_namer(),
+            },
+            ("/dtab", Method::PUT) => self.set_dtab(req).await,
             ("/tap", _) => not_allowed("GET"),
             ("/metrics" | "/ready" | "/live", _) => not_allowed("GET"),
             ("/proxy-log-level", _) => not_allowed("GET, PUT"),
             ("/shutdown", _) => not_allowed("POST"),
+            ("/dtab", _) => not_allowed("GET, PUT"),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
@@ -245,6 +270,41 @@ impl Admin {
             Err(e) => text(
                 StatusCode::BAD_REQUEST,
                 format!("invalid log filter: {e}\n"),
+            ),
+        }
+    }
+
+    async fn set_dtab(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let Some(namer) = self.namer.clone() else {
+            return no_namer();
+        };
+        let body = match Limited::new(req.into_body(), MAX_DTAB_LEN).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.is::<LengthLimitError>() => {
+                return text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("a dtab is at most {MAX_DTAB_LEN} bytes\n"),
+                );
+            }
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("reading the body: {e}\n")),
+        };
+        let Ok(body) = std::str::from_utf8(&body) else {
+            return text(StatusCode::BAD_REQUEST, "the dtab is not UTF-8\n");
+        };
+        let dtab = match Dtab::parse(body) {
+            Ok(dtab) => dtab,
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("invalid dtab: {e}\n")),
+        };
+        let shown = dtab.to_string();
+        // Re-evaluating reads files: off this runtime's only thread.
+        match tokio::task::spawn_blocking(move || namer.set_dtab(dtab)).await {
+            Ok(()) => {
+                tracing::info!(dtab = %shown, "dtab replaced");
+                text(StatusCode::OK, format!("{shown}\n"))
+            }
+            Err(e) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("replacing the dtab: {e}\n"),
             ),
         }
     }
@@ -275,7 +335,7 @@ async fn sweep(metrics: Arc<Metrics>) {
 /// Paths that change the proxy or reveal its configuration: Linkerd serves them to loopback
 /// clients only, whatever the method.
 fn local_only(path: &str) -> bool {
-    matches!(path, "/proxy-log-level" | "/shutdown")
+    matches!(path, "/proxy-log-level" | "/shutdown" | "/dtab")
 }
 
 /// Whether a client connected from this host. An IPv4-mapped IPv6 loopback address counts,
@@ -299,6 +359,13 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
         );
     }
     res
+}
+
+fn no_namer() -> Response<Full<Bytes>> {
+    text(
+        StatusCode::NOT_FOUND,
+        "no dtab: the proxy runs without a namer (MESH_PROXY_FS_NAMER_DIR is unset)\n",
+    )
 }
 
 fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
@@ -330,7 +397,7 @@ mod tests {
         ] {
             assert!(!is_loopback(client.parse().unwrap()), "{client}");
         }
-        assert!(local_only("/proxy-log-level") && local_only("/shutdown"));
+        assert!(local_only("/proxy-log-level") && local_only("/shutdown") && local_only("/dtab"));
         for open in ["/metrics", "/ready", "/live", "/tap"] {
             assert!(!local_only(open), "{open}");
         }

@@ -1,7 +1,7 @@
 //! Failure accrual: an endpoint that fails too many requests in a row is ejected from its
 //! balancer for a penalty, then let back on probation.
 //!
-//! A failure is a connection error or a 5xx response. After [`Accrual::max_failures`]
+//! A failure is a connection error or a 5xx response. After [`AccrualSettings::max_failures`]
 //! consecutive failures the endpoint is ejected for the minimum penalty. When the penalty
 //! has passed it is on probation: it takes requests again, and its next answer decides: a
 //! success restores it (and the penalty), a failure ejects it again for twice the last
@@ -92,6 +92,17 @@ impl Accrual {
             penalty_ms = penalty.as_millis() as u64,
             "endpoint ejected"
         );
+    }
+
+    /// Ejects the endpoint at once: it refused a connection, so it is not there (as
+    /// Linkerd's balancer takes an endpoint it cannot connect to out of rotation).
+    pub fn eject(&self, now: Instant, settings: &AccrualSettings) {
+        if settings.max_failures == 0 {
+            return;
+        }
+        self.consecutive
+            .fetch_max(settings.max_failures.saturating_sub(1), Relaxed);
+        self.record(false, now, settings);
     }
 
     /// Whether the endpoint is ejected now (for metrics and tests).

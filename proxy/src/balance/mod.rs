@@ -258,6 +258,15 @@ impl Balancer {
         Some(RouteRef { profile, index })
     }
 
+    /// Whether any endpoint of the current answer is a meshed proxy that takes HTTP/1
+    /// requests over HTTP/2 (`l5d-orig-proto`).
+    pub fn h2_hinted(&self) -> bool {
+        self.snapshot()
+            .backends
+            .iter()
+            .any(|s| s.endpoints.iter().any(|e| e.endpoint.h2_hint))
+    }
+
     /// The target's retry budget.
     pub fn budget(&self) -> &Budget {
         &self.budget
@@ -580,6 +589,24 @@ impl Picked {
             return;
         }
         self.finish(false, Instant::now());
+    }
+
+    /// The endpoint could not be connected to: nothing was sent, so the request may go
+    /// to another pick, and the endpoint (if discovered) is ejected at once.
+    pub fn unreachable(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.endpoint.load.end();
+        if self.endpoint.accrues {
+            self.endpoint.accrual.eject(Instant::now(), &self.settings);
+        }
+    }
+
+    /// Whether the endpoint came from discovery (another pick may find another one).
+    pub fn is_discovered(&self) -> bool {
+        self.endpoint.accrues
     }
 
     fn finish(&mut self, ok: bool, now: Instant) {

@@ -326,3 +326,109 @@ fn suffixes_match_at_label_boundaries() {
     let none = parse_suffixes("").unwrap();
     assert!(!none.contains("web.ns.svc.cluster.local"));
 }
+
+#[test]
+fn namer_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().to_str().unwrap();
+    let c = Config::from_env(&env(&[])).unwrap();
+    assert_eq!(c.namer, None);
+
+    // The directory alone: Linkerd's usual `/svc => /#/io.l5d.fs`.
+    let c = Config::from_env(&env(&[("MESH_PROXY_FS_NAMER_DIR", dir_s)])).unwrap();
+    let namer = c.namer.unwrap();
+    assert_eq!(namer.dtab.to_string(), DEFAULT_DTAB);
+    assert_eq!(namer.dir, dir.path());
+
+    let c = Config::from_env(&env(&[
+        ("MESH_PROXY_FS_NAMER_DIR", dir_s),
+        ("MESH_PROXY_DTAB", "/svc => /#/io.l5d.fs/a | $"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        c.namer.unwrap().dtab.to_string(),
+        "/svc => /#/io.l5d.fs/a | $"
+    );
+
+    let file = dir.path().join("dtab");
+    std::fs::write(&file, "# comment\n/svc => /#/io.l5d.fs/b;\n").unwrap();
+    let c = Config::from_env(&env(&[
+        ("MESH_PROXY_FS_NAMER_DIR", dir_s),
+        ("MESH_PROXY_DTAB_FILE", file.to_str().unwrap()),
+    ]))
+    .unwrap();
+    assert_eq!(c.namer.unwrap().dtab.to_string(), "/svc => /#/io.l5d.fs/b");
+}
+
+#[test]
+fn bad_namer_variables_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().to_str().unwrap();
+    let errors = |pairs: &[(&str, &str)]| -> Vec<String> {
+        match Config::from_env(&env(pairs)) {
+            Ok(c) => panic!("{pairs:?} should fail, got {:?}", c.namer),
+            Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+        }
+    };
+    assert_eq!(
+        errors(&[
+            ("MESH_PROXY_FS_NAMER_DIR", dir_s),
+            ("MESH_PROXY_DTAB", "/svc => /a;\n/b =>> /c")
+        ]),
+        [
+            "MESH_PROXY_DTAB: not a dtab: at 2:6: expected a path, '!', '~', '$', '(' or a weight, found '>'"
+        ]
+    );
+    let file = dir.path().join("dtab");
+    std::fs::write(&file, "/svc => /a &").unwrap();
+    let file_s = file.to_str().unwrap();
+    assert_eq!(
+        errors(&[
+            ("MESH_PROXY_FS_NAMER_DIR", dir_s),
+            ("MESH_PROXY_DTAB_FILE", file_s)
+        ]),
+        [format!(
+            "MESH_PROXY_DTAB_FILE={file_s:?}: not a dtab: at 1:13: expected a path, '!', '~', '$', '(' or a weight, found end of input"
+        )]
+    );
+    assert_eq!(
+        errors(&[
+            ("MESH_PROXY_FS_NAMER_DIR", dir_s),
+            ("MESH_PROXY_DTAB", "/svc => ~"),
+            ("MESH_PROXY_DTAB_FILE", file_s),
+        ]),
+        ["MESH_PROXY_DTAB and MESH_PROXY_DTAB_FILE are both set; set one of them"]
+    );
+    assert_eq!(
+        errors(&[("MESH_PROXY_DTAB", "/svc => ~")]),
+        ["MESH_PROXY_DTAB is set but MESH_PROXY_FS_NAMER_DIR is not; it needs both"]
+    );
+    let missing = dir.path().join("missing");
+    let missing_s = missing.to_str().unwrap();
+    let e = errors(&[("MESH_PROXY_FS_NAMER_DIR", missing_s)]);
+    assert!(
+        e[0].starts_with(&format!("MESH_PROXY_FS_NAMER_DIR={missing_s:?}: ")),
+        "{e:?}"
+    );
+    let e = errors(&[("MESH_PROXY_FS_NAMER_DIR", file_s)]);
+    assert_eq!(
+        e,
+        [format!(
+            "MESH_PROXY_FS_NAMER_DIR={file_s:?}: not a directory"
+        )]
+    );
+    let e = errors(&[
+        ("MESH_PROXY_FS_NAMER_DIR", dir_s),
+        ("MESH_PROXY_DTAB_FILE", missing_s),
+    ]);
+    assert!(
+        e[0].starts_with(&format!("MESH_PROXY_DTAB_FILE={missing_s:?}: ")),
+        "{e:?}"
+    );
+    std::fs::write(&file, "#".repeat(crate::dtab::MAX_DTAB_LEN + 1)).unwrap();
+    let e = errors(&[
+        ("MESH_PROXY_FS_NAMER_DIR", dir_s),
+        ("MESH_PROXY_DTAB_FILE", file_s),
+    ]);
+    assert!(e[0].ends_with("longer than 65536 bytes"), "{e:?}");
+}

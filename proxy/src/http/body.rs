@@ -13,6 +13,7 @@ use hyper::body::{Body, Frame, SizeHint};
 
 use super::conn::InFlight;
 use super::h1::H1Body;
+use super::h2::H2Body;
 use crate::admin::tap::Tapping;
 use crate::metrics::{HttpMetrics, ResponseOutcome};
 
@@ -28,6 +29,7 @@ pub struct ProxyBody {
 enum Kind {
     Full(Option<Bytes>),
     H1(H1Body),
+    H2(H2Body),
 }
 
 /// Errors from any of the body kinds.
@@ -50,6 +52,15 @@ impl ProxyBody {
     pub fn h1(body: H1Body) -> Self {
         ProxyBody {
             kind: Kind::H1(body),
+            recorder: None,
+            in_flight: None,
+        }
+    }
+
+    /// An HTTP/2 response's body (an `l5d-orig-proto` upgrade's answer).
+    pub fn h2(body: H2Body) -> Self {
+        ProxyBody {
+            kind: Kind::H2(body),
             recorder: None,
             in_flight: None,
         }
@@ -145,6 +156,10 @@ impl Body for ProxyBody {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 this.observe(polled)
             }
+            Kind::H2(body) => {
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                this.observe(polled)
+            }
             Kind::Full(bytes) => {
                 let frame = bytes.take().map(|b| Ok(Frame::data(b)));
                 this.finish(None);
@@ -157,6 +172,7 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
             Kind::H1(body) => body.is_end_stream(),
+            Kind::H2(body) => body.is_end_stream(),
         }
     }
 
@@ -164,6 +180,7 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::H1(body) => body.size_hint(),
+            Kind::H2(body) => body.size_hint(),
         }
     }
 }
@@ -246,6 +263,5 @@ const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 pub(super) fn grpc_status(headers: &HeaderMap) -> Option<u32> {
     headers
         .get(GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse().ok())
+        .and_then(|v| super::headers::grpc_code(v.as_bytes()))
 }

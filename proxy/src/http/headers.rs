@@ -9,6 +9,15 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// Removes hop-by-hop headers (RFC 9110 section 7.6.1), which describe one connection
 /// and must not be forwarded. With `upgrade`, the `Connection: upgrade` and `Upgrade`
 /// headers stay, because the upgrade is what is being forwarded.
+/// A `grpc-status` value's code: digits, surrounding whitespace allowed.
+pub fn grpc_code(value: &[u8]) -> Option<u32> {
+    std::str::from_utf8(value).ok()?.trim().parse().ok()
+}
+
+/// Linkerd's marker of an HTTP/1 request carried over HTTP/2 between two meshed proxies,
+/// and of its response: its value is the original version (`HTTP/1.1`, `HTTP/1.0`).
+pub const L5D_ORIG_PROTO: &str = "l5d-orig-proto";
+
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     // Most messages carry none of these, or only `Connection: keep-alive`; one pass over
     // the (few) header names is cheaper than a hash lookup per hop-by-hop name.

@@ -30,7 +30,7 @@ pub use client::Pool;
 pub use errors::{L5D_PROXY_ERROR, ProxyError, error_response, raw_error_response};
 
 use crate::config::{H2KeepAlive, H2Windows, Limits};
-use crate::connect::{Connection, Upstream};
+use crate::connect::Upstream;
 use crate::drain::Drain;
 use crate::io::MeteredIo;
 use crate::metrics::{Direction, Metrics, Tls};
@@ -39,6 +39,9 @@ use conn::{ConnControl, Graceful, IdleTimer};
 use service::ProxyService;
 use service::h2::H2Server;
 use service::lean::{LeanConn, LeanEnd};
+
+/// The most headers a request may have; as hyper's default.
+pub const MAX_HEADERS: usize = 100;
 
 /// Per-direction HTTP settings.
 #[derive(Clone, Debug)]
@@ -86,10 +89,6 @@ impl<U: Upstream> Http<U> {
         }
     }
 
-    pub fn upstream(&self) -> &Arc<U> {
-        &self.upstream
-    }
-
     /// Serves one HTTP/1 connection until it closes, or until a drain finishes its
     /// request in flight. `first` holds the bytes read so far: at least one request head.
     ///
@@ -101,11 +100,10 @@ impl<U: Upstream> Http<U> {
         first: BytesMut,
         client: std::net::SocketAddr,
         target: ConnTarget,
-        preconnected: Option<Connection>,
         drain: Drain,
     ) {
         let control = Arc::new(ConnControl::default());
-        let svc = ProxyService::new(self.clone(), client, target, preconnected, control.clone());
+        let svc = ProxyService::new(self.clone(), client, target, control.clone());
         let mut idle = IdleTimer::new(self.settings.limits.header_read_timeout);
         let ended = {
             let lean = svc.serve_lean(io, first, &drain);
@@ -133,11 +131,10 @@ impl<U: Upstream> Http<U> {
         io: MeteredIo<TcpStream>,
         client: std::net::SocketAddr,
         target: ConnTarget,
-        preconnected: Option<Connection>,
         drain: Drain,
     ) {
         let control = Arc::new(ConnControl::default());
-        let svc = ProxyService::new(self.clone(), client, target, preconnected, control.clone());
+        let svc = ProxyService::new(self.clone(), client, target, control.clone());
         let handshake = tokio::select! {
             r = self.h2.handshake(io) => r,
             () = drain.signaled() => return,

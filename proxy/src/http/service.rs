@@ -2,6 +2,7 @@
 
 pub(super) mod h2;
 pub(super) mod lean;
+mod orig_proto;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -24,7 +25,7 @@ use super::{Http, upgrade, validate};
 use crate::admin::tap::{TapRequest, Tapping};
 use crate::balance::{Balancer, Picked, RouteRef};
 use crate::connect::{Connection, Upstream};
-use crate::metrics::{DstLabels, HttpKey, HttpMetrics, RouteKey};
+use crate::metrics::{DstLabels, HttpKey, HttpMetrics, RouteKey, RouteMetrics};
 use crate::outbound::discover::Endpoint;
 use crate::target::{ConnTarget, Logical};
 
@@ -57,8 +58,6 @@ struct Inner {
     /// The HTTP/1 upstream connection this downstream connection used last, and its
     /// endpoint.
     sticky: Option<(SocketAddr, Box<H1Conn>)>,
-    /// A connection opened during detection, used if the first pick is its endpoint.
-    preconnected: Option<Connection>,
     /// The metrics of the last label set, reused while authority and endpoint stay the
     /// same.
     labels: Option<(Box<str>, SocketAddr, DstLabels, Arc<HttpMetrics>)>,
@@ -100,7 +99,6 @@ impl<U: Upstream> ProxyService<U> {
         http: Arc<Http<U>>,
         client: SocketAddr,
         target: ConnTarget,
-        preconnected: Option<Connection>,
         control: Arc<ConnControl>,
     ) -> Self {
         let conn = Arc::new(ConnState {
@@ -108,10 +106,7 @@ impl<U: Upstream> ProxyService<U> {
             control,
             target,
             pool: http.pool.clone(),
-            inner: Mutex::new(Inner {
-                preconnected,
-                ..Inner::default()
-            }),
+            inner: Mutex::new(Inner::default()),
         });
         ProxyService { http, conn }
     }
@@ -145,7 +140,9 @@ impl<U: Upstream> ProxyService<U> {
             TapRequest::new(&req, auth, s.direction, s.tls, self.conn.client)
         });
         let balancer = self.balancer_for(&target, auth);
-        let route = balancer.route(req.method(), req.uri().path());
+        let route = balancer
+            .route(req.method(), req.uri().path())
+            .map(|r| self.route_call(r, auth));
         let auth_owned = Box::<str>::from(auth);
         let tunnel = req.method() == Method::CONNECT;
         let kind = if tunnel && self.conn.target == ConnTarget::ProxyMode {
@@ -155,8 +152,13 @@ impl<U: Upstream> ProxyService<U> {
             let on_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
             strip_hop_by_hop(req.headers_mut(), upgrading);
             to_origin_form(&mut req);
-            let body_timeout = self.http.settings.limits.request_body_timeout;
-            JobKind::H1(Prepared::new(req, &target, body_timeout), on_upgrade)
+            if !upgrading && balancer.h2_hinted() {
+                // Encoded once the pick says whether its endpoint takes HTTP/2.
+                JobKind::Orig(req, target)
+            } else {
+                let body_timeout = self.http.settings.limits.request_body_timeout;
+                JobKind::H1(Prepared::new(req, &target, body_timeout), on_upgrade)
+            }
         };
         Ok(Job {
             start,
@@ -171,14 +173,20 @@ impl<U: Upstream> ProxyService<U> {
     /// The asynchronous half: send, and turn the answer into the response. A profile
     /// route's timeout bounds the whole request, retries included.
     async fn run(self, job: Job) -> Response<ProxyBody> {
-        let Some(t) = job.route.as_ref().and_then(RouteRef::timeout) else {
+        let Some(t) = job.route.as_ref().and_then(|c| c.route.timeout()) else {
             return self.attempt(job).await;
         };
-        let (label, start) = (job.auth_owned.clone(), job.start);
+        let (label, start, call) = (job.auth_owned.clone(), job.start, job.route.clone());
         // Boxed: a timer makes the future large; only requests on a route with a timeout.
         match Box::pin(tokio::time::timeout(t, self.clone().attempt(job))).await {
             Ok(res) => res,
-            Err(_) => self.fail(ProxyError::ResponseTimeout(t), &label, None, start, false),
+            Err(_) => {
+                let e = ProxyError::ResponseTimeout(t);
+                if let Some(call) = &call {
+                    call.failed(e.status().as_u16(), start.elapsed());
+                }
+                self.fail(e, &label, None, start, false)
+            }
         }
     }
 
@@ -195,16 +203,27 @@ impl<U: Upstream> ProxyService<U> {
             route,
         } = job;
         let label = &*auth_owned;
-        let retryable = route.as_ref().is_some_and(RouteRef::is_retryable);
+        let retryable = route.as_ref().is_some_and(|c| c.route.is_retryable());
         if retryable {
             balancer.budget().deposit(Instant::now());
         }
+        if let Some(call) = &route {
+            call.metrics.request();
+        }
+        let failed = |e: &ProxyError| {
+            if let Some(call) = &route {
+                call.failed(e.status().as_u16(), start.elapsed());
+            }
+        };
+        // A pick made before the request was encoded, used by the first attempt.
+        let mut first = None;
         let (mut prepared, on_downstream_upgrade) = match kind {
             JobKind::Tunnel(on_upgrade) => {
                 let picked = match balancer.pick().await {
                     Ok(p) => p,
                     Err(e) => {
                         let e = ProxyError::Unavailable(e);
+                        failed(&e);
                         return self.fail_tapped(e, label, None, start, false, tap);
                     }
                 };
@@ -212,34 +231,63 @@ impl<U: Upstream> ProxyService<U> {
                 return self.tunnel(on_upgrade, picked, label, metrics, start).await;
             }
             JobKind::H1(prepared, on_upgrade) => (prepared, on_upgrade),
+            JobKind::Orig(req, target) => {
+                let picked = match balancer.pick().await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let e = ProxyError::Unavailable(e);
+                        failed(&e);
+                        return self.fail_tapped(e, label, None, start, false, tap);
+                    }
+                };
+                if picked.endpoint().h2_hint {
+                    return self.upgrade_h2(req, picked, label, start, tap).await;
+                }
+                first = Some(picked);
+                let body_timeout = self.http.settings.limits.request_body_timeout;
+                (Prepared::new(req, &target, body_timeout), None)
+            }
         };
-        let mut retries = 0;
+        let (mut retries, mut repicks) = (0, 0);
         let (answer, mut picked, metrics) = loop {
-            let mut picked = match balancer.pick().await {
+            let picked = match first.take() {
+                Some(p) => Ok(p),
+                None => balancer.pick().await,
+            };
+            let mut picked = match picked {
                 Ok(p) => p,
                 Err(e) => {
                     let e = ProxyError::Unavailable(e);
+                    failed(&e);
                     return self.fail_tapped(e, label, None, start, false, tap);
                 }
             };
             let metrics = self.metrics_for(label, picked.endpoint());
             let answer = match self.send_h1(picked.endpoint(), &mut prepared).await {
                 Ok(r) => r,
+                // Nothing was sent: another endpoint may take it.
+                Err(ProxyError::Connect(_)) if repicks < MAX_REPICKS && picked.is_discovered() => {
+                    picked.unreachable();
+                    repicks += 1;
+                    continue;
+                }
                 Err(e) => {
                     if e.is_upstream() {
                         picked.failed();
                     }
+                    failed(&e);
                     return self.fail_tapped(e, label, Some(metrics), start, false, tap);
                 }
             };
             let retry = match (&answer, &route) {
-                (Answer::H1(head, _), Some(route))
-                    if retryable
+                (Answer::H1(head, _), Some(call)) => {
+                    let status = head.status.as_u16();
+                    call.attempt(status);
+                    retryable
                         && retries < MAX_RETRIES
                         && prepared.resendable()
-                        && route.is_failure(head.status.as_u16()) =>
-                {
-                    self.may_retry(&balancer, route, label)
+                        && call.route.is_failure(status)
+                        && self.may_retry(&balancer, call)
                 }
                 _ => false,
             };
@@ -257,6 +305,9 @@ impl<U: Upstream> ProxyService<U> {
         };
         let peer = picked.addr();
         metrics.request();
+        if let (Some(call), Answer::H1(head, _)) = (&route, &answer) {
+            call.answered(head.status.as_u16(), start.elapsed());
+        }
         let (status, mut headers, body) = match answer {
             Answer::H1(head, body) => {
                 picked.responded(head.status.as_u16(), start.elapsed());
@@ -282,21 +333,26 @@ impl<U: Upstream> ProxyService<U> {
         res
     }
 
-    /// Whether a failed request on `route` may be sent again: the target's budget decides,
+    /// Whether a failed request on a route may be sent again: the target's budget decides,
     /// and the route's counters record the decision.
-    pub(super) fn may_retry(&self, balancer: &Balancer, route: &RouteRef, dst: &str) -> bool {
+    pub(super) fn may_retry(&self, balancer: &Balancer, call: &RouteCall) -> bool {
+        if balancer.budget().withdraw(Instant::now()) {
+            call.metrics.retried();
+            true
+        } else {
+            call.metrics.budget_exhausted();
+            false
+        }
+    }
+
+    /// A request on `route` to `dst`, with the route's metrics.
+    pub(super) fn route_call(&self, route: RouteRef, dst: &str) -> RouteCall {
         let metrics = self.http.metrics.route(RouteKey {
             direction: self.http.settings.direction,
             dst: dst.into(),
             route: route.name().into(),
         });
-        if balancer.budget().withdraw(Instant::now()) {
-            metrics.retried();
-            true
-        } else {
-            metrics.budget_exhausted();
-            false
-        }
+        RouteCall { route, metrics }
     }
 
     /// Where a request goes: the connection's fixed target, or in HTTP proxy mode, the
@@ -383,49 +439,38 @@ impl<U: Upstream> ProxyService<U> {
     }
 
     /// A connection to `endpoint`: the one this connection used last, an idle one from the
-    /// endpoint's pool, the one detection opened, or a new one.
+    /// endpoint's pool, or a new one.
     async fn checkout_h1(
         &self,
         endpoint: &Endpoint,
         fresh_only: bool,
     ) -> Result<(Box<H1Conn>, bool), ProxyError> {
         let addr = endpoint.addr;
-        let preconnected = {
+        if !fresh_only {
             let mut inner = self.lock();
-            if !fresh_only {
-                match inner.sticky.take() {
-                    Some((e, conn)) if e == addr && conn.is_usable() => return Ok((conn, true)),
-                    Some((e, conn)) if e != addr => self.conn.pool.checkin_h1(&e, conn),
-                    _ => {}
-                }
-                if let Some(conn) = self.conn.pool.checkout_h1(&addr) {
-                    return Ok((conn, true));
-                }
+            match inner.sticky.take() {
+                Some((e, conn)) if e == addr && conn.is_usable() => return Ok((conn, true)),
+                Some((e, conn)) if e != addr => self.conn.pool.checkin_h1(&e, conn),
+                _ => {}
             }
-            inner.preconnected.take()
-        };
-        let conn = self.connect(endpoint, preconnected).await?;
+            if let Some(conn) = self.conn.pool.checkout_h1(&addr) {
+                return Ok((conn, true));
+            }
+        }
+        let conn = self.connect(endpoint).await?;
         Ok((
             H1Conn::new(conn, self.http.settings.limits.max_header_bytes),
             false,
         ))
     }
 
-    /// The connection detection opened, if it leads to `endpoint`, or a new one.
-    async fn connect(
-        &self,
-        endpoint: &Endpoint,
-        preconnected: Option<Connection>,
-    ) -> Result<Connection, ProxyError> {
-        match preconnected {
-            Some(c) if c.peer == endpoint.addr => Ok(c),
-            _ => self
-                .http
-                .upstream
-                .connect(endpoint)
-                .await
-                .map_err(ProxyError::Connect),
-        }
+    /// A new connection to `endpoint`.
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ProxyError> {
+        self.http
+            .upstream
+            .connect(endpoint)
+            .await
+            .map_err(ProxyError::Connect)
     }
 
     /// `CONNECT host:port` in HTTP proxy mode: a TCP tunnel to the named destination.
@@ -566,13 +611,47 @@ struct Job {
     /// The request's metadata, kept only while someone taps.
     tap: Option<Box<TapRequest>>,
     /// The target's profile route the request takes, if any.
-    route: Option<RouteRef>,
+    route: Option<RouteCall>,
+}
+
+/// A request on a profile route, and the route's metrics.
+#[derive(Clone)]
+pub(super) struct RouteCall {
+    pub(super) route: RouteRef,
+    pub(super) metrics: Arc<RouteMetrics>,
+}
+
+impl RouteCall {
+    /// One attempt's answer, retries included.
+    pub(super) fn attempt(&self, status: u16) {
+        self.metrics.attempt(status, self.route.is_failure(status));
+    }
+
+    /// The answer the client gets.
+    pub(super) fn answered(&self, status: u16, latency: std::time::Duration) {
+        self.metrics
+            .response(status, self.route.is_failure(status), latency);
+    }
+
+    /// The proxy's own answer (502, 503, 504): a failed attempt and a failed response.
+    pub(super) fn failed(&self, status: u16, latency: std::time::Duration) {
+        self.metrics.attempt(status, true);
+        self.metrics.response(status, true, latency);
+    }
 }
 
 /// How many times one request is sent again on a retryable route, budget permitting.
 pub(super) const MAX_RETRIES: u32 = 3;
 
+/// How many other endpoints a request tries when the one picked refuses the connection.
+/// Nothing was sent, so any request may go elsewhere, retryable or not; the endpoint is
+/// ejected at once.
+pub(super) const MAX_REPICKS: u32 = 3;
+
 enum JobKind {
     H1(Prepared, Option<hyper::upgrade::OnUpgrade>),
     Tunnel(hyper::upgrade::OnUpgrade),
+    /// A request to a target with meshed endpoints: to one of them it goes over HTTP/2
+    /// (`l5d-orig-proto`), to another as HTTP/1.
+    Orig(Request<Incoming>, Logical),
 }

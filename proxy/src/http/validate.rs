@@ -16,8 +16,7 @@ use http::header::{HOST, HeaderValue};
 use http::{Request, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// The most headers a request may have; as hyper's default.
-pub const MAX_HEADERS: usize = 100;
+use crate::http::MAX_HEADERS;
 
 /// Why a first request head was rejected.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

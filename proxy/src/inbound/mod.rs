@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! push_connect   TCP to the application (mesh TLS will be terminated before this)
+//! share          the upstream, shared by the stages above
 //! push_http      HTTP proxying with pooled connections to the application
-//! push_detect    protocol detection, opaque forwarding, the accept loop
+//! push_tcp       opaque TCP forwarding, the sibling of push_http
+//! push_detect    the accept loop and protocol detection, handing each connection to
+//!                push_http's or push_tcp's stage
 //! ```
 //!
 //! A redirected connection goes to its original destination port on this pod. One that

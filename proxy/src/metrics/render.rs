@@ -115,6 +115,53 @@ impl Metrics {
         if routes.is_empty() {
             return;
         }
+        let name = "route_request_total";
+        header(
+            out,
+            name,
+            "counter",
+            "Requests that matched a ServiceProfile route.",
+        );
+        for m in &routes {
+            line(out, name, &m.labels, m.requests.load(Relaxed));
+        }
+        for (name, help, actual) in [
+            (
+                "route_response_total",
+                "Responses to requests on a route, after retries.",
+                false,
+            ),
+            (
+                "route_actual_response_total",
+                "Responses to every attempt on a route, retries included.",
+                true,
+            ),
+        ] {
+            header(out, name, "counter", help);
+            for m in &routes {
+                let list = if actual { &m.actual } else { &m.responses };
+                let mut kinds = list.lock().map(|l| l.clone()).unwrap_or_default();
+                kinds.sort_unstable();
+                for (status, failure, n) in kinds {
+                    let labels = format!(
+                        "{},{}",
+                        m.labels,
+                        super::route::kind_labels(status, failure)
+                    );
+                    line(out, name, &labels, n);
+                }
+            }
+        }
+        header(
+            out,
+            "route_response_latency_ms",
+            "histogram",
+            "Time from a route request's headers to the response headers the client got.",
+        );
+        for m in &routes {
+            let (counts, sum) = m.latency.snapshot();
+            LatencyMs::render("route_response_latency_ms", &m.labels, &counts, sum, out);
+        }
         let name = "route_retry_total";
         header(
             out,

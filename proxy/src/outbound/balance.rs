@@ -165,3 +165,93 @@ async fn sweep(discover: std::sync::Weak<Discover>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::metrics::Metrics;
+    use crate::outbound::discover::Destination;
+
+    /// A source that knows `web` and every address, and records what it was asked.
+    #[derive(Default)]
+    struct Fake {
+        asked: Mutex<Vec<Logical>>,
+        senders: Mutex<Vec<watch::Sender<Arc<Destination>>>>,
+    }
+
+    impl Resolve for Fake {
+        fn resolve(&self, target: &Logical) -> Option<watch::Receiver<Arc<Destination>>> {
+            self.asked.lock().unwrap().push(target.clone());
+            let known = match target {
+                Logical::Name(h, _) => &**h == "web",
+                Logical::Addr(_) => false,
+            };
+            known.then(|| {
+                let ep = Endpoint::bare("127.0.0.1:9".parse().unwrap());
+                let (tx, rx) = watch::channel(Arc::new(Destination::endpoints("web", vec![ep])));
+                self.senders.lock().unwrap().push(tx);
+                rx
+            })
+        }
+    }
+
+    fn discover(fake: Arc<Fake>, route_by_host: bool) -> Arc<Discover> {
+        let config = Arc::new(Config::from_env(&BTreeMap::<String, String>::new()).unwrap());
+        Outbound::new(config, Arc::new(Metrics::new()), Arc::new([]))
+            .push_connect()
+            .push_balance()
+            .push_discover(vec![fake], route_by_host)
+            .into_inner()
+    }
+
+    #[tokio::test]
+    async fn a_redirected_request_is_routed_by_host_only_when_a_source_knows_names() {
+        let orig: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let fake = Arc::new(Fake::default());
+        let d = discover(fake.clone(), true);
+        // Known name: its endpoints.
+        let b = d.balancer(&Logical::Addr(orig), Some("web"));
+        assert_eq!(b.pick().await.unwrap().addr().port(), 9);
+        // Unknown name: the original destination, never DNS.
+        let b = d.balancer(&Logical::Addr(orig), Some("example.com"));
+        assert_eq!(b.pick().await.unwrap().addr(), orig);
+        // The same target and authority share one balancer.
+        assert!(Arc::ptr_eq(
+            &d.balancer(&Logical::Addr(orig), Some("web")),
+            &d.balancer(&Logical::Addr(orig), Some("web:80")),
+        ));
+
+        // Without name sources, the Host is not looked at.
+        let fake = Arc::new(Fake::default());
+        let d = discover(fake.clone(), false);
+        let b = d.balancer(&Logical::Addr(orig), Some("web"));
+        assert_eq!(b.pick().await.unwrap().addr(), orig);
+        assert_eq!(*fake.asked.lock().unwrap(), vec![Logical::Addr(orig)]);
+    }
+
+    #[tokio::test]
+    async fn idle_balancers_are_dropped_and_used_ones_kept() {
+        let fake = Arc::new(Fake::default());
+        let d = discover(fake, true);
+        let name = Logical::Name("web".into(), 80);
+        let held = d.balancer(&name, None);
+        drop(d.balancer(&Logical::Name("other".into(), 80), None));
+        {
+            let mut map = d.balancers.lock().unwrap();
+            for c in map.values_mut() {
+                c.used = Instant::now() - IDLE_TIMEOUT * 2;
+            }
+        }
+        d.sweep_once();
+        let map = d.balancers.lock().unwrap();
+        assert_eq!(map.len(), 1, "only the balancer a connection holds stays");
+        assert!(map.contains_key(&(name, None)));
+        drop(held);
+    }
+}

@@ -6,8 +6,11 @@
 //! push_connect   TCP to one endpoint (mesh TLS will wrap it here)
 //! push_balance   how a target's balancer picks an endpoint per request (`crate::balance`)
 //! push_discover  logical target -> its balancer, fed by discovery's sources (`discover`)
+//! share          the upstream so far, shared by the stages above
 //! push_http      HTTP proxying; per-endpoint pools of upstream connections
-//! push_detect    protocol detection, opaque forwarding, the accept loop
+//! push_tcp       opaque TCP forwarding, the sibling of push_http
+//! push_detect    the accept loop and protocol detection, handing each connection to
+//!                push_http's or push_tcp's stage
 //! ```
 //!
 //! A redirected connection's logical target is its original destination, or, when a
@@ -15,8 +18,8 @@
 //! destination for names no source knows). A connection made straight to the outbound
 //! port is an HTTP proxy client: each request names its target.
 //!
-//! `push_connect`, `push_http` and `push_detect` are [`Stack`]'s, shared with the inbound
-//! side; `push_balance` and `push_discover` are outbound's own.
+//! `push_connect`, `share`, `push_http`, `push_tcp` and `push_detect` are [`Stack`]'s,
+//! shared with the inbound side; `push_balance` and `push_discover` are outbound's own.
 
 mod balance;
 pub mod discover;

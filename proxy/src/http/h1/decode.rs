@@ -9,7 +9,7 @@ use http::{StatusCode, Version};
 use super::H1Error;
 
 /// The most headers (or trailer fields) a response may have.
-const MAX_HEADERS: usize = 100;
+use crate::http::MAX_HEADERS;
 /// The longest chunk-size line (with extensions, without its line feed) accepted.
 const MAX_CHUNK_LINE: usize = 4096;
 

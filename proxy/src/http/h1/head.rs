@@ -22,7 +22,7 @@ mod tests;
 
 /// The most headers a request or response may have on this path; more go to hyper (or
 /// are a 502 from an upstream), as hyper's limit is the same.
-const MAX_HEADERS: usize = 100;
+use crate::http::MAX_HEADERS;
 
 /// The header names the proxy acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -308,9 +308,7 @@ pub fn parse_response(
             Name::Te if !h.value.trim_ascii().eq_ignore_ascii_case(b"trailers") => continue,
             Name::Date => has_date = true,
             Name::GrpcStatus if response.grpc_status.is_none() => {
-                response.grpc_status = std::str::from_utf8(h.value)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok());
+                response.grpc_status = crate::http::headers::grpc_code(h.value);
             }
             Name::Trailer if cx.trailers => {
                 let names = h.value.split(|b| *b == b',');

@@ -26,7 +26,6 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
 use http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -40,6 +39,7 @@ pub use head::{
     FinalResponse, PlainRequest, RequestHead, ResponseContext, is_allowed_trailer, parse_request,
 };
 
+use super::h2::H2Body;
 use crate::connect::Connection;
 use crate::io::MeteredIo;
 use crate::target::Logical;
@@ -132,7 +132,7 @@ pub struct Prepared {
     framing: ReqFraming,
     head_request: bool,
     connect: bool,
-    body: Incoming,
+    body: RequestBody,
     /// See `pace`.
     body_timeout: Duration,
 }
@@ -144,10 +144,24 @@ impl Prepared {
     }
 
     pub fn new(req: Request<Incoming>, host: &Logical, body_timeout: Duration) -> Self {
+        Self::with_body(req, host, body_timeout, RequestBody::Hyper)
+    }
+
+    /// A request that came over HTTP/2 (an `l5d-orig-proto` downgrade).
+    pub fn from_h2(req: Request<H2Body>, host: &Logical, body_timeout: Duration) -> Self {
+        Self::with_body(req, host, body_timeout, RequestBody::H2)
+    }
+
+    fn with_body<B: Body>(
+        req: Request<B>,
+        host: &Logical,
+        body_timeout: Duration,
+        wrap: impl FnOnce(B) -> RequestBody,
+    ) -> Self {
         let framing = if req.body().is_end_stream() {
             ReqFraming::None
-        } else if req.body().size_hint().exact().is_some()
-            && req.headers().contains_key(CONTENT_LENGTH)
+        } else if req.headers().contains_key(CONTENT_LENGTH)
+            && (req.body().size_hint().exact().is_some() || req.version() == http::Version::HTTP_2)
         {
             ReqFraming::Length
         } else {
@@ -162,7 +176,7 @@ impl Prepared {
             framing,
             head_request,
             connect,
-            body: req.into_body(),
+            body: wrap(req.into_body()),
             body_timeout,
         }
     }
@@ -332,7 +346,7 @@ impl H1Conn {
     async fn send_body(
         &mut self,
         head: Bytes,
-        body: &mut Incoming,
+        body: &mut RequestBody,
         framing: ReqFraming,
         head_request: bool,
         mut pace: BodyPace,
@@ -343,9 +357,7 @@ impl H1Conn {
         loop {
             // Take the frames that are already here, so a small body leaves with the head.
             while !ended {
-                let polled =
-                    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx)))
-                        .await;
+                let polled = std::future::poll_fn(|cx| Poll::Ready(body.poll_frame(cx))).await;
                 match polled {
                     Poll::Ready(frame) => {
                         pace.arrived(data_len(&frame));
@@ -363,7 +375,7 @@ impl H1Conn {
             let waiting = tokio::time::Instant::now();
             tokio::select! {
                 biased;
-                frame = body.frame() => {
+                frame = std::future::poll_fn(|cx| body.poll_frame(cx)) => {
                     pace.waited(waiting.elapsed());
                     pace.arrived(data_len(&frame));
                     ended = push_frame(frame, framing, &mut pending, &mut size_line)?;
@@ -472,7 +484,7 @@ fn read_interim_into(
 }
 
 /// The data bytes in a polled request body frame.
-fn data_len(frame: &Option<Result<Frame<Bytes>, hyper::Error>>) -> usize {
+fn data_len(frame: &Option<Result<Frame<Bytes>, String>>) -> usize {
     match frame {
         Some(Ok(f)) => f.data_ref().map_or(0, Bytes::len),
         _ => 0,
@@ -481,7 +493,7 @@ fn data_len(frame: &Option<Result<Frame<Bytes>, hyper::Error>>) -> usize {
 
 /// Queues one request body frame for writing. Returns whether the body has ended.
 fn push_frame(
-    frame: Option<Result<Frame<Bytes>, hyper::Error>>,
+    frame: Option<Result<Frame<Bytes>, String>>,
     framing: ReqFraming,
     pending: &mut Vec<Bytes>,
     size_line: &mut String,
@@ -493,14 +505,7 @@ fn push_frame(
             }
             Ok(true)
         }
-        Some(Err(e)) => {
-            // hyper's error says where; its cause says what.
-            let why = match std::error::Error::source(&e) {
-                Some(cause) => format!("{e}: {cause}"),
-                None => e.to_string(),
-            };
-            Err(H1Error::RequestBody(why).into())
-        }
+        Some(Err(why)) => Err(H1Error::RequestBody(why).into()),
         Some(Ok(frame)) => match frame.into_data() {
             Ok(data) if data.is_empty() => Ok(false),
             Ok(data) => {
@@ -525,5 +530,36 @@ fn push_frame(
                 _ => Ok(false),
             },
         },
+    }
+}
+
+/// A request body as the client sent it: hyper's HTTP/1, or an HTTP/2 stream.
+#[derive(Debug)]
+pub enum RequestBody {
+    Hyper(Incoming),
+    H2(H2Body),
+}
+
+impl RequestBody {
+    /// The next frame; an error says what failed, with its cause.
+    fn poll_frame(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, String>>> {
+        fn why(e: &dyn std::error::Error) -> String {
+            // hyper's error says where; its cause says what.
+            match e.source() {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            }
+        }
+        match self {
+            RequestBody::Hyper(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(|e| why(&e)))),
+            RequestBody::H2(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(|e| why(&e)))),
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! served in `service::h2`; this module holds what does not need the service: the
 //! connection settings, upstream connections, body piping and keep-alive pings.
 
+mod body;
 mod keepalive;
 mod pipe;
 
@@ -14,8 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use bytes::Bytes;
 
+pub use body::H2Body;
 pub use keepalive::KeepAlive;
-pub use pipe::{PipeError, pipe};
+pub use pipe::{PipeError, pipe, pipe_body};
 
 use crate::config::{H2Windows, Limits};
 use crate::connect::Connection;

@@ -172,3 +172,52 @@ impl Pacer {
         }
     }
 }
+
+/// Copies a body of another kind (an HTTP/1 body, a client's hyper body) to an HTTP/2
+/// stream, with its trailers, waiting for send capacity as `pipe` does.
+pub async fn pipe_body<B>(from: &mut B, to: &mut SendStream<Bytes>) -> Result<(), PipeError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    loop {
+        let frame = poll_fn(|cx| Pin::new(&mut *from).poll_frame(cx)).await;
+        let frame = match frame {
+            None => {
+                to.send_data(Bytes::new(), true).map_err(PipeError::Send)?;
+                return Ok(());
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "body failed while piped to an HTTP/2 stream");
+                return Err(PipeError::Recv(Reason::INTERNAL_ERROR.into()));
+            }
+            Some(Ok(frame)) => frame,
+        };
+        let frame = match frame.into_data() {
+            Ok(data) if data.is_empty() => continue,
+            Ok(data) => data,
+            Err(frame) => {
+                if let Ok(trailers) = frame.into_trailers() {
+                    to.send_trailers(trailers).map_err(PipeError::Send)?;
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        to.reserve_capacity(frame.len());
+        let mut data = frame;
+        while !data.is_empty() {
+            let granted = poll_fn(|cx| to.poll_capacity(cx)).await;
+            let n = match granted {
+                Some(Ok(n)) => n.min(data.len()),
+                Some(Err(e)) => return Err(PipeError::Send(e)),
+                None => return Err(PipeError::Send(Reason::CANCEL.into())),
+            };
+            if n == 0 {
+                continue;
+            }
+            to.send_data(data.split_to(n), false)
+                .map_err(PipeError::Send)?;
+        }
+    }
+}

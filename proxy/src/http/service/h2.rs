@@ -21,15 +21,14 @@ use super::super::conn::Graceful;
 use super::super::date;
 use super::super::errors::ProxyError;
 use super::super::h2::{H2Conn, KeepAlive, PipeError, pipe, unprocessed};
-use super::super::headers::{authority, is_grpc};
+use super::super::headers::{L5D_ORIG_PROTO, authority, is_grpc};
 use super::super::pace::BodyPace;
 use super::super::validate;
-use super::{MAX_RETRIES, ProxyService};
+use super::{MAX_REPICKS, MAX_RETRIES, ProxyService};
 use crate::admin::tap::{TapRequest, Tapping};
-use crate::balance::RouteRef;
 use crate::connect::Upstream;
 use crate::io::MeteredIo;
-use crate::metrics::HttpMetrics;
+use crate::metrics::{Direction, HttpMetrics};
 use crate::outbound::discover::Endpoint;
 
 type Io = MeteredIo<TcpStream>;
@@ -74,7 +73,7 @@ impl<U: Upstream> Future for H2Server<U> {
         loop {
             match ready!(this.conn.poll_accept(cx)) {
                 Some(Ok((req, respond))) => {
-                    tokio::spawn(this.svc.clone().forward_h2(req, respond));
+                    crate::connect::spawn_in_connection(this.svc.clone().forward_h2(req, respond));
                 }
                 Some(Err(e)) => return Poll::Ready(Err(e)),
                 None => return Poll::Ready(Ok(())),
@@ -104,6 +103,14 @@ impl<U: Upstream> ProxyService<U> {
     /// Forwards one stream: routes it, sends it upstream, and pipes both bodies.
     async fn forward_h2(self, mut req: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
         let start = Instant::now();
+        if self.http.settings.direction == Direction::Inbound
+            && req
+                .headers()
+                .get(L5D_ORIG_PROTO)
+                .is_some_and(|v| v.as_bytes().starts_with(b"HTTP/1"))
+        {
+            return self.downgrade_h2(req, respond, start).await;
+        }
         let grpc = is_grpc(&req);
         if let Err(e) = validate::request_target(&mut req) {
             let label = authority(&req).unwrap_or("").to_owned();
@@ -136,7 +143,7 @@ impl<U: Upstream> ProxyService<U> {
                 return;
             }
         };
-        let metrics = self.metrics_for(&label, picked.endpoint());
+        let mut metrics = self.metrics_for(&label, picked.endpoint());
         let (parts, mut body) = req.into_parts();
         let end = body.is_end_stream();
         let request = Request::from_parts(parts, ());
@@ -144,28 +151,57 @@ impl<U: Upstream> ProxyService<U> {
         // The copy of its head costs a header map per request, a small price next to a
         // 502 each time an upstream recycles its connection.
         let again = end.then(|| head_copy(&request));
-        let route = balancer.route(request.method(), request.uri().path());
-        let retryable = again.is_some() && route.as_ref().is_some_and(RouteRef::is_retryable);
+        let route = balancer
+            .route(request.method(), request.uri().path())
+            .map(|r| self.route_call(r, &label));
+        let retryable = again.is_some() && route.as_ref().is_some_and(|c| c.route.is_retryable());
         if retryable {
             balancer.budget().deposit(Instant::now());
+        }
+        if let Some(call) = &route {
+            call.metrics.request();
         }
         // A profile route's timeout bounds the whole request, retries included.
         let timeout = match (
             self.http.settings.limits.response_timeout,
-            route.as_ref().and_then(RouteRef::timeout),
+            route.as_ref().and_then(|c| c.route.timeout()),
         ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let deadline = timeout.map(|t| (tokio::time::Instant::now() + t, t));
 
-        let endpoint = picked.endpoint().clone();
-        let opened = watch(
-            &mut respond,
-            deadline,
-            self.open_h2(&endpoint, request, end),
-        )
-        .await;
+        let mut request = Some(request);
+        let mut repicks = 0;
+        let (endpoint, opened) = loop {
+            let endpoint = picked.endpoint().clone();
+            let opened = watch(
+                &mut respond,
+                deadline,
+                self.open_h2(&endpoint, &mut request, end),
+            )
+            .await;
+            match opened {
+                // Nothing was sent: another endpoint may take it.
+                Err(Some(ProxyError::Connect(_)))
+                    if repicks < MAX_REPICKS && picked.is_discovered() && request.is_some() =>
+                {
+                    picked.unreachable();
+                    repicks += 1;
+                    picked = match balancer.pick().await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let e = ProxyError::Unavailable(e);
+                            let res = self.fail_tapped(e, &label, None, start, grpc, tap);
+                            send_proxy_response(&mut respond, res);
+                            return;
+                        }
+                    };
+                    metrics = self.metrics_for(&label, picked.endpoint());
+                }
+                opened => break (endpoint, opened),
+            }
+        };
         let (response, upstream_body) = match opened {
             Ok(r) => r,
             // The client reset the stream: nothing to answer or record.
@@ -173,6 +209,9 @@ impl<U: Upstream> ProxyService<U> {
             Err(Some(e)) => {
                 if e.is_upstream() {
                     picked.failed();
+                }
+                if let Some(call) = &route {
+                    call.failed(e.status().as_u16(), start.elapsed());
                 }
                 let res = self.fail_tapped(e, &label, Some(metrics), start, grpc, tap);
                 send_proxy_response(&mut respond, res);
@@ -192,16 +231,21 @@ impl<U: Upstream> ProxyService<U> {
                 let (mut tries, mut retries) = (1, 0);
                 loop {
                     let endpoint = lock(cell).2.clone();
-                    match (response.await, &again, route) {
+                    let result = response.await;
+                    if let (Ok(r), Some(call)) = (&result, route) {
+                        call.attempt(r.status().as_u16());
+                    }
+                    match (result, &again, route) {
                         (Err(e), Some(head), _) if unprocessed(&e) && tries < MAX_TRIES => {
                             tries += 1;
-                            (response, _) = svc.open_h2(&endpoint, head_copy(head), true).await?;
+                            let mut again = Some(head_copy(head));
+                            (response, _) = svc.open_h2(&endpoint, &mut again, true).await?;
                         }
-                        (Ok(r), Some(head), Some(route))
+                        (Ok(r), Some(head), Some(call))
                             if retryable
                                 && retries < MAX_RETRIES
-                                && route.is_failure(r.status().as_u16())
-                                && svc.may_retry(balancer, route, label) =>
+                                && call.route.is_failure(r.status().as_u16())
+                                && svc.may_retry(balancer, call) =>
                         {
                             retries += 1;
                             let status = r.status().as_u16();
@@ -217,7 +261,8 @@ impl<U: Upstream> ProxyService<U> {
                             let endpoint = picked.endpoint().clone();
                             let metrics = svc.metrics_for(label, &endpoint);
                             *lock(cell) = (picked, metrics, endpoint.clone());
-                            (response, _) = svc.open_h2(&endpoint, head_copy(head), true).await?;
+                            let mut again = Some(head_copy(head));
+                            (response, _) = svc.open_h2(&endpoint, &mut again, true).await?;
                         }
                         (r, _, _) => return r.map_err(ProxyError::UpstreamH2),
                     }
@@ -233,6 +278,9 @@ impl<U: Upstream> ProxyService<U> {
                 Ok(response) => {
                     responded.store(true, Relaxed);
                     picked.responded(response.status().as_u16(), start.elapsed());
+                    if let Some(call) = route {
+                        call.answered(response.status().as_u16(), start.elapsed());
+                    }
                     let answered = Answered {
                         metrics,
                         tap,
@@ -250,6 +298,9 @@ impl<U: Upstream> ProxyService<U> {
                         .map_or(e, ProxyError::RequestBodyStalled);
                     if e.is_upstream() {
                         picked.failed();
+                    }
+                    if let Some(call) = route {
+                        call.failed(e.status().as_u16(), start.elapsed());
                     }
                     let res = self.fail_tapped(e, label, Some(metrics), start, grpc, tap);
                     send_proxy_response(&mut respond, res);
@@ -285,11 +336,12 @@ impl<U: Upstream> ProxyService<U> {
     }
 
     /// Opens the upstream stream: the request head goes out, and the response is awaited
-    /// by the caller.
-    async fn open_h2(
+    /// by the caller. The request is taken only once a connection is ready for it, so on
+    /// a connection error it is still there to send elsewhere.
+    pub(super) async fn open_h2(
         &self,
         endpoint: &Endpoint,
-        request: Request<()>,
+        request: &mut Option<Request<()>>,
         end: bool,
     ) -> Result<(h2::client::ResponseFuture, Option<SendStream<Bytes>>), ProxyError> {
         let mut conn = self.h2_conn(endpoint).await?;
@@ -303,6 +355,9 @@ impl<U: Upstream> ProxyService<U> {
                 .map_err(ProxyError::UpstreamH2)?;
         }
         let mut sender = conn.sender;
+        let Some(request) = request.take() else {
+            return Err(ProxyError::BadRequest("request already sent"));
+        };
         let (response, tx) = sender
             .send_request(request, end)
             .map_err(ProxyError::UpstreamH2)?;
@@ -315,8 +370,7 @@ impl<U: Upstream> ProxyService<U> {
         if let Some(c) = pool.h2(&endpoint.addr) {
             return Ok(c);
         }
-        let preconnected = self.lock().preconnected.take();
-        let conn = self.connect(endpoint, preconnected).await?;
+        let conn = self.connect(endpoint).await?;
         let h2 = pool
             .handshake_h2(conn)
             .await
@@ -396,7 +450,7 @@ async fn watch<T>(
 }
 
 /// Sends a response the proxy made (an error): its head, then its whole body.
-fn send_proxy_response(respond: &mut SendResponse<Bytes>, res: Response<ProxyBody>) {
+pub(super) fn send_proxy_response(respond: &mut SendResponse<Bytes>, res: Response<ProxyBody>) {
     let (mut parts, mut body) = res.into_parts();
     parts.headers.entry(DATE).or_insert_with(date::header_value);
     let data = body.take_ready();

@@ -28,7 +28,7 @@ use super::super::h1::{
     self, Decoded, Decoder, FinalResponse, Framing, H1Conn, PlainRequest, RequestHead,
     ResponseContext, SendError,
 };
-use super::ProxyService;
+use super::{MAX_REPICKS, ProxyService};
 use crate::connect::Upstream;
 use crate::drain::Drain;
 use crate::io::MeteredIo;
@@ -165,42 +165,51 @@ impl<U: Upstream> ProxyService<U> {
             },
         };
         let balancer = self.balancer_for(&target, x.authority);
-        let mut picked = match balancer.pick().await {
-            Ok(p) if p.routed() => return Next::Handoff,
-            Ok(p) => p,
-            Err(e) => {
-                return self
-                    .lean_error(io, ProxyError::Unavailable(e), None, &x)
-                    .await;
-            }
-        };
-        let metrics = self.metrics_for(x.authority, picked.endpoint());
         let cx = ResponseContext {
             head_request: x.request.head,
             trailers: x.request.trailers,
             close: x.close || x.drain.is_draining(),
             date: x.date,
         };
-        let sent = match self.http.settings.limits.response_timeout {
-            Some(t) => {
-                let exchange = self.exchange_lean(picked.endpoint(), x.head, cx, client_head);
-                match tokio::time::timeout(t, exchange).await {
-                    Ok(r) => r,
-                    Err(_) => Err(ProxyError::ResponseTimeout(t)),
+        let mut repicks = 0;
+        let (mut picked, metrics, mut conn, response) = loop {
+            let mut picked = match balancer.pick().await {
+                // Profile routes and HTTP/2 upgrades are the hyper path's.
+                Ok(p) if p.routed() || p.endpoint().h2_hint => return Next::Handoff,
+                Ok(p) => p,
+                Err(e) => {
+                    return self
+                        .lean_error(io, ProxyError::Unavailable(e), None, &x)
+                        .await;
                 }
-            }
-            None => {
-                self.exchange_lean(picked.endpoint(), x.head, cx, client_head)
-                    .await
-            }
-        };
-        let (mut conn, response) = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                if e.is_upstream() {
-                    picked.failed();
+            };
+            let metrics = self.metrics_for(x.authority, picked.endpoint());
+            let sent = match self.http.settings.limits.response_timeout {
+                Some(t) => {
+                    let exchange = self.exchange_lean(picked.endpoint(), x.head, cx, client_head);
+                    match tokio::time::timeout(t, exchange).await {
+                        Ok(r) => r,
+                        Err(_) => Err(ProxyError::ResponseTimeout(t)),
+                    }
                 }
-                return self.lean_error(io, e, Some(metrics), &x).await;
+                None => {
+                    self.exchange_lean(picked.endpoint(), x.head, cx, client_head)
+                        .await
+                }
+            };
+            match sent {
+                Ok((conn, response)) => break (picked, metrics, conn, response),
+                // Nothing was sent: another endpoint may take it.
+                Err(ProxyError::Connect(_)) if repicks < MAX_REPICKS && picked.is_discovered() => {
+                    picked.unreachable();
+                    repicks += 1;
+                }
+                Err(e) => {
+                    if e.is_upstream() {
+                        picked.failed();
+                    }
+                    return self.lean_error(io, e, Some(metrics), &x).await;
+                }
             }
         };
         picked.responded(response.status, x.start.elapsed());
@@ -427,10 +436,7 @@ async fn relay_chunked(
                 pending.push(Bytes::from_static(b"\r\n"));
             }
             Decoded::Trailers(trailers) => {
-                grpc_status = trailers
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|s| s.trim().parse().ok());
+                grpc_status = super::super::body::grpc_status(&trailers);
                 let mut end = b"0\r\n".to_vec();
                 for (name, value) in &trailers {
                     if h1::is_allowed_trailer(name, &response.trailer_names) {

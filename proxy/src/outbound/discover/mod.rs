@@ -16,6 +16,7 @@
 
 pub mod destination;
 pub mod dns;
+pub mod namer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

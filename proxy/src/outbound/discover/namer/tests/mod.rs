@@ -1,0 +1,4 @@
+mod admin;
+mod delegation;
+mod files;
+mod live;
