@@ -7,6 +7,8 @@
 //! - `/status/N`: responds with status N;
 //! - `/flaky…`: the replica's odd-numbered `/flaky` requests get 500, the even ones 200;
 //! - anything else: 200.
+//!
+//! A replica made with [`Replica::failing`] answers 500 to everything.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -41,15 +43,28 @@ impl Replica {
 
     /// A replica on `addr` (the port of one that was killed: a restarted pod).
     pub fn start_on(name: &str, addr: SocketAddr) -> Replica {
-        Replica::start_with(name, addr, Duration::ZERO)
+        Replica::start_with(name, addr, Behaviour::default())
     }
 
     /// A replica that waits `delay` before every answer.
     pub fn slow(name: &str, delay: Duration) -> Replica {
-        Replica::start_with(name, "127.0.0.1:0".parse().unwrap(), delay)
+        let behaviour = Behaviour {
+            delay,
+            ..Behaviour::default()
+        };
+        Replica::start_with(name, "127.0.0.1:0".parse().unwrap(), behaviour)
     }
 
-    fn start_with(name: &str, addr: SocketAddr, delay: Duration) -> Replica {
+    /// A replica that is up but answers 500 to every request.
+    pub fn failing(name: &str) -> Replica {
+        let behaviour = Behaviour {
+            fail: true,
+            ..Behaviour::default()
+        };
+        Replica::start_with(name, "127.0.0.1:0".parse().unwrap(), behaviour)
+    }
+
+    fn start_with(name: &str, addr: SocketAddr, behaviour: Behaviour) -> Replica {
         let listener = std::net::TcpListener::bind(addr).expect("bind a replica");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -65,7 +80,7 @@ impl Replica {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 tokio::select! {
                     _ = stopped => {}
-                    _ = serve(listener, label, counter, delay) => {}
+                    _ = serve(listener, label, counter, behaviour) => {}
                 }
             });
             // Dropping the runtime closes every connection.
@@ -106,11 +121,18 @@ impl Drop for Replica {
     }
 }
 
+/// How a replica answers every request.
+#[derive(Clone, Copy, Debug, Default)]
+struct Behaviour {
+    delay: Duration,
+    fail: bool,
+}
+
 async fn serve(
     listener: tokio::net::TcpListener,
     name: String,
     requests: Arc<AtomicUsize>,
-    delay: Duration,
+    behaviour: Behaviour,
 ) {
     let flaky = Arc::new(AtomicUsize::new(0));
     loop {
@@ -121,7 +143,7 @@ async fn serve(
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
                 requests.fetch_add(1, SeqCst);
-                handle(req, name.clone(), flaky.clone(), delay)
+                handle(req, name.clone(), flaky.clone(), behaviour)
             });
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(sock), svc)
@@ -134,15 +156,17 @@ async fn handle(
     req: Request<Incoming>,
     name: String,
     flaky: Arc<AtomicUsize>,
-    delay: Duration,
+    behaviour: Behaviour,
 ) -> Result<Response<http_body_util::combinators::BoxBody<Bytes, Infallible>>, Infallible> {
     let path = req.uri().path().to_string();
     // The request body is read whole before answering, as most servers do.
     let _ = req.into_body().collect().await;
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    if !behaviour.delay.is_zero() {
+        tokio::time::sleep(behaviour.delay).await;
     }
-    let status = if let Some(ms) = path.strip_prefix("/slow/") {
+    let status = if behaviour.fail {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else if let Some(ms) = path.strip_prefix("/slow/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(1000))).await;
         StatusCode::OK
     } else if let Some(code) = path.strip_prefix("/status/") {
