@@ -5,7 +5,7 @@
 //!
 //! Clients use the outbound listener as an HTTP proxy. Transparent mode (a redirected
 //! connection whose `Host` the control plane does not know, falling back to its
-//! `SO_ORIGINAL_DST`) needs iptables in a network namespace and is not covered here.
+//! `SO_ORIGINAL_DST`) needs iptables in a network namespace: `balance_transparent.rs`.
 
 // Tests panic on what they did not expect.
 #![allow(clippy::unwrap_used)]

@@ -65,6 +65,11 @@ impl State {
     }
 }
 
+enum Listen {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
 /// A running scripted control plane.
 pub struct Destination {
     pub addr: SocketAddr,
@@ -84,6 +89,19 @@ impl Destination {
         let listener = std::net::TcpListener::bind(addr).expect("bind the destination server");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
+        Destination::spawn(addr, Listen::Tcp(listener))
+    }
+
+    /// Serves on a Unix socket at `path`, for a proxy in another network namespace to
+    /// reach through a forwarder; `addr` is unspecified.
+    pub fn start_unix(path: &std::path::Path) -> Destination {
+        let listener =
+            std::os::unix::net::UnixListener::bind(path).expect("bind the destination socket");
+        listener.set_nonblocking(true).unwrap();
+        Destination::spawn("0.0.0.0:0".parse().unwrap(), Listen::Unix(listener))
+    }
+
+    fn spawn(addr: SocketAddr, listener: Listen) -> Destination {
         let state = Arc::new(State::default());
         let (stop, stopped) = oneshot::channel::<()>();
         let shared = state.clone();
@@ -93,14 +111,28 @@ impl Destination {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let incoming = tonic::transport::server::TcpIncoming::from(listener);
-                let serve = tonic::transport::Server::builder()
-                    .add_service(DestinationServer::new(Scripted { state: shared }))
-                    .serve_with_incoming(incoming);
-                tokio::select! {
-                    _ = serve => {}
-                    _ = stopped => {}
+                let server = tonic::transport::Server::builder()
+                    .add_service(DestinationServer::new(Scripted { state: shared }));
+                match listener {
+                    Listen::Tcp(l) => {
+                        let l = tokio::net::TcpListener::from_std(l).unwrap();
+                        let incoming = tonic::transport::server::TcpIncoming::from(l);
+                        tokio::select! {
+                            _ = server.serve_with_incoming(incoming) => {}
+                            _ = stopped => {}
+                        }
+                    }
+                    Listen::Unix(l) => {
+                        let l = tokio::net::UnixListener::from_std(l).unwrap();
+                        let incoming = futures::stream::unfold(l, |l| async move {
+                            let accepted = l.accept().await.map(|(s, _)| s);
+                            Some((accepted, l))
+                        });
+                        tokio::select! {
+                            _ = server.serve_with_incoming(incoming) => {}
+                            _ = stopped => {}
+                        }
+                    }
                 }
             });
             // Dropping the runtime drops every connection and stream task with it.
