@@ -12,6 +12,8 @@ use crate::util::{have, sh};
 /// Debian packages the test suite needs, as (a binary it provides, the package).
 pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("curl", "curl"),
+    // mesh-proxy's balancing tests drive HTTP/1 and HTTP/2 load while endpoints change.
+    ("h2load", "nghttp2-client"),
     // mesh-proxy init and the network-namespace test: both iptables backends, ip netns, setpriv.
     ("iptables-legacy", "iptables"),
     ("ip", "iproute2"),
