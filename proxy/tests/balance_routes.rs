@@ -84,14 +84,22 @@ fn retryable_routes_retry_failures_within_the_budget() {
         "every request reached the replica twice"
     );
 
-    // A request with a body is not sent again: its 500 reaches the client.
+    // A small body is read whole and sent again with its request.
     let sent = web.requests();
     let res = client
         .send("POST", &url(WEB, "/flaky/r"), b"payload")
         .unwrap();
+    assert_eq!(res.status, 200, "{res:?}");
+    assert_eq!(web.requests() - sent, 2);
+    assert_eq!(retries(&proxy, WEB, "r").0, after + 1.0);
+
+    // A body over 64 KiB is not kept: its 500 reaches the client.
+    let sent = web.requests();
+    let big = vec![b'x'; 64 * 1024 + 1];
+    let res = client.send("POST", &url(WEB, "/flaky/r"), &big).unwrap();
     assert_eq!(res.status, 500, "{res:?}");
     assert_eq!(web.requests() - sent, 1);
-    assert_eq!(retries(&proxy, WEB, "r").0, after);
+    assert_eq!(retries(&proxy, WEB, "r").0, after + 1.0);
 
     // A route that is not retryable passes every other request's 500 through (21
     // requests, so that the next `/flaky` request fails again).
