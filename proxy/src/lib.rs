@@ -48,7 +48,9 @@
 //!   proxy mode, or nothing (the original destination is the one endpoint).
 //! - **Balancing**: power of two choices over peak-EWMA latency × requests in flight
 //!   (Linkerd's default; decay 10s, 30ms for an endpoint not measured yet), over requests
-//!   in flight, or round robin; weighted backends for traffic splits. Endpoints come and
+//!   in flight, or round robin; weighted backends for traffic splits. Unlike Linkerd, an
+//!   endpoint that joins a measured set starts at the set's mean estimate, not 30ms, so a
+//!   new pod gets its share at once even from clients with few requests in flight. Endpoints come and
 //!   go without losing requests in flight.
 //! - **Failure accrual**: 5 consecutive failures (connection errors, 5xx) eject a
 //!   discovered endpoint for 1s, doubling up to 1m while its probe requests fail. With

@@ -92,10 +92,10 @@ pub struct EndpointState {
 }
 
 impl EndpointState {
-    fn new(endpoint: Endpoint, accrues: bool, now: Instant) -> Arc<EndpointState> {
+    fn new(endpoint: Endpoint, accrues: bool, now: Instant, rtt_ns: f64) -> Arc<EndpointState> {
         Arc::new(EndpointState {
             endpoint,
-            load: Load::new(now),
+            load: Load::new(now, rtt_ns),
             accrual: Accrual::default(),
             accrues,
         })
@@ -410,7 +410,12 @@ impl Snapshot {
             backends: Box::new([BackendSet {
                 name: addr.to_string().into(),
                 weight: 1,
-                endpoints: Box::new([EndpointState::new(Endpoint::bare(addr), false, now)]),
+                endpoints: Box::new([EndpointState::new(
+                    Endpoint::bare(addr),
+                    false,
+                    now,
+                    load::DEFAULT_RTT.as_nanos() as f64,
+                )]),
             }]),
             total_weight: 1,
             profile: None,
@@ -465,6 +470,12 @@ impl Snapshot {
                 }
             }
         }
+        // A new endpoint starts at the mean estimate of those already measured, so that it
+        // competes with them at once instead of waiting for their estimates to decay.
+        let initial = match known.len() {
+            0 => load::DEFAULT_RTT.as_nanos() as f64,
+            n => known.values().map(|e| e.load.estimate_ns(now)).sum::<f64>() / n as f64,
+        };
         let sets: Box<[BackendSet]> = backends
             .iter()
             .filter(|b| b.weight > 0)
@@ -476,7 +487,7 @@ impl Snapshot {
                     .iter()
                     .map(|e| match known.get(&e.addr) {
                         Some(k) if k.endpoint == *e => k.clone(),
-                        _ => EndpointState::new(e.clone(), true, now),
+                        _ => EndpointState::new(e.clone(), true, now, initial),
                     })
                     .collect(),
             })

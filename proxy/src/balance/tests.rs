@@ -239,3 +239,25 @@ async fn an_unknown_target_goes_to_its_original_destination() {
     let b = Balancer::discovered("web", rx, None, settings(Algorithm::PeakEwma));
     assert!(matches!(b.pick().await, Err(PickError::Unknown { .. })));
 }
+
+/// A new endpoint among measured ones starts at their estimate and takes traffic at once,
+/// even from a client with one request at a time.
+#[tokio::test]
+async fn a_new_endpoint_competes_at_once() {
+    let (tx, rx) = watch::channel(Arc::new(set(&[1, 2])));
+    let b = Balancer::discovered("web", rx, None, settings(Algorithm::PeakEwma));
+    for _ in 0..200 {
+        b.pick()
+            .await
+            .unwrap()
+            .responded(200, Duration::from_micros(300));
+    }
+    tx.send_replace(Arc::new(set(&[1, 2, 3])));
+    let mut new = 0;
+    for _ in 0..300 {
+        let mut p = b.pick().await.unwrap();
+        new += usize::from(p.addr().port() == 3);
+        p.responded(200, Duration::from_micros(300));
+    }
+    assert!(new > 30, "the new endpoint got {new} of 300");
+}
