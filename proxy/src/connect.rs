@@ -80,6 +80,9 @@ pub trait Upstream: Send + Sync + 'static {
     /// as long as the connection's requests share a target.
     fn balancer(&self, target: &Logical, authority: Option<&str>) -> Arc<Balancer>;
 
+    /// The `tls` label of connections to `endpoint` (outbound HTTP metrics carry it).
+    fn tls(&self, endpoint: &Endpoint) -> Tls;
+
     /// Opens a connection to a picked endpoint.
     fn connect(
         &self,
@@ -126,6 +129,12 @@ impl Connect {
             metrics,
             own_listeners,
         }
+    }
+
+    /// The `tls` label of connections to `endpoint`: this direction's until mesh TLS, which
+    /// will decide it from the endpoint's identity.
+    pub fn tls_for(&self, _endpoint: &Endpoint) -> Tls {
+        self.tls
     }
 
     /// Connects to one endpoint address, or hands out the connection the client
@@ -177,6 +186,10 @@ impl Upstream for Connect {
             Logical::Addr(addr) => Balancer::fixed(*addr, BalanceSettings::default()),
             Logical::Name(..) => Balancer::unknown(&target.to_string()),
         })
+    }
+
+    fn tls(&self, endpoint: &Endpoint) -> Tls {
+        self.tls_for(endpoint)
     }
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {

@@ -21,7 +21,7 @@ use crate::config::{OpaquePorts, SocketOptions};
 use crate::connect::{Upstream, with_preconnected};
 use crate::detect::{DetectSettings, Detected, Detection, Protocol, detect};
 use crate::drain::Drain;
-use crate::http::{Http, raw_error_response, validate};
+use crate::http::{Client, Http, raw_error_response, validate};
 use crate::io::{MeteredIo, ProxyIo, Stream, original_dst, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
 use crate::target::{ConnTarget, Logical};
@@ -198,10 +198,18 @@ impl<U: Upstream> Server<U> {
         match (detected, fixed) {
             (Detected::Eof, _) => {}
             (Detected::Protocol(Protocol::Http1), _) => {
+                let client = Client {
+                    addr: client,
+                    tls: self.src_tls,
+                };
                 self.serve_http1(io, client, first, target, drain).await;
             }
             (Detected::Protocol(Protocol::Http2), _) => {
                 let io = io.with_prefix(first.bytes.freeze());
+                let client = Client {
+                    addr: client,
+                    tls: self.src_tls,
+                };
                 self.http.clone().serve_h2(io, client, target, drain).await;
             }
             (Detected::ServerFirst(_), Some(t)) => {
@@ -228,7 +236,7 @@ impl<U: Upstream> Server<U> {
     async fn serve_http1(
         &self,
         mut io: ProxyIo,
-        client: SocketAddr,
+        client: Client,
         first: FirstHead,
         target: ConnTarget,
         drain: Drain,

@@ -50,9 +50,6 @@ pub trait Side {
     const SRC_TLS: Tls;
     /// The `tls` label of the proxy's connections to where traffic goes.
     const DST_TLS: Tls;
-    /// The `tls` label of HTTP metrics: Linkerd's inbound metrics carry the client
-    /// connection's, its outbound metrics the upstream connection's.
-    const HTTP_TLS: Tls;
 
     /// This side's section of the configuration.
     fn config(config: &Config) -> &ProxyConfig;
@@ -152,7 +149,6 @@ impl<D: Side, U: Upstream> Stack<D, Arc<U>> {
         );
         let settings = HttpSettings {
             direction: D::DIRECTION,
-            tls: D::HTTP_TLS,
             limits: self.config.limits.clone(),
             h2_keepalive: c.h2_keepalive,
             h2_windows: self.config.h2_windows.clone(),

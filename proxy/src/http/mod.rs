@@ -46,11 +46,17 @@ pub const MAX_HEADERS: usize = 100;
 #[derive(Clone, Debug)]
 pub struct HttpSettings {
     pub direction: Direction,
-    /// The `tls` label of this direction's HTTP metrics.
-    pub tls: Tls,
     pub limits: Limits,
     pub h2_keepalive: H2KeepAlive,
     pub h2_windows: H2Windows,
+}
+
+/// The accepted connection HTTP is served on: who the client is, and the `tls` label of
+/// its connection (inbound HTTP metrics carry it).
+#[derive(Clone, Copy, Debug)]
+pub struct Client {
+    pub addr: std::net::SocketAddr,
+    pub tls: Tls,
 }
 
 /// The HTTP stage of one direction's stack, over its `Upstream`.
@@ -97,7 +103,7 @@ impl<U: Upstream> Http<U> {
         self: Arc<Self>,
         io: ProxyIo,
         first: BytesMut,
-        client: std::net::SocketAddr,
+        client: Client,
         target: ConnTarget,
         drain: Drain,
     ) {
@@ -128,7 +134,7 @@ impl<U: Upstream> Http<U> {
     pub async fn serve_h2(
         self: Arc<Self>,
         io: ProxyIo,
-        client: std::net::SocketAddr,
+        client: Client,
         target: ConnTarget,
         drain: Drain,
     ) {

@@ -21,11 +21,11 @@ use super::conn::ConnControl;
 use super::errors::ProxyError;
 use super::h1::{Checkin, H1Conn, H1Error, Outcome, Prepared, SendError};
 use super::headers::{authority, is_upgrade, strip_hop_by_hop, to_origin_form};
-use super::{Http, upgrade, validate};
+use super::{Client, Http, upgrade, validate};
 use crate::admin::tap::{TapRequest, Tapping};
 use crate::balance::{Balancer, Picked, RouteRef};
 use crate::connect::{Connection, Upstream};
-use crate::metrics::{DstLabels, HttpKey, HttpMetrics, RouteKey, RouteMetrics};
+use crate::metrics::{Direction, DstLabels, HttpKey, HttpMetrics, RouteKey, RouteMetrics, Tls};
 use crate::outbound::discover::Endpoint;
 use crate::target::{ConnTarget, Logical};
 
@@ -47,6 +47,8 @@ impl<U> Clone for ProxyService<U> {
 struct ConnState {
     /// The downstream client's address, for tap events.
     client: SocketAddr,
+    /// The `tls` label of the downstream connection.
+    client_tls: Tls,
     control: Arc<ConnControl>,
     target: ConnTarget,
     pool: Arc<Pool>,
@@ -97,12 +99,13 @@ impl Drop for ConnState {
 impl<U: Upstream> ProxyService<U> {
     pub fn new(
         http: Arc<Http<U>>,
-        client: SocketAddr,
+        client: Client,
         target: ConnTarget,
         control: Arc<ConnControl>,
     ) -> Self {
         let conn = Arc::new(ConnState {
-            client,
+            client: client.addr,
+            client_tls: client.tls,
             control,
             target,
             pool: http.pool.clone(),
@@ -137,7 +140,7 @@ impl<U: Upstream> ProxyService<U> {
         // The one cost of tap when nobody taps: a relaxed load.
         let tap = self.http.metrics.tap().is_active().then(|| {
             let s = &self.http.settings;
-            TapRequest::new(&req, auth, s.direction, s.tls, self.conn.client)
+            TapRequest::new(&req, auth, s.direction, self.tls(None), self.conn.client)
         });
         let balancer = self.balancer_for(&target, auth);
         let route = balancer
@@ -591,7 +594,7 @@ impl<U: Upstream> ProxyService<U> {
             direction: self.http.settings.direction,
             authority: authority.into(),
             target: endpoint.addr,
-            tls: self.http.settings.tls,
+            tls: self.tls(Some(endpoint)),
             dst: endpoint.labels.clone(),
         });
         inner.labels = Some((
@@ -601,6 +604,19 @@ impl<U: Upstream> ProxyService<U> {
             m.clone(),
         ));
         m
+    }
+
+    /// The `tls` label of HTTP metrics: as Linkerd's, the client connection's inbound, and
+    /// the connection to the endpoint outbound.
+    fn tls(&self, endpoint: Option<&Endpoint>) -> Tls {
+        match (self.http.settings.direction, endpoint) {
+            (Direction::Inbound, _) => self.conn.client_tls,
+            (Direction::Outbound, Some(e)) => self.http.upstream.tls(e),
+            (Direction::Outbound, None) => {
+                let nowhere = Endpoint::bare(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+                self.http.upstream.tls(&nowhere)
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

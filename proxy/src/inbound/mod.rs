@@ -33,7 +33,6 @@ impl Side for In {
     const SRC_TLS: Tls = Tls::NoIdentity(NoTlsReason::NoTlsFromRemote);
     /// The proxy's connections to its own application.
     const DST_TLS: Tls = Tls::NoIdentity(NoTlsReason::Loopback);
-    const HTTP_TLS: Tls = Self::SRC_TLS;
 
     fn config(config: &Config) -> &ProxyConfig {
         &config.inbound

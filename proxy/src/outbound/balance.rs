@@ -151,6 +151,10 @@ impl Upstream for Arc<Discover> {
         balancer
     }
 
+    fn tls(&self, endpoint: &Endpoint) -> crate::metrics::Tls {
+        self.balance.connect.tls_for(endpoint)
+    }
+
     async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
         self.balance.connect.connect_addr(endpoint.addr).await
     }

@@ -46,7 +46,6 @@ impl Side for Out {
     /// Outbound connections to endpoints are plaintext until mesh TLS: discovery provides
     /// no identity.
     const DST_TLS: Tls = Tls::NoIdentity(NoTlsReason::NotProvidedByServiceDiscovery);
-    const HTTP_TLS: Tls = Self::DST_TLS;
 
     fn config(config: &Config) -> &ProxyConfig {
         &config.outbound

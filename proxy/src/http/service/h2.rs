@@ -129,7 +129,7 @@ impl<U: Upstream> ProxyService<U> {
         let auth = authority(&req).unwrap_or("");
         let tap = self.http.metrics.tap().is_active().then(|| {
             let s = &self.http.settings;
-            TapRequest::new(&req, auth, s.direction, s.tls, self.conn.client)
+            TapRequest::new(&req, auth, s.direction, self.tls(None), self.conn.client)
         });
         let balancer = self.balancer_for(&target, auth);
         let label: Box<str> = auth.into();
