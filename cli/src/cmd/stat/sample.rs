@@ -57,7 +57,8 @@ pub enum GroupBy {
     Whole,
     /// By the `authority` label.
     Authority,
-    /// By destination resource, key `namespace/name`, from the `dst_*` labels (`--from`).
+    /// By destination resource, key `namespace/name`, from the `dst_*` labels (`--from`,
+    /// `--proxy` with a TYPE other than `au`).
     Destination { kind: Kind, namespace: String },
 }
 
@@ -115,10 +116,11 @@ impl View {
 }
 
 /// The `(namespace, name)` of the destination resource of kind `kind` a sample names, from
-/// `dst_<kind>` and `dst_namespace`. For Services without those labels (mesh-proxy has no
-/// discovery yet), the `authority` stands in: a Service's cluster IP (from `service_ips`),
-/// `name.namespace.svc…`, `name.namespace` or a bare `name` in `default_namespace`.
-fn destination(
+/// `dst_<kind>` and `dst_namespace` (the endpoint's labels from the control plane's discovery).
+/// Without them a Service, and a namespace, are still recognised by the `authority`: a
+/// Service's cluster IP (from `service_ips`), `name.namespace.svc…`, `name.namespace` or a
+/// bare `name` in `default_namespace`.
+pub(crate) fn destination(
     sample: &Sample<'_>,
     kind: Kind,
     default_namespace: &str,
@@ -126,7 +128,11 @@ fn destination(
 ) -> Option<(String, String)> {
     let namespace = sample.label("dst_namespace");
     if kind == Kind::Namespace {
-        return namespace.map(|ns| (ns.to_string(), ns.to_string()));
+        if let Some(ns) = namespace {
+            return Some((ns.to_string(), ns.to_string()));
+        }
+        let (ns, _) = service_by_authority(sample, default_namespace, service_ips)?;
+        return (!ns.is_empty()).then(|| (ns.clone(), ns));
     }
     if let Some(name) = sample.label(kind.dst_label()) {
         let ns = namespace.unwrap_or(default_namespace);
@@ -135,6 +141,15 @@ fn destination(
     if kind != Kind::Service {
         return None;
     }
+    service_by_authority(sample, default_namespace, service_ips)
+}
+
+/// The Service a sample's `authority` names, by cluster IP or by DNS name.
+fn service_by_authority(
+    sample: &Sample<'_>,
+    default_namespace: &str,
+    service_ips: &HashMap<IpAddr, (String, String)>,
+) -> Option<(String, String)> {
     let authority = sample.label("authority")?;
     let host = authority
         .rsplit_once(':')
