@@ -9,88 +9,9 @@ mod support;
 
 use std::process::{Child, Command, Output, Stdio};
 
-use fake_proxy::{Http, Page, outbound};
-use mesh_testkube::FakeKube;
+use fake_proxy::scenario::{NS, cluster, vote_bot};
 use serde_json::Value;
-use stat_support::{mesh_command, meshed_deployment, pods_of, stderr, stdout};
-
-const NS: &str = "emojivoto";
-
-/// What vote-bot's proxy sent: to web-svc's two pods (labels from the control plane), to
-/// `books` (named by the file namer, which gives only `dst_service`), and to `api` by a name
-/// discovery did not know (no `dst_*` labels at all); and what it received.
-pub fn vote_bot() -> Page {
-    let web = |pod: &str, ip: &str| {
-        outbound(
-            "web-svc.emojivoto.svc.cluster.local:80",
-            &format!("{ip}:8080"),
-            &[
-                ("namespace", NS),
-                ("service", "web-svc"),
-                ("deployment", "web"),
-                ("pod", pod),
-                ("serviceaccount", "web"),
-            ],
-        )
-    };
-    let series = |labels: String, rps, failures, latency_ms| Http {
-        labels,
-        rps,
-        failures,
-        latency_ms,
-    };
-    Page {
-        http: vec![
-            series(web("web-5d9f-x", "10.0.0.7"), 1.0, 0.0, 150.0),
-            series(web("web-5d9f-y", "10.0.0.8"), 1.0, 0.25, 250.0),
-            series(
-                outbound("books:7000", "10.0.0.9:7000", &[("service", "books")]),
-                0.5,
-                0.0,
-                1500.0,
-            ),
-            series(
-                outbound(
-                    "api.emojivoto.svc.cluster.local:8080",
-                    "10.96.0.20:8080",
-                    &[],
-                ),
-                0.4,
-                0.5,
-                700.0,
-            ),
-            series(
-                "direction=\"inbound\",authority=\"vote-bot:8080\",target_addr=\"127.0.0.1:8080\",target_ip=\"127.0.0.1\",target_port=\"8080\",tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"".into(),
-                3.0,
-                0.0,
-                1.0,
-            ),
-        ],
-        routes: Vec::new(),
-    }
-}
-
-/// What web's proxy sent: to the books Deployment, named by the control plane.
-fn web() -> Page {
-    Page {
-        http: vec![Http {
-            labels: outbound(
-                "books.emojivoto.svc.cluster.local:7000",
-                "10.0.0.12:7000",
-                &[
-                    ("namespace", NS),
-                    ("service", "books"),
-                    ("deployment", "books"),
-                    ("pod", "books-7c-z"),
-                ],
-            ),
-            rps: 1.5,
-            failures: 0.1,
-            latency_ms: 350.0,
-        }],
-        routes: Vec::new(),
-    }
-}
+use stat_support::{mesh_command, stderr, stdout};
 
 fn spawn(mut cmd: Command) -> Child {
     cmd.stdout(Stdio::piped())
@@ -175,34 +96,6 @@ fn proxy_rows_by_destination_resource() {
         "{}",
         stderr(&out)
     );
-}
-
-/// A cluster of three meshed Deployments: vote-bot and web send, books only receives.
-fn cluster() -> FakeKube {
-    let server = FakeKube::builder().kubelet(true).start().unwrap();
-    for name in ["vote-bot", "web", "books"] {
-        server.apply_yaml(&meshed_deployment(NS, name, 1)).unwrap();
-    }
-    for (name, app, ip) in [
-        ("web-svc", "web", "10.96.0.10"),
-        ("books", "books", "10.96.0.11"),
-        ("api", "api", "10.96.0.20"),
-    ] {
-        server
-            .apply_yaml(&format!(
-                "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  clusterIP: {ip}\n  selector: {{app: {app}}}\n  ports: [{{port: 80}}]\n"
-            ))
-            .unwrap();
-    }
-    for (name, page) in [
-        ("vote-bot", vote_bot()),
-        ("web", web()),
-        ("books", Page::default()),
-    ] {
-        let pod = pods_of(&server, NS, name).remove(0);
-        server.set_pod_proxy(NS, &pod, 4191, page.serve());
-    }
-    server
 }
 
 #[test]

@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)]
 
+pub mod scenario;
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Instant;

@@ -57,6 +57,9 @@ pub enum GroupBy {
     Whole,
     /// By the `authority` label.
     Authority,
+    /// By destination workload of `kind` from the `dst_*` labels, else by the Service the
+    /// authority names (`mesh edges`): key `kind/namespace/name` with the kind's short name.
+    Edge { kind: Kind, namespace: String },
     /// By destination resource, key `namespace/name`, from the `dst_*` labels (`--from`,
     /// `--proxy` with a TYPE other than `au`).
     Destination { kind: Kind, namespace: String },
@@ -107,6 +110,12 @@ impl View {
         match &self.group {
             GroupBy::Whole => Some(String::new()),
             GroupBy::Authority => sample.label("authority").map(str::to_string),
+            GroupBy::Edge { kind, namespace } => {
+                [*kind, Kind::Service].into_iter().find_map(|kind| {
+                    let (ns, name) = destination(sample, kind, namespace, &self.service_ips)?;
+                    Some(format!("{}/{ns}/{name}", kind.short()))
+                })
+            }
             GroupBy::Destination { kind, namespace } => {
                 destination(sample, *kind, namespace, &self.service_ips)
                     .map(|(ns, name)| format!("{ns}/{name}"))
