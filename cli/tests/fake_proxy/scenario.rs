@@ -8,7 +8,7 @@
 
 use mesh_testkube::FakeKube;
 
-use super::{Http, Page, outbound};
+use super::{Http, Page, Route, outbound};
 use crate::stat_support::{meshed_deployment, pods_of};
 
 pub const NS: &str = "emojivoto";
@@ -19,7 +19,7 @@ pub const NS: &str = "emojivoto";
 pub fn vote_bot() -> Page {
     let web = |pod: &str, ip: &str| {
         outbound(
-            "web-svc.emojivoto.svc.cluster.local:80",
+            WEB_SVC,
             &format!("{ip}:8080"),
             &[
                 ("namespace", NS),
@@ -63,7 +63,34 @@ pub fn vote_bot() -> Page {
                 1.0,
             ),
         ],
-        routes: Vec::new(),
+        routes: vec![
+            // Every failed attempt of GET /api/list is retried and then succeeds.
+            route(WEB_SVC, "GET /api/list", (0.5, 0.0), (0.6, 1.0 / 6.0), 150.0),
+            route(WEB_SVC, "POST /api/vote", (1.0, 0.1), (1.0, 0.1), 250.0),
+            route("books:7000", "GET /books", (0.5, 0.0), (0.5, 0.0), 1500.0),
+        ],
+    }
+}
+
+/// vote-bot's authority for web-svc.
+pub const WEB_SVC: &str = "web-svc.emojivoto.svc.cluster.local:80";
+
+/// A route: (rps, failure share) the clients got, the same of every attempt, and the latency.
+fn route(
+    dst: &str,
+    name: &str,
+    effective: (f64, f64),
+    actual: (f64, f64),
+    latency_ms: f64,
+) -> Route {
+    Route {
+        dst: dst.to_string(),
+        route: name.to_string(),
+        rps: effective.0,
+        failures: effective.1,
+        actual_rps: actual.0,
+        actual_failures: actual.1,
+        latency_ms,
     }
 }
 

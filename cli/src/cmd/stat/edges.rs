@@ -111,7 +111,7 @@ pub async fn edges(
 
 /// Services by cluster IP in `scope`: mesh-proxy labels traffic sent to a cluster IP with the IP,
 /// not the Service's name.
-pub(super) async fn service_ips(
+pub(crate) async fn service_ips(
     client: &kube::Client,
     scope: &Scope,
 ) -> anyhow::Result<HashMap<IpAddr, (String, String)>> {

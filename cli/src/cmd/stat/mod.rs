@@ -6,15 +6,15 @@
 //! quantiles from the differences. No extension, no Prometheus.
 
 mod cluster;
-mod compute;
+pub(crate) mod compute;
 mod config;
 pub(crate) mod edges;
 pub(crate) mod live;
 mod notes;
 mod plan;
-mod render;
+pub(crate) mod render;
 mod resource;
-mod sample;
+pub(crate) mod sample;
 #[cfg(test)]
 mod tests;
 mod watch;
@@ -35,6 +35,7 @@ use sample::{Direction, GroupBy, PodSample, View};
 
 pub(crate) use cluster::Scope;
 pub(crate) use cluster::running_meshed_pods;
+pub(crate) use notes::sample_for;
 pub(crate) use resource::{Kind, parse_one};
 
 /// How many proxies are read at once.

@@ -159,7 +159,16 @@ fn service_by_authority(
     default_namespace: &str,
     service_ips: &HashMap<IpAddr, (String, String)>,
 ) -> Option<(String, String)> {
-    let authority = sample.label("authority")?;
+    service_of_authority(sample.label("authority")?, default_namespace, service_ips)
+}
+
+/// The `(namespace, name)` of the Service an authority names: a cluster IP in `service_ips`,
+/// `name.namespace.svc…`, `name.namespace`, or a bare `name` in `default_namespace`.
+pub(crate) fn service_of_authority(
+    authority: &str,
+    default_namespace: &str,
+    service_ips: &HashMap<IpAddr, (String, String)>,
+) -> Option<(String, String)> {
     let host = authority
         .rsplit_once(':')
         .map_or(authority, |(host, port)| {
@@ -207,20 +216,11 @@ pub fn reduce(page: &Exposition<'_>, view: &View) -> PodSample {
                     &mut coarse
                 };
                 for s in &family.samples {
-                    if !s.name.ends_with("_bucket") {
-                        continue;
+                    if s.name.ends_with("_bucket")
+                        && let Some(key) = view.key(s)
+                    {
+                        add_bucket(series, key, s);
                     }
-                    let Some(le) = s.label("le").and_then(parse_le) else {
-                        continue;
-                    };
-                    let Some(key) = view.key(s) else { continue };
-                    let labels: Vec<(&str, &str)> = s
-                        .labels
-                        .iter()
-                        .filter(|(n, _)| *n != "le")
-                        .map(|(n, v)| (*n, v.as_ref()))
-                        .collect();
-                    series.entry((key, labels)).or_default().push((le, s.value));
                 }
             }
             "tcp_open_connections" | "tcp_read_bytes_total" | "tcp_write_bytes_total" => {
@@ -249,10 +249,25 @@ pub fn reduce(page: &Exposition<'_>, view: &View) -> PodSample {
 }
 
 /// Histogram series: (row key, labels other than `le`) to (le, cumulative) points.
-type Series<'a> = HashMap<(String, Vec<(&'a str, &'a str)>), Vec<(f64, f64)>>;
+pub(crate) type Series<'a> = HashMap<(String, Vec<(&'a str, &'a str)>), Vec<(f64, f64)>>;
+
+/// Adds one `_bucket` sample to row `key`'s series (a sample without a readable `le` is
+/// skipped).
+pub(crate) fn add_bucket<'a>(series: &mut Series<'a>, key: String, s: &'a Sample<'a>) {
+    let Some(le) = s.label("le").and_then(parse_le) else {
+        return;
+    };
+    let labels: Vec<(&str, &str)> = s
+        .labels
+        .iter()
+        .filter(|(n, _)| *n != "le")
+        .map(|(n, v)| (*n, v.as_ref()))
+        .collect();
+    series.entry((key, labels)).or_default().push((le, s.value));
+}
 
 /// Adds up each row's series into one histogram.
-fn merge_series(groups: &mut HashMap<String, Counters>, series: Series<'_>, fine: bool) {
+pub(crate) fn merge_series(groups: &mut HashMap<String, Counters>, series: Series<'_>, fine: bool) {
     let mut by_key: HashMap<String, Vec<Buckets>> = HashMap::new();
     for ((key, _), points) in series {
         by_key
