@@ -162,7 +162,9 @@ fn unrouted(proxy: &HashMap<String, Window>) -> Vec<(String, Window)> {
         if actual.is_empty() && effective.is_empty() {
             continue;
         }
-        let routed = |f: fn(&Window) -> f64| actual.iter().map(|w| f(w)).sum::<f64>();
+        // A proxy without route_actual_response_total: its responses stand in for attempts.
+        let attempts = if actual.is_empty() { &effective } else { &actual };
+        let routed = |f: fn(&Window) -> f64| attempts.iter().map(|w| f(w)).sum::<f64>();
         let latency = crate::metrics::Buckets::sum(effective.iter().map(|w| &w.latency_ms));
         let window = Window {
             success: (http.success - routed(|w| w.success)).max(0.0),
