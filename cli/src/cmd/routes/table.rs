@@ -163,7 +163,11 @@ fn unrouted(proxy: &HashMap<String, Window>) -> Vec<(String, Window)> {
             continue;
         }
         // A proxy without route_actual_response_total: its responses stand in for attempts.
-        let attempts = if actual.is_empty() { &effective } else { &actual };
+        let attempts = if actual.is_empty() {
+            &effective
+        } else {
+            &actual
+        };
         let routed = |f: fn(&Window) -> f64| attempts.iter().map(|w| f(w)).sum::<f64>();
         let latency = crate::metrics::Buckets::sum(effective.iter().map(|w| &w.latency_ms));
         let window = Window {
