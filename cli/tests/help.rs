@@ -15,6 +15,7 @@ const COMMANDS: &[&str] = &[
     "check",
     "stat",
     "edges",
+    "routes",
     "diagnostics",
     "profile",
     "tap",

@@ -675,8 +675,9 @@ fn a_long_window_shows_that_it_is_sampling() {
     }
 }
 
-/// `--from` a workload groups outbound traffic by the destination's workload, which mesh-proxy
-/// cannot name yet: the empty cells are explained instead of left as "-".
+/// `--from` a workload groups outbound traffic by the destination's workload, which only the
+/// `dst_*` labels from the control plane's discovery name; a proxy with no control plane has
+/// none, and the empty cells are explained instead of left as "-".
 #[test]
 fn traffic_that_cannot_be_matched_to_a_workload_is_explained() {
     let backend = Backend::start();
@@ -704,7 +705,8 @@ fn traffic_that_cannot_be_matched_to_a_workload_is_explained() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("\nweb "), "{}", stdout(&out));
     assert!(
-        stderr(&out).contains("No traffic matched: mesh-proxy does not yet label outbound traffic"),
+        stderr(&out)
+            .contains("No traffic matched: no outbound request carried a dst_deployment label"),
         "{}",
         stderr(&out)
     );

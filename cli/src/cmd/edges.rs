@@ -10,16 +10,19 @@ use super::GlobalArgs;
 use super::stat::{Kind, Scope, edges};
 use crate::metrics::Scraper;
 
-/// Show which workloads send traffic to which Services
+/// Show which workloads send traffic to which workloads
 ///
 /// Reads the outbound metrics of every meshed pod of TYPE (deploy, sts, ds, rs, rc, job,
 /// cronjob, po) through the API server's pod proxy, as `mesh stat` does, and lists an edge for
-/// each Service a workload's proxies have sent requests or bytes to since they started. A
-/// Service is recognised by the request's authority (`web.ns.svc…:80`, `web.ns`, `web`) or by
-/// its cluster IP.
+/// each destination a workload's proxies have sent requests or bytes to since they started.
 ///
-/// Where Linkerd names the destination workload and both identities, mesh-proxy has neither
-/// service discovery nor mTLS yet: DST is the Service, SECURED is × and -o wide says why.
+/// As in Linkerd's `viz edges`, DST is the destination's workload of the same TYPE, named by the
+/// `dst_*` labels the proxies take from the control plane's discovery (deploy/web → books).
+/// Where no label names one (a destination outside discovery, or the file namer, which gives
+/// only dst_service), DST is the Service the request's authority (`web.ns.svc…:80`, `web.ns`,
+/// `web`) or cluster IP names, shown as svc/NAME.
+///
+/// SECURED is × and -o wide says why: mesh-proxy has no mTLS yet.
 ///
 /// Examples:
 ///   mesh edges deploy -n emojivoto
@@ -87,6 +90,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                     json!({
                         "src": e.src, "src_namespace": e.src_namespace,
                         "dst": e.dst, "dst_namespace": e.dst_namespace,
+                        "dst_kind": e.dst_kind.canonical(),
                         "client_id": "", "server_id": "", "no_tls_reason": NO_TLS,
                     })
                 })
@@ -121,7 +125,11 @@ fn table(edges: &[edges::Edge], wide: bool) -> String {
         .map(|e| {
             let mut row = vec![
                 e.src.clone(),
-                format!("svc/{}", e.dst),
+                if e.dst_kind == Kind::Service {
+                    format!("svc/{}", e.dst)
+                } else {
+                    e.dst.clone()
+                },
                 e.src_namespace.clone(),
                 e.dst_namespace.clone(),
                 "×".to_string(),

@@ -11,6 +11,7 @@ mod inject;
 mod install;
 mod manifest;
 mod profile;
+mod routes;
 mod stat;
 mod tap;
 mod top;
@@ -67,6 +68,7 @@ pub enum Command {
     Check(check::Args),
     Stat(Box<stat::Args>),
     Edges(edges::Args),
+    Routes(Box<routes::Args>),
     Diagnostics(diagnostics::Args),
     Profile(profile::Args),
     Tap(Box<tap::Args>),
@@ -89,6 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args, &cli.global),
         Command::Stat(args) => stat::run(*args, &cli.global),
         Command::Edges(args) => edges::run(args, &cli.global),
+        Command::Routes(args) => routes::run(*args, &cli.global),
         Command::Diagnostics(args) => diagnostics::run(args, &cli.global),
         Command::Profile(args) => profile::run(args, &cli.global),
         Command::Tap(args) => tap::run(*args, &cli.global),

@@ -37,6 +37,9 @@ pub enum Source {
     },
     Proxies {
         addrs: Vec<String>,
+        /// `Authority`: rows by the `authority` label; any other kind: rows by the outbound
+        /// `dst_<kind>` label (with `dst_namespace`).
+        kind: Kind,
         names: Vec<String>,
     },
 }
@@ -51,24 +54,39 @@ impl Config {
             } else {
                 parse_targets(&args.resources).map_err(|e| anyhow::anyhow!("RESOURCES: {e}"))?
             };
-            let mut names = Vec::new();
-            for target in targets {
-                if target.kind != Kind::Authority {
+            let kind = match targets.as_slice() {
+                [] => Kind::Authority,
+                [one] => one.kind,
+                _ => bail!("--proxy shows one resource type at a time"),
+            };
+            let names = targets.into_iter().flat_map(|t| t.names).collect();
+            let (direction, group) = if kind == Kind::Authority {
+                (direction.unwrap_or(Direction::Inbound), GroupBy::Authority)
+            } else {
+                // Only outbound metrics name their destination's resources.
+                if direction == Some(Direction::Inbound) {
                     bail!(
-                        "--proxy shows authorities; {} is not available without a cluster",
-                        target.kind
+                        "--direction inbound cannot be used with --proxy and {kind}: only outbound \
+                         metrics carry the dst_* labels that name a {kind}"
                     );
                 }
-                names.extend(target.names);
-            }
+                (
+                    Direction::Outbound,
+                    GroupBy::Destination {
+                        kind,
+                        namespace: String::new(),
+                    },
+                )
+            };
             return Ok(Config {
                 source: Source::Proxies {
                     addrs: args.proxy,
+                    kind,
                     names,
                 },
                 view: View {
-                    direction: direction.unwrap_or(Direction::Inbound),
-                    group: GroupBy::Authority,
+                    direction,
+                    group,
                     only: None,
                     service_ips: Default::default(),
                 },

@@ -11,17 +11,22 @@ use super::resource::{Kind, Target};
 use super::sample::{self, Direction, GroupBy, View};
 use crate::metrics::{Scraper, Target as ScrapeTarget};
 
-/// One edge: a workload's proxy sent traffic to a Service.
+/// One edge: a workload's proxy sent traffic to a workload of the same kind (named by the
+/// endpoint's `dst_*` labels), or, where no label names one, to a Service.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Edge {
     pub src_namespace: String,
     pub src: String,
     pub dst_namespace: String,
     pub dst: String,
+    /// The destination's kind: the sources' kind, or `Service` as the fallback.
+    pub dst_kind: Kind,
 }
 
 /// Every edge from the meshed workloads of `kind` in `scope`, and the pods that could not be
-/// read with why.
+/// read with why. An edge goes to the destination's workload of `kind` when the outbound metrics
+/// carry its `dst_<kind>` label (as Linkerd's `viz edges`), else to the Service the request's
+/// authority or cluster IP names.
 pub async fn edges(
     client: &kube::Client,
     scraper: &Scraper,
@@ -39,8 +44,8 @@ pub async fn edges(
     for workload in &inventory.workloads {
         let view = View {
             direction: Direction::Outbound,
-            group: GroupBy::Destination {
-                kind: Kind::Service,
+            group: GroupBy::Edge {
+                kind,
                 namespace: workload.namespace.clone(),
             },
             only: None,
@@ -78,8 +83,16 @@ pub async fn edges(
                     + counters.read_bytes
                     + counters.write_bytes
                     + counters.tcp_open;
-                let Some((dst_namespace, dst)) = key.split_once('/') else {
+                let mut parts = key.splitn(3, '/');
+                let (Some(short), Some(dst_namespace), Some(dst)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
                     continue;
+                };
+                let dst_kind = if short == kind.short() {
+                    kind
+                } else {
+                    Kind::Service
                 };
                 if seen > 0.0 {
                     edges.insert(Edge {
@@ -87,6 +100,7 @@ pub async fn edges(
                         src: workload.name.clone(),
                         dst_namespace: dst_namespace.to_string(),
                         dst: dst.to_string(),
+                        dst_kind,
                     });
                 }
             }
@@ -97,7 +111,7 @@ pub async fn edges(
 
 /// Services by cluster IP in `scope`: mesh-proxy labels traffic sent to a cluster IP with the IP,
 /// not the Service's name.
-pub(super) async fn service_ips(
+pub(crate) async fn service_ips(
     client: &kube::Client,
     scope: &Scope,
 ) -> anyhow::Result<HashMap<IpAddr, (String, String)>> {

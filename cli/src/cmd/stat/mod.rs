@@ -6,15 +6,15 @@
 //! quantiles from the differences. No extension, no Prometheus.
 
 mod cluster;
-mod compute;
+pub(crate) mod compute;
 mod config;
 pub(crate) mod edges;
 pub(crate) mod live;
 mod notes;
 mod plan;
-mod render;
+pub(crate) mod render;
 mod resource;
-mod sample;
+pub(crate) mod sample;
 #[cfg(test)]
 mod tests;
 mod watch;
@@ -29,12 +29,13 @@ use anyhow::Context;
 use super::GlobalArgs;
 use crate::metrics::{Scraped, Scraper, Target as ScrapeTarget};
 use config::{Config, Source};
-use plan::{Plan, authority_rows, plan};
+use plan::{Plan, plan, proxy_rows};
 use render::{Format, Row};
 use sample::{Direction, GroupBy, PodSample, View};
 
 pub(crate) use cluster::Scope;
 pub(crate) use cluster::running_meshed_pods;
+pub(crate) use notes::sample_for;
 pub(crate) use resource::{Kind, parse_one};
 
 /// How many proxies are read at once.
@@ -53,12 +54,20 @@ const CONCURRENCY: usize = 64;
 /// by default; --to and --from show outbound traffic instead. Pods whose proxy cannot be read are
 /// listed on stderr and left out of the numbers.
 ///
+/// Outbound requests carry the destination endpoint's labels from the control plane's discovery
+/// (`dst_namespace`, `dst_service`, `dst_deployment`, `dst_pod`, …), as Linkerd's do: --to
+/// deploy/web counts the requests whose `dst_deployment` is web, and --from splits a workload's
+/// traffic by the destination's workload. Without those labels (a destination outside the
+/// mesh's discovery) a Service is still recognised by the request's authority or cluster IP.
+///
 /// Examples:
 ///   mesh stat deploy -n emojivoto
 ///   mesh stat deploy/web -n emojivoto --watch
 ///   mesh stat po -A -o wide
 ///   mesh stat deploy --to svc/emoji-svc -n emojivoto
+///   mesh stat deploy -n emojivoto --from deploy/web
 ///   mesh stat --proxy 127.0.0.1:4191
+///   mesh stat deploy --proxy 127.0.0.1:4191       (where that proxy sends, by dst_deployment)
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -105,6 +114,9 @@ pub struct Args {
     direction: Option<Direction>,
     /// Read these proxy admin endpoints directly instead of a cluster's pods, and show one row
     /// per authority
+    ///
+    /// With a TYPE other than au (svc, deploy, po, ns, …), one row per destination of that type
+    /// the proxies sent requests to, by the outbound `dst_<type>` label.
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["namespace", "all_namespaces", "selector", "to", "from"])]
     proxy: Vec<String>,
     /// Give up on a proxy that has not answered in this long
@@ -209,7 +221,7 @@ async fn stat(mut config: Config, global: &GlobalArgs) -> anyhow::Result<ExitCod
         notes::sample_for(config.window).await;
         let current = scrape(&scraper, &plan.targets, &config.view).await;
         if let Source::Proxies { .. } = config.source {
-            plan = authority_rows(&plan.targets, &current, &config);
+            plan = proxy_rows(&plan.targets, &current, &config);
         }
         let frame = frame(&plan, &previous, &current, &config);
         if let Source::Proxies { .. } = config.source
@@ -268,19 +280,17 @@ struct Frame {
 fn frame(plan: &Plan, previous: &Samples, current: &Samples, config: &Config) -> Frame {
     let plan_rows;
     let plan = if let Source::Proxies { .. } = config.source {
-        plan_rows = authority_rows(&plan.targets, current, config);
+        plan_rows = proxy_rows(&plan.targets, current, config);
         &plan_rows
     } else {
         plan
     };
     let Computed { rows, failed } = compute_rows(plan, previous, current);
-    let all_namespaces = matches!(
-        config.source,
-        Source::Cluster {
-            all_namespaces: true,
-            ..
-        }
-    );
+    let all_namespaces = match config.source {
+        Source::Cluster { all_namespaces, .. } => all_namespaces,
+        // A proxy sends to any namespace: name it, unless the rows are namespaces themselves.
+        Source::Proxies { kind, .. } => !matches!(kind, Kind::Authority | Kind::Namespace),
+    };
     let body = render::render(&rows, config.format, all_namespaces);
     let mut footnote = String::new();
     if !failed.is_empty() {

@@ -17,40 +17,58 @@ pub fn after_table(plan: &Plan, config: &Config, frame: &Frame) -> String {
     if frame.empty {
         // Linkerd's words first: scripts look for them.
         out.push_str("No traffic found.");
-        if let Source::Proxies { addrs, .. } = &config.source {
-            let read = config.view.direction;
-            let other = match read {
-                Direction::Inbound => Direction::Outbound,
-                Direction::Outbound => Direction::Inbound,
-            };
-            let proxies = if addrs.len() == 1 { "proxy" } else { "proxies" };
-            out.push_str(&format!(
-                " Read {} traffic of {} {proxies} for {:?}; --direction {} reads the {} side.",
-                read.as_str(),
-                addrs.len(),
-                config.window,
-                other.as_str(),
-                other.as_str(),
-            ));
+        match &config.source {
+            Source::Proxies { addrs, kind, .. } if *kind != Kind::Authority => {
+                let proxies = if addrs.len() == 1 { "proxy" } else { "proxies" };
+                out.push_str(&format!(
+                    " Read outbound traffic of {} {proxies} for {:?}: no request named a {kind} \
+                     (the {} label comes from the control plane's discovery; the file namer \
+                     gives only dst_service).",
+                    addrs.len(),
+                    config.window,
+                    kind.dst_label(),
+                ));
+            }
+            Source::Proxies { addrs, .. } => {
+                let read = config.view.direction;
+                let other = match read {
+                    Direction::Inbound => Direction::Outbound,
+                    Direction::Outbound => Direction::Inbound,
+                };
+                let proxies = if addrs.len() == 1 { "proxy" } else { "proxies" };
+                out.push_str(&format!(
+                    " Read {} traffic of {} {proxies} for {:?}; --direction {} reads the {} side.",
+                    read.as_str(),
+                    addrs.len(),
+                    config.window,
+                    other.as_str(),
+                    other.as_str(),
+                ));
+            }
+            Source::Cluster { .. } => {}
         }
         out.push('\n');
     }
-    // mesh-proxy has no discovery yet, so its outbound metrics carry no `dst_*` labels: only a
-    // Service can be recognised, from the authority. Say so rather than show "-" unexplained.
-    let by_workload = match &config.view.group {
-        GroupBy::Destination { kind, .. } => *kind != Kind::Service,
-        _ => false,
-    } || config
-        .view
-        .only
-        .as_ref()
-        .is_some_and(|o| o.kind != Kind::Service);
-    if by_workload && !frame.empty && frame.quiet {
-        out.push_str(
-            "No traffic matched: mesh-proxy does not yet label outbound traffic with the \
-             destination's workload (the dst_* labels come with service discovery); a Service \
-             is matched by its name or cluster IP, e.g. --to svc/NAME.\n",
-        );
+    // Workloads are named only by the endpoint's dst_* labels, which come from the control
+    // plane's discovery: say so rather than show "-" unexplained.
+    let wanted = match &config.view.group {
+        GroupBy::Destination { kind, .. } => Some(*kind),
+        _ => None,
+    }
+    .or(config.view.only.as_ref().map(|o| o.kind))
+    .filter(|k| !matches!(k, Kind::Service | Kind::Namespace));
+    if let Some(kind) = wanted
+        && matches!(config.source, Source::Cluster { .. })
+        && !frame.empty
+        && frame.quiet
+    {
+        out.push_str(&format!(
+            "No traffic matched: no outbound request carried a {} label. The proxies add the \
+             dst_* labels from the control plane's discovery (the file namer gives only \
+             dst_service); without them a Service is still matched by its name or cluster IP, \
+             e.g. --to svc/NAME.\n",
+            kind.dst_label()
+        ));
     }
     if !plan.hidden_unmeshed.is_empty() {
         let parts: Vec<String> = plan

@@ -28,35 +28,37 @@ pub struct RowPlan {
     pub sources: Vec<(ScrapeTarget, String)>,
 }
 
-/// `--proxy`: one row per authority seen in the latest scrape.
-pub fn authority_rows(targets: &[ScrapeTarget], current: &Samples, config: &Config) -> Plan {
-    let names = match &config.source {
-        Source::Proxies { names, .. } => names.as_slice(),
-        Source::Cluster { .. } => &[],
+/// `--proxy`: one row per authority, or per destination resource of the kind asked for, seen in
+/// the latest scrape.
+pub fn proxy_rows(targets: &[ScrapeTarget], current: &Samples, config: &Config) -> Plan {
+    let (kind, names) = match &config.source {
+        Source::Proxies { kind, names, .. } => (*kind, names.as_slice()),
+        Source::Cluster { .. } => (Kind::Authority, &[][..]),
     };
-    let mut authorities: Vec<&String> = current
+    let mut keys: Vec<&String> = current
         .values()
         .filter_map(|s| s.value.as_ref().ok())
         .flat_map(|s| s.groups.keys())
-        .filter(|a| names.is_empty() || names.contains(a))
+        .filter(|key| names.is_empty() || names.contains(&row_name(kind, key).1))
         .collect();
-    authorities.sort();
-    authorities.dedup();
-    let rows = authorities
+    keys.sort();
+    keys.dedup();
+    let rows = keys
         .into_iter()
-        .map(|authority| RowPlan {
-            row: Row {
-                kind: Kind::Authority,
-                namespace: String::new(),
-                name: authority.clone(),
-                meshed: None,
-                status: None,
-                stats: None,
-            },
-            sources: targets
-                .iter()
-                .map(|t| (t.clone(), authority.clone()))
-                .collect(),
+        .map(|key| {
+            let (namespace, name) = row_name(kind, key);
+            RowPlan {
+                row: Row {
+                    kind,
+                    namespace,
+                    name,
+                    meshed: None,
+                    // A proxy's metrics do not say what phase the destination pod is in.
+                    status: (kind == Kind::Pod).then(|| "-".to_string()),
+                    stats: None,
+                },
+                sources: targets.iter().map(|t| (t.clone(), key.clone())).collect(),
+            }
         })
         .collect();
     Plan {
@@ -65,6 +67,16 @@ pub fn authority_rows(targets: &[ScrapeTarget], current: &Samples, config: &Conf
         hidden_unmeshed: Vec::new(),
     }
 }
+
+/// The namespace and name of a `--proxy` row from its group key: an authority as it is, a
+/// destination's `namespace/name` split.
+fn row_name(kind: Kind, key: &str) -> (String, String) {
+    match key.split_once('/') {
+        Some((ns, name)) if kind != Kind::Authority => (ns.to_string(), name.to_string()),
+        _ => (String::new(), key.to_string()),
+    }
+}
+
 /// Reads the cluster (or takes the --proxy list) and decides the rows and the proxies.
 pub async fn plan(client: Option<&kube::Client>, config: &Config) -> anyhow::Result<Plan> {
     let (client, namespace, all_namespaces, targets, selector, from) =

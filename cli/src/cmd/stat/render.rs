@@ -157,7 +157,7 @@ fn tables(rows: &[&Row], wide: bool, all_namespaces: bool) -> String {
 
 /// Go's tabwriter with right alignment and a padding of 3, then the leading padding of the
 /// first column stripped, as Linkerd prints its tables.
-fn align_right(cells: &[Vec<String>], out: &mut String) {
+pub(crate) fn align_right(cells: &[Vec<String>], out: &mut String) {
     let columns = cells.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -181,18 +181,18 @@ fn align_right(cells: &[Vec<String>], out: &mut String) {
     }
 }
 
-fn width(text: &str) -> usize {
+pub(crate) fn width(text: &str) -> usize {
     text.chars().count()
 }
 
-fn pad(text: &str, to: usize) -> String {
+pub(crate) fn pad(text: &str, to: usize) -> String {
     let mut out = text.to_string();
     out.extend(std::iter::repeat_n(' ', to.saturating_sub(width(text))));
     out
 }
 
 /// Latencies print as whole milliseconds.
-fn millis(ms: f64) -> u64 {
+pub(crate) fn millis(ms: f64) -> u64 {
     if ms.is_finite() && ms > 0.0 {
         ms.round() as u64
     } else {
@@ -241,7 +241,7 @@ fn json(rows: &[&Row]) -> Value {
 }
 
 /// A number as Go's encoder writes it: whole values without a fraction.
-fn number(value: Option<f64>) -> Value {
+pub(crate) fn number(value: Option<f64>) -> Value {
     match value {
         Some(v) if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15 => json!(v as i64),
         Some(v) => serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),

@@ -57,7 +57,11 @@ pub enum GroupBy {
     Whole,
     /// By the `authority` label.
     Authority,
-    /// By destination resource, key `namespace/name`, from the `dst_*` labels (`--from`).
+    /// By destination workload of `kind` from the `dst_*` labels, else by the Service the
+    /// authority names (`mesh edges`): key `kind/namespace/name` with the kind's short name.
+    Edge { kind: Kind, namespace: String },
+    /// By destination resource, key `namespace/name`, from the `dst_*` labels (`--from`,
+    /// `--proxy` with a TYPE other than `au`).
     Destination { kind: Kind, namespace: String },
 }
 
@@ -106,6 +110,12 @@ impl View {
         match &self.group {
             GroupBy::Whole => Some(String::new()),
             GroupBy::Authority => sample.label("authority").map(str::to_string),
+            GroupBy::Edge { kind, namespace } => {
+                [*kind, Kind::Service].into_iter().find_map(|kind| {
+                    let (ns, name) = destination(sample, kind, namespace, &self.service_ips)?;
+                    Some(format!("{}/{ns}/{name}", kind.short()))
+                })
+            }
             GroupBy::Destination { kind, namespace } => {
                 destination(sample, *kind, namespace, &self.service_ips)
                     .map(|(ns, name)| format!("{ns}/{name}"))
@@ -115,10 +125,11 @@ impl View {
 }
 
 /// The `(namespace, name)` of the destination resource of kind `kind` a sample names, from
-/// `dst_<kind>` and `dst_namespace`. For Services without those labels (mesh-proxy has no
-/// discovery yet), the `authority` stands in: a Service's cluster IP (from `service_ips`),
-/// `name.namespace.svc…`, `name.namespace` or a bare `name` in `default_namespace`.
-fn destination(
+/// `dst_<kind>` and `dst_namespace` (the endpoint's labels from the control plane's discovery).
+/// Without them a Service, and a namespace, are still recognised by the `authority`: a
+/// Service's cluster IP (from `service_ips`), `name.namespace.svc…`, `name.namespace` or a
+/// bare `name` in `default_namespace`.
+pub(crate) fn destination(
     sample: &Sample<'_>,
     kind: Kind,
     default_namespace: &str,
@@ -126,7 +137,11 @@ fn destination(
 ) -> Option<(String, String)> {
     let namespace = sample.label("dst_namespace");
     if kind == Kind::Namespace {
-        return namespace.map(|ns| (ns.to_string(), ns.to_string()));
+        if let Some(ns) = namespace {
+            return Some((ns.to_string(), ns.to_string()));
+        }
+        let (ns, _) = service_by_authority(sample, default_namespace, service_ips)?;
+        return (!ns.is_empty()).then(|| (ns.clone(), ns));
     }
     if let Some(name) = sample.label(kind.dst_label()) {
         let ns = namespace.unwrap_or(default_namespace);
@@ -135,7 +150,25 @@ fn destination(
     if kind != Kind::Service {
         return None;
     }
-    let authority = sample.label("authority")?;
+    service_by_authority(sample, default_namespace, service_ips)
+}
+
+/// The Service a sample's `authority` names, by cluster IP or by DNS name.
+fn service_by_authority(
+    sample: &Sample<'_>,
+    default_namespace: &str,
+    service_ips: &HashMap<IpAddr, (String, String)>,
+) -> Option<(String, String)> {
+    service_of_authority(sample.label("authority")?, default_namespace, service_ips)
+}
+
+/// The `(namespace, name)` of the Service an authority names: a cluster IP in `service_ips`,
+/// `name.namespace.svc…`, `name.namespace`, or a bare `name` in `default_namespace`.
+pub(crate) fn service_of_authority(
+    authority: &str,
+    default_namespace: &str,
+    service_ips: &HashMap<IpAddr, (String, String)>,
+) -> Option<(String, String)> {
     let host = authority
         .rsplit_once(':')
         .map_or(authority, |(host, port)| {
@@ -183,20 +216,11 @@ pub fn reduce(page: &Exposition<'_>, view: &View) -> PodSample {
                     &mut coarse
                 };
                 for s in &family.samples {
-                    if !s.name.ends_with("_bucket") {
-                        continue;
+                    if s.name.ends_with("_bucket")
+                        && let Some(key) = view.key(s)
+                    {
+                        add_bucket(series, key, s);
                     }
-                    let Some(le) = s.label("le").and_then(parse_le) else {
-                        continue;
-                    };
-                    let Some(key) = view.key(s) else { continue };
-                    let labels: Vec<(&str, &str)> = s
-                        .labels
-                        .iter()
-                        .filter(|(n, _)| *n != "le")
-                        .map(|(n, v)| (*n, v.as_ref()))
-                        .collect();
-                    series.entry((key, labels)).or_default().push((le, s.value));
                 }
             }
             "tcp_open_connections" | "tcp_read_bytes_total" | "tcp_write_bytes_total" => {
@@ -225,10 +249,25 @@ pub fn reduce(page: &Exposition<'_>, view: &View) -> PodSample {
 }
 
 /// Histogram series: (row key, labels other than `le`) to (le, cumulative) points.
-type Series<'a> = HashMap<(String, Vec<(&'a str, &'a str)>), Vec<(f64, f64)>>;
+pub(crate) type Series<'a> = HashMap<(String, Vec<(&'a str, &'a str)>), Vec<(f64, f64)>>;
+
+/// Adds one `_bucket` sample to row `key`'s series (a sample without a readable `le` is
+/// skipped).
+pub(crate) fn add_bucket<'a>(series: &mut Series<'a>, key: String, s: &'a Sample<'a>) {
+    let Some(le) = s.label("le").and_then(parse_le) else {
+        return;
+    };
+    let labels: Vec<(&str, &str)> = s
+        .labels
+        .iter()
+        .filter(|(n, _)| *n != "le")
+        .map(|(n, v)| (*n, v.as_ref()))
+        .collect();
+    series.entry((key, labels)).or_default().push((le, s.value));
+}
 
 /// Adds up each row's series into one histogram.
-fn merge_series(groups: &mut HashMap<String, Counters>, series: Series<'_>, fine: bool) {
+pub(crate) fn merge_series(groups: &mut HashMap<String, Counters>, series: Series<'_>, fine: bool) {
     let mut by_key: HashMap<String, Vec<Buckets>> = HashMap::new();
     for ((key, _), points) in series {
         by_key

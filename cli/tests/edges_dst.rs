@@ -1,0 +1,52 @@
+//! `mesh edges` over outbound metrics with and without the `dst_*` labels, read from fake admin
+//! servers (`fake_proxy`); goldens in testdata/edges/ (`UPDATE_GOLDENS=1` rewrites them).
+#![allow(clippy::unwrap_used)]
+
+mod fake_proxy;
+mod stat_support;
+mod support;
+
+use fake_proxy::scenario::{NS, cluster};
+use serde_json::Value;
+use stat_support::{mesh, stderr, stdout};
+
+fn golden(name: &str, actual: &str) {
+    let path = support::testdata().join("edges").join(name);
+    if let Err(e) = support::check_golden(&path, actual) {
+        panic!("{e}");
+    }
+}
+
+/// vote-bot → web and web → books are named by `dst_deployment`; vote-bot's traffic to `api`
+/// (no labels) and to `books` (the file namer's `dst_service` only) falls back to the Service.
+#[test]
+fn edges_go_workload_to_workload_with_dst_labels() {
+    let server = cluster();
+    for (name, args) in [
+        ("deploy.golden.txt", &["edges", "deploy", "-n", NS][..]),
+        (
+            "deploy-wide.golden.txt",
+            &["edges", "deploy", "-n", NS, "-o", "wide"][..],
+        ),
+        (
+            "deploy.golden.json",
+            &["edges", "deploy", "-n", NS, "-o", "json"][..],
+        ),
+    ] {
+        let out = mesh(&server, args);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        golden(name, &stdout(&out));
+    }
+    let out = mesh(&server, &["edges", "deploy", "-n", NS, "-o", "json"]);
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    let edge = |src: &str, dst: &str| {
+        rows.iter()
+            .find(|r| r["src"] == src && r["dst"] == dst)
+            .unwrap_or_else(|| panic!("no edge {src} → {dst} in {rows:#?}"))
+    };
+    assert_eq!(edge("vote-bot", "web")["dst_kind"], "deployment");
+    assert_eq!(edge("web", "books")["dst_kind"], "deployment");
+    assert_eq!(edge("vote-bot", "api")["dst_kind"], "service");
+    assert_eq!(edge("vote-bot", "books")["dst_kind"], "service");
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+}
