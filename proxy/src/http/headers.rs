@@ -6,9 +6,45 @@ use http::{Request, Uri};
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Removes hop-by-hop headers (RFC 9110 section 7.6.1), which describe one connection
-/// and must not be forwarded. With `upgrade`, the `Connection: upgrade` and `Upgrade`
-/// headers stay, because the upgrade is what is being forwarded.
+/// The header names the proxy acts on: the one table both the byte-level HTTP/1 parser
+/// and [`strip_hop_by_hop`] consult.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Name {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    KeepAlive,
+    ProxyConnection,
+    Te,
+    Upgrade,
+    Host,
+    Expect,
+    Date,
+    Trailer,
+    GrpcStatus,
+    Other,
+}
+
+/// Classifies a header name, whatever its case. Lengths first: most names match none.
+pub fn classify(name: &[u8]) -> Name {
+    let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+    match name.len() {
+        2 if is("te") => Name::Te,
+        4 if is("host") => Name::Host,
+        4 if is("date") => Name::Date,
+        6 if is("expect") => Name::Expect,
+        7 if is("upgrade") => Name::Upgrade,
+        7 if is("trailer") => Name::Trailer,
+        10 if is("connection") => Name::Connection,
+        10 if is("keep-alive") => Name::KeepAlive,
+        11 if is("grpc-status") => Name::GrpcStatus,
+        14 if is("content-length") => Name::ContentLength,
+        16 if is("proxy-connection") => Name::ProxyConnection,
+        17 if is("transfer-encoding") => Name::TransferEncoding,
+        _ => Name::Other,
+    }
+}
+
 /// A `grpc-status` value's code: digits, surrounding whitespace allowed.
 pub fn grpc_code(value: &[u8]) -> Option<u32> {
     std::str::from_utf8(value).ok()?.trim().parse().ok()
@@ -18,22 +54,21 @@ pub fn grpc_code(value: &[u8]) -> Option<u32> {
 /// and of its response: its value is the original version (`HTTP/1.1`, `HTTP/1.0`).
 pub const L5D_ORIG_PROTO: &str = "l5d-orig-proto";
 
+/// Removes hop-by-hop headers (RFC 9110 section 7.6.1), which describe one connection
+/// and must not be forwarded. With `upgrade`, the `Connection: upgrade` and `Upgrade`
+/// headers stay, because the upgrade is what is being forwarded.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     // Most messages carry none of these, or only `Connection: keep-alive`; one pass over
     // the (few) header names is cheaper than a hash lookup per hop-by-hop name.
     let mut found = Found::default();
     for name in headers.keys() {
-        // Compare lengths first: most header names match none of these.
-        let n = name.as_str();
-        match n.len() {
-            2 => found.te |= n == "te",
-            7 => found.upgrade |= n == "upgrade",
-            10 => {
-                found.connection |= n == "connection";
-                found.keep_alive |= n == "keep-alive";
-            }
-            16 => found.proxy_connection |= n == "proxy-connection",
-            17 => found.transfer_encoding |= n == "transfer-encoding",
+        match classify(name.as_str().as_bytes()) {
+            Name::Te => found.te = true,
+            Name::Upgrade => found.upgrade = true,
+            Name::Connection => found.connection = true,
+            Name::KeepAlive => found.keep_alive = true,
+            Name::ProxyConnection => found.proxy_connection = true,
+            Name::TransferEncoding => found.transfer_encoding = true,
             _ => {}
         }
     }

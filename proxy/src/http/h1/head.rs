@@ -23,44 +23,7 @@ mod tests;
 /// The most headers a request or response may have on this path; more go to hyper (or
 /// are a 502 from an upstream), as hyper's limit is the same.
 use crate::http::MAX_HEADERS;
-
-/// The header names the proxy acts on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Name {
-    ContentLength,
-    TransferEncoding,
-    Connection,
-    KeepAlive,
-    ProxyConnection,
-    Te,
-    Upgrade,
-    Host,
-    Expect,
-    Date,
-    Trailer,
-    GrpcStatus,
-    Other,
-}
-
-/// Classifies a header name, whatever its case. Lengths first: most names match none.
-pub fn classify(name: &[u8]) -> Name {
-    let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
-    match name.len() {
-        2 if is("te") => Name::Te,
-        4 if is("host") => Name::Host,
-        4 if is("date") => Name::Date,
-        6 if is("expect") => Name::Expect,
-        7 if is("upgrade") => Name::Upgrade,
-        7 if is("trailer") => Name::Trailer,
-        10 if is("connection") => Name::Connection,
-        10 if is("keep-alive") => Name::KeepAlive,
-        11 if is("grpc-status") => Name::GrpcStatus,
-        14 if is("content-length") => Name::ContentLength,
-        16 if is("proxy-connection") => Name::ProxyConnection,
-        17 if is("transfer-encoding") => Name::TransferEncoding,
-        _ => Name::Other,
-    }
-}
+use crate::http::headers::{Name, classify};
 
 /// A plain request, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,8 +10,9 @@ use proptest::prelude::*;
 use crate::fuzz_runner::fuzz;
 use crate::http::h1::decode::{Framing, parse_head};
 use crate::http::h1::head::{
-    Name, RequestHead, ResponseContext, ResponseHead, classify, parse_request, parse_response,
+    RequestHead, ResponseContext, ResponseHead, parse_request, parse_response,
 };
+use crate::http::headers::{Name, classify};
 
 const MAX: usize = 8 * 1024;
 const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
