@@ -146,6 +146,7 @@ impl Connect {
         if self.is_own_listener(addr) {
             return Err(ConnectError::Loop { addr });
         }
+        tracing::debug!(%addr, direction = self.direction.as_str(), "connecting");
         let stream = match tokio::time::timeout(self.timeout.0, TcpStream::connect(addr)).await {
             Err(_) => {
                 return Err(ConnectError::Timeout {

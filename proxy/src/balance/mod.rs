@@ -258,13 +258,16 @@ impl Balancer {
         Some(RouteRef { profile, index })
     }
 
-    /// Whether any endpoint of the current answer is a meshed proxy that takes HTTP/1
-    /// requests over HTTP/2 (`l5d-orig-proto`).
+    /// Whether a request's pick may be a meshed proxy that takes HTTP/1 requests over
+    /// HTTP/2 (`l5d-orig-proto`): an endpoint of the current answer is, or there is no
+    /// answer yet.
     pub fn h2_hinted(&self) -> bool {
-        self.snapshot()
-            .backends
-            .iter()
-            .any(|s| s.endpoints.iter().any(|e| e.endpoint.h2_hint))
+        let snapshot = self.snapshot();
+        snapshot.pending
+            || snapshot
+                .backends
+                .iter()
+                .any(|s| s.endpoints.iter().any(|e| e.endpoint.h2_hint))
     }
 
     /// The target's retry budget.

@@ -17,6 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use linkerd2_proxy_api::destination as api;
+
+/// The endpoint label that marks a meshed endpoint (protocol hint H2) instead of labelling
+/// it.
+pub const MESHED: &str = "__meshed";
 use linkerd2_proxy_api::destination::destination_server::{self, DestinationServer};
 use linkerd2_proxy_api::destination::update::Update as Kind;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -342,7 +346,13 @@ fn diff(sent: Option<&Service>, now: &Service) -> Vec<api::Update> {
         .map(|(a, l)| api::WeightedAddr {
             addr: Some((*a).into()),
             weight: 10_000,
-            metric_labels: l.clone().into_iter().collect(),
+            // A label `MESHED` marks an endpoint whose proxy takes HTTP/2 for HTTP/1
+            // requests; it is a hint, not a metric label.
+            protocol_hint: l.contains_key(MESHED).then_some(api::ProtocolHint {
+                protocol: Some(api::protocol_hint::Protocol::H2(api::protocol_hint::H2 {})),
+                opaque_transport: None,
+            }),
+            metric_labels: l.clone().into_iter().filter(|(k, _)| k != MESHED).collect(),
             ..Default::default()
         })
         .collect();
