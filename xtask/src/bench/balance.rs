@@ -11,6 +11,7 @@
 //! fails on speed, only when the proxy does not answer for `web`.
 
 mod backend;
+mod latency;
 mod mesh;
 mod options;
 mod report;
@@ -86,6 +87,8 @@ impl Backends {
 /// A scenario ready to measure: its proxy, if any, and where wrk sends requests.
 struct Started {
     scenario: Scenario,
+    /// The proxy's admin address, whose latency histogram measures its runs.
+    admin: Option<std::net::SocketAddr>,
     proc: Option<Proc>,
     endpoint: Endpoint,
 }
@@ -101,6 +104,7 @@ fn bench(opts: &Options, mesh_bin: Option<&Path>, dir: &Path) -> Result<()> {
         let s = match (scenario.balancer(), mesh_bin) {
             (None, _) => Started {
                 scenario,
+                admin: None,
                 proc: None,
                 endpoint: Endpoint {
                     url: format!("http://{}/", set[0].addr),
@@ -122,7 +126,9 @@ fn bench(opts: &Options, mesh_bin: Option<&Path>, dir: &Path) -> Result<()> {
     };
     println!(
         "proxies on CPU {}, wrk and the backends on CPU {}; slow backend +{} ms; \
-         wrk -t1 -c{} --latency; {} interleaved rounds of {} s after a {} s warm-up, medians shown",
+         wrk -t1 -c{}; {} interleaved rounds of {} s after a {} s warm-up, medians shown;\n\
+         p50/p99 behind a proxy: per request, from its response_latency_fine_us histogram \
+         (wrk's percentiles add synthetic samples for slow responses); direct: wrk's",
         opts.proxy_cpu,
         opts.load_cpu,
         opts.delay.as_millis(),
@@ -226,8 +232,20 @@ fn check_slow_backend(backends: &Backends, delay: Duration) -> Result<()> {
 fn measure(load: Load, s: &Started, set: &[Backend], dir: &Path) -> Result<Run> {
     let (slow_before, all_before) = Backends::counts(set);
     let pid = s.proc.as_ref().map(Proc::pid);
+    let hist_before = s.admin.map(latency::Histogram::scrape).transpose()?;
     let sample = load::run(load, &s.endpoint, pid, dir)?;
     let (slow_after, all_after) = Backends::counts(set);
+    // Behind a proxy, its own per-request histogram; wrk's percentiles otherwise.
+    let (p50_ms, p99_ms) = match (s.admin, hist_before) {
+        (Some(admin), Some(before)) => {
+            let run = latency::Histogram::scrape(admin)?.since(&before);
+            (
+                run.quantile_ms(0.5).unwrap_or(sample.p50_ms),
+                run.quantile_ms(0.99).unwrap_or(sample.p99_ms),
+            )
+        }
+        _ => (sample.p50_ms, sample.p99_ms),
+    };
     if sample.errors > 0 {
         bail!(
             "{} of {} responses were not 2xx or were socket errors",
@@ -237,8 +255,8 @@ fn measure(load: Load, s: &Started, set: &[Backend], dir: &Path) -> Result<Run> 
     }
     Ok(Run {
         rps: sample.rps,
-        p50_ms: sample.p50_ms,
-        p99_ms: sample.p99_ms,
+        p50_ms,
+        p99_ms,
         seconds: if sample.rps > 0.0 {
             sample.requests / sample.rps
         } else {

@@ -71,6 +71,7 @@ pub(super) fn start(
     }
     Ok(Started {
         scenario,
+        admin: Some(ports.admin_addr()),
         proc: Some(proc),
         endpoint: Endpoint {
             url: format!("http://{outbound}/"),
