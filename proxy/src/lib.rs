@@ -56,12 +56,13 @@
 //!   discovered endpoint for 1s, doubling up to 1m while its probe requests fail. With
 //!   no endpoint available the proxy answers 503 at once (`l5d-proxy-error: service
 //!   unavailable: …`, gRPC status 14), never queueing.
-//! - **Retries and timeouts** from the target's ServiceProfile: a bodiless request on an
+//! - **Retries and timeouts** from the target's ServiceProfile: a request on an
 //!   `isRetryable` route whose response the route classifies as a failure is sent again
 //!   to a new pick, at most 3 times, within the retry budget (by default 20 % extra load
 //!   plus 10 retries a second over 10 s, as Linkerd); a route's `timeout` bounds the
-//!   request, retries included (504). Requests with bodies are not retried (Linkerd
-//!   buffers small ones; mesh-proxy does not yet).
+//!   request, retries included (504). An HTTP/1 request body of at most 64 KiB (with
+//!   its `Content-Length`) is read whole first so it can be sent again, as Linkerd does;
+//!   larger, chunked and HTTP/2 request bodies are not retried (not yet).
 //! - **Per-endpoint clients**: HTTP/1 connections are pooled per endpoint and HTTP/2
 //!   connections shared per endpoint, so keep-alive and multiplexed clients are
 //!   balanced request by request.

@@ -218,10 +218,6 @@ impl Balancer {
         }
     }
 
-    pub fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
     /// The current answer's endpoints, rebuilt first if discovery changed it.
     fn snapshot(&self) -> Arc<Snapshot> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -241,11 +237,6 @@ impl Balancer {
             ));
         }
         current.clone()
-    }
-
-    /// The target's service profile, if discovery gave one.
-    pub fn profile(&self) -> Option<Arc<Profile>> {
-        self.snapshot().profile.clone()
     }
 
     /// The profile route a request takes, if the target has a profile and one matches.
