@@ -7,7 +7,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::body::ProxyBody;
-use super::h1::H1Error;
+use super::h1::{H1Error, SendError};
 use super::validate::HeadError;
 use crate::connect::ConnectError;
 use crate::metrics::{ERROR_BAD_REQUEST, ERROR_REQUEST_TIMEOUT};
@@ -52,6 +52,18 @@ pub enum ProxyError {
         .0.as_millis()
     )]
     RequestBodyStalled(Duration),
+}
+
+/// A stale connection only ever comes back from a reused connection, and the resend rule
+/// (`service::ProxyService::on_h1_conn`) then sends on a new one; should a new one report it,
+/// the upstream closed before responding.
+impl From<SendError> for ProxyError {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Stale => ProxyError::UpstreamHttp1(H1Error::Closed),
+            SendError::Failed(e) => e.into(),
+        }
+    }
 }
 
 impl From<H1Error> for ProxyError {

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -184,11 +184,10 @@ impl<U: Upstream> ProxyService<U> {
             return self.attempt(job).await;
         };
         let (label, start, call) = (job.auth_owned.clone(), job.start, job.route.clone());
-        // Boxed: a timer makes the future large; only requests on a route with a timeout.
-        match Box::pin(tokio::time::timeout(t, self.clone().attempt(job))).await {
+        let attempt = async { Ok(self.clone().attempt(job).await) };
+        match within(Some(t), attempt).await {
             Ok(res) => res,
-            Err(_) => {
-                let e = ProxyError::ResponseTimeout(t);
+            Err(e) => {
                 if let Some(call) = &call {
                     call.failed(e.status().as_u16(), start.elapsed());
                 }
@@ -435,23 +434,14 @@ impl<U: Upstream> ProxyService<U> {
         b
     }
 
-    /// Sends on a reused connection to `endpoint` when one is ready. A bodiless request
-    /// that meets a stale connection is sent again on a new one; nothing of it was
-    /// consumed.
+    /// Sends a prepared request to `endpoint`, within the proxy's response timeout.
     async fn send_h1(
         &self,
         endpoint: &Endpoint,
         prepared: &mut Prepared,
     ) -> Result<Answer, ProxyError> {
-        if let Some(t) = self.http.settings.limits.response_timeout {
-            // Boxed: a timer makes the future large and over-aligned; rarely set.
-            let attempt = Box::pin(tokio::time::timeout(
-                t,
-                self.send_h1_prepared(endpoint, prepared),
-            ));
-            return attempt.await.unwrap_or(Err(ProxyError::ResponseTimeout(t)));
-        }
-        self.send_h1_prepared(endpoint, prepared).await
+        let limit = self.http.settings.limits.response_timeout;
+        within(limit, self.send_h1_prepared(endpoint, prepared)).await
     }
 
     async fn send_h1_prepared(
@@ -459,14 +449,13 @@ impl<U: Upstream> ProxyService<U> {
         endpoint: &Endpoint,
         prepared: &mut Prepared,
     ) -> Result<Answer, ProxyError> {
-        let mut fresh_only = false;
+        let mut resend = Resend::default();
         loop {
-            let (conn, reused) = self.checkout_h1(endpoint, fresh_only).await?;
+            let (conn, reused) = self.checkout_h1(endpoint, resend.fresh_only()).await?;
             match conn.send(prepared, reused).await {
                 Ok(Outcome::Response(head, body)) => return Ok(Answer::H1(head, body)),
                 Ok(Outcome::Upgrade(head, conn)) => return Ok(Answer::H1Upgrade(head, conn)),
-                Err(SendError::Stale) => fresh_only = true,
-                Err(SendError::Failed(e)) => return Err(ProxyError::from(e)),
+                Err(e) => resend.after(e)?,
             }
         }
     }
@@ -683,6 +672,49 @@ impl RouteCall {
     pub(super) fn failed(&self, status: u16, latency: std::time::Duration) {
         self.metrics.attempt(status, true);
         self.metrics.response(status, true, latency);
+    }
+}
+
+/// The one home of the HTTP/1 paths' resend rule (lean and hyper alike): a request goes on
+/// a reused connection when one is ready, and once more on a new connection when the reused
+/// one turns out stale (closed before it read anything, which only the send can tell; only
+/// bodiless requests are ever stale). A loop over `checkout_h1(fresh_only())` and the send
+/// asks `after` whether to go round again.
+#[derive(Default)]
+pub(super) struct Resend {
+    fresh_only: bool,
+}
+
+impl Resend {
+    pub(super) fn fresh_only(&self) -> bool {
+        self.fresh_only
+    }
+
+    /// `Ok` to send again on a new connection; the error to answer with otherwise.
+    pub(super) fn after(&mut self, e: SendError) -> Result<(), ProxyError> {
+        match e {
+            SendError::Stale if !self.fresh_only => {
+                self.fresh_only = true;
+                Ok(())
+            }
+            e => Err(e.into()),
+        }
+    }
+}
+
+/// The one home of response timeouts on the HTTP/1 and orig-proto paths: `fut` bounded by
+/// `limit`, if any, answering `ResponseTimeout` (504) when it passes. The HTTP/2 path keeps
+/// its own deadline, polled beside the client's stream reset (`h2::watch`).
+pub(super) async fn within<T>(
+    limit: Option<Duration>,
+    fut: impl Future<Output = Result<T, ProxyError>>,
+) -> Result<T, ProxyError> {
+    match limit {
+        // Boxed: a timer makes the future large and over-aligned; rarely set.
+        Some(t) => Box::pin(tokio::time::timeout(t, fut))
+            .await
+            .unwrap_or(Err(ProxyError::ResponseTimeout(t))),
+        None => fut.await,
     }
 }
 

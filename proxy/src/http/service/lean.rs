@@ -25,9 +25,9 @@ use super::super::date::DateCache;
 use super::super::errors::ProxyError;
 use super::super::h1::{
     self, Decoded, Decoder, FinalResponse, Framing, H1Conn, PlainRequest, RequestHead,
-    ResponseContext, SendError,
+    ResponseContext,
 };
-use super::{MAX_REPICKS, ProxyService};
+use super::{MAX_REPICKS, ProxyService, Resend, within};
 use crate::connect::Upstream;
 use crate::drain::Drain;
 use crate::io::ProxyIo;
@@ -173,19 +173,9 @@ impl<U: Upstream> ProxyService<U> {
                 }
             };
             let metrics = self.metrics_for(x.authority, picked.endpoint());
-            let sent = match self.http.settings.limits.response_timeout {
-                Some(t) => {
-                    let exchange = self.exchange_lean(picked.endpoint(), x.head, cx, client_head);
-                    match tokio::time::timeout(t, exchange).await {
-                        Ok(r) => r,
-                        Err(_) => Err(ProxyError::ResponseTimeout(t)),
-                    }
-                }
-                None => {
-                    self.exchange_lean(picked.endpoint(), x.head, cx, client_head)
-                        .await
-                }
-            };
+            let limit = self.http.settings.limits.response_timeout;
+            let exchange = self.exchange_lean(picked.endpoint(), x.head, cx, client_head);
+            let sent = within(limit, exchange).await;
             match sent {
                 Ok((conn, response)) => break (picked, metrics, conn, response),
                 // Nothing was sent: another endpoint may take it.
@@ -235,8 +225,7 @@ impl<U: Upstream> ProxyService<U> {
         }
     }
 
-    /// Sends on a reused connection when one is ready; a stale one means sending again
-    /// on a new connection, as the hyper path does.
+    /// Sends on a connection to `endpoint`, by the HTTP/1 paths' resend rule ([`Resend`]).
     async fn exchange_lean(
         &self,
         endpoint: &Endpoint,
@@ -244,13 +233,12 @@ impl<U: Upstream> ProxyService<U> {
         cx: ResponseContext<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(Box<H1Conn>, FinalResponse), ProxyError> {
-        let mut fresh_only = false;
+        let mut resend = Resend::default();
         loop {
-            let (mut conn, reused) = self.checkout_h1(endpoint, fresh_only).await?;
+            let (mut conn, reused) = self.checkout_h1(endpoint, resend.fresh_only()).await?;
             match conn.exchange(head, reused, cx, out).await {
                 Ok(response) => return Ok((conn, response)),
-                Err(SendError::Stale) => fresh_only = true,
-                Err(SendError::Failed(e)) => return Err(ProxyError::UpstreamHttp1(e)),
+                Err(e) => resend.after(e)?,
             }
         }
     }

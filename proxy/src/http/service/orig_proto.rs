@@ -23,7 +23,7 @@ use super::super::h1::Prepared;
 use super::super::h2::{H2Body, pipe_body};
 use super::super::headers::{L5D_ORIG_PROTO, authority, strip_hop_by_hop, to_origin_form};
 use super::h2::send_proxy_response;
-use super::{Answer, ProxyService};
+use super::{Answer, ProxyService, within};
 use crate::admin::tap::{TapRequest, Tapping};
 use crate::balance::Picked;
 use crate::connect::Upstream;
@@ -84,13 +84,7 @@ impl<U: Upstream> ProxyService<U> {
             }
             response.await.map_err(ProxyError::UpstreamH2)
         };
-        let response = match self.http.settings.limits.response_timeout {
-            Some(t) => match Box::pin(tokio::time::timeout(t, exchange)).await {
-                Ok(r) => r,
-                Err(_) => Err(ProxyError::ResponseTimeout(t)),
-            },
-            None => exchange.await,
-        };
+        let response = within(self.http.settings.limits.response_timeout, exchange).await;
         let response = match response {
             Ok(r) => r,
             Err(e) => {
