@@ -153,6 +153,32 @@ struct BackendSet {
     endpoints: Box<[Arc<EndpointState>]>,
 }
 
+/// One request's read of a balancer's current answer (see [`Balancer::view`]).
+pub struct View(Arc<Snapshot>);
+
+impl View {
+    /// The profile route a request takes, if the target has a profile and one matches.
+    pub fn route(&self, method: &http::Method, path: &str) -> Option<RouteRef> {
+        let profile = self.0.profile.clone()?;
+        let index = profile
+            .routes
+            .iter()
+            .position(|r| r.condition.matches(method, path))?;
+        Some(RouteRef { profile, index })
+    }
+
+    /// Whether a request's pick may be a meshed proxy that takes HTTP/1 requests over
+    /// HTTP/2 (`l5d-orig-proto`): an endpoint of the answer is, or there is no answer yet.
+    pub fn h2_hinted(&self) -> bool {
+        self.0.pending
+            || self
+                .0
+                .backends
+                .iter()
+                .any(|s| s.endpoints.iter().any(|e| e.endpoint.h2_hint))
+    }
+}
+
 impl Balancer {
     /// A balancer with one endpoint and no discovery: inbound's application, or an
     /// original destination no source is asked about.
@@ -239,26 +265,10 @@ impl Balancer {
         current.clone()
     }
 
-    /// The profile route a request takes, if the target has a profile and one matches.
-    pub fn route(&self, method: &http::Method, path: &str) -> Option<RouteRef> {
-        let profile = self.snapshot().profile.clone()?;
-        let index = profile
-            .routes
-            .iter()
-            .position(|r| r.condition.matches(method, path))?;
-        Some(RouteRef { profile, index })
-    }
-
-    /// Whether a request's pick may be a meshed proxy that takes HTTP/1 requests over
-    /// HTTP/2 (`l5d-orig-proto`): an endpoint of the current answer is, or there is no
-    /// answer yet.
-    pub fn h2_hinted(&self) -> bool {
-        let snapshot = self.snapshot();
-        snapshot.pending
-            || snapshot
-                .backends
-                .iter()
-                .any(|s| s.endpoints.iter().any(|e| e.endpoint.h2_hint))
+    /// The current answer, read once: a request asks it for its route, the H2 hint and its
+    /// first pick, under one lock.
+    pub fn view(&self) -> View {
+        View(self.snapshot())
     }
 
     /// The target's retry budget.
@@ -269,7 +279,15 @@ impl Balancer {
     /// Picks the endpoint for one request or connection. Waits only for discovery's first
     /// answer, at most the configured discovery wait.
     pub async fn pick(&self) -> Result<Picked, PickError> {
-        let mut snapshot = self.snapshot();
+        self.pick_in(None).await
+    }
+
+    /// As [`Balancer::pick`], from the view the request already read, if it has one.
+    pub async fn pick_in(&self, view: Option<View>) -> Result<Picked, PickError> {
+        let mut snapshot = match view {
+            Some(v) => v.0,
+            None => self.snapshot(),
+        };
         if snapshot.pending {
             self.first_answer().await;
             snapshot = self.snapshot();

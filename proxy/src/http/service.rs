@@ -23,7 +23,7 @@ use super::h1::{Checkin, H1Conn, H1Error, Outcome, Prepared, SendError};
 use super::headers::{authority, is_upgrade, strip_hop_by_hop, to_origin_form};
 use super::{Client, Http, upgrade, validate};
 use crate::admin::tap::{TapRequest, Tapping};
-use crate::balance::{Balancer, Picked, RouteRef};
+use crate::balance::{Balancer, Picked, RouteRef, View};
 use crate::connect::{Connection, Upstream};
 use crate::metrics::{Direction, DstLabels, HttpKey, HttpMetrics, RouteKey, RouteMetrics, Tls};
 use crate::outbound::discover::Endpoint;
@@ -143,7 +143,8 @@ impl<U: Upstream> ProxyService<U> {
             TapRequest::new(&req, auth, s.direction, self.tls(None), self.conn.client)
         });
         let balancer = self.balancer_for(&target, auth);
-        let route = balancer
+        let view = balancer.view();
+        let route = view
             .route(req.method(), req.uri().path())
             .map(|r| self.route_call(r, auth));
         let auth_owned = Box::<str>::from(auth);
@@ -159,7 +160,7 @@ impl<U: Upstream> ProxyService<U> {
             if !upgrading && retryable && bufferable(&req) {
                 // Read whole, so that a retry can send it again.
                 JobKind::Buffer(req, target)
-            } else if !upgrading && balancer.h2_hinted() {
+            } else if !upgrading && view.h2_hinted() {
                 // Encoded once the pick says whether its endpoint takes HTTP/2.
                 JobKind::Orig(req, target)
             } else {
@@ -174,6 +175,7 @@ impl<U: Upstream> ProxyService<U> {
             kind,
             tap,
             route,
+            view: Some(view),
         })
     }
 
@@ -207,6 +209,7 @@ impl<U: Upstream> ProxyService<U> {
             kind,
             tap,
             route,
+            mut view,
         } = job;
         let label = &*auth_owned;
         let retryable = route.as_ref().is_some_and(|c| c.route.is_retryable());
@@ -225,7 +228,7 @@ impl<U: Upstream> ProxyService<U> {
         let mut first = None;
         let (mut prepared, on_downstream_upgrade) = match kind {
             JobKind::Tunnel(on_upgrade) => {
-                let picked = match balancer.pick().await {
+                let picked = match balancer.pick_in(view).await {
                     Ok(p) => p,
                     Err(e) => {
                         let e = ProxyError::Unavailable(e);
@@ -264,7 +267,7 @@ impl<U: Upstream> ProxyService<U> {
                 }
             }
             JobKind::Orig(req, target) => {
-                let picked = match balancer.pick().await {
+                let picked = match balancer.pick_in(view.take()).await {
                     Ok(p) => p,
                     Err(e) => {
                         let e = ProxyError::Unavailable(e);
@@ -284,7 +287,7 @@ impl<U: Upstream> ProxyService<U> {
         let (answer, mut picked, metrics) = loop {
             let picked = match first.take() {
                 Some(p) => Ok(p),
-                None => balancer.pick().await,
+                None => balancer.pick_in(view.take()).await,
             };
             let mut picked = match picked {
                 Ok(p) => p,
@@ -647,6 +650,8 @@ struct Job {
     tap: Option<Box<TapRequest>>,
     /// The target's profile route the request takes, if any.
     route: Option<RouteCall>,
+    /// The balancer's answer the route was read from, for the first pick.
+    view: Option<View>,
 }
 
 /// A request on a profile route, and the route's metrics.

@@ -133,7 +133,9 @@ impl<U: Upstream> ProxyService<U> {
         });
         let balancer = self.balancer_for(&target, auth);
         let label: Box<str> = auth.into();
-        let mut picked = match balancer.pick().await {
+        let view = balancer.view();
+        let route = view.route(req.method(), req.uri().path());
+        let mut picked = match balancer.pick_in(Some(view)).await {
             Ok(p) => p,
             Err(e) => {
                 let e = ProxyError::Unavailable(e);
@@ -150,9 +152,7 @@ impl<U: Upstream> ProxyService<U> {
         // The copy of its head costs a header map per request, a small price next to a
         // 502 each time an upstream recycles its connection.
         let again = end.then(|| head_copy(&request));
-        let route = balancer
-            .route(request.method(), request.uri().path())
-            .map(|r| self.route_call(r, &label));
+        let route = route.map(|r| self.route_call(r, &label));
         let retryable = again.is_some() && route.as_ref().is_some_and(|c| c.route.is_retryable());
         if retryable {
             balancer.budget().deposit(Instant::now());
