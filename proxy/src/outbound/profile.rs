@@ -103,7 +103,7 @@ pub struct RequestMatch(pub Matcher<RequestLeaf>);
 pub enum RequestLeaf {
     Method(http::Method),
     /// Matches the whole path (the expression is anchored at both ends).
-    Path(regex::Regex),
+    Path(regex_lite::Regex),
 }
 
 impl RequestMatch {

@@ -146,13 +146,13 @@ fn response_node(
 }
 
 /// A path expression matches the whole path, as Linkerd's `pathRegex` does.
-fn path_regex(re: &str) -> Result<regex::Regex, MatcherError> {
+fn path_regex(re: &str) -> Result<regex_lite::Regex, MatcherError> {
     if re.is_empty() {
         return Err(MatcherError::Invalid("empty path regex".into()));
     }
     let start = if re.starts_with('^') { "" } else { "^" };
     let end = if re.ends_with('$') { "" } else { "$" };
-    regex::RegexBuilder::new(&format!("{start}(?:{re}){end}"))
+    regex_lite::RegexBuilder::new(&format!("{start}(?:{re}){end}"))
         .size_limit(MAX_REGEX_BYTES)
         .build()
         .map_err(|e| MatcherError::Invalid(format!("path regex {re:?}: {e}")))
