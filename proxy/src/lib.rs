@@ -232,6 +232,7 @@
 pub mod admin;
 pub mod app;
 pub mod await_cmd;
+pub mod backoff;
 pub mod balance;
 pub mod config;
 #[cfg(test)]
