@@ -244,6 +244,7 @@ pub mod dtab;
 #[cfg(test)]
 mod fuzz_runner;
 pub mod http;
+pub mod identity;
 pub mod inbound;
 pub mod init;
 pub mod io;
