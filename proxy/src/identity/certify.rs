@@ -285,7 +285,9 @@ impl Certify {
             .chain(response.intermediate_certificates)
             .map(CertificateDer::from)
             .collect();
-        let (leaf, intermediates) = chain.split_first().ok_or_else(|| bad(String::new()))?;
+        let (leaf, intermediates) = chain
+            .split_first()
+            .ok_or_else(|| bad("it has no certificate".into()))?;
         let now_unix =
             UnixTime::since_unix_epoch(now.duration_since(UNIX_EPOCH).unwrap_or_default());
         self.verifier

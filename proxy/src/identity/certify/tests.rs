@@ -73,6 +73,9 @@ fn renewal_at_seventy_percent_within_the_bounds() {
     );
     // …nor later than the maximum.
     assert_eq!(refresh_delay(now, now + 365 * day, MIN, MAX), MAX);
+    // A peer's valid_until as far away as it can say.
+    let far = SystemTime::UNIX_EPOCH + Duration::from_secs(i64::MAX as u64);
+    assert_eq!(refresh_delay(now, far, MIN, MAX), MAX);
     // Expired or expiring now: the minimum.
     assert_eq!(refresh_delay(now, now, MIN, MAX), MIN);
     assert_eq!(refresh_delay(now, now - day, MIN, MAX), MIN);
@@ -109,7 +112,7 @@ fn a_certificate_for_our_name_and_key_is_accepted() {
     let cert = leaf(LOCAL, &certify.key_pair, &issuer);
     let credentials = certify.accept(response(&cert, not_after), now).unwrap();
     assert_eq!(credentials.name, LOCAL);
-    assert_eq!(credentials.chain, vec![cert]);
+    assert_eq!(credentials.chain, vec![cert.clone()]);
     // Whole seconds, as the service sends them.
     let expected = SystemTime::UNIX_EPOCH
         + Duration::from_secs(
@@ -123,6 +126,24 @@ fn a_certificate_for_our_name_and_key_is_accepted() {
         credentials.key.secret_pkcs8_der(),
         certify.key_pair.serialize_der()
     );
+
+    // The farthest time the service can send is a time, not a panic.
+    let mut far = response(&cert, not_after);
+    far.valid_until = Some(prost_types::Timestamp {
+        seconds: i64::MAX,
+        nanos: i32::MAX,
+    });
+    let credentials = certify.accept(far, now).unwrap();
+    assert!(credentials.not_after > not_after);
+    let mut negative = response(&cert, not_after);
+    negative.valid_until = Some(prost_types::Timestamp {
+        seconds: -1,
+        nanos: 0,
+    });
+    assert!(matches!(
+        certify.accept(negative, now),
+        Err(CertifyError::Response(reason)) if reason.contains("is not a time")
+    ));
 }
 
 #[test]
