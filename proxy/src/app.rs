@@ -13,6 +13,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::admin::Admin;
 use crate::config::{Config, Env};
 use crate::drain::Shutdown;
+use crate::identity::CredentialsRx;
+use crate::identity::certify::{Certify, CertifyError};
 use crate::inbound::Inbound;
 use crate::log::LogHandle;
 use crate::metrics::Metrics;
@@ -49,7 +51,13 @@ pub enum RunError {
     /// The admin server's thread could not start.
     #[error("starting the admin server's thread: {0}")]
     AdminThread(io::Error),
+    /// The identity client could not start (its key, or its TLS configuration).
+    #[error("the identity service client: {0}")]
+    Identity(CertifyError),
 }
+
+/// How often the proxy says it still waits for its first certificate.
+const IDENTITY_WAIT_WARNING: Duration = Duration::from_secs(15);
 
 /// Reads the configuration from `env` and runs the proxy until it has shut down.
 ///
@@ -126,6 +134,17 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
             Err(e) => return Err(e),
         }
     }
+    // The identity service is asked at once; traffic is served once it has answered.
+    let identity = match &config.certify {
+        Some(certify) => {
+            let rx = Certify::new(certify.clone())
+                .map_err(RunError::Identity)?
+                .spawn();
+            tokio::spawn(crate::identity::export_metrics(rx.clone(), metrics.clone()));
+            Some(rx)
+        }
+        None => None,
+    };
     let own: Arc<[SocketAddr]> = inbound_listeners
         .iter()
         .chain(&outbound_listeners)
@@ -163,13 +182,11 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
 
-    for listener in inbound_listeners {
-        log_listening("inbound", &listener);
-        tokio::spawn(inbound.clone().serve(listener, shutdown.drain()));
+    for listener in &inbound_listeners {
+        log_listening("inbound", listener);
     }
-    for listener in outbound_listeners {
-        log_listening("outbound", &listener);
-        tokio::spawn(outbound.clone().serve(listener, shutdown.drain()));
+    for listener in &outbound_listeners {
+        log_listening("outbound", listener);
     }
     if config.admin.tap == crate::config::TapEndpoint::Enabled {
         metrics.tap().enable();
@@ -190,12 +207,28 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
         .clone()
         .spawn(admin_listener)
         .map_err(RunError::AdminThread)?;
-    admin.set_ready();
 
+    // As Linkerd's proxy does, a proxy with an identity service serves nothing until it has
+    // its first certificate: connections wait in the listeners' backlogs, and `/ready`
+    // answers 503.
+    let serve = async {
+        if let Some(identity) = identity {
+            certified(identity).await;
+        }
+        for listener in inbound_listeners {
+            tokio::spawn(inbound.clone().serve(listener, shutdown.drain()));
+        }
+        for listener in outbound_listeners {
+            tokio::spawn(outbound.clone().serve(listener, shutdown.drain()));
+        }
+        admin.set_ready();
+        std::future::pending::<()>().await
+    };
     tokio::select! {
         _ = sigterm.recv() => tracing::info!("received SIGTERM"),
         _ = sigint.recv() => tracing::info!("received SIGINT"),
         () = shutdown.triggered() => {}
+        () = serve => {}
     }
     let grace = config.shutdown_grace_period;
     tracing::info!(
@@ -212,6 +245,25 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
     // within what is left of the grace period.
     admin.closed(grace.saturating_sub(started.elapsed())).await;
     Ok(())
+}
+
+/// Waits until the identity source has sent a certificate, warning now and then.
+async fn certified(mut identity: CredentialsRx) {
+    loop {
+        tokio::select! {
+            result = identity.wait_for(Option::is_some) => {
+                if result.is_err() {
+                    // The source is gone without a certificate: nothing will be served.
+                    tracing::error!("identity: the identity client stopped; not serving");
+                    std::future::pending::<()>().await;
+                }
+                return;
+            }
+            () = tokio::time::sleep(IDENTITY_WAIT_WARNING) => {
+                tracing::warn!("identity: waiting for the first certificate; not serving yet");
+            }
+        }
+    }
 }
 
 async fn bind(server: &'static str, addr: SocketAddr) -> Result<TcpListener, RunError> {

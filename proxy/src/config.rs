@@ -5,6 +5,7 @@
 //! `MESH_PROXY_` prefix. The full list, with defaults, is in the crate documentation.
 
 mod balance;
+mod certify;
 mod destination;
 mod namer;
 mod parse;
@@ -16,6 +17,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use certify::{
+    CertifyConfig, DEFAULT_MAX_REFRESH, DEFAULT_MIN_REFRESH, MAX_TOKEN_BYTES, read_token,
+};
 pub use destination::{
     ControlAddr, DEFAULT_PROFILE_SUFFIXES, DestinationConfig, Networks, Suffixes,
     control_addr as parse_control_addr, networks as parse_networks, suffixes as parse_suffixes,
@@ -154,6 +158,17 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    /// Trust anchors that cannot be used.
+    #[error("{name}: {error}")]
+    TrustAnchors {
+        name: &'static str,
+        error: crate::identity::TrustAnchorsError,
+    },
+    /// Not an identity name.
+    #[error(
+        "{name}={value:?}: not an identity name (use a DNS name without a trailing dot, like web.shop.serviceaccount.identity.linkerd.cluster.local)"
+    )]
+    IdentityName { name: &'static str, value: String },
     /// Two variables that exclude each other.
     #[error("{name} and {other} are both set; set one of them")]
     Conflict {
@@ -324,6 +339,10 @@ pub struct Config {
     /// `MESH_PROXY_DTAB` (or `…_DTAB_FILE`) and `MESH_PROXY_FS_NAMER_DIR`: discovery
     /// through a Linkerd 1 dtab over a file namer, when the directory is set.
     pub namer: Option<NamerConfig>,
+    /// The identity service the proxy asks for its certificate; `None` when
+    /// `LINKERD2_PROXY_IDENTITY_SVC_ADDR` is unset or empty, or when
+    /// `MESH_PROXY_IDENTITY_CERT_FILE` gives the certificate instead.
+    pub certify: Option<CertifyConfig>,
     /// Linkerd variables that are set but not used yet, sorted.
     pub unsupported: Vec<String>,
 }
@@ -348,6 +367,14 @@ pub const SUPPORTED: &[&str] = &[
     "LINKERD2_PROXY_DESTINATION_SVC_NAME",
     "LINKERD2_PROXY_HTTP2_INITIAL_CONNECTION_WINDOW_SIZE",
     "LINKERD2_PROXY_HTTP2_INITIAL_STREAM_WINDOW_SIZE",
+    "LINKERD2_PROXY_IDENTITY_DIR",
+    "LINKERD2_PROXY_IDENTITY_LOCAL_NAME",
+    "LINKERD2_PROXY_IDENTITY_MAX_REFRESH",
+    "LINKERD2_PROXY_IDENTITY_MIN_REFRESH",
+    "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
+    "LINKERD2_PROXY_IDENTITY_SVC_NAME",
+    "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",
+    "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
     "LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE",
     "LINKERD2_PROXY_INBOUND_ACCEPT_USER_TIMEOUT",
     "LINKERD2_PROXY_INBOUND_CONNECT_KEEPALIVE",
@@ -598,6 +625,7 @@ impl Reader<'_> {
         let balance = self.balance();
         let destination = self.destination();
         let namer = namer::read(self.env, &mut self.errors);
+        let certify = self.certify();
         let mut unsupported: Vec<String> = self
             .env
             .names()
@@ -620,6 +648,7 @@ impl Reader<'_> {
             balance,
             destination,
             namer,
+            certify,
             unsupported,
         }
     }

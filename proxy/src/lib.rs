@@ -101,9 +101,16 @@
 //! | `LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES` | `svc.cluster.local.`: names under these comma-separated suffixes are looked up (`.` is every name); others go to the next source |
 //! | `LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS` | unset: every address is looked up; else only addresses in these comma-separated `IP/PREFIX` networks |
 //! | `LINKERD2_PROXY_DESTINATION_SVC_NAME` | unset; the identity the `Destination` service will have to present once mesh TLS exists (read, not used yet) |
+//! | `LINKERD2_PROXY_IDENTITY_SVC_ADDR` | unset (no identity: plaintext, `tls="no_identity"`); `host:port` of Linkerd's identity service (the injector writes `linkerd-identity-headless.linkerd.svc.cluster.local.:8080`), looked up again for each call. With it the proxy asks for a certificate at start-up and, as Linkerd's proxy does, serves no traffic (connections wait in the listen backlog) and answers `/ready` with 503 until it has one; the four variables below are then required. Ignored when `MESH_PROXY_IDENTITY_CERT_FILE` gives the certificate (see [`identity::certify`]) |
+//! | `LINKERD2_PROXY_IDENTITY_SVC_NAME` | the identity the service's certificate must name, chained to the trust anchors |
+//! | `LINKERD2_PROXY_IDENTITY_LOCAL_NAME` | the proxy's identity: the one name of its CSR and certificate |
+//! | `LINKERD2_PROXY_IDENTITY_TOKEN_FILE` | the service-account token sent with each call, read again each time (the kubelet rotates it); at most 16 KiB, trailing whitespace removed; must exist and not be empty at start-up |
+//! | `LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS` | PEM bundle of the trust anchors |
+//! | `LINKERD2_PROXY_IDENTITY_MIN_REFRESH`, `…_MAX_REFRESH` | `10s`, `24h`: a certificate is renewed after 70 % of the time it had left when it came, within these bounds. A failed call (each has 10s) keeps the current certificate, is logged as an error and is tried again after 1s, doubling to 60s, jittered (Linkerd waits `MIN_REFRESH` after every failure) |
+//! | `LINKERD2_PROXY_IDENTITY_DIR` | accepted and ignored: the key is made in memory and never written anywhere (Linkerd's proxy container writes its key and CSR there, to an in-memory volume, before the proxy starts) |
 //!
 //! Durations are Linkerd's: a whole number and `ms`, `s`, `m`, `h` or `d`. Any other
-//! `LINKERD2_PROXY_*` variable (identity, policy, tracing, …) is accepted,
+//! `LINKERD2_PROXY_*` variable (policy, tracing, …) is accepted,
 //! logged once at debug level, and ignored until the feature exists.
 //!
 //! mesh-proxy's own knobs:
@@ -164,6 +171,9 @@
 //!   (counter), label `family` (`http` for the `request_total`, `response_*` families,
 //!   `tcp` for the `tcp_*` ones): label sets held, and new label sets folded into an
 //!   overflow series.
+//! - `identity_cert_expiration_timestamp_seconds` (gauge, Unix seconds; 0 before the first
+//!   certificate) and `identity_cert_refresh_count` (counter, the first certificate
+//!   included): only when the proxy has an identity source.
 //! - `process_cpu_seconds_total`, `process_resident_memory_bytes`,
 //!   `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`,
 //!   `process_start_time_seconds`, and `proxy_build_info`.
@@ -236,6 +246,7 @@
 pub mod admin;
 pub mod app;
 pub mod await_cmd;
+pub mod backoff;
 pub mod balance;
 pub mod config;
 #[cfg(test)]
@@ -247,6 +258,7 @@ pub mod dtab;
 #[cfg(test)]
 mod fuzz_runner;
 pub mod http;
+pub mod identity;
 pub mod inbound;
 pub mod init;
 pub mod io;

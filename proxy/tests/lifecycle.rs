@@ -60,8 +60,8 @@ fn unsupported_linkerd_variables_are_only_logged_at_debug() {
             "linkerd-policy.linkerd.svc.cluster.local.:8090",
         ),
         (
-            "LINKERD2_PROXY_IDENTITY_DIR",
-            "/var/run/linkerd/identity/end-entity",
+            "LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH",
+            "/var/run/linkerd/podinfo/labels",
         ),
         ("_pod_ns", "emojivoto"),
     ]);
@@ -72,7 +72,7 @@ fn unsupported_linkerd_variables_are_only_logged_at_debug() {
         "{logs}"
     );
     assert_eq!(
-        logs.matches("LINKERD2_PROXY_IDENTITY_DIR").count(),
+        logs.matches("LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH").count(),
         1,
         "logged once: {logs}"
     );

@@ -6,6 +6,7 @@
 
 pub mod identity;
 pub mod injector;
+pub mod proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

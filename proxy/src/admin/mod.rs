@@ -3,7 +3,7 @@
 //! | path | method | |
 //! |---|---|---|
 //! | `/metrics` | GET | Prometheus text |
-//! | `/ready` | GET | 200 once listening, 503 while shutting down |
+//! | `/ready` | GET | 200 once serving (with an identity service, once certified), 503 before and while shutting down |
 //! | `/live` | GET | 200 while the process runs |
 //! | `/proxy-log-level` | GET, PUT | read or replace the log filter; loopback clients only |
 //! | `/shutdown` | POST | start a graceful shutdown; loopback clients only |

@@ -156,7 +156,7 @@ pub fn control_addr(s: &str) -> Option<ControlAddr> {
 
 /// A DNS name: labels of letters, digits, `-` and `_`, 1 to 63 bytes each, 253 in all,
 /// with an optional trailing dot.
-fn is_dns_name(s: &str) -> bool {
+pub(super) fn is_dns_name(s: &str) -> bool {
     let name = s.strip_suffix('.').unwrap_or(s);
     !name.is_empty()
         && name.len() <= 253

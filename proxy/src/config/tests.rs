@@ -145,8 +145,15 @@ fn linkerd_injected_env_is_accepted() {
     };
     let path = dir.join("inject_emojivoto_deployment.golden.yml");
     let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let vars = env_block(&yaml);
+    let mut vars = env_block(&yaml);
     assert!(vars.len() > 30, "found only {} variables", vars.len());
+    // The token the kubelet would have projected into the pod.
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), "a-token").unwrap();
+    vars.insert(
+        "LINKERD2_PROXY_IDENTITY_TOKEN_FILE".into(),
+        token.path().display().to_string(),
+    );
     let c = Config::from_env(&vars).unwrap_or_else(|e| panic!("rejected Linkerd's env:\n{e}"));
     assert_eq!(c.cores, 1);
     assert_eq!(c.admin.listen, "0.0.0.0:4191".parse().unwrap());
@@ -174,9 +181,27 @@ fn linkerd_injected_env_is_accepted() {
         !c.unsupported
             .contains(&"LINKERD2_PROXY_DESTINATION_SVC_ADDR".to_string())
     );
+    let certify = c.certify.expect("the identity service is configured");
+    assert_eq!(
+        certify.addr.to_string(),
+        "linkerd-identity-headless.linkerd.svc.cluster.local.:8080"
+    );
+    assert_eq!(
+        certify.server_name,
+        "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local"
+    );
+    // `$(_pod_sa).$(_pod_ns)` as the kubelet expands them (both are field references here).
+    assert_eq!(
+        certify.local_name,
+        "from-field.from-field.serviceaccount.identity.linkerd.cluster.local"
+    );
+    assert_eq!(certify.trust_anchors.len(), 1);
     assert!(
+        !c.unsupported
+            .iter()
+            .any(|v| v.starts_with("LINKERD2_PROXY_IDENTITY_")),
+        "{:?}",
         c.unsupported
-            .contains(&"LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS".to_string())
     );
     assert!(
         !c.unsupported
@@ -184,10 +209,11 @@ fn linkerd_injected_env_is_accepted() {
     );
 }
 
-/// Pulls `name`/`value` pairs out of the proxy container's env list. Values that come
-/// from `valueFrom` get a placeholder; block scalars keep their first line.
+/// Pulls `name`/`value` pairs out of the proxy container's env list, as the kubelet would
+/// set them: values that come from `valueFrom` get a placeholder, block scalars keep all
+/// their lines, and `$(NAME)` references to earlier variables are expanded.
 fn env_block(yaml: &str) -> BTreeMap<String, String> {
-    let mut vars = BTreeMap::new();
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
     let lines: Vec<&str> = yaml.lines().collect();
     for (i, line) in lines.iter().enumerate() {
         let Some(name) = line.trim().strip_prefix("- name: ") else {
@@ -196,12 +222,24 @@ fn env_block(yaml: &str) -> BTreeMap<String, String> {
         if !(name.starts_with("LINKERD2_PROXY_") || name.starts_with('_')) {
             continue;
         }
-        let next = lines.get(i + 1).map(|l| l.trim()).unwrap_or("");
-        let value = match next.strip_prefix("value: ") {
-            Some("|") => lines.get(i + 2).map(|l| l.trim()).unwrap_or("").to_string(),
+        let next = lines.get(i + 1).copied().unwrap_or("");
+        let mut value = match next.trim().strip_prefix("value: ") {
+            Some("|") => {
+                let indent = |l: &str| l.len() - l.trim_start().len();
+                let outer = indent(next);
+                let block: Vec<&str> = lines[i + 2..]
+                    .iter()
+                    .take_while(|l| indent(l) > outer)
+                    .map(|l| l.trim())
+                    .collect();
+                block.join("\n") + "\n"
+            }
             Some(v) => v.trim_matches('"').to_string(),
             None => "from-field".to_string(),
         };
+        for (k, v) in &vars {
+            value = value.replace(&format!("$({k})"), v);
+        }
         vars.insert(name.to_string(), value);
     }
     vars

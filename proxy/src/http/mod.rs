@@ -26,6 +26,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 
 pub use body::{ProxyBody, Recorder};
 pub use client::Pool;
+pub(crate) use date::imf_fixdate;
 pub use errors::{L5D_PROXY_ERROR, ProxyError, error_response, raw_error_response};
 
 use crate::config::{H2KeepAlive, H2Windows, Limits};

@@ -6,6 +6,7 @@
 
 mod family;
 mod histogram;
+mod identity;
 mod labels;
 mod process;
 mod render;
@@ -22,6 +23,7 @@ use labels::Fold;
 
 pub use family::{DEFAULT_MAX_SERIES, DEFAULT_RETAIN_IDLE, MAX_SWEEP_INTERVAL, SeriesLimits};
 pub use histogram::{FINE_BUCKETS, FineUs, LINKERD_BOUNDS_MS, LatencyMs, fine_bound, fine_index};
+pub use identity::IdentityMetrics;
 pub use labels::{Direction, DstLabels, HttpKey, NoTlsReason, Peer, TcpKey, Tls};
 pub use route::{RouteKey, RouteMetrics};
 
@@ -41,6 +43,7 @@ pub struct Metrics {
     tcp: Family<TcpKey, TcpMetrics>,
     route: Family<RouteKey, RouteMetrics>,
     process: process::Process,
+    identity: IdentityMetrics,
     tap: crate::admin::tap::Tap,
 }
 
@@ -63,6 +66,7 @@ impl Metrics {
             tcp: Family::new(limits),
             route: Family::new(limits),
             process: process::Process::default(),
+            identity: IdentityMetrics::default(),
             tap: crate::admin::tap::Tap::default(),
         }
     }
@@ -81,6 +85,11 @@ impl Metrics {
         self.http.sweep(now);
         self.tcp.sweep(now);
         self.route.sweep(now);
+    }
+
+    /// The identity certificate's expiry and renewals.
+    pub fn identity(&self) -> &IdentityMetrics {
+        &self.identity
     }
 
     /// Who is tapping requests (see `admin::tap`).

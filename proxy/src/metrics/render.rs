@@ -1,4 +1,5 @@
-//! The Prometheus text format: Linkerd's families, then the family bounds, then `process_*`.
+//! The Prometheus text format: Linkerd's families, then the family bounds, then `identity_*` and
+//! `process_*`.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -13,6 +14,7 @@ impl Metrics {
         self.render_tcp(&mut out);
         self.render_routes(&mut out);
         self.render_families(&mut out);
+        self.identity.render(&mut out);
         self.process.render(&mut out);
         out
     }

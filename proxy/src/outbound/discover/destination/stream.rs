@@ -4,16 +4,15 @@
 //! its target's task. A failed stream keeps its last answer; a new stream replaces it with
 //! its first message (the control plane starts every stream with the whole current state).
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::time::Duration;
 
 use linkerd2_proxy_api::destination::GetDestination;
 use tokio::sync::{Notify, watch};
 
+use super::Shared;
 use super::endpoints::{Answer, EndpointSet};
 use super::profile::{self, ProfileAnswer};
-use super::{Shared, Timing};
+use crate::backoff::Backoff;
 
 /// What one `GetProfile` stream has said so far.
 #[derive(Clone, Debug, Default)]
@@ -32,7 +31,7 @@ pub(super) async fn get(
     tx: watch::Sender<Answer>,
     notify: Arc<Notify>,
 ) {
-    let mut backoff = Backoff::new(shared.timing);
+    let mut backoff = Backoff::new(shared.timing.backoff_min, shared.timing.backoff_max);
     let mut set = EndpointSet::default();
     loop {
         let mut client = shared.client.clone();
@@ -72,7 +71,7 @@ pub(super) async fn get(
             }
             None => tracing::debug!(path, "destination stream ended; reconnecting"),
         }
-        tokio::time::sleep(backoff.next()).await;
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 
@@ -83,7 +82,7 @@ pub(super) async fn get_profile(
     tx: watch::Sender<ProfileState>,
     notify: Arc<Notify>,
 ) {
-    let mut backoff = Backoff::new(shared.timing);
+    let mut backoff = Backoff::new(shared.timing.backoff_min, shared.timing.backoff_max);
     loop {
         let mut client = shared.client.clone();
         let failure = match client.get_profile(request(&shared, &path)).await {
@@ -118,7 +117,7 @@ pub(super) async fn get_profile(
             }
             None => tracing::debug!(path, "profile stream ended; reconnecting"),
         }
-        tokio::time::sleep(backoff.next()).await;
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 
@@ -147,41 +146,4 @@ fn refused(status: &tonic::Status) -> bool {
         status.code(),
         tonic::Code::InvalidArgument | tonic::Code::NotFound
     )
-}
-
-/// Exponential backoff with jitter: each delay is drawn from the upper half of the
-/// current step, so proxies that lost the control plane together do not return together.
-#[derive(Debug)]
-pub(super) struct Backoff {
-    step: Duration,
-    timing: Timing,
-}
-
-impl Backoff {
-    pub(super) fn new(timing: Timing) -> Backoff {
-        Backoff {
-            step: timing.backoff_min,
-            timing,
-        }
-    }
-
-    pub(super) fn reset(&mut self) {
-        self.step = self.timing.backoff_min;
-    }
-
-    pub(super) fn next(&mut self) -> Duration {
-        let step = self.step;
-        self.step = step.saturating_mul(2).min(self.timing.backoff_max);
-        let half = step / 2;
-        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(random() % nanos.saturating_add(1))
-    }
-}
-
-/// A random number from the standard library's per-process hash keys: good enough for
-/// jitter, and no dependency.
-fn random() -> u64 {
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
 }

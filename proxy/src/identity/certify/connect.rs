@@ -1,0 +1,117 @@
+//! The connection to the identity service: TCP to each address the service's name resolves
+//! to, then TLS verifying the service's identity against the trust anchors, then HTTP/2.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::ControlAddr;
+
+/// Time allowed to open a TCP connection to one of the service's addresses.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A client configuration that verifies servers against `roots` (ring, TLS 1.2 and 1.3, ALPN
+/// h2) and presents no certificate: the proxy authenticates with its token.
+pub fn client_config(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    roots: rustls::RootCertStore,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// Opens a channel to the service at `addr` whose certificate must name `server_name`.
+pub async fn channel(
+    addr: &ControlAddr,
+    server_name: ServerName<'static>,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<Channel, tonic::transport::Error> {
+    let connector = Connector {
+        addr: addr.clone(),
+        server_name,
+        tls: TlsConnector::from(tls),
+    };
+    // The URI only gives requests their `:authority`; the connector decides where to go.
+    let uri = format!("http://{addr}");
+    let endpoint = match Endpoint::from_shared(uri) {
+        Ok(endpoint) => endpoint,
+        Err(_) => Endpoint::from_static("http://identity.invalid"),
+    };
+    endpoint
+        .tcp_nodelay(true)
+        .connect_with_connector(connector)
+        .await
+}
+
+#[derive(Clone)]
+struct Connector {
+    addr: ControlAddr,
+    server_name: ServerName<'static>,
+    tls: TlsConnector,
+}
+
+type Io = TokioIo<TlsStream<TcpStream>>;
+
+impl tonic::codegen::Service<http::Uri> for Connector {
+    type Response = Io;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Io>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: http::Uri) -> Self::Future {
+        let me = self.clone();
+        Box::pin(async move {
+            let tcp = tcp(&me.addr).await?;
+            let tls = me.tls.connect(me.server_name, tcp).await?;
+            Ok(TokioIo::new(tls))
+        })
+    }
+}
+
+/// Connects to the first address of `addr` that accepts, looking the name up again each
+/// time so that a headless service's pods can come and go.
+async fn tcp(addr: &ControlAddr) -> std::io::Result<TcpStream> {
+    let host = addr
+        .host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(&addr.host);
+    let mut last = None;
+    for ip in tokio::net::lookup_host((host, addr.port)).await? {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ip)).await {
+            Ok(Ok(stream)) => {
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = Some(std::io::Error::new(e.kind(), format!("{ip}: {e}"))),
+            Err(_) => {
+                last = Some(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("{ip}: no connection within {CONNECT_TIMEOUT:?}"),
+                ))
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} has no address"),
+        )
+    }))
+}
