@@ -8,6 +8,7 @@ mod balance;
 mod destination;
 mod namer;
 mod parse;
+mod policy;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +23,7 @@ pub use destination::{
 };
 pub use namer::{DEFAULT_DTAB, NamerConfig};
 pub use parse::{PortSet, duration as parse_duration, socket_addr as parse_socket_addr};
+pub use policy::{DEFAULT_CLUSTER_NETWORKS, PolicyConfig, PolicyControl};
 
 /// Where configuration values come from. Tests pass a map instead of touching the process
 /// environment.
@@ -324,6 +326,8 @@ pub struct Config {
     /// `MESH_PROXY_DTAB` (or `…_DTAB_FILE`) and `MESH_PROXY_FS_NAMER_DIR`: discovery
     /// through a Linkerd 1 dtab over a file namer, when the directory is set.
     pub namer: Option<NamerConfig>,
+    /// Inbound authorization policy.
+    pub policy: PolicyConfig,
     /// Linkerd variables that are set but not used yet, sorted.
     pub unsupported: Vec<String>,
 }
@@ -353,10 +357,13 @@ pub const SUPPORTED: &[&str] = &[
     "LINKERD2_PROXY_INBOUND_CONNECT_KEEPALIVE",
     "LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT",
     "LINKERD2_PROXY_INBOUND_CONNECT_USER_TIMEOUT",
+    "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY",
     "LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT",
     "LINKERD2_PROXY_INBOUND_HTTP1_CONNECTION_POOL_IDLE_TIMEOUT",
     "LINKERD2_PROXY_INBOUND_LISTEN_ADDR",
+    "LINKERD2_PROXY_INBOUND_PORTS",
     "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
+    "LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY",
     "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL",
     "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT",
     "LINKERD2_PROXY_LOG",
@@ -375,6 +382,9 @@ pub const SUPPORTED: &[&str] = &[
     "LINKERD2_PROXY_OUTBOUND_MAX_IDLE_CONNS_PER_ENDPOINT",
     "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL",
     "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT",
+    "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS",
+    "LINKERD2_PROXY_POLICY_SVC_ADDR",
+    "LINKERD2_PROXY_POLICY_WORKLOAD",
     "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED",
     "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD",
 ];
@@ -598,6 +608,7 @@ impl Reader<'_> {
         let balance = self.balance();
         let destination = self.destination();
         let namer = namer::read(self.env, &mut self.errors);
+        let policy = self.policy();
         let mut unsupported: Vec<String> = self
             .env
             .names()
@@ -620,6 +631,7 @@ impl Reader<'_> {
             balance,
             destination,
             namer,
+            policy,
             unsupported,
         }
     }

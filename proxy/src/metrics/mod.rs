@@ -4,6 +4,7 @@
 //! of atomics; the per-request path only increments counters. Families are bounded and
 //! idle series expire (see `family`).
 
+mod authz;
 mod family;
 mod histogram;
 mod labels;
@@ -20,6 +21,7 @@ use std::time::Instant;
 use family::{Family, Series};
 use labels::Fold;
 
+pub use authz::{AuthzCounter, AuthzEvent, AuthzKey};
 pub use family::{DEFAULT_MAX_SERIES, DEFAULT_RETAIN_IDLE, MAX_SWEEP_INTERVAL, SeriesLimits};
 pub use histogram::{FINE_BUCKETS, FineUs, LINKERD_BOUNDS_MS, LatencyMs, fine_bound, fine_index};
 pub use labels::{Direction, DstLabels, HttpKey, NoTlsReason, Peer, TcpKey, Tls};
@@ -40,6 +42,7 @@ pub struct Metrics {
     http: Family<HttpKey, HttpMetrics>,
     tcp: Family<TcpKey, TcpMetrics>,
     route: Family<RouteKey, RouteMetrics>,
+    authz: Family<AuthzKey, AuthzCounter>,
     process: process::Process,
     tap: crate::admin::tap::Tap,
 }
@@ -62,6 +65,7 @@ impl Metrics {
             http: Family::new(limits),
             tcp: Family::new(limits),
             route: Family::new(limits),
+            authz: Family::new(limits),
             process: process::Process::default(),
             tap: crate::admin::tap::Tap::default(),
         }
@@ -81,6 +85,7 @@ impl Metrics {
         self.http.sweep(now);
         self.tcp.sweep(now);
         self.route.sweep(now);
+        self.authz.sweep(now);
     }
 
     /// Who is tapping requests (see `admin::tap`).
@@ -96,6 +101,11 @@ impl Metrics {
     /// The retry counters of a profile route, created on first use.
     pub fn route(&self, key: RouteKey) -> std::sync::Arc<RouteMetrics> {
         self.route.get_or_insert(key)
+    }
+
+    /// An inbound authorization counter, created on first use.
+    pub fn authz(&self, key: AuthzKey) -> Arc<AuthzCounter> {
+        self.authz.get_or_insert(key)
     }
 
     /// The transport metrics for a label set, created on first use.
