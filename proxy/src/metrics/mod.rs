@@ -257,6 +257,10 @@ pub const ERROR_BAD_REQUEST: &str = "bad_request";
 /// client's mistake, counted as a `success`.
 pub const ERROR_REQUEST_TIMEOUT: &str = "request_timeout";
 
+/// The `error` label of the proxy's 403 (or 404) to a request inbound authorization policy
+/// refused: the client's lack of authorization, counted as a `success`.
+pub const ERROR_FORBIDDEN: &str = "forbidden";
+
 /// How a response ended, for `response_total`'s labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResponseOutcome {
@@ -273,7 +277,10 @@ impl ResponseOutcome {
     /// `grpc-status`: the backend did nothing wrong, and its success rate must not drop
     /// because a client sent a malformed or stalled request.
     pub fn classification(&self) -> Classification {
-        if matches!(self.error, Some(ERROR_BAD_REQUEST | ERROR_REQUEST_TIMEOUT)) {
+        if matches!(
+            self.error,
+            Some(ERROR_BAD_REQUEST | ERROR_REQUEST_TIMEOUT | ERROR_FORBIDDEN)
+        ) {
             return Classification::Success;
         }
         let failed = match self.grpc_status {
