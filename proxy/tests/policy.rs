@@ -391,3 +391,59 @@ fn control_plane_policies_replace_the_default_and_changes_apply_at_once() {
     assert_eq!(get_from("127.0.0.1", proxy.inbound).status, 200);
     eprintln!("policy change applied to new requests after {refused:?}");
 }
+
+#[test]
+fn an_open_opaque_connection_is_closed_when_the_policy_revokes_it() {
+    let backend = Backend::start();
+    let policies = PolicyServer::start();
+    let port = backend.addr.port();
+    let opaque = port.to_string();
+    let svc = policies.addr.to_string();
+    let proxy = start(
+        &backend,
+        &[
+            (
+                "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
+                &opaque,
+            ),
+            ("LINKERD2_PROXY_POLICY_SVC_ADDR", &svc),
+            ("LINKERD2_PROXY_POLICY_WORKLOAD", "web-1"),
+            // Watched from start-up, so the policy is there before the first connection.
+            ("LINKERD2_PROXY_INBOUND_PORTS", &opaque),
+        ],
+    );
+    policies.set(
+        port,
+        server("db", vec![unauthenticated("loopback", "127.0.0.0/8")]),
+    );
+    let labels = ["srv_name=\"db\"", "authz_name=\"loopback\""];
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            get_from("127.0.0.2", proxy.inbound).status == 200
+                && metric_sum(&proxy.metrics(), "inbound_tcp_authz_allow_total", &labels) >= 1.0
+        }),
+        "the control plane's policy never applied:\n{}",
+        proxy.metrics()
+    );
+    let mut open = std::io::BufReader::new(connect_from("127.0.0.2", proxy.inbound));
+    open.get_mut()
+        .write_all(b"GET /x HTTP/1.1\r\nHost: web\r\n\r\n")
+        .unwrap();
+    assert_eq!(support::read_response(&mut open).unwrap().status, 200);
+
+    policies.set(port, server("db", vec![]));
+    let mut rest = Vec::new();
+    let started = Instant::now();
+    let _ = open.read_to_end(&mut rest);
+    assert!(started.elapsed() < Duration::from_secs(5), "never closed");
+    let text = proxy.metrics();
+    assert_eq!(
+        metric_sum(
+            &text,
+            "inbound_tcp_authz_terminate_total",
+            &["srv_name=\"db\""]
+        ),
+        1.0,
+        "{text}"
+    );
+}
