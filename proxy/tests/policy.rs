@@ -68,6 +68,7 @@ fn default_policies_decide_for_a_plain_client_from_127_0_0_1() {
         ("cluster-unauthenticated", "10.0.0.0/8,fd00::/8", false),
         ("cluster-authenticated", "127.0.0.0/8", false),
         ("deny", "127.0.0.0/8", false),
+        ("audit", "10.0.0.0/8", true),
     ];
     for (policy, networks, allowed) in cases {
         let proxy = start(
@@ -91,6 +92,15 @@ fn default_policies_decide_for_a_plain_client_from_127_0_0_1() {
             assert_eq!(backend.requests(), before + 1);
             assert_eq!(metric_sum(&text, ALLOW, &labels), 1.0, "{policy}:\n{text}");
             assert!(!text.contains(DENY), "{policy}:\n{text}");
+            if policy == "audit" {
+                assert!(
+                    eventually(Duration::from_secs(5), || proxy
+                        .logs()
+                        .contains("request allowed by the audit policy")),
+                    "{}",
+                    proxy.logs()
+                );
+            }
         } else {
             assert_eq!(res.status, 403, "{policy} {networks}: {}", res.head);
             assert_eq!(

@@ -55,6 +55,8 @@ struct Decision {
     event: AuthzEvent,
     outcome: Result<(), HttpDenied>,
     counter: Arc<AuthzCounter>,
+    /// Allowed by Linkerd's `audit` authorization: logged each time.
+    audit: bool,
 }
 
 /// Decisions kept per connection: enough for a few routes.
@@ -195,6 +197,9 @@ impl ConnPolicy {
                 && !matches!(d.event, AuthzEvent::TcpAllow | AuthzEvent::TcpDeny)
         })?;
         d.counter.incr();
+        if d.audit {
+            self.log_audit("request");
+        }
         Some(d.outcome.clone())
     }
 
@@ -207,6 +212,14 @@ impl ConnPolicy {
         permit: Option<&Authorization>,
         outcome: Result<(), HttpDenied>,
     ) {
+        let audit = permit.is_some_and(|a| a.meta.is_audit());
+        if audit {
+            let what = match event {
+                AuthzEvent::TcpAllow => "connection",
+                _ => "request",
+            };
+            self.log_audit(what);
+        }
         let counter = self.metrics.authz(AuthzKey {
             event,
             target: self.target,
@@ -234,7 +247,17 @@ impl ConnPolicy {
             event,
             outcome,
             counter,
+            audit,
         });
+    }
+
+    fn log_audit(&self, what: &'static str) {
+        tracing::info!(
+            client = %self.client,
+            target = %self.target,
+            tls = ?self.tls,
+            "{what} allowed by the audit policy"
+        );
     }
 }
 

@@ -19,11 +19,14 @@ pub enum DefaultPolicy {
     ClusterAuthenticated,
     /// Nobody.
     Deny,
+    /// Every client, each allowed request and connection logged at `info` (Linkerd's
+    /// `audit`: for trying a policy out before enforcing it).
+    Audit,
 }
 
 impl DefaultPolicy {
     /// The accepted values, for error messages.
-    pub const VALUES: &'static str = "all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny";
+    pub const VALUES: &'static str = "all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny, audit";
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,14 +35,18 @@ impl DefaultPolicy {
             DefaultPolicy::ClusterUnauthenticated => "cluster-unauthenticated",
             DefaultPolicy::ClusterAuthenticated => "cluster-authenticated",
             DefaultPolicy::Deny => "deny",
+            DefaultPolicy::Audit => "audit",
         }
     }
 
     /// The policy of a port in `LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY`: the same
-    /// networks, but only clients with a mesh TLS identity. `deny` stays `deny`.
+    /// networks, but only clients with a mesh TLS identity. `deny` stays `deny`; an
+    /// operator who asked for identity on a port gets it under `audit` too.
     pub fn require_identity(self) -> DefaultPolicy {
         match self {
-            DefaultPolicy::AllUnauthenticated => DefaultPolicy::AllAuthenticated,
+            DefaultPolicy::AllUnauthenticated | DefaultPolicy::Audit => {
+                DefaultPolicy::AllAuthenticated
+            }
             DefaultPolicy::ClusterUnauthenticated => DefaultPolicy::ClusterAuthenticated,
             other => other,
         }
@@ -56,7 +63,9 @@ impl DefaultPolicy {
             suffixes: vec![Suffix::all()],
         };
         let authorization = match self {
-            DefaultPolicy::AllUnauthenticated => Some((all, Authentication::Unauthenticated)),
+            DefaultPolicy::AllUnauthenticated | DefaultPolicy::Audit => {
+                Some((all, Authentication::Unauthenticated))
+            }
             DefaultPolicy::AllAuthenticated => Some((all, authenticated())),
             DefaultPolicy::ClusterUnauthenticated => {
                 Some((cluster, Authentication::Unauthenticated))
@@ -91,6 +100,7 @@ impl FromStr for DefaultPolicy {
             "cluster-unauthenticated" => DefaultPolicy::ClusterUnauthenticated,
             "cluster-authenticated" => DefaultPolicy::ClusterAuthenticated,
             "deny" => DefaultPolicy::Deny,
+            "audit" => DefaultPolicy::Audit,
             _ => return Err(()),
         })
     }

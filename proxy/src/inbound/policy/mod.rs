@@ -62,6 +62,11 @@ impl Meta {
         }
     }
 
+    /// Whether this is Linkerd's `audit` authorization, whose every use is logged.
+    pub fn is_audit(&self) -> bool {
+        &*self.kind == "default" && &*self.name == "audit"
+    }
+
     /// A resource, e.g. `policy.linkerd.io`, `server`, `web-http`.
     pub fn resource(group: &str, kind: &str, name: &str) -> Meta {
         Meta {

@@ -159,6 +159,7 @@ fn default_policies_as_linkerd_defines_them() {
     assert!(check(ClusterAuthenticated, "10.0.0.1", &meshed));
     assert!(!check(ClusterAuthenticated, "10.0.0.1", &plain));
     assert!(!check(ClusterAuthenticated, "203.0.113.1", &meshed));
+    assert!(check(Audit, "203.0.113.1", &plain));
     for tls in [plain, meshed] {
         assert!(!check(Deny, "10.0.0.1", &tls));
         assert!(!check(Deny, "127.0.0.1", &tls));
@@ -173,6 +174,7 @@ fn default_policy_names_parse_and_require_identity_keeps_the_networks() {
         DefaultPolicy::ClusterUnauthenticated,
         DefaultPolicy::ClusterAuthenticated,
         DefaultPolicy::Deny,
+        DefaultPolicy::Audit,
     ] {
         assert_eq!(p.as_str().parse::<DefaultPolicy>(), Ok(p));
     }
@@ -188,6 +190,7 @@ fn default_policy_names_parse_and_require_identity_keeps_the_networks() {
         ClusterAuthenticated
     );
     assert_eq!(Deny.require_identity(), Deny);
+    assert_eq!(Audit.require_identity(), AllAuthenticated);
 }
 
 fn conn(policy: ServerPolicy, client: &str, tls: ClientTls) -> (ConnPolicy, Arc<Metrics>) {
