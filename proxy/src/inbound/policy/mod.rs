@@ -5,7 +5,7 @@
 //! the authentication they need) and, for HTTP, routes that add authorizations of their
 //! own. A policy comes from `LINKERD2_PROXY_INBOUND_DEFAULT_POLICY` ([`DefaultPolicy`]),
 //! or, with a control plane, from Linkerd's `InboundServerPolicies/WatchPort` stream for
-//! that port ([`api`]), which replaces the default once it answers.
+//! that port ([`convert`] reads its answers), which replaces the default once it answers.
 //!
 //! The accept loop hands each connection one [`ConnPolicy`]: the client's address, the
 //! port it reached, its [`ClientTls`], and a live view of that port's policy. The opaque
