@@ -457,3 +457,77 @@ fn an_open_opaque_connection_is_closed_when_the_policy_revokes_it() {
         "{text}"
     );
 }
+
+#[test]
+fn control_plane_routes_authorize_per_path() {
+    let backend = Backend::start();
+    let policies = PolicyServer::start();
+    let port = backend.addr.port();
+    let svc = policies.addr.to_string();
+    let ports = port.to_string();
+    let proxy = start(
+        &backend,
+        &[
+            ("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", "deny"),
+            ("LINKERD2_PROXY_POLICY_SVC_ADDR", &svc),
+            ("LINKERD2_PROXY_POLICY_WORKLOAD", "web-1"),
+            ("LINKERD2_PROXY_INBOUND_PORTS", &ports),
+        ],
+    );
+    // The server lets nobody in; a probe route lets everyone GET /ready, as the routes
+    // Linkerd's policy controller makes for kubelet probes.
+    let srv = support::policy::with_routes(
+        server("web-http", vec![]),
+        vec![
+            (
+                "probe",
+                "/ready",
+                vec![unauthenticated("probe", "0.0.0.0/0")],
+            ),
+            ("app", "/x", vec![]),
+        ],
+    );
+    policies.set(port, srv);
+    let request = |path: &str| {
+        let mut s = connect_from("127.0.0.2", proxy.inbound);
+        let req = format!("GET {path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).unwrap();
+        parse_response(&buf).unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || request("/ready").status == 200),
+        "the probe route never applied"
+    );
+    assert_eq!(request("/x").status, 403);
+    let res = request("/elsewhere");
+    assert_eq!(res.status, 404);
+    assert_eq!(
+        res.header("l5d-proxy-error").as_deref(),
+        Some("no route found for request")
+    );
+    let text = proxy.metrics();
+    assert!(
+        metric_sum(
+            &text,
+            ALLOW,
+            &["route_name=\"probe\"", "authz_name=\"probe\""]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric_sum(&text, DENY, &["route_name=\"app\""]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric_sum(
+            &text,
+            "inbound_http_route_not_found_total",
+            &["srv_name=\"web-http\""]
+        ),
+        1.0,
+        "{text}"
+    );
+}

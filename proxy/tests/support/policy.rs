@@ -195,3 +195,42 @@ impl InboundServerPolicies for Scripted {
         Ok(Response::new(UnboundedReceiverStream::new(stream)))
     }
 }
+
+/// `server` with HTTP routes: each `(name, exact path, authorizations)`.
+pub fn with_routes(
+    mut server: api::Server,
+    routes: Vec<(&str, &str, Vec<api::Authz>)>,
+) -> api::Server {
+    use linkerd2_proxy_api::http_route as r;
+    let http_routes = routes
+        .into_iter()
+        .map(|(name, path, authorizations)| api::HttpRoute {
+            metadata: Some(meta::Metadata {
+                kind: Some(meta::metadata::Kind::Resource(meta::Resource {
+                    group: "gateway.networking.k8s.io".into(),
+                    kind: "HTTPRoute".into(),
+                    name: name.into(),
+                    ..Default::default()
+                })),
+            }),
+            hosts: vec![],
+            authorizations,
+            rules: vec![api::http_route::Rule {
+                matches: vec![r::HttpRouteMatch {
+                    path: Some(r::PathMatch {
+                        kind: Some(r::path_match::Kind::Exact(path.into())),
+                    }),
+                    ..Default::default()
+                }],
+                filters: vec![],
+            }],
+        })
+        .collect();
+    if let Some(api::ProxyProtocol {
+        kind: Some(api::proxy_protocol::Kind::Detect(d)),
+    }) = &mut server.protocol
+    {
+        d.http_routes = http_routes;
+    }
+    server
+}

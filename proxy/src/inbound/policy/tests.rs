@@ -386,3 +386,79 @@ fn routed_policies_authorize_per_route_and_refuse_unmatched_requests() {
     let (c, _) = conn(policy, "10.0.0.9", ClientTls::Plain);
     assert_eq!(c.check_http(&get("/app/x")), Ok(()));
 }
+
+#[test]
+fn answers_from_the_control_plane_become_policies() {
+    use linkerd2_proxy_api::inbound as proto;
+    let authz = |nets: Vec<linkerd2_proxy_api::net::IpNetwork>| proto::Authz {
+        networks: nets
+            .into_iter()
+            .map(|n| proto::Network {
+                net: Some(n),
+                except: vec![],
+            })
+            .collect(),
+        authentication: Some(proto::Authn {
+            permit: Some(proto::authn::Permit::MeshTls(proto::authn::PermitMeshTls {
+                clients: Some(proto::authn::permit_mesh_tls::Clients::Identities(
+                    proto::authn::permit_mesh_tls::PermitClientIdentities {
+                        identities: vec![proto::Identity { name: WEB.into() }],
+                        suffixes: vec![],
+                    },
+                )),
+            })),
+        }),
+        labels: [("kind", "serverauthorization"), ("name", "web-only")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        metadata: None,
+    };
+    let server = |authorizations: Vec<proto::Authz>, kind| proto::Server {
+        protocol: Some(proto::ProxyProtocol { kind: Some(kind) }),
+        server_ips: vec![],
+        authorizations,
+        labels: [("name", "db")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let opaque = proto::proxy_protocol::Kind::Opaque(proto::proxy_protocol::Opaque {});
+    let policy = convert(server(
+        vec![authz(vec![(ip("10.0.0.0"), 8).into()])],
+        opaque.clone(),
+    ))
+    .unwrap();
+    assert_eq!(policy.protocol, Protocol::Opaque);
+    assert_eq!(
+        *policy.meta,
+        Meta::resource("policy.linkerd.io", "server", "db")
+    );
+    assert_eq!(
+        *policy.authorizations[0].meta,
+        Meta::resource("policy.linkerd.io", "serverauthorization", "web-only")
+    );
+    let permits = |client: &str, tls: &ClientTls| {
+        first_permit(&policy.authorizations, ip(client), tls).map(|a| a.meta.name.to_string())
+    };
+    assert_eq!(permits("10.1.1.1", &id(WEB)).as_deref(), Some("web-only"));
+    assert_eq!(permits("10.1.1.1", &ClientTls::Plain), None);
+    // Linkerd's rule: the control plane's policies always let localhost in.
+    assert_eq!(
+        permits("127.0.0.1", &ClientTls::Plain).as_deref(),
+        Some("localhost")
+    );
+    assert_eq!(
+        permits("::1", &ClientTls::Plain).as_deref(),
+        Some("localhost")
+    );
+    assert_eq!(permits("127.0.0.2", &ClientTls::Plain), None);
+
+    assert_eq!(
+        convert(server(vec![authz(vec![])], opaque.clone())),
+        Err(InvalidPolicy::NoNetworks)
+    );
+    let mut no_protocol = server(vec![], opaque);
+    no_protocol.protocol = None;
+    assert_eq!(convert(no_protocol), Err(InvalidPolicy::NoProtocol));
+}
