@@ -97,7 +97,7 @@
 //! | `LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES` | `svc.cluster.local.`: names under these comma-separated suffixes are looked up (`.` is every name); others go to the next source |
 //! | `LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS` | unset: every address is looked up; else only addresses in these comma-separated `IP/PREFIX` networks |
 //! | `LINKERD2_PROXY_DESTINATION_SVC_NAME` | unset; the identity the `Destination` service will have to present once mesh TLS exists (read, not used yet) |
-//! | `LINKERD2_PROXY_INBOUND_DEFAULT_POLICY` | `all-unauthenticated`; or `all-authenticated`, `cluster-unauthenticated`, `cluster-authenticated`, `deny`, `audit` (every client, each allowed request and connection logged at `info`): who may use a port no control-plane policy covers (see [Inbound authorization](#inbound-authorization)) |
+//! | `LINKERD2_PROXY_INBOUND_DEFAULT_POLICY` | `all-unauthenticated`; or `all-authenticated`, `cluster-unauthenticated`, `cluster-authenticated`, `deny`, `audit` (every client; allowed requests and connections logged at `info` at most once a second, with `skipped=`, the rest at `debug`): who may use a port no control-plane policy covers (see [Inbound authorization](#inbound-authorization)) |
 //! | `LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS` | `10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8` (Linkerd's `clusterNetworks`, which the injector writes here): the networks of the `cluster-*` policies. linkerd2-proxy has no networks when it is unset, so its `cluster-*` policies then refuse everyone; mesh-proxy takes Linkerd's install default instead, so a standalone proxy's `cluster-*` means what it says |
 //! | `LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY` | unset; ports and ranges whose default policy admits only clients with a mesh identity: `all-unauthenticated` (and `audit`) become `all-authenticated`, `cluster-unauthenticated` becomes `cluster-authenticated`, `deny` stays. Linkerd's variable from its `config.linkerd.io/proxy-require-identity-inbound-ports` annotation (`mesh inject` writes it); recent linkerd2-proxy ignores it |
 //! | `LINKERD2_PROXY_INBOUND_PORTS` | unset; with a policy service, these ports' policies are watched from start-up instead of on their first connection |
@@ -271,6 +271,9 @@
 //!   in Linkerd, every policy from the service also lets unauthenticated clients from
 //!   `127.0.0.1` and `::1` in (`kubectl port-forward` connects from there); the defaults do
 //!   not. A policy change reaches new requests within milliseconds of its arrival.
+//! - **Logs.** Refused requests and connections are logged at `info` at most once a second
+//!   (with `skipped=` counting the ones left out), the rest at `debug`; the counters count
+//!   every one.
 //! - **Mesh TLS is not terminated yet**: every client counts as plaintext, so the
 //!   `*-authenticated` defaults, and authorizations that ask for mesh TLS or an identity,
 //!   refuse every client for now.

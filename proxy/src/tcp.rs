@@ -42,7 +42,13 @@ impl<U: Upstream> Tcp<U> {
         if let Some(p) = &policy
             && let Err(denied) = p.check_tcp()
         {
-            tracing::info!(client = %p.client(), %target, %denied, "connection refused by policy");
+            let client = p.client();
+            match crate::throttle::POLICY_DENY.admit() {
+                Some(skipped) => tracing::info!(
+                    %client, %target, %denied, skipped, "connection refused by policy"
+                ),
+                None => tracing::debug!(%client, %target, %denied, "connection refused by policy"),
+            }
             return;
         }
         let balancer = self.upstream.balancer(target, None);

@@ -401,13 +401,15 @@ impl<U: Upstream> ProxyService<U> {
             return Ok(());
         };
         policy.check_http(req).map_err(|denied| {
-            tracing::info!(
-                client = %self.conn.client,
-                method = %req.method(),
-                path = req.uri().path(),
-                %denied,
-                "request refused by policy"
-            );
+            let (client, method, path) = (self.conn.client, req.method(), req.uri().path());
+            match crate::throttle::POLICY_DENY.admit() {
+                Some(skipped) => tracing::info!(
+                    %client, %method, path, %denied, skipped, "request refused by policy"
+                ),
+                None => {
+                    tracing::debug!(%client, %method, path, %denied, "request refused by policy")
+                }
+            }
             ProxyError::Forbidden(denied)
         })
     }

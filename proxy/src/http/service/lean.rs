@@ -152,7 +152,13 @@ impl<U: Upstream> ProxyService<U> {
                 None => return Next::Handoff,
                 Some(Ok(())) => {}
                 Some(Err(denied)) => {
-                    tracing::info!(client = %self.conn.client, %denied, "request refused by policy");
+                    let client = self.conn.client;
+                    match crate::throttle::POLICY_DENY.admit() {
+                        Some(skipped) => {
+                            tracing::info!(%client, %denied, skipped, "request refused by policy")
+                        }
+                        None => tracing::debug!(%client, %denied, "request refused by policy"),
+                    }
                     return self
                         .lean_error(io, ProxyError::Forbidden(denied), None, &x)
                         .await;

@@ -251,13 +251,16 @@ impl ConnPolicy {
         });
     }
 
+    /// At `info` at most once a second (with the number left out), else at `debug`: a
+    /// client can send requests faster than a log should grow.
     fn log_audit(&self, what: &'static str) {
-        tracing::info!(
-            client = %self.client,
-            target = %self.target,
-            tls = ?self.tls,
-            "{what} allowed by the audit policy"
-        );
+        let (client, target, tls) = (self.client, self.target, &self.tls);
+        match crate::throttle::POLICY_AUDIT.admit() {
+            Some(skipped) => tracing::info!(
+                %client, %target, ?tls, skipped, "{what} allowed by the audit policy"
+            ),
+            None => tracing::debug!(%client, %target, ?tls, "{what} allowed by the audit policy"),
+        }
     }
 }
 

@@ -19,8 +19,8 @@ pub enum DefaultPolicy {
     ClusterAuthenticated,
     /// Nobody.
     Deny,
-    /// Every client, each allowed request and connection logged at `info` (Linkerd's
-    /// `audit`: for trying a policy out before enforcing it).
+    /// Every client, allowed requests and connections logged (Linkerd's `audit`: for
+    /// trying a policy out before enforcing it).
     Audit,
 }
 
