@@ -145,7 +145,11 @@ impl<U: Upstream> Server<U> {
             return;
         }
 
-        let preconnect = fixed.map(|t| || self.upstream.preconnect(t));
+        // A client the port's policy would not let through as opaque TCP makes the proxy
+        // open no connection to the application on its behalf.
+        let preconnect = fixed
+            .filter(|_| policy.as_ref().is_none_or(ConnPolicy::tcp_permitted))
+            .map(|t| || self.upstream.preconnect(t));
         let detected = {
             let detection = detect(&mut io, self.detect, preconnect);
             tokio::pin!(detection);

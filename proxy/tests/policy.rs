@@ -531,3 +531,24 @@ fn control_plane_routes_authorize_per_path() {
         "{text}"
     );
 }
+
+/// The server-speaks-first check connects to the application for a client that is silent
+/// for 50 ms; for a client the policy refuses, it does not.
+#[test]
+fn a_refused_silent_client_makes_no_connection_to_the_application() {
+    let backend = Backend::start();
+    let proxy = start(
+        &backend,
+        &[("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", "deny")],
+    );
+    let mut s = connect_from("127.0.0.1", proxy.inbound);
+    // Ten times the check's window: absence can only be seen by waiting.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(backend.connections(), 0);
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    assert_eq!(parse_response(&buf).unwrap().status, 403);
+    assert_eq!(backend.connections(), 0);
+}

@@ -113,6 +113,13 @@ impl ConnPolicy {
         }
     }
 
+    /// Whether the port's server authorizations would let this connection through as
+    /// opaque TCP now; counts nothing.
+    pub fn tcp_permitted(&self) -> bool {
+        let policy = self.port.current();
+        first_permit(&policy.authorizations, self.client.ip(), &self.tls).is_some()
+    }
+
     /// Whether the connection, allowed when it opened, is still allowed by the port's
     /// current policy; counts `inbound_tcp_authz_terminate_total` when not.
     pub fn recheck_tcp(&self) -> bool {
