@@ -254,7 +254,9 @@
 //!   stays open.
 //! - **Opaque TCP** (opaque ports, a policy that says opaque or TLS, anything not HTTP) is
 //!   checked once per connection: a refused one is closed before anything is forwarded, and
-//!   a forwarded one that a policy change no longer authorizes is closed then.
+//!   a forwarded one that a policy change no longer authorizes is closed then. A silent
+//!   client the policy would refuse here gets no server-speaks-first connection to the
+//!   application.
 //! - **Routes.** A policy from the control plane may split HTTP into routes (Gateway API
 //!   `HTTPRoute`, `GRPCRoute`, and the probe routes Linkerd's policy controller makes for
 //!   a pod's kubelet probes), each with its own authorizations plus the server's; a request
