@@ -14,6 +14,7 @@
 
 mod api;
 mod check;
+mod convert;
 mod defaults;
 mod routes;
 mod store;
@@ -25,8 +26,9 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use api::{InvalidPolicy, MAX_MESSAGE_BYTES, PolicyClientError, Timing, convert};
+pub use api::{MAX_MESSAGE_BYTES, PolicyClientError, Timing};
 pub use check::{ConnPolicy, HttpDenied, TcpDenied};
+pub use convert::{InvalidPolicy, MAX_ITEMS, convert};
 pub use defaults::DefaultPolicy;
 pub use routes::{HostMatch, PathMatch, RequestMatch, Route, Rule, ValueMatch};
 pub use store::{MAX_WATCHED_PORTS, Policies, PortPolicy};
