@@ -47,6 +47,10 @@ pub mod config {
     pub const PROXY_UID: &str = "config.linkerd.io/proxy-uid";
     pub const LOG_FORMAT: &str = "config.linkerd.io/proxy-log-format";
     pub const SKIP_SUBNETS: &str = "config.linkerd.io/skip-subnets";
+    /// Inbound ports (and ranges) whose default policy admits only clients with a mesh
+    /// identity; the proxy reads them from `LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY`.
+    pub const REQUIRE_IDENTITY_INBOUND_PORTS: &str =
+        "config.linkerd.io/proxy-require-identity-inbound-ports";
     pub const INBOUND_CONNECT_TIMEOUT: &str = "config.linkerd.io/proxy-inbound-connect-timeout";
     pub const OUTBOUND_CONNECT_TIMEOUT: &str = "config.linkerd.io/proxy-outbound-connect-timeout";
     pub const SHUTDOWN_GRACE_PERIOD: &str = "config.linkerd.io/shutdown-grace-period";

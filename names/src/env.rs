@@ -10,3 +10,6 @@ pub const CONTROL_LISTEN_ADDR: &str = "LINKERD2_PROXY_CONTROL_LISTEN_ADDR";
 /// Whether the proxy serves its tap stream (`GET /tap`); the injector sets it to `true` when a pod
 /// asks for tap, and `mesh tap` names it in its hints.
 pub const TAP_ENABLED: &str = "MESH_PROXY_TAP_ENABLED";
+/// Inbound ports whose default policy asks for a client identity; the injector writes it from
+/// the `config.linkerd.io/proxy-require-identity-inbound-ports` annotation.
+pub const INBOUND_PORTS_REQUIRE_IDENTITY: &str = "LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY";

@@ -16,6 +16,7 @@ use crate::drain::Shutdown;
 use crate::identity::CredentialsRx;
 use crate::identity::certify::{Certify, CertifyError};
 use crate::inbound::Inbound;
+use crate::inbound::policy::Policies;
 use crate::log::LogHandle;
 use crate::metrics::Metrics;
 use crate::outbound::Outbound;
@@ -45,6 +46,9 @@ pub enum RunError {
     /// The control plane's address or settings are unusable.
     #[error("the destination service: {0}")]
     Destination(crate::outbound::discover::destination::DestinationError),
+    /// The policy service's address is unusable.
+    #[error("the policy service: {0}")]
+    PolicyService(crate::inbound::policy::PolicyClientError),
     /// The file namer's polling thread could not start.
     #[error("starting the file namer's thread: {0}")]
     NamerThread(io::Error),
@@ -153,7 +157,10 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
 
     // Each side forks above its upstream into two sibling stages, HTTP and opaque TCP, and
     // detection hands every connection to one of them.
+    let policies =
+        Policies::new(&config.policy, metrics.clone()).map_err(RunError::PolicyService)?;
     let upstream = Inbound::new(config.clone(), metrics.clone(), own.clone())
+        .with_policies(policies)
         .push_connect()
         .share();
     let (http, tcp) = (upstream.clone().push_http(), upstream.clone().push_tcp());

@@ -9,6 +9,7 @@ mod certify;
 mod destination;
 mod namer;
 mod parse;
+mod policy;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +27,7 @@ pub use destination::{
 };
 pub use namer::{DEFAULT_DTAB, NamerConfig};
 pub use parse::{PortSet, duration as parse_duration, socket_addr as parse_socket_addr};
+pub use policy::{DEFAULT_CLUSTER_NETWORKS, PolicyConfig, PolicyControl};
 
 /// Where configuration values come from. Tests pass a map instead of touching the process
 /// environment.
@@ -343,6 +345,8 @@ pub struct Config {
     /// `LINKERD2_PROXY_IDENTITY_SVC_ADDR` is unset or empty, or when
     /// `MESH_PROXY_IDENTITY_CERT_FILE` gives the certificate instead.
     pub certify: Option<CertifyConfig>,
+    /// Inbound authorization policy.
+    pub policy: PolicyConfig,
     /// Linkerd variables that are set but not used yet, sorted.
     pub unsupported: Vec<String>,
 }
@@ -380,10 +384,13 @@ pub const SUPPORTED: &[&str] = &[
     "LINKERD2_PROXY_INBOUND_CONNECT_KEEPALIVE",
     "LINKERD2_PROXY_INBOUND_CONNECT_TIMEOUT",
     "LINKERD2_PROXY_INBOUND_CONNECT_USER_TIMEOUT",
+    "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY",
     "LINKERD2_PROXY_INBOUND_DETECT_TIMEOUT",
     "LINKERD2_PROXY_INBOUND_HTTP1_CONNECTION_POOL_IDLE_TIMEOUT",
     "LINKERD2_PROXY_INBOUND_LISTEN_ADDR",
+    "LINKERD2_PROXY_INBOUND_PORTS",
     "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
+    "LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY",
     "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL",
     "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT",
     "LINKERD2_PROXY_LOG",
@@ -402,6 +409,9 @@ pub const SUPPORTED: &[&str] = &[
     "LINKERD2_PROXY_OUTBOUND_MAX_IDLE_CONNS_PER_ENDPOINT",
     "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL",
     "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT",
+    "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS",
+    "LINKERD2_PROXY_POLICY_SVC_ADDR",
+    "LINKERD2_PROXY_POLICY_WORKLOAD",
     "LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED",
     "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD",
 ];
@@ -626,6 +636,7 @@ impl Reader<'_> {
         let destination = self.destination();
         let namer = namer::read(self.env, &mut self.errors);
         let certify = self.certify();
+        let policy = self.policy();
         let mut unsupported: Vec<String> = self
             .env
             .names()
@@ -649,6 +660,7 @@ impl Reader<'_> {
             destination,
             namer,
             certify,
+            policy,
             unsupported,
         }
     }

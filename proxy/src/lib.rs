@@ -108,9 +108,15 @@
 //! | `LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS` | PEM bundle of the trust anchors |
 //! | `LINKERD2_PROXY_IDENTITY_MIN_REFRESH`, `…_MAX_REFRESH` | `10s`, `24h`: a certificate is renewed after 70 % of the time it had left when it came, within these bounds. A failed call (each has 10s) keeps the current certificate, is logged as an error and is tried again after 1s, doubling to 60s, jittered (Linkerd waits `MIN_REFRESH` after every failure) |
 //! | `LINKERD2_PROXY_IDENTITY_DIR` | accepted and ignored: the key is made in memory and never written anywhere (Linkerd's proxy container writes its key and CSR there, to an in-memory volume, before the proxy starts) |
+//! | `LINKERD2_PROXY_INBOUND_DEFAULT_POLICY` | `all-unauthenticated`; or `all-authenticated`, `cluster-unauthenticated`, `cluster-authenticated`, `deny`, `audit` (every client; allowed requests and connections logged at `info` at most once a second, with `skipped=`, the rest at `debug`): who may use a port no control-plane policy covers (see [Inbound authorization](#inbound-authorization)) |
+//! | `LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS` | `10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8` (Linkerd's `clusterNetworks`, which the injector writes here): the networks of the `cluster-*` policies. linkerd2-proxy has no networks when it is unset, so its `cluster-*` policies then refuse everyone; mesh-proxy takes Linkerd's install default instead, so a standalone proxy's `cluster-*` means what it says |
+//! | `LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY` | unset; ports and ranges whose default policy admits only clients with a mesh identity: `all-unauthenticated` (and `audit`) become `all-authenticated`, `cluster-unauthenticated` becomes `cluster-authenticated`, `deny` stays. Linkerd's variable from its `config.linkerd.io/proxy-require-identity-inbound-ports` annotation (`mesh inject` writes it); recent linkerd2-proxy ignores it |
+//! | `LINKERD2_PROXY_INBOUND_PORTS` | unset; with a policy service, these ports' policies are watched from start-up instead of on their first connection |
+//! | `LINKERD2_PROXY_POLICY_SVC_ADDR` | unset (no policy service); `host:port` of Linkerd's `InboundServerPolicies` service (the injector writes `linkerd-policy.linkerd.svc.cluster.local.:8090`). Plaintext HTTP/2 until mesh TLS; messages up to 4 MiB; connect timeout 1s; reconnects after 100ms doubling to 10s, jittered |
+//! | `LINKERD2_PROXY_POLICY_WORKLOAD` | required with `LINKERD2_PROXY_POLICY_SVC_ADDR`; sent as it is as the `workload` of every `WatchPort` (the injector writes `{"ns":…, "pod":…}`) |
 //!
 //! Durations are Linkerd's: a whole number and `ms`, `s`, `m`, `h` or `d`. Any other
-//! `LINKERD2_PROXY_*` variable (policy, tracing, …) is accepted,
+//! `LINKERD2_PROXY_*` variable (tracing, …) is accepted,
 //! logged once at debug level, and ignored until the feature exists.
 //!
 //! mesh-proxy's own knobs:
@@ -145,7 +151,10 @@
 //! 502 when the upstream refuses or fails, 503 when the target has no available endpoint,
 //! 504 on a connect or response timeout, 400 for a
 //! request it cannot route or parse (a malformed chunked body included), 431 for oversized
-//! headers, 408 for a slow request head or body. gRPC requests get a gRPC status instead (14 UNAVAILABLE, 4 DEADLINE_EXCEEDED).
+//! headers, 408 for a slow request head or body, 403 (`unauthorized request on route`) for
+//! an inbound request its port's policy does not authorize, 404 (`no route found for
+//! request`) for one that matches none of its policy's routes. gRPC requests get a gRPC
+//! status instead (14 UNAVAILABLE, 4 DEADLINE_EXCEEDED, 7 PERMISSION_DENIED, 5 NOT_FOUND).
 //! The first request on a connection is checked before the HTTP server sees it (including
 //! `Content-Length` together with `Transfer-Encoding`, which is rejected); later requests
 //! on a keep-alive connection are checked by hyper, whose 400 carries no header.
@@ -167,6 +176,19 @@
 //!   `tcp_write_bytes_total`, `tcp_close_total` (adds `errno`): labels `direction`,
 //!   `peer` (`src` accepted, `dst` opened), `target_addr`, `target_ip`, `target_port`,
 //!   `tls`, `no_tls_reason`.
+//! - `inbound_http_authz_allow_total`, `inbound_http_authz_deny_total`,
+//!   `inbound_http_route_not_found_total`, `inbound_tcp_authz_allow_total`,
+//!   `inbound_tcp_authz_deny_total`, `inbound_tcp_authz_terminate_total`: inbound requests
+//!   and connections each policy allowed, refused, found no route for, or closed when a new
+//!   policy revoked them. Labels in Linkerd's order: `target_addr` (and `target_ip`,
+//!   `target_port`), `srv_group`, `srv_kind`, `srv_name`, `srv_port`, for HTTP
+//!   `route_group`, `route_kind`, `route_name`, when allowed `authz_group`, `authz_kind`,
+//!   `authz_name`, then `tls` (`true` with `client_id`, or `no_identity` with
+//!   `no_tls_reason`). A default policy is `srv_kind="default"` named as the policy, its
+//!   one route `route_kind="default",route_name="default"`. A family appears once it has
+//!   counted something, as in Linkerd. A request refused by policy is also in
+//!   `request_total` and `response_total`, with `error="forbidden"` and
+//!   `classification="success"`: the client lacked the right, the backend failed nothing.
 //! - `mesh_proxy_metrics_series` (gauge) and `mesh_proxy_metrics_series_overflow_total`
 //!   (counter), label `family` (`http` for the `request_total`, `response_*` families,
 //!   `tcp` for the `tcp_*` ones): label sets held, and new label sets folded into an
@@ -230,6 +252,56 @@
 //! cumulative count), plus `+Inf`, `_sum` (µs) and `_count`. The scheme is fixed, so a
 //! reader can rebuild the full cumulative series: a bound that is absent has the
 //! cumulative count of the nearest present bound below it (0 if none).
+//!
+//! # Inbound authorization
+//!
+//! Every inbound port has a policy, as in Linkerd (see [`inbound::policy`]): a list of
+//! authorizations, each a set of client networks and what the client must prove (nothing;
+//! mesh TLS; a mesh identity among some names or under some suffixes). The port's policy is
+//! the default of `LINKERD2_PROXY_INBOUND_DEFAULT_POLICY` (its require-identity form on the
+//! ports of `LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY`), until the policy service, if
+//! there is one, answers for that port; from then on each answer replaces it.
+//!
+//! - **HTTP** is checked per request, against the policy as it is when the request
+//!   arrives, so a change applies to the next request on a connection already open. A
+//!   refused request gets 403 (gRPC: status 7) and is not forwarded; the connection
+//!   stays open.
+//! - **Opaque TCP** (opaque ports, a policy that says opaque or TLS, anything not HTTP) is
+//!   checked once per connection: a refused one is closed before anything is forwarded, and
+//!   a forwarded one that a policy change no longer authorizes is closed then. A silent
+//!   client the policy would refuse here gets no server-speaks-first connection to the
+//!   application.
+//! - **Routes.** A policy from the control plane may split HTTP into routes (Gateway API
+//!   `HTTPRoute`, `GRPCRoute`, and the probe routes Linkerd's policy controller makes for
+//!   a pod's kubelet probes), each with its own authorizations plus the server's; a request
+//!   takes the most specific route (host, path, method, headers, query, as the Gateway API
+//!   orders them), and one that matches none gets 404. Route filters (redirects, header
+//!   changes, injected failures) and HTTP rate limits are not applied; `server_ips` is not
+//!   checked.
+//! - **The policy service** (`LINKERD2_PROXY_POLICY_SVC_ADDR`): one `WatchPort` stream per
+//!   port, opened on the port's first connection (or at start-up for
+//!   `LINKERD2_PROXY_INBOUND_PORTS`), at most 128 at once; a port nobody has connected to
+//!   for 90s makes room for another. Until the first answer, and if the service is
+//!   unreachable, the default applies, as in Linkerd; once answered, the last answer stays
+//!   while the service is away. An answer the proxy cannot read is logged and ignored. As
+//!   in Linkerd, every policy from the service also lets unauthenticated clients from
+//!   `127.0.0.1` and `::1` in (`kubectl port-forward` connects from there); the defaults do
+//!   not. A policy change reaches new requests within milliseconds of its arrival.
+//! - **Logs.** Refused requests and connections are logged at `info` at most once a second
+//!   (with `skipped=` counting the ones left out), the rest at `debug`; the counters count
+//!   every one.
+//! - **Mesh TLS is not terminated yet**: every client counts as plaintext, so the
+//!   `*-authenticated` defaults, and authorizations that ask for mesh TLS or an identity,
+//!   refuse every client for now.
+//! - **The admin server is outside policy.** Its `/ready`, `/live` and `/metrics` answer
+//!   every client under any policy (`/shutdown`, `/proxy-log-level` and `/dtab` only the pod
+//!   itself). linkerd2-proxy applies policy to its admin port too, where its policy
+//!   controller's probe routes let kubelet in.
+//! - **Kubelet probes of the application's ports** are let in only by a policy that
+//!   authorizes the node: the control plane's probe routes do (for every client, on the
+//!   probes' paths); the defaults know no probe paths, so under `deny`, `all-authenticated`
+//!   or `cluster-*` networks without the node, an HTTP probe of an application port is
+//!   refused until the control plane answers, as in linkerd2-proxy.
 //!
 //! # Invariants
 //!

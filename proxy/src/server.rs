@@ -22,6 +22,7 @@ use crate::connect::{Upstream, with_preconnected};
 use crate::detect::{DetectSettings, Detected, Detection, Protocol, detect};
 use crate::drain::Drain;
 use crate::http::{Client, Http, raw_error_response, validate};
+use crate::inbound::policy::{ClientTls, ConnPolicy, Policies};
 use crate::io::{MeteredIo, ProxyIo, Stream, original_dst, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
 use crate::target::{ConnTarget, Logical};
@@ -60,6 +61,8 @@ pub struct Server<U> {
     pub(crate) max_header_bytes: usize,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) connections: Arc<Semaphore>,
+    /// Inbound: every port's authorization policy. Outbound has none.
+    pub(crate) policies: Option<Arc<Policies>>,
 }
 
 impl<U: Upstream> Server<U> {
@@ -111,6 +114,12 @@ impl<U: Upstream> Server<U> {
                 .local_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
         };
+        // What the client proved: mesh TLS is not terminated yet, so every client is plain.
+        let client_tls = ClientTls::Plain;
+        let policy = self
+            .policies
+            .as_ref()
+            .map(|p| p.connection(client, label_target, client_tls));
         let metrics = self.metrics.tcp(TcpKey {
             direction: self.direction,
             peer: Peer::Src,
@@ -129,13 +138,18 @@ impl<U: Upstream> Server<U> {
             ConnTarget::ProxyMode => None,
         };
         if let Some(t) = fixed
-            && self.opaque_ports.0.contains(t.port())
+            && (self.opaque_ports.0.contains(t.port())
+                || policy.as_ref().is_some_and(ConnPolicy::is_opaque))
         {
-            self.tcp.forward(io, t).await;
+            self.tcp.forward(io, t, policy).await;
             return;
         }
 
-        let preconnect = fixed.map(|t| || self.upstream.preconnect(t));
+        // A client the port's policy would not let through as opaque TCP makes the proxy
+        // open no connection to the application on its behalf.
+        let preconnect = fixed
+            .filter(|_| policy.as_ref().is_none_or(ConnPolicy::tcp_permitted))
+            .map(|t| || self.upstream.preconnect(t));
         let detected = {
             let detection = detect(&mut io, self.detect, preconnect);
             tokio::pin!(detection);
@@ -177,6 +191,11 @@ impl<U: Upstream> Server<U> {
             bytes: client_bytes,
             deadline: head_deadline,
         };
+        let client = Client {
+            addr: client,
+            tls: self.src_tls,
+            policy,
+        };
         let dispatch = self.dispatch(io, client, target, detected, first, drain);
         with_preconnected(preconnected, dispatch).await;
     }
@@ -185,7 +204,7 @@ impl<U: Upstream> Server<U> {
     async fn dispatch(
         &self,
         io: ProxyIo,
-        client: SocketAddr,
+        client: Client,
         target: ConnTarget,
         detected: Detected,
         first: FirstHead,
@@ -198,33 +217,25 @@ impl<U: Upstream> Server<U> {
         match (detected, fixed) {
             (Detected::Eof, _) => {}
             (Detected::Protocol(Protocol::Http1), _) => {
-                let client = Client {
-                    addr: client,
-                    tls: self.src_tls,
-                };
                 self.serve_http1(io, client, first, target, drain).await;
             }
             (Detected::Protocol(Protocol::Http2), _) => {
                 let io = io.with_prefix(first.bytes.freeze());
-                let client = Client {
-                    addr: client,
-                    tls: self.src_tls,
-                };
                 self.http.clone().serve_h2(io, client, target, drain).await;
             }
             (Detected::ServerFirst(_), Some(t)) => {
                 tracing::debug!(target = %t, "server spoke first; forwarding as opaque TCP");
                 let io = io.with_prefix(first.bytes.freeze());
-                self.tcp.forward(io, &t).await;
+                self.tcp.forward(io, &t, client.policy).await;
             }
             (detected, Some(t)) => {
                 tracing::debug!(target = %t, ?detected, "forwarding as opaque TCP");
                 let io = io.with_prefix(first.bytes.freeze());
-                self.tcp.forward(io, &t).await;
+                self.tcp.forward(io, &t, client.policy).await;
             }
             (detected, None) => {
                 tracing::debug!(
-                    %client,
+                    client = %client.addr,
                     ?detected,
                     "not HTTP on the outbound proxy port, and no original destination; closing"
                 );

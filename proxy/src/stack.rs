@@ -40,6 +40,7 @@ use crate::config::{Config, ProxyConfig};
 use crate::connect::{Connect, ConnectError, Connection, Upstream};
 use crate::detect::DetectSettings;
 use crate::http::{Http, HttpSettings, Pool};
+use crate::inbound::policy::Policies;
 use crate::metrics::{Direction, Metrics, Tls};
 use crate::outbound::Discover;
 use crate::outbound::discover::Endpoint;
@@ -67,6 +68,9 @@ pub struct Stack<D, S> {
     pub(crate) config: Arc<Config>,
     pub(crate) metrics: Arc<Metrics>,
     own_listeners: Arc<[SocketAddr]>,
+    /// Inbound: the ports' authorization policies, which the accept loop hands each
+    /// connection.
+    policies: Option<Arc<Policies>>,
     stack: S,
     side: PhantomData<D>,
 }
@@ -81,9 +85,16 @@ impl<D: Side> Stack<D, ()> {
             config,
             metrics,
             own_listeners,
+            policies: None,
             stack: (),
             side: PhantomData,
         }
+    }
+
+    /// Authorizes every accepted connection and request with `policies`.
+    pub fn with_policies(mut self, policies: Arc<Policies>) -> Self {
+        self.policies = Some(policies);
+        self
     }
 
     /// The innermost stage: opens a TCP connection.
@@ -111,6 +122,7 @@ impl<D: Side, S> Stack<D, S> {
             config: self.config,
             metrics: self.metrics,
             own_listeners: self.own_listeners,
+            policies: self.policies,
             stack: f(self.stack),
             side: PhantomData,
         }
@@ -128,6 +140,7 @@ impl<D, S: Clone> Clone for Stack<D, S> {
             config: self.config.clone(),
             metrics: self.metrics.clone(),
             own_listeners: self.own_listeners.clone(),
+            policies: self.policies.clone(),
             stack: self.stack.clone(),
             side: PhantomData,
         }
@@ -241,6 +254,7 @@ impl<D: Side, U: Upstream> Stack<D, Arc<U>> {
             max_header_bytes: limits.max_header_bytes,
             metrics: self.metrics.clone(),
             connections: Arc::new(Semaphore::new(limits.max_connections)),
+            policies: self.policies.clone(),
         };
         self.map(|_| Arc::new(server))
     }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::connect::{Upstream, errno_name};
+use crate::inbound::policy::ConnPolicy;
 use crate::io::ProxyIo;
 use crate::target::Logical;
 
@@ -33,7 +34,23 @@ impl<U: Upstream> Tcp<U> {
 
     /// Forwards a client connection to `target` byte for byte, over an endpoint its
     /// balancer picks. Either direction's shutdown is passed on.
-    pub async fn forward(&self, client: ProxyIo, target: &Logical) {
+    ///
+    /// Inbound, `policy` decides first: a client it does not authorize is closed before
+    /// anything is forwarded, and a forwarded connection that a policy change no longer
+    /// authorizes is closed then.
+    pub async fn forward(&self, client: ProxyIo, target: &Logical, policy: Option<ConnPolicy>) {
+        if let Some(p) = &policy
+            && let Err(denied) = p.check_tcp()
+        {
+            let client = p.client();
+            match crate::throttle::POLICY_DENY.admit() {
+                Some(skipped) => tracing::info!(
+                    %client, %target, %denied, skipped, "connection refused by policy"
+                ),
+                None => tracing::debug!(%client, %target, %denied, "connection refused by policy"),
+            }
+            return;
+        }
         let balancer = self.upstream.balancer(target, None);
         let mut picked = match balancer.pick().await {
             Ok(p) => p,
@@ -63,7 +80,18 @@ impl<U: Upstream> Tcp<U> {
             }
         };
         drop(picked);
-        splice(client, conn.io, target, self.idle_timeout).await;
+        let splice = splice(client, conn.io, target, self.idle_timeout);
+        match policy {
+            None => splice.await,
+            Some(policy) => {
+                tokio::select! {
+                    () = splice => {}
+                    () = revoked(policy) => {
+                        tracing::info!(%target, "connection closed: the policy no longer authorizes it");
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -85,6 +113,16 @@ async fn splice(client: ProxyIo, server: ProxyIo, target: &Logical, idle_timeout
         }
         () = idle(&activity, idle_timeout) => {
             tracing::debug!(%target, ?idle_timeout, "closing idle opaque connection");
+        }
+    }
+}
+
+/// Resolves when a change of the port's policy no longer authorizes the connection.
+async fn revoked(mut policy: ConnPolicy) {
+    loop {
+        policy.changed().await;
+        if !policy.recheck_tcp() {
+            return;
         }
     }
 }

@@ -45,6 +45,10 @@ impl Throttle {
 pub static HTTP_UPSTREAM: Throttle = Throttle::new();
 /// Opaque connections whose upstream could not be reached.
 pub static TCP_CONNECT: Throttle = Throttle::new();
+/// Inbound requests and connections refused by authorization policy.
+pub static POLICY_DENY: Throttle = Throttle::new();
+/// Inbound requests and connections let in by Linkerd's `audit` policy.
+pub static POLICY_AUDIT: Throttle = Throttle::new();
 
 #[cfg(test)]
 mod tests {

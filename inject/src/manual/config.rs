@@ -35,6 +35,8 @@ pub struct ProxyConfig {
     pub skip_inbound_ports: String,
     pub skip_outbound_ports: String,
     pub skip_subnets: String,
+    /// Ports whose default policy asks for a mesh identity (empty: none).
+    pub require_identity_inbound_ports: String,
     /// `nft` or `legacy`.
     pub iptables_mode: String,
     pub ingress: bool,
@@ -82,6 +84,7 @@ impl ProxyConfig {
             skip_inbound_ports: values.proxy_init.ignore_inbound_ports.clone(),
             skip_outbound_ports: values.proxy_init.ignore_outbound_ports.clone(),
             skip_subnets: values.proxy_init.skip_subnets.clone(),
+            require_identity_inbound_ports: String::new(),
             iptables_mode: values.proxy_init.iptables_mode.clone(),
             ingress: false,
             tap: p.enable_tap,
@@ -182,6 +185,16 @@ impl ProxyConfig {
         }
         if let Some(v) = get(keys::SKIP_SUBNETS) {
             c.skip_subnets = v.to_owned();
+        }
+        if let Some(v) = get(keys::REQUIRE_IDENTITY_INBOUND_PORTS) {
+            // The same form as the skipped ports: numbers and ranges.
+            c.require_identity_inbound_ports =
+                Setting::SkipInboundPorts.validate(v).map_err(|reason| {
+                    ManualError::BadAnnotation {
+                        annotation: keys::REQUIRE_IDENTITY_INBOUND_PORTS.to_owned(),
+                        reason,
+                    }
+                })?;
         }
         if let Some(tap) = tap(annotations)? {
             c.tap = tap;

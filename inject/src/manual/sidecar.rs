@@ -291,22 +291,46 @@ fn proxy_container(
         envs.push(env("LINKERD2_PROXY_INBOUND_PORTS", ports.join(",")));
     }
     envs.extend([
-        env("LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES", format!("svc.{domain}.")),
+        env(
+            "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES",
+            format!("svc.{domain}."),
+        ),
         env("LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE", "10000ms"),
         env("LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE", "10000ms"),
         env("LINKERD2_PROXY_INBOUND_ACCEPT_USER_TIMEOUT", "30s"),
         env("LINKERD2_PROXY_OUTBOUND_CONNECT_USER_TIMEOUT", "30s"),
         env("LINKERD2_PROXY_OUTBOUND_METRICS_HOSTNAME_LABELS", "false"),
-        env("LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL", "10s"),
-        env("LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT", "3s"),
-        env("LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL", "10s"),
-        env("LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT", "3s"),
-        env("LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION", opaque),
         env(
-            "LINKERD2_PROXY_DESTINATION_CONTEXT",
-            "{\"ns\":\"$(_pod_ns)\", \"nodeName\":\"$(_pod_nodeName)\", \"pod\":\"$(_pod_name)\"}\n",
+            "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL",
+            "10s",
+        ),
+        env(
+            "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT",
+            "3s",
+        ),
+        env(
+            "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL",
+            "10s",
+        ),
+        env(
+            "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT",
+            "3s",
+        ),
+        env(
+            "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
+            opaque,
         ),
     ]);
+    if !config.require_identity_inbound_ports.is_empty() {
+        envs.push(env(
+            mesh_names::env::INBOUND_PORTS_REQUIRE_IDENTITY,
+            config.require_identity_inbound_ports.clone(),
+        ));
+    }
+    envs.extend([env(
+        "LINKERD2_PROXY_DESTINATION_CONTEXT",
+        "{\"ns\":\"$(_pod_ns)\", \"nodeName\":\"$(_pod_nodeName)\", \"pod\":\"$(_pod_name)\"}\n",
+    )]);
     if !config.shutdown_grace_period.is_empty() {
         envs.push(env(
             "LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD",

@@ -291,3 +291,34 @@ fn uninject_removes_the_tap_variable_with_the_proxy() {
     uninject_json(&mut t);
     assert!(!t.to_string().contains("MESH_PROXY_TAP_ENABLED"), "{t}");
 }
+
+#[test]
+fn require_identity_ports_come_from_the_annotation() {
+    let key = "config.linkerd.io/proxy-require-identity-inbound-ports";
+    let var = "LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY";
+    let plain = injected(&Values::defaults(), template());
+    assert_eq!(env(&plain["spec"]["initContainers"][1], var), None);
+
+    let mut t = template();
+    t["metadata"]["annotations"] = json!({ key: " 8080, 9000-9010 " });
+    let t = injected(&Values::defaults(), t);
+    assert_eq!(
+        env(&t["spec"]["initContainers"][1], var).unwrap(),
+        "8080,9000-9010"
+    );
+
+    let mut t = template();
+    t["metadata"]["annotations"] = json!({ key: "http" });
+    let values = Values::defaults();
+    let context = Context {
+        values: &values,
+        trust_anchors_pem: ANCHORS,
+        control_plane_namespace: "linkerd",
+        cli_version: "1",
+    };
+    let err = inject_json(&mut t, owner(), &context).unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!("annotation {key}: ")),
+        "{err}"
+    );
+}

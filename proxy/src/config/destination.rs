@@ -85,6 +85,11 @@ impl Networks {
         Networks(None)
     }
 
+    /// The networks listed; empty for every address.
+    pub fn list(&self) -> &[(IpAddr, u8)] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         let Some(nets) = &self.0 else {
             return true;

@@ -470,3 +470,81 @@ fn bad_namer_variables_are_named() {
     ]);
     assert!(e[0].ends_with("longer than 65536 bytes"), "{e:?}");
 }
+
+#[test]
+fn inbound_policy_variables() {
+    use crate::inbound::policy::DefaultPolicy;
+    let c = Config::from_env(&env(&[])).unwrap();
+    assert_eq!(c.policy.default, DefaultPolicy::AllUnauthenticated);
+    assert_eq!(
+        c.policy.cluster_networks.len(),
+        5,
+        "Linkerd's cluster networks"
+    );
+    assert!(c.policy.control.is_none());
+    assert!(c.policy.require_identity.is_empty());
+
+    let c = Config::from_env(&env(&[
+        (
+            "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY",
+            "cluster-authenticated",
+        ),
+        (
+            "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS",
+            "10.0.0.0/8, fd00::/8",
+        ),
+        (
+            "LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY",
+            "8080,9000-9001",
+        ),
+        ("LINKERD2_PROXY_INBOUND_PORTS", "8080,8081"),
+        (
+            "LINKERD2_PROXY_POLICY_SVC_ADDR",
+            "linkerd-policy.linkerd.svc.cluster.local.:8090",
+        ),
+        (
+            "LINKERD2_PROXY_POLICY_WORKLOAD",
+            "{\"ns\":\"shop\", \"pod\":\"web-1\"}\n",
+        ),
+    ]))
+    .unwrap();
+    assert_eq!(c.policy.default, DefaultPolicy::ClusterAuthenticated);
+    let nets: Vec<String> = c
+        .policy
+        .cluster_networks
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(nets, ["10.0.0.0/8", "fd00::/8"]);
+    assert!(c.policy.require_identity.contains(9001));
+    assert!(!c.policy.require_identity.contains(8081));
+    assert!(c.policy.inbound_ports.contains(8081));
+    let control = c.policy.control.unwrap();
+    assert_eq!(control.addr.port, 8090);
+    assert_eq!(control.workload, "{\"ns\":\"shop\", \"pod\":\"web-1\"}\n");
+    assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
+
+    let errors = Config::from_env(&env(&[
+        ("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", "allow"),
+        ("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", "10.0.0.0"),
+        ("LINKERD2_PROXY_POLICY_SVC_ADDR", "policy:8090"),
+    ]))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        errors.contains(
+            "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY=\"allow\": expected one of all-unauthenticated"
+        ),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS=\"10.0.0.0\""),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(
+            "LINKERD2_PROXY_POLICY_SVC_ADDR is set but LINKERD2_PROXY_POLICY_WORKLOAD is not"
+        ),
+        "{errors}"
+    );
+}

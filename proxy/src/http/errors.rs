@@ -10,7 +10,8 @@ use super::body::ProxyBody;
 use super::h1::{H1Error, SendError};
 use super::validate::HeadError;
 use crate::connect::ConnectError;
-use crate::metrics::{ERROR_BAD_REQUEST, ERROR_REQUEST_TIMEOUT};
+use crate::inbound::policy::HttpDenied;
+use crate::metrics::{ERROR_BAD_REQUEST, ERROR_FORBIDDEN, ERROR_REQUEST_TIMEOUT};
 
 /// The header that carries the proxy's reason for an error response.
 pub const L5D_PROXY_ERROR: &str = "l5d-proxy-error";
@@ -52,6 +53,10 @@ pub enum ProxyError {
         .0.as_millis()
     )]
     RequestBodyStalled(Duration),
+    /// Inbound authorization policy refused the request (403, or 404 when it matches no
+    /// route of the policy).
+    #[error("{0}")]
+    Forbidden(HttpDenied),
 }
 
 /// A stale connection only ever comes back from a reused connection, and the resend rule
@@ -102,6 +107,8 @@ impl ProxyError {
             ProxyError::RequestBody(H1Error::RequestBodyTimeout(_))
             | ProxyError::RequestBodyStalled(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::RequestBody(_) => StatusCode::BAD_REQUEST,
+            ProxyError::Forbidden(HttpDenied::Unauthorized) => StatusCode::FORBIDDEN,
+            ProxyError::Forbidden(HttpDenied::NoRoute) => StatusCode::NOT_FOUND,
         }
     }
 
@@ -124,6 +131,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) | ProxyError::Request(_) | ProxyError::RequestBody(_) => {
                 ERROR_BAD_REQUEST
             }
+            ProxyError::Forbidden(_) => ERROR_FORBIDDEN,
         }
     }
 
@@ -140,6 +148,9 @@ impl ProxyError {
             ProxyError::RequestBody(H1Error::RequestBodyTimeout(_))
             | ProxyError::RequestBodyStalled(_) => 4,
             ProxyError::RequestBody(_) => 13,
+            // PERMISSION_DENIED and NOT_FOUND, as Linkerd answers gRPC clients.
+            ProxyError::Forbidden(HttpDenied::Unauthorized) => 7,
+            ProxyError::Forbidden(HttpDenied::NoRoute) => 5,
         }
     }
 

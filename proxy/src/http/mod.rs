@@ -52,12 +52,14 @@ pub struct HttpSettings {
     pub h2_windows: H2Windows,
 }
 
-/// The accepted connection HTTP is served on: who the client is, and the `tls` label of
-/// its connection (inbound HTTP metrics carry it).
-#[derive(Clone, Copy, Debug)]
+/// The accepted connection HTTP is served on: who the client is, the `tls` label of its
+/// connection (inbound HTTP metrics carry it), and inbound, the port's authorization
+/// policy, checked per request.
+#[derive(Debug)]
 pub struct Client {
     pub addr: std::net::SocketAddr,
     pub tls: Tls,
+    pub policy: Option<crate::inbound::policy::ConnPolicy>,
 }
 
 /// The HTTP stage of one direction's stack, over its `Upstream`.

@@ -49,6 +49,8 @@ struct ConnState {
     client: SocketAddr,
     /// The `tls` label of the downstream connection.
     client_tls: Tls,
+    /// Inbound: the port's authorization policy, checked per request.
+    policy: Option<crate::inbound::policy::ConnPolicy>,
     control: Arc<ConnControl>,
     target: ConnTarget,
     pool: Arc<Pool>,
@@ -106,6 +108,7 @@ impl<U: Upstream> ProxyService<U> {
         let conn = Arc::new(ConnState {
             client: client.addr,
             client_tls: client.tls,
+            policy: client.policy,
             control,
             target,
             pool: http.pool.clone(),
@@ -128,6 +131,10 @@ impl<U: Upstream> ProxyService<U> {
                 start,
                 false,
             )));
+        }
+        if let Err(e) = self.authorize(&req) {
+            let label = authority(&req).unwrap_or("").to_owned();
+            return Err(Box::new(self.fail(e, &label, None, start, false)));
         }
         let target = match self.route(&req) {
             Ok(t) => t.into_owned(),
@@ -388,6 +395,25 @@ impl<U: Upstream> ProxyService<U> {
             route: route.name().into(),
         });
         RouteCall { route, metrics }
+    }
+
+    /// Inbound: whether the port's policy lets the client send this request.
+    pub(super) fn authorize<B>(&self, req: &Request<B>) -> Result<(), ProxyError> {
+        let Some(policy) = &self.conn.policy else {
+            return Ok(());
+        };
+        policy.check_http(req).map_err(|denied| {
+            let (client, method, path) = (self.conn.client, req.method(), req.uri().path());
+            match crate::throttle::POLICY_DENY.admit() {
+                Some(skipped) => tracing::info!(
+                    %client, %method, path, %denied, skipped, "request refused by policy"
+                ),
+                None => {
+                    tracing::debug!(%client, %method, path, %denied, "request refused by policy")
+                }
+            }
+            ProxyError::Forbidden(denied)
+        })
     }
 
     /// Where a request goes: the connection's fixed target, or in HTTP proxy mode, the

@@ -15,6 +15,8 @@
 //!
 //! The stages are [`Stack`]'s, built with this side's [`Side`] settings.
 
+pub mod policy;
+
 use crate::config::{Config, ProxyConfig};
 use crate::metrics::{Direction, NoTlsReason, Tls};
 use crate::server::Unredirected;

@@ -4,6 +4,7 @@
 //! of atomics; the per-request path only increments counters. Families are bounded and
 //! idle series expire (see `family`).
 
+mod authz;
 mod family;
 mod histogram;
 mod identity;
@@ -21,6 +22,7 @@ use std::time::Instant;
 use family::{Family, Series};
 use labels::Fold;
 
+pub use authz::{AuthzCounter, AuthzEvent, AuthzKey};
 pub use family::{DEFAULT_MAX_SERIES, DEFAULT_RETAIN_IDLE, MAX_SWEEP_INTERVAL, SeriesLimits};
 pub use histogram::{FINE_BUCKETS, FineUs, LINKERD_BOUNDS_MS, LatencyMs, fine_bound, fine_index};
 pub use identity::IdentityMetrics;
@@ -42,6 +44,7 @@ pub struct Metrics {
     http: Family<HttpKey, HttpMetrics>,
     tcp: Family<TcpKey, TcpMetrics>,
     route: Family<RouteKey, RouteMetrics>,
+    authz: Family<AuthzKey, AuthzCounter>,
     process: process::Process,
     identity: IdentityMetrics,
     tap: crate::admin::tap::Tap,
@@ -65,6 +68,7 @@ impl Metrics {
             http: Family::new(limits),
             tcp: Family::new(limits),
             route: Family::new(limits),
+            authz: Family::new(limits),
             process: process::Process::default(),
             identity: IdentityMetrics::default(),
             tap: crate::admin::tap::Tap::default(),
@@ -85,6 +89,7 @@ impl Metrics {
         self.http.sweep(now);
         self.tcp.sweep(now);
         self.route.sweep(now);
+        self.authz.sweep(now);
     }
 
     /// The identity certificate's expiry and renewals.
@@ -105,6 +110,11 @@ impl Metrics {
     /// The retry counters of a profile route, created on first use.
     pub fn route(&self, key: RouteKey) -> std::sync::Arc<RouteMetrics> {
         self.route.get_or_insert(key)
+    }
+
+    /// An inbound authorization counter, created on first use.
+    pub fn authz(&self, key: AuthzKey) -> Arc<AuthzCounter> {
+        self.authz.get_or_insert(key)
     }
 
     /// The transport metrics for a label set, created on first use.
@@ -256,6 +266,10 @@ pub const ERROR_BAD_REQUEST: &str = "bad_request";
 /// client's mistake, counted as a `success`.
 pub const ERROR_REQUEST_TIMEOUT: &str = "request_timeout";
 
+/// The `error` label of the proxy's 403 (or 404) to a request inbound authorization policy
+/// refused: the client's lack of authorization, counted as a `success`.
+pub const ERROR_FORBIDDEN: &str = "forbidden";
+
 /// How a response ended, for `response_total`'s labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResponseOutcome {
@@ -272,7 +286,10 @@ impl ResponseOutcome {
     /// `grpc-status`: the backend did nothing wrong, and its success rate must not drop
     /// because a client sent a malformed or stalled request.
     pub fn classification(&self) -> Classification {
-        if matches!(self.error, Some(ERROR_BAD_REQUEST | ERROR_REQUEST_TIMEOUT)) {
+        if matches!(
+            self.error,
+            Some(ERROR_BAD_REQUEST | ERROR_REQUEST_TIMEOUT | ERROR_FORBIDDEN)
+        ) {
             return Classification::Success;
         }
         let failed = match self.grpc_status {

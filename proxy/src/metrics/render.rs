@@ -13,6 +13,7 @@ impl Metrics {
         self.render_http(&mut out);
         self.render_tcp(&mut out);
         self.render_routes(&mut out);
+        self.render_authz(&mut out);
         self.render_families(&mut out);
         self.identity.render(&mut out);
         self.process.render(&mut out);
@@ -109,6 +110,21 @@ impl Metrics {
         );
         for m in &http {
             m.fine.render(FINE_LATENCY, &m.labels, out);
+        }
+    }
+
+    /// Each authorization family that has counted something, as Linkerd writes only those.
+    fn render_authz(&self, out: &mut String) {
+        let counters = self.authz.snapshot();
+        for event in super::AuthzEvent::ALL {
+            let mut family = counters.iter().filter(|c| c.event == event).peekable();
+            if family.peek().is_none() {
+                continue;
+            }
+            header(out, event.name(), "counter", event.help());
+            for c in family {
+                line(out, event.name(), &c.labels, c.count.load(Relaxed));
+            }
         }
     }
 

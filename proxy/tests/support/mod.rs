@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod client;
 pub mod destination;
+pub mod policy;
 pub mod replica;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -102,6 +102,12 @@ impl<U: Upstream> ProxyService<U> {
     /// Forwards one stream: routes it, sends it upstream, and pipes both bodies.
     async fn forward_h2(self, mut req: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
         let start = Instant::now();
+        if let Err(e) = self.authorize(&req) {
+            let label = authority(&req).unwrap_or("").to_owned();
+            let res = self.fail(e, &label, None, start, is_grpc(&req));
+            send_proxy_response(&mut respond, res);
+            return;
+        }
         if self.http.settings.direction == Direction::Inbound
             && req
                 .headers()

@@ -146,6 +146,25 @@ impl<U: Upstream> ProxyService<U> {
     /// connection does next. A request to a target with profile routes (retries,
     /// timeouts) goes to the hyper path, which applies them.
     async fn forward_lean(&self, io: &ProxyIo, x: Exchange<'_>, client_head: &mut Vec<u8>) -> Next {
+        // A policy with routes needs the parsed request: hyper's path checks it.
+        if let Some(policy) = &self.conn.policy {
+            match policy.check_http_unrouted() {
+                None => return Next::Handoff,
+                Some(Ok(())) => {}
+                Some(Err(denied)) => {
+                    let client = self.conn.client;
+                    match crate::throttle::POLICY_DENY.admit() {
+                        Some(skipped) => {
+                            tracing::info!(%client, %denied, skipped, "request refused by policy")
+                        }
+                        None => tracing::debug!(%client, %denied, "request refused by policy"),
+                    }
+                    return self
+                        .lean_error(io, ProxyError::Forbidden(denied), None, &x)
+                        .await;
+                }
+            }
+        }
         let target = match &self.conn.target {
             ConnTarget::Fixed(t) => t.clone(),
             ConnTarget::ProxyMode => match self.route_authority(Some(x.authority), false) {

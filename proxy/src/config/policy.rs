@@ -1,0 +1,109 @@
+//! Settings of inbound authorization policy: the default policy, the cluster networks,
+//! require-identity ports, and the control plane's policy service.
+
+use super::destination::{ControlAddr, control_addr, networks};
+use super::{ConfigError, PortSet, Reader};
+use crate::inbound::policy::{DefaultPolicy, IpNet};
+
+/// What a port allows, and who to ask.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// `LINKERD2_PROXY_INBOUND_DEFAULT_POLICY`.
+    pub default: DefaultPolicy,
+    /// `LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS`: the networks of `cluster-*` policies.
+    pub cluster_networks: Vec<IpNet>,
+    /// `LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY`: ports whose default policy asks
+    /// for a client identity.
+    pub require_identity: PortSet,
+    /// `LINKERD2_PROXY_INBOUND_PORTS`: the pod's ports, watched from start-up.
+    pub inbound_ports: PortSet,
+    /// The policy service, when `LINKERD2_PROXY_POLICY_SVC_ADDR` is set.
+    pub control: Option<PolicyControl>,
+}
+
+/// Where the policy service is and who the proxy says it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyControl {
+    /// `LINKERD2_PROXY_POLICY_SVC_ADDR`.
+    pub addr: ControlAddr,
+    /// `LINKERD2_PROXY_POLICY_WORKLOAD`, sent as it is (Linkerd's injector writes
+    /// `{"ns":…, "pod":…}`).
+    pub workload: String,
+}
+
+/// Linkerd's default cluster networks (its `clusterNetworks` value), used when
+/// `LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS` is unset.
+pub const DEFAULT_CLUSTER_NETWORKS: &str =
+    "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8";
+
+impl Reader<'_> {
+    pub(super) fn policy(&mut self) -> PolicyConfig {
+        const DEFAULT: &str = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY";
+        const NETWORKS: &str = "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS";
+        const ADDR: &str = "LINKERD2_PROXY_POLICY_SVC_ADDR";
+        const WORKLOAD: &str = "LINKERD2_PROXY_POLICY_WORKLOAD";
+        let default = match self.env.var(DEFAULT).filter(|v| !v.trim().is_empty()) {
+            None => DefaultPolicy::AllUnauthenticated,
+            Some(value) => match value.parse() {
+                Ok(p) => p,
+                Err(()) => {
+                    self.errors.push(ConfigError::OneOf {
+                        name: DEFAULT,
+                        value,
+                        expected: DefaultPolicy::VALUES,
+                    });
+                    DefaultPolicy::AllUnauthenticated
+                }
+            },
+        };
+        let value = self
+            .env
+            .var(NETWORKS)
+            .unwrap_or_else(|| DEFAULT_CLUSTER_NETWORKS.to_owned());
+        let cluster_networks = match networks(&value) {
+            Some(n) => n
+                .list()
+                .iter()
+                .filter_map(|(ip, len)| IpNet::new(*ip, *len))
+                .collect(),
+            None => {
+                self.errors.push(ConfigError::Networks {
+                    name: NETWORKS,
+                    value,
+                });
+                Vec::new()
+            }
+        };
+        let require_identity = self.ports(
+            "LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY",
+            &PortSet::default(),
+        );
+        let inbound_ports = self.ports("LINKERD2_PROXY_INBOUND_PORTS", &PortSet::default());
+        let workload = self.env.var(WORKLOAD).filter(|v| !v.trim().is_empty());
+        let control = match self.env.var(ADDR).filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(value) => match (control_addr(&value), workload) {
+                (None, _) => {
+                    self.errors
+                        .push(ConfigError::HostPort { name: ADDR, value });
+                    None
+                }
+                (Some(_), None) => {
+                    self.errors.push(ConfigError::Requires {
+                        name: ADDR,
+                        needs: WORKLOAD,
+                    });
+                    None
+                }
+                (Some(addr), Some(workload)) => Some(PolicyControl { addr, workload }),
+            },
+        };
+        PolicyConfig {
+            default,
+            cluster_networks,
+            require_identity,
+            inbound_ports,
+            control,
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The control plane's `io.linkerd.proxy.inbound.InboundServerPolicies/WatchPort`: one
+//! stream per watched port, reconnected with jittered backoff, each answer turned into a
+//! [`ServerPolicy`].
+//!
+//! The stream of a port keeps its last good answer while the control plane is away; before
+//! the first answer the port has the default policy, as in Linkerd. An answer that cannot
+//! be read (no protocol, an authorization without networks or authentication, an invalid
+//! regular expression: see `convert`) is logged and ignored: the port keeps what it had.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use linkerd2_proxy_api::inbound::PortSpec;
+use linkerd2_proxy_api::inbound::inbound_server_policies_client::InboundServerPoliciesClient;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+use super::ServerPolicy;
+use super::convert::convert;
+use crate::config::PolicyControl;
+
+/// Largest message accepted from the control plane.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Time allowed to open a TCP connection to the control plane.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Reconnection timers. [`Timing::default`] is what the proxy runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// The first delay after a failure (100 ms), doubling up to `backoff_max` (10 s);
+    /// each delay is jittered down by up to half.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the client could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyClientError {
+    /// The address does not make a valid URI.
+    #[error("policy service address {addr}: {source}")]
+    Addr {
+        addr: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
+/// A client of the policy service, shared by every port's stream.
+#[derive(Clone, Debug)]
+pub(super) struct PolicyClient {
+    client: InboundServerPoliciesClient<Channel>,
+    workload: Arc<str>,
+    timing: Timing,
+}
+
+impl PolicyClient {
+    /// Connects lazily, on the first stream, and again (the name looked up again)
+    /// whenever the connection is lost.
+    pub(super) fn new(
+        config: &PolicyControl,
+        timing: Timing,
+    ) -> Result<PolicyClient, PolicyClientError> {
+        let addr = config.addr.to_string();
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|source| PolicyClientError::Addr {
+                addr: addr.clone(),
+                source,
+            })?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(3))
+            .keep_alive_while_idle(true);
+        let client = InboundServerPoliciesClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(PolicyClient {
+            client,
+            workload: config.workload.as_str().into(),
+            timing,
+        })
+    }
+
+    /// Publishes `port`'s policy into `tx` until every receiver is gone.
+    pub(super) async fn watch(self, port: u16, tx: watch::Sender<Arc<ServerPolicy>>) {
+        tokio::select! {
+            () = tx.closed() => tracing::debug!(port, "inbound port no longer used; policy watch stopped"),
+            () = self.stream(port, &tx) => {}
+        }
+    }
+
+    async fn stream(&self, port: u16, tx: &watch::Sender<Arc<ServerPolicy>>) {
+        let mut backoff = self.timing.backoff_min;
+        loop {
+            let mut client = self.client.clone();
+            let spec = PortSpec {
+                workload: self.workload.to_string(),
+                port: port.into(),
+            };
+            let failure = match client.watch_port(spec).await {
+                Ok(response) => {
+                    let mut servers = response.into_inner();
+                    loop {
+                        match servers.message().await {
+                            Ok(Some(server)) => {
+                                backoff = self.timing.backoff_min;
+                                match convert(server) {
+                                    Ok(policy) => publish(tx, policy),
+                                    Err(error) => tracing::warn!(
+                                        port,
+                                        %error,
+                                        "ignoring an inbound policy the proxy cannot read"
+                                    ),
+                                }
+                            }
+                            Ok(None) => break None,
+                            Err(status) => break Some(status),
+                        }
+                    }
+                }
+                Err(status) => Some(status),
+            };
+            match failure {
+                Some(status) => {
+                    tracing::info!(port, %status, "inbound policy lookup failed; retrying")
+                }
+                None => tracing::debug!(port, "inbound policy stream ended; reconnecting"),
+            }
+            let half = backoff / 2;
+            let jitter = half.mul_f64(fastrand::f64());
+            tokio::time::sleep(half + jitter).await;
+            backoff = backoff.saturating_mul(2).min(self.timing.backoff_max);
+        }
+    }
+}
+
+fn publish(tx: &watch::Sender<Arc<ServerPolicy>>, policy: ServerPolicy) {
+    tx.send_if_modified(|current| {
+        if **current == policy {
+            return false;
+        }
+        *current = Arc::new(policy);
+        true
+    });
+}

@@ -1,0 +1,173 @@
+//! Every port's policy: the default, or what the control plane says for the port.
+//!
+//! Without a control plane each port has the default policy (or its require-identity
+//! form) and it never changes. With one, the first connection to a port starts a
+//! `WatchPort` stream for it (the ports of `LINKERD2_PROXY_INBOUND_PORTS` at start-up);
+//! the port has the default policy until the control plane first answers, then each
+//! answer replaces it. At most [`MAX_WATCHED_PORTS`] streams run; a port nobody has
+//! connected to for [`IDLE_WATCH`] is dropped to make room, and past that a port keeps
+//! the default.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::api::PolicyClient;
+use super::{ClientTls, ConnPolicy, ServerPolicy};
+use crate::config::{PolicyConfig, PortSet};
+use crate::metrics::Metrics;
+
+/// Ports watched at once.
+pub const MAX_WATCHED_PORTS: usize = 128;
+/// How long a watched port nobody connects to is kept (Linkerd's inbound discovery idle
+/// timeout).
+pub const IDLE_WATCH: Duration = Duration::from_secs(90);
+
+/// A live view of one port's policy.
+#[derive(Clone, Debug)]
+pub struct PortPolicy {
+    rx: watch::Receiver<Arc<ServerPolicy>>,
+}
+
+impl PortPolicy {
+    /// A policy that never changes.
+    pub fn fixed(policy: Arc<ServerPolicy>) -> PortPolicy {
+        let (_, rx) = watch::channel(policy);
+        PortPolicy { rx }
+    }
+
+    /// The policy as it is now.
+    pub fn current(&self) -> Arc<ServerPolicy> {
+        self.rx.borrow().clone()
+    }
+
+    /// Resolves when the policy changes; never, for a fixed one.
+    pub async fn changed(&mut self) {
+        if self.rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The policies of the inbound side's ports.
+#[derive(Debug)]
+pub struct Policies {
+    default: PortPolicy,
+    require_identity: PortPolicy,
+    require_identity_ports: PortSet,
+    control: Option<PolicyClient>,
+    watched: Mutex<HashMap<u16, Watched>>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Debug)]
+struct Watched {
+    rx: watch::Receiver<Arc<ServerPolicy>>,
+    last_used: Instant,
+    /// Listed in `LINKERD2_PROXY_INBOUND_PORTS`: never dropped.
+    permanent: bool,
+}
+
+impl Policies {
+    /// The policies `config` describes. Call it within the Tokio runtime: with a control
+    /// plane, the ports of `LINKERD2_PROXY_INBOUND_PORTS` are watched at once.
+    pub fn new(
+        config: &PolicyConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Policies>, super::PolicyClientError> {
+        Policies::with_timing(config, metrics, super::Timing::default())
+    }
+
+    /// [`Policies::new`] with other control-plane timers (tests use short ones).
+    pub fn with_timing(
+        config: &PolicyConfig,
+        metrics: Arc<Metrics>,
+        timing: super::Timing,
+    ) -> Result<Arc<Policies>, super::PolicyClientError> {
+        let default = config.default;
+        let cluster = &config.cluster_networks;
+        let control = match &config.control {
+            Some(c) => Some(PolicyClient::new(c, timing)?),
+            None => None,
+        };
+        let policies = Arc::new(Policies {
+            default: PortPolicy::fixed(Arc::new(default.server_policy(cluster))),
+            require_identity: PortPolicy::fixed(Arc::new(
+                default.require_identity().server_policy(cluster),
+            )),
+            require_identity_ports: config.require_identity.clone(),
+            control,
+            watched: Mutex::new(HashMap::new()),
+            metrics,
+        });
+        if policies.control.is_some() {
+            for range in config.inbound_ports.ranges() {
+                for port in range.clone().take(MAX_WATCHED_PORTS) {
+                    policies.watch(port, true);
+                }
+            }
+        }
+        Ok(policies)
+    }
+
+    /// The live policy of `port`.
+    pub fn port(&self, port: u16) -> PortPolicy {
+        if self.control.is_none() {
+            return self.default_for(port).clone();
+        }
+        self.watch(port, false)
+    }
+
+    /// What the inbound side hands the stage serving a connection from `client` to
+    /// `target`.
+    pub fn connection(&self, client: SocketAddr, target: SocketAddr, tls: ClientTls) -> ConnPolicy {
+        let port = self.port(target.port());
+        ConnPolicy::new(client, target, tls, port, self.metrics.clone())
+    }
+
+    fn default_for(&self, port: u16) -> &PortPolicy {
+        if self.require_identity_ports.contains(port) {
+            &self.require_identity
+        } else {
+            &self.default
+        }
+    }
+
+    fn watch(&self, port: u16, permanent: bool) -> PortPolicy {
+        let Some(control) = &self.control else {
+            return self.default_for(port).clone();
+        };
+        let now = Instant::now();
+        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = watched.get_mut(&port) {
+            w.last_used = now;
+            return PortPolicy { rx: w.rx.clone() };
+        }
+        if watched.len() >= MAX_WATCHED_PORTS {
+            watched.retain(|_, w| w.permanent || now.duration_since(w.last_used) < IDLE_WATCH);
+        }
+        if watched.len() >= MAX_WATCHED_PORTS {
+            tracing::debug!(
+                port,
+                max = MAX_WATCHED_PORTS,
+                "too many inbound ports watched; the default policy applies"
+            );
+            return self.default_for(port).clone();
+        }
+        let initial = self.default_for(port).current();
+        let (tx, rx) = watch::channel(initial);
+        tokio::spawn(control.clone().watch(port, tx));
+        watched.insert(
+            port,
+            Watched {
+                rx: rx.clone(),
+                last_used: now,
+                permanent,
+            },
+        );
+        PortPolicy { rx }
+    }
+}
