@@ -20,6 +20,7 @@ use crate::outbound::Outbound;
 use crate::outbound::discover::Resolve;
 use crate::outbound::discover::destination::ControlPlane;
 use crate::outbound::discover::namer::Namer;
+use crate::tls::MeshTls;
 
 /// The exit code for a malformed configuration (EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -49,6 +50,12 @@ pub enum RunError {
     /// The admin server's thread could not start.
     #[error("starting the admin server's thread: {0}")]
     AdminThread(io::Error),
+    /// The identity source could not start.
+    #[error("starting the identity source: {0}")]
+    Identity(io::Error),
+    /// No mesh TLS configuration can be built from the trust anchors.
+    #[error("mesh TLS: {0}")]
+    MeshTls(crate::tls::TlsError),
 }
 
 /// Reads the configuration from `env` and runs the proxy until it has shut down.
@@ -132,9 +139,31 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
         .filter_map(|l| l.local_addr().ok())
         .collect();
 
+    let (credentials, mesh_tls) = match &config.identity {
+        Some(identity) => {
+            let credentials = crate::identity::start(identity).map_err(RunError::Identity)?;
+            // A mesh client sends its ClientHello at once; a silent one is not mesh TLS.
+            let first_bytes = config
+                .inbound
+                .server_speaks_first
+                .0
+                .unwrap_or(crate::config::DEFAULT_SERVER_SPEAKS_FIRST);
+            let tls = MeshTls::new(
+                &identity.trust_anchors,
+                credentials.clone(),
+                identity.local_name.clone(),
+                first_bytes,
+            )
+            .map_err(RunError::MeshTls)?;
+            (Some(credentials), Some(tls))
+        }
+        None => (None, None),
+    };
+
     // Each side forks above its upstream into two sibling stages, HTTP and opaque TCP, and
     // detection hands every connection to one of them.
     let upstream = Inbound::new(config.clone(), metrics.clone(), own.clone())
+        .with_mesh_tls(mesh_tls.clone())
         .push_connect()
         .share();
     let (http, tcp) = (upstream.clone().push_http(), upstream.clone().push_tcp());
@@ -152,6 +181,7 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
     }
     let route_by_host = !sources.is_empty();
     let upstream = Outbound::new(config.clone(), metrics.clone(), own)
+        .with_mesh_tls(mesh_tls)
         .push_connect()
         .push_balance()
         .push_discover(sources, route_by_host)
@@ -182,7 +212,8 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
             shutdown.trigger(),
             config.admin.shutdown_endpoint,
         )
-        .with_namer(namer),
+        .with_namer(namer)
+        .with_identity(credentials),
     );
     log_listening("admin", &admin_listener);
     let admin_listener = admin_listener.into_std().map_err(RunError::AdminThread)?;

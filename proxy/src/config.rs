@@ -6,6 +6,7 @@
 
 mod balance;
 mod destination;
+mod identity;
 mod namer;
 mod parse;
 #[cfg(test)]
@@ -20,6 +21,7 @@ pub use destination::{
     ControlAddr, DEFAULT_PROFILE_SUFFIXES, DestinationConfig, Networks, Suffixes,
     control_addr as parse_control_addr, networks as parse_networks, suffixes as parse_suffixes,
 };
+pub use identity::{IdentityConfig, IdentitySource};
 pub use namer::{DEFAULT_DTAB, NamerConfig};
 pub use parse::{PortSet, duration as parse_duration, socket_addr as parse_socket_addr};
 
@@ -154,6 +156,21 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    /// Trust anchors that are not PEM CA certificates. The value is not quoted: it is long.
+    #[error("{name}: not usable trust anchors: {reason}")]
+    TrustAnchors { name: &'static str, reason: String },
+    /// Identity certificate and key files that cannot be used.
+    #[error(
+        "MESH_PROXY_IDENTITY_CERT_FILE={cert:?} and MESH_PROXY_IDENTITY_KEY_FILE={key:?}: {reason}"
+    )]
+    IdentityFiles {
+        cert: String,
+        key: String,
+        reason: String,
+    },
+    /// Not a DNS name.
+    #[error("{name}={value:?}: not a DNS name")]
+    DnsName { name: &'static str, value: String },
     /// Two variables that exclude each other.
     #[error("{name} and {other} are both set; set one of them")]
     Conflict {
@@ -324,6 +341,9 @@ pub struct Config {
     /// `MESH_PROXY_DTAB` (or `…_DTAB_FILE`) and `MESH_PROXY_FS_NAMER_DIR`: discovery
     /// through a Linkerd 1 dtab over a file namer, when the directory is set.
     pub namer: Option<NamerConfig>,
+    /// The proxy's identity, when a source of certificates is configured; `None` runs
+    /// plaintext.
+    pub identity: Option<IdentityConfig>,
     /// Linkerd variables that are set but not used yet, sorted.
     pub unsupported: Vec<String>,
 }
@@ -598,11 +618,18 @@ impl Reader<'_> {
         let balance = self.balance();
         let destination = self.destination();
         let namer = namer::read(self.env, &mut self.errors);
+        let identity = identity::read(self.env, &mut self.errors);
+        let read_identity =
+            |n: &str| identity.is_some() && identity::LINKERD_VARIABLES.contains(&n);
         let mut unsupported: Vec<String> = self
             .env
             .names()
             .into_iter()
-            .filter(|n| n.starts_with("LINKERD2_PROXY_") && !SUPPORTED.contains(&n.as_str()))
+            .filter(|n| {
+                n.starts_with("LINKERD2_PROXY_")
+                    && !SUPPORTED.contains(&n.as_str())
+                    && !read_identity(n)
+            })
             .collect();
         unsupported.sort();
         unsupported.dedup();
@@ -620,6 +647,7 @@ impl Reader<'_> {
             balance,
             destination,
             namer,
+            identity,
             unsupported,
         }
     }

@@ -243,6 +243,7 @@ pub mod dtab;
 #[cfg(test)]
 mod fuzz_runner;
 pub mod http;
+pub mod identity;
 pub mod inbound;
 pub mod init;
 pub mod io;
@@ -254,3 +255,4 @@ pub mod stack;
 pub mod target;
 pub mod tcp;
 pub mod throttle;
+pub mod tls;

@@ -26,6 +26,7 @@ use crate::io::{MeteredIo, ProxyIo, Stream, original_dst, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
 use crate::target::{ConnTarget, Logical};
 use crate::tcp::Tcp;
+use crate::tls::{Accepted, ClientTls, MeshTls};
 
 /// How a direction finds the target of a connection that iptables did not redirect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +53,8 @@ pub struct Server<U> {
     pub(crate) opaque_ports: OpaquePorts,
     pub(crate) accept_options: SocketOptions,
     pub(crate) src_tls: Tls,
+    /// Inbound with an identity: terminates mesh TLS for it.
+    pub(crate) mesh_tls: Option<Arc<MeshTls>>,
     /// The stack below both stages, for the server-speaks-first check's connection.
     pub(crate) upstream: Arc<U>,
     pub(crate) http: Arc<Http<U>>,
@@ -111,18 +114,28 @@ impl<U: Upstream> Server<U> {
                 .local_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
         };
+        let Some(accepted) = self.accept_tls(sock, client).await else {
+            return;
+        };
         let metrics = self.metrics.tcp(TcpKey {
             direction: self.direction,
             peer: Peer::Src,
             target: label_target,
-            tls: self.src_tls,
+            tls: accepted.client.label(self.src_tls.clone()),
         });
         // Whether the client has sent anything yet: one that has not when the drain starts
         // has no request to lose, and is closed instead of holding the drain until the
         // detect timeout.
         let sent = Arc::new(AtomicU64::new(0));
-        let mut io = MeteredIo::new(Stream::from(sock), metrics.open()).with_activity(sent.clone());
-        tracing::debug!(%client, ?target, "accepted");
+        if !accepted.prefix.is_empty() || accepted.client != ClientTls::Plain {
+            sent.fetch_add(1, Relaxed);
+        }
+        let client_tls = accepted.client;
+        let mut io = MeteredIo::new(accepted.stream, metrics.open())
+            .with_prefix(accepted.prefix.clone())
+            .with_activity(sent.clone());
+        io.count_read(accepted.prefix.len());
+        tracing::debug!(%client, ?target, ?client_tls, "accepted");
 
         let fixed = match &target {
             ConnTarget::Fixed(t) => Some(t),
@@ -177,6 +190,11 @@ impl<U: Upstream> Server<U> {
             bytes: client_bytes,
             deadline: head_deadline,
         };
+        let client = Client {
+            addr: client,
+            tls: client_tls.label(self.src_tls.clone()),
+            client_tls,
+        };
         let dispatch = self.dispatch(io, client, target, detected, first, drain);
         with_preconnected(preconnected, dispatch).await;
     }
@@ -185,7 +203,7 @@ impl<U: Upstream> Server<U> {
     async fn dispatch(
         &self,
         io: ProxyIo,
-        client: SocketAddr,
+        client: Client,
         target: ConnTarget,
         detected: Detected,
         first: FirstHead,
@@ -198,18 +216,10 @@ impl<U: Upstream> Server<U> {
         match (detected, fixed) {
             (Detected::Eof, _) => {}
             (Detected::Protocol(Protocol::Http1), _) => {
-                let client = Client {
-                    addr: client,
-                    tls: self.src_tls,
-                };
                 self.serve_http1(io, client, first, target, drain).await;
             }
             (Detected::Protocol(Protocol::Http2), _) => {
                 let io = io.with_prefix(first.bytes.freeze());
-                let client = Client {
-                    addr: client,
-                    tls: self.src_tls,
-                };
                 self.http.clone().serve_h2(io, client, target, drain).await;
             }
             (Detected::ServerFirst(_), Some(t)) => {
@@ -224,7 +234,7 @@ impl<U: Upstream> Server<U> {
             }
             (detected, None) => {
                 tracing::debug!(
-                    %client,
+                    client = %client.addr,
                     ?detected,
                     "not HTTP on the outbound proxy port, and no original destination; closing"
                 );
@@ -265,6 +275,27 @@ impl<U: Upstream> Server<U> {
             .clone()
             .serve_h1(io, bytes, client, target, drain)
             .await;
+    }
+
+    /// Terminates mesh TLS meant for this proxy (inbound, with an identity); any other
+    /// connection is returned as it is, with the bytes looked at. `None`: a failed handshake,
+    /// and the connection is closed.
+    async fn accept_tls(&self, sock: TcpStream, client: SocketAddr) -> Option<Accepted> {
+        let Some(tls) = &self.mesh_tls else {
+            return Some(Accepted {
+                stream: Stream::from(sock),
+                prefix: bytes::Bytes::new(),
+                client: ClientTls::Plain,
+            });
+        };
+        let deadline = tokio::time::Instant::now() + self.detect.timeout.0;
+        match tls.accept(sock, deadline).await {
+            Ok(a) => Some(a),
+            Err(error) => {
+                tracing::debug!(%error, %client, "mesh TLS failed; closing the connection");
+                None
+            }
+        }
     }
 
     fn target(&self, sock: &TcpStream) -> Option<ConnTarget> {

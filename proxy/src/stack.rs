@@ -42,13 +42,24 @@ use crate::http::{Http, HttpSettings, Pool};
 use crate::metrics::{Direction, Metrics, Tls};
 use crate::server::{Server, Unredirected};
 use crate::tcp::Tcp;
+use crate::tls::MeshTls;
+
+/// What a side does with mesh TLS, when the proxy has an identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeshTlsRole {
+    /// Inbound: terminates mesh TLS meant for this proxy's identity.
+    Terminate,
+    /// Outbound: opens mesh TLS to endpoints discovery gave an identity.
+    Originate,
+}
 
 /// One direction of the proxy.
 pub trait Side {
     const DIRECTION: Direction;
-    /// The `tls` label of the connections the proxy accepts.
+    const MESH_TLS: MeshTlsRole;
+    /// The `tls` label of the plaintext connections the proxy accepts.
     const SRC_TLS: Tls;
-    /// The `tls` label of the proxy's connections to where traffic goes.
+    /// The `tls` label of the proxy's plaintext connections to where traffic goes.
     const DST_TLS: Tls;
 
     /// This side's section of the configuration.
@@ -63,6 +74,8 @@ pub struct Stack<D, S> {
     pub(crate) config: Arc<Config>,
     pub(crate) metrics: Arc<Metrics>,
     own_listeners: Arc<[SocketAddr]>,
+    /// Mesh TLS, when the proxy has an identity.
+    mesh_tls: Option<Arc<MeshTls>>,
     stack: S,
     side: PhantomData<D>,
 }
@@ -77,12 +90,20 @@ impl<D: Side> Stack<D, ()> {
             config,
             metrics,
             own_listeners,
+            mesh_tls: None,
             stack: (),
             side: PhantomData,
         }
     }
 
-    /// The innermost stage: opens a TCP connection.
+    /// Speaks mesh TLS as this side does ([`Side::MESH_TLS`]); without it, plaintext.
+    pub fn with_mesh_tls(mut self, mesh_tls: Option<Arc<MeshTls>>) -> Self {
+        self.mesh_tls = mesh_tls;
+        self
+    }
+
+    /// The innermost stage: opens a TCP connection, with mesh TLS where the side
+    /// originates it.
     pub fn push_connect(self) -> Stack<D, Connect> {
         let c = self.proxy_config();
         let connect = Connect::new(
@@ -92,7 +113,8 @@ impl<D: Side> Stack<D, ()> {
             D::DST_TLS,
             self.metrics.clone(),
             self.own_listeners.clone(),
-        );
+        )
+        .with_mesh_tls(self.mesh_tls_for(MeshTlsRole::Originate));
         self.map(|()| connect)
     }
 }
@@ -102,11 +124,16 @@ impl<D: Side, S> Stack<D, S> {
         D::config(&self.config)
     }
 
+    fn mesh_tls_for(&self, role: MeshTlsRole) -> Option<Arc<MeshTls>> {
+        self.mesh_tls.clone().filter(|_| D::MESH_TLS == role)
+    }
+
     pub(crate) fn map<T>(self, f: impl FnOnce(S) -> T) -> Stack<D, T> {
         Stack {
             config: self.config,
             metrics: self.metrics,
             own_listeners: self.own_listeners,
+            mesh_tls: self.mesh_tls,
             stack: f(self.stack),
             side: PhantomData,
         }
@@ -124,6 +151,7 @@ impl<D, S: Clone> Clone for Stack<D, S> {
             config: self.config.clone(),
             metrics: self.metrics.clone(),
             own_listeners: self.own_listeners.clone(),
+            mesh_tls: self.mesh_tls.clone(),
             stack: self.stack.clone(),
             side: PhantomData,
         }
@@ -185,6 +213,7 @@ impl<D: Side, U: Upstream> Stack<D, Arc<U>> {
             opaque_ports: c.opaque_ports.clone(),
             accept_options: c.accept,
             src_tls: D::SRC_TLS,
+            mesh_tls: self.mesh_tls_for(MeshTlsRole::Terminate),
             upstream: self.stack.clone(),
             http: http.into_inner(),
             tcp: tcp.into_inner(),

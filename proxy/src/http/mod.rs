@@ -51,12 +51,14 @@ pub struct HttpSettings {
     pub h2_windows: H2Windows,
 }
 
-/// The accepted connection HTTP is served on: who the client is, and the `tls` label of
-/// its connection (inbound HTTP metrics carry it).
-#[derive(Clone, Copy, Debug)]
+/// The accepted connection HTTP is served on: who the client is, its mesh TLS, and the
+/// `tls` label of its connection (inbound HTTP metrics carry it).
+#[derive(Clone, Debug)]
 pub struct Client {
     pub addr: std::net::SocketAddr,
     pub tls: Tls,
+    /// Inbound: whether the connection was mesh TLS, and the client's identity.
+    pub client_tls: crate::tls::ClientTls,
 }
 
 /// The HTTP stage of one direction's stack, over its `Upstream`.
