@@ -5,8 +5,9 @@
 //! The files are read and checked when the configuration is read (a bad one exits 64), then
 //! polled every [`POLL_INTERVAL`] on a thread of their own: new contents that pass the
 //! checks replace the credentials, and anything else (a half-written pair, a certificate
-//! from another CA, an expired one) keeps the current credentials, with one warning per
-//! change. Contents are compared, not modification times, so a Kubernetes Secret mount's
+//! from another CA, an expired one, one for another identity) keeps the current
+//! credentials, with one warning per change. The identity is the one the process started
+//! with (`LINKERD2_PROXY_IDENTITY_LOCAL_NAME`, else the first certificate's DNS name). Contents are compared, not modification times, so a Kubernetes Secret mount's
 //! symlink swap is seen as well.
 
 use std::io::Read;
@@ -64,6 +65,11 @@ pub fn load(
 /// receiver is gone.
 pub fn spawn(config: FilesConfig, anchors: TrustAnchors, tx: CredentialsTx) -> std::io::Result<()> {
     tx.send_replace(Some(config.initial.clone()));
+    // The identity is fixed for the process: peers and discovery know the proxy by it.
+    let expected = config
+        .expected
+        .clone()
+        .unwrap_or_else(|| config.initial.name.clone());
     std::thread::Builder::new()
         .name("identity-files".into())
         .spawn(move || {
@@ -80,7 +86,7 @@ pub fn spawn(config: FilesConfig, anchors: TrustAnchors, tx: CredentialsTx) -> s
                         cert,
                         key,
                         &anchors,
-                        config.expected.as_deref(),
+                        Some(&expected),
                         SystemTime::now(),
                     )
                     .map_err(FilesError::from),
