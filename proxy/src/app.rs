@@ -23,6 +23,7 @@ use crate::outbound::Outbound;
 use crate::outbound::discover::Resolve;
 use crate::outbound::discover::destination::ControlPlane;
 use crate::outbound::discover::namer::Namer;
+use crate::tls::MeshTls;
 
 /// The exit code for a malformed configuration (EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -57,7 +58,13 @@ pub enum RunError {
     AdminThread(io::Error),
     /// The identity client could not start (its key, or its TLS configuration).
     #[error("the identity service client: {0}")]
-    Identity(CertifyError),
+    Certify(CertifyError),
+    /// The identity files' watcher could not start.
+    #[error("starting the identity source: {0}")]
+    Identity(io::Error),
+    /// No mesh TLS configuration can be built from the trust anchors.
+    #[error("mesh TLS: {0}")]
+    MeshTls(crate::tls::TlsError),
 }
 
 /// How often the proxy says it still waits for its first certificate.
@@ -138,22 +145,53 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
             Err(e) => return Err(e),
         }
     }
-    // The identity service is asked at once; traffic is served once it has answered.
-    let identity = match &config.certify {
-        Some(certify) => {
-            let rx = Certify::new(certify.clone())
-                .map_err(RunError::Identity)?
-                .spawn();
-            tokio::spawn(crate::identity::export_metrics(rx.clone(), metrics.clone()));
-            Some(rx)
-        }
-        None => None,
-    };
     let own: Arc<[SocketAddr]> = inbound_listeners
         .iter()
         .chain(&outbound_listeners)
         .filter_map(|l| l.local_addr().ok())
         .collect();
+
+    // One identity source: certificate files, or the identity service, asked at once
+    // (traffic is served once it has answered). Both feed one credentials channel, which
+    // mesh TLS, `/ready` and the identity metrics follow.
+    let source = match (&config.identity, &config.certify) {
+        (Some(files), _) => {
+            let rx = crate::identity::start(files).map_err(RunError::Identity)?;
+            Some((
+                rx,
+                files.trust_anchors.clone(),
+                files.local_name.clone(),
+                false,
+            ))
+        }
+        (None, Some(certify)) => {
+            let rx = Certify::new(certify.clone())
+                .map_err(RunError::Certify)?
+                .spawn();
+            let name = Some(certify.local_name.clone());
+            Some((rx, certify.trust_anchors.clone(), name, true))
+        }
+        (None, None) => None,
+    };
+    let (credentials, mesh_tls, identity) = match source {
+        Some((credentials, anchors, local_name, wait)) => {
+            tokio::spawn(crate::identity::export_metrics(
+                credentials.clone(),
+                metrics.clone(),
+            ));
+            // A mesh client sends its ClientHello at once; a silent one is not mesh TLS.
+            let first_bytes = config
+                .inbound
+                .server_speaks_first
+                .0
+                .unwrap_or(crate::config::DEFAULT_SERVER_SPEAKS_FIRST);
+            let tls = MeshTls::new(&anchors, credentials.clone(), local_name, first_bytes)
+                .map_err(RunError::MeshTls)?;
+            let identity = wait.then(|| credentials.clone());
+            (Some(credentials), Some(tls), identity)
+        }
+        None => (None, None, None),
+    };
 
     // Each side forks above its upstream into two sibling stages, HTTP and opaque TCP, and
     // detection hands every connection to one of them.
@@ -161,6 +199,7 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
         Policies::new(&config.policy, metrics.clone()).map_err(RunError::PolicyService)?;
     let upstream = Inbound::new(config.clone(), metrics.clone(), own.clone())
         .with_policies(policies)
+        .with_mesh_tls(mesh_tls.clone())
         .push_connect()
         .share();
     let (http, tcp) = (upstream.clone().push_http(), upstream.clone().push_tcp());
@@ -178,6 +217,7 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
     }
     let route_by_host = !sources.is_empty();
     let upstream = Outbound::new(config.clone(), metrics.clone(), own)
+        .with_mesh_tls(mesh_tls)
         .push_connect()
         .push_balance()
         .push_discover(sources, route_by_host)
@@ -206,7 +246,8 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
             shutdown.trigger(),
             config.admin.shutdown_endpoint,
         )
-        .with_namer(namer),
+        .with_namer(namer)
+        .with_identity(credentials),
     );
     log_listening("admin", &admin_listener);
     let admin_listener = admin_listener.into_std().map_err(RunError::AdminThread)?;

@@ -7,6 +7,7 @@
 mod balance;
 mod certify;
 mod destination;
+mod identity;
 mod namer;
 mod parse;
 mod policy;
@@ -25,6 +26,7 @@ pub use destination::{
     ControlAddr, DEFAULT_PROFILE_SUFFIXES, DestinationConfig, Networks, Suffixes,
     control_addr as parse_control_addr, networks as parse_networks, suffixes as parse_suffixes,
 };
+pub use identity::{IdentityConfig, IdentitySource};
 pub use namer::{DEFAULT_DTAB, NamerConfig};
 pub use parse::{PortSet, duration as parse_duration, socket_addr as parse_socket_addr};
 pub use policy::{DEFAULT_CLUSTER_NETWORKS, PolicyConfig, PolicyControl};
@@ -160,17 +162,23 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
-    /// Trust anchors that cannot be used.
-    #[error("{name}: {error}")]
-    TrustAnchors {
-        name: &'static str,
-        error: crate::identity::TrustAnchorsError,
-    },
+    /// Trust anchors that cannot be used. The value is not quoted: it is long.
+    #[error("{name}: not usable trust anchors: {reason}")]
+    TrustAnchors { name: &'static str, reason: String },
     /// Not an identity name.
     #[error(
         "{name}={value:?}: not an identity name (use a DNS name without a trailing dot, like web.shop.serviceaccount.identity.linkerd.cluster.local)"
     )]
     IdentityName { name: &'static str, value: String },
+    /// Identity certificate and key files that cannot be used.
+    #[error(
+        "MESH_PROXY_IDENTITY_CERT_FILE={cert:?} and MESH_PROXY_IDENTITY_KEY_FILE={key:?}: {reason}"
+    )]
+    IdentityFiles {
+        cert: String,
+        key: String,
+        reason: String,
+    },
     /// Two variables that exclude each other.
     #[error("{name} and {other} are both set; set one of them")]
     Conflict {
@@ -347,6 +355,9 @@ pub struct Config {
     pub certify: Option<CertifyConfig>,
     /// Inbound authorization policy.
     pub policy: PolicyConfig,
+    /// The proxy's identity, when a source of certificates is configured; `None` runs
+    /// plaintext.
+    pub identity: Option<IdentityConfig>,
     /// Linkerd variables that are set but not used yet, sorted.
     pub unsupported: Vec<String>,
 }
@@ -637,6 +648,7 @@ impl Reader<'_> {
         let namer = namer::read(self.env, &mut self.errors);
         let certify = self.certify();
         let policy = self.policy();
+        let identity = identity::read(self.env, &mut self.errors);
         let mut unsupported: Vec<String> = self
             .env
             .names()
@@ -661,6 +673,7 @@ impl Reader<'_> {
             namer,
             certify,
             policy,
+            identity,
             unsupported,
         }
     }

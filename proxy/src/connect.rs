@@ -1,7 +1,10 @@
 //! Opening connections to endpoints: the innermost stage of both directions.
 //!
-//! This is where mesh TLS will wrap outbound connections: a `Connection` carries the `tls`
-//! label its metrics use, and today that is always "no identity".
+//! This is where mesh TLS wraps outbound connections: to an endpoint discovery gave an
+//! identity, when the proxy has an identity of its own, the connection is TLS (see
+//! [`crate::tls`]) and its `tls` label names the server; any other is plaintext, labelled
+//! with its direction's reason. A failed handshake is a connection error
+//! ([`ConnectError::Tls`]); the connection is never retried in plaintext.
 //!
 //! It also holds the one connection opened before a client connection's protocol is known:
 //! the server-speaks-first check ([`Upstream::preconnect`]) opens it, and the server caches
@@ -26,6 +29,7 @@ use crate::io::{MeteredIo, ProxyIo, Stream, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
 use crate::outbound::discover::Endpoint;
 use crate::target::Logical;
+use crate::tls::MeshTls;
 
 pub use preconnect::{spawn_in_connection, with_preconnected};
 
@@ -63,11 +67,26 @@ pub enum ConnectError {
     /// The destination is one of the proxy's own listeners.
     #[error("{addr} is this proxy's own listener; refusing to loop")]
     Loop { addr: SocketAddr },
+    /// Mesh TLS with the endpoint failed: it presented no certificate for the identity
+    /// discovery gave it, or none under the trust anchors, or the handshake broke off.
+    #[error("mesh TLS to {addr} expecting identity {identity}: {error}")]
+    Tls {
+        addr: SocketAddr,
+        identity: Arc<str>,
+        error: crate::tls::TlsError,
+    },
 }
 
 impl ConnectError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, ConnectError::Timeout { .. })
+    }
+
+    /// Whether the endpoint answered but failed mesh TLS. Such a failure is reported to the
+    /// client as it is, not hidden by moving the request to another endpoint: it says the
+    /// endpoint is not who discovery said it is.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, ConnectError::Tls { .. })
     }
 }
 
@@ -101,15 +120,19 @@ pub trait Upstream: Send + Sync + 'static {
     }
 }
 
-/// Opens TCP connections to endpoints, with the direction's timeout and socket options.
+/// Opens connections to endpoints, with the direction's timeout and socket options, and
+/// mesh TLS where the endpoint has an identity.
 #[derive(Debug, Clone)]
 pub struct Connect {
     direction: Direction,
     timeout: ConnectTimeout,
     options: SocketOptions,
+    /// The `tls` label of plaintext connections.
     tls: Tls,
     metrics: Arc<Metrics>,
     own_listeners: Arc<[SocketAddr]>,
+    /// Set when this side originates mesh TLS and the proxy has an identity.
+    mesh_tls: Option<Arc<MeshTls>>,
 }
 
 impl Connect {
@@ -128,18 +151,38 @@ impl Connect {
             tls,
             metrics,
             own_listeners,
+            mesh_tls: None,
         }
     }
 
-    /// The `tls` label of connections to `endpoint`: this direction's until mesh TLS, which
-    /// will decide it from the endpoint's identity.
-    pub fn tls_for(&self, _endpoint: &Endpoint) -> Tls {
-        self.tls
+    /// Connects with mesh TLS to endpoints that have an identity.
+    pub fn with_mesh_tls(mut self, mesh_tls: Option<Arc<MeshTls>>) -> Self {
+        self.mesh_tls = mesh_tls;
+        self
     }
 
-    /// Connects to one endpoint address, or hands out the connection the client
-    /// connection being served preconnected to it (see [`with_preconnected`]).
+    /// The `tls` label of connections to `endpoint`: the identity it must present when the
+    /// connection is mesh TLS, else this direction's reason for plaintext.
+    pub fn tls_for(&self, endpoint: &Endpoint) -> Tls {
+        match (&self.mesh_tls, &endpoint.identity) {
+            (Some(_), Some(id)) => Tls::Connected {
+                server_id: id.clone(),
+            },
+            _ => self.tls.clone(),
+        }
+    }
+
+    /// Connects to one endpoint address in plaintext (see [`Connect::connect_endpoint`]).
     pub async fn connect_addr(&self, addr: SocketAddr) -> Result<Connection, ConnectError> {
+        self.connect_endpoint(&Endpoint::bare(addr)).await
+    }
+
+    /// Connects to a picked endpoint, with mesh TLS if it has an identity and this side
+    /// speaks it, or hands out the connection the client connection being served
+    /// preconnected to it (see [`with_preconnected`]). The connect timeout bounds the TCP
+    /// connect and the TLS handshake together.
+    pub async fn connect_endpoint(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
+        let addr = endpoint.addr;
         if let Some(conn) = preconnect::take(addr) {
             return Ok(conn);
         }
@@ -147,25 +190,40 @@ impl Connect {
             return Err(ConnectError::Loop { addr });
         }
         tracing::debug!(%addr, direction = self.direction.as_str(), "connecting");
-        let stream = match tokio::time::timeout(self.timeout.0, TcpStream::connect(addr)).await {
-            Err(_) => {
-                return Err(ConnectError::Timeout {
-                    addr,
-                    timeout: self.timeout.0,
-                });
-            }
+        let timeout = self.timeout.0;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || ConnectError::Timeout { addr, timeout };
+        let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Err(_) => return Err(timed_out()),
             Ok(Err(error)) => return Err(ConnectError::Io { addr, error }),
             Ok(Ok(s)) => s,
         };
         sockopt::apply(&stream, self.options);
+        let stream = match (&self.mesh_tls, &endpoint.identity) {
+            (Some(tls), Some(identity)) => {
+                let handshake = tls.connect(stream, identity);
+                match tokio::time::timeout_at(deadline, handshake).await {
+                    Err(_) => return Err(timed_out()),
+                    Ok(Err(error)) => {
+                        return Err(ConnectError::Tls {
+                            addr,
+                            identity: identity.clone(),
+                            error,
+                        });
+                    }
+                    Ok(Ok(s)) => Stream::from(s),
+                }
+            }
+            _ => Stream::from(stream),
+        };
         let metrics = self.metrics.tcp(TcpKey {
             direction: self.direction,
             peer: Peer::Dst,
             target: addr,
-            tls: self.tls,
+            tls: self.tls_for(endpoint),
         });
         Ok(Connection {
-            io: MeteredIo::new(Stream::from(stream), metrics.open()),
+            io: MeteredIo::new(stream, metrics.open()),
             peer: addr,
         })
     }

@@ -342,3 +342,4 @@ pub mod stack;
 pub mod target;
 pub mod tcp;
 pub mod throttle;
+pub mod tls;

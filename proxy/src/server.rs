@@ -22,11 +22,12 @@ use crate::connect::{Upstream, with_preconnected};
 use crate::detect::{DetectSettings, Detected, Detection, Protocol, detect};
 use crate::drain::Drain;
 use crate::http::{Client, Http, raw_error_response, validate};
-use crate::inbound::policy::{ClientTls, ConnPolicy, Policies};
+use crate::inbound::policy::{ConnPolicy, Policies};
 use crate::io::{MeteredIo, ProxyIo, Stream, original_dst, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
 use crate::target::{ConnTarget, Logical};
 use crate::tcp::Tcp;
+use crate::tls::{Accepted, ClientTls, MeshTls};
 
 /// How a direction finds the target of a connection that iptables did not redirect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +54,8 @@ pub struct Server<U> {
     pub(crate) opaque_ports: OpaquePorts,
     pub(crate) accept_options: SocketOptions,
     pub(crate) src_tls: Tls,
+    /// Inbound with an identity: terminates mesh TLS for it.
+    pub(crate) mesh_tls: Option<Arc<MeshTls>>,
     /// The stack below both stages, for the server-speaks-first check's connection.
     pub(crate) upstream: Arc<U>,
     pub(crate) http: Arc<Http<U>>,
@@ -114,24 +117,33 @@ impl<U: Upstream> Server<U> {
                 .local_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
         };
-        // What the client proved: mesh TLS is not terminated yet, so every client is plain.
-        let client_tls = ClientTls::Plain;
+        let Some(accepted) = self.accept_tls(sock, client).await else {
+            return;
+        };
+        // What the client proved decides what the port's policy lets it do.
         let policy = self
             .policies
             .as_ref()
-            .map(|p| p.connection(client, label_target, client_tls));
+            .map(|p| p.connection(client, label_target, accepted.client.clone()));
         let metrics = self.metrics.tcp(TcpKey {
             direction: self.direction,
             peer: Peer::Src,
             target: label_target,
-            tls: self.src_tls,
+            tls: accepted.client.label(self.src_tls.clone()),
         });
         // Whether the client has sent anything yet: one that has not when the drain starts
         // has no request to lose, and is closed instead of holding the drain until the
         // detect timeout.
         let sent = Arc::new(AtomicU64::new(0));
-        let mut io = MeteredIo::new(Stream::from(sock), metrics.open()).with_activity(sent.clone());
-        tracing::debug!(%client, ?target, "accepted");
+        if !accepted.prefix.is_empty() || accepted.client != ClientTls::Plain {
+            sent.fetch_add(1, Relaxed);
+        }
+        let client_tls = accepted.client;
+        let mut io = MeteredIo::new(accepted.stream, metrics.open())
+            .with_prefix(accepted.prefix.clone())
+            .with_activity(sent.clone());
+        io.count_read(accepted.prefix.len());
+        tracing::debug!(%client, ?target, ?client_tls, "accepted");
 
         let fixed = match &target {
             ConnTarget::Fixed(t) => Some(t),
@@ -193,7 +205,8 @@ impl<U: Upstream> Server<U> {
         };
         let client = Client {
             addr: client,
-            tls: self.src_tls,
+            tls: client_tls.label(self.src_tls.clone()),
+            client_tls,
             policy,
         };
         let dispatch = self.dispatch(io, client, target, detected, first, drain);
@@ -276,6 +289,27 @@ impl<U: Upstream> Server<U> {
             .clone()
             .serve_h1(io, bytes, client, target, drain)
             .await;
+    }
+
+    /// Terminates mesh TLS meant for this proxy (inbound, with an identity); any other
+    /// connection is returned as it is, with the bytes looked at. `None`: a failed handshake,
+    /// and the connection is closed.
+    async fn accept_tls(&self, sock: TcpStream, client: SocketAddr) -> Option<Accepted> {
+        let Some(tls) = &self.mesh_tls else {
+            return Some(Accepted {
+                stream: Stream::from(sock),
+                prefix: bytes::Bytes::new(),
+                client: ClientTls::Plain,
+            });
+        };
+        let deadline = tokio::time::Instant::now() + self.detect.timeout.0;
+        match tls.accept(sock, deadline).await {
+            Ok(a) => Some(a),
+            Err(error) => {
+                tracing::debug!(%error, %client, "mesh TLS failed; closing the connection");
+                None
+            }
+        }
     }
 
     fn target(&self, sock: &TcpStream) -> Option<ConnTarget> {

@@ -47,13 +47,24 @@ use crate::outbound::discover::Endpoint;
 use crate::server::{Server, Unredirected};
 use crate::target::Logical;
 use crate::tcp::Tcp;
+use crate::tls::MeshTls;
+
+/// What a side does with mesh TLS, when the proxy has an identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeshTlsRole {
+    /// Inbound: terminates mesh TLS meant for this proxy's identity.
+    Terminate,
+    /// Outbound: opens mesh TLS to endpoints discovery gave an identity.
+    Originate,
+}
 
 /// One direction of the proxy.
 pub trait Side {
     const DIRECTION: Direction;
-    /// The `tls` label of the connections the proxy accepts.
+    const MESH_TLS: MeshTlsRole;
+    /// The `tls` label of the plaintext connections the proxy accepts.
     const SRC_TLS: Tls;
-    /// The `tls` label of the proxy's connections to where traffic goes.
+    /// The `tls` label of the proxy's plaintext connections to where traffic goes.
     const DST_TLS: Tls;
 
     /// This side's section of the configuration.
@@ -71,6 +82,8 @@ pub struct Stack<D, S> {
     /// Inbound: the ports' authorization policies, which the accept loop hands each
     /// connection.
     policies: Option<Arc<Policies>>,
+    /// Mesh TLS, when the proxy has an identity.
+    mesh_tls: Option<Arc<MeshTls>>,
     stack: S,
     side: PhantomData<D>,
 }
@@ -86,6 +99,7 @@ impl<D: Side> Stack<D, ()> {
             metrics,
             own_listeners,
             policies: None,
+            mesh_tls: None,
             stack: (),
             side: PhantomData,
         }
@@ -97,7 +111,14 @@ impl<D: Side> Stack<D, ()> {
         self
     }
 
-    /// The innermost stage: opens a TCP connection.
+    /// Speaks mesh TLS as this side does ([`Side::MESH_TLS`]); without it, plaintext.
+    pub fn with_mesh_tls(mut self, mesh_tls: Option<Arc<MeshTls>>) -> Self {
+        self.mesh_tls = mesh_tls;
+        self
+    }
+
+    /// The innermost stage: opens a TCP connection, with mesh TLS where the side
+    /// originates it.
     pub fn push_connect(self) -> Stack<D, Connect> {
         let c = self.proxy_config();
         let connect = Connect::new(
@@ -107,7 +128,8 @@ impl<D: Side> Stack<D, ()> {
             D::DST_TLS,
             self.metrics.clone(),
             self.own_listeners.clone(),
-        );
+        )
+        .with_mesh_tls(self.mesh_tls_for(MeshTlsRole::Originate));
         self.map(|()| connect)
     }
 }
@@ -117,12 +139,17 @@ impl<D: Side, S> Stack<D, S> {
         D::config(&self.config)
     }
 
+    fn mesh_tls_for(&self, role: MeshTlsRole) -> Option<Arc<MeshTls>> {
+        self.mesh_tls.clone().filter(|_| D::MESH_TLS == role)
+    }
+
     pub(crate) fn map<T>(self, f: impl FnOnce(S) -> T) -> Stack<D, T> {
         Stack {
             config: self.config,
             metrics: self.metrics,
             own_listeners: self.own_listeners,
             policies: self.policies,
+            mesh_tls: self.mesh_tls,
             stack: f(self.stack),
             side: PhantomData,
         }
@@ -141,6 +168,7 @@ impl<D, S: Clone> Clone for Stack<D, S> {
             metrics: self.metrics.clone(),
             own_listeners: self.own_listeners.clone(),
             policies: self.policies.clone(),
+            mesh_tls: self.mesh_tls.clone(),
             stack: self.stack.clone(),
             side: PhantomData,
         }
@@ -247,6 +275,7 @@ impl<D: Side, U: Upstream> Stack<D, Arc<U>> {
             opaque_ports: c.opaque_ports.clone(),
             accept_options: c.accept,
             src_tls: D::SRC_TLS,
+            mesh_tls: self.mesh_tls_for(MeshTlsRole::Terminate),
             upstream: self.stack.clone(),
             http: http.into_inner(),
             tcp: tcp.into_inner(),

@@ -3,7 +3,7 @@
 //! | path | method | |
 //! |---|---|---|
 //! | `/metrics` | GET | Prometheus text |
-//! | `/ready` | GET | 200 once serving (with an identity service, once certified), 503 before and while shutting down |
+//! | `/ready` | GET | 200 once serving and, with an identity configured (files or the identity service), holding its first certificate; 503 before and while shutting down |
 //! | `/live` | GET | 200 while the process runs |
 //! | `/proxy-log-level` | GET, PUT | read or replace the log filter; loopback clients only |
 //! | `/shutdown` | POST | start a graceful shutdown; loopback clients only |
@@ -46,6 +46,7 @@ use tokio::sync::Notify;
 use crate::config::ShutdownEndpoint;
 use crate::drain::Trigger;
 use crate::dtab::{Dtab, MAX_DTAB_LEN};
+use crate::identity::CredentialsRx;
 use crate::log::LogHandle;
 use crate::metrics::Metrics;
 use crate::outbound::discover::namer::Namer;
@@ -69,6 +70,9 @@ pub struct Admin {
     closed: Notify,
     /// The dtab's owner, when discovery uses one.
     namer: Option<Arc<Namer>>,
+    /// The proxy's credentials, when it has an identity: `/ready` waits for the first, and
+    /// `/metrics` shows when the current one expires.
+    identity: Option<CredentialsRx>,
 }
 
 /// Counts one open admin connection.
@@ -104,7 +108,14 @@ impl Admin {
             open: AtomicUsize::new(0),
             closed: Notify::new(),
             namer: None,
+            identity: None,
         }
+    }
+
+    /// Becomes ready only once `credentials` holds a certificate, and exports its expiry.
+    pub fn with_identity(mut self, credentials: Option<CredentialsRx>) -> Self {
+        self.identity = credentials;
+        self
     }
 
     /// Serves `GET` and `PUT /dtab` for this namer (without one they answer 404).
@@ -215,7 +226,8 @@ impl Admin {
         match (req.uri().path(), method) {
             ("/metrics", Method::GET) => {
                 self.metrics.sweep(std::time::Instant::now());
-                let mut res = text(StatusCode::OK, self.metrics.render());
+                let page = self.metrics.render();
+                let mut res = text(StatusCode::OK, page);
                 res.headers_mut().insert(
                     CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -225,6 +237,11 @@ impl Admin {
             ("/ready", Method::GET) => {
                 if self.shutdown.is_fired() {
                     text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                } else if !self.has_credentials() {
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "waiting for an identity certificate\n",
+                    )
                 } else if self.ready.load(Relaxed) {
                     text(StatusCode::OK, "ready\n")
                 } else {
@@ -249,6 +266,13 @@ impl Admin {
             ("/dtab", _) => not_allowed("GET, PUT"),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
+    }
+
+    /// Whether the proxy holds its identity's certificate, or needs none.
+    fn has_credentials(&self) -> bool {
+        self.identity
+            .as_ref()
+            .is_none_or(|rx| rx.borrow().is_some())
     }
 
     async fn set_log_level(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -444,13 +444,16 @@ impl TapRequest {
         req: &http::Request<B>,
         authority: &str,
         direction: crate::metrics::Direction,
-        tls: crate::metrics::Tls,
+        tls: &crate::metrics::Tls,
         src: SocketAddr,
     ) -> Box<TapRequest> {
-        let crate::metrics::Tls::NoIdentity(_) = tls;
         Box::new(TapRequest {
             direction: direction.as_str(),
-            tls: "no_identity",
+            tls: if tls.is_established() {
+                "true"
+            } else {
+                "no_identity"
+            },
             src,
             method: req.method().as_str().to_owned(),
             authority: authority.to_owned(),

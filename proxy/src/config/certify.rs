@@ -5,8 +5,6 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rustls::pki_types::CertificateDer;
-
 use super::destination::{ControlAddr, control_addr, is_dns_name};
 use super::{ConfigError, Reader};
 
@@ -43,7 +41,7 @@ pub struct CertifyConfig {
     pub token_file: PathBuf,
     /// `LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS`: the PEM bundle both the service's
     /// certificate and ours must chain to.
-    pub trust_anchors: Vec<CertificateDer<'static>>,
+    pub trust_anchors: crate::identity::TrustAnchors,
     /// `LINKERD2_PROXY_IDENTITY_MIN_REFRESH`, `…_MAX_REFRESH`: bounds of the renewal delay.
     pub min_refresh: Duration,
     pub max_refresh: Duration,
@@ -83,11 +81,11 @@ impl Reader<'_> {
             });
         }
         let trust_anchors = self.required(TRUST_ANCHORS).and_then(|pem| {
-            crate::identity::parse_trust_anchors(&pem)
-                .map_err(|error| {
+            crate::identity::TrustAnchors::from_pem(pem.as_bytes())
+                .map_err(|e| {
                     self.errors.push(ConfigError::TrustAnchors {
                         name: TRUST_ANCHORS,
-                        error,
+                        reason: e.to_string(),
                     })
                 })
                 .ok()

@@ -147,7 +147,7 @@ impl<U: Upstream> ProxyService<U> {
         // The one cost of tap when nobody taps: a relaxed load.
         let tap = self.http.metrics.tap().is_active().then(|| {
             let s = &self.http.settings;
-            TapRequest::new(&req, auth, s.direction, self.tls(None), self.conn.client)
+            TapRequest::new(&req, auth, s.direction, &self.tls(None), self.conn.client)
         });
         let balancer = self.balancer_for(&target, auth);
         let view = balancer.view();
@@ -308,7 +308,9 @@ impl<U: Upstream> ProxyService<U> {
             let answer = match self.send_h1(picked.endpoint(), &mut prepared).await {
                 Ok(r) => r,
                 // Nothing was sent: another endpoint may take it.
-                Err(ProxyError::Connect(_)) if repicks < MAX_REPICKS && picked.is_discovered() => {
+                Err(ProxyError::Connect(e))
+                    if !e.is_tls() && repicks < MAX_REPICKS && picked.is_discovered() =>
+                {
                     picked.unreachable();
                     repicks += 1;
                     continue;
@@ -628,7 +630,7 @@ impl<U: Upstream> ProxyService<U> {
     /// the connection to the endpoint outbound.
     fn tls(&self, endpoint: Option<&Endpoint>) -> Tls {
         match (self.http.settings.direction, endpoint) {
-            (Direction::Inbound, _) => self.conn.client_tls,
+            (Direction::Inbound, _) => self.conn.client_tls.clone(),
             (Direction::Outbound, Some(e)) => self.http.upstream.tls(e),
             (Direction::Outbound, None) => {
                 let nowhere = Endpoint::bare(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
@@ -754,7 +756,8 @@ pub(super) const MAX_RETRIES: u32 = 3;
 
 /// How many other endpoints a request tries when the one picked refuses the connection.
 /// Nothing was sent, so any request may go elsewhere, retryable or not; the endpoint is
-/// ejected at once.
+/// ejected at once. A failed mesh TLS handshake is not moved: the client sees it (see
+/// `ConnectError::is_tls`).
 pub(super) const MAX_REPICKS: u32 = 3;
 
 enum JobKind {

@@ -141,7 +141,7 @@ impl Certify {
             .key_provider
             .load_private_key(key)
             .map_err(|e| CertifyError::Key(e.to_string()))?;
-        let roots = Arc::new(super::root_store(&config.trust_anchors));
+        let roots = config.trust_anchors.roots();
         let verifier = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(|e| CertifyError::Tls(e.to_string()))?;

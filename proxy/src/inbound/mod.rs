@@ -1,12 +1,12 @@
 //! The inbound stack: connections from other pods to this pod's application.
 //!
 //! ```text
-//! push_connect   TCP to the application (mesh TLS will be terminated before this)
+//! push_connect   TCP to the application (mesh TLS was terminated in push_detect's stage)
 //! share          the upstream, shared by the stages above
 //! push_http      HTTP proxying with pooled connections to the application
 //! push_tcp       opaque TCP forwarding, the sibling of push_http
-//! push_detect    the accept loop and protocol detection, handing each connection to
-//!                push_http's or push_tcp's stage
+//! push_detect    the accept loop, mesh TLS termination (`crate::tls`) and protocol
+//!                detection, handing each connection to push_http's or push_tcp's stage
 //! ```
 //!
 //! A redirected connection goes to its original destination port on this pod. One that
@@ -20,7 +20,7 @@ pub mod policy;
 use crate::config::{Config, ProxyConfig};
 use crate::metrics::{Direction, NoTlsReason, Tls};
 use crate::server::Unredirected;
-use crate::stack::{Side, Stack};
+use crate::stack::{MeshTlsRole, Side, Stack};
 
 /// The inbound side.
 #[derive(Debug)]
@@ -31,7 +31,8 @@ pub type Inbound<S> = Stack<In, S>;
 
 impl Side for In {
     const DIRECTION: Direction = Direction::Inbound;
-    /// Clients reach the inbound proxy without mesh TLS until identity lands.
+    const MESH_TLS: MeshTlsRole = MeshTlsRole::Terminate;
+    /// Clients that do not start mesh TLS for this proxy's identity.
     const SRC_TLS: Tls = Tls::NoIdentity(NoTlsReason::NoTlsFromRemote);
     /// The proxy's connections to its own application.
     const DST_TLS: Tls = Tls::NoIdentity(NoTlsReason::Loopback);

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub use orig_dst::original_dst;
 pub use stream::Stream;
 
-/// A connection as the proxy's stages see it: metered, and TCP or (later) TLS.
+/// A connection as the proxy's stages see it: metered, and TCP or mesh TLS.
 pub type ProxyIo = MeteredIo<Stream>;
 
 use crate::metrics::{OpenConnection, TcpMetrics};
@@ -95,6 +95,11 @@ impl MeteredIo<Stream> {
 
     pub async fn writable(&self) -> io::Result<()> {
         self.inner.writable().await
+    }
+
+    /// Waits until everything written has left for the socket (see [`Stream::flushed`]).
+    pub async fn flushed(&self) -> io::Result<()> {
+        self.inner.flushed().await
     }
 
     /// Reads into `buf`'s spare capacity; `WouldBlock` when nothing is ready.

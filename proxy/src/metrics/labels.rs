@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Which side of the pod a connection belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,20 +36,28 @@ impl Peer {
     }
 }
 
-/// The `tls` label. Only plaintext exists until mTLS lands; the reasons are Linkerd's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The `tls` label, and with it `client_id`, `server_id` or `no_tls_reason`, as Linkerd
+/// writes them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tls {
+    /// Plaintext: `tls="no_identity",no_tls_reason="…"`.
     NoIdentity(NoTlsReason),
+    /// Accepted with mesh TLS: `tls="true",client_id="…"`, empty when the client presented
+    /// no certificate.
+    Accepted { client_id: Option<Arc<str>> },
+    /// Opened with mesh TLS: `tls="true",server_id="…"`.
+    Connected { server_id: Arc<str> },
 }
 
-/// Why a connection is not mesh-TLS, as Linkerd's `no_tls_reason` label says it.
+/// Why a connection is not mesh TLS, as Linkerd's `no_tls_reason` label says it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NoTlsReason {
-    /// An inbound client did not start mesh TLS.
+    /// An inbound client did not start mesh TLS (Linkerd's `NoClientHello`).
     NoTlsFromRemote,
     /// The connection is between the application and its own proxy.
     Loopback,
-    /// Outbound, and discovery did not supply an identity (there is no discovery yet).
+    /// Outbound, and discovery supplied no identity for the endpoint (or the proxy has no
+    /// identity of its own to speak mesh TLS with).
     NotProvidedByServiceDiscovery,
 }
 
@@ -63,11 +72,27 @@ impl NoTlsReason {
 }
 
 impl Tls {
-    fn write(self, out: &mut String) {
+    /// Whether the connection is mesh TLS: tap's `tls` field says `true`, else
+    /// `no_identity`.
+    pub fn is_established(&self) -> bool {
+        !matches!(self, Tls::NoIdentity(_))
+    }
+
+    fn write(&self, out: &mut String) {
         match self {
             Tls::NoIdentity(reason) => {
                 out.push_str(",tls=\"no_identity\",no_tls_reason=\"");
                 out.push_str(reason.as_str());
+                out.push('"');
+            }
+            Tls::Accepted { client_id } => {
+                out.push_str(",tls=\"true\",client_id=\"");
+                escape_into(out, client_id.as_deref().unwrap_or(""));
+                out.push('"');
+            }
+            Tls::Connected { server_id } => {
+                out.push_str(",tls=\"true\",server_id=\"");
+                escape_into(out, server_id);
                 out.push('"');
             }
         }

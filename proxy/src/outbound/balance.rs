@@ -156,7 +156,7 @@ impl Upstream for Arc<Discover> {
     }
 
     async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
-        self.balance.connect.connect_addr(endpoint.addr).await
+        self.balance.connect.connect_endpoint(endpoint).await
     }
 }
 

@@ -3,7 +3,7 @@
 //! Built from the endpoint outward, one method per stage:
 //!
 //! ```text
-//! push_connect   TCP to one endpoint (mesh TLS will wrap it here)
+//! push_connect   TCP to one endpoint, mesh TLS when it has an identity
 //! push_balance   how a target's balancer picks an endpoint per request (`crate::balance`)
 //! push_discover  logical target -> its balancer, fed by discovery's sources (`discover`)
 //! share          the upstream so far, shared by the stages above
@@ -30,7 +30,7 @@ pub use balance::{Balance, Discover};
 use crate::config::{Config, ProxyConfig};
 use crate::metrics::{Direction, NoTlsReason, Tls};
 use crate::server::Unredirected;
-use crate::stack::{Side, Stack};
+use crate::stack::{MeshTlsRole, Side, Stack};
 
 /// The outbound side.
 #[derive(Debug)]
@@ -41,10 +41,12 @@ pub type Outbound<S> = Stack<Out, S>;
 
 impl Side for Out {
     const DIRECTION: Direction = Direction::Outbound;
+    const MESH_TLS: MeshTlsRole = MeshTlsRole::Originate;
     /// The application's connections to its own proxy.
     const SRC_TLS: Tls = Tls::NoIdentity(NoTlsReason::Loopback);
-    /// Outbound connections to endpoints are plaintext until mesh TLS: discovery provides
-    /// no identity.
+    /// Plaintext connections to endpoints: discovery gave no identity, or the proxy has none
+    /// of its own. (Linkerd's label for the latter is `tls="disabled"`; its identity can no
+    /// longer be turned off, mesh-proxy's can, and keeps its earlier label.)
     const DST_TLS: Tls = Tls::NoIdentity(NoTlsReason::NotProvidedByServiceDiscovery);
 
     fn config(config: &Config) -> &ProxyConfig {

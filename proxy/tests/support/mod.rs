@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod backend;
+pub mod certs;
 pub mod client;
 pub mod destination;
 pub mod policy;

@@ -2,7 +2,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
-use crate::identity::TrustAnchorsError;
 
 const LOCAL: &str = "web.shop.serviceaccount.identity.linkerd.cluster.local";
 const SERVICE: &str = "linkerd-identity.linkerd.serviceaccount.identity.linkerd.cluster.local";
@@ -69,12 +68,27 @@ fn no_identity_service_unless_its_address_is_set() {
     vars.insert("LINKERD2_PROXY_IDENTITY_SVC_ADDR".into(), " ".into());
     assert_eq!(Config::from_env(&vars).unwrap().certify, None);
     // Certificate files take the identity service's place.
+    let ca = crate::identity::testing::Ca::new("root.linkerd.cluster.local");
+    let leaf = ca.leaf(LOCAL);
+    let (cert, key) = (dir.path().join("crt.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &leaf.cert_pem).unwrap();
+    std::fs::write(&key, &leaf.key_pem).unwrap();
     let mut vars = injected(dir.path());
     vars.insert(
-        "MESH_PROXY_IDENTITY_CERT_FILE".into(),
-        "/var/run/identity/crt.pem".into(),
+        "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS".into(),
+        ca.pem.clone(),
     );
-    assert_eq!(Config::from_env(&vars).unwrap().certify, None);
+    vars.insert(
+        "MESH_PROXY_IDENTITY_CERT_FILE".into(),
+        cert.display().to_string(),
+    );
+    vars.insert(
+        "MESH_PROXY_IDENTITY_KEY_FILE".into(),
+        key.display().to_string(),
+    );
+    let config = Config::from_env(&vars).unwrap();
+    assert_eq!(config.certify, None);
+    assert!(config.identity.is_some());
 }
 
 #[test]
@@ -206,11 +220,11 @@ fn unusable_trust_anchors_are_named() {
         errors.0,
         [ConfigError::TrustAnchors {
             name: "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
-            error: TrustAnchorsError::Empty,
+            reason: "no CERTIFICATE block".into(),
         }]
     );
     assert_eq!(
         errors.to_string(),
-        "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS: no CERTIFICATE block"
+        "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS: not usable trust anchors: no CERTIFICATE block"
     );
 }

@@ -443,6 +443,8 @@ impl H1Conn {
                 }
             }
         }
+        // Ciphertext still waiting (TLS) goes out while the next wait, on the body or for
+        // readability, runs.
         pending.clear();
         Ok(None)
     }
@@ -461,7 +463,8 @@ impl H1Conn {
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        // The response is awaited next: the request must be on its way, all of it.
+        self.io.flushed().await
     }
 }
 

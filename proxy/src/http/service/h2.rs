@@ -135,7 +135,7 @@ impl<U: Upstream> ProxyService<U> {
         let auth = authority(&req).unwrap_or("");
         let tap = self.http.metrics.tap().is_active().then(|| {
             let s = &self.http.settings;
-            TapRequest::new(&req, auth, s.direction, self.tls(None), self.conn.client)
+            TapRequest::new(&req, auth, s.direction, &self.tls(None), self.conn.client)
         });
         let balancer = self.balancer_for(&target, auth);
         let label: Box<str> = auth.into();
@@ -188,8 +188,11 @@ impl<U: Upstream> ProxyService<U> {
             .await;
             match opened {
                 // Nothing was sent: another endpoint may take it.
-                Err(Some(ProxyError::Connect(_)))
-                    if repicks < MAX_REPICKS && picked.is_discovered() && request.is_some() =>
+                Err(Some(ProxyError::Connect(e)))
+                    if !e.is_tls()
+                        && repicks < MAX_REPICKS
+                        && picked.is_discovered()
+                        && request.is_some() =>
                 {
                     picked.unreachable();
                     repicks += 1;

@@ -198,7 +198,9 @@ impl<U: Upstream> ProxyService<U> {
             match sent {
                 Ok((conn, response)) => break (picked, metrics, conn, response),
                 // Nothing was sent: another endpoint may take it.
-                Err(ProxyError::Connect(_)) if repicks < MAX_REPICKS && picked.is_discovered() => {
+                Err(ProxyError::Connect(e))
+                    if !e.is_tls() && repicks < MAX_REPICKS && picked.is_discovered() =>
+                {
                     picked.unreachable();
                     repicks += 1;
                 }
@@ -492,5 +494,6 @@ async fn write_all(io: &ProxyIo, mut slices: &mut [IoSlice<'_>]) -> io::Result<(
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    // What comes next may be a wait on the upstream: nothing may stay behind meanwhile.
+    io.flushed().await
 }

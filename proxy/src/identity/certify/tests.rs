@@ -5,7 +5,7 @@ use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair, PublicKeyData};
 
 use super::*;
 use crate::config::parse_control_addr;
-use crate::identity::parse_trust_anchors;
+use crate::identity::TrustAnchors;
 use crate::identity::tests::ca_pem;
 
 const LOCAL: &str = "web.shop.serviceaccount.identity.linkerd.cluster.local";
@@ -19,7 +19,7 @@ fn config(anchors_pem: &str) -> CertifyConfig {
         server_name: SERVICE.into(),
         local_name: LOCAL.into(),
         token_file: "/nonexistent/token".into(),
-        trust_anchors: parse_trust_anchors(anchors_pem).unwrap(),
+        trust_anchors: TrustAnchors::from_pem(anchors_pem.as_bytes()).unwrap(),
         min_refresh: MIN,
         max_refresh: MAX,
     }

@@ -33,18 +33,8 @@ pub use defaults::DefaultPolicy;
 pub use routes::{HostMatch, PathMatch, RequestMatch, Route, Rule, ValueMatch};
 pub use store::{MAX_WATCHED_PORTS, Policies, PortPolicy};
 
-/// How a client reached the inbound proxy: the one value per accepted connection that the
-/// TLS stage gives policy.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ClientTls {
-    /// No mesh TLS: plaintext, or TLS for another name passed through untouched.
-    Plain,
-    /// Mesh TLS terminated by this proxy; the client sent no certificate.
-    Unauthenticated,
-    /// Mesh TLS terminated by this proxy, with this client identity from a verified
-    /// certificate.
-    Authenticated(String),
-}
+/// How a client reached the inbound proxy, which the TLS stage gives policy.
+pub use crate::tls::ClientTls;
 
 /// What Linkerd's metrics say of a policy object: `group`, `kind` and `name`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,0 +1,133 @@
+//! The inbound side's first look at a connection: mesh TLS for this proxy, or not.
+//!
+//! Linkerd's rule: a ClientHello whose SNI is this proxy's identity is terminated here;
+//! anything else (plaintext, a ClientHello for another name or with none) is left for
+//! protocol detection, with the bytes read so far replayed.
+
+use bytes::{Bytes, BytesMut};
+use rustls::{Connection, ServerConnection};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout, timeout_at};
+
+use super::{ClientHello, ClientTls, MeshTls, TlsError, TlsStream, parse_client_hello};
+use crate::identity::leaf_dns_names;
+use crate::io::Stream;
+
+/// The most bytes read looking for a whole ClientHello (a proxy's is about 300 bytes, a
+/// post-quantum key share adds about 1.2 KiB); a longer one is treated as opaque.
+pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
+
+/// The first byte of a TLS handshake record.
+const HANDSHAKE_RECORD: u8 = 0x16;
+
+/// An accepted connection after the mesh TLS check.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The decrypted stream when mesh TLS was terminated, else the socket.
+    pub stream: Stream,
+    /// Bytes read from the socket that were not terminated: detection reads them first.
+    pub prefix: Bytes,
+    pub client: ClientTls,
+}
+
+impl Accepted {
+    fn plain(sock: TcpStream, prefix: Bytes) -> Accepted {
+        Accepted {
+            stream: Stream::from(sock),
+            prefix,
+            client: ClientTls::Plain,
+        }
+    }
+}
+
+impl MeshTls {
+    /// Decides whether an accepted connection is mesh TLS for this proxy, and terminates it
+    /// if so.
+    ///
+    /// The client has the first-bytes window to start sending: one that stays silent (a
+    /// protocol where the server speaks first) is not mesh TLS, since a proxy sends its
+    /// ClientHello at once. A first byte that cannot begin a TLS record costs a peek and
+    /// nothing else. A ClientHello is read whole (at most [`MAX_CLIENT_HELLO`] bytes, by
+    /// `deadline`, which also bounds the handshake). A ClientHello for this identity that
+    /// cannot be served (no certificate yet) is an error: the connection is closed, never
+    /// passed to the application.
+    pub async fn accept(
+        &self,
+        mut sock: TcpStream,
+        deadline: Instant,
+    ) -> Result<Accepted, TlsError> {
+        let mut first = [0u8; 1];
+        match timeout(self.first_bytes, sock.peek(&mut first)).await {
+            Err(_) | Ok(Ok(0)) => return Ok(Accepted::plain(sock, Bytes::new())),
+            Ok(Ok(_)) if first[0] != HANDSHAKE_RECORD => {
+                return Ok(Accepted::plain(sock, Bytes::new()));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(TlsError::Handshake(e)),
+        }
+        let mut buf = BytesMut::with_capacity(1024);
+        let mut chunk = [0u8; 4096];
+        let sni = loop {
+            match parse_client_hello(&buf) {
+                ClientHello::Hello { sni } => break sni,
+                ClientHello::NotHello => return Ok(Accepted::plain(sock, buf.freeze())),
+                ClientHello::Incomplete if buf.len() >= MAX_CLIENT_HELLO => {
+                    return Ok(Accepted::plain(sock, buf.freeze()));
+                }
+                ClientHello::Incomplete => {}
+            }
+            let room = chunk.len().min(MAX_CLIENT_HELLO - buf.len());
+            match timeout_at(deadline, sock.read(&mut chunk[..room])).await {
+                // Detection decides what a slow or closed client's bytes are.
+                Err(_) | Ok(Ok(0)) => return Ok(Accepted::plain(sock, buf.freeze())),
+                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                Ok(Err(e)) => return Err(TlsError::Handshake(e)),
+            }
+        };
+        let configs = self.configs();
+        let ours = configs
+            .credentials
+            .as_ref()
+            .map(|c| c.name.as_str())
+            .or(self.local_name.as_deref());
+        let for_us =
+            matches!((&sni, ours), (Some(sni), Some(ours)) if sni.eq_ignore_ascii_case(ours));
+        if !for_us {
+            tracing::debug!(?sni, "TLS for another name; passing it through");
+            return Ok(Accepted::plain(sock, buf.freeze()));
+        }
+        let Some(server) = configs.server.clone() else {
+            return Err(TlsError::Config(
+                "a client asked for this proxy's identity before it has a certificate".into(),
+            ));
+        };
+        let conn = ServerConnection::new(server).map_err(|e| TlsError::Config(e.to_string()))?;
+        let handshake = TlsStream::handshake(sock, Connection::Server(conn), &buf);
+        let stream = match timeout_at(deadline, handshake).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(TlsError::Handshake(e)),
+            Err(_) => {
+                return Err(TlsError::Handshake(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the TLS handshake did not finish within the detect timeout",
+                )));
+            }
+        };
+        let client = match stream.peer_certificate() {
+            None => ClientTls::Unauthenticated,
+            Some(cert) => match leaf_dns_names(&cert)
+                .ok()
+                .and_then(|n| n.into_iter().next())
+            {
+                Some(id) => ClientTls::Authenticated(id),
+                None => ClientTls::Unauthenticated,
+            },
+        };
+        Ok(Accepted {
+            stream: Stream::from(stream),
+            prefix: Bytes::new(),
+            client,
+        })
+    }
+}

@@ -1,0 +1,380 @@
+//! Mesh TLS between two real proxies on loopback: an outbound proxy whose file namer gives
+//! the endpoint an identity (`IP PORT tls=<identity>`), an inbound proxy holding that
+//! identity's certificate, and a backend behind it. Identities come from files signed by a
+//! CA the test makes.
+
+// Tests panic on what they did not expect.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::backend::Backend;
+use support::certs::{Identity, Pki, start_of};
+use support::client::H2Client;
+use support::{Proxy, curl, eventually, metric_sum, metric_value};
+
+const SERVER: &str = "web.ns.serviceaccount.identity.linkerd.cluster.local";
+const CLIENT: &str = "client.ns.serviceaccount.identity.linkerd.cluster.local";
+
+fn start(env: &[(String, String)], more: &[(&str, &str)]) -> Proxy {
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    all.extend_from_slice(more);
+    Proxy::start(&all)
+}
+
+/// An inbound proxy with `id`'s certificate in front of `backend`.
+fn inbound_to(pki: &Pki, id: &Identity, backend: SocketAddr, more: &[(&str, &str)]) -> Proxy {
+    let fwd = backend.to_string();
+    let mut env = vec![("MESH_PROXY_INBOUND_FORWARD_ADDR", fwd.as_str())];
+    env.extend_from_slice(more);
+    start(&pki.env(id), &env)
+}
+
+/// An outbound proxy with `id`'s certificate whose namer sends host `web` to `endpoint`
+/// with the identity `expect`.
+fn outbound_to(
+    pki: &Pki,
+    id: &Identity,
+    endpoint: SocketAddr,
+    expect: &str,
+) -> (Proxy, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("web"),
+        format!("{} {} tls={expect}\n", endpoint.ip(), endpoint.port()),
+    )
+    .unwrap();
+    let proxy = start(
+        &pki.env(id),
+        &[("MESH_PROXY_FS_NAMER_DIR", dir.path().to_str().unwrap())],
+    );
+    (proxy, dir)
+}
+
+fn via(proxy: &Proxy) -> String {
+    format!("http://{}", proxy.outbound)
+}
+
+#[test]
+fn requests_cross_mesh_tls_and_both_proxies_label_the_peer() {
+    let pki = Pki::new();
+    let (server, client) = (pki.identity(SERVER, 2100), pki.identity(CLIENT, 2100));
+    let backend = Backend::start();
+    let inbound = inbound_to(&pki, &server, backend.addr, &[]);
+    let (outbound, _dir) = outbound_to(&pki, &client, inbound.inbound, SERVER);
+
+    // HTTP/1 through both proxies: the outbound side's HTTP/1 client and the inbound side's
+    // lean loop both run over TLS.
+    let (code, out, err) = curl(&["-x", &via(&outbound), "http://web/hello"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("GET /hello "), "{out}");
+
+    // A body larger than every buffer on the way, both ways.
+    let body: String = (0..2_000_000)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body");
+    std::fs::write(&file, &body).unwrap();
+    let (code, out, err) = curl(&[
+        "-x",
+        &via(&outbound),
+        "--data-binary",
+        &format!("@{}", file.display()),
+        "http://web/echo",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out == body, "echoed {} bytes of {}", out.len(), body.len());
+
+    // HTTP/2 from the client, carried as HTTP/2 over TLS.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let res = rt.block_on(async {
+        let mut h2 = H2Client::connect(outbound.outbound).await;
+        h2.get("http://web/h2").await.unwrap()
+    });
+    assert_eq!(res.status, 200, "{res:?}");
+    assert_eq!(backend.saw("/h2"), 1);
+
+    let server_id = format!("tls=\"true\",server_id=\"{SERVER}\"");
+    let client_id = format!("tls=\"true\",client_id=\"{CLIENT}\"");
+    let out_metrics = outbound.metrics();
+    assert!(
+        metric_sum(
+            &out_metrics,
+            "request_total",
+            &["direction=\"outbound\"", &server_id]
+        ) >= 3.0,
+        "{out_metrics}"
+    );
+    assert!(
+        metric_sum(
+            &out_metrics,
+            "tcp_open_total",
+            &["peer=\"dst\"", &server_id]
+        ) >= 1.0,
+        "{out_metrics}"
+    );
+    let in_metrics = inbound.metrics();
+    assert!(
+        metric_sum(
+            &in_metrics,
+            "request_total",
+            &["direction=\"inbound\"", &client_id]
+        ) >= 3.0,
+        "{in_metrics}"
+    );
+    assert!(
+        metric_sum(&in_metrics, "tcp_open_total", &["peer=\"src\"", &client_id]) >= 1.0,
+        "{in_metrics}"
+    );
+    assert_eq!(
+        metric_sum(&in_metrics, "request_total", &["tls=\"no_identity\""]),
+        0.0,
+        "{in_metrics}"
+    );
+    // The proxies' connections to their own side stay plaintext, labelled as before.
+    assert!(
+        metric_sum(
+            &in_metrics,
+            "tcp_open_total",
+            &["peer=\"dst\"", "no_tls_reason=\"loopback\""]
+        ) >= 1.0,
+        "{in_metrics}"
+    );
+    for (proxy, metrics) in [(&inbound, &in_metrics), (&outbound, &out_metrics)] {
+        assert_eq!(
+            metric_value(metrics, "identity_cert_expiration_timestamp_seconds "),
+            Some(start_of(2100) as f64),
+            "{}",
+            proxy.logs()
+        );
+    }
+}
+
+#[test]
+fn an_endpoint_without_the_expected_identity_gets_no_plaintext() {
+    let pki = Pki::new();
+    let (server, client) = (pki.identity(SERVER, 2100), pki.identity(CLIENT, 2100));
+    let backend = Backend::start();
+    let inbound = inbound_to(&pki, &server, backend.addr, &[]);
+    let other = "db.ns.serviceaccount.identity.linkerd.cluster.local";
+    let (outbound, _dir) = outbound_to(&pki, &client, inbound.inbound, other);
+
+    let (code, out, err) = curl(&["-i", "-x", &via(&outbound), "http://web/secret"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("HTTP/1.1 502"), "{out}");
+    let error = out
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("l5d-proxy-error:"))
+        .unwrap_or_else(|| panic!("no l5d-proxy-error in {out}"));
+    assert!(
+        error.contains(&format!("expecting identity {other}")),
+        "{error}"
+    );
+    assert_eq!(backend.requests(), 0, "the backend saw a request");
+
+    // Straight to a listener that records what it receives: only TLS arrives.
+    let recorder = Recorder::start();
+    let (outbound, _dir) = outbound_to(&pki, &client, recorder.addr, SERVER);
+    let (_, out, _) = curl(&["-i", "-x", &via(&outbound), "http://web/secret"]);
+    assert!(out.starts_with("HTTP/1.1 502"), "{out}");
+    assert!(
+        out.contains(&format!("expecting identity {SERVER}")),
+        "{out}"
+    );
+    assert!(eventually(Duration::from_secs(5), || !recorder
+        .bytes()
+        .is_empty()));
+    let got = recorder.bytes();
+    assert_eq!(got[0], 0x16, "a TLS handshake record first");
+    assert!(
+        !contains(&got, b"secret"),
+        "the request leaked in plaintext"
+    );
+}
+
+#[test]
+fn plaintext_clients_still_reach_an_inbound_proxy_with_an_identity() {
+    let pki = Pki::new();
+    let server = pki.identity(SERVER, 2100);
+    let backend = Backend::start();
+    let inbound = inbound_to(&pki, &server, backend.addr, &[]);
+    let (code, out, err) = curl(&[&format!("http://{}/plain", inbound.inbound)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("GET /plain "), "{out}");
+    let metrics = inbound.metrics();
+    assert!(
+        metric_sum(
+            &metrics,
+            "request_total",
+            &["tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\""]
+        ) >= 1.0,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn opaque_traffic_crosses_mesh_tls() {
+    let pki = Pki::new();
+    let (server, client) = (pki.identity(SERVER, 2100), pki.identity(CLIENT, 2100));
+    let backend = Backend::start();
+    let port = backend.addr.port().to_string();
+    let inbound = inbound_to(
+        &pki,
+        &server,
+        backend.addr,
+        &[(
+            "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
+            port.as_str(),
+        )],
+    );
+    let (outbound, _dir) = outbound_to(&pki, &client, inbound.inbound, SERVER);
+    // CONNECT: a TCP tunnel through the outbound proxy, TLS between the proxies, and the
+    // inbound side forwards the decrypted bytes untouched.
+    let (code, out, err) = curl(&["-p", "-x", &via(&outbound), "http://web:80/tunnelled"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("GET /tunnelled "), "{out}");
+    let metrics = inbound.metrics();
+    let client_id = format!("tls=\"true\",client_id=\"{CLIENT}\"");
+    assert!(
+        metric_sum(&metrics, "tcp_open_total", &["peer=\"src\"", &client_id]) >= 1.0,
+        "{metrics}"
+    );
+    assert_eq!(metric_sum(&metrics, "request_total", &[]), 0.0, "{metrics}");
+}
+
+#[test]
+fn replaced_certificate_files_are_served_within_a_second_and_bad_ones_ignored() {
+    let pki = Pki::new();
+    let (server, client) = (pki.identity(SERVER, 2100), pki.identity(CLIENT, 2100));
+    let backend = Backend::start();
+    let inbound = inbound_to(&pki, &server, backend.addr, &[]);
+    assert_eq!(served_until(&pki, inbound.inbound), start_of(2100));
+
+    pki.renew(&server, 2200);
+    let started = std::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(3), || served_until(
+            &pki,
+            inbound.inbound
+        ) == start_of(2200)),
+        "the new certificate was not served; logs:\n{}",
+        inbound.logs()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        inbound.metric("identity_cert_expiration_timestamp_seconds "),
+        Some(start_of(2200) as f64)
+    );
+
+    // A certificate for another identity is refused; the current one stays.
+    let (cert, key) = pki.leaf(CLIENT, 2300);
+    std::fs::write(&server.key, key).unwrap();
+    std::fs::write(&server.cert, cert).unwrap();
+    assert!(
+        eventually(Duration::from_secs(3), || inbound
+            .logs()
+            .contains("keeping the current certificate")),
+        "{}",
+        inbound.logs()
+    );
+    assert_eq!(served_until(&pki, inbound.inbound), start_of(2200));
+
+    // And traffic still flows with it.
+    let (outbound, _dir) = outbound_to(&pki, &client, inbound.inbound, SERVER);
+    let (code, out, err) = curl(&["-x", &via(&outbound), "http://web/after"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("GET /after "), "{out}");
+}
+
+#[test]
+fn bad_identity_settings_exit_64_naming_them() {
+    let pki = Pki::new();
+    let server = pki.identity(SERVER, 2100);
+    let mut cmd = support::command();
+    cmd.env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "127.0.0.1:0")
+        .env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:0")
+        .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "127.0.0.1:0")
+        .env("MESH_PROXY_IDENTITY_CERT_FILE", &server.cert)
+        .env("MESH_PROXY_IDENTITY_KEY_FILE", &server.key)
+        .env("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", Pki::new().anchors)
+        .env("LINKERD2_PROXY_IDENTITY_LOCAL_NAME", CLIENT);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MESH_PROXY_IDENTITY_CERT_FILE="), "{err}");
+    assert!(err.contains(&format!("not {CLIENT}")), "{err}");
+}
+
+/// The expiry of the certificate a server presents for `SERVER`, read with a TLS client
+/// that trusts the test CA.
+fn served_until(pki: &Pki, addr: SocketAddr) -> u64 {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pki.anchors.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(SERVER).unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.complete_io(&mut sock).unwrap();
+    let leaf = conn.peer_certificates().unwrap()[0].clone();
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    cert.validity().not_after.timestamp() as u64
+}
+
+/// A TCP listener that keeps every byte it receives.
+struct Recorder {
+    addr: SocketAddr,
+    bytes: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Recorder {
+    fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let sink = bytes.clone();
+        std::thread::spawn(move || {
+            for sock in listener.incoming().take(16) {
+                let Ok(mut sock) = sock else { return };
+                sock.set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                let mut buf = [0u8; 4096];
+                // Read what the client sends until it pauses, answer nothing, then close.
+                while let Ok(n @ 1..) = sock.read(&mut buf) {
+                    sink.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if sink.lock().unwrap().len() > 1 << 20 {
+                        break;
+                    }
+                }
+                let _ = sock.write_all(b"");
+            }
+        });
+        Recorder { addr, bytes }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        self.bytes.lock().unwrap().clone()
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
