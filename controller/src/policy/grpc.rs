@@ -206,3 +206,57 @@ fn watch_stream(state: WatchState) -> impl Stream<Item = Result<pb::Server, Stat
         Some((Ok(proto::server(&next)), s))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pb::inbound_server_policies_server::InboundServerPolicies as _;
+
+    #[tokio::test]
+    async fn open_streams_are_bounded() {
+        use crate::policy::index::{Config, DefaultPolicy, IdentityDomain};
+        let mut index = Index::new(Config {
+            cluster_networks: Vec::new(),
+            default_policy: DefaultPolicy::Deny,
+            default_opaque_ports: Default::default(),
+            identity: IdentityDomain {
+                control_plane_ns: "linkerd".into(),
+                trust_domain: "cluster.local".into(),
+            },
+        });
+        index.apply_pod(
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web-1", "namespace": "shop"},
+                "spec": {"containers": []},
+            }))
+            .unwrap(),
+        );
+        let service = InboundPolicies::new(
+            Arc::new(Mutex::new(index)),
+            CancellationToken::new(),
+            Metrics::default(),
+        )
+        .with_max_watches(2);
+        let watch = |port| {
+            service.watch_port(Request::new(pb::PortSpec {
+                workload: "shop:web-1".into(),
+                port,
+            }))
+        };
+        let first = watch(1).await.unwrap();
+        let _second = watch(2).await.unwrap();
+        let refused = watch(3).await.err().unwrap();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        drop(first);
+        // Refused lookups give their slot back.
+        for _ in 0..3 {
+            let unknown = service.watch_port(Request::new(pb::PortSpec {
+                workload: "shop:nope".into(),
+                port: 1,
+            }));
+            assert_eq!(unknown.await.err().unwrap().code(), tonic::Code::NotFound);
+        }
+        let _third = watch(3).await.unwrap();
+        assert!(watch(4).await.is_err(), "two streams are open again");
+    }
+}
