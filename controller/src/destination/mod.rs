@@ -3,7 +3,7 @@
 //! them (HTTP/2 upgrade, opaque transport, the identity to expect) and the service's routes.
 //!
 //! Shaped like Linkerd's policy controller: [`index`] is pure and turns Services, EndpointSlices,
-//! Pods and ServiceProfiles into answers and per-target watch channels; [`watchers`] runs one
+//! Pods and ServiceProfiles into answers and per-target watch channels; `crate::watchers` runs one
 //! shared kube-runtime watcher per kind to feed it; [`grpc`] subscribes streams to it.
 //!
 //! The same process serves Linkerd's inbound policy API on `--policy-addr` ([`crate::policy`]),

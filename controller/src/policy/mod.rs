@@ -13,6 +13,11 @@
 //! `<namespace>:<pod>` ([`workload`]). An unknown pod is `NotFound`, a malformed request
 //! `InvalidArgument`, as Linkerd answers.
 //!
+//! Limits: at most [`grpc::MAX_WATCHES`] (100 000) open `WatchPort` streams over all clients
+//! (`ResourceExhausted` beyond), requests of at most [`MAX_REQUEST_BYTES`] (16 KiB) and workload
+//! strings of at most [`workload::MAX_LEN`] (1 KiB); watches of closed streams are swept. Answers
+//! give proxies Linkerd's 10 s protocol detection timeout ([`index::DETECT_TIMEOUT`]).
+//!
 //! Not served, unlike Linkerd: HTTPRoute and GRPCRoute policy (an `AuthorizationPolicy` that
 //! targets a route grants nothing; every HTTP server gets Linkerd's default route), rate limits,
 //! external workloads, and status updates on the resources. Where several `Server`s select one
