@@ -29,7 +29,7 @@ const BURST: usize = 100;
 async fn main() -> Result<()> {
     let kube = FakeKube::start()?;
     let setup = Instant::now();
-    kube.apply_yaml(support::SERVICE_PROFILE_CRD)?;
+    kube.apply_yaml(support::CRDS)?;
     for s in 0..SERVICES {
         seed_service(&kube, s)?;
     }
@@ -48,6 +48,7 @@ async fn main() -> Result<()> {
         .arg(&kubeconfig)
         .args(["--admin-addr", "127.0.0.1:0"])
         .args(["destination", "--addr", "127.0.0.1:0"])
+        .args(["--policy-addr", "127.0.0.1:0"])
         .env("KUBECACHEDIR", dir.path());
     let controller = support::start(command, "grpc").map_err(|(status, log)| {
         anyhow::anyhow!("the controller did not start ({status:?}):\n{log}")

@@ -89,19 +89,28 @@ pub struct DestinationArgs {
     /// Where to serve the destination gRPC service.
     #[arg(long, default_value = "0.0.0.0:8086", value_name = "ADDR")]
     pub addr: SocketAddr,
+    /// Where to serve the inbound policy gRPC service (Linkerd's policy port).
+    #[arg(long, default_value = "0.0.0.0:8090", value_name = "ADDR")]
+    pub policy_addr: SocketAddr,
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
     pub cluster_domain: String,
     /// The trust domain of workload identities.
     #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
     pub identity_trust_domain: String,
-    /// Comma-separated CIDRs of the pod and service networks.
-    #[arg(long, default_value = "", value_name = "CIDRS")]
+    /// Comma-separated CIDRs of the pod and service networks: whom `cluster-*` policies admit.
+    #[arg(
+        long,
+        default_value = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8",
+        value_name = "CIDRS"
+    )]
     pub cluster_networks: String,
     /// Comma-separated ports (or ranges) treated as opaque when nothing else says so.
     #[arg(long, default_value = "", value_name = "PORTS")]
     pub default_opaque_ports: String,
-    /// The inbound policy of pods that say nothing else (served to proxies with the policy API).
+    /// The inbound policy of ports no `Server` selects, on pods without their own
+    /// (`config.linkerd.io/default-inbound-policy`): all-unauthenticated, all-authenticated,
+    /// cluster-unauthenticated, cluster-authenticated, deny or audit.
     #[arg(long, default_value = "all-unauthenticated", value_name = "POLICY")]
     pub default_inbound_policy: String,
 }

@@ -5,7 +5,9 @@
 //! - `identity`: Linkerd's `io.linkerd.proxy.identity.Identity` service, which issues workload
 //!   certificates for service-account tokens;
 //! - `destination`: Linkerd's `io.linkerd.proxy.destination.Destination` service, which streams
-//!   endpoints and service profiles to proxies.
+//!   endpoints and service profiles to proxies, and on the policy port Linkerd's
+//!   `io.linkerd.proxy.inbound.InboundServerPolicies` ([`policy`]), which streams each inbound
+//!   port's policy.
 //!
 //! Each component is split the way Linkerd's policy controller is: pure logic that turns
 //! Kubernetes objects into answers (unit-tested without a cluster), and thin watchers and servers
@@ -18,7 +20,9 @@ pub mod destination;
 pub mod identity;
 pub mod injector;
 pub mod k8s;
+pub mod policy;
 pub mod runtime;
+mod watchers;
 
 use std::process::ExitCode;
 

@@ -28,6 +28,7 @@ fn start(kube: &FakeKube) -> (support::Controller, tempfile::TempDir) {
         .args(["--admin-addr", "127.0.0.1:0"])
         .args(["--shutdown-grace-period", "5s"])
         .args(["destination", "--addr", "127.0.0.1:0"])
+        .args(["--policy-addr", "127.0.0.1:0"])
         .args(["--default-opaque-ports", "3306"])
         .env("KUBECACHEDIR", dir.path());
     let controller = support::start(command, "grpc")
@@ -70,7 +71,7 @@ fn slice(endpoints: &[(&str, &str)]) -> serde_json::Value {
 }
 
 fn seed(kube: &FakeKube) {
-    kube.apply_yaml(support::SERVICE_PROFILE_CRD).unwrap();
+    kube.apply_yaml(support::CRDS).unwrap();
     kube.create(json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "web", "namespace": "shop"},

@@ -21,6 +21,13 @@ pub const CONFIG_PREFIX: &str = "config.linkerd.io/";
 pub const OPAQUE_PORTS: &str = "config.linkerd.io/opaque-ports";
 /// Inbound ports the proxy does not intercept.
 pub const SKIP_INBOUND_PORTS: &str = "config.linkerd.io/skip-inbound-ports";
+/// The inbound policy of a pod's ports that no `Server` selects (`all-unauthenticated`, `deny`,
+/// ...), overriding the cluster's default.
+pub const DEFAULT_INBOUND_POLICY: &str = "config.linkerd.io/default-inbound-policy";
+/// Inbound ports (or ranges) on which a pod's default policy admits only mTLS-authenticated
+/// clients.
+pub const REQUIRE_IDENTITY_INBOUND_PORTS: &str =
+    "config.linkerd.io/proxy-require-identity-inbound-ports";
 
 /// Turns the proxy's tap stream (`GET /tap` on the admin port, read by `mesh tap` and `mesh top`)
 /// on (`"true"`) or off (`"false"`), on a pod or a namespace. mesh's own key, written by

@@ -9,6 +9,12 @@ pub fn workload(sa: &str, ns: &str, control_plane_ns: &str, trust_domain: &str) 
     format!("{sa}.{ns}.serviceaccount.identity.{control_plane_ns}.{trust_domain}")
 }
 
+/// What every identity of namespace `ns` ends with: `<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`
+/// (policies match `*.` followed by it).
+pub fn namespace_suffix(ns: &str, control_plane_ns: &str, trust_domain: &str) -> String {
+    format!("{ns}.serviceaccount.identity.{control_plane_ns}.{trust_domain}")
+}
+
 /// The name of the identity issuer certificate, `identity.<control-plane-ns>.<trust-domain>`.
 pub fn issuer(control_plane_ns: &str, trust_domain: &str) -> String {
     format!("identity.{control_plane_ns}.{trust_domain}")

@@ -18,24 +18,9 @@ use std::time::{Duration, Instant};
 /// How long a start, a log line or a condition may take before the harness gives up.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The ServiceProfile CRD as far as the fake server needs it (the real one is a template of
-/// `mesh install`). The destination controller waits for its watch, as on a real cluster.
-pub const SERVICE_PROFILE_CRD: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: serviceprofiles.linkerd.io
-spec:
-  group: linkerd.io
-  scope: Namespaced
-  names: {kind: ServiceProfile, plural: serviceprofiles, singular: serviceprofile, shortNames: [sp]}
-  versions:
-  - name: v1alpha2
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-"#;
+/// The CRDs `mesh install --crds` renders (its golden output): the destination controller waits
+/// for the watches of ServiceProfiles and the `policy.linkerd.io` kinds, as on a real cluster.
+pub const CRDS: &str = include_str!("../../../testdata/install/crds.golden.yaml");
 
 /// The binary for a benchmark: `$MESH_CONTROLLER`, else the one built beside the example.
 pub fn bench_binary() -> PathBuf {

@@ -1,9 +1,9 @@
-//! One kube-runtime watcher per kind, shared by every stream, each feeding the index. A relist
-//! (after the watch expires) deletes what disappeared meanwhile, as a reflector's store would.
+//! One kube-runtime watcher per kind, shared by every stream, each feeding the indexes that need
+//! it (the destination and policy indexes share the Pod watch). A relist (after the watch
+//! expires) deletes what disappeared meanwhile, as a reflector's store would.
 
 use std::collections::HashSet;
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use kube::Resource;
@@ -13,25 +13,23 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::index::{Index, ServiceRef};
-
-/// Feeds one kind into the index until `shutdown`; `synced` fires after the first full list.
+/// Feeds one kind until `shutdown`: `apply` gets each new or changed object, `delete` the
+/// namespace and name of each one that is gone. `synced` fires after the first full list.
 pub async fn feed<K>(
     kind: &'static str,
     api: kube::Api<K>,
-    index: Arc<Mutex<Index>>,
     synced: oneshot::Sender<()>,
     shutdown: CancellationToken,
-    apply: fn(&mut Index, &K),
-    delete: fn(&mut Index, &ServiceRef),
+    apply: impl Fn(&K) + Send + 'static,
+    delete: impl Fn(&str, &str) + Send + 'static,
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
     let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
     let mut stream = std::pin::pin!(stream);
     let mut synced = Some(synced);
-    let mut known: HashSet<ServiceRef> = HashSet::new();
-    let mut seen: HashSet<ServiceRef> = HashSet::new();
+    let mut known: HashSet<(String, String)> = HashSet::new();
+    let mut seen: HashSet<(String, String)> = HashSet::new();
     loop {
         let event = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -45,24 +43,19 @@ pub async fn feed<K>(
             }
             Some(Ok(event)) => event,
         };
-        let mut index = match index.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
         match event {
             Event::Init => seen.clear(),
             Event::InitApply(obj) => {
                 if let Some(id) = object_ref(&obj) {
-                    apply(&mut index, &obj);
+                    apply(&obj);
                     seen.insert(id);
                 }
             }
             Event::InitDone => {
-                for gone in known.difference(&seen) {
-                    delete(&mut index, gone);
+                for (namespace, name) in known.difference(&seen) {
+                    delete(namespace, name);
                 }
                 known = std::mem::take(&mut seen);
-                drop(index);
                 tracing::debug!(kind, objects = known.len(), "synced");
                 if let Some(tx) = synced.take() {
                     let _ = tx.send(());
@@ -70,13 +63,13 @@ pub async fn feed<K>(
             }
             Event::Apply(obj) => {
                 if let Some(id) = object_ref(&obj) {
-                    apply(&mut index, &obj);
+                    apply(&obj);
                     known.insert(id);
                 }
             }
             Event::Delete(obj) => {
                 if let Some(id) = object_ref(&obj) {
-                    delete(&mut index, &id);
+                    delete(&id.0, &id.1);
                     known.remove(&id);
                 }
             }
@@ -84,10 +77,7 @@ pub async fn feed<K>(
     }
 }
 
-fn object_ref<K: Resource>(obj: &K) -> Option<ServiceRef> {
+fn object_ref<K: Resource>(obj: &K) -> Option<(String, String)> {
     let meta = obj.meta();
-    Some(ServiceRef {
-        namespace: meta.namespace.clone()?,
-        name: meta.name.clone()?,
-    })
+    Some((meta.namespace.clone()?, meta.name.clone()?))
 }
