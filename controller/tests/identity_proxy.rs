@@ -216,7 +216,10 @@ fn a_refused_token_keeps_the_proxy_unready_until_the_token_is_valid() {
     assert!((1.0..=2.0).contains(&delays[1]), "{delays:?}");
     assert!(log.contains(" ERROR "), "{log}");
 
-    assert_eq!(proxy.admin_get("/ready"), (503, "not ready\n".to_owned()));
+    assert_eq!(
+        proxy.admin_get("/ready"),
+        (503, "waiting for an identity certificate\n".to_owned())
+    );
     assert_eq!(
         proxy.metric("identity_cert_expiration_timestamp_seconds"),
         Some(0.0)
