@@ -10,7 +10,7 @@
 //! every scenario alike, and the table shows medians. A benchmark, not a test: it never
 //! fails on speed, only when the proxy does not answer for `web`.
 
-mod backend;
+pub(super) mod backend;
 mod latency;
 mod mesh;
 mod options;
