@@ -22,7 +22,7 @@ tasks:
   ci                 fmt, clippy, every test and the schema checks; what CI runs
   validate           check rendered manifest goldens against Kubernetes' schemas
   deps               install the system packages the tests need (apt-get, pip)
-  bench <what>       benchmarks that print ratios; <what> is one of: balance, check, destination, identity, inject, injector, proxy, stat
+  bench <what>       benchmarks that print ratios; <what> is one of: balance, check, destination, identity, inject, injector, mesh, proxy, stat
   chaos [--long] [--case N|NAME]...
                      attacks on the real binaries on loopback; one line per case,
                      holds or broken (short run in CI, --long with a 10-minute soak)

@@ -10,7 +10,7 @@
 //! every scenario alike, and the table shows medians. A benchmark, not a test: it never
 //! fails on speed, only when the proxy does not answer for `web`.
 
-mod backend;
+pub(super) mod backend;
 mod latency;
 mod mesh;
 mod options;
@@ -19,12 +19,11 @@ mod report;
 mod tests;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use super::proxy::load::{self, Endpoint, Load, Protocol};
+use super::proxy::load::{self, Conns, Endpoint, Load, Protocol};
 use super::proxy::procs::{self, Proc};
 use crate::deps;
 use backend::Backend;
@@ -94,7 +93,8 @@ struct Started {
 }
 
 fn bench(opts: &Options, mesh_bin: Option<&Path>, dir: &Path) -> Result<()> {
-    pin_self(opts.load_cpu);
+    // The backends are this process's threads: on the load generator's core.
+    procs::pin_self(opts.load_cpu);
     super::proxy::warn_if_busy();
     let backends = Backends::start(opts.delay)?;
     check_slow_backend(&backends, opts.delay)?;
@@ -119,6 +119,7 @@ fn bench(opts: &Options, mesh_bin: Option<&Path>, dir: &Path) -> Result<()> {
 
     let load = Load {
         protocol: Protocol::Http1,
+        conns: Conns::KeepAlive,
         connections: opts.connections,
         h2_streams: 1,
         duration: opts.duration,
@@ -186,23 +187,6 @@ fn bench(opts: &Options, mesh_bin: Option<&Path>, dir: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Pins this process, whose threads are the backends, to the load generator's core, so the
-/// proxies have theirs to themselves.
-fn pin_self(cpu: usize) {
-    let pinned = Command::new("taskset")
-        .args([
-            "-a",
-            "-cp",
-            &cpu.to_string(),
-            &std::process::id().to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .status();
-    if !pinned.is_ok_and(|s| s.success()) {
-        eprintln!("bench: could not pin the backends to CPU {cpu}; figures may be noisier");
-    }
 }
 
 /// The slow backend must be slower by about its delay and the fast ones fast, or every

@@ -6,6 +6,7 @@ mod destination;
 mod identity;
 mod inject;
 mod injector;
+mod mesh;
 mod proxy;
 mod stat;
 
@@ -24,15 +25,16 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("identity") => identity::run(&args[1..]),
         Some("inject") => inject::run(&args[1..]),
         Some("injector") => injector::run(&args[1..]),
+        Some("mesh") => mesh::run(&args[1..]),
         Some("proxy") => proxy::run(&args[1..]),
         Some("stat") => stat::run(&args[1..]),
         Some(other) => {
             bail!(
-                "unknown benchmark {other:?}; try: balance, check, destination, identity, inject, injector, proxy, stat"
+                "unknown benchmark {other:?}; try: balance, check, destination, identity, inject, injector, mesh, proxy, stat"
             )
         }
         None => bail!(
-            "usage: cargo xtask bench <balance|check|destination|identity|inject|injector|proxy|stat>"
+            "usage: cargo xtask bench <balance|check|destination|identity|inject|injector|mesh|proxy|stat>"
         ),
     }
 }

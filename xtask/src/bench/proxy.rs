@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::deps;
 use crate::util::{cargo, root, sh};
-use load::{Load, Protocol, Sample};
+use load::{Conns, Load, Protocol, Sample};
 use peers::{Launch, Target};
 
 const USAGE: &str = "\
@@ -232,6 +232,7 @@ fn bench(opts: &Options, mesh_bin: &std::path::Path, dir: &std::path::Path) -> R
     for &protocol in &opts.protocols {
         let load = Load {
             protocol,
+            conns: Conns::KeepAlive,
             connections: opts.connections,
             h2_streams: opts.h2_streams,
             duration: opts.duration,

@@ -1,5 +1,6 @@
-//! The balance benchmark's backends: HTTP/1.1 keep-alive on std threads, one per connection,
-//! each answering every request `200 ok` after a fixed delay (none for a fast backend).
+//! The balance and mesh benchmarks' backends: HTTP/1.1 keep-alive on std threads, one per
+//! connection, each answering every request `200 ok` after a fixed delay (none for a fast
+//! backend).
 //!
 //! Made for the benchmark rather than borrowed from the chaos backend: no parsing beyond
 //! what keep-alive needs, one fixed answer, and a request count the benchmark reads to
@@ -28,6 +29,11 @@ const MAX_BODY: u64 = 1 << 20;
 
 const RESPONSE: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n";
+/// The answer to a request that asked to close: saying so lets the client open its next
+/// connection instead of writing to this one and failing.
+const RESPONSE_CLOSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\
+      Connection: close\r\n\r\nok\n";
 
 pub struct Backend {
     pub addr: SocketAddr,
@@ -133,10 +139,10 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         }
         // Counted before the answer, so a client that has its answer sees it counted.
         shared.requests.fetch_add(1, Relaxed);
-        writer.write_all(RESPONSE)?;
         if close {
-            return Ok(());
+            return writer.write_all(RESPONSE_CLOSE);
         }
+        writer.write_all(RESPONSE)?;
     }
     Ok(())
 }

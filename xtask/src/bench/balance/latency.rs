@@ -10,11 +10,11 @@
 //! the difference is that run's requests.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+
+use super::super::proxy::procs;
 
 const FAMILY: &str = "response_latency_fine_us_bucket{";
 
@@ -25,16 +25,7 @@ pub struct Histogram(BTreeMap<u64, f64>);
 impl Histogram {
     /// Reads the proxy's metrics page.
     pub fn scrape(admin: SocketAddr) -> Result<Histogram> {
-        let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(1))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut text = String::new();
-        s.read_to_string(&mut text)
-            .with_context(|| format!("reading {admin}/metrics"))?;
-        Ok(Histogram::parse(&text))
+        Ok(Histogram::parse(&procs::get_text(admin, "/metrics")?))
     }
 
     /// The outbound series of the fine histogram, summed. A series writes only its

@@ -63,7 +63,7 @@ pub(super) fn start(
     .or_else(|e| proc.check_running(&log).and(Err(e)))?;
     let outbound = SocketAddr::from(([127, 0, 0, 1], ports.outbound));
     if let Err(err) = check_routes(outbound, set, scenario) {
-        let log = tail(&log.with_extension("err"));
+        let log = procs::log_tail(&log.with_extension("err"));
         if log.trim().is_empty() {
             bail!("{err:#}\n(mesh-proxy logged nothing)");
         }
@@ -163,11 +163,4 @@ fn describe(err: &anyhow::Error) -> String {
     } else {
         format!("{err:#}")
     }
-}
-
-/// The last lines of a log, for an error message.
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }

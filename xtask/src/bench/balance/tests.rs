@@ -187,3 +187,20 @@ fn backend_keeps_connections_alive() {
     assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{text}");
     assert_eq!(b.requests(), 2);
 }
+
+#[test]
+fn backend_says_it_closes_when_asked_to() {
+    use std::io::{Read, Write};
+    let b = Backend::start(Duration::ZERO).unwrap();
+    let mut conn = std::net::TcpStream::connect(b.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // read_to_end ends only when the backend closes, within the read timeout.
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\nok\n"), "{text}");
+}

@@ -1,6 +1,5 @@
 //! Load generators: wrk for HTTP/1.1 keep-alive, h2load for HTTP/2 with prior knowledge.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -60,10 +59,20 @@ pub enum Client {
     H2load,
 }
 
+/// Whether a run's connections carry many requests or one each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conns {
+    KeepAlive,
+    /// Every request says `Connection: close`, so each opens a new connection: a measure
+    /// of connection set-up (HTTP/1 only).
+    PerRequest,
+}
+
 /// How hard to push.
 #[derive(Debug, Clone, Copy)]
 pub struct Load {
     pub protocol: Protocol,
+    pub conns: Conns,
     pub connections: usize,
     pub h2_streams: usize,
     pub duration: Duration,
@@ -87,34 +96,17 @@ pub struct Sample {
 
 /// Runs the load against `endpoint`, measuring the processes in `proxy` meanwhile.
 pub fn run(load: Load, endpoint: &Endpoint, proxy: Option<u32>, dir: &Path) -> Result<Sample> {
-    let ticks = procs::clock_ticks();
-    let pids: Option<BTreeSet<u32>> = proxy.map(procs::tree);
-    let cpu_before = pids.as_ref().map(|p| procs::cpu_seconds(p, ticks));
-
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = pids.clone().map(|pids| {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut max = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                max = max.max(procs::rss_bytes(&pids));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            max
-        })
-    });
-
+    let watch = procs::Watch::start(proxy.as_slice());
     let result = match load.protocol {
         Protocol::Http1 => wrk(load, endpoint),
         Protocol::Http2 => h2load(load, endpoint, dir),
     };
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let rss = sampler.and_then(|s| s.join().ok());
+    let usage = watch.finish();
     let mut sample = result?;
-    if let (Some(pids), Some(before)) = (&pids, cpu_before) {
-        sample.proxy_cpu_s = Some(procs::cpu_seconds(pids, ticks) - before);
+    if let Some(u) = usage.first() {
+        sample.proxy_cpu_s = Some(u.cpu_s);
+        sample.proxy_rss = Some(u.peak_rss);
     }
-    sample.proxy_rss = rss;
     Ok(sample)
 }
 
@@ -125,6 +117,9 @@ fn wrk(load: Load, endpoint: &Endpoint) -> Result<Sample> {
         .arg(format!("-d{}s", load.duration.as_secs().max(1)));
     if let Some(header) = endpoint.authority_header(Client::Wrk) {
         cmd.args(["-H", &header]);
+    }
+    if load.conns == Conns::PerRequest {
+        cmd.args(["-H", "Connection: close"]);
     }
     cmd.arg(&endpoint.url);
     let out = cmd.output().context("running wrk")?;
@@ -180,6 +175,9 @@ fn wrk_duration_ms(value: &str) -> Result<f64> {
 }
 
 fn h2load(load: Load, endpoint: &Endpoint, dir: &Path) -> Result<Sample> {
+    if load.conns == Conns::PerRequest {
+        bail!("one connection per request is measured over HTTP/1 only");
+    }
     let log = dir.join("h2load.log");
     let mut cmd = Command::new("taskset");
     cmd.args(["-c", &load.cpu.to_string(), "h2load", "-t1"])

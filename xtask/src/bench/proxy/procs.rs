@@ -4,6 +4,9 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -119,6 +122,122 @@ pub fn wait_http_ok(addr: SocketAddr, host: &str, path: &str, timeout: Duration)
             );
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The largest response [`get_text`] reads: a proxy's metrics page is some tens of KiB.
+const MAX_TEXT: u64 = 16 << 20;
+
+/// One HTTP/1.1 GET read to the end (the connection is closed after it); returns the body.
+/// Used for admin pages such as `/metrics`.
+pub fn get_text(addr: SocketAddr, path: &str) -> Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.take(MAX_TEXT)
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading http://{addr}{path}"))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("no HTTP response from http://{addr}{path}"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!(
+            "GET http://{addr}{path}: {}",
+            head.lines().next().unwrap_or_default()
+        );
+    }
+    Ok(body.to_string())
+}
+
+/// Pins this process and all its threads to `cpu` (where a benchmark's in-process backends
+/// run), so the processes under test have their cores to themselves.
+pub fn pin_self(cpu: usize) {
+    let pinned = Command::new("taskset")
+        .args([
+            "-a",
+            "-cp",
+            &cpu.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .status();
+    if !pinned.is_ok_and(|s| s.success()) {
+        eprintln!("bench: could not pin the backends to CPU {cpu}; figures may be noisier");
+    }
+}
+
+/// The last 20 lines of a log, for an error message.
+pub fn log_tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// What one watched process (with its descendants) used while a [`Watch`] ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// User plus system CPU seconds.
+    pub cpu_s: f64,
+    /// The largest resident memory seen, sampled every 100 ms, in bytes.
+    pub peak_rss: u64,
+}
+
+/// Watches the CPU time and memory of some processes while the caller runs a load.
+pub struct Watch {
+    ticks: f64,
+    sets: Vec<BTreeSet<u32>>,
+    cpu_before: Vec<f64>,
+    stop: Arc<AtomicBool>,
+    sampler: Option<JoinHandle<Vec<u64>>>,
+}
+
+impl Watch {
+    /// Starts watching `pids`, each with its descendants; none to watch is allowed.
+    pub fn start(pids: &[u32]) -> Watch {
+        let ticks = clock_ticks();
+        let sets: Vec<BTreeSet<u32>> = pids.iter().map(|&p| tree(p)).collect();
+        let cpu_before = sets.iter().map(|s| cpu_seconds(s, ticks)).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = (!sets.is_empty()).then(|| {
+            let (stop, sets) = (stop.clone(), sets.clone());
+            std::thread::spawn(move || {
+                let mut max = vec![0; sets.len()];
+                // Bounded by the stop flag, which `finish` sets after the load's bounded run.
+                while !stop.load(Relaxed) {
+                    for (m, s) in max.iter_mut().zip(&sets) {
+                        *m = (*m).max(rss_bytes(s));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                max
+            })
+        });
+        Watch {
+            ticks,
+            sets,
+            cpu_before,
+            stop,
+            sampler,
+        }
+    }
+
+    /// Stops watching; one [`Usage`] per watched process, in the order given.
+    pub fn finish(self) -> Vec<Usage> {
+        self.stop.store(true, Relaxed);
+        let rss = self.sampler.and_then(|s| s.join().ok()).unwrap_or_default();
+        self.sets
+            .iter()
+            .zip(&self.cpu_before)
+            .enumerate()
+            .map(|(i, (set, before))| Usage {
+                cpu_s: cpu_seconds(set, self.ticks) - before,
+                peak_rss: rss.get(i).copied().unwrap_or(0),
+            })
+            .collect()
     }
 }
 
