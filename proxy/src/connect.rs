@@ -38,6 +38,10 @@ pub use preconnect::{spawn_in_connection, with_preconnected};
 pub struct Connection {
     pub io: ProxyIo,
     pub peer: SocketAddr,
+    /// Its `tls` label: whether it is mesh TLS, and to which identity. A pooled connection
+    /// is reused only for an endpoint that would get the same label now, so a change of an
+    /// endpoint's identity never leaves requests on a connection made for the old one.
+    pub tls: Tls,
 }
 
 /// Reading a `Connection` reads its socket; detection uses this to see whether a server
@@ -216,15 +220,17 @@ impl Connect {
             }
             _ => Stream::from(stream),
         };
+        let tls = self.tls_for(endpoint);
         let metrics = self.metrics.tcp(TcpKey {
             direction: self.direction,
             peer: Peer::Dst,
             target: addr,
-            tls: self.tls_for(endpoint),
+            tls: tls.clone(),
         });
         Ok(Connection {
             io: MeteredIo::new(stream, metrics.open()),
             peer: addr,
+            tls,
         })
     }
 

@@ -30,9 +30,45 @@
 //! - **Inbound without iptables.** With `MESH_PROXY_INBOUND_FORWARD_ADDR`, a connection
 //!   made straight to the inbound port is forwarded there (a plain reverse proxy).
 //! - **Protocol detection** on every connection: HTTP/1, HTTP/2 prior knowledge (gRPC),
-//!   TLS (passed through untouched), anything else opaque. Ports in the opaque lists skip
-//!   it. A client silent for the server-speaks-first window (50 ms) makes the proxy
-//!   connect upstream; a server that speaks first is forwarded at once as opaque TCP.
+//!   TLS (passed through untouched, unless it is mesh TLS for this proxy), anything else
+//!   opaque. Ports in the opaque lists skip it. A client silent for the server-speaks-first
+//!   window (50 ms) makes the proxy connect upstream; a server that speaks first is
+//!   forwarded at once as opaque TCP.
+//!
+//! # Mesh TLS
+//!
+//! With an identity (see [`identity`]; today from certificate files, see the Environment
+//! tables), proxies talk to each other over mutually authenticated TLS, as Linkerd's do
+//! (see [`tls`]):
+//!
+//! - **Outbound**, to an endpoint discovery gives an identity (the control plane's
+//!   `tls_identity`, a namer line's `tls=`): TLS 1.3 (rustls with ring), SNI the
+//!   endpoint's identity, the proxy's certificate as client certificate, the server's chain
+//!   checked against the trust anchors and that name. HTTP and opaque TCP alike; the
+//!   connect timeout bounds the TCP connect and the handshake together. A failed handshake
+//!   answers 502 (`l5d-proxy-error: mesh TLS to ADDR expecting identity NAME: …`) and is
+//!   never moved to another endpoint or retried in plaintext. Before the proxy has its
+//!   first certificate it connects without a client certificate, as linkerd2-proxy does.
+//! - **Inbound**: a connection whose first bytes are a TLS ClientHello whose SNI is this
+//!   proxy's identity is terminated, and protocol detection runs on the decrypted stream. A
+//!   client certificate is asked for, verified against the trust anchors, and optional; its
+//!   DNS name is the client's identity. A ClientHello for another name (or none) is
+//!   forwarded untouched as before. The proxy waits at most the server-speaks-first window
+//!   (50 ms, or that default when the window is off) for a client's first byte, reads at
+//!   most 16 KiB of ClientHello, and finishes the handshake within the detect timeout
+//!   (10 s); a handshake that fails closes the connection. Plaintext clients are served
+//!   as before (no authorization policy yet).
+//! - The admin server's `/ready` answers 503 until the proxy holds its first certificate.
+//! - Certificates are replaced without a restart: connections opened after a change use
+//!   the new one. The identity itself (its name) is fixed for the life of the process.
+//! - No session resumption (no tickets, no cache), on either side.
+//!
+//! Unlike linkerd2-proxy, mesh-proxy negotiates no ALPN protocol, so Linkerd's opaque
+//! transport header (`transport.l5d.io/v1`) is not supported: mesh-proxy never sends one,
+//! and a linkerd2-proxy client, finding it not negotiated, sends none. That client sends
+//! opaque traffic for an endpoint with an opaque-transport hint to the endpoint's inbound
+//! port, with the real port only in the header; a mesh-proxy server has no target for
+//! such a connection and closes it. HTTP between the two works either way.
 //!
 //! # Discovery and balancing
 //!
@@ -100,12 +136,12 @@
 //! | `LINKERD2_PROXY_DESTINATION_CONTEXT` | empty; sent with every lookup as `context_token` |
 //! | `LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES` | `svc.cluster.local.`: names under these comma-separated suffixes are looked up (`.` is every name); others go to the next source |
 //! | `LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS` | unset: every address is looked up; else only addresses in these comma-separated `IP/PREFIX` networks |
-//! | `LINKERD2_PROXY_DESTINATION_SVC_NAME` | unset; the identity the `Destination` service will have to present once mesh TLS exists (read, not used yet) |
+//! | `LINKERD2_PROXY_DESTINATION_SVC_NAME` | unset; the identity the `Destination` service will have to present once its connection is mesh TLS (read, not used yet) |
 //! | `LINKERD2_PROXY_IDENTITY_SVC_ADDR` | unset (no identity: plaintext, `tls="no_identity"`); `host:port` of Linkerd's identity service (the injector writes `linkerd-identity-headless.linkerd.svc.cluster.local.:8080`), looked up again for each call. With it the proxy asks for a certificate at start-up and, as Linkerd's proxy does, serves no traffic (connections wait in the listen backlog) and answers `/ready` with 503 until it has one; the four variables below are then required. Ignored when `MESH_PROXY_IDENTITY_CERT_FILE` gives the certificate (see [`identity::certify`]) |
 //! | `LINKERD2_PROXY_IDENTITY_SVC_NAME` | the identity the service's certificate must name, chained to the trust anchors |
-//! | `LINKERD2_PROXY_IDENTITY_LOCAL_NAME` | the proxy's identity: the one name of its CSR and certificate |
+//! | `LINKERD2_PROXY_IDENTITY_LOCAL_NAME` | the proxy's identity: the one name of its CSR and certificate; with certificate files, a DNS name the certificate must carry (unset: its first DNS name) |
 //! | `LINKERD2_PROXY_IDENTITY_TOKEN_FILE` | the service-account token sent with each call, read again each time (the kubelet rotates it); at most 16 KiB, trailing whitespace removed; must exist and not be empty at start-up |
-//! | `LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS` | PEM bundle of the trust anchors |
+//! | `LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS` | PEM CA certificates every peer's certificate (and the proxy's own) must chain to; required with an identity source (files or the identity service), a malformed one exits 64 |
 //! | `LINKERD2_PROXY_IDENTITY_MIN_REFRESH`, `…_MAX_REFRESH` | `10s`, `24h`: a certificate is renewed after 70 % of the time it had left when it came, within these bounds. A failed call (each has 10s) keeps the current certificate, is logged as an error and is tried again after 1s, doubling to 60s, jittered (Linkerd waits `MIN_REFRESH` after every failure) |
 //! | `LINKERD2_PROXY_IDENTITY_DIR` | accepted and ignored: the key is made in memory and never written anywhere (Linkerd's proxy container writes its key and CSR there, to an in-memory volume, before the proxy starts) |
 //! | `LINKERD2_PROXY_INBOUND_DEFAULT_POLICY` | `all-unauthenticated`; or `all-authenticated`, `cluster-unauthenticated`, `cluster-authenticated`, `deny`, `audit` (every client; allowed requests and connections logged at `info` at most once a second, with `skipped=`, the rest at `debug`): who may use a port no control-plane policy covers (see [Inbound authorization](#inbound-authorization)) |
@@ -144,6 +180,7 @@
 //! | `MESH_PROXY_FS_NAMER_DIR` | unset | turns on discovery through a Linkerd 1 dtab over a file namer: `/#/io.l5d.fs/<name>` is the file `<name>` here, one `IP:PORT` (or `IP PORT`) per line, optionally ` tls=<identity>`; files are polled every 250 ms (at most 1 MiB and 10000 lines; bad lines skipped with a warning naming `file:line`). A request for host `web` is the name `/svc/web`, port left out (see [`outbound::discover::namer`]) |
 //! | `MESH_PROXY_DTAB` | `/svc => /#/io.l5d.fs` | the dtab, in Linkerd 1's syntax (at most 64 KiB); needs `MESH_PROXY_FS_NAMER_DIR`; a syntax error exits 64 with its line and column. The admin server's `PUT /dtab` replaces it at run time, `GET /dtab` prints it (loopback clients only) |
 //! | `MESH_PROXY_DTAB_FILE` | unset | a file holding the dtab, read once at start-up; setting both this and `MESH_PROXY_DTAB` is an error |
+//! | `MESH_PROXY_IDENTITY_CERT_FILE`, `MESH_PROXY_IDENTITY_KEY_FILE` | unset | the proxy's identity from files, for running without a control plane: a PEM certificate chain (leaf first) and its key (PKCS#8 `PRIVATE KEY`, or SEC1 `EC PRIVATE KEY`), at most 1 MiB each. Both are needed, with `LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS`. Checked at start-up (key matches, chain leads to an anchor, not expired, names the identity; else exit 64), then read every 500 ms: new contents that pass the checks are used from the next connection on, others are ignored with a warning (see [`identity::files`]) |
 //!
 //! # Errors
 //!
@@ -199,10 +236,19 @@
 //! - `process_cpu_seconds_total`, `process_resident_memory_bytes`,
 //!   `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`,
 //!   `process_start_time_seconds`, and `proxy_build_info`.
+//! - `identity_cert_expiration_timestamp_seconds` (gauge, Linkerd's): when the proxy's
+//!   current certificate expires, in seconds since the Unix epoch; present once it has one.
 //!
-//! Until mesh TLS exists, `tls` is always `no_identity`, with `no_tls_reason`
-//! `no_tls_from_remote` (inbound), `loopback` (outbound accepted connections) or
-//! `not_provided_by_service_discovery` (outbound requests and upstream connections).
+//! `tls` is Linkerd's label. Mesh TLS: `tls="true"` with `client_id` (inbound, the
+//! client's identity, empty when it sent no certificate) or `server_id` (outbound, the
+//! identity the endpoint proved). Plaintext: `tls="no_identity"` with `no_tls_reason`
+//! `no_tls_from_remote` (inbound clients that did not start mesh TLS for this proxy),
+//! `loopback` (the application's connections to its proxy and the inbound proxy's to the
+//! application) or `not_provided_by_service_discovery` (outbound endpoints without an
+//! identity, and every endpoint while the proxy has no identity of its own; Linkerd,
+//! whose identity can no longer be turned off, would write `tls="disabled"` there). HTTP
+//! metrics take the client connection's label inbound and the endpoint connection's
+//! outbound. Tap's `tls` field is `true` or `no_identity`.
 //! A response is a `failure` if its status is 5xx, its `grpc-status` is not 0, or its
 //! stream failed, as in Linkerd; 4xx are successes. The `error` label says what the proxy
 //! saw (`connect`, `connect_timeout`, `response_timeout`, `upstream`, `unavailable`,
@@ -290,9 +336,11 @@
 //! - **Logs.** Refused requests and connections are logged at `info` at most once a second
 //!   (with `skipped=` counting the ones left out), the rest at `debug`; the counters count
 //!   every one.
-//! - **Mesh TLS is not terminated yet**: every client counts as plaintext, so the
-//!   `*-authenticated` defaults, and authorizations that ask for mesh TLS or an identity,
-//!   refuse every client for now.
+//! - **Who the client is** comes from inbound mesh TLS (see [`tls`]): a client whose
+//!   ClientHello names this proxy's identity and that presents a certificate chaining to the
+//!   trust anchors is authenticated as that certificate's DNS name; TLS without a client
+//!   certificate is unauthenticated TLS; anything else (plaintext, or TLS for another name,
+//!   passed through) is a plaintext client, which the `*-authenticated` policies refuse.
 //! - **The admin server is outside policy.** Its `/ready`, `/live` and `/metrics` answer
 //!   every client under any policy (`/shutdown`, `/proxy-log-level` and `/dtab` only the pod
 //!   itself). linkerd2-proxy applies policy to its admin port too, where its policy
@@ -306,6 +354,7 @@
 //! # Invariants
 //!
 //! - The proxy depends on no other mesh crate and never talks to Kubernetes.
+//! - One TLS provider, ring, passed explicitly to every rustls builder; TLS 1.3 only.
 //! - Only `io::orig_dst` calls `getsockopt`, through nix's safe wrapper: no `unsafe`.
 //! - The data path never blocks on metrics: label sets are resolved per connection and
 //!   counters are atomics.

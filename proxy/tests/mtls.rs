@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use support::backend::Backend;
 use support::certs::{Identity, Pki, start_of};
-use support::client::H2Client;
+use support::client::{H1Client, H2Client};
 use support::{Proxy, curl, eventually, metric_sum, metric_value};
 
 const SERVER: &str = "web.ns.serviceaccount.identity.linkerd.cluster.local";
@@ -195,6 +195,40 @@ fn an_endpoint_without_the_expected_identity_gets_no_plaintext() {
     assert!(
         !contains(&got, b"secret"),
         "the request leaked in plaintext"
+    );
+}
+
+#[test]
+fn an_endpoint_that_gains_an_identity_is_not_reached_on_its_plaintext_connection() {
+    let pki = Pki::new();
+    let (server, client) = (pki.identity(SERVER, 2100), pki.identity(CLIENT, 2100));
+    let backend = Backend::start();
+    let inbound = inbound_to(&pki, &server, backend.addr, &[]);
+    let (outbound, dir) = outbound_to(&pki, &client, inbound.inbound, SERVER);
+    let endpoint = format!("{} {}", inbound.inbound.ip(), inbound.inbound.port());
+    std::fs::write(dir.path().join("web"), format!("{endpoint}\n")).unwrap();
+    let mut keep_alive = H1Client::connect(outbound.outbound);
+    let plain = "tls=\"no_identity\",no_tls_reason=\"no_tls_from_remote\"";
+    let client_id = format!("tls=\"true\",client_id=\"{CLIENT}\"");
+    assert!(eventually(Duration::from_secs(5), || {
+        assert_eq!(keep_alive.get("http://web/").unwrap().status, 200);
+        metric_sum(&inbound.metrics(), "request_total", &[plain]) >= 1.0
+    }));
+
+    // The namer now says the endpoint has an identity: the same client connection's next
+    // requests go over mesh TLS, not over the upstream connection it used so far.
+    std::fs::write(dir.path().join("web"), format!("{endpoint} tls={SERVER}\n")).unwrap();
+    assert!(eventually(Duration::from_secs(5), || {
+        assert_eq!(keep_alive.get("http://web/").unwrap().status, 200);
+        metric_sum(&inbound.metrics(), "request_total", &[&client_id]) >= 1.0
+    }));
+    let before = metric_sum(&inbound.metrics(), "request_total", &[plain]);
+    for _ in 0..5 {
+        assert_eq!(keep_alive.get("http://web/").unwrap().status, 200);
+    }
+    assert_eq!(
+        metric_sum(&inbound.metrics(), "request_total", &[plain]),
+        before
     );
 }
 

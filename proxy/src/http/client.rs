@@ -14,6 +14,7 @@ use super::h1::H1Conn;
 use super::h2::{self, H2Conn};
 use crate::config::{H2Windows, PoolIdleTimeout};
 use crate::connect::Connection;
+use crate::metrics::Tls;
 
 #[derive(Debug)]
 struct Idle {
@@ -46,12 +47,16 @@ impl Pool {
         pool
     }
 
-    /// Takes the most recently used idle connection that is still usable.
-    pub fn checkout_h1(&self, endpoint: &SocketAddr) -> Option<Box<H1Conn>> {
+    /// Takes the most recently used idle connection that is still usable and was made
+    /// with the `tls` label the endpoint gets now (see `Connection::tls`); others are closed.
+    pub fn checkout_h1(&self, endpoint: &SocketAddr, tls: &Tls) -> Option<Box<H1Conn>> {
         let mut map = self.h1.lock().unwrap_or_else(|e| e.into_inner());
         let idle = map.get_mut(endpoint)?;
         while let Some(entry) = idle.pop() {
-            if entry.since.elapsed() < self.idle_timeout && entry.conn.is_usable() {
+            if entry.since.elapsed() < self.idle_timeout
+                && entry.conn.tls() == tls
+                && entry.conn.is_usable()
+            {
                 return Some(entry.conn);
             }
         }
@@ -73,10 +78,13 @@ impl Pool {
         }
     }
 
-    /// The shared HTTP/2 connection to `endpoint`, if one is open.
-    pub fn h2(&self, endpoint: &SocketAddr) -> Option<H2Conn> {
+    /// The shared HTTP/2 connection to `endpoint`, if one is open with the `tls` label the
+    /// endpoint gets now.
+    pub fn h2(&self, endpoint: &SocketAddr, tls: &Tls) -> Option<H2Conn> {
         let map = self.h2.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(endpoint).filter(|c| !c.is_closed()).cloned()
+        map.get(endpoint)
+            .filter(|c| !c.is_closed() && c.tls == *tls)
+            .cloned()
     }
 
     pub fn insert_h2(&self, endpoint: &SocketAddr, conn: H2Conn) {

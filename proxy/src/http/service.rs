@@ -500,13 +500,17 @@ impl<U: Upstream> ProxyService<U> {
     ) -> Result<(Box<H1Conn>, bool), ProxyError> {
         let addr = endpoint.addr;
         if !fresh_only {
+            let tls = self.http.upstream.tls(endpoint);
             let mut inner = self.lock();
             match inner.sticky.take() {
-                Some((e, conn)) if e == addr && conn.is_usable() => return Ok((conn, true)),
+                Some((e, conn)) if e == addr && *conn.tls() == tls && conn.is_usable() => {
+                    return Ok((conn, true));
+                }
                 Some((e, conn)) if e != addr => self.conn.pool.checkin_h1(&e, conn),
+                // Stale, or made for another identity: closed.
                 _ => {}
             }
-            if let Some(conn) = self.conn.pool.checkout_h1(&addr) {
+            if let Some(conn) = self.conn.pool.checkout_h1(&addr, &tls) {
                 return Ok((conn, true));
             }
         }

@@ -255,6 +255,13 @@ pub fn check_credentials(
     anchors: &TrustAnchors,
     now: SystemTime,
 ) -> Result<(), IdentityError> {
+    let untrusted = |reason: String| IdentityError::Untrusted {
+        name: credentials.name.clone(),
+        reason,
+    };
+    let Some((leaf, intermediates)) = credentials.chain.split_first() else {
+        return Err(untrusted("the chain is empty".to_owned()));
+    };
     let key = PROVIDER
         .key_provider
         .load_private_key(PrivateKeyDer::Pkcs8(credentials.key.clone_key()))
@@ -267,10 +274,6 @@ pub fn check_credentials(
             ));
         }
     }
-    let untrusted = |reason: String| IdentityError::Untrusted {
-        name: credentials.name.clone(),
-        reason,
-    };
     let name = ServerName::try_from(credentials.name.as_str())
         .map_err(|e| untrusted(e.to_string()))?
         .to_owned();
@@ -280,9 +283,6 @@ pub fn check_credentials(
     let since_epoch = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let Some((leaf, intermediates)) = credentials.chain.split_first() else {
-        return Err(untrusted("the chain is empty".to_owned()));
-    };
     verifier
         .verify_server_cert(
             leaf,

@@ -41,6 +41,7 @@ pub use head::{
 use super::h2::H2Body;
 use crate::connect::Connection;
 use crate::io::ProxyIo;
+use crate::metrics::Tls;
 use crate::target::Logical;
 
 /// Reads are at least this large, so a typical response arrives in one read.
@@ -103,6 +104,7 @@ pub struct H1Conn {
     /// Bytes read and not yet consumed: the rest of a response, or nothing when idle.
     pub(in crate::http) read_buf: BytesMut,
     peer: SocketAddr,
+    tls: Tls,
     pub(in crate::http) max_head: usize,
 }
 
@@ -217,12 +219,18 @@ impl H1Conn {
             io: conn.io,
             read_buf: BytesMut::with_capacity(READ_CHUNK),
             peer: conn.peer,
+            tls: conn.tls,
             max_head,
         })
     }
 
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// The `tls` label the connection was made with (see `Connection::tls`).
+    pub fn tls(&self) -> &Tls {
+        &self.tls
     }
 
     /// Whether an idle connection can take a request: the server has sent nothing since

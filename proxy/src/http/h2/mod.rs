@@ -47,6 +47,8 @@ pub fn server_builder(limits: &Limits, windows: &H2Windows) -> h2::server::Build
 pub struct H2Conn {
     pub sender: h2::client::SendRequest<Bytes>,
     pub peer: SocketAddr,
+    /// The `tls` label the connection was made with (see `Connection::tls`).
+    pub tls: crate::metrics::Tls,
     /// Set when the connection's task ends, so the pool stops handing it out.
     closed: Arc<AtomicBool>,
 }
@@ -73,7 +75,7 @@ pub fn unprocessed(e: &h2::Error) -> bool {
 
 /// Starts HTTP/2 (prior knowledge) on a new upstream connection; a task drives it.
 pub async fn handshake(conn: Connection, windows: &H2Windows) -> Result<H2Conn, h2::Error> {
-    let peer = conn.peer;
+    let (peer, tls) = (conn.peer, conn.tls);
     let (sender, driver) = h2::client::Builder::new()
         .enable_push(false)
         .initial_window_size(windows.stream)
@@ -94,6 +96,7 @@ pub async fn handshake(conn: Connection, windows: &H2Windows) -> Result<H2Conn, 
     Ok(H2Conn {
         sender,
         peer,
+        tls,
         closed,
     })
 }

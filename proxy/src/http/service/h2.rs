@@ -375,7 +375,7 @@ impl<U: Upstream> ProxyService<U> {
     /// The endpoint's shared upstream connection, opened on first use.
     async fn h2_conn(&self, endpoint: &Endpoint) -> Result<H2Conn, ProxyError> {
         let pool = &self.conn.pool;
-        if let Some(c) = pool.h2(&endpoint.addr) {
+        if let Some(c) = pool.h2(&endpoint.addr, &self.http.upstream.tls(endpoint)) {
             return Ok(c);
         }
         let conn = self.connect(endpoint).await?;
