@@ -20,18 +20,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::BIN;
 use support::destination::Destination;
-use support::{BIN, eventually};
+use support::netns::{DEADLINE, Lab, PROXY_UID, PYTHON, Pod, ProcId, require};
 
-const PROXY_UID: &str = "2102";
-/// Python from Debian: the pyenv shim cannot run in every environment.
-const PYTHON: &str = "/usr/bin/python3";
 const WEB: &str = "web.ns.svc.cluster.local:8080";
 
 /// An HTTP/1.1 server that answers every GET with its name.
@@ -89,237 +83,96 @@ while True:
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 "#;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Fails, saying why, unless this runs as root with the tools on PATH.
-fn require_root_and_tools() {
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| text(&o.stdout))
-        .unwrap_or_default();
-    assert_eq!(
-        uid.trim(),
-        "0",
-        "this test needs root for a network namespace and iptables; CI runs as root"
+/// `GET http://127.0.0.1:8080/` from root in the namespace (so redirected), with
+/// `Host: host`; the body (the name of whoever answered).
+fn get(lab: &Lab, ns: &Pod, proxy: ProcId, host: &str) -> String {
+    let reply = lab.curl(
+        ns,
+        &["-H", &format!("Host: {host}")],
+        "http://127.0.0.1:8080/",
     );
-    for bin in ["ip", "iptables-nft", "setpriv", "curl", PYTHON] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {bin} >/dev/null")])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            found,
-            "{bin} is missing; `cargo xtask deps` installs the test packages"
-        );
-    }
+    assert_eq!(
+        reply.status,
+        200,
+        "curl with Host {host}: {reply:?}\nproxy logs:\n{}",
+        lab.output(proxy)
+    );
+    reply.body.trim().to_string()
 }
 
-/// A namespace with only loopback, and the processes started in it. Drop kills the
-/// processes, then deletes the namespace, even on failure.
-struct Namespace {
-    name: String,
-    children: Vec<Child>,
-    dir: PathBuf,
-    proxy_logs: Arc<Mutex<String>>,
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Namespace {
-    fn new() -> Namespace {
-        let pid = std::process::id();
-        let name = format!("mpt{pid}");
-        let dir = std::env::temp_dir().join(format!("mesh-transparent-{pid}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ip netns add: {}", text(&out.stderr));
-        let ns = Namespace {
-            name: name.clone(),
-            children: Vec::new(),
-            dir,
-            proxy_logs: Arc::default(),
-        };
-        ns.run(&["ip", "link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn command(&self, cmd: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).args(cmd);
-        c
-    }
-
-    fn run(&self, cmd: &[&str]) -> String {
-        let out = self.command(cmd).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    /// Starts a Python script that prints `ready` once it listens.
-    fn python(&mut self, script: &str, args: &[&str]) {
-        let mut cmd = self.command(&[PYTHON, "-c", script]);
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
-        let mut child = cmd.spawn().expect("start python in the namespace");
-        let stdout = child.stdout.take().unwrap();
-        self.children.push(child);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
-        assert_eq!(line.trim(), "ready", "python {args:?} did not start");
-    }
-
-    /// The proxy, as the uid iptables exempts, with its control plane at 127.0.0.1:8086.
-    fn proxy(&mut self) {
-        let mut cmd = self.command(&[
-            "setpriv",
-            &format!("--reuid={PROXY_UID}"),
-            &format!("--regid={PROXY_UID}"),
-            "--clear-groups",
-            BIN,
-        ]);
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy();
-            if k.starts_with("LINKERD2_PROXY_") || k.starts_with("MESH_PROXY_") {
-                cmd.env_remove(&*k);
-            }
-        }
-        cmd.env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:4140")
-            .env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "127.0.0.1:4143")
-            .env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", "127.0.0.1:4191")
-            .env("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start mesh-proxy in the namespace");
-        let stderr = child.stderr.take().unwrap();
-        self.children.push(child);
-        let logs = self.proxy_logs.clone();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stderr);
-            let mut buf = [0; 4096];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                logs.lock().unwrap().push_str(&text(&buf[..n]));
-            }
-        });
-        let ready = eventually(Duration::from_secs(10), || {
-            let out = self
-                .command(&[
-                    "curl",
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "http://127.0.0.1:4191/ready",
-                ])
-                .output()
-                .unwrap();
-            text(&out.stdout) == "200"
-        });
-        assert!(ready, "the proxy never became ready:\n{}", self.logs());
-    }
-
-    fn logs(&self) -> String {
-        self.proxy_logs.lock().unwrap().clone()
-    }
-
-    /// `GET http://127.0.0.1:8080/` from root in the namespace (so redirected), with
-    /// `Host: host`; the body (the name of whoever answered).
-    fn get(&self, host: &str) -> String {
-        let out = self
-            .command(&[
-                "curl",
-                "-sS",
-                "--max-time",
-                "5",
-                "-H",
-                &format!("Host: {host}"),
-                "http://127.0.0.1:8080/",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "curl with Host {host}: {}\nproxy logs:\n{}",
-            text(&out.stderr),
-            self.logs()
-        );
-        text(&out.stdout).trim().to_string()
-    }
+/// Starts a Python script that prints `ready` once it listens.
+fn python(lab: &mut Lab, ns: &Pod, script: &str, args: &[&str]) {
+    let cmd = [&[PYTHON, "-c", script][..], args].concat();
+    let id = lab.spawn(ns, false, &cmd, &[]);
+    assert!(
+        lab.wait_output(id, "ready", DEADLINE),
+        "python {args:?} did not start: {}",
+        lab.output(id)
+    );
 }
 
 #[test]
 fn redirected_requests_follow_the_control_plane_or_their_original_destination() {
-    require_root_and_tools();
-    let mut ns = Namespace::new();
-    let socket = ns.dir.join("destination.sock");
+    require(&["iptables-nft"]);
+    let mut lab = Lab::new(BIN);
+    let ns = lab.namespace("transparent");
+    let socket = lab.dir.join("destination.sock");
     let dst = Destination::start_unix(&socket);
     dst.set(WEB, &["127.0.0.1:9090".parse().unwrap()]);
 
-    ns.python(NAMED_SERVER, &["8080", "original"]);
-    ns.python(NAMED_SERVER, &["9090", "discovered"]);
-    ns.python(UNIX_FORWARDER, &["8086", socket.to_str().unwrap()]);
+    python(&mut lab, &ns, NAMED_SERVER, &["8080", "original"]);
+    python(&mut lab, &ns, NAMED_SERVER, &["9090", "discovered"]);
+    python(
+        &mut lab,
+        &ns,
+        UNIX_FORWARDER,
+        &["8086", socket.to_str().unwrap()],
+    );
     // The application's connections to 127.0.0.1:8080 go to the proxy; the proxy's own
     // connections are exempt by uid.
-    ns.run(&[
-        "iptables-nft",
-        "-t",
-        "nat",
-        "-A",
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "-d",
-        "127.0.0.1",
-        "--dport",
-        "8080",
-        "-m",
-        "owner",
-        "!",
-        "--uid-owner",
-        PROXY_UID,
-        "-j",
-        "REDIRECT",
-        "--to-ports",
-        "4140",
-    ]);
-    ns.proxy();
+    lab.run(
+        &ns,
+        &[
+            "iptables-nft",
+            "-t",
+            "nat",
+            "-A",
+            "OUTPUT",
+            "-p",
+            "tcp",
+            "-d",
+            "127.0.0.1",
+            "--dport",
+            "8080",
+            "-m",
+            "owner",
+            "!",
+            "--uid-owner",
+            PROXY_UID,
+            "-j",
+            "REDIRECT",
+            "--to-ports",
+            "4140",
+        ],
+    );
+    // The proxy, as the uid iptables exempts, with its control plane at 127.0.0.1:8086.
+    let proxy = lab.proxy(
+        &ns,
+        &[
+            ("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "127.0.0.1:4143"),
+            ("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "127.0.0.1:8086"),
+        ],
+    );
+    lab.wait_proxy_ready(&ns);
+    let get = |host: &str| get(&lab, &ns, proxy, host);
 
     // A name the control plane knows goes to its endpoints; the rest to where the
     // connection was going.
-    assert_eq!(ns.get(WEB), "discovered");
-    assert_eq!(ns.get("other.ns.svc.cluster.local:8080"), "original");
-    assert_eq!(ns.get("127.0.0.1:8080"), "original");
+    assert_eq!(get(WEB), "discovered");
+    assert_eq!(get("other.ns.svc.cluster.local:8080"), "original");
+    assert_eq!(get("127.0.0.1:8080"), "original");
     // Outside the profile suffixes, the control plane is not asked.
-    assert_eq!(ns.get("example.com"), "original");
+    assert_eq!(get("example.com"), "original");
     let gets = dst.gets();
     assert!(gets.iter().any(|g| g == WEB), "{gets:?}");
     assert!(!gets.iter().any(|g| g.contains("example.com")), "{gets:?}");
@@ -328,15 +181,13 @@ fn redirected_requests_follow_the_control_plane_or_their_original_destination() 
     // asked goes to its original destination at once.
     dst.kill();
     assert!(
-        eventually(Duration::from_secs(10), || ns
-            .logs()
-            .contains("destination lookup failed")),
+        lab.wait_output(proxy, "destination lookup failed", Duration::from_secs(10)),
         "the proxy did not notice the control plane was gone:\n{}",
-        ns.logs()
+        lab.output(proxy)
     );
-    assert_eq!(ns.get(WEB), "discovered");
+    assert_eq!(get(WEB), "discovered");
     let start = Instant::now();
-    assert_eq!(ns.get("third.ns.svc.cluster.local:8080"), "original");
+    assert_eq!(get("third.ns.svc.cluster.local:8080"), "original");
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "waited {:?} for a control plane that is gone",

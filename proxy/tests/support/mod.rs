@@ -9,6 +9,7 @@ pub mod backend;
 pub mod certs;
 pub mod client;
 pub mod destination;
+pub mod netns;
 pub mod policy;
 pub mod replica;
 
@@ -17,6 +18,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[allow(unused_imports)] // Not every test reads metrics.
+pub use netns::metric_sum;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mesh-proxy");
 
@@ -347,14 +351,4 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     f()
-}
-
-/// The sum of the values of every line of metric `name` whose labels contain all of
-/// `labels` (each written `key="value"`).
-pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| labels.iter().all(|want| l.contains(want)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }

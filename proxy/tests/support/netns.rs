@@ -1,0 +1,609 @@
+//! Pods in network namespaces, for tests that run the real `mesh-proxy` as a cluster runs it:
+//! each pod a namespace with `mesh-proxy init`'s iptables rules and a proxy running as the
+//! proxy user, the pods on one bridge (the node's pod network) in a namespace of its own,
+//! and, when a control plane runs in the test process, the host joined to that bridge.
+//!
+//! ```text
+//!  host (the test, a control plane) 10.A.B.1 ──veth── [lan: bridge] ──veth── pod 10.A.B.n
+//!                                                                  └─veth── pod 10.A.B.m
+//! ```
+//!
+//! `A` comes from the test process's id and `B` counts labs within it, so tests and test
+//! binaries running at once do not share addresses; only a joined host holds one outside
+//! the namespaces. Dropping a [`Lab`] kills its processes and deletes its namespaces, which
+//! removes every veth with them, even when the test fails.
+//!
+//! The controller's tests include this file by path, so it uses the standard library only
+//! and takes the `mesh-proxy` binary as an argument.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The uid the proxy runs as, which `mesh-proxy init` exempts from redirection.
+pub const PROXY_UID: &str = "2102";
+/// Python from Debian: the pyenv shim cannot run as the proxy's uid.
+pub const PYTHON: &str = "/usr/bin/python3";
+/// Where the application in a pod listens (every address).
+pub const APP_PORT: u16 = 8080;
+/// Linkerd's admin port, on the pod's loopback here.
+pub const ADMIN: &str = "127.0.0.1:4191";
+/// The tools every lab needs.
+pub const TOOLS: &[&str] = &["ip", "setpriv", "curl", PYTHON];
+
+/// How long a start or a condition may take before a test gives up.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// An HTTP/1 application: answers every request with 200 and `hello from <name>`, closing
+/// the connection, and prints `request <request line>` for each. A connection whose first
+/// byte cannot begin a request method gets 400 at once, as nginx answers, and is printed as
+/// `not-http <first byte in hex>`. Prints `ready` once it listens.
+pub const APP: &str = r#"
+import socket, sys, threading
+port, name = int(sys.argv[1]), sys.argv[2]
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("0.0.0.0", port))
+ls.listen(128)
+print("ready", flush=True)
+def handle(c):
+    try:
+        c.settimeout(10)
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            data = c.recv(4096)
+            if not data:
+                return
+            if not head and not (65 <= data[0] <= 90):
+                print("not-http %02x" % data[0], flush=True)
+                c.sendall(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                return
+            head += data
+        print("request %s" % head.split(b"\r\n", 1)[0].decode("latin-1"), flush=True)
+        body = ("hello from %s\n" % name).encode()
+        c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
+    except OSError:
+        pass
+    finally:
+        c.close()
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+"#;
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What keeps a lab from running here: not root, or a missing tool (beyond [`TOOLS`]).
+pub fn missing(tools: &[&str]) -> Option<String> {
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| text(&o.stdout))
+        .unwrap_or_default();
+    if uid.trim() != "0" {
+        return Some("not root: network namespaces, veth and iptables need root".into());
+    }
+    TOOLS.iter().chain(tools).find_map(|bin| {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {bin} >/dev/null")])
+            .status()
+            .is_ok_and(|s| s.success());
+        (!found).then(|| format!("{bin} is missing; `cargo xtask deps` installs the test packages"))
+    })
+}
+
+/// Fails saying why, unless the lab can run (for tests CI must run as root).
+pub fn require(tools: &[&str]) {
+    if let Some(why) = missing(tools) {
+        panic!("{why}");
+    }
+}
+
+/// Whether `test` must be skipped here; prints why if so.
+pub fn skip(test: &str, tools: &[&str]) -> bool {
+    let why = missing(tools);
+    if let Some(why) = &why {
+        eprintln!("skipping {test}: {why}");
+    }
+    why.is_some()
+}
+
+/// A network namespace of a lab, and its address on the lab's bridge (none for a
+/// namespace with loopback only).
+#[derive(Clone, Debug)]
+pub struct Pod {
+    pub ns: String,
+    pub ip: Option<Ipv4Addr>,
+}
+
+impl Pod {
+    /// The pod's address on the bridge (panics for a loopback-only namespace).
+    pub fn ip(&self) -> Ipv4Addr {
+        self.ip.expect("the namespace is on the lab's bridge")
+    }
+}
+
+/// An index into a lab's processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcId(usize);
+
+struct Proc {
+    child: Child,
+    what: String,
+    /// stdout and stderr, as they come.
+    output: Arc<Mutex<String>>,
+}
+
+/// A curl answer: the status (0 when none came), the head and the body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+    /// curl's own complaint, when the request failed.
+    pub error: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Namespaces, the bridge between them, and the processes in them.
+pub struct Lab {
+    /// Short and unique among running tests: interface names have 15 bytes.
+    id: String,
+    proxy_bin: PathBuf,
+    /// A directory for the lab's files, readable by the proxy user.
+    pub dir: PathBuf,
+    /// `10.A.B`: the bridge's /24.
+    subnet: [u8; 3],
+    lan: Option<String>,
+    host_link: Option<String>,
+    namespaces: Vec<String>,
+    next_host: u8,
+    procs: Vec<Proc>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for proc in &mut self.procs {
+            let _ = proc.child.kill();
+            let _ = proc.child.wait();
+        }
+        for ns in self.namespaces.iter().chain(&self.lan) {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        // Gone with its peer in the bridge's namespace; deleted here in case that failed.
+        if let Some(link) = &self.host_link {
+            let _ = Command::new("ip").args(["link", "del", link]).output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(out.status.success(), "ip {args:?}: {}", text(&out.stderr));
+}
+
+impl Lab {
+    /// A lab whose proxies are `proxy_bin`.
+    pub fn new(proxy_bin: impl Into<PathBuf>) -> Lab {
+        static LABS: AtomicU32 = AtomicU32::new(0);
+        let pid = std::process::id();
+        let n = LABS.fetch_add(1, Ordering::Relaxed) % 256;
+        let id = format!("{pid:x}{n:02x}");
+        let dir = std::env::temp_dir().join(format!("mesh-lab-{id}"));
+        std::fs::create_dir_all(&dir).expect("create the lab's directory");
+        // The proxy user reads tokens and certificates here.
+        let _ = Command::new("chmod").arg("755").arg(&dir).status();
+        Lab {
+            id,
+            proxy_bin: proxy_bin.into(),
+            dir,
+            subnet: [10, 200 + (pid % 50) as u8, n as u8],
+            lan: None,
+            host_link: None,
+            namespaces: Vec::new(),
+            next_host: 2,
+            procs: Vec::new(),
+        }
+    }
+
+    fn addr(&self, host: u8) -> Ipv4Addr {
+        let [a, b, c] = self.subnet;
+        Ipv4Addr::new(a, b, c, host)
+    }
+
+    /// A namespace with loopback only, named `mesh-<lab>-<name>`.
+    pub fn namespace(&mut self, name: &str) -> Pod {
+        let ns = format!("mesh-{}-{name}", self.id);
+        ip(&["netns", "add", &ns]);
+        self.namespaces.push(ns.clone());
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        Pod { ns, ip: None }
+    }
+
+    /// The namespace holding the bridge, made on first use.
+    fn lan(&mut self) -> String {
+        if let Some(lan) = &self.lan {
+            return lan.clone();
+        }
+        let lan = format!("mesh-{}-lan", self.id);
+        ip(&["netns", "add", &lan]);
+        self.lan = Some(lan.clone());
+        ip(&["-n", &lan, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &lan, "link", "set", "br0", "up"]);
+        lan
+    }
+
+    /// A namespace on the bridge, with the next address (`eth0`, a /24).
+    pub fn pod(&mut self, name: &str) -> Pod {
+        let lan = self.lan();
+        let mut pod = self.namespace(name);
+        let host = self.next_host;
+        self.next_host += 1;
+        let port = format!("m{}b{host}", self.id);
+        ip(&[
+            "-n", &pod.ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns",
+            &lan,
+        ]);
+        ip(&["-n", &lan, "link", "set", &port, "master", "br0", "up"]);
+        let addr = self.addr(host);
+        ip(&[
+            "-n",
+            &pod.ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &pod.ns, "link", "set", "eth0", "up"]);
+        pod.ip = Some(addr);
+        pod
+    }
+
+    /// Joins the host (the test process's namespace) to the bridge; its address there,
+    /// where a server in the test process can listen for the pods.
+    pub fn join_host(&mut self) -> Ipv4Addr {
+        let lan = self.lan();
+        let link = format!("m{}h", self.id);
+        let port = format!("m{}b1", self.id);
+        ip(&[
+            "link", "add", &link, "type", "veth", "peer", "name", &port, "netns", &lan,
+        ]);
+        self.host_link = Some(link.clone());
+        ip(&["-n", &lan, "link", "set", &port, "master", "br0", "up"]);
+        let addr = self.addr(1);
+        ip(&["addr", "add", &format!("{addr}/24"), "dev", &link]);
+        ip(&["link", "set", &link, "up"]);
+        addr
+    }
+
+    fn command(&self, pod: &Pod, cmd: &[&str]) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &pod.ns]).args(cmd);
+        command
+    }
+
+    /// Runs `cmd` in `pod` (as root) to the end.
+    pub fn exec(&self, pod: &Pod, cmd: &[&str]) -> Output {
+        self.command(pod, cmd).output().expect("run ip netns exec")
+    }
+
+    /// Runs `cmd` in `pod`, which must succeed; its stdout.
+    pub fn run(&self, pod: &Pod, cmd: &[&str]) -> String {
+        let out = self.exec(pod, cmd);
+        assert!(
+            out.status.success(),
+            "{cmd:?} in {}: {}{}",
+            pod.ns,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// `mesh-proxy init` in `pod` with the flags the injected `linkerd-init` container
+    /// passes, on the iptables `backend` (`nft` or `legacy`).
+    pub fn init(&self, pod: &Pod, backend: &str) {
+        let bin = format!("iptables-{backend}");
+        let save = format!("{bin}-save");
+        let proxy = self.proxy_bin.to_string_lossy();
+        self.run(
+            pod,
+            &[
+                &proxy,
+                "init",
+                "--firewall-bin-path",
+                &bin,
+                "--firewall-save-bin-path",
+                &save,
+                "--ipv6=false",
+                "--incoming-proxy-port",
+                "4143",
+                "--outgoing-proxy-port",
+                "4140",
+                "--proxy-uid",
+                PROXY_UID,
+                "--inbound-ports-to-ignore",
+                "4190,4191",
+                // Legacy iptables takes a machine-wide lock that other tests may hold.
+                "--use-wait-flag",
+            ],
+        );
+    }
+
+    /// Starts `cmd` in `pod`, as the proxy user when `as_proxy` is set, its output kept.
+    pub fn spawn(
+        &mut self,
+        pod: &Pod,
+        as_proxy: bool,
+        cmd: &[&str],
+        env: &[(&str, &str)],
+    ) -> ProcId {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &pod.ns]);
+        if as_proxy {
+            command.args([
+                "setpriv",
+                &format!("--reuid={PROXY_UID}"),
+                &format!("--regid={PROXY_UID}"),
+                "--clear-groups",
+            ]);
+        }
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if k.starts_with("LINKERD2_PROXY_") || k.starts_with("MESH_PROXY_") {
+                command.env_remove(&*k);
+            }
+        }
+        command
+            .args(cmd)
+            .envs(env.iter().copied())
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {cmd:?} in {}: {e}", pod.ns));
+        let output = Arc::new(Mutex::new(String::new()));
+        let stdout = child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
+        for pipe in [stdout, stderr].into_iter().flatten() {
+            let sink = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    let mut out = sink.lock().unwrap_or_else(|e| e.into_inner());
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            });
+        }
+        let what = format!("{} in {}", cmd.first().copied().unwrap_or_default(), pod.ns);
+        self.procs.push(Proc {
+            child,
+            what,
+            output,
+        });
+        ProcId(self.procs.len() - 1)
+    }
+
+    /// Everything a process printed so far.
+    pub fn output(&self, id: ProcId) -> String {
+        let out = &self.procs[id.0].output;
+        out.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Polls a process's output until it holds `needle` (at most `limit`).
+    pub fn wait_output(&self, id: ProcId, needle: &str, limit: Duration) -> bool {
+        poll(limit, || self.output(id).contains(needle))
+    }
+
+    /// Stops a process (it stays listed, its output kept).
+    pub fn kill(&mut self, id: ProcId) {
+        let proc = &mut self.procs[id.0];
+        let _ = proc.child.kill();
+        let _ = proc.child.wait();
+    }
+
+    /// Panics, with its output, if a process has exited.
+    fn check_running(&mut self, waiting_for: &str) {
+        for proc in &mut self.procs {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                let output = proc
+                    .output
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                panic!(
+                    "{} exited ({status}) while waiting for {waiting_for}:\n{output}",
+                    proc.what
+                );
+            }
+        }
+    }
+
+    /// [`APP`] on every address of `pod`, answering as `name`; waits until it listens.
+    pub fn app(&mut self, pod: &Pod, name: &str) -> ProcId {
+        let port = APP_PORT.to_string();
+        let id = self.spawn(pod, false, &[PYTHON, "-c", APP, &port, name], &[]);
+        let started = poll(DEADLINE, || {
+            self.check_running("the application");
+            self.output(id).contains("ready")
+        });
+        assert!(started, "the application in {} did not start", pod.ns);
+        id
+    }
+
+    /// The requests [`APP`] served, and the connections it refused as not HTTP.
+    pub fn app_log(&self, app: ProcId) -> (usize, usize) {
+        let out = self.output(app);
+        let count = |p: &str| out.lines().filter(|l| l.starts_with(p)).count();
+        (count("request "), count("not-http "))
+    }
+
+    /// `mesh-proxy` in `pod` as the proxy user, on Linkerd's ports (inbound on every
+    /// address), with `env` over those and with no variable of the test's own environment.
+    /// Does not wait: see [`Lab::wait_ready`].
+    pub fn proxy(&mut self, pod: &Pod, env: &[(&str, &str)]) -> ProcId {
+        let mut all = vec![
+            ("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", "0.0.0.0:4143"),
+            ("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", "127.0.0.1:4140"),
+            ("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", ADMIN),
+            ("LINKERD2_PROXY_LOG", "warn,mesh_proxy=info"),
+        ];
+        all.extend_from_slice(env);
+        let bin = self.proxy_bin.to_string_lossy().into_owned();
+        self.spawn(pod, true, &[&bin], &all)
+    }
+
+    /// Polls `url` in `pod` until it answers 200 (at most [`DEADLINE`]), failing with the
+    /// output of any process that exited meanwhile.
+    pub fn wait_ready(&mut self, pod: &Pod, url: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            self.check_running(url);
+            let out = self.exec(
+                pod,
+                &["curl", "-sf", "--noproxy", "*", "--max-time", "1", url],
+            );
+            if out.status.success() {
+                return;
+            }
+            if Instant::now() > deadline {
+                let outputs: Vec<String> = self
+                    .procs
+                    .iter()
+                    .map(|p| {
+                        let out = p.output.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        format!("--- {}:\n{out}", p.what)
+                    })
+                    .collect();
+                panic!(
+                    "{url} in {}: not ready after {DEADLINE:?}\n{}",
+                    pod.ns,
+                    outputs.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the proxy in `pod` is ready.
+    pub fn wait_proxy_ready(&mut self, pod: &Pod) {
+        self.wait_ready(pod, &format!("http://{ADMIN}/ready"));
+    }
+
+    /// curl in `pod`, as root (so the pod's iptables rules redirect it), with no proxy
+    /// from the environment; `args` before the URL.
+    pub fn curl(&self, pod: &Pod, args: &[&str], url: &str) -> Reply {
+        let mut command = self.command(
+            pod,
+            &[
+                "curl",
+                "-sS",
+                "--noproxy",
+                "*",
+                "--max-time",
+                "10",
+                "-D",
+                "-",
+            ],
+        );
+        command.args(args).arg(url);
+        let out = command.output().expect("run curl");
+        let stdout = text(&out.stdout);
+        let (head, body) = stdout.split_once("\r\n\r\n").unwrap_or((&stdout, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Reply {
+            status,
+            head: head.to_owned(),
+            body: body.to_owned(),
+            error: text(&out.stderr),
+        }
+    }
+
+    /// The `/metrics` page of the proxy in `pod`.
+    pub fn metrics(&self, pod: &Pod) -> String {
+        self.run(
+            pod,
+            &[
+                "curl",
+                "-sSf",
+                "--noproxy",
+                "*",
+                "--max-time",
+                "10",
+                &format!("http://{ADMIN}/metrics"),
+            ],
+        )
+    }
+
+    /// Writes `contents` to `name` in the lab's directory, readable by the proxy user.
+    pub fn write(&self, name: &str, contents: &[u8]) -> PathBuf {
+        let path = self.dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create a directory in the lab");
+            let _ = Command::new("chmod").arg("755").arg(parent).status();
+        }
+        write_replacing(&path, contents);
+        path
+    }
+}
+
+/// Writes a file by renaming a new one into place, so a reader never sees half of it.
+pub fn write_replacing(path: &Path, contents: &[u8]) {
+    let mut fresh = path.as_os_str().to_owned();
+    fresh.push(".new");
+    std::fs::write(&fresh, contents).expect("write a file in the lab");
+    std::fs::rename(&fresh, path).expect("move a file into place in the lab");
+}
+
+/// Polls `check` every 20 ms until it holds (true) or `limit` passes (false).
+pub fn poll(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The sum of the values of every series of metric `name` whose labels include all of
+/// `labels` (each written `key="value"`).
+pub fn metric_sum(page: &str, name: &str, labels: &[&str]) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
