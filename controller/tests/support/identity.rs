@@ -1,7 +1,7 @@
 //! `mesh-controller identity` against the fake API server: its credentials, and a client that
 //! verifies the service's name as a proxy does.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::Arc;
@@ -45,7 +45,21 @@ pub fn write_credentials(dir: &Path, credentials: &Credentials) -> (PathBuf, Pat
 /// `--admin-addr 127.0.0.1:0 identity --addr 127.0.0.1:0` and the given files, then waits for
 /// both listeners. `extra` goes after the rest.
 pub fn start(
+    command: Command,
+    kubeconfig: &Path,
+    anchors: &Path,
+    issuer_dir: &Path,
+    extra: &[&str],
+) -> Result<Controller, (Option<ExitStatus>, String)> {
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    start_on(command, loopback, kubeconfig, anchors, issuer_dir, extra)
+}
+
+/// As [`start`], with the identity service on an ephemeral port of `ip` (the admin server
+/// stays on loopback).
+pub fn start_on(
     mut command: Command,
+    ip: IpAddr,
     kubeconfig: &Path,
     anchors: &Path,
     issuer_dir: &Path,
@@ -55,7 +69,8 @@ pub fn start(
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(["--admin-addr", "127.0.0.1:0", "--log-level", "info"])
-        .args(["identity", "--addr", "127.0.0.1:0"])
+        .args(["identity", "--addr"])
+        .arg(SocketAddr::new(ip, 0).to_string())
         .arg("--trust-anchors")
         .arg(anchors)
         .arg("--issuer-dir")

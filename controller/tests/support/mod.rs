@@ -6,6 +6,13 @@
 
 pub mod identity;
 pub mod injector;
+/// Pods in network namespaces, shared with the proxy's tests.
+#[path = "../../../proxy/tests/support/netns.rs"]
+pub mod netns;
+/// Meshed pods and the scenarios every identity source must pass, shared with the proxy's
+/// tests.
+#[path = "../../../proxy/tests/support/pods.rs"]
+pub mod pods;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};

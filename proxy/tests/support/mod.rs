@@ -10,6 +10,7 @@ pub mod certs;
 pub mod client;
 pub mod destination;
 pub mod netns;
+pub mod pods;
 pub mod policy;
 pub mod replica;
 
