@@ -1,10 +1,12 @@
 //! Meshed pods in network namespaces, certified by the real `mesh-controller identity` (which
 //! checks their service-account tokens with the fake API server), talk mesh TLS through the
 //! real `mesh-proxy`: the scenarios of `support::pods` (shared with the proxy's file-identity
-//! tests), and certificates renewed under traffic.
+//! tests), certificates renewed under traffic, and endpoints whose identity comes from the
+//! real `mesh-controller destination` (HTTP and opaque TCP).
 //!
 //! ```text
-//!  host: fake API server; identity service on 10.A.B.1, the host's address on the bridge
+//!  host: fake API server; identity (and destination) service on 10.A.B.1, the host's
+//!        address on the bridge
 //!    │
 //!  [bridge] ── client pod (SA client) ── server pod (SA server) ── plain pod (no proxy)
 //! ```
@@ -16,21 +18,27 @@
 
 mod support;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use mesh_pki::Credentials;
 use mesh_testkube::FakeKube;
-use support::netns::{Lab, Pod, metric_sum, skip};
+use serde_json::json;
+use support::apps::metric_sum;
+use support::netns::{Lab, Pod, skip};
 use support::pods::{self, NS, TOOLS, identity as id};
 use support::{Controller, identity};
 
 /// The fake API server and the identity service, listening for the lab's pods on the host's
 /// address on their bridge.
 struct ControlPlane {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     kube: FakeKube,
+    kubeconfig: PathBuf,
+    /// The host's address on the lab's bridge.
+    host: Ipv4Addr,
     controller: Controller,
     credentials: Credentials,
 }
@@ -60,8 +68,10 @@ fn lab(lifetime: &str) -> (Lab, ControlPlane) {
     )
     .unwrap();
     let cp = ControlPlane {
-        _dir: dir,
+        dir,
         kube,
+        kubeconfig,
+        host,
         controller,
         credentials,
     };
@@ -98,6 +108,51 @@ impl ControlPlane {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+    }
+}
+
+impl ControlPlane {
+    /// `mesh-controller destination` on the host's address, once ready.
+    fn destination(&self) -> Controller {
+        self.kube.apply_yaml(support::SERVICE_PROFILE_CRD).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mesh-controller"));
+        command
+            .args(["--log-level", "info", "--kubeconfig"])
+            .arg(&self.kubeconfig)
+            .args(["--admin-addr", "127.0.0.1:0", "destination", "--addr"])
+            .arg(format!("{}:0", self.host))
+            .env("KUBECACHEDIR", self.dir.path());
+        let controller = support::start(command, "grpc").unwrap_or_else(|(status, log)| {
+            panic!("destination did not start ({status:?}):\n{log}")
+        });
+        assert!(
+            controller.wait_ready(support::DEADLINE),
+            "{}",
+            controller.stderr()
+        );
+        controller
+    }
+
+    /// A Pod object for the lab's `pod`, meshed (a `linkerd-proxy` container) and running as
+    /// service account `sa`.
+    fn register(&self, pod: &Pod, sa: &str) {
+        let name = pod.ns.clone();
+        self.kube
+            .create(json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {"serviceAccountName": sa, "containers": [
+                    {"name": "app", "image": "app"},
+                    {"name": "linkerd-proxy", "image": "proxy"}]},
+            }))
+            .unwrap();
+        let ip = pod.ip().to_string();
+        self.kube
+            .edit_status("Pod", NS, &name, |status| {
+                status["podIP"] = json!(ip);
+                status["podIPs"] = json!([{"ip": ip}]);
+            })
+            .unwrap();
     }
 }
 
@@ -176,8 +231,90 @@ fn certificates_renewed_under_traffic_fail_no_request() {
         &server_id,
     ];
     let handshakes = metric_sum(&page, "tcp_open_total", &opened);
+    eprintln!(
+        "{sent} requests across two renewals on each side, {handshakes} mesh TLS connections"
+    );
     assert!(
         handshakes >= sent as f64,
         "{sent} requests, {handshakes} connections:\n{page}"
     );
+}
+
+/// Without a namer, the client proxy asks the real `mesh-controller destination` about the
+/// address the application dialled; its answer names the server pod's identity (from the Pod
+/// object's service account), so HTTP (upgraded to HTTP/2, as the answer hints) and opaque
+/// TCP both cross mesh TLS.
+#[test]
+fn the_destination_service_names_the_identity_for_http_and_opaque_tcp() {
+    if skip("mesh TLS to endpoints from the destination service", TOOLS) {
+        return;
+    }
+    let (mut lab, cp) = lab("24h");
+    let destination = cp.destination();
+    let identify = |l: &Lab, p: &str, s: &str| cp.identify(l, p, s);
+    let opaque = "9090";
+    let inbound_opaque = (
+        "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
+        opaque,
+    );
+    let server = pods::meshed_pod(&mut lab, &identify, "server", "server", &[inbound_opaque]);
+    cp.register(&server, "server");
+    let http_app = lab.app(&server, "server");
+    let tcp_app = lab.app_on(&server, 9090, "server");
+    let dst_addr = destination.addr.to_string();
+    let client_env = [
+        ("LINKERD2_PROXY_DESTINATION_SVC_ADDR", dst_addr.as_str()),
+        (
+            "MESH_PROXY_OUTBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
+            opaque,
+        ),
+    ];
+    let client = pods::meshed_pod(&mut lab, &identify, "client", "client", &client_env);
+
+    for (port, app) in [(8080, http_app), (9090, tcp_app)] {
+        let url = format!("http://{}:{port}/", server.ip());
+        let reply = lab.curl(&client, &[], &url);
+        assert_eq!(reply.status, 200, "{url}: {reply:?}");
+        assert_eq!(lab.app_log(app), (1, 0), "{url}");
+    }
+
+    let server_id = format!("server_id=\"{}\"", id("server"));
+    let client_id = format!("client_id=\"{}\"", id("client"));
+    let page = lab.metrics(&client);
+    for port in [8080, 9090] {
+        let target = format!("target_addr=\"{}:{port}\"", server.ip());
+        let opened = [
+            "direction=\"outbound\"",
+            "peer=\"dst\"",
+            "tls=\"true\"",
+            &server_id,
+            &target,
+        ];
+        assert_eq!(
+            metric_sum(&page, "tcp_open_total", &opened),
+            1.0,
+            "{target}\n{page}"
+        );
+    }
+    let outbound = ["direction=\"outbound\"", "tls=\"true\"", &server_id];
+    assert_eq!(metric_sum(&page, "request_total", &outbound), 1.0, "{page}");
+    let page = lab.metrics(&server);
+    for port in [8080, 9090] {
+        let target = format!("target_addr=\"{}:{port}\"", server.ip());
+        let accepted = [
+            "direction=\"inbound\"",
+            "peer=\"src\"",
+            "tls=\"true\"",
+            &client_id,
+            &target,
+        ];
+        assert_eq!(
+            metric_sum(&page, "tcp_open_total", &accepted),
+            1.0,
+            "{target}\n{page}"
+        );
+    }
+    // HTTP only on the HTTP port; the opaque port's bytes were not read as requests.
+    let inbound = ["direction=\"inbound\"", "tls=\"true\"", &client_id];
+    assert_eq!(metric_sum(&page, "request_total", &inbound), 1.0, "{page}");
 }

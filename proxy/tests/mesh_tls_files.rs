@@ -13,8 +13,9 @@
 mod support;
 
 use support::BIN;
+use support::apps::APP_PORT;
 use support::certs::Pki;
-use support::netns::{APP_PORT, DEADLINE, Lab, Pod, poll, skip};
+use support::netns::{DEADLINE, Lab, Pod, poll, skip};
 use support::pods::{self, TOOLS, identity};
 
 /// Writes a certificate for `sa`'s identity from `pki`, valid until the start of

@@ -18,7 +18,8 @@
 mod support;
 
 use support::BIN;
-use support::netns::{APP_PORT, DEADLINE, Lab, PYTHON, Pod, ProcId, require};
+use support::apps::APP_PORT;
+use support::netns::{DEADLINE, Lab, PYTHON, Pod, ProcId, require};
 
 const TOOLS: &[&str] = &[
     "iptables-nft",

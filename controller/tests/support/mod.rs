@@ -4,6 +4,9 @@
 #![allow(dead_code)] // Each test or benchmark uses part of it.
 #![allow(clippy::unwrap_used)] // Harness failures are test failures.
 
+/// What runs in those pods besides the proxy, shared with the proxy's tests.
+#[path = "../../../proxy/tests/support/apps.rs"]
+pub mod apps;
 pub mod identity;
 pub mod injector;
 /// Pods in network namespaces, shared with the proxy's tests.

@@ -5,6 +5,7 @@
 // Test helpers panic on setup failures, like the tests that call them.
 #![allow(clippy::unwrap_used)]
 
+pub mod apps;
 pub mod backend;
 pub mod certs;
 pub mod client;
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)] // Not every test reads metrics.
-pub use netns::metric_sum;
+pub use apps::metric_sum;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mesh-proxy");
 

@@ -13,8 +13,9 @@
 //! the namespaces. Dropping a [`Lab`] kills its processes and deletes its namespaces, which
 //! removes every veth with them, even when the test fails.
 //!
-//! The controller's tests include this file by path, so it uses the standard library only
-//! and takes the `mesh-proxy` binary as an argument.
+//! What runs in the pods besides the proxy (the application, curl, metrics) is in
+//! `apps.rs`. The controller's tests include both files by path, so they use the standard
+//! library only and take the `mesh-proxy` binary as an argument.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::Ipv4Addr;
@@ -28,8 +29,6 @@ use std::time::{Duration, Instant};
 pub const PROXY_UID: &str = "2102";
 /// Python from Debian: the pyenv shim cannot run as the proxy's uid.
 pub const PYTHON: &str = "/usr/bin/python3";
-/// Where the application in a pod listens (every address).
-pub const APP_PORT: u16 = 8080;
 /// Linkerd's admin port, on the pod's loopback here.
 pub const ADMIN: &str = "127.0.0.1:4191";
 /// The tools every lab needs.
@@ -37,43 +36,6 @@ pub const TOOLS: &[&str] = &["ip", "setpriv", "curl", PYTHON];
 
 /// How long a start or a condition may take before a test gives up.
 pub const DEADLINE: Duration = Duration::from_secs(30);
-
-/// An HTTP/1 application: answers every request with 200 and `hello from <name>`, closing
-/// the connection, and prints `request <request line>` for each. A connection whose first
-/// byte cannot begin a request method gets 400 at once, as nginx answers, and is printed as
-/// `not-http <first byte in hex>`. Prints `ready` once it listens.
-pub const APP: &str = r#"
-import socket, sys, threading
-port, name = int(sys.argv[1]), sys.argv[2]
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("0.0.0.0", port))
-ls.listen(128)
-print("ready", flush=True)
-def handle(c):
-    try:
-        c.settimeout(10)
-        head = b""
-        while b"\r\n\r\n" not in head and len(head) < 65536:
-            data = c.recv(4096)
-            if not data:
-                return
-            if not head and not (65 <= data[0] <= 90):
-                print("not-http %02x" % data[0], flush=True)
-                c.sendall(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                return
-            head += data
-        print("request %s" % head.split(b"\r\n", 1)[0].decode("latin-1"), flush=True)
-        body = ("hello from %s\n" % name).encode()
-        c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
-    except OSError:
-        pass
-    finally:
-        c.close()
-while True:
-    c, _ = ls.accept()
-    threading.Thread(target=handle, args=(c,), daemon=True).start()
-"#;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -138,25 +100,6 @@ struct Proc {
     what: String,
     /// stdout and stderr, as they come.
     output: Arc<Mutex<String>>,
-}
-
-/// A curl answer: the status (0 when none came), the head and the body.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub head: String,
-    pub body: String,
-    /// curl's own complaint, when the request failed.
-    pub error: String,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
 }
 
 /// Namespaces, the bridge between them, and the processes in them.
@@ -420,15 +363,8 @@ impl Lab {
         poll(limit, || self.output(id).contains(needle))
     }
 
-    /// Stops a process (it stays listed, its output kept).
-    pub fn kill(&mut self, id: ProcId) {
-        let proc = &mut self.procs[id.0];
-        let _ = proc.child.kill();
-        let _ = proc.child.wait();
-    }
-
     /// Panics, with its output, if a process has exited.
-    fn check_running(&mut self, waiting_for: &str) {
+    pub fn check_running(&mut self, waiting_for: &str) {
         for proc in &mut self.procs {
             if let Ok(Some(status)) = proc.child.try_wait() {
                 let output = proc
@@ -442,25 +378,6 @@ impl Lab {
                 );
             }
         }
-    }
-
-    /// [`APP`] on every address of `pod`, answering as `name`; waits until it listens.
-    pub fn app(&mut self, pod: &Pod, name: &str) -> ProcId {
-        let port = APP_PORT.to_string();
-        let id = self.spawn(pod, false, &[PYTHON, "-c", APP, &port, name], &[]);
-        let started = poll(DEADLINE, || {
-            self.check_running("the application");
-            self.output(id).contains("ready")
-        });
-        assert!(started, "the application in {} did not start", pod.ns);
-        id
-    }
-
-    /// The requests [`APP`] served, and the connections it refused as not HTTP.
-    pub fn app_log(&self, app: ProcId) -> (usize, usize) {
-        let out = self.output(app);
-        let count = |p: &str| out.lines().filter(|l| l.starts_with(p)).count();
-        (count("request "), count("not-http "))
     }
 
     /// `mesh-proxy` in `pod` as the proxy user, on Linkerd's ports (inbound on every
@@ -515,55 +432,6 @@ impl Lab {
         self.wait_ready(pod, &format!("http://{ADMIN}/ready"));
     }
 
-    /// curl in `pod`, as root (so the pod's iptables rules redirect it), with no proxy
-    /// from the environment; `args` before the URL.
-    pub fn curl(&self, pod: &Pod, args: &[&str], url: &str) -> Reply {
-        let mut command = self.command(
-            pod,
-            &[
-                "curl",
-                "-sS",
-                "--noproxy",
-                "*",
-                "--max-time",
-                "10",
-                "-D",
-                "-",
-            ],
-        );
-        command.args(args).arg(url);
-        let out = command.output().expect("run curl");
-        let stdout = text(&out.stdout);
-        let (head, body) = stdout.split_once("\r\n\r\n").unwrap_or((&stdout, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        Reply {
-            status,
-            head: head.to_owned(),
-            body: body.to_owned(),
-            error: text(&out.stderr),
-        }
-    }
-
-    /// The `/metrics` page of the proxy in `pod`.
-    pub fn metrics(&self, pod: &Pod) -> String {
-        self.run(
-            pod,
-            &[
-                "curl",
-                "-sSf",
-                "--noproxy",
-                "*",
-                "--max-time",
-                "10",
-                &format!("http://{ADMIN}/metrics"),
-            ],
-        )
-    }
-
     /// Writes `contents` to `name` in the lab's directory, readable by the proxy user.
     pub fn write(&self, name: &str, contents: &[u8]) -> PathBuf {
         let path = self.dir.join(name);
@@ -596,14 +464,4 @@ pub fn poll(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// The sum of the values of every series of metric `name` whose labels include all of
-/// `labels` (each written `key="value"`).
-pub fn metric_sum(page: &str, name: &str, labels: &[&str]) -> f64 {
-    page.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter(|l| labels.iter().all(|want| l.contains(want)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }

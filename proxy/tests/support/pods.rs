@@ -13,7 +13,8 @@
 //!
 //! The client's namer file `server` holds `<server ip> 8080 tls=<identity>`.
 
-use super::netns::{APP_PORT, Lab, Pod, Reply, metric_sum};
+use super::apps::{APP_PORT, Reply, metric_sum};
+use super::netns::{Lab, Pod};
 
 /// The namespace of every service account here.
 pub const NS: &str = "default";
