@@ -114,13 +114,14 @@ impl ControlPlane {
 impl ControlPlane {
     /// `mesh-controller destination` on the host's address, once ready.
     fn destination(&self) -> Controller {
-        self.kube.apply_yaml(support::SERVICE_PROFILE_CRD).unwrap();
+        self.kube.apply_yaml(support::CRDS).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_mesh-controller"));
         command
             .args(["--log-level", "info", "--kubeconfig"])
             .arg(&self.kubeconfig)
             .args(["--admin-addr", "127.0.0.1:0", "destination", "--addr"])
             .arg(format!("{}:0", self.host))
+            .args(["--policy-addr", "127.0.0.1:0"])
             .env("KUBECACHEDIR", self.dir.path());
         let controller = support::start(command, "grpc").unwrap_or_else(|(status, log)| {
             panic!("destination did not start ({status:?}):\n{log}")
