@@ -43,12 +43,13 @@ fn text(bytes: &[u8]) -> String {
 
 /// What keeps a lab from running here: not root, or a missing tool (beyond [`TOOLS`]).
 pub fn missing(tools: &[&str]) -> Option<String> {
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| text(&o.stdout))
-        .unwrap_or_default();
-    if uid.trim() != "0" {
+    // The effective uid: the second field of the kernel's `Uid:` line.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1));
+    if euid != Some("0") {
         return Some("not root: network namespaces, veth and iptables need root".into());
     }
     TOOLS.iter().chain(tools).find_map(|bin| {
