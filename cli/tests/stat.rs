@@ -751,7 +751,11 @@ fn edges_name_the_services_a_workload_talks_to() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["src"], "web");
     assert_eq!(rows[0]["dst"], "api");
-    assert_eq!(rows[0]["no_tls_reason"], "mesh-proxy has no mTLS yet");
+    assert_eq!(
+        rows[0]["no_tls_reason"],
+        "not_provided_by_service_discovery"
+    );
+    assert_eq!(rows[0]["server_id"], "");
     let out = mesh(&server, &["edges", "svc", "-n", NS]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

@@ -22,7 +22,11 @@ use crate::metrics::Scraper;
 /// only dst_service), DST is the Service the request's authority (`web.ns.svc…:80`, `web.ns`,
 /// `web`) or cluster IP names, shown as svc/NAME.
 ///
-/// SECURED is × and -o wide says why: mesh-proxy has no mTLS yet.
+/// SECURED is √ where the source's proxy sent the traffic over mTLS (`tls="true"` on its
+/// outbound metrics), else × with the proxy's `no_tls_reason` in -o wide's MSG. -o wide's
+/// SERVER_ID is the identity the source's proxy verified, shortened to SA.NS as Linkerd shows
+/// it (-o json has it whole); CLIENT_ID is - because edges reads no server's inbound metrics.
+/// Traffic of one pair both with and without mTLS shows as two edges.
 ///
 /// Examples:
 ///   mesh edges deploy -n emojivoto
@@ -53,9 +57,6 @@ enum Format {
     Wide,
     Json,
 }
-
-/// Why an edge is not secured, in -o wide and JSON.
-const NO_TLS: &str = "mesh-proxy has no mTLS yet";
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let (kind, _) = super::stat::parse_one(&format!("{}/x", args.kind))
@@ -91,7 +92,8 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                         "src": e.src, "src_namespace": e.src_namespace,
                         "dst": e.dst, "dst_namespace": e.dst_namespace,
                         "dst_kind": e.dst_kind.canonical(),
-                        "client_id": "", "server_id": "", "no_tls_reason": NO_TLS,
+                        "client_id": "", "server_id": e.server_id,
+                        "no_tls_reason": e.no_tls_reason,
                     })
                 })
                 .collect();
@@ -118,7 +120,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
 fn table(edges: &[edges::Edge], wide: bool) -> String {
     let mut header = vec!["SRC", "DST", "SRC_NS", "DST_NS", "SECURED"];
     if wide {
-        header.push("MSG");
+        header.extend(["CLIENT_ID", "SERVER_ID", "MSG"]);
     }
     let rows: Vec<Vec<String>> = edges
         .iter()
@@ -132,13 +134,28 @@ fn table(edges: &[edges::Edge], wide: bool) -> String {
                 },
                 e.src_namespace.clone(),
                 e.dst_namespace.clone(),
-                "×".to_string(),
+                if e.secured { "√" } else { "×" }.to_string(),
             ];
             if wide {
-                row.push(NO_TLS.to_string());
+                row.push("-".to_string());
+                row.push(or_dash(short_id(&e.server_id)));
+                row.push(or_dash(&e.no_tls_reason));
             }
             row
         })
         .collect();
     crate::output::columns(&header, &rows)
+}
+
+/// An identity as Linkerd's `viz edges` shows it: its first two labels, the service account and
+/// namespace (`web.emojivoto` for `web.emojivoto.serviceaccount.identity.linkerd.cluster.local`).
+fn short_id(id: &str) -> &str {
+    match id.match_indices('.').nth(1) {
+        Some((end, _)) => &id[..end],
+        None => id,
+    }
+}
+
+fn or_dash(text: &str) -> String {
+    if text.is_empty() { "-" } else { text }.to_string()
 }

@@ -58,9 +58,24 @@ pub struct Page {
 /// An outbound series's labels as mesh-proxy writes them: `tls`, then the endpoint's `dst_*`
 /// labels (none when `dst` is empty).
 pub fn outbound(authority: &str, endpoint: &str, dst: &[(&str, &str)]) -> String {
+    outbound_tls(authority, endpoint, None, dst)
+}
+
+/// [`outbound`], sent over mTLS to `server_id` when there is one (`tls="true"`), else plaintext
+/// because discovery named no identity.
+pub fn outbound_tls(
+    authority: &str,
+    endpoint: &str,
+    server_id: Option<&str>,
+    dst: &[(&str, &str)],
+) -> String {
     let (ip, port) = endpoint.rsplit_once(':').unwrap();
+    let tls = match server_id {
+        Some(id) => format!("tls=\"true\",server_id=\"{id}\""),
+        None => "tls=\"no_identity\",no_tls_reason=\"not_provided_by_service_discovery\"".into(),
+    };
     let mut labels = format!(
-        "direction=\"outbound\",authority=\"{authority}\",target_addr=\"{endpoint}\",target_ip=\"{ip}\",target_port=\"{port}\",tls=\"no_identity\",no_tls_reason=\"not_provided_by_service_discovery\""
+        "direction=\"outbound\",authority=\"{authority}\",target_addr=\"{endpoint}\",target_ip=\"{ip}\",target_port=\"{port}\",{tls}"
     );
     for (name, value) in dst {
         write!(labels, ",dst_{name}=\"{value}\"").unwrap();

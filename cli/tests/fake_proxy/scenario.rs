@@ -8,19 +8,21 @@
 
 use mesh_testkube::FakeKube;
 
-use super::{Http, Page, Route, outbound};
+use super::{Http, Page, Route, outbound, outbound_tls};
 use crate::stat_support::{meshed_deployment, pods_of};
 
 pub const NS: &str = "emojivoto";
 
-/// What vote-bot's proxy sent: to web-svc's two pods (labels from the control plane), to
-/// `books` (named by the file namer, which gives only `dst_service`), and to `api` by a name
-/// discovery did not know (no `dst_*` labels at all); and what it received.
+/// What vote-bot's proxy sent: to web-svc's two pods over mTLS (labels and identity from the
+/// control plane), to `books` (named by the file namer, which gives only `dst_service` and no
+/// identity), and to `api` by a name discovery did not know (no `dst_*` labels at all, no
+/// mTLS); and what it received.
 pub fn vote_bot() -> Page {
     let web = |pod: &str, ip: &str| {
-        outbound(
+        outbound_tls(
             WEB_SVC,
             &format!("{ip}:8080"),
+            Some(WEB_ID),
             &[
                 ("namespace", NS),
                 ("service", "web-svc"),
@@ -75,6 +77,10 @@ pub fn vote_bot() -> Page {
 /// vote-bot's authority for web-svc.
 pub const WEB_SVC: &str = "web-svc.emojivoto.svc.cluster.local:80";
 
+/// The identities of web's and books' pods, as discovery names them.
+pub const WEB_ID: &str = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local";
+pub const BOOKS_ID: &str = "books.emojivoto.serviceaccount.identity.linkerd.cluster.local";
+
 /// A route: (rps, failure share) the clients got, the same of every attempt, and the latency.
 fn route(
     dst: &str,
@@ -94,13 +100,14 @@ fn route(
     }
 }
 
-/// What web's proxy sent: to the books Deployment, named by the control plane.
+/// What web's proxy sent: to the books Deployment over mTLS, named by the control plane.
 pub fn web() -> Page {
     Page {
         http: vec![Http {
-            labels: outbound(
+            labels: outbound_tls(
                 "books.emojivoto.svc.cluster.local:7000",
                 "10.0.0.12:7000",
+                Some(BOOKS_ID),
                 &[
                     ("namespace", NS),
                     ("service", "books"),

@@ -1,4 +1,5 @@
-//! `mesh edges`: who talks to whom, read from the proxies' outbound metrics like `stat`.
+//! `mesh edges`: who talks to whom, and over mesh TLS or not, read from the proxies' outbound
+//! metrics like `stat`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -8,11 +9,13 @@ use kube::api::ListParams;
 
 use super::cluster::{Scope, inventory, list};
 use super::resource::{Kind, Target};
-use super::sample::{self, Direction, GroupBy, View};
+use super::sample::{self, Direction, EdgeKey, GroupBy, View};
 use crate::metrics::{Scraper, Target as ScrapeTarget};
 
 /// One edge: a workload's proxy sent traffic to a workload of the same kind (named by the
-/// endpoint's `dst_*` labels), or, where no label names one, to a Service.
+/// endpoint's `dst_*` labels), or, where no label names one, to a Service, with or without mesh
+/// TLS. Traffic of one pair both with and without it, or to several server identities, is one
+/// edge for each, as Linkerd's `viz edges` lists them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Edge {
     pub src_namespace: String,
@@ -21,6 +24,12 @@ pub struct Edge {
     pub dst: String,
     /// The destination's kind: the sources' kind, or `Service` as the fallback.
     pub dst_kind: Kind,
+    /// Whether the client's proxy sent this traffic over mesh TLS (`tls="true"`).
+    pub secured: bool,
+    /// The server identity the client's proxy verified (`server_id`), when secured.
+    pub server_id: String,
+    /// Why the traffic is not mesh TLS (`no_tls_reason`), when not secured.
+    pub no_tls_reason: String,
 }
 
 /// Every edge from the meshed workloads of `kind` in `scope`, and the pods that could not be
@@ -83,13 +92,10 @@ pub async fn edges(
                     + counters.read_bytes
                     + counters.write_bytes
                     + counters.tcp_open;
-                let mut parts = key.splitn(3, '/');
-                let (Some(short), Some(dst_namespace), Some(dst)) =
-                    (parts.next(), parts.next(), parts.next())
-                else {
+                let Some(key) = EdgeKey::parse(&key) else {
                     continue;
                 };
-                let dst_kind = if short == kind.short() {
+                let dst_kind = if key.short == kind.short() {
                     kind
                 } else {
                     Kind::Service
@@ -98,9 +104,12 @@ pub async fn edges(
                     edges.insert(Edge {
                         src_namespace: workload.namespace.clone(),
                         src: workload.name.clone(),
-                        dst_namespace: dst_namespace.to_string(),
-                        dst: dst.to_string(),
+                        dst_namespace: key.namespace.to_string(),
+                        dst: key.name.to_string(),
                         dst_kind,
+                        secured: key.tls == "true",
+                        server_id: key.server_id.to_string(),
+                        no_tls_reason: key.no_tls_reason.to_string(),
                     });
                 }
             }

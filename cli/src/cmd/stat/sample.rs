@@ -58,11 +58,42 @@ pub enum GroupBy {
     /// By the `authority` label.
     Authority,
     /// By destination workload of `kind` from the `dst_*` labels, else by the Service the
-    /// authority names (`mesh edges`): key `kind/namespace/name` with the kind's short name.
+    /// authority names, and by the connection's mesh TLS (`mesh edges`): key
+    /// `kind/namespace/name` with the kind's short name, then the `tls`, `server_id` and
+    /// `no_tls_reason` labels, each after a tab (see [`EdgeKey`]).
     Edge { kind: Kind, namespace: String },
     /// By destination resource, key `namespace/name`, from the `dst_*` labels (`--from`,
     /// `--proxy` with a TYPE other than `au`).
     Destination { kind: Kind, namespace: String },
+}
+
+/// A [`GroupBy::Edge`] key, split back into its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeKey<'a> {
+    /// The destination kind's short name.
+    pub short: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// The `tls` label: `true` for mesh TLS, `no_identity` otherwise.
+    pub tls: &'a str,
+    pub server_id: &'a str,
+    pub no_tls_reason: &'a str,
+}
+
+impl<'a> EdgeKey<'a> {
+    /// Splits a key [`GroupBy::Edge`] wrote; `None` for any other.
+    pub fn parse(key: &'a str) -> Option<Self> {
+        let mut fields = key.splitn(4, '\t');
+        let mut route = fields.next()?.splitn(3, '/');
+        Some(EdgeKey {
+            short: route.next()?,
+            namespace: route.next()?,
+            name: route.next()?,
+            tls: fields.next()?,
+            server_id: fields.next()?,
+            no_tls_reason: fields.next()?,
+        })
+    }
 }
 
 /// A destination resource for `--to`.
@@ -113,7 +144,14 @@ impl View {
             GroupBy::Edge { kind, namespace } => {
                 [*kind, Kind::Service].into_iter().find_map(|kind| {
                     let (ns, name) = destination(sample, kind, namespace, &self.service_ips)?;
-                    Some(format!("{}/{ns}/{name}", kind.short()))
+                    let label = |name| sample.label(name).unwrap_or("");
+                    Some(format!(
+                        "{}/{ns}/{name}\t{}\t{}\t{}",
+                        kind.short(),
+                        label("tls"),
+                        label("server_id"),
+                        label("no_tls_reason")
+                    ))
                 })
             }
             GroupBy::Destination { kind, namespace } => {
