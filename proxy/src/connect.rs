@@ -205,7 +205,9 @@ impl Connect {
         sockopt::apply(&stream, self.options);
         let stream = match (&self.mesh_tls, &endpoint.identity) {
             (Some(tls), Some(identity)) => {
-                let handshake = tls.connect(stream, identity);
+                // Boxed: the handshake's state is large, and every caller's future (one per
+                // HTTP/2 stream) would otherwise carry it, TLS or not.
+                let handshake = Box::pin(tls.connect(stream, identity));
                 match tokio::time::timeout_at(deadline, handshake).await {
                     Err(_) => return Err(timed_out()),
                     Ok(Err(error)) => {

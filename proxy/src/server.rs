@@ -303,7 +303,8 @@ impl<U: Upstream> Server<U> {
             });
         };
         let deadline = tokio::time::Instant::now() + self.detect.timeout.0;
-        match tls.accept(sock, deadline).await {
+        // Boxed: the handshake's state would otherwise enlarge every connection's task.
+        match Box::pin(tls.accept(sock, deadline)).await {
             Ok(a) => Some(a),
             Err(error) => {
                 tracing::debug!(%error, %client, "mesh TLS failed; closing the connection");

@@ -4,7 +4,7 @@
 //! anything else (plaintext, a ClientHello for another name or with none) is left for
 //! protocol detection, with the bytes read so far replayed.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use rustls::{Connection, ServerConnection};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -67,7 +67,6 @@ impl MeshTls {
             Ok(Err(e)) => return Err(TlsError::Handshake(e)),
         }
         let mut buf = BytesMut::with_capacity(1024);
-        let mut chunk = [0u8; 4096];
         let sni = loop {
             match parse_client_hello(&buf) {
                 ClientHello::Hello { sni } => break sni,
@@ -77,11 +76,12 @@ impl MeshTls {
                 }
                 ClientHello::Incomplete => {}
             }
-            let room = chunk.len().min(MAX_CLIENT_HELLO - buf.len());
-            match timeout_at(deadline, sock.read(&mut chunk[..room])).await {
+            let room = MAX_CLIENT_HELLO - buf.len();
+            buf.reserve(room.min(4096));
+            match timeout_at(deadline, sock.read_buf(&mut (&mut buf).limit(room))).await {
                 // Detection decides what a slow or closed client's bytes are.
                 Err(_) | Ok(Ok(0)) => return Ok(Accepted::plain(sock, buf.freeze())),
-                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(TlsError::Handshake(e)),
             }
         };

@@ -378,6 +378,14 @@ impl<U: Upstream> ProxyService<U> {
         if let Some(c) = pool.h2(&endpoint.addr, &self.http.upstream.tls(endpoint)) {
             return Ok(c);
         }
+        // Boxed: a new connection is rare next to a stream on a shared one, and the state of
+        // connecting (and of a TLS handshake) would otherwise sit in every stream's task,
+        // which tokio copies when it spawns and finishes it.
+        Box::pin(self.new_h2_conn(endpoint)).await
+    }
+
+    async fn new_h2_conn(&self, endpoint: &Endpoint) -> Result<H2Conn, ProxyError> {
+        let pool = &self.conn.pool;
         let conn = self.connect(endpoint).await?;
         let h2 = pool
             .handshake_h2(conn)
