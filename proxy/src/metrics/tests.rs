@@ -210,6 +210,46 @@ fn label_values_are_escaped() {
     assert!(m.render().contains("authority=\"a\\\"b\\\\c\""));
 }
 
+#[test]
+fn mesh_tls_labels_are_linkerds() {
+    let m = Metrics::new();
+    let target: std::net::SocketAddr = "10.0.0.7:8080".parse().unwrap();
+    let tcp = |peer, tls| {
+        m.tcp(TcpKey {
+            direction: Direction::Inbound,
+            peer,
+            target,
+            tls,
+        })
+    };
+    let _a = tcp(
+        Peer::Src,
+        Tls::Accepted {
+            client_id: Some("web.ns.serviceaccount.identity.linkerd.cluster.local".into()),
+        },
+    )
+    .open();
+    let _b = tcp(Peer::Src, Tls::Accepted { client_id: None }).open();
+    let _c = tcp(
+        Peer::Dst,
+        Tls::Connected {
+            server_id: "db.ns.serviceaccount.identity.linkerd.cluster.local".into(),
+        },
+    )
+    .open();
+    let text = m.render();
+    let common = "direction=\"inbound\",peer=\"src\",target_addr=\"10.0.0.7:8080\",target_ip=\"10.0.0.7\",target_port=\"8080\"";
+    for line in [
+        format!("tcp_open_total{{{common},tls=\"true\",client_id=\"web.ns.serviceaccount.identity.linkerd.cluster.local\"}} 1"),
+        format!("tcp_open_total{{{common},tls=\"true\",client_id=\"\"}} 1"),
+        "tcp_open_total{direction=\"inbound\",peer=\"dst\",target_addr=\"10.0.0.7:8080\",target_ip=\"10.0.0.7\",target_port=\"8080\",tls=\"true\",server_id=\"db.ns.serviceaccount.identity.linkerd.cluster.local\"} 1".to_string(),
+    ] {
+        assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+    }
+    assert!(Tls::Accepted { client_id: None }.is_established());
+    assert!(!Tls::NoIdentity(NoTlsReason::Loopback).is_established());
+}
+
 fn key(authority: &str) -> HttpKey {
     HttpKey {
         direction: Direction::Inbound,
