@@ -23,7 +23,7 @@ use crate::detect::{DetectSettings, Detected, Detection, Protocol, detect};
 use crate::drain::Drain;
 use crate::http::{Client, Http, raw_error_response, validate};
 use crate::inbound::policy::{ConnPolicy, Policies};
-use crate::io::{MeteredIo, ProxyIo, Stream, original_dst, sockopt};
+use crate::io::{MeteredIo, ProxyIo, original_dst, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
 use crate::target::{ConnTarget, Logical};
 use crate::tcp::Tcp;
@@ -138,7 +138,7 @@ impl<U: Upstream> Server<U> {
         if !accepted.prefix.is_empty() || accepted.client != ClientTls::Plain {
             sent.fetch_add(1, Relaxed);
         }
-        let client_tls = accepted.client;
+        let (client_tls, silent) = (accepted.client, accepted.silent);
         let mut io = MeteredIo::new(accepted.stream, metrics.open())
             .with_prefix(accepted.prefix.clone())
             .with_activity(sent.clone());
@@ -163,7 +163,12 @@ impl<U: Upstream> Server<U> {
             .filter(|_| policy.as_ref().is_none_or(ConnPolicy::tcp_permitted))
             .map(|t| || self.upstream.preconnect(t));
         let detected = {
-            let detection = detect(&mut io, self.detect, preconnect);
+            // The mesh TLS check already waited out a silent client's first-bytes window.
+            let mut settings = self.detect;
+            if silent && let Some(w) = &mut settings.server_speaks_first.0 {
+                *w = Duration::ZERO;
+            }
+            let detection = detect(&mut io, settings, preconnect);
             tokio::pin!(detection);
             tokio::select! {
                 biased;
@@ -296,11 +301,7 @@ impl<U: Upstream> Server<U> {
     /// and the connection is closed.
     async fn accept_tls(&self, sock: TcpStream, client: SocketAddr) -> Option<Accepted> {
         let Some(tls) = &self.mesh_tls else {
-            return Some(Accepted {
-                stream: Stream::from(sock),
-                prefix: bytes::Bytes::new(),
-                client: ClientTls::Plain,
-            });
+            return Some(Accepted::plain(sock, bytes::Bytes::new()));
         };
         let deadline = tokio::time::Instant::now() + self.detect.timeout.0;
         // Boxed: the handshake's state would otherwise enlarge every connection's task.

@@ -252,6 +252,42 @@ fn plaintext_clients_still_reach_an_inbound_proxy_with_an_identity() {
     );
 }
 
+/// A client that stays silent (a protocol where the server speaks first) is waited for once:
+/// the mesh TLS check's first-bytes window and the server-speaks-first check's are one wait.
+#[test]
+fn a_silent_client_waits_one_first_bytes_window_not_two() {
+    let pki = Pki::new();
+    let server = pki.identity(SERVER, 2100);
+    let greeter = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = greeter.local_addr().unwrap();
+    std::thread::spawn(move || {
+        // At most a few connections: the proxy's own check and the test's.
+        for conn in greeter.incoming().take(4) {
+            let Ok(mut conn) = conn else { return };
+            let _ = conn.write_all(b"220 greetings\r\n");
+        }
+    });
+    let window = Duration::from_millis(800);
+    let inbound = inbound_to(
+        &pki,
+        &server,
+        backend,
+        &[("MESH_PROXY_SERVER_SPEAKS_FIRST_WINDOW", "800ms")],
+    );
+    let start = std::time::Instant::now();
+    let mut client = std::net::TcpStream::connect(inbound.inbound).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut greeting = [0u8; 15];
+    client.read_exact(&mut greeting).unwrap();
+    let waited = start.elapsed();
+    assert_eq!(&greeting, b"220 greetings\r\n");
+    // Two windows would be 1.6 s; one is 0.8 s plus connecting.
+    assert!(waited >= window, "{waited:?}");
+    assert!(waited < window * 3 / 2, "{waited:?}");
+}
+
 #[test]
 fn opaque_traffic_crosses_mesh_tls() {
     let pki = Pki::new();

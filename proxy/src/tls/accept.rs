@@ -29,14 +29,19 @@ pub struct Accepted {
     /// Bytes read from the socket that were not terminated: detection reads them first.
     pub prefix: Bytes,
     pub client: ClientTls,
+    /// The client sent nothing within the first-bytes window: the server-speaks-first
+    /// check has already waited that window, and need not wait it again.
+    pub silent: bool,
 }
 
 impl Accepted {
-    fn plain(sock: TcpStream, prefix: Bytes) -> Accepted {
+    /// A connection that is not mesh TLS for this proxy, with the bytes looked at.
+    pub fn plain(sock: TcpStream, prefix: Bytes) -> Accepted {
         Accepted {
             stream: Stream::from(sock),
             prefix,
             client: ClientTls::Plain,
+            silent: false,
         }
     }
 }
@@ -59,7 +64,13 @@ impl MeshTls {
     ) -> Result<Accepted, TlsError> {
         let mut first = [0u8; 1];
         match timeout(self.first_bytes, sock.peek(&mut first)).await {
-            Err(_) | Ok(Ok(0)) => return Ok(Accepted::plain(sock, Bytes::new())),
+            Err(_) => {
+                return Ok(Accepted {
+                    silent: true,
+                    ..Accepted::plain(sock, Bytes::new())
+                });
+            }
+            Ok(Ok(0)) => return Ok(Accepted::plain(sock, Bytes::new())),
             Ok(Ok(_)) if first[0] != HANDSHAKE_RECORD => {
                 return Ok(Accepted::plain(sock, Bytes::new()));
             }
@@ -128,6 +139,7 @@ impl MeshTls {
             stream: Stream::from(stream),
             prefix: Bytes::new(),
             client,
+            silent: false,
         })
     }
 }
