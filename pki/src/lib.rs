@@ -18,3 +18,4 @@ pub use credentials::{
 };
 pub use csr::{Csr, CsrError, MAX_CSR_BYTES};
 pub use issuer::{IssueError, Issuer, Leaf, Validity};
+pub use pem::sec1_to_pkcs8;

@@ -84,7 +84,7 @@ pub(crate) fn to_pem(pem: &Pem) -> String {
 
 /// Wraps a SEC1 `EC PRIVATE KEY` (as step and openssl write them) in PKCS#8, the only form ring
 /// reads. The curve is left to the parser: anything but P-256 fails there.
-pub(crate) fn sec1_to_pkcs8(sec1: &[u8]) -> Vec<u8> {
+pub fn sec1_to_pkcs8(sec1: &[u8]) -> Vec<u8> {
     // AlgorithmIdentifier { id-ecPublicKey, prime256v1 }.
     const ALGORITHM: &[u8] = &[
         0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,

@@ -53,45 +53,11 @@ pub(crate) fn pkcs8_key(pem: &[u8]) -> Result<PrivatePkcs8KeyDer<'static>, Ident
     };
     match key {
         PrivateKeyDer::Pkcs8(k) => Ok(k),
-        PrivateKeyDer::Sec1(k) => Ok(sec1_to_pkcs8(k.secret_sec1_der())),
+        PrivateKeyDer::Sec1(k) => Ok(PrivatePkcs8KeyDer::from(mesh_pki::sec1_to_pkcs8(
+            k.secret_sec1_der(),
+        ))),
         _ => Err(IdentityError::KeyForm),
     }
-}
-
-/// The DER `OneAsymmetricKey` (RFC 5958) holding an `ECPrivateKey` (RFC 5915) for
-/// P-256: version 0, algorithm id-ecPublicKey with the prime256v1 parameters, and the
-/// SEC1 structure as its private key. A key on another curve fails when it is loaded.
-fn sec1_to_pkcs8(sec1: &[u8]) -> PrivatePkcs8KeyDer<'static> {
-    const VERSION: &[u8] = &[0x02, 0x01, 0x00];
-    const ALGORITHM: &[u8] = &[
-        0x30, 0x13, // SEQUENCE
-        0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, // id-ecPublicKey
-        0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, // prime256v1
-    ];
-    let mut key = Vec::with_capacity(sec1.len() + 8);
-    key.push(0x04);
-    der_len(sec1.len(), &mut key);
-    key.extend_from_slice(sec1);
-    let body_len = VERSION.len() + ALGORITHM.len() + key.len();
-    let mut out = Vec::with_capacity(body_len + 8);
-    out.push(0x30);
-    der_len(body_len, &mut out);
-    out.extend_from_slice(VERSION);
-    out.extend_from_slice(ALGORITHM);
-    out.extend_from_slice(&key);
-    PrivatePkcs8KeyDer::from(out)
-}
-
-/// A DER length: short form below 128, else the big-endian bytes after their count.
-fn der_len(len: usize, out: &mut Vec<u8>) {
-    if len < 0x80 {
-        out.push(len as u8);
-        return;
-    }
-    let bytes = len.to_be_bytes();
-    let skip = bytes.iter().take_while(|b| **b == 0).count();
-    out.push(0x80 | (bytes.len() - skip) as u8);
-    out.extend_from_slice(&bytes[skip..]);
 }
 
 /// The DNS names (subjectAltName dNSName) of a certificate, in order.
