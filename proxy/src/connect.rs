@@ -203,11 +203,17 @@ impl Connect {
             Ok(Ok(s)) => s,
         };
         sockopt::apply(&stream, self.options);
-        let stream = match (&self.mesh_tls, &endpoint.identity) {
-            (Some(tls), Some(identity)) => {
+        let tls = self.tls_for(endpoint);
+        let stream = match (&self.mesh_tls, &tls) {
+            (
+                Some(mesh),
+                Tls::Connected {
+                    server_id: identity,
+                },
+            ) => {
                 // Boxed: the handshake's state is large, and every caller's future (one per
                 // HTTP/2 stream) would otherwise carry it, TLS or not.
-                let handshake = Box::pin(tls.connect(stream, identity));
+                let handshake = Box::pin(mesh.connect(stream, identity));
                 match tokio::time::timeout_at(deadline, handshake).await {
                     Err(_) => return Err(timed_out()),
                     Ok(Err(error)) => {
@@ -222,7 +228,6 @@ impl Connect {
             }
             _ => Stream::from(stream),
         };
-        let tls = self.tls_for(endpoint);
         let metrics = self.metrics.tcp(TcpKey {
             direction: self.direction,
             peer: Peer::Dst,
