@@ -36,7 +36,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let opts = Options::parse(args)?;
     deps::ensure_debian(BENCH_PACKAGES)?;
     let needs_proxy = opts.scenarios.iter().any(|s| s.balancer().is_some());
-    let mesh_bin = match &opts.mesh_bin {
+    let mesh_bin = match &opts.common.mesh_bin {
         Some(bin) => Some(bin.clone()),
         None if needs_proxy => Some(super::proxy::build_mesh_proxy()?),
         None => None,
@@ -94,7 +94,7 @@ struct Started {
 
 fn bench(opts: &Options, mesh_bin: Option<&Path>, dir: &Path) -> Result<()> {
     // The backends are this process's threads: on the load generator's core.
-    procs::pin_self(opts.load_cpu);
+    procs::pin_self(opts.common.load_cpu);
     super::proxy::warn_if_busy();
     let backends = Backends::start(opts.delay)?;
     check_slow_backend(&backends, opts.delay)?;
@@ -120,10 +120,10 @@ fn bench(opts: &Options, mesh_bin: Option<&Path>, dir: &Path) -> Result<()> {
     let load = Load {
         protocol: Protocol::Http1,
         conns: Conns::KeepAlive,
-        connections: opts.connections,
+        connections: opts.common.connections,
         h2_streams: 1,
-        duration: opts.duration,
-        cpu: opts.load_cpu,
+        duration: opts.common.duration,
+        cpu: opts.common.load_cpu,
     };
     println!(
         "proxies on CPU {}, wrk and the backends on CPU {}; slow backend +{} ms; \
@@ -131,17 +131,17 @@ fn bench(opts: &Options, mesh_bin: Option<&Path>, dir: &Path) -> Result<()> {
          p50/p99 behind a proxy: per request, from its response_latency_fine_us histogram \
          (wrk's percentiles add synthetic samples for slow responses); direct: wrk's",
         opts.proxy_cpu,
-        opts.load_cpu,
+        opts.common.load_cpu,
         opts.delay.as_millis(),
-        opts.connections,
-        opts.rounds,
-        opts.duration.as_secs(),
-        opts.warm_up.as_secs()
+        opts.common.connections,
+        opts.common.rounds,
+        opts.common.duration.as_secs(),
+        opts.common.warm_up.as_secs()
     );
-    if !opts.warm_up.is_zero() {
+    if !opts.common.warm_up.is_zero() {
         for s in &started {
             let warm = Load {
-                duration: opts.warm_up,
+                duration: opts.common.warm_up,
                 ..load
             };
             // Lets the balancers learn the backends' latencies; a failure shows in the rounds.
@@ -150,7 +150,7 @@ fn bench(opts: &Options, mesh_bin: Option<&Path>, dir: &Path) -> Result<()> {
     }
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); started.len()];
     let mut failures: Vec<Option<String>> = vec![None; started.len()];
-    for round in 0..opts.rounds {
+    for round in 0..opts.common.rounds {
         for (i, s) in started.iter().enumerate() {
             if failures[i].is_some() {
                 continue;

@@ -37,7 +37,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let opts = Options::parse(args)?;
     deps::ensure_debian(BENCH_PACKAGES)?;
     let needs_proxy = opts.modes.iter().any(|m| *m != Mode::Direct);
-    let mesh_bin = match &opts.mesh_bin {
+    let mesh_bin = match &opts.common.mesh_bin {
         Some(bin) => Some(bin.clone()),
         None if needs_proxy => Some(super::proxy::build_mesh_proxy()?),
         None => None,
@@ -51,7 +51,7 @@ pub fn run(args: &[String]) -> Result<()> {
 
 fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
     // The server is this process's threads: on the load generator's core.
-    procs::pin_self(opts.load_cpu);
+    procs::pin_self(opts.common.load_cpu);
     super::proxy::warn_if_busy();
     let server = Backend::start(Duration::ZERO)?;
     let identities = if opts.modes.contains(&Mode::Mtls) {
@@ -73,10 +73,10 @@ fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
     let load = Load {
         protocol: Protocol::Http1,
         conns: Conns::KeepAlive,
-        connections: opts.connections,
+        connections: opts.common.connections,
         h2_streams: 1,
-        duration: opts.duration,
-        cpu: opts.load_cpu,
+        duration: opts.common.duration,
+        cpu: opts.common.load_cpu,
     };
     let fresh = Load {
         conns: Conns::PerRequest,
@@ -91,18 +91,18 @@ fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
          {} interleaved rounds after a {} s warm-up, medians shown; p50/p99 are wrk's, end to end",
         opts.outbound_cpu,
         opts.inbound_cpu,
-        opts.load_cpu,
-        opts.connections,
-        opts.duration.as_secs(),
+        opts.common.load_cpu,
+        opts.common.connections,
+        opts.common.duration.as_secs(),
         opts.handshake_connections,
         opts.handshake_duration.as_secs(),
-        opts.rounds,
-        opts.warm_up.as_secs()
+        opts.common.rounds,
+        opts.common.warm_up.as_secs()
     );
-    if !opts.warm_up.is_zero() {
+    if !opts.common.warm_up.is_zero() {
         for chain in &chains {
             let warm = Load {
-                duration: opts.warm_up,
+                duration: opts.common.warm_up,
                 ..load
             };
             // Fills the pools and the caches; a failure shows in the rounds.
@@ -113,7 +113,7 @@ fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); chains.len()];
     let mut conn_runs: Vec<Vec<ConnRun>> = vec![Vec::new(); chains.len()];
     let mut failed: Vec<Option<String>> = vec![None; chains.len()];
-    for round in 0..opts.rounds {
+    for round in 0..opts.common.rounds {
         for (i, chain) in chains.iter().enumerate() {
             if failed[i].is_some() {
                 continue;

@@ -45,7 +45,7 @@ pub(super) fn start(
             namer.display().to_string(),
         ),
     ];
-    env.extend(opts.mesh_env.iter().cloned());
+    env.extend(opts.common.mesh_env.iter().cloned());
     let ports = MeshPorts::fresh()?;
     let log = dir.join("out.log");
     let mut proc = Proc::spawn(

@@ -129,7 +129,7 @@ pub fn start(
     if let Some(ids) = identities {
         env.extend(ids.env(&ids.server));
     }
-    env.extend(opts.mesh_env.iter().cloned());
+    env.extend(opts.common.mesh_env.iter().cloned());
     let (inbound, inbound_port) = spawn(bin, &dir, "inbound", opts.inbound_cpu, &env)?;
     std::fs::write(
         namer.join(SERVICE),
@@ -146,7 +146,7 @@ pub fn start(
     if let Some(ids) = identities {
         env.extend(ids.env(&ids.client));
     }
-    env.extend(opts.mesh_env.iter().cloned());
+    env.extend(opts.common.mesh_env.iter().cloned());
     let (outbound, outbound_port) = spawn(bin, &dir, "outbound", opts.outbound_cpu, &env)?;
     check(outbound_port, server, [&outbound, &inbound], mode)?;
 
