@@ -1,10 +1,68 @@
 //! What `bench balance` and `bench mesh` share: the flags for rounds, load and the mesh-proxy
-//! binary, and the parsing of the rest.
+//! binary, the parsing of the rest, and the interleaved rounds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+
+use super::proxy::load::{self, Conns, Endpoint, Load, Protocol};
+use crate::deps;
+
+#[cfg(test)]
+mod tests;
+
+const PACKAGES: &[(&str, &str)] = &[("wrk", "wrk"), ("taskset", "util-linux")];
+
+/// Installs wrk and taskset, builds mesh-proxy when `needs_proxy` and no `--mesh-bin` names
+/// one, and runs `bench` with it in a fresh temporary directory, removed afterwards.
+pub fn run(
+    name: &str,
+    common: &Common,
+    needs_proxy: bool,
+    bench: impl FnOnce(Option<&Path>, &Path) -> Result<()>,
+) -> Result<()> {
+    deps::ensure_debian(PACKAGES)?;
+    let mesh_bin = match &common.mesh_bin {
+        Some(bin) => Some(bin.clone()),
+        None if needs_proxy => Some(super::proxy::build_mesh_proxy()?),
+        None => None,
+    };
+    let dir = std::env::temp_dir().join(format!("mesh-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = bench(mesh_bin.as_deref(), &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Runs `rounds` interleaved rounds over `targets` (round 1 of each, then round 2, …), so
+/// drift on a shared machine hits every target alike. A target that fails is not measured
+/// again and keeps no runs, only the error: its figures would pass for good ones.
+pub fn interleave<T, R>(
+    rounds: usize,
+    targets: &[T],
+    mut measure: impl FnMut(&T) -> Result<R>,
+) -> Vec<Result<Vec<R>, String>> {
+    let mut out: Vec<Result<Vec<R>, String>> = targets.iter().map(|_| Ok(Vec::new())).collect();
+    for round in 1..=rounds {
+        for (target, result) in targets.iter().zip(&mut out) {
+            let Ok(runs) = result else { continue };
+            match measure(target) {
+                Ok(run) => runs.push(run),
+                Err(err) => *result = Err(format!("round {round}: {err:#}")),
+            }
+        }
+    }
+    out
+}
+
+/// Fails, after the table is printed, if any of `total` targets (`what`) failed.
+pub fn check_failures(failed: usize, total: usize, what: &str) -> Result<()> {
+    if failed > 0 {
+        bail!("{failed} of {total} {what} failed; their figures are left out");
+    }
+    Ok(())
+}
 
 /// The flags both benchmarks take; each sets its own defaults.
 #[derive(Debug, Clone)]
@@ -24,6 +82,32 @@ impl Common {
         self.rounds = 1;
         self.duration = Duration::from_secs(2);
         self.warm_up = Duration::from_secs(1);
+    }
+
+    /// wrk's keep-alive HTTP/1.1 load: `--connections` for `--duration` on the load core.
+    pub fn load(&self) -> Load {
+        Load {
+            protocol: Protocol::Http1,
+            conns: Conns::KeepAlive,
+            connections: self.connections,
+            h2_streams: 1,
+            duration: self.duration,
+            cpu: self.load_cpu,
+        }
+    }
+
+    /// Unmeasured load on each endpoint for `--warm-up`; a failure shows in the rounds.
+    pub fn warm<'e>(&self, endpoints: impl IntoIterator<Item = &'e Endpoint>, dir: &Path) {
+        if self.warm_up.is_zero() {
+            return;
+        }
+        let warm = Load {
+            duration: self.warm_up,
+            ..self.load()
+        };
+        for endpoint in endpoints {
+            let _ = load::run(warm, endpoint, None, dir);
+        }
     }
 
     /// Takes the flag `flags` is at, with its value; fails on a flag that is not common.

@@ -23,30 +23,20 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use super::balance::backend::Backend;
-use super::proxy::load::{self, Conns, Load, Protocol};
+use super::harness;
+use super::proxy::load::{self, Conns, Load};
 use super::proxy::procs::{self, Usage, Watch};
-use crate::deps;
 use certs::Identities;
 use hops::Chain;
 use options::{Mode, Options};
 use report::{ConnRun, Report, Run, Tls};
 
-const BENCH_PACKAGES: &[(&str, &str)] = &[("wrk", "wrk"), ("taskset", "util-linux")];
-
 pub fn run(args: &[String]) -> Result<()> {
     let opts = Options::parse(args)?;
-    deps::ensure_debian(BENCH_PACKAGES)?;
     let needs_proxy = opts.modes.iter().any(|m| *m != Mode::Direct);
-    let mesh_bin = match &opts.common.mesh_bin {
-        Some(bin) => Some(bin.clone()),
-        None if needs_proxy => Some(super::proxy::build_mesh_proxy()?),
-        None => None,
-    };
-    let dir = std::env::temp_dir().join(format!("mesh-bench-mesh-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let result = bench(&opts, mesh_bin.as_deref(), &dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    harness::run("mesh", &opts.common, needs_proxy, |bin, dir| {
+        bench(&opts, bin, dir)
+    })
 }
 
 fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
@@ -70,14 +60,7 @@ fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
         }
     }
 
-    let load = Load {
-        protocol: Protocol::Http1,
-        conns: Conns::KeepAlive,
-        connections: opts.common.connections,
-        h2_streams: 1,
-        duration: opts.common.duration,
-        cpu: opts.common.load_cpu,
-    };
+    let load = opts.common.load();
     let fresh = Load {
         conns: Conns::PerRequest,
         connections: opts.handshake_connections,
@@ -99,37 +82,13 @@ fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
         opts.common.rounds,
         opts.common.warm_up.as_secs()
     );
-    if !opts.common.warm_up.is_zero() {
-        for chain in &chains {
-            let warm = Load {
-                duration: opts.common.warm_up,
-                ..load
-            };
-            // Fills the pools and the caches; a failure shows in the rounds.
-            let _ = load::run(warm, &chain.endpoint, None, dir);
-        }
-    }
-
-    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); chains.len()];
-    let mut conn_runs: Vec<Vec<ConnRun>> = vec![Vec::new(); chains.len()];
-    let mut failed: Vec<Option<String>> = vec![None; chains.len()];
-    for round in 0..opts.common.rounds {
-        for (i, chain) in chains.iter().enumerate() {
-            if failed[i].is_some() {
-                continue;
-            }
-            let result = measure(load, chain, &server, dir).and_then(|run| {
-                runs[i].push(run);
-                if handshakes {
-                    conn_runs[i].push(measure_conns(fresh, chain, &server, dir)?);
-                }
-                Ok(())
-            });
-            if let Err(err) = result {
-                failed[i] = Some(format!("round {}: {err:#}", round + 1));
-            }
-        }
-    }
+    // Fills the pools and the caches.
+    opts.common.warm(chains.iter().map(|c| &c.endpoint), dir);
+    let outcomes = harness::interleave(opts.common.rounds, &chains, |chain| {
+        let run = measure(load, chain, &server, dir)?;
+        let conns = handshakes.then(|| measure_conns(fresh, chain, &server, dir));
+        Ok((run, conns.transpose()?))
+    });
 
     let tls = match chains.iter().find(|c| c.mode == Mode::Mtls) {
         None => Tls::NotRun,
@@ -141,36 +100,26 @@ fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
             None => Tls::Unknown("no inbound proxy".to_string()),
         },
     };
-    for (chain, f) in chains.iter().zip(&failed) {
-        if let Some(f) = f {
-            failures.push((chain.mode, f.clone()));
+    let mut rows = Vec::new();
+    for (chain, outcome) in chains.iter().zip(outcomes) {
+        match outcome {
+            Ok(runs) => {
+                let (runs, conns): (Vec<Run>, Vec<Option<ConnRun>>) = runs.into_iter().unzip();
+                let conns: Vec<ConnRun> = conns.into_iter().flatten().collect();
+                let row = report::summarise(&runs);
+                rows.push((chain.mode, row, report::summarise_conns(&conns)));
+            }
+            Err(failure) => failures.push((chain.mode, failure)),
         }
     }
     let report = Report {
-        rows: chains
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                (
-                    c.mode,
-                    report::summarise(&runs[i]),
-                    report::summarise_conns(&conn_runs[i]),
-                )
-            })
-            .collect(),
+        rows,
         tls,
         failures,
     };
     println!();
     print!("{}", report::render(&report));
-    if !report.failures.is_empty() {
-        bail!(
-            "{} of {} modes failed; their figures are left out",
-            report.failures.len(),
-            opts.modes.len()
-        );
-    }
-    Ok(())
+    harness::check_failures(report.failures.len(), opts.modes.len(), "modes")
 }
 
 /// Fails on any non-2xx answer or socket error, or if the server saw fewer requests than
