@@ -49,12 +49,11 @@ fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
     } else {
         None
     };
-    let handshakes = !opts.handshake_duration.is_zero();
     let mut chains: Vec<Chain> = Vec::new();
     let mut failures: Vec<(Mode, String)> = Vec::new();
     for &mode in &opts.modes {
         let ids = identities.as_ref();
-        match hops::start(mode, opts, bin, dir, &server, ids, handshakes) {
+        match hops::start(mode, opts, bin, dir, &server, ids) {
             Ok(chain) => chains.push(chain),
             Err(err) => failures.push((mode, format!("starting: {err:#}"))),
         }
@@ -86,18 +85,18 @@ fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
     opts.common.warm(chains.iter().map(|c| &c.endpoint), dir);
     let outcomes = harness::interleave(opts.common.rounds, &chains, |chain| {
         let run = measure(load, chain, &server, dir)?;
-        let conns = handshakes.then(|| measure_conns(fresh, chain, &server, dir));
+        let conns = opts
+            .handshakes()
+            .then(|| measure_conns(fresh, chain, &server, dir));
         Ok((run, conns.transpose()?))
     });
 
-    let tls = match chains.iter().find(|c| c.mode == Mode::Mtls) {
+    let mtls = chains.iter().find(|c| c.mode == Mode::Mtls);
+    let tls = match mtls.and_then(|c| c.inbound.as_ref()) {
         None => Tls::NotRun,
-        Some(chain) => match &chain.inbound {
-            Some(inbound) => match procs::get_text(inbound.admin, "/metrics") {
-                Ok(text) => report::tls_of(&text),
-                Err(err) => Tls::Unknown(format!("{err:#}")),
-            },
-            None => Tls::Unknown("no inbound proxy".to_string()),
+        Some(inbound) => match procs::get_text(inbound.admin, "/metrics") {
+            Ok(text) => report::tls_of(&text),
+            Err(err) => Tls::Unknown(format!("{err:#}")),
         },
     };
     let mut rows = Vec::new();

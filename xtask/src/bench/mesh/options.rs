@@ -118,4 +118,9 @@ impl Options {
         }
         Ok(o)
     }
+
+    /// Whether to measure new connections as well as keep-alive ones.
+    pub fn handshakes(&self) -> bool {
+        !self.handshake_duration.is_zero()
+    }
 }
