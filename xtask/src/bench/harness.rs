@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::proxy::load::{self, Conns, Endpoint, Load, Protocol};
+use super::proxy::peers::{MeshPorts, mesh_command};
+use super::proxy::procs::{self, Proc};
 use crate::deps;
 
 #[cfg(test)]
@@ -33,6 +35,23 @@ pub fn run(
     let result = bench(mesh_bin.as_deref(), &dir);
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// Starts mesh-proxy as `name`, pinned to `cpu`, with `env` on fresh ports and its output in
+/// `log`, and waits up to 5 s for its `/ready`; fails with its stderr if it exits.
+pub fn start_mesh(
+    bin: &Path,
+    name: &str,
+    cpu: usize,
+    env: &[(String, String)],
+    log: &Path,
+) -> Result<(Proc, MeshPorts)> {
+    let ports = MeshPorts::fresh()?;
+    let mut proc = Proc::spawn(name, cpu, &mut mesh_command(bin, ports, env), log)?;
+    let ready = Duration::from_secs(5);
+    procs::wait_http_ok(ports.admin_addr(), "localhost", "/ready", ready)
+        .or_else(|e| proc.check_running(log).and(Err(e)))?;
+    Ok((proc, ports))
 }
 
 /// Runs `rounds` interleaved rounds over `targets` (round 1 of each, then round 2, …), so

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::super::balance::backend::Backend;
+use super::super::harness;
 use super::super::proxy::load::Endpoint;
-use super::super::proxy::peers::{MeshPorts, mesh_command};
+use super::super::proxy::peers::MeshPorts;
 use super::super::proxy::procs::{self, Proc};
 use super::certs::{self, Identities};
 use super::options::{Mode, Options};
@@ -25,7 +26,7 @@ pub const SERVICE: &str = "web";
 /// Requests sent one at a time through a fresh chain before it is measured.
 const PROBES: u64 = 20;
 
-/// How long a proxy has to become ready, and a chain to answer its first request.
+/// How long a chain has to answer its first request.
 const READY: Duration = Duration::from_secs(5);
 
 /// One running mesh-proxy.
@@ -193,17 +194,10 @@ fn spawn(
     cpu: usize,
     env: &[(String, String)],
 ) -> Result<(Proxy, MeshPorts)> {
-    let ports = MeshPorts::fresh()?;
     let log = dir.join(format!("{role}.log"));
-    let mut proc = Proc::spawn(
-        &format!("{role} mesh-proxy"),
-        cpu,
-        &mut mesh_command(bin, ports, env),
-        &log,
-    )?;
-    procs::wait_http_ok(ports.admin_addr(), "localhost", "/ready", READY)
-        .or_else(|e| proc.check_running(&log).and(Err(e)))
-        .with_context(|| format!("{role} mesh-proxy did not become ready"))?;
+    let name = format!("{role} mesh-proxy");
+    let (proc, ports) = harness::start_mesh(bin, &name, cpu, env, &log)
+        .with_context(|| format!("{name} did not become ready"))?;
     Ok((
         Proxy {
             proc,
