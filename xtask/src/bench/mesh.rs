@@ -5,10 +5,11 @@
 //! proxy through the file namer (a file `web` naming its port, with `tls=<identity>` in the
 //! mtls mode); the inbound proxy forwards to the server. wrk and the server (this process's
 //! threads) share a core, so direct is not slowed by cross-core wake-ups; the proxies get
-//! the others (see the options). Rounds are interleaved so drift on a shared machine hits every mode alike, and the
-//! tables show medians. A benchmark, not a test: it never fails on speed, only when a chain
-//! does not reach the server or answers with errors. The mtls figures count only when the
-//! inbound proxy's metrics say its requests arrived over TLS.
+//! the others (see the options). Rounds are interleaved so drift on a shared machine hits
+//! every mode alike, and the tables show medians. A benchmark, not a test: it never fails
+//! on speed, only when a chain does not reach the server or answers with errors. The mtls
+//! figures count only when the inbound proxy's metrics show requests that arrived over TLS
+//! (their share is printed).
 
 mod certs;
 mod hops;
