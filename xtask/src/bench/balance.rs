@@ -23,29 +23,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use super::proxy::load::{self, Conns, Endpoint, Load, Protocol};
+use super::harness;
+use super::proxy::load::{self, Endpoint, Load};
 use super::proxy::procs::{self, Proc};
-use crate::deps;
 use backend::Backend;
 use options::{Options, Scenario};
 use report::Run;
 
-const BENCH_PACKAGES: &[(&str, &str)] = &[("wrk", "wrk"), ("taskset", "util-linux")];
-
 pub fn run(args: &[String]) -> Result<()> {
     let opts = Options::parse(args)?;
-    deps::ensure_debian(BENCH_PACKAGES)?;
     let needs_proxy = opts.scenarios.iter().any(|s| s.balancer().is_some());
-    let mesh_bin = match &opts.mesh_bin {
-        Some(bin) => Some(bin.clone()),
-        None if needs_proxy => Some(super::proxy::build_mesh_proxy()?),
-        None => None,
-    };
-    let dir = std::env::temp_dir().join(format!("mesh-bench-balance-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let result = bench(&opts, mesh_bin.as_deref(), &dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    harness::run("balance", &opts.common, needs_proxy, |bin, dir| {
+        bench(&opts, bin, dir)
+    })
 }
 
 /// The six backends: three with the slow one last, and three fast for the all-fast case.
@@ -94,7 +84,7 @@ struct Started {
 
 fn bench(opts: &Options, mesh_bin: Option<&Path>, dir: &Path) -> Result<()> {
     // The backends are this process's threads: on the load generator's core.
-    procs::pin_self(opts.load_cpu);
+    procs::pin_self(opts.common.load_cpu);
     super::proxy::warn_if_busy();
     let backends = Backends::start(opts.delay)?;
     check_slow_backend(&backends, opts.delay)?;
@@ -117,76 +107,43 @@ fn bench(opts: &Options, mesh_bin: Option<&Path>, dir: &Path) -> Result<()> {
         started.push(s);
     }
 
-    let load = Load {
-        protocol: Protocol::Http1,
-        conns: Conns::KeepAlive,
-        connections: opts.connections,
-        h2_streams: 1,
-        duration: opts.duration,
-        cpu: opts.load_cpu,
-    };
+    let load = opts.common.load();
     println!(
         "proxies on CPU {}, wrk and the backends on CPU {}; slow backend +{} ms; \
          wrk -t1 -c{}; {} interleaved rounds of {} s after a {} s warm-up, medians shown;\n\
          p50/p99 behind a proxy: per request, from its response_latency_fine_us histogram \
          (wrk's percentiles add synthetic samples for slow responses); direct: wrk's",
         opts.proxy_cpu,
-        opts.load_cpu,
+        opts.common.load_cpu,
         opts.delay.as_millis(),
-        opts.connections,
-        opts.rounds,
-        opts.duration.as_secs(),
-        opts.warm_up.as_secs()
+        opts.common.connections,
+        opts.common.rounds,
+        opts.common.duration.as_secs(),
+        opts.common.warm_up.as_secs()
     );
-    if !opts.warm_up.is_zero() {
-        for s in &started {
-            let warm = Load {
-                duration: opts.warm_up,
-                ..load
-            };
-            // Lets the balancers learn the backends' latencies; a failure shows in the rounds.
-            let _ = load::run(warm, &s.endpoint, None, dir);
-        }
-    }
-    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); started.len()];
-    let mut failures: Vec<Option<String>> = vec![None; started.len()];
-    for round in 0..opts.rounds {
-        for (i, s) in started.iter().enumerate() {
-            if failures[i].is_some() {
-                continue;
-            }
-            match measure(load, s, backends.of(s.scenario), dir) {
-                Ok(run) => runs[i].push(run),
-                Err(err) => failures[i] = Some(format!("round {}: {err:#}", round + 1)),
-            }
-        }
-    }
+    // Lets the balancers learn the backends' latencies.
+    opts.common.warm(started.iter().map(|s| &s.endpoint), dir);
+    let outcomes = harness::interleave(opts.common.rounds, &started, |s| {
+        measure(load, s, backends.of(s.scenario), dir)
+    });
 
     let rows: Vec<(&str, Option<report::Row>)> = started
         .iter()
-        .zip(&runs)
-        .map(|(s, r)| {
-            (
-                s.scenario.name(),
-                report::summarise(r, s.scenario.has_slow()),
-            )
+        .zip(&outcomes)
+        .map(|(s, runs)| {
+            let row = runs.as_ref().ok();
+            let row = row.and_then(|r| report::summarise(r, s.scenario.has_slow()));
+            (s.scenario.name(), row)
         })
         .collect();
     let failed: Vec<(&str, String)> = started
         .iter()
-        .zip(&failures)
-        .filter_map(|(s, f)| f.clone().map(|f| (s.scenario.name(), f)))
+        .zip(&outcomes)
+        .filter_map(|(s, r)| r.as_ref().err().map(|f| (s.scenario.name(), f.clone())))
         .collect();
     println!();
     print!("{}", report::render(&rows, &failed));
-    if !failed.is_empty() {
-        bail!(
-            "{} of {} scenarios failed; their figures are left out",
-            failed.len(),
-            started.len()
-        );
-    }
-    Ok(())
+    harness::check_failures(failed.len(), started.len(), "scenarios")
 }
 
 /// The slow backend must be slower by about its delay and the fast ones fast, or every

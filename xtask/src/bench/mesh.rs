@@ -5,10 +5,11 @@
 //! proxy through the file namer (a file `web` naming its port, with `tls=<identity>` in the
 //! mtls mode); the inbound proxy forwards to the server. wrk and the server (this process's
 //! threads) share a core, so direct is not slowed by cross-core wake-ups; the proxies get
-//! the others (see the options). Rounds are interleaved so drift on a shared machine hits every mode alike, and the
-//! tables show medians. A benchmark, not a test: it never fails on speed, only when a chain
-//! does not reach the server or answers with errors. The mtls figures count only when the
-//! inbound proxy's metrics say its requests arrived over TLS.
+//! the others (see the options). Rounds are interleaved so drift on a shared machine hits
+//! every mode alike, and the tables show medians. A benchmark, not a test: it never fails
+//! on speed, only when a chain does not reach the server or answers with errors. The mtls
+//! figures count only when the inbound proxy's metrics show requests that arrived over TLS
+//! (their share is printed).
 
 mod certs;
 mod hops;
@@ -23,35 +24,25 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use super::balance::backend::Backend;
-use super::proxy::load::{self, Conns, Load, Protocol};
+use super::harness;
+use super::proxy::load::{self, Conns, Load};
 use super::proxy::procs::{self, Usage, Watch};
-use crate::deps;
 use certs::Identities;
 use hops::Chain;
 use options::{Mode, Options};
 use report::{ConnRun, Report, Run, Tls};
 
-const BENCH_PACKAGES: &[(&str, &str)] = &[("wrk", "wrk"), ("taskset", "util-linux")];
-
 pub fn run(args: &[String]) -> Result<()> {
     let opts = Options::parse(args)?;
-    deps::ensure_debian(BENCH_PACKAGES)?;
     let needs_proxy = opts.modes.iter().any(|m| *m != Mode::Direct);
-    let mesh_bin = match &opts.mesh_bin {
-        Some(bin) => Some(bin.clone()),
-        None if needs_proxy => Some(super::proxy::build_mesh_proxy()?),
-        None => None,
-    };
-    let dir = std::env::temp_dir().join(format!("mesh-bench-mesh-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let result = bench(&opts, mesh_bin.as_deref(), &dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    harness::run("mesh", &opts.common, needs_proxy, |bin, dir| {
+        bench(&opts, bin, dir)
+    })
 }
 
 fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
     // The server is this process's threads: on the load generator's core.
-    procs::pin_self(opts.load_cpu);
+    procs::pin_self(opts.common.load_cpu);
     super::proxy::warn_if_busy();
     let server = Backend::start(Duration::ZERO)?;
     let identities = if opts.modes.contains(&Mode::Mtls) {
@@ -59,25 +50,17 @@ fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
     } else {
         None
     };
-    let handshakes = !opts.handshake_duration.is_zero();
     let mut chains: Vec<Chain> = Vec::new();
     let mut failures: Vec<(Mode, String)> = Vec::new();
     for &mode in &opts.modes {
         let ids = identities.as_ref();
-        match hops::start(mode, opts, bin, dir, &server, ids, handshakes) {
+        match hops::start(mode, opts, bin, dir, &server, ids) {
             Ok(chain) => chains.push(chain),
             Err(err) => failures.push((mode, format!("starting: {err:#}"))),
         }
     }
 
-    let load = Load {
-        protocol: Protocol::Http1,
-        conns: Conns::KeepAlive,
-        connections: opts.connections,
-        h2_streams: 1,
-        duration: opts.duration,
-        cpu: opts.load_cpu,
-    };
+    let load = opts.common.load();
     let fresh = Load {
         conns: Conns::PerRequest,
         connections: opts.handshake_connections,
@@ -91,86 +74,52 @@ fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
          {} interleaved rounds after a {} s warm-up, medians shown; p50/p99 are wrk's, end to end",
         opts.outbound_cpu,
         opts.inbound_cpu,
-        opts.load_cpu,
-        opts.connections,
-        opts.duration.as_secs(),
+        opts.common.load_cpu,
+        opts.common.connections,
+        opts.common.duration.as_secs(),
         opts.handshake_connections,
         opts.handshake_duration.as_secs(),
-        opts.rounds,
-        opts.warm_up.as_secs()
+        opts.common.rounds,
+        opts.common.warm_up.as_secs()
     );
-    if !opts.warm_up.is_zero() {
-        for chain in &chains {
-            let warm = Load {
-                duration: opts.warm_up,
-                ..load
-            };
-            // Fills the pools and the caches; a failure shows in the rounds.
-            let _ = load::run(warm, &chain.endpoint, None, dir);
-        }
-    }
+    // Fills the pools and the caches.
+    opts.common.warm(chains.iter().map(|c| &c.endpoint), dir);
+    let outcomes = harness::interleave(opts.common.rounds, &chains, |chain| {
+        let run = measure(load, chain, &server, dir)?;
+        let conns = opts
+            .handshakes()
+            .then(|| measure_conns(fresh, chain, &server, dir));
+        Ok((run, conns.transpose()?))
+    });
 
-    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); chains.len()];
-    let mut conn_runs: Vec<Vec<ConnRun>> = vec![Vec::new(); chains.len()];
-    let mut failed: Vec<Option<String>> = vec![None; chains.len()];
-    for round in 0..opts.rounds {
-        for (i, chain) in chains.iter().enumerate() {
-            if failed[i].is_some() {
-                continue;
-            }
-            let result = measure(load, chain, &server, dir).and_then(|run| {
-                runs[i].push(run);
-                if handshakes {
-                    conn_runs[i].push(measure_conns(fresh, chain, &server, dir)?);
-                }
-                Ok(())
-            });
-            if let Err(err) = result {
-                failed[i] = Some(format!("round {}: {err:#}", round + 1));
-            }
-        }
-    }
-
-    let tls = match chains.iter().find(|c| c.mode == Mode::Mtls) {
+    let mtls = chains.iter().find(|c| c.mode == Mode::Mtls);
+    let tls = match mtls.and_then(|c| c.inbound.as_ref()) {
         None => Tls::NotRun,
-        Some(chain) => match &chain.inbound {
-            Some(inbound) => match procs::get_text(inbound.admin, "/metrics") {
-                Ok(text) => report::tls_of(&text),
-                Err(err) => Tls::Unknown(format!("{err:#}")),
-            },
-            None => Tls::Unknown("no inbound proxy".to_string()),
+        Some(inbound) => match procs::get_text(inbound.admin, "/metrics") {
+            Ok(text) => report::tls_of(&text),
+            Err(err) => Tls::Unknown(format!("{err:#}")),
         },
     };
-    for (chain, f) in chains.iter().zip(&failed) {
-        if let Some(f) = f {
-            failures.push((chain.mode, f.clone()));
+    let mut rows = Vec::new();
+    for (chain, outcome) in chains.iter().zip(outcomes) {
+        match outcome {
+            Ok(runs) => {
+                let (runs, conns): (Vec<Run>, Vec<Option<ConnRun>>) = runs.into_iter().unzip();
+                let conns: Vec<ConnRun> = conns.into_iter().flatten().collect();
+                let row = report::summarise(&runs);
+                rows.push((chain.mode, row, report::summarise_conns(&conns)));
+            }
+            Err(failure) => failures.push((chain.mode, failure)),
         }
     }
     let report = Report {
-        rows: chains
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                (
-                    c.mode,
-                    report::summarise(&runs[i]),
-                    report::summarise_conns(&conn_runs[i]),
-                )
-            })
-            .collect(),
+        rows,
         tls,
         failures,
     };
     println!();
     print!("{}", report::render(&report));
-    if !report.failures.is_empty() {
-        bail!(
-            "{} of {} modes failed; their figures are left out",
-            report.failures.len(),
-            opts.modes.len()
-        );
-    }
-    Ok(())
+    harness::check_failures(report.failures.len(), opts.modes.len(), "modes")
 }
 
 /// Fails on any non-2xx answer or socket error, or if the server saw fewer requests than

@@ -3,6 +3,7 @@
 mod balance;
 mod check;
 mod destination;
+mod harness;
 mod identity;
 mod inject;
 mod injector;

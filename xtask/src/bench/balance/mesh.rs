@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::super::harness;
 use super::super::proxy::load::Endpoint;
-use super::super::proxy::peers::{MeshPorts, mesh_command};
-use super::super::proxy::procs::{self, Proc};
+use super::super::proxy::procs;
 use super::{Backend, Backends, Options, Scenario, Started};
 
 /// The dtab that sends every `/svc/<host>` to the file namer's `<host>` file.
@@ -45,22 +45,9 @@ pub(super) fn start(
             namer.display().to_string(),
         ),
     ];
-    env.extend(opts.mesh_env.iter().cloned());
-    let ports = MeshPorts::fresh()?;
+    env.extend(opts.common.mesh_env.iter().cloned());
     let log = dir.join("out.log");
-    let mut proc = Proc::spawn(
-        "mesh-proxy",
-        opts.proxy_cpu,
-        &mut mesh_command(bin, ports, &env),
-        &log,
-    )?;
-    procs::wait_http_ok(
-        ports.admin_addr(),
-        "localhost",
-        "/ready",
-        Duration::from_secs(5),
-    )
-    .or_else(|e| proc.check_running(&log).and(Err(e)))?;
+    let (proc, ports) = harness::start_mesh(bin, "mesh-proxy", opts.proxy_cpu, &env, &log)?;
     let outbound = SocketAddr::from(([127, 0, 0, 1], ports.outbound));
     if let Err(err) = check_routes(outbound, set, scenario) {
         let log = procs::log_tail(&log.with_extension("err"));

@@ -1,9 +1,10 @@
 //! The balance benchmark's scenarios and flags.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
+
+use crate::bench::harness::{Common, Flags};
 
 const USAGE: &str = "\
 usage: cargo xtask bench balance [options]
@@ -86,81 +87,36 @@ impl Scenario {
 
 #[derive(Debug, Clone)]
 pub(super) struct Options {
-    pub(super) rounds: usize,
-    pub(super) duration: Duration,
-    pub(super) warm_up: Duration,
-    pub(super) connections: usize,
+    pub(super) common: Common,
     pub(super) delay: Duration,
     pub(super) scenarios: Vec<Scenario>,
-    pub(super) mesh_bin: Option<PathBuf>,
-    pub(super) mesh_env: Vec<(String, String)>,
     pub(super) proxy_cpu: usize,
-    pub(super) load_cpu: usize,
 }
 
 impl Options {
     pub(super) fn parse(args: &[String]) -> Result<Options> {
         let mut o = Options {
-            rounds: 5,
-            duration: Duration::from_secs(10),
-            warm_up: Duration::from_secs(3),
-            connections: 16,
+            common: Common {
+                rounds: 5,
+                duration: Duration::from_secs(10),
+                warm_up: Duration::from_secs(3),
+                connections: 16,
+                mesh_bin: None,
+                mesh_env: Vec::new(),
+                load_cpu: 1,
+            },
             delay: Duration::from_millis(20),
             scenarios: Scenario::ALL.to_vec(),
-            mesh_bin: None,
-            mesh_env: Vec::new(),
             proxy_cpu: 0,
-            load_cpu: 1,
         };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            match flag.as_str() {
-                "-h" | "--help" => {
-                    print!("{USAGE}");
-                    std::process::exit(0);
-                }
-                "--quick" => {
-                    o.rounds = 1;
-                    o.duration = Duration::from_secs(2);
-                    o.warm_up = Duration::from_secs(1);
-                    continue;
-                }
-                _ => {}
-            }
-            let value = it
-                .next()
-                .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))?;
-            let number = || -> Result<u64> {
-                value.parse().with_context(|| {
-                    format!("invalid value {value:?} for {flag}: expected a number")
-                })
-            };
-            match flag.as_str() {
-                "--rounds" => o.rounds = number()?.max(1) as usize,
-                "--duration" => o.duration = Duration::from_secs(number()?.max(1)),
-                "--warm-up" => o.warm_up = Duration::from_secs(number()?),
-                "--connections" => o.connections = number()?.max(1) as usize,
-                "--delay-ms" => o.delay = Duration::from_millis(number()?),
-                "--proxy-cpu" => o.proxy_cpu = number()? as usize,
-                "--load-cpu" => o.load_cpu = number()? as usize,
-                "--mesh-bin" => o.mesh_bin = Some(PathBuf::from(value)),
-                "--scenarios" => {
-                    o.scenarios = value
-                        .split(',')
-                        .map(|s| {
-                            Scenario::parse(s).with_context(|| {
-                                format!("invalid value {s:?} for --scenarios\n\n{USAGE}")
-                            })
-                        })
-                        .collect::<Result<_>>()?;
-                }
-                "--mesh-env" => {
-                    let (k, v) = value
-                        .split_once('=')
-                        .with_context(|| format!("invalid value {value:?} for --mesh-env: K=V"))?;
-                    o.mesh_env.push((k.to_string(), v.to_string()));
-                }
-                other => bail!("unknown flag {other:?}\n\n{USAGE}"),
+        let mut flags = Flags::new(args, USAGE);
+        while let Some(flag) = flags.next_flag() {
+            match flag {
+                "--quick" => o.common.quick(),
+                "--delay-ms" => o.delay = Duration::from_millis(flags.number()?),
+                "--proxy-cpu" => o.proxy_cpu = flags.number()? as usize,
+                "--scenarios" => o.scenarios = flags.list(Scenario::parse)?,
+                _ => o.common.take(&mut flags)?,
             }
         }
         Ok(o)

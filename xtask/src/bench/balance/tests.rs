@@ -11,15 +11,15 @@ fn args(a: &[&str]) -> Vec<String> {
 #[test]
 fn options_defaults_quick_and_rejects() {
     let o = Options::parse(&[]).unwrap();
-    assert_eq!(o.rounds, 5);
-    assert_eq!(o.connections, 16);
+    assert_eq!(o.common.rounds, 5);
+    assert_eq!(o.common.connections, 16);
     assert_eq!(o.delay, Duration::from_millis(20));
     assert_eq!(o.scenarios, Scenario::ALL);
 
     let o = Options::parse(&args(&["--quick"])).unwrap();
-    assert_eq!(o.rounds, 1);
-    assert_eq!(o.duration, Duration::from_secs(2));
-    assert_eq!(o.warm_up, Duration::from_secs(1));
+    assert_eq!(o.common.rounds, 1);
+    assert_eq!(o.common.duration, Duration::from_secs(2));
+    assert_eq!(o.common.warm_up, Duration::from_secs(1));
 
     // A flag after --quick overrides it.
     let o = Options::parse(&args(&[
@@ -34,10 +34,10 @@ fn options_defaults_quick_and_rejects() {
         "A=b=c",
     ]))
     .unwrap();
-    assert_eq!(o.rounds, 3);
+    assert_eq!(o.common.rounds, 3);
     assert_eq!(o.scenarios, [Scenario::Direct, Scenario::RoundRobin]);
     assert_eq!(o.delay, Duration::from_millis(50));
-    assert_eq!(o.mesh_env, [("A".to_string(), "b=c".to_string())]);
+    assert_eq!(o.common.mesh_env, [("A".to_string(), "b=c".to_string())]);
 
     assert!(Options::parse(&args(&["--scenarios", "ewma"])).is_err());
     assert!(Options::parse(&args(&["--rounds"])).is_err());

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::super::balance::backend::Backend;
+use super::super::harness;
 use super::super::proxy::load::Endpoint;
-use super::super::proxy::peers::{MeshPorts, mesh_command};
+use super::super::proxy::peers::MeshPorts;
 use super::super::proxy::procs::{self, Proc};
 use super::certs::{self, Identities};
 use super::options::{Mode, Options};
@@ -25,7 +26,7 @@ pub const SERVICE: &str = "web";
 /// Requests sent one at a time through a fresh chain before it is measured.
 const PROBES: u64 = 20;
 
-/// How long a proxy has to become ready, and a chain to answer its first request.
+/// How long a chain has to answer its first request.
 const READY: Duration = Duration::from_secs(5);
 
 /// One running mesh-proxy.
@@ -84,8 +85,8 @@ impl Chain {
 }
 
 /// Starts the proxies of `mode` in front of `server` (none for direct) and checks that
-/// requests for `web` reach the server through them. `fresh` asks for the poolless outbound
-/// proxy too.
+/// requests for `web` reach the server through them; the poolless outbound proxy too when
+/// new connections are measured.
 pub fn start(
     mode: Mode,
     opts: &Options,
@@ -93,7 +94,6 @@ pub fn start(
     dir: &Path,
     server: &Backend,
     identities: Option<&Identities>,
-    fresh: bool,
 ) -> Result<Chain> {
     let direct = Endpoint {
         url: format!("http://{}/", server.addr),
@@ -129,11 +129,11 @@ pub fn start(
     if let Some(ids) = identities {
         env.extend(ids.env(&ids.server));
     }
-    env.extend(opts.mesh_env.iter().cloned());
-    let (inbound, inbound_port) = spawn(bin, &dir, "inbound", opts.inbound_cpu, &env)?;
+    env.extend(opts.common.mesh_env.iter().cloned());
+    let (inbound, ports) = spawn(bin, &dir, "inbound", opts.inbound_cpu, &env)?;
     std::fs::write(
         namer.join(SERVICE),
-        namer_line(inbound_port, identities.map(|_| certs::SERVER)),
+        namer_line(ports.inbound, identities.map(|_| certs::SERVER)),
     )?;
 
     let mut env = vec![
@@ -146,19 +146,20 @@ pub fn start(
     if let Some(ids) = identities {
         env.extend(ids.env(&ids.client));
     }
-    env.extend(opts.mesh_env.iter().cloned());
-    let (outbound, outbound_port) = spawn(bin, &dir, "outbound", opts.outbound_cpu, &env)?;
+    env.extend(opts.common.mesh_env.iter().cloned());
+    let (outbound, ports) = spawn(bin, &dir, "outbound", opts.outbound_cpu, &env)?;
+    let outbound_port = ports.outbound;
     check(outbound_port, server, [&outbound, &inbound], mode)?;
 
-    let (fresh, fresh_port) = if fresh {
+    let (fresh, fresh_port) = if opts.handshakes() {
         // No idle connection is kept, so each request opens a connection to the inbound proxy.
         env.push((
             "LINKERD2_PROXY_OUTBOUND_MAX_IDLE_CONNS_PER_ENDPOINT".to_string(),
             "0".to_string(),
         ));
-        let (p, port) = spawn(bin, &dir, "fresh", opts.outbound_cpu, &env)?;
-        check(port, server, [&p, &inbound], mode)?;
-        (Some(p), port)
+        let (p, ports) = spawn(bin, &dir, "fresh", opts.outbound_cpu, &env)?;
+        check(ports.outbound, server, [&p, &inbound], mode)?;
+        (Some(p), ports.outbound)
     } else {
         (None, outbound_port)
     };
@@ -185,38 +186,25 @@ pub fn namer_line(port: u16, identity: Option<&str>) -> String {
     }
 }
 
-/// Starts one proxy pinned to `cpu` and waits for its `/ready`; returns it with the port it
-/// takes traffic on (outbound for the client side, inbound for the server side).
+/// Starts one proxy pinned to `cpu` and waits for its `/ready`; returns it with its ports.
 fn spawn(
     bin: &Path,
     dir: &Path,
     role: &str,
     cpu: usize,
     env: &[(String, String)],
-) -> Result<(Proxy, u16)> {
-    let ports = MeshPorts::fresh()?;
+) -> Result<(Proxy, MeshPorts)> {
     let log = dir.join(format!("{role}.log"));
-    let mut proc = Proc::spawn(
-        &format!("{role} mesh-proxy"),
-        cpu,
-        &mut mesh_command(bin, ports, env),
-        &log,
-    )?;
-    procs::wait_http_ok(ports.admin_addr(), "localhost", "/ready", READY)
-        .or_else(|e| proc.check_running(&log).and(Err(e)))
-        .with_context(|| format!("{role} mesh-proxy did not become ready"))?;
-    let port = if role == "inbound" {
-        ports.inbound
-    } else {
-        ports.outbound
-    };
+    let name = format!("{role} mesh-proxy");
+    let (proc, ports) = harness::start_mesh(bin, &name, cpu, env, &log)
+        .with_context(|| format!("{name} did not become ready"))?;
     Ok((
         Proxy {
             proc,
             admin: ports.admin_addr(),
             log,
         },
-        port,
+        ports,
     ))
 }
 

@@ -1,9 +1,10 @@
 //! The mesh benchmark's modes and flags.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
+
+use crate::bench::harness::{Common, Flags};
 
 const USAGE: &str = "\
 usage: cargo xtask bench mesh [options]
@@ -67,18 +68,12 @@ impl Mode {
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub rounds: usize,
-    pub duration: Duration,
-    pub warm_up: Duration,
-    pub connections: usize,
+    pub common: Common,
     pub handshake_duration: Duration,
     pub handshake_connections: usize,
     pub modes: Vec<Mode>,
-    pub mesh_bin: Option<PathBuf>,
-    pub mesh_env: Vec<(String, String)>,
     pub outbound_cpu: usize,
     pub inbound_cpu: usize,
-    pub load_cpu: usize,
 }
 
 impl Options {
@@ -91,73 +86,41 @@ impl Options {
     pub fn parse_for(args: &[String], cpus: usize) -> Result<Options> {
         let (inbound_cpu, load_cpu) = if cpus >= 3 { (1, 2) } else { (0, 1) };
         let mut o = Options {
-            rounds: 3,
-            duration: Duration::from_secs(5),
-            warm_up: Duration::from_secs(1),
-            connections: 32,
+            common: Common {
+                rounds: 3,
+                duration: Duration::from_secs(5),
+                warm_up: Duration::from_secs(1),
+                connections: 32,
+                mesh_bin: None,
+                mesh_env: Vec::new(),
+                load_cpu,
+            },
             handshake_duration: Duration::from_secs(3),
             handshake_connections: 8,
             modes: Mode::ALL.to_vec(),
-            mesh_bin: None,
-            mesh_env: Vec::new(),
             outbound_cpu: 0,
             inbound_cpu,
-            load_cpu,
         };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            match flag.as_str() {
-                "-h" | "--help" => {
-                    print!("{USAGE}");
-                    std::process::exit(0);
-                }
+        let mut flags = Flags::new(args, USAGE);
+        while let Some(flag) = flags.next_flag() {
+            match flag {
                 "--quick" => {
-                    o.rounds = 1;
-                    o.duration = Duration::from_secs(2);
+                    o.common.quick();
                     o.handshake_duration = Duration::from_secs(1);
-                    o.warm_up = Duration::from_secs(1);
-                    continue;
                 }
-                _ => {}
-            }
-            let value = it
-                .next()
-                .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))?;
-            let number = || -> Result<u64> {
-                value.parse().with_context(|| {
-                    format!("invalid value {value:?} for {flag}: expected a number")
-                })
-            };
-            match flag.as_str() {
-                "--rounds" => o.rounds = number()?.max(1) as usize,
-                "--duration" => o.duration = Duration::from_secs(number()?.max(1)),
-                "--warm-up" => o.warm_up = Duration::from_secs(number()?),
-                "--connections" => o.connections = number()?.max(1) as usize,
-                "--handshake-duration" => o.handshake_duration = Duration::from_secs(number()?),
-                "--handshake-connections" => o.handshake_connections = number()?.max(1) as usize,
-                "--outbound-cpu" => o.outbound_cpu = number()? as usize,
-                "--inbound-cpu" => o.inbound_cpu = number()? as usize,
-                "--load-cpu" => o.load_cpu = number()? as usize,
-                "--mesh-bin" => o.mesh_bin = Some(PathBuf::from(value)),
-                "--modes" => {
-                    o.modes = value
-                        .split(',')
-                        .map(|m| {
-                            Mode::parse(m).with_context(|| {
-                                format!("invalid value {m:?} for --modes\n\n{USAGE}")
-                            })
-                        })
-                        .collect::<Result<_>>()?;
-                }
-                "--mesh-env" => {
-                    let (k, v) = value
-                        .split_once('=')
-                        .with_context(|| format!("invalid value {value:?} for --mesh-env: K=V"))?;
-                    o.mesh_env.push((k.to_string(), v.to_string()));
-                }
-                other => bail!("unknown flag {other:?}\n\n{USAGE}"),
+                "--handshake-duration" => o.handshake_duration = flags.seconds()?,
+                "--handshake-connections" => o.handshake_connections = flags.count()?,
+                "--outbound-cpu" => o.outbound_cpu = flags.number()? as usize,
+                "--inbound-cpu" => o.inbound_cpu = flags.number()? as usize,
+                "--modes" => o.modes = flags.list(Mode::parse)?,
+                _ => o.common.take(&mut flags)?,
             }
         }
         Ok(o)
+    }
+
+    /// Whether to measure new connections as well as keep-alive ones.
+    pub fn handshakes(&self) -> bool {
+        !self.handshake_duration.is_zero()
     }
 }

@@ -20,15 +20,21 @@ fn args(a: &[&str]) -> Vec<String> {
 #[test]
 fn options_defaults_quick_and_rejects() {
     let o = Options::parse(&[]).unwrap();
-    assert_eq!((o.rounds, o.connections), (3, 32));
-    assert_eq!(o.duration, Duration::from_secs(5));
+    assert_eq!((o.common.rounds, o.common.connections), (3, 32));
+    assert_eq!(o.common.duration, Duration::from_secs(5));
     assert_eq!(o.handshake_duration, Duration::from_secs(3));
     assert_eq!(o.modes, Mode::ALL);
     // Two cores: the proxies share one, wrk and the server the other; more: one each.
     let o = Options::parse_for(&[], 2).unwrap();
-    assert_eq!((o.outbound_cpu, o.inbound_cpu, o.load_cpu), (0, 0, 1));
+    assert_eq!(
+        (o.outbound_cpu, o.inbound_cpu, o.common.load_cpu),
+        (0, 0, 1)
+    );
     let o = Options::parse_for(&[], 8).unwrap();
-    assert_eq!((o.outbound_cpu, o.inbound_cpu, o.load_cpu), (0, 1, 2));
+    assert_eq!(
+        (o.outbound_cpu, o.inbound_cpu, o.common.load_cpu),
+        (0, 1, 2)
+    );
 
     let o = Options::parse(&args(&[
         "--quick",
@@ -44,15 +50,18 @@ fn options_defaults_quick_and_rejects() {
         "3",
     ]))
     .unwrap();
-    assert_eq!(o.rounds, 2);
-    assert_eq!(o.duration, Duration::from_secs(2));
+    assert_eq!(o.common.rounds, 2);
+    assert_eq!(o.common.duration, Duration::from_secs(2));
     assert_eq!(o.modes, [Mode::Direct, Mode::Mtls]);
     assert!(o.handshake_duration.is_zero());
-    assert_eq!(o.mesh_env, [("A".to_string(), "b=c".to_string())]);
+    assert_eq!(o.common.mesh_env, [("A".to_string(), "b=c".to_string())]);
     assert_eq!(o.inbound_cpu, 3);
     // Zero rounds or seconds would measure nothing.
     let o = Options::parse(&args(&["--rounds", "0", "--duration", "0"])).unwrap();
-    assert_eq!((o.rounds, o.duration), (1, Duration::from_secs(1)));
+    assert_eq!(
+        (o.common.rounds, o.common.duration),
+        (1, Duration::from_secs(1))
+    );
 
     for bad in [
         &["--modes", "tls"][..],
