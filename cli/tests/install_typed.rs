@@ -227,6 +227,13 @@ fn crds_are_valid_and_structural() {
     ] {
         assert!(names.contains(&name), "no CRD {name}");
     }
+    // `mesh check` looks for the same CRDs install renders: each one the control plane
+    // waits for.
+    let mut rendered = names.clone();
+    rendered.sort_unstable();
+    let mut checked = mesh_names::resources::CRDS.to_vec();
+    checked.sort_unstable();
+    assert_eq!(rendered, checked);
 }
 
 #[test]

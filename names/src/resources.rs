@@ -32,11 +32,14 @@ pub const POLICY_SERVICE: &str = "linkerd-policy";
 pub const IDENTITY_HEADLESS_SERVICE: &str = "linkerd-identity-headless";
 
 /// The CRDs `mesh install --crds` creates and the control plane needs.
-pub const CRDS: [&str; 4] = [
+pub const CRDS: [&str; 7] = [
     "serviceprofiles.linkerd.io",
     "servers.policy.linkerd.io",
     "httproutes.policy.linkerd.io",
     "authorizationpolicies.policy.linkerd.io",
+    "meshtlsauthentications.policy.linkerd.io",
+    "networkauthentications.policy.linkerd.io",
+    "serverauthorizations.policy.linkerd.io",
 ];
 
 /// The cluster-wide ClusterRoles (and bindings) of each component, for a control plane in `ns`.
