@@ -4,16 +4,18 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
+use mesh_names::metrics as m;
+
 use super::parse::{ParseError, parse, render};
 
 /// The labels whose values are hashed, as Linkerd lists them.
 const SECRET_LABELS: [&str; 6] = [
-    "authority",
-    "client_id",
-    "server_id",
-    "target_addr",
-    "dst_service",
-    "dst_namespace",
+    m::AUTHORITY,
+    m::CLIENT_ID,
+    m::SERVER_ID,
+    m::TARGET_ADDR,
+    m::DST_SERVICE,
+    m::DST_NAMESPACE,
 ];
 
 /// Rewrites a `/metrics` page with each value of a [`SECRET_LABELS`] label replaced by the

@@ -9,6 +9,7 @@
 //! authorization's `authz_group`, `authz_kind`, `authz_name`; then `tls` with `client_id`
 //! or `no_tls_reason`.
 
+use mesh_names::metrics as m;
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -40,12 +41,12 @@ impl AuthzEvent {
 
     pub fn name(self) -> &'static str {
         match self {
-            AuthzEvent::HttpAllow => "inbound_http_authz_allow_total",
-            AuthzEvent::HttpDeny => "inbound_http_authz_deny_total",
-            AuthzEvent::HttpRouteNotFound => "inbound_http_route_not_found_total",
-            AuthzEvent::TcpAllow => "inbound_tcp_authz_allow_total",
-            AuthzEvent::TcpDeny => "inbound_tcp_authz_deny_total",
-            AuthzEvent::TcpTerminate => "inbound_tcp_authz_terminate_total",
+            AuthzEvent::HttpAllow => m::INBOUND_HTTP_AUTHZ_ALLOW_TOTAL,
+            AuthzEvent::HttpDeny => m::INBOUND_HTTP_AUTHZ_DENY_TOTAL,
+            AuthzEvent::HttpRouteNotFound => m::INBOUND_HTTP_ROUTE_NOT_FOUND_TOTAL,
+            AuthzEvent::TcpAllow => m::INBOUND_TCP_AUTHZ_ALLOW_TOTAL,
+            AuthzEvent::TcpDeny => m::INBOUND_TCP_AUTHZ_DENY_TOTAL,
+            AuthzEvent::TcpTerminate => m::INBOUND_TCP_AUTHZ_TERMINATE_TOTAL,
         }
     }
 

@@ -29,9 +29,6 @@ pub use identity::IdentityMetrics;
 pub use labels::{Direction, DstLabels, HttpKey, NoTlsReason, Peer, TcpKey, Tls};
 pub use route::{RouteKey, RouteMetrics};
 
-/// The name of the fine-grained latency histogram (see the crate docs).
-pub const FINE_LATENCY: &str = "response_latency_fine_us";
-
 /// Response kinds (status, gRPC status, error) kept per HTTP series; further kinds are
 /// counted in one overflow entry per classification. Status codes and `grpc-status` come
 /// from peers, so this bounds a series' size.

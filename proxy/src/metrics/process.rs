@@ -1,5 +1,6 @@
 //! `process_*` metrics from /proc, and `proxy_build_info`.
 
+use mesh_names::metrics as m;
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -28,7 +29,7 @@ impl Process {
             .unwrap_or(0.0);
         gauge(
             out,
-            "process_start_time_seconds",
+            m::PROCESS_START_TIME_SECONDS,
             "Time that the process started (in seconds since the UNIX epoch)",
             &start.to_string(),
         );

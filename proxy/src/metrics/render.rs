@@ -1,10 +1,11 @@
 //! The Prometheus text format: Linkerd's families, then the family bounds, then `identity_*` and
 //! `process_*`.
 
+use mesh_names::metrics as m;
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::{FINE_LATENCY, LatencyMs, Metrics};
+use super::{LatencyMs, Metrics};
 
 impl Metrics {
     /// Renders everything in the Prometheus text format.
@@ -54,28 +55,28 @@ impl Metrics {
         let http = self.http.snapshot();
         header(
             out,
-            "request_total",
+            m::REQUEST_TOTAL,
             "counter",
             "Total count of HTTP requests.",
         );
         for m in &http {
-            line(out, "request_total", &m.labels, m.requests.load(Relaxed));
+            line(out, m::REQUEST_TOTAL, &m.labels, m.requests.load(Relaxed));
         }
         header(
             out,
-            "response_total",
+            m::RESPONSE_TOTAL,
             "counter",
             "Total count of HTTP responses.",
         );
         for m in &http {
             for r in m.responses_sorted() {
                 let labels = format!("{},{}", m.labels, r.labels());
-                line(out, "response_total", &labels, r.total.load(Relaxed));
+                line(out, m::RESPONSE_TOTAL, &labels, r.total.load(Relaxed));
             }
         }
         header(
             out,
-            "response_latency_ms",
+            m::RESPONSE_LATENCY_MS,
             "histogram",
             "Elapsed times between a request's headers being received and its response stream completing",
         );
@@ -99,17 +100,17 @@ impl Metrics {
                     Some(status) => format!("{},status_code=\"{status}\"", m.labels),
                     None => format!("{},status_code=\"\"", m.labels),
                 };
-                LatencyMs::render("response_latency_ms", &labels, &counts, sum, out);
+                LatencyMs::render(m::RESPONSE_LATENCY_MS, &labels, &counts, sum, out);
             }
         }
         header(
             out,
-            FINE_LATENCY,
+            m::RESPONSE_LATENCY_FINE_US,
             "histogram",
             "Like response_latency_ms, in microseconds with buckets at most 3.2% wide; only non-empty buckets and their lower edges are written.",
         );
         for m in &http {
-            m.fine.render(FINE_LATENCY, &m.labels, out);
+            m.fine.render(m::RESPONSE_LATENCY_FINE_US, &m.labels, out);
         }
     }
 
@@ -133,7 +134,7 @@ impl Metrics {
         if routes.is_empty() {
             return;
         }
-        let name = "route_request_total";
+        let name = m::ROUTE_REQUEST_TOTAL;
         header(
             out,
             name,
@@ -145,12 +146,12 @@ impl Metrics {
         }
         for (name, help, actual) in [
             (
-                "route_response_total",
+                m::ROUTE_RESPONSE_TOTAL,
                 "Responses to requests on a route, after retries.",
                 false,
             ),
             (
-                "route_actual_response_total",
+                m::ROUTE_ACTUAL_RESPONSE_TOTAL,
                 "Responses to every attempt on a route, retries included.",
                 true,
             ),
@@ -172,15 +173,15 @@ impl Metrics {
         }
         header(
             out,
-            "route_response_latency_ms",
+            m::ROUTE_RESPONSE_LATENCY_MS,
             "histogram",
             "Time from a route request's headers to the response headers the client got.",
         );
         for m in &routes {
             let (counts, sum) = m.latency.snapshot();
-            LatencyMs::render("route_response_latency_ms", &m.labels, &counts, sum, out);
+            LatencyMs::render(m::ROUTE_RESPONSE_LATENCY_MS, &m.labels, &counts, sum, out);
         }
-        let name = "route_retry_total";
+        let name = m::ROUTE_RETRY_TOTAL;
         header(
             out,
             name,
@@ -190,7 +191,7 @@ impl Metrics {
         for m in &routes {
             line(out, name, &m.labels, m.retries.load(Relaxed));
         }
-        let name = "route_retry_budget_exhausted_total";
+        let name = m::ROUTE_RETRY_BUDGET_EXHAUSTED_TOTAL;
         header(
             out,
             name,
@@ -206,64 +207,69 @@ impl Metrics {
         let tcp = self.tcp.snapshot();
         header(
             out,
-            "tcp_open_total",
+            m::TCP_OPEN_TOTAL,
             "counter",
             "Total count of opened connections",
         );
         for m in &tcp {
-            line(out, "tcp_open_total", &m.labels, m.open_total.load(Relaxed));
+            line(
+                out,
+                m::TCP_OPEN_TOTAL,
+                &m.labels,
+                m.open_total.load(Relaxed),
+            );
         }
         header(
             out,
-            "tcp_open_connections",
+            m::TCP_OPEN_CONNECTIONS,
             "gauge",
             "Number of currently-open connections",
         );
         for m in &tcp {
             let open = m.open_total.load(Relaxed).saturating_sub(m.close_count());
-            line(out, "tcp_open_connections", &m.labels, open);
+            line(out, m::TCP_OPEN_CONNECTIONS, &m.labels, open);
         }
         header(
             out,
-            "tcp_read_bytes_total",
+            m::TCP_READ_BYTES_TOTAL,
             "counter",
             "Total count of bytes read from peers",
         );
         for m in &tcp {
             line(
                 out,
-                "tcp_read_bytes_total",
+                m::TCP_READ_BYTES_TOTAL,
                 &m.labels,
                 m.read_bytes.load(Relaxed),
             );
         }
         header(
             out,
-            "tcp_write_bytes_total",
+            m::TCP_WRITE_BYTES_TOTAL,
             "counter",
             "Total count of bytes written to peers",
         );
         for m in &tcp {
             line(
                 out,
-                "tcp_write_bytes_total",
+                m::TCP_WRITE_BYTES_TOTAL,
                 &m.labels,
                 m.write_bytes.load(Relaxed),
             );
         }
         header(
             out,
-            "tcp_close_total",
+            m::TCP_CLOSE_TOTAL,
             "counter",
             "Total count of closed connections",
         );
         for m in &tcp {
             let ok = format!("{},errno=\"\"", m.labels);
-            line(out, "tcp_close_total", &ok, m.close_ok.load(Relaxed));
+            line(out, m::TCP_CLOSE_TOTAL, &ok, m.close_ok.load(Relaxed));
             let errs = m.close_err.lock().map(|e| e.clone()).unwrap_or_default();
             for (errno, n) in errs {
                 let labels = format!("{},errno=\"{errno}\"", m.labels);
-                line(out, "tcp_close_total", &labels, n);
+                line(out, m::TCP_CLOSE_TOTAL, &labels, n);
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use mesh_names::metrics as m;
 use serde_json::{Value, json};
 
 use crate::cmd::stat::compute::{self, Stats, Window};
@@ -30,10 +31,10 @@ pub fn reduce(page: &Exposition<'_>, keep: &dyn Fn(&str) -> bool) -> PodSample {
     let mut latency: Series<'_> = HashMap::new();
     for family in &page.families {
         let kind = match family.name {
-            "route_response_total" | "route_response_latency_ms" => EFFECTIVE,
-            "route_actual_response_total" => ACTUAL,
-            "response_total" | "response_latency_ms" => HTTP,
-            "process_start_time_seconds" => {
+            m::ROUTE_RESPONSE_TOTAL | m::ROUTE_RESPONSE_LATENCY_MS => EFFECTIVE,
+            m::ROUTE_ACTUAL_RESPONSE_TOTAL => ACTUAL,
+            m::RESPONSE_TOTAL | m::RESPONSE_LATENCY_MS => HTTP,
+            m::PROCESS_START_TIME_SECONDS => {
                 out.start_time = family.samples.first().map(|s| s.value);
                 continue;
             }
@@ -41,12 +42,12 @@ pub fn reduce(page: &Exposition<'_>, keep: &dyn Fn(&str) -> bool) -> PodSample {
         };
         for s in &family.samples {
             let (dst, route) = if kind == HTTP {
-                if s.label("direction") != Some("outbound") {
+                if s.label(m::DIRECTION) != Some(m::OUTBOUND) {
                     continue;
                 }
-                (s.label("authority"), Some(""))
+                (s.label(m::AUTHORITY), Some(""))
             } else {
-                (s.label("dst"), s.label("rt_route"))
+                (s.label(m::DST), s.label(m::RT_ROUTE))
             };
             let (Some(dst), Some(route)) = (dst, route) else {
                 continue;
@@ -62,9 +63,9 @@ pub fn reduce(page: &Exposition<'_>, keep: &dyn Fn(&str) -> bool) -> PodSample {
                 continue;
             }
             let counters = out.groups.entry(key).or_default();
-            match s.label("classification") {
-                Some("success") => counters.success += s.value,
-                Some("failure") => counters.failure += s.value,
+            match s.label(m::CLASSIFICATION) {
+                Some(m::SUCCESS) => counters.success += s.value,
+                Some(m::FAILURE) => counters.failure += s.value,
                 _ => {}
             }
         }

@@ -107,7 +107,7 @@ pub async fn edges(
                         dst_namespace: key.namespace.to_string(),
                         dst: key.name.to_string(),
                         dst_kind,
-                        secured: key.tls == "true",
+                        secured: key.tls == mesh_names::metrics::TLS_TRUE,
                         server_id: key.server_id.to_string(),
                         no_tls_reason: key.no_tls_reason.to_string(),
                     });

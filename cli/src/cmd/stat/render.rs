@@ -228,7 +228,10 @@ fn json(rows: &[&Row]) -> Value {
                 entry.insert(key.into(), json!(ms));
             }
             let s = s.filter(|_| tcp);
-            entry.insert("tcp_open_connections".into(), json!(s.map(|s| s.tcp_open)));
+            entry.insert(
+                mesh_names::metrics::TCP_OPEN_CONNECTIONS.into(),
+                json!(s.map(|s| s.tcp_open)),
+            );
             entry.insert("tcp_read_bytes_rate".into(), number(s.map(|s| s.read_rate)));
             entry.insert(
                 "tcp_write_bytes_rate".into(),

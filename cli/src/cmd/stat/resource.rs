@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use mesh_names::metrics as m;
+
 /// A kind of resource `mesh stat` can report on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -70,17 +72,17 @@ impl Kind {
     /// The outbound metric label that names a destination of this kind.
     pub fn dst_label(self) -> &'static str {
         match self {
-            Kind::Authority => "authority",
-            Kind::CronJob => "dst_cronjob",
-            Kind::DaemonSet => "dst_daemonset",
-            Kind::Deployment => "dst_deployment",
-            Kind::Job => "dst_job",
-            Kind::Namespace => "dst_namespace",
-            Kind::Pod => "dst_pod",
-            Kind::ReplicaSet => "dst_replicaset",
-            Kind::ReplicationController => "dst_replicationcontroller",
-            Kind::Service => "dst_service",
-            Kind::StatefulSet => "dst_statefulset",
+            Kind::Authority => m::AUTHORITY,
+            Kind::CronJob => m::DST_CRONJOB,
+            Kind::DaemonSet => m::DST_DAEMONSET,
+            Kind::Deployment => m::DST_DEPLOYMENT,
+            Kind::Job => m::DST_JOB,
+            Kind::Namespace => m::DST_NAMESPACE,
+            Kind::Pod => m::DST_POD,
+            Kind::ReplicaSet => m::DST_REPLICASET,
+            Kind::ReplicationController => m::DST_REPLICATIONCONTROLLER,
+            Kind::Service => m::DST_SERVICE,
+            Kind::StatefulSet => m::DST_STATEFULSET,
         }
     }
 

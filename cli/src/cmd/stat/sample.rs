@@ -6,12 +6,11 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use mesh_names::metrics as m;
+
 use crate::metrics::{Buckets, Exposition, Sample};
 
 use super::resource::Kind;
-
-/// The histogram mesh-proxy exports next to Linkerd's, in microseconds.
-pub const FINE_LATENCY: &str = "response_latency_fine_us";
 
 /// Which of a proxy's metrics count, and how they are grouped into rows.
 #[derive(Debug, Clone)]
@@ -35,8 +34,8 @@ pub enum Direction {
 impl Direction {
     pub fn as_str(self) -> &'static str {
         match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
+            Direction::Inbound => m::INBOUND,
+            Direction::Outbound => m::OUTBOUND,
         }
     }
 
@@ -44,8 +43,8 @@ impl Direction {
     /// opened ones outbound.
     fn peer(self) -> &'static str {
         match self {
-            Direction::Inbound => "src",
-            Direction::Outbound => "dst",
+            Direction::Inbound => m::PEER_SRC,
+            Direction::Outbound => m::PEER_DST,
         }
     }
 }
@@ -129,7 +128,7 @@ pub struct Counters {
 impl View {
     /// The row key of a sample, or `None` when the sample does not count.
     fn key(&self, sample: &Sample<'_>) -> Option<String> {
-        if sample.label("direction") != Some(self.direction.as_str()) {
+        if sample.label(m::DIRECTION) != Some(self.direction.as_str()) {
             return None;
         }
         if let Some(only) = &self.only
@@ -140,7 +139,7 @@ impl View {
         }
         match &self.group {
             GroupBy::Whole => Some(String::new()),
-            GroupBy::Authority => sample.label("authority").map(str::to_string),
+            GroupBy::Authority => sample.label(m::AUTHORITY).map(str::to_string),
             GroupBy::Edge { kind, namespace } => {
                 [*kind, Kind::Service].into_iter().find_map(|kind| {
                     let (ns, name) = destination(sample, kind, namespace, &self.service_ips)?;
@@ -148,9 +147,9 @@ impl View {
                     Some(format!(
                         "{}/{ns}/{name}\t{}\t{}\t{}",
                         kind.short(),
-                        label("tls"),
-                        label("server_id"),
-                        label("no_tls_reason")
+                        label(m::TLS),
+                        label(m::SERVER_ID),
+                        label(m::NO_TLS_REASON)
                     ))
                 })
             }
@@ -173,7 +172,7 @@ pub(crate) fn destination(
     default_namespace: &str,
     service_ips: &HashMap<IpAddr, (String, String)>,
 ) -> Option<(String, String)> {
-    let namespace = sample.label("dst_namespace");
+    let namespace = sample.label(m::DST_NAMESPACE);
     if kind == Kind::Namespace {
         if let Some(ns) = namespace {
             return Some((ns.to_string(), ns.to_string()));
@@ -197,7 +196,7 @@ fn service_by_authority(
     default_namespace: &str,
     service_ips: &HashMap<IpAddr, (String, String)>,
 ) -> Option<(String, String)> {
-    service_of_authority(sample.label("authority")?, default_namespace, service_ips)
+    service_of_authority(sample.label(m::AUTHORITY)?, default_namespace, service_ips)
 }
 
 /// The `(namespace, name)` of the Service an authority names: a cluster IP in `service_ips`,
@@ -236,19 +235,19 @@ pub fn reduce(page: &Exposition<'_>, view: &View) -> PodSample {
     let mut fine: Series<'_> = HashMap::new();
     for family in &page.families {
         match family.name {
-            "response_total" => {
+            m::RESPONSE_TOTAL => {
                 for s in &family.samples {
                     let Some(key) = view.key(s) else { continue };
                     let counters = out.groups.entry(key).or_default();
-                    match s.label("classification") {
-                        Some("success") => counters.success += s.value,
-                        Some("failure") => counters.failure += s.value,
+                    match s.label(m::CLASSIFICATION) {
+                        Some(m::SUCCESS) => counters.success += s.value,
+                        Some(m::FAILURE) => counters.failure += s.value,
                         _ => {}
                     }
                 }
             }
-            "response_latency_ms" | FINE_LATENCY => {
-                let series = if family.name == FINE_LATENCY {
+            m::RESPONSE_LATENCY_MS | m::RESPONSE_LATENCY_FINE_US => {
+                let series = if family.name == m::RESPONSE_LATENCY_FINE_US {
                     &mut fine
                 } else {
                     &mut coarse
@@ -261,21 +260,21 @@ pub fn reduce(page: &Exposition<'_>, view: &View) -> PodSample {
                     }
                 }
             }
-            "tcp_open_connections" | "tcp_read_bytes_total" | "tcp_write_bytes_total" => {
+            m::TCP_OPEN_CONNECTIONS | m::TCP_READ_BYTES_TOTAL | m::TCP_WRITE_BYTES_TOTAL => {
                 for s in &family.samples {
-                    if s.label("peer") != Some(view.direction.peer()) {
+                    if s.label(m::PEER) != Some(view.direction.peer()) {
                         continue;
                     }
                     let Some(key) = view.key(s) else { continue };
                     let counters = out.groups.entry(key).or_default();
                     match family.name {
-                        "tcp_open_connections" => counters.tcp_open += s.value,
-                        "tcp_read_bytes_total" => counters.read_bytes += s.value,
+                        m::TCP_OPEN_CONNECTIONS => counters.tcp_open += s.value,
+                        m::TCP_READ_BYTES_TOTAL => counters.read_bytes += s.value,
                         _ => counters.write_bytes += s.value,
                     }
                 }
             }
-            "process_start_time_seconds" => {
+            m::PROCESS_START_TIME_SECONDS => {
                 out.start_time = family.samples.first().map(|s| s.value);
             }
             _ => {}
@@ -292,13 +291,13 @@ pub(crate) type Series<'a> = HashMap<(String, Vec<(&'a str, &'a str)>), Vec<(f64
 /// Adds one `_bucket` sample to row `key`'s series (a sample without a readable `le` is
 /// skipped).
 pub(crate) fn add_bucket<'a>(series: &mut Series<'a>, key: String, s: &'a Sample<'a>) {
-    let Some(le) = s.label("le").and_then(parse_le) else {
+    let Some(le) = s.label(m::LE).and_then(parse_le) else {
         return;
     };
     let labels: Vec<(&str, &str)> = s
         .labels
         .iter()
-        .filter(|(n, _)| *n != "le")
+        .filter(|(n, _)| *n != m::LE)
         .map(|(n, v)| (*n, v.as_ref()))
         .collect();
     series.entry((key, labels)).or_default().push((le, s.value));
