@@ -77,7 +77,7 @@ impl Policies {
     pub fn new(
         config: &PolicyConfig,
         metrics: Arc<Metrics>,
-    ) -> Result<Arc<Policies>, super::PolicyClientError> {
+    ) -> Result<Arc<Policies>, crate::control::AddrError> {
         Policies::with_timing(config, metrics, super::Timing::default())
     }
 
@@ -86,7 +86,7 @@ impl Policies {
         config: &PolicyConfig,
         metrics: Arc<Metrics>,
         timing: super::Timing,
-    ) -> Result<Arc<Policies>, super::PolicyClientError> {
+    ) -> Result<Arc<Policies>, crate::control::AddrError> {
         let default = config.default;
         let cluster = &config.cluster_networks;
         let control = match &config.control {
