@@ -462,3 +462,97 @@ fn answers_from_the_control_plane_become_policies() {
     no_protocol.protocol = None;
     assert_eq!(convert(no_protocol), Err(InvalidPolicy::NoProtocol));
 }
+
+#[test]
+fn grpc_routes_from_the_control_plane_match_posts_to_their_methods() {
+    use linkerd2_proxy_api::{grpc_route as g, http_route as h, inbound as proto, meta};
+    let rpc = |service: &str, method: &str| g::GrpcRouteMatch {
+        rpc: Some(g::GrpcRpcMatch {
+            service: service.into(),
+            method: method.into(),
+        }),
+        headers: vec![],
+    };
+    let rule = |matches| proto::grpc_route::Rule {
+        matches,
+        filters: vec![],
+    };
+    let route = proto::GrpcRoute {
+        metadata: Some(meta::Metadata {
+            kind: Some(meta::metadata::Kind::Resource(meta::Resource {
+                group: "gateway.networking.k8s.io".into(),
+                kind: "GRPCRoute".into(),
+                name: "rpc".into(),
+                ..meta::Resource::default()
+            })),
+        }),
+        hosts: vec![h::HostMatch {
+            r#match: Some(h::host_match::Match::Exact("Web.Example.com.".into())),
+        }],
+        authorizations: vec![],
+        rules: vec![
+            rule(vec![rpc("pkg.Svc", "Get")]),
+            rule(vec![rpc("pkg.Admin", ""), rpc("", "List")]),
+        ],
+    };
+    let policy = convert(proto::Server {
+        protocol: Some(proto::ProxyProtocol {
+            kind: Some(proto::proxy_protocol::Kind::Grpc(
+                proto::proxy_protocol::Grpc {
+                    routes: vec![route],
+                },
+            )),
+        }),
+        server_ips: vec![],
+        authorizations: vec![],
+        labels: [("name", "web")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    })
+    .unwrap();
+    assert_eq!(policy.http_routes.len(), 1);
+    let rules = &policy.http_routes[0].rules;
+    assert_eq!(rules.len(), 2);
+    assert!(
+        Arc::ptr_eq(&rules[0].meta, &rules[1].meta),
+        "one name per route"
+    );
+    assert_eq!(
+        *rules[0].meta,
+        Meta::resource("gateway.networking.k8s.io", "GRPCRoute", "rpc")
+    );
+    let found = |method: http::Method, host: &str, path: &str| {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host)
+            .body(())
+            .unwrap();
+        routes::find(&policy.http_routes, &req)
+            .map(|r| rules.iter().position(|x| std::ptr::eq(x, r)).unwrap())
+    };
+    let post = http::Method::POST;
+    assert_eq!(
+        found(post.clone(), "web.example.com", "/pkg.Svc/Get"),
+        Some(0)
+    );
+    assert_eq!(
+        found(http::Method::GET, "web.example.com", "/pkg.Svc/Get"),
+        None
+    );
+    assert_eq!(
+        found(post.clone(), "other.example.com", "/pkg.Svc/Get"),
+        None
+    );
+    assert_eq!(found(post.clone(), "web.example.com", "/pkg.Svc/Put"), None);
+    assert_eq!(
+        found(post.clone(), "web.example.com", "/pkg.Admin/Any"),
+        Some(1)
+    );
+    assert_eq!(
+        found(post.clone(), "web.example.com", "/any.Svc/List"),
+        Some(1)
+    );
+    assert_eq!(found(post, "web.example.com", "/a/b/List"), None);
+}
