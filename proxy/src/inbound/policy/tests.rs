@@ -348,6 +348,59 @@ fn routes_match_hosts_headers_and_query() {
     assert_eq!(name(req("a.example.com", "/?v=3", "blue")), None);
     assert_eq!(name(req("a.example.com", "/?v=1", "red")), None);
     assert_eq!(name(req("example.com", "/?v=1", "blue")), None);
+    // Hosts are names: any case, and a trailing dot, still match.
+    assert_eq!(
+        name(req("WEB.Example.COM.:80", "/", "red")).as_deref(),
+        Some("exact-host")
+    );
+    assert_eq!(
+        name(req("A.EXAMPLE.com", "/?v=2", "blue")).as_deref(),
+        Some("wild")
+    );
+    assert_eq!(name(req("EXAMPLE.COM", "/?v=1", "blue")), None);
+}
+
+#[tokio::test]
+async fn a_policy_change_replaces_earlier_decisions() {
+    let cluster = [net("10.0.0.0/8")];
+    let allow = Arc::new(DefaultPolicy::ClusterUnauthenticated.server_policy(&cluster));
+    let deny = Arc::new(DefaultPolicy::Deny.server_policy(&cluster));
+    let (tx, port) = PortPolicy::channel(allow.clone());
+    let metrics = Arc::new(Metrics::new());
+    let mut c = ConnPolicy::new(
+        SocketAddr::new(ip("10.1.1.1"), 40000),
+        "10.0.0.5:8080".parse().unwrap(),
+        ClientTls::Plain,
+        port,
+        metrics.clone(),
+    );
+    assert_eq!(c.check_http(&get("/")), Ok(()));
+    assert_eq!(c.check_http_unrouted(), Some(Ok(())));
+    assert!(c.check_tcp().is_ok());
+
+    // The decision remembered under the old policy is not reused under the new one.
+    tx.send_replace(deny);
+    assert_eq!(c.check_http(&get("/")), Err(HttpDenied::Unauthorized));
+    assert_eq!(c.check_http_unrouted(), Some(Err(HttpDenied::Unauthorized)));
+    let count = |family: &str| {
+        let text = metrics.render();
+        let line = text.lines().find(|l| l.starts_with(&format!("{family}{{")));
+        line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+    };
+    assert_eq!(count("inbound_http_authz_allow_total"), Some(2));
+    assert_eq!(count("inbound_http_authz_deny_total"), Some(2));
+
+    // An opaque connection allowed before is revoked by the change, and kept by the next.
+    assert!(!c.recheck_tcp());
+    tx.send_replace(allow);
+    let wait = std::time::Duration::from_secs(5);
+    tokio::time::timeout(wait, c.changed())
+        .await
+        .expect("the change is noticed");
+    assert!(c.recheck_tcp());
+    assert_eq!(c.check_http(&get("/")), Ok(()));
+    assert_eq!(count("inbound_http_authz_allow_total"), Some(3));
+    assert_eq!(count("inbound_tcp_authz_terminate_total"), Some(1));
 }
 
 #[test]
