@@ -46,10 +46,10 @@ pub enum RunError {
     Signals(io::Error),
     /// The control plane's address or settings are unusable.
     #[error("the destination service: {0}")]
-    Destination(crate::outbound::discover::destination::DestinationError),
+    Destination(crate::control::AddrError),
     /// The policy service's address is unusable.
     #[error("the policy service: {0}")]
-    PolicyService(crate::inbound::policy::PolicyClientError),
+    PolicyService(crate::control::AddrError),
     /// The file namer's polling thread could not start.
     #[error("starting the file namer's thread: {0}")]
     NamerThread(io::Error),

@@ -1,5 +1,5 @@
 //! Exponential backoff with jitter, for the clients of the control plane (destination,
-//! identity).
+//! policy, identity).
 
 use std::time::Duration;
 

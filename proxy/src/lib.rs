@@ -132,7 +132,7 @@
 //! | `LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED` | `true` when unset; `false` disables `/shutdown` |
 //! | `LINKERD2_PROXY_METRICS_RETAIN_IDLE` | `10m`: a metric series nothing uses and that has not changed for this long is dropped |
 //! | `LINKERD2_PROXY_CORES` (`…_CORES_MIN` is a floor) | `1`: a single-threaded runtime |
-//! | `LINKERD2_PROXY_DESTINATION_SVC_ADDR` | unset (no control plane); `host:port` of Linkerd's `Destination` service, a name looked up again on each connection (the injector writes `linkerd-dst-headless.linkerd.svc.cluster.local.:8086`). Plaintext HTTP/2 (mesh TLS to the control plane: not yet); messages up to 4 MiB; connect timeout 1s; reconnects after 100ms doubling to 10s, jittered; the last answer stays while it is unreachable; a target not answered within 3s (or at once, if the connection fails first) goes to its original destination; at most 10000 targets watched and 10000 endpoints per set (see [`outbound::discover::destination`]) |
+//! | `LINKERD2_PROXY_DESTINATION_SVC_ADDR` | unset (no control plane); `host:port` of Linkerd's `Destination` service, a name looked up again on each connection (the injector writes `linkerd-dst-headless.linkerd.svc.cluster.local.:8086`). Plaintext HTTP/2 (mesh TLS to the control plane is not done yet); messages up to 4 MiB; connect timeout 1s; reconnects after 100ms doubling to 10s, jittered; the last answer stays while it is unreachable; a target not answered within 3s (or at once, if the connection fails first) goes to its original destination; at most 10000 targets watched and 10000 endpoints per set (see [`outbound::discover::destination`]) |
 //! | `LINKERD2_PROXY_DESTINATION_CONTEXT` | empty; sent with every lookup as `context_token` |
 //! | `LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES` | `svc.cluster.local.`: names under these comma-separated suffixes are looked up (`.` is every name); others go to the next source |
 //! | `LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS` | unset: every address is looked up; else only addresses in these comma-separated `IP/PREFIX` networks |
@@ -148,7 +148,7 @@
 //! | `LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS` | `10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8` (Linkerd's `clusterNetworks`, which the injector writes here): the networks of the `cluster-*` policies. linkerd2-proxy has no networks when it is unset, so its `cluster-*` policies then refuse everyone; mesh-proxy takes Linkerd's install default instead, so a standalone proxy's `cluster-*` means what it says |
 //! | `LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY` | unset; ports and ranges whose default policy admits only clients with a mesh identity: `all-unauthenticated` (and `audit`) become `all-authenticated`, `cluster-unauthenticated` becomes `cluster-authenticated`, `deny` stays. Linkerd's variable from its `config.linkerd.io/proxy-require-identity-inbound-ports` annotation (`mesh inject` writes it); recent linkerd2-proxy ignores it |
 //! | `LINKERD2_PROXY_INBOUND_PORTS` | unset; with a policy service, these ports' policies are watched from start-up instead of on their first connection |
-//! | `LINKERD2_PROXY_POLICY_SVC_ADDR` | unset (no policy service); `host:port` of Linkerd's `InboundServerPolicies` service (the injector writes `linkerd-policy.linkerd.svc.cluster.local.:8090`). Plaintext HTTP/2 (mesh TLS to the control plane: not yet); messages up to 4 MiB; connect timeout 1s; reconnects after 100ms doubling to 10s, jittered |
+//! | `LINKERD2_PROXY_POLICY_SVC_ADDR` | unset (no policy service); `host:port` of Linkerd's `InboundServerPolicies` service (the injector writes `linkerd-policy.linkerd.svc.cluster.local.:8090`). Plaintext HTTP/2 (mesh TLS to the control plane is not done yet); messages up to 4 MiB; connect timeout 1s; reconnects after 100ms doubling to 10s, jittered |
 //! | `LINKERD2_PROXY_POLICY_WORKLOAD` | required with `LINKERD2_PROXY_POLICY_SVC_ADDR`; sent as it is as the `workload` of every `WatchPort` (the injector writes `{"ns":…, "pod":…}`) |
 //!
 //! Durations are Linkerd's: a whole number and `ms`, `s`, `m`, `h` or `d`. Any other
@@ -373,6 +373,7 @@ pub mod config;
 #[cfg(test)]
 mod conformance;
 pub mod connect;
+pub mod control;
 pub mod detect;
 pub mod drain;
 pub mod dtab;

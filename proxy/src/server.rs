@@ -120,16 +120,13 @@ impl<U: Upstream> Server<U> {
         let Some(accepted) = self.accept_tls(sock, client).await else {
             return;
         };
-        // What the client proved decides what the port's policy lets it do.
-        let policy = self
-            .policies
-            .as_ref()
-            .map(|p| p.connection(client, label_target, accepted.client.clone()));
+        tracing::debug!(%client, ?target, client_tls = ?accepted.client, "accepted");
+        let tls_label = accepted.client.label(self.src_tls.clone());
         let metrics = self.metrics.tcp(TcpKey {
             direction: self.direction,
             peer: Peer::Src,
             target: label_target,
-            tls: accepted.client.label(self.src_tls.clone()),
+            tls: tls_label.clone(),
         });
         // Whether the client has sent anything yet: one that has not when the drain starts
         // has no request to lose, and is closed instead of holding the drain until the
@@ -138,12 +135,16 @@ impl<U: Upstream> Server<U> {
         if !accepted.prefix.is_empty() || accepted.client != ClientTls::Plain {
             sent.fetch_add(1, Relaxed);
         }
-        let (client_tls, silent) = (accepted.client, accepted.silent);
+        // What the client proved decides what the port's policy lets it do.
+        let policy = self
+            .policies
+            .as_ref()
+            .map(|p| p.connection(client, label_target, accepted.client));
+        let silent = accepted.silent;
         let mut io = MeteredIo::new(accepted.stream, metrics.open())
             .with_prefix(accepted.prefix.clone())
             .with_activity(sent.clone());
         io.count_read(accepted.prefix.len());
-        tracing::debug!(%client, ?target, ?client_tls, "accepted");
 
         let fixed = match &target {
             ConnTarget::Fixed(t) => Some(t),
@@ -210,8 +211,7 @@ impl<U: Upstream> Server<U> {
         };
         let client = Client {
             addr: client,
-            tls: client_tls.label(self.src_tls.clone()),
-            client_tls,
+            tls: tls_label,
             policy,
         };
         let dispatch = self.dispatch(io, client, target, detected, first, drain);

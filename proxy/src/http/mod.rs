@@ -52,15 +52,13 @@ pub struct HttpSettings {
     pub h2_windows: H2Windows,
 }
 
-/// The accepted connection HTTP is served on: who the client is, its mesh TLS, the `tls`
-/// label of its connection (inbound HTTP metrics carry it), and inbound, the port's
-/// authorization policy, checked per request.
+/// The accepted connection HTTP is served on: who the client is, the `tls` label of its
+/// connection (inbound HTTP metrics carry it), and inbound, the port's authorization
+/// policy, checked per request (it holds the client's mesh TLS and identity).
 #[derive(Debug)]
 pub struct Client {
     pub addr: std::net::SocketAddr,
     pub tls: Tls,
-    /// Inbound: whether the connection was mesh TLS, and the client's identity.
-    pub client_tls: crate::tls::ClientTls,
     pub policy: Option<crate::inbound::policy::ConnPolicy>,
 }
 

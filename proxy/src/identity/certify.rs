@@ -46,8 +46,6 @@ use super::{Credentials, CredentialsRx, CredentialsTx};
 use crate::backoff::Backoff;
 use crate::config::{CertifyConfig, read_token};
 
-pub use connect::CONNECT_TIMEOUT;
-
 /// The largest answer accepted: a leaf and its intermediates, with room to spare.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -234,9 +232,9 @@ impl Certify {
             self.tls.clone(),
         )
         .await
-        .map_err(|e| CertifyError::Connect {
+        .map_err(|reason| CertifyError::Connect {
             addr: addr.clone(),
-            reason: causes(&e),
+            reason,
         })?;
         let mut client = IdentityClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let request = CertifyRequest {

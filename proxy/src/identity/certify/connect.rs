@@ -5,19 +5,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
+use super::causes;
 use crate::config::ControlAddr;
-
-/// Time allowed to open a TCP connection to one of the service's addresses.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+use crate::control::{self, CONNECT_TIMEOUT};
 
 /// A client configuration that verifies servers against `roots` (ring, TLS 1.2 and 1.3, ALPN
 /// h2) and presents no certificate: the proxy authenticates with its token.
@@ -33,27 +31,25 @@ pub fn client_config(
     Ok(config)
 }
 
-/// Opens a channel to the service at `addr` whose certificate must name `server_name`.
+/// Opens a channel to the service at `addr` whose certificate must name `server_name`; the
+/// error says why not, with its causes.
 pub async fn channel(
     addr: &ControlAddr,
     server_name: ServerName<'static>,
     tls: Arc<rustls::ClientConfig>,
-) -> Result<Channel, tonic::transport::Error> {
+) -> Result<Channel, String> {
     let connector = Connector {
         addr: addr.clone(),
         server_name,
         tls: TlsConnector::from(tls),
     };
-    // The URI only gives requests their `:authority`; the connector decides where to go.
-    let uri = format!("http://{addr}");
-    let endpoint = match Endpoint::from_shared(uri) {
-        Ok(endpoint) => endpoint,
-        Err(_) => Endpoint::from_static("http://identity.invalid"),
-    };
+    // The endpoint's URI only gives requests their `:authority`; the connector decides
+    // where to go.
+    let endpoint = control::endpoint(addr).map_err(|e| causes(&e))?;
     endpoint
-        .tcp_nodelay(true)
         .connect_with_connector(connector)
         .await
+        .map_err(|e| causes(&e))
 }
 
 #[derive(Clone)]

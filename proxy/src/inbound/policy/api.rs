@@ -17,12 +17,9 @@ use tonic::transport::Channel;
 
 use super::ServerPolicy;
 use super::convert::convert;
+use crate::backoff::Backoff;
 use crate::config::PolicyControl;
-
-/// Largest message accepted from the control plane.
-pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
-/// Time allowed to open a TCP connection to the control plane.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+use crate::control::{self, AddrError, Event};
 
 /// Reconnection timers. [`Timing::default`] is what the proxy runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,18 +39,6 @@ impl Default for Timing {
     }
 }
 
-/// Why the client could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyClientError {
-    /// The address does not make a valid URI.
-    #[error("policy service address {addr}: {source}")]
-    Addr {
-        addr: String,
-        #[source]
-        source: tonic::transport::Error,
-    },
-}
-
 /// A client of the policy service, shared by every port's stream.
 #[derive(Clone, Debug)]
 pub(super) struct PolicyClient {
@@ -65,23 +50,9 @@ pub(super) struct PolicyClient {
 impl PolicyClient {
     /// Connects lazily, on the first stream, and again (the name looked up again)
     /// whenever the connection is lost.
-    pub(super) fn new(
-        config: &PolicyControl,
-        timing: Timing,
-    ) -> Result<PolicyClient, PolicyClientError> {
-        let addr = config.addr.to_string();
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|source| PolicyClientError::Addr {
-                addr: addr.clone(),
-                source,
-            })?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(3))
-            .keep_alive_while_idle(true);
-        let client = InboundServerPoliciesClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    pub(super) fn new(config: &PolicyControl, timing: Timing) -> Result<PolicyClient, AddrError> {
+        let client = InboundServerPoliciesClient::new(control::watch_channel(&config.addr)?)
+            .max_decoding_message_size(control::MAX_MESSAGE_BYTES);
         Ok(PolicyClient {
             client,
             workload: config.workload.as_str().into(),
@@ -98,47 +69,32 @@ impl PolicyClient {
     }
 
     async fn stream(&self, port: u16, tx: &watch::Sender<Arc<ServerPolicy>>) {
-        let mut backoff = self.timing.backoff_min;
-        loop {
+        let backoff = Backoff::new(self.timing.backoff_min, self.timing.backoff_max);
+        let open = || {
             let mut client = self.client.clone();
             let spec = PortSpec {
                 workload: self.workload.to_string(),
                 port: port.into(),
             };
-            let failure = match client.watch_port(spec).await {
-                Ok(response) => {
-                    let mut servers = response.into_inner();
-                    loop {
-                        match servers.message().await {
-                            Ok(Some(server)) => {
-                                backoff = self.timing.backoff_min;
-                                match convert(server) {
-                                    Ok(policy) => publish(tx, policy),
-                                    Err(error) => tracing::warn!(
-                                        port,
-                                        %error,
-                                        "ignoring an inbound policy the proxy cannot read"
-                                    ),
-                                }
-                            }
-                            Ok(None) => break None,
-                            Err(status) => break Some(status),
-                        }
-                    }
-                }
-                Err(status) => Some(status),
-            };
-            match failure {
-                Some(status) => {
-                    tracing::info!(port, %status, "inbound policy lookup failed; retrying")
-                }
-                None => tracing::debug!(port, "inbound policy stream ended; reconnecting"),
+            async move { client.watch_port(spec).await }
+        };
+        control::watch(backoff, open, |event| match event {
+            Event::Message(server, _) => match convert(server) {
+                Ok(policy) => publish(tx, policy),
+                Err(error) => tracing::warn!(
+                    port,
+                    %error,
+                    "ignoring an inbound policy the proxy cannot read"
+                ),
+            },
+            Event::Ended(Some(status)) => {
+                tracing::info!(port, %status, "inbound policy lookup failed; retrying")
             }
-            let half = backoff / 2;
-            let jitter = half.mul_f64(fastrand::f64());
-            tokio::time::sleep(half + jitter).await;
-            backoff = backoff.saturating_mul(2).min(self.timing.backoff_max);
-        }
+            Event::Ended(None) => {
+                tracing::debug!(port, "inbound policy stream ended; reconnecting")
+            }
+        })
+        .await;
     }
 }
 

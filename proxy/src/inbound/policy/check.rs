@@ -3,7 +3,7 @@
 //! them.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use http::Request;
 
@@ -40,19 +40,41 @@ pub struct ConnPolicy {
     client: SocketAddr,
     target: SocketAddr,
     tls: ClientTls,
-    port: PortPolicy,
     metrics: Arc<Metrics>,
-    /// The counters of the last decisions, so a keep-alive connection's requests do not
-    /// build label sets; each holds the policy it was made under.
-    cache: Mutex<Vec<Decision>>,
+    /// Taken once per check: the streams of an HTTP/2 connection share it.
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    port: PortPolicy,
+    /// The port's policy as last seen; replaced when the port's changes.
+    policy: Arc<ServerPolicy>,
+    /// The counters of the last decisions under `policy`, so a keep-alive connection's
+    /// requests do not build label sets.
+    decisions: Vec<Decision>,
+}
+
+impl State {
+    /// Catches up with the port's policy, forgetting the decisions made under the old one.
+    fn refresh(&mut self) {
+        if self.port.has_changed() {
+            let policy = self.port.update();
+            self.replace(policy);
+        }
+    }
+
+    fn replace(&mut self, policy: Arc<ServerPolicy>) {
+        self.policy = policy;
+        self.decisions.clear();
+    }
 }
 
 #[derive(Debug)]
 struct Decision {
-    policy: Arc<ServerPolicy>,
-    /// The route's rule, by address inside `policy`; 0 for the default route and TCP.
+    /// The route's rule, by address inside the policy; 0 for the default route, 1 for
+    /// no route.
     rule: usize,
-    event: AuthzEvent,
     outcome: Result<(), HttpDenied>,
     counter: Arc<AuthzCounter>,
     /// Allowed by Linkerd's `audit` authorization: logged each time.
@@ -67,16 +89,20 @@ impl ConnPolicy {
         client: SocketAddr,
         target: SocketAddr,
         tls: ClientTls,
-        port: PortPolicy,
+        mut port: PortPolicy,
         metrics: Arc<Metrics>,
     ) -> ConnPolicy {
+        let policy = port.update();
         ConnPolicy {
             client,
             target,
             tls,
-            port,
             metrics,
-            cache: Mutex::new(Vec::new()),
+            state: Mutex::new(State {
+                port,
+                policy,
+                decisions: Vec::new(),
+            }),
         }
     }
 
@@ -90,21 +116,20 @@ impl ConnPolicy {
 
     /// Whether the port's policy says its traffic is opaque (no protocol detection).
     pub fn is_opaque(&self) -> bool {
-        matches!(
-            self.port.current().protocol,
-            Protocol::Opaque | Protocol::Tls
-        )
+        let state = self.state();
+        matches!(state.policy.protocol, Protocol::Opaque | Protocol::Tls)
     }
 
     /// Checks an opaque TCP connection against the port's server authorizations.
     pub fn check_tcp(&self) -> Result<(), TcpDenied> {
-        let policy = self.port.current();
+        let state = self.state();
+        let policy = &state.policy;
         let permit = first_permit(&policy.authorizations, self.client.ip(), &self.tls);
         let event = match permit {
             Some(_) => AuthzEvent::TcpAllow,
             None => AuthzEvent::TcpDeny,
         };
-        self.count(&policy, 0, event, None, permit, Ok(()));
+        self.count(policy, event, None, permit);
         match permit {
             Some(_) => Ok(()),
             None => Err(TcpDenied {
@@ -116,46 +141,52 @@ impl ConnPolicy {
     /// Whether the port's server authorizations would let this connection through as
     /// opaque TCP now; counts nothing.
     pub fn tcp_permitted(&self) -> bool {
-        let policy = self.port.current();
-        first_permit(&policy.authorizations, self.client.ip(), &self.tls).is_some()
+        let state = self.state();
+        first_permit(&state.policy.authorizations, self.client.ip(), &self.tls).is_some()
     }
 
     /// Whether the connection, allowed when it opened, is still allowed by the port's
     /// current policy; counts `inbound_tcp_authz_terminate_total` when not.
     pub fn recheck_tcp(&self) -> bool {
-        let policy = self.port.current();
+        let state = self.state();
+        let policy = &state.policy;
         if first_permit(&policy.authorizations, self.client.ip(), &self.tls).is_some() {
             return true;
         }
-        self.count(&policy, 0, AuthzEvent::TcpTerminate, None, None, Ok(()));
+        self.count(policy, AuthzEvent::TcpTerminate, None, None);
         false
     }
 
     /// Resolves when the port's policy changes (never, without a control plane).
     pub async fn changed(&mut self) {
-        self.port.changed().await;
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let policy = state.port.changed().await;
+        state.replace(policy);
     }
 
     /// Checks one HTTP request: its route, then that route's authorizations.
     pub fn check_http<B>(&self, req: &Request<B>) -> Result<(), HttpDenied> {
-        let policy = self.port.current();
+        let mut state = self.state();
+        let State {
+            policy, decisions, ..
+        } = &mut *state;
         if policy.http_routes.is_empty() {
-            return self.check_default_route(policy);
+            return self.check_default_route(policy, decisions);
         }
         match routes::find(&policy.http_routes, req) {
             Some(rule) => {
                 let id = rule as *const routes::Rule as usize;
-                let authorizations = rule.authorizations.clone();
-                let meta = rule.meta.clone();
-                self.check_route(&policy, id, &meta, &authorizations)
+                let route = (id, &rule.meta);
+                self.check_route(policy, decisions, route, &rule.authorizations)
             }
             None => {
-                if let Some(outcome) = self.cached(&policy, 1) {
+                if let Some(outcome) = self.cached(decisions, NO_ROUTE) {
                     return outcome;
                 }
                 let outcome = Err(HttpDenied::NoRoute);
                 let event = AuthzEvent::HttpRouteNotFound;
-                self.count(&policy, 1, event, None, None, outcome.clone());
+                let counter = self.count(policy, event, None, None);
+                remember(decisions, NO_ROUTE, outcome.clone(), counter, false);
                 outcome
             }
         }
@@ -164,26 +195,41 @@ impl ConnPolicy {
     /// Checks a request without looking at it: possible when the policy has no routes.
     /// `None` means the request must go to [`ConnPolicy::check_http`].
     pub fn check_http_unrouted(&self) -> Option<Result<(), HttpDenied>> {
-        let policy = self.port.current();
+        let mut state = self.state();
+        let State {
+            policy, decisions, ..
+        } = &mut *state;
         policy
             .http_routes
             .is_empty()
-            .then(|| self.check_default_route(policy))
+            .then(|| self.check_default_route(policy, decisions))
     }
 
-    fn check_default_route(&self, policy: Arc<ServerPolicy>) -> Result<(), HttpDenied> {
-        let authorizations = policy.authorizations.clone();
-        self.check_route(&policy, 0, &default_route(), &authorizations)
+    /// The connection's state, caught up with the port's policy.
+    fn state(&self) -> MutexGuard<'_, State> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.refresh();
+        state
     }
 
+    fn check_default_route(
+        &self,
+        policy: &ServerPolicy,
+        decisions: &mut Vec<Decision>,
+    ) -> Result<(), HttpDenied> {
+        let route = (DEFAULT_ROUTE, default_route());
+        self.check_route(policy, decisions, route, &policy.authorizations)
+    }
+
+    /// Checks a request against the authorizations of `route` (its rule and its name).
     fn check_route(
         &self,
-        policy: &Arc<ServerPolicy>,
-        rule: usize,
-        route: &Arc<Meta>,
+        policy: &ServerPolicy,
+        decisions: &mut Vec<Decision>,
+        (rule, name): (usize, &Arc<Meta>),
         authorizations: &[Authorization],
     ) -> Result<(), HttpDenied> {
-        if let Some(outcome) = self.cached(policy, rule) {
+        if let Some(outcome) = self.cached(decisions, rule) {
             return outcome;
         }
         let permit = first_permit(authorizations, self.client.ip(), &self.tls);
@@ -191,18 +237,15 @@ impl ConnPolicy {
             Some(_) => (AuthzEvent::HttpAllow, Ok(())),
             None => (AuthzEvent::HttpDeny, Err(HttpDenied::Unauthorized)),
         };
-        self.count(policy, rule, event, Some(route), permit, outcome.clone());
+        let counter = self.count(policy, event, Some(name), permit);
+        let audit = permit.is_some_and(|a| a.meta.is_audit());
+        remember(decisions, rule, outcome.clone(), counter, audit);
         outcome
     }
 
-    /// Counts a decision made before under the same policy and rule, and returns it.
-    fn cached(&self, policy: &Arc<ServerPolicy>, rule: usize) -> Option<Result<(), HttpDenied>> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let d = cache.iter().find(|d| {
-            Arc::ptr_eq(&d.policy, policy)
-                && d.rule == rule
-                && !matches!(d.event, AuthzEvent::TcpAllow | AuthzEvent::TcpDeny)
-        })?;
+    /// Counts a decision made before under the current policy for `rule`, and returns it.
+    fn cached(&self, decisions: &[Decision], rule: usize) -> Option<Result<(), HttpDenied>> {
+        let d = decisions.iter().find(|d| d.rule == rule)?;
         d.counter.incr();
         if d.audit {
             self.log_audit("request");
@@ -210,17 +253,16 @@ impl ConnPolicy {
         Some(d.outcome.clone())
     }
 
+    /// Counts a new decision (logged if the audit policy allowed it) and returns its
+    /// counter.
     fn count(
         &self,
-        policy: &Arc<ServerPolicy>,
-        rule: usize,
+        policy: &ServerPolicy,
         event: AuthzEvent,
         route: Option<&Arc<Meta>>,
         permit: Option<&Authorization>,
-        outcome: Result<(), HttpDenied>,
-    ) {
-        let audit = permit.is_some_and(|a| a.meta.is_audit());
-        if audit {
+    ) -> Arc<AuthzCounter> {
+        if permit.is_some_and(|a| a.meta.is_audit()) {
             let what = match event {
                 AuthzEvent::TcpAllow => "connection",
                 _ => "request",
@@ -236,26 +278,7 @@ impl ConnPolicy {
             tls: self.tls.clone(),
         });
         counter.incr();
-        if matches!(
-            event,
-            AuthzEvent::TcpAllow | AuthzEvent::TcpDeny | AuthzEvent::TcpTerminate
-        ) {
-            return;
-        }
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        // Decisions under a policy that has been replaced will not be asked for again.
-        cache.retain(|d| Arc::ptr_eq(&d.policy, policy));
-        if cache.len() >= CACHED_DECISIONS {
-            cache.remove(0);
-        }
-        cache.push(Decision {
-            policy: policy.clone(),
-            rule,
-            event,
-            outcome,
-            counter,
-            audit,
-        });
+        counter
     }
 
     /// At `info` at most once a second (with the number left out), else at `debug`: a
@@ -271,10 +294,32 @@ impl ConnPolicy {
     }
 }
 
+/// The rule of the default route (a policy without routes) and of requests that match no
+/// route, among the addresses of real rules (never 0 or 1).
+const DEFAULT_ROUTE: usize = 0;
+const NO_ROUTE: usize = 1;
+
+/// Keeps a decision for the next requests under the same policy, dropping the oldest.
+fn remember(
+    decisions: &mut Vec<Decision>,
+    rule: usize,
+    outcome: Result<(), HttpDenied>,
+    counter: Arc<AuthzCounter>,
+    audit: bool,
+) {
+    if decisions.len() >= CACHED_DECISIONS {
+        decisions.remove(0);
+    }
+    decisions.push(Decision {
+        rule,
+        outcome,
+        counter,
+        audit,
+    });
+}
+
 /// The route of a policy without routes, as Linkerd names it.
-fn default_route() -> Arc<Meta> {
+fn default_route() -> &'static Arc<Meta> {
     static DEFAULT: std::sync::OnceLock<Arc<Meta>> = std::sync::OnceLock::new();
-    DEFAULT
-        .get_or_init(|| Arc::new(Meta::default_named("default")))
-        .clone()
+    DEFAULT.get_or_init(|| Arc::new(Meta::default_named("default")))
 }

@@ -181,72 +181,83 @@ fn metadata(m: proto_meta::Metadata) -> Meta {
 }
 
 fn http_route(r: proto::HttpRoute, server: &[Authorization]) -> Result<Route, InvalidPolicy> {
-    let authorizations: Arc<[Authorization]> = authorizations(r.authorizations, server)?.into();
-    let meta = Arc::new(
-        r.metadata
-            .map(metadata)
-            .unwrap_or_else(|| Meta::default_named("")),
-    );
-    let mut rules = Vec::new();
-    for rule in r.rules.into_iter().take(MAX_ITEMS) {
-        let matches = rule
-            .matches
-            .into_iter()
-            .take(MAX_ITEMS)
-            .map(http_match)
-            .collect::<Result<_, _>>()?;
-        rules.push(Rule {
-            matches,
-            meta: meta.clone(),
-            authorizations: authorizations.clone(),
-        });
-    }
-    Ok(Route {
-        hosts: hosts(r.hosts),
+    let rules = r.rules.into_iter().map(|rule| rule.matches);
+    route(
+        r.hosts,
+        r.metadata,
+        r.authorizations,
+        server,
         rules,
-    })
+        http_match,
+    )
 }
 
 fn grpc_route(r: proto::GrpcRoute, server: &[Authorization]) -> Result<Route, InvalidPolicy> {
-    let authorizations: Arc<[Authorization]> = authorizations(r.authorizations, server)?.into();
-    let meta = Arc::new(
-        r.metadata
-            .map(metadata)
-            .unwrap_or_else(|| Meta::default_named("")),
-    );
-    let mut rules = Vec::new();
-    for rule in r.rules.into_iter().take(MAX_ITEMS) {
-        let mut matches = Vec::new();
-        for m in rule.matches.into_iter().take(MAX_ITEMS) {
-            let path = match m.rpc {
-                Some(rpc) if !rpc.service.is_empty() && !rpc.method.is_empty() => {
-                    Some(PathMatch::Exact(format!("/{}/{}", rpc.service, rpc.method)))
-                }
-                Some(rpc) if !rpc.service.is_empty() => {
-                    Some(PathMatch::Prefix(format!("/{}", rpc.service)))
-                }
-                Some(rpc) if !rpc.method.is_empty() => Some(PathMatch::Regex(
-                    routes::whole_regex(&format!("/[^/]+/{}", regex_lite::escape(&rpc.method)))
-                        .ok_or(InvalidPolicy::Regex)?,
-                )),
-                _ => None,
-            };
-            matches.push(RequestMatch {
-                path,
-                headers: headers(m.headers)?,
-                query: Vec::new(),
-                method: Some(http::Method::POST),
-            });
-        }
-        rules.push(Rule {
+    let rules = r.rules.into_iter().map(|rule| rule.matches);
+    route(
+        r.hosts,
+        r.metadata,
+        r.authorizations,
+        server,
+        rules,
+        grpc_match,
+    )
+}
+
+/// A route of either kind: its authorizations (its own, then the server's) and name shared
+/// by its rules, each rule's matches read by `read`.
+fn route<M>(
+    host_matches: Vec<proto_route::HostMatch>,
+    route_meta: Option<proto_meta::Metadata>,
+    authzs: Vec<proto::Authz>,
+    server: &[Authorization],
+    rules: impl Iterator<Item = Vec<M>>,
+    read: fn(M) -> Result<RequestMatch, InvalidPolicy>,
+) -> Result<Route, InvalidPolicy> {
+    let authorizations: Arc<[Authorization]> = authorizations(authzs, server)?.into();
+    let meta = Arc::new(route_meta.map_or_else(|| Meta::default_named(""), metadata));
+    let mut out = Vec::new();
+    for matches in rules.take(MAX_ITEMS) {
+        let matches = matches
+            .into_iter()
+            .take(MAX_ITEMS)
+            .map(read)
+            .collect::<Result<_, _>>()?;
+        out.push(Rule {
             matches,
             meta: meta.clone(),
             authorizations: authorizations.clone(),
         });
     }
     Ok(Route {
-        hosts: hosts(r.hosts),
-        rules,
+        hosts: hosts(host_matches),
+        rules: out,
+    })
+}
+
+/// A `GRPCRoute` match: `POST` to `/service/method`, or to any method of a service, or to
+/// a method of any service.
+fn grpc_match(
+    m: linkerd2_proxy_api::grpc_route::GrpcRouteMatch,
+) -> Result<RequestMatch, InvalidPolicy> {
+    let path = match m.rpc {
+        Some(rpc) if !rpc.service.is_empty() && !rpc.method.is_empty() => {
+            Some(PathMatch::Exact(format!("/{}/{}", rpc.service, rpc.method)))
+        }
+        Some(rpc) if !rpc.service.is_empty() => {
+            Some(PathMatch::Prefix(format!("/{}", rpc.service)))
+        }
+        Some(rpc) if !rpc.method.is_empty() => Some(PathMatch::Regex(regex(&format!(
+            "/[^/]+/{}",
+            regex_lite::escape(&rpc.method)
+        ))?)),
+        _ => None,
+    };
+    Ok(RequestMatch {
+        path,
+        headers: headers(m.headers)?,
+        query: Vec::new(),
+        method: Some(http::Method::POST),
     })
 }
 
@@ -276,9 +287,7 @@ fn http_match(m: proto_route::HttpRouteMatch) -> Result<RequestMatch, InvalidPol
     let path = match m.path.and_then(|p| p.kind) {
         Some(Kind::Exact(p)) => Some(PathMatch::Exact(p)),
         Some(Kind::Prefix(p)) => Some(PathMatch::Prefix(p)),
-        Some(Kind::Regex(r)) => Some(PathMatch::Regex(
-            routes::whole_regex(&r).ok_or(InvalidPolicy::Regex)?,
-        )),
+        Some(Kind::Regex(r)) => Some(PathMatch::Regex(regex(&r)?)),
         None => None,
     };
     let mut query = Vec::new();
@@ -286,9 +295,7 @@ fn http_match(m: proto_route::HttpRouteMatch) -> Result<RequestMatch, InvalidPol
         use proto_route::query_param_match::Value;
         let value = match q.value {
             Some(Value::Exact(e)) => ValueMatch::Exact(e.into_bytes()),
-            Some(Value::Regex(r)) => {
-                ValueMatch::Regex(routes::whole_regex(&r).ok_or(InvalidPolicy::Regex)?)
-            }
+            Some(Value::Regex(r)) => ValueMatch::Regex(regex(&r)?),
             None => continue,
         };
         query.push((q.name, value));
@@ -314,12 +321,15 @@ fn headers(
         let name = http::HeaderName::try_from(h.name).map_err(|_| InvalidPolicy::Match)?;
         let value = match h.value {
             Some(Value::Exact(e)) => ValueMatch::Exact(e),
-            Some(Value::Regex(r)) => {
-                ValueMatch::Regex(routes::whole_regex(&r).ok_or(InvalidPolicy::Regex)?)
-            }
+            Some(Value::Regex(r)) => ValueMatch::Regex(regex(&r)?),
             None => continue,
         };
         out.push((name, value));
     }
     Ok(out)
+}
+
+/// A route's regular expression, matching whole values.
+fn regex(pattern: &str) -> Result<regex_lite::Regex, InvalidPolicy> {
+    routes::whole_regex(pattern).ok_or(InvalidPolicy::Regex)
 }

@@ -26,7 +26,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use api::{MAX_MESSAGE_BYTES, PolicyClientError, Timing};
+pub use api::Timing;
 pub use check::{ConnPolicy, HttpDenied, TcpDenied};
 pub use convert::{InvalidPolicy, MAX_ITEMS, convert};
 pub use defaults::DefaultPolicy;

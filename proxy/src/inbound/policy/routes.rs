@@ -110,7 +110,7 @@ pub fn find<'r, B>(routes: &'r [Route], req: &Request<B>) -> Option<&'r Rule> {
     let host = request_host(req);
     let mut best: Option<((u8, usize), Rank, &Rule)> = None;
     for route in routes {
-        let Some(host_rank) = host_rank(&route.hosts, host.as_deref()) else {
+        let Some(host_rank) = host_rank(&route.hosts, host) else {
             continue;
         };
         for rule in &route.rules {
@@ -216,35 +216,41 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
             || path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
-/// How well a route's hosts take `host`: `None` if not at all; larger is more specific.
+/// How well a route's hosts take `host` (any case): `None` if not at all; larger is more
+/// specific. The routes' hosts are lowercase.
 fn host_rank(hosts: &[HostMatch], host: Option<&str>) -> Option<(u8, usize)> {
     if hosts.is_empty() {
         return Some((0, 0));
     }
-    let host = host?;
+    let host = host?.as_bytes();
     hosts
         .iter()
         .filter_map(|m| match m {
-            HostMatch::Exact(h) => (h == host).then_some((2, h.len())),
+            HostMatch::Exact(h) => h
+                .as_bytes()
+                .eq_ignore_ascii_case(host)
+                .then_some((2, h.len())),
             HostMatch::Suffix(s) => {
-                (host.ends_with(s.as_str()) && host.len() > s.len()).then_some((1, s.len()))
+                let start = host.len().checked_sub(s.len()).filter(|&n| n > 0)?;
+                host[start..]
+                    .eq_ignore_ascii_case(s.as_bytes())
+                    .then_some((1, s.len()))
             }
         })
         .max()
 }
 
-/// The request's host: lowercase, without port or trailing dot.
-fn request_host<B>(req: &Request<B>) -> Option<String> {
-    let raw = match req.uri().host() {
-        Some(h) => h.to_owned(),
+/// The request's host, without port or trailing dot, as it came (any case).
+fn request_host<B>(req: &Request<B>) -> Option<&str> {
+    let host = match req.uri().host() {
+        Some(h) => h,
         None => {
             let h = req.headers().get(http::header::HOST)?.to_str().ok()?;
-            let h = match h.rsplit_once(':') {
+            match h.rsplit_once(':') {
                 Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
                 _ => h,
-            };
-            h.to_owned()
+            }
         }
     };
-    Some(raw.trim_end_matches('.').to_ascii_lowercase())
+    Some(host.trim_end_matches('.'))
 }

@@ -39,16 +39,38 @@ impl PortPolicy {
         PortPolicy { rx }
     }
 
+    /// A policy that changes when the test sends a new one.
+    #[cfg(test)]
+    pub(super) fn channel(
+        policy: Arc<ServerPolicy>,
+    ) -> (watch::Sender<Arc<ServerPolicy>>, PortPolicy) {
+        let (tx, rx) = watch::channel(policy);
+        (tx, PortPolicy { rx })
+    }
+
     /// The policy as it is now.
     pub fn current(&self) -> Arc<ServerPolicy> {
         self.rx.borrow().clone()
     }
 
-    /// Resolves when the policy changes; never, for a fixed one.
-    pub async fn changed(&mut self) {
+    /// Whether the policy changed since [`PortPolicy::update`] or [`PortPolicy::changed`]
+    /// last returned it (or since this view was made). Takes no lock. A policy's source
+    /// ends only when nobody watches the port any more, so a closed one has not changed.
+    pub fn has_changed(&self) -> bool {
+        self.rx.has_changed().unwrap_or(false)
+    }
+
+    /// The policy as it is now, marked seen.
+    pub fn update(&mut self) -> Arc<ServerPolicy> {
+        self.rx.borrow_and_update().clone()
+    }
+
+    /// The next policy, when it changes; never, for a fixed one.
+    pub async fn changed(&mut self) -> Arc<ServerPolicy> {
         if self.rx.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
+        self.update()
     }
 }
 
@@ -77,7 +99,7 @@ impl Policies {
     pub fn new(
         config: &PolicyConfig,
         metrics: Arc<Metrics>,
-    ) -> Result<Arc<Policies>, super::PolicyClientError> {
+    ) -> Result<Arc<Policies>, crate::control::AddrError> {
         Policies::with_timing(config, metrics, super::Timing::default())
     }
 
@@ -86,7 +108,7 @@ impl Policies {
         config: &PolicyConfig,
         metrics: Arc<Metrics>,
         timing: super::Timing,
-    ) -> Result<Arc<Policies>, super::PolicyClientError> {
+    ) -> Result<Arc<Policies>, crate::control::AddrError> {
         let default = config.default;
         let cluster = &config.cluster_networks;
         let control = match &config.control {

@@ -348,6 +348,59 @@ fn routes_match_hosts_headers_and_query() {
     assert_eq!(name(req("a.example.com", "/?v=3", "blue")), None);
     assert_eq!(name(req("a.example.com", "/?v=1", "red")), None);
     assert_eq!(name(req("example.com", "/?v=1", "blue")), None);
+    // Hosts are names: any case, and a trailing dot, still match.
+    assert_eq!(
+        name(req("WEB.Example.COM.:80", "/", "red")).as_deref(),
+        Some("exact-host")
+    );
+    assert_eq!(
+        name(req("A.EXAMPLE.com", "/?v=2", "blue")).as_deref(),
+        Some("wild")
+    );
+    assert_eq!(name(req("EXAMPLE.COM", "/?v=1", "blue")), None);
+}
+
+#[tokio::test]
+async fn a_policy_change_replaces_earlier_decisions() {
+    let cluster = [net("10.0.0.0/8")];
+    let allow = Arc::new(DefaultPolicy::ClusterUnauthenticated.server_policy(&cluster));
+    let deny = Arc::new(DefaultPolicy::Deny.server_policy(&cluster));
+    let (tx, port) = PortPolicy::channel(allow.clone());
+    let metrics = Arc::new(Metrics::new());
+    let mut c = ConnPolicy::new(
+        SocketAddr::new(ip("10.1.1.1"), 40000),
+        "10.0.0.5:8080".parse().unwrap(),
+        ClientTls::Plain,
+        port,
+        metrics.clone(),
+    );
+    assert_eq!(c.check_http(&get("/")), Ok(()));
+    assert_eq!(c.check_http_unrouted(), Some(Ok(())));
+    assert!(c.check_tcp().is_ok());
+
+    // The decision remembered under the old policy is not reused under the new one.
+    tx.send_replace(deny);
+    assert_eq!(c.check_http(&get("/")), Err(HttpDenied::Unauthorized));
+    assert_eq!(c.check_http_unrouted(), Some(Err(HttpDenied::Unauthorized)));
+    let count = |family: &str| {
+        let text = metrics.render();
+        let line = text.lines().find(|l| l.starts_with(&format!("{family}{{")));
+        line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+    };
+    assert_eq!(count("inbound_http_authz_allow_total"), Some(2));
+    assert_eq!(count("inbound_http_authz_deny_total"), Some(2));
+
+    // An opaque connection allowed before is revoked by the change, and kept by the next.
+    assert!(!c.recheck_tcp());
+    tx.send_replace(allow);
+    let wait = std::time::Duration::from_secs(5);
+    tokio::time::timeout(wait, c.changed())
+        .await
+        .expect("the change is noticed");
+    assert!(c.recheck_tcp());
+    assert_eq!(c.check_http(&get("/")), Ok(()));
+    assert_eq!(count("inbound_http_authz_allow_total"), Some(3));
+    assert_eq!(count("inbound_tcp_authz_terminate_total"), Some(1));
 }
 
 #[test]
@@ -461,4 +514,98 @@ fn answers_from_the_control_plane_become_policies() {
     let mut no_protocol = server(vec![], opaque);
     no_protocol.protocol = None;
     assert_eq!(convert(no_protocol), Err(InvalidPolicy::NoProtocol));
+}
+
+#[test]
+fn grpc_routes_from_the_control_plane_match_posts_to_their_methods() {
+    use linkerd2_proxy_api::{grpc_route as g, http_route as h, inbound as proto, meta};
+    let rpc = |service: &str, method: &str| g::GrpcRouteMatch {
+        rpc: Some(g::GrpcRpcMatch {
+            service: service.into(),
+            method: method.into(),
+        }),
+        headers: vec![],
+    };
+    let rule = |matches| proto::grpc_route::Rule {
+        matches,
+        filters: vec![],
+    };
+    let route = proto::GrpcRoute {
+        metadata: Some(meta::Metadata {
+            kind: Some(meta::metadata::Kind::Resource(meta::Resource {
+                group: "gateway.networking.k8s.io".into(),
+                kind: "GRPCRoute".into(),
+                name: "rpc".into(),
+                ..meta::Resource::default()
+            })),
+        }),
+        hosts: vec![h::HostMatch {
+            r#match: Some(h::host_match::Match::Exact("Web.Example.com.".into())),
+        }],
+        authorizations: vec![],
+        rules: vec![
+            rule(vec![rpc("pkg.Svc", "Get")]),
+            rule(vec![rpc("pkg.Admin", ""), rpc("", "List")]),
+        ],
+    };
+    let policy = convert(proto::Server {
+        protocol: Some(proto::ProxyProtocol {
+            kind: Some(proto::proxy_protocol::Kind::Grpc(
+                proto::proxy_protocol::Grpc {
+                    routes: vec![route],
+                },
+            )),
+        }),
+        server_ips: vec![],
+        authorizations: vec![],
+        labels: [("name", "web")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    })
+    .unwrap();
+    assert_eq!(policy.http_routes.len(), 1);
+    let rules = &policy.http_routes[0].rules;
+    assert_eq!(rules.len(), 2);
+    assert!(
+        Arc::ptr_eq(&rules[0].meta, &rules[1].meta),
+        "one name per route"
+    );
+    assert_eq!(
+        *rules[0].meta,
+        Meta::resource("gateway.networking.k8s.io", "GRPCRoute", "rpc")
+    );
+    let found = |method: http::Method, host: &str, path: &str| {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host)
+            .body(())
+            .unwrap();
+        routes::find(&policy.http_routes, &req)
+            .map(|r| rules.iter().position(|x| std::ptr::eq(x, r)).unwrap())
+    };
+    let post = http::Method::POST;
+    assert_eq!(
+        found(post.clone(), "web.example.com", "/pkg.Svc/Get"),
+        Some(0)
+    );
+    assert_eq!(
+        found(http::Method::GET, "web.example.com", "/pkg.Svc/Get"),
+        None
+    );
+    assert_eq!(
+        found(post.clone(), "other.example.com", "/pkg.Svc/Get"),
+        None
+    );
+    assert_eq!(found(post.clone(), "web.example.com", "/pkg.Svc/Put"), None);
+    assert_eq!(
+        found(post.clone(), "web.example.com", "/pkg.Admin/Any"),
+        Some(1)
+    );
+    assert_eq!(
+        found(post.clone(), "web.example.com", "/any.Svc/List"),
+        Some(1)
+    );
+    assert_eq!(found(post, "web.example.com", "/a/b/List"), None);
 }

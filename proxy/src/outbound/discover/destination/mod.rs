@@ -15,7 +15,8 @@
 //! exponential backoff ([`Timing`]). A target never answered within
 //! [`Timing::answer_timeout`], or whose lookup failed to connect, is
 //! [`Resolution::Unknown`], so its traffic goes to the original destination instead of
-//! waiting. The connection is plaintext HTTP/2 until mesh TLS exists.
+//! waiting. The connection to the control plane is plaintext HTTP/2: the proxy speaks mesh
+//! TLS to other proxies, but not yet to the destination service.
 
 mod endpoints;
 mod profile;
@@ -36,16 +37,13 @@ pub use profile::{MAX_OVERRIDES, MAX_ROUTES};
 
 use super::{Destination, Resolution, Resolve};
 use crate::config::{DestinationConfig, Networks, Suffixes};
+use crate::control::{self, AddrError};
 use crate::target::Logical;
 
-/// Largest message accepted from the control plane (tonic's default, stated).
-pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Endpoints kept per set; further adds are ignored.
 pub const MAX_ENDPOINTS: usize = 10_000;
 /// Targets watched at once; past this a target is answered `Unknown` without asking.
 pub const MAX_TARGETS: usize = 10_000;
-/// Time allowed to open a TCP connection to the control plane.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Timers of the client. [`Timing::default`] is what the proxy runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,18 +64,6 @@ impl Default for Timing {
             backoff_max: Duration::from_secs(10),
         }
     }
-}
-
-/// Why the client could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum DestinationError {
-    /// The address does not make a valid URI.
-    #[error("destination service address {addr}: {source}")]
-    Addr {
-        addr: String,
-        #[source]
-        source: tonic::transport::Error,
-    },
 }
 
 /// The control plane's Destination service as a [`Resolve`] source.
@@ -101,7 +87,7 @@ impl ControlPlane {
     /// A client of the Destination service at `config.addr`, with [`Timing::default`].
     /// Call it within the Tokio runtime: the connection is made lazily, on the first
     /// lookup, and made again (the name looked up again) whenever it is lost.
-    pub fn new(config: &DestinationConfig) -> Result<Arc<ControlPlane>, DestinationError> {
+    pub fn new(config: &DestinationConfig) -> Result<Arc<ControlPlane>, AddrError> {
         ControlPlane::with_timing(config, Timing::default())
     }
 
@@ -109,22 +95,9 @@ impl ControlPlane {
     pub fn with_timing(
         config: &DestinationConfig,
         timing: Timing,
-    ) -> Result<Arc<ControlPlane>, DestinationError> {
-        let addr = config.addr.to_string();
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|source| DestinationError::Addr {
-                addr: addr.clone(),
-                source,
-            })?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            // A control plane that vanished without closing the connection is noticed
-            // within 13 s, rather than when the kernel gives up.
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(3))
-            .keep_alive_while_idle(true);
-        let client = DestinationClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    ) -> Result<Arc<ControlPlane>, AddrError> {
+        let client = DestinationClient::new(control::watch_channel(&config.addr)?)
+            .max_decoding_message_size(control::MAX_MESSAGE_BYTES);
         Ok(Arc::new(ControlPlane {
             shared: Arc::new(Shared {
                 client,

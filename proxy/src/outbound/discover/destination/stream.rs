@@ -13,6 +13,7 @@ use super::Shared;
 use super::endpoints::{Answer, EndpointSet};
 use super::profile::{self, ProfileAnswer};
 use crate::backoff::Backoff;
+use crate::control::{self, Event};
 
 /// What one `GetProfile` stream has said so far.
 #[derive(Clone, Debug, Default)]
@@ -31,48 +32,34 @@ pub(super) async fn get(
     tx: watch::Sender<Answer>,
     notify: Arc<Notify>,
 ) {
-    let mut backoff = Backoff::new(shared.timing.backoff_min, shared.timing.backoff_max);
     let mut set = EndpointSet::default();
-    loop {
+    let open = || {
         let mut client = shared.client.clone();
-        let failure = match client.get(request(&shared, &path)).await {
-            Ok(response) => {
-                let mut updates = response.into_inner();
-                let mut fresh = true;
-                loop {
-                    match updates.message().await {
-                        Ok(Some(update)) => {
-                            if fresh {
-                                set.clear();
-                                fresh = false;
-                                backoff.reset();
-                            }
-                            set.apply(update);
-                            send(&tx, &notify, set.answer());
-                        }
-                        Ok(None) => break None,
-                        Err(status) => break Some(status),
-                    }
-                }
-            }
-            Err(status) => Some(status),
-        };
-        match failure {
-            Some(status) if refused(&status) => {
-                tracing::debug!(path, %status, "the control plane does not know the target");
+        let request = request(&shared, &path);
+        async move { client.get(request).await }
+    };
+    control::watch(backoff(&shared), open, |event| match event {
+        Event::Message(update, first) => {
+            if first {
                 set.clear();
+            }
+            set.apply(update);
+            send(&tx, &notify, set.answer());
+        }
+        Event::Ended(Some(status)) if refused(&status) => {
+            tracing::debug!(path, %status, "the control plane does not know the target");
+            set.clear();
+            send(&tx, &notify, Answer::Unknown);
+        }
+        Event::Ended(Some(status)) => {
+            tracing::info!(path, %status, "destination lookup failed; retrying");
+            if *tx.borrow() == Answer::Pending {
                 send(&tx, &notify, Answer::Unknown);
             }
-            Some(status) => {
-                tracing::info!(path, %status, "destination lookup failed; retrying");
-                if *tx.borrow() == Answer::Pending {
-                    send(&tx, &notify, Answer::Unknown);
-                }
-            }
-            None => tracing::debug!(path, "destination stream ended; reconnecting"),
         }
-        tokio::time::sleep(backoff.next_delay()).await;
-    }
+        Event::Ended(None) => tracing::debug!(path, "destination stream ended; reconnecting"),
+    })
+    .await;
 }
 
 /// Watches the profile of `path` until the task is aborted.
@@ -82,43 +69,35 @@ pub(super) async fn get_profile(
     tx: watch::Sender<ProfileState>,
     notify: Arc<Notify>,
 ) {
-    let mut backoff = Backoff::new(shared.timing.backoff_min, shared.timing.backoff_max);
-    loop {
+    let open = || {
         let mut client = shared.client.clone();
-        let failure = match client.get_profile(request(&shared, &path)).await {
-            Ok(response) => {
-                let mut profiles = response.into_inner();
-                loop {
-                    match profiles.message().await {
-                        Ok(Some(p)) => {
-                            backoff.reset();
-                            tx.send_replace(ProfileState::Known(profile::convert(&p)));
-                            notify.notify_one();
-                        }
-                        Ok(None) => break None,
-                        Err(status) => break Some(status),
-                    }
-                }
-            }
-            Err(status) => Some(status),
-        };
-        match failure {
-            Some(status) if refused(&status) => {
-                tracing::debug!(path, %status, "the control plane has no profile for the target");
+        let request = request(&shared, &path);
+        async move { client.get_profile(request).await }
+    };
+    control::watch(backoff(&shared), open, |event| match event {
+        Event::Message(p, _) => {
+            tx.send_replace(ProfileState::Known(profile::convert(&p)));
+            notify.notify_one();
+        }
+        Event::Ended(Some(status)) if refused(&status) => {
+            tracing::debug!(path, %status, "the control plane has no profile for the target");
+            tx.send_replace(ProfileState::Unknown);
+            notify.notify_one();
+        }
+        Event::Ended(Some(status)) => {
+            tracing::info!(path, %status, "profile lookup failed; retrying");
+            if matches!(*tx.borrow(), ProfileState::Pending) {
                 tx.send_replace(ProfileState::Unknown);
                 notify.notify_one();
             }
-            Some(status) => {
-                tracing::info!(path, %status, "profile lookup failed; retrying");
-                if matches!(*tx.borrow(), ProfileState::Pending) {
-                    tx.send_replace(ProfileState::Unknown);
-                    notify.notify_one();
-                }
-            }
-            None => tracing::debug!(path, "profile stream ended; reconnecting"),
         }
-        tokio::time::sleep(backoff.next_delay()).await;
-    }
+        Event::Ended(None) => tracing::debug!(path, "profile stream ended; reconnecting"),
+    })
+    .await;
+}
+
+fn backoff(shared: &Shared) -> Backoff {
+    Backoff::new(shared.timing.backoff_min, shared.timing.backoff_max)
 }
 
 fn request(shared: &Shared, path: &str) -> GetDestination {
