@@ -6,7 +6,7 @@ mod fake_proxy;
 mod stat_support;
 mod support;
 
-use fake_proxy::scenario::{BOOKS_ID, NS, cluster};
+use fake_proxy::scenario::{BOOKS_ID, NS, VOTE_BOT_ID, WEB_ID, cluster};
 use serde_json::Value;
 use stat_support::{mesh, stderr, stdout};
 
@@ -53,6 +53,8 @@ fn edges_go_workload_to_workload_with_dst_labels() {
 
 /// SECURED reads the client's outbound `tls` label: √ with the verified `server_id` where
 /// vote-bot and web spoke mTLS, × with the proxy's `no_tls_reason` where they did not.
+/// CLIENT_ID is what the server's inbound side verified of that client: books also served a
+/// client of another service account, which is not web's.
 #[test]
 fn edges_show_mtls_from_the_clients_outbound_series() {
     let server = cluster();
@@ -82,9 +84,12 @@ fn edges_show_mtls_from_the_clients_outbound_series() {
     );
     assert_eq!(
         row("vote-bot", "web")[4..],
-        ["√", "-", "web.emojivoto", "-"]
+        ["√", "vote-bot.emojivoto", "web.emojivoto", "-"]
     );
-    assert_eq!(row("web", "books")[4..], ["√", "-", "books.emojivoto", "-"]);
+    assert_eq!(
+        row("web", "books")[4..],
+        ["√", "web.emojivoto", "books.emojivoto", "-"]
+    );
     let plain = ["×", "-", "-", "not_provided_by_service_discovery"];
     assert_eq!(row("vote-bot", "svc/api")[4..], plain);
     assert_eq!(row("vote-bot", "svc/books")[4..], plain);
@@ -97,6 +102,9 @@ fn edges_show_mtls_from_the_clients_outbound_series() {
             .unwrap_or_else(|| panic!("no edge {src} → {dst} in {rows:#?}"))
     };
     assert_eq!(edge("web", "books")["server_id"], BOOKS_ID);
+    assert_eq!(edge("web", "books")["client_id"], WEB_ID);
+    assert_eq!(edge("vote-bot", "web")["client_id"], VOTE_BOT_ID);
+    assert_eq!(edge("vote-bot", "api")["client_id"], "");
     assert_eq!(edge("web", "books")["no_tls_reason"], "");
     assert_eq!(edge("vote-bot", "api")["server_id"], "");
     assert_eq!(

@@ -9,6 +9,15 @@ pub fn workload(sa: &str, ns: &str, control_plane_ns: &str, trust_domain: &str) 
     format!("{sa}.{ns}.serviceaccount.identity.{control_plane_ns}.{trust_domain}")
 }
 
+/// The service account and namespace a [`workload`] identity names, or `None` for a name of
+/// another shape. The trust domain is not checked: peers' proxies verified it.
+pub fn workload_parts(identity: &str) -> Option<(&str, &str)> {
+    let (sa, rest) = identity.split_once('.')?;
+    let (ns, rest) = rest.split_once('.')?;
+    let rest = rest.strip_prefix("serviceaccount.identity.")?;
+    (!sa.is_empty() && !ns.is_empty() && !rest.is_empty()).then_some((sa, ns))
+}
+
 /// What every identity of namespace `ns` ends with: `<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`
 /// (policies match `*.` followed by it).
 pub fn namespace_suffix(ns: &str, control_plane_ns: &str, trust_domain: &str) -> String {
@@ -43,6 +52,20 @@ pub const SERVICE_ACCOUNT_USER_PREFIX: &str = "system:serviceaccount:";
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn workload_parts_read_back_what_workload_writes() {
+        let id = super::workload("web", "emojivoto", "linkerd", "cluster.local");
+        assert_eq!(super::workload_parts(&id), Some(("web", "emojivoto")));
+        for other in [
+            "identity.linkerd.cluster.local",
+            "web.emojivoto.serviceaccount.identity.",
+            "web..serviceaccount.identity.linkerd.cluster.local",
+            "web.emojivoto.svc.cluster.local",
+        ] {
+            assert_eq!(super::workload_parts(other), None, "{other}");
+        }
+    }
+
     #[test]
     fn workload_names_are_linkerds() {
         assert_eq!(

@@ -25,7 +25,9 @@ use crate::metrics::Scraper;
 /// SECURED is √ where the source's proxy sent the traffic over mTLS (`tls="true"` on its
 /// outbound metrics), else × with the proxy's `no_tls_reason` in -o wide's MSG. -o wide's
 /// SERVER_ID is the identity the source's proxy verified, shortened to SA.NS as Linkerd shows
-/// it (-o json has it whole); CLIENT_ID is - because edges reads no server's inbound metrics.
+/// it (-o json has it whole). CLIENT_ID is the identity the destination's proxies verified
+/// for the source (the `client_id` of their inbound metrics whose service account and
+/// namespace are a source pod's), - where they saw none or could not be read.
 /// Traffic of one pair both with and without mTLS shows as two edges.
 ///
 /// Examples:
@@ -92,7 +94,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                         "src": e.src, "src_namespace": e.src_namespace,
                         "dst": e.dst, "dst_namespace": e.dst_namespace,
                         "dst_kind": e.dst_kind.canonical(),
-                        "client_id": "", "server_id": e.server_id,
+                        "client_id": e.client_id, "server_id": e.server_id,
                         "no_tls_reason": e.no_tls_reason,
                     })
                 })
@@ -137,7 +139,7 @@ fn table(edges: &[edges::Edge], wide: bool) -> String {
                 if e.secured { "√" } else { "×" }.to_string(),
             ];
             if wide {
-                row.push("-".to_string());
+                row.push(or_dash(short_id(&e.client_id)));
                 row.push(or_dash(short_id(&e.server_id)));
                 row.push(or_dash(&e.no_tls_reason));
             }

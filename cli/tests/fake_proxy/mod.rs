@@ -55,6 +55,14 @@ pub struct Page {
     pub routes: Vec<Route>,
 }
 
+/// An inbound series's labels as mesh-proxy writes them for a request that came over mTLS
+/// from `client_id`, to this pod's port 8080.
+pub fn inbound_tls(authority: &str, client_id: &str) -> String {
+    format!(
+        "direction=\"inbound\",authority=\"{authority}\",target_addr=\"127.0.0.1:8080\",target_ip=\"127.0.0.1\",target_port=\"8080\",tls=\"true\",client_id=\"{client_id}\""
+    )
+}
+
 /// An outbound series's labels as mesh-proxy writes them: `tls`, then the endpoint's `dst_*`
 /// labels (none when `dst` is empty).
 pub fn outbound(authority: &str, endpoint: &str, dst: &[(&str, &str)]) -> String {

@@ -8,7 +8,7 @@
 
 use mesh_testkube::FakeKube;
 
-use super::{Http, Page, Route, outbound, outbound_tls};
+use super::{Http, Page, Route, inbound_tls, outbound, outbound_tls};
 use crate::stat_support::{meshed_deployment, pods_of};
 
 pub const NS: &str = "emojivoto";
@@ -80,6 +80,10 @@ pub const WEB_SVC: &str = "web-svc.emojivoto.svc.cluster.local:80";
 /// The identities of web's and books' pods, as discovery names them.
 pub const WEB_ID: &str = "web.emojivoto.serviceaccount.identity.linkerd.cluster.local";
 pub const BOOKS_ID: &str = "books.emojivoto.serviceaccount.identity.linkerd.cluster.local";
+/// vote-bot's identity, as web's proxy verified it.
+pub const VOTE_BOT_ID: &str = "vote-bot.emojivoto.serviceaccount.identity.linkerd.cluster.local";
+/// A client of books that runs as no Deployment here.
+pub const OTHER_ID: &str = "reporter.emojivoto.serviceaccount.identity.linkerd.cluster.local";
 
 /// A route: (rps, failure share) the clients got, the same of every attempt, and the latency.
 fn route(
@@ -100,25 +104,49 @@ fn route(
     }
 }
 
-/// What web's proxy sent: to the books Deployment over mTLS, named by the control plane.
+/// What web's proxy sent: to the books Deployment over mTLS, named by the control plane; and
+/// what it received from vote-bot over mTLS.
 pub fn web() -> Page {
     Page {
-        http: vec![Http {
-            labels: outbound_tls(
-                "books.emojivoto.svc.cluster.local:7000",
-                "10.0.0.12:7000",
-                Some(BOOKS_ID),
-                &[
-                    ("namespace", NS),
-                    ("service", "books"),
-                    ("deployment", "books"),
-                    ("pod", "books-7c-z"),
-                ],
-            ),
-            rps: 1.5,
-            failures: 0.1,
-            latency_ms: 350.0,
-        }],
+        http: vec![
+            Http {
+                labels: inbound_tls(WEB_SVC, VOTE_BOT_ID),
+                rps: 2.0,
+                failures: 0.125,
+                latency_ms: 150.0,
+            },
+            Http {
+                labels: outbound_tls(
+                    "books.emojivoto.svc.cluster.local:7000",
+                    "10.0.0.12:7000",
+                    Some(BOOKS_ID),
+                    &[
+                        ("namespace", NS),
+                        ("service", "books"),
+                        ("deployment", "books"),
+                        ("pod", "books-7c-z"),
+                    ],
+                ),
+                rps: 1.5,
+                failures: 0.1,
+                latency_ms: 350.0,
+            },
+        ],
+        routes: Vec::new(),
+    }
+}
+
+/// What books's proxy received over mTLS: web's requests, and a client of another service
+/// account, which edges must not take for web.
+pub fn books() -> Page {
+    let from = |client_id, rps| Http {
+        labels: inbound_tls("books.emojivoto.svc.cluster.local:7000", client_id),
+        rps,
+        failures: 0.0,
+        latency_ms: 350.0,
+    };
+    Page {
+        http: vec![from(WEB_ID, 1.5), from(OTHER_ID, 0.5)],
         routes: Vec::new(),
     }
 }
@@ -140,11 +168,7 @@ pub fn cluster() -> FakeKube {
             ))
             .unwrap();
     }
-    for (name, page) in [
-        ("vote-bot", vote_bot()),
-        ("web", web()),
-        ("books", Page::default()),
-    ] {
+    for (name, page) in [("vote-bot", vote_bot()), ("web", web()), ("books", books())] {
         let pod = pods_of(&server, NS, name).remove(0);
         server.set_pod_proxy(NS, &pod, 4191, page.serve());
     }

@@ -355,6 +355,7 @@ spec:
       labels:
         app: {name}
     spec:
+      serviceAccountName: {name}
       containers:
       - name: {name}
         image: example/{name}:1

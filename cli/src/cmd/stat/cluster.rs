@@ -62,6 +62,9 @@ pub struct PodInfo {
     /// Has a `linkerd-proxy` container (or native sidecar).
     pub meshed: bool,
     pub admin_port: u16,
+    /// `spec.serviceAccountName` (`default` when unset): the first part of the pod's mesh
+    /// identity.
+    pub service_account: String,
     labels: BTreeMap<String, String>,
     owner_jobs: Vec<String>,
 }
@@ -391,6 +394,10 @@ fn pod_info(pod: &Pod) -> PodInfo {
         running: phase == "Running",
         meshed: proxy.is_some(),
         admin_port,
+        service_account: spec
+            .and_then(|s| s.service_account_name.clone())
+            .filter(|sa| !sa.is_empty())
+            .unwrap_or_else(|| "default".to_string()),
         labels: pod.labels().clone(),
         owner_jobs: pod
             .owner_references()

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::api::ListParams;
+use mesh_names::metrics as m;
 
 use super::cluster::{Scope, inventory, list};
 use super::resource::{Kind, Target};
@@ -26,6 +27,9 @@ pub struct Edge {
     pub dst_kind: Kind,
     /// Whether the client's proxy sent this traffic over mesh TLS (`tls="true"`).
     pub secured: bool,
+    /// The client identity the destination's proxies verified (`client_id` on their inbound
+    /// metrics) for this source, when secured and read; see [`client_ids`].
+    pub client_id: String,
     /// The server identity the client's proxy verified (`server_id`), when secured.
     pub server_id: String,
     /// Why the traffic is not mesh TLS (`no_tls_reason`), when not secured.
@@ -50,7 +54,15 @@ pub async fn edges(
     let service_ips = service_ips(client, scope).await?;
     let mut edges = BTreeSet::new();
     let mut unread = Vec::new();
+    let mut accounts = HashMap::new();
     for workload in &inventory.workloads {
+        let pods = inventory.pods_of(workload);
+        accounts.insert(
+            (workload.namespace.clone(), workload.name.clone()),
+            pods.iter()
+                .map(|&i| inventory.pods[i].service_account.clone())
+                .collect::<BTreeSet<_>>(),
+        );
         let view = View {
             direction: Direction::Outbound,
             group: GroupBy::Edge {
@@ -60,8 +72,7 @@ pub async fn edges(
             only: None,
             service_ips: service_ips.clone(),
         };
-        let targets: Vec<ScrapeTarget> = inventory
-            .pods_of(workload)
+        let targets: Vec<ScrapeTarget> = pods
             .into_iter()
             .map(|i| &inventory.pods[i])
             .filter(|p| p.live && p.meshed && p.running)
@@ -107,7 +118,8 @@ pub async fn edges(
                         dst_namespace: key.namespace.to_string(),
                         dst: key.name.to_string(),
                         dst_kind,
-                        secured: key.tls == mesh_names::metrics::TLS_TRUE,
+                        secured: key.tls == m::TLS_TRUE,
+                        client_id: String::new(),
                         server_id: key.server_id.to_string(),
                         no_tls_reason: key.no_tls_reason.to_string(),
                     });
@@ -115,7 +127,100 @@ pub async fn edges(
             }
         }
     }
-    Ok((edges.into_iter().collect(), unread))
+    let mut edges: Vec<Edge> = edges.into_iter().collect();
+    client_ids(client, scraper, &mut edges, &accounts, &mut unread).await?;
+    Ok((edges, unread))
+}
+
+/// Fills each secured edge's `client_id` from its destination's side, as Linkerd's `viz edges`
+/// does: the `client_id` the destination's proxies verified on inbound mTLS traffic (their
+/// `request_total` and `tcp_open_total`) whose service account and namespace are one of the
+/// source's pods'. Empty when the destination's proxies could not be read or saw no such client.
+async fn client_ids(
+    client: &kube::Client,
+    scraper: &Scraper,
+    edges: &mut [Edge],
+    accounts: &HashMap<(String, String), BTreeSet<String>>,
+    unread: &mut Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    let destinations: BTreeSet<(String, Kind, String)> = edges
+        .iter()
+        .filter(|e| e.secured)
+        .map(|e| (e.dst_namespace.clone(), e.dst_kind, e.dst.clone()))
+        .collect();
+    let mut seen: HashMap<(String, Kind, String), BTreeSet<String>> = HashMap::new();
+    for (namespace, kind, name) in destinations {
+        let target = Target {
+            kind,
+            names: vec![name.clone()],
+        };
+        let scope = Scope::Namespace(namespace.clone());
+        let inventory = inventory(client, &scope, &[target], None).await?;
+        let targets: Vec<ScrapeTarget> = inventory
+            .workloads
+            .iter()
+            .flat_map(|w| inventory.pods_of(w))
+            .map(|i| &inventory.pods[i])
+            .filter(|p| p.live && p.meshed && p.running)
+            .map(|p| ScrapeTarget::Pod {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                port: p.admin_port,
+            })
+            .collect();
+        let pages = scraper.all(&targets, "/metrics", inbound_clients).await;
+        let ids = seen.entry((namespace, kind, name)).or_default();
+        for (target, page) in targets.iter().zip(pages) {
+            match page.value {
+                Ok(found) => ids.extend(found),
+                Err(why) => {
+                    let pod = target.to_string();
+                    if !unread.iter().any(|(p, _)| *p == pod) {
+                        unread.push((pod, why));
+                    }
+                }
+            }
+        }
+    }
+    for edge in edges.iter_mut().filter(|e| e.secured) {
+        let key = (edge.dst_namespace.clone(), edge.dst_kind, edge.dst.clone());
+        let (Some(ids), Some(sas)) = (
+            seen.get(&key),
+            accounts.get(&(edge.src_namespace.clone(), edge.src.clone())),
+        ) else {
+            continue;
+        };
+        let ours = |id: &&String| {
+            mesh_names::identity::workload_parts(id)
+                .is_some_and(|(sa, ns)| ns == edge.src_namespace && sas.contains(sa))
+        };
+        if let Some(id) = ids.iter().find(ours) {
+            edge.client_id.clone_from(id);
+        }
+    }
+    Ok(())
+}
+
+/// The client identities a proxy's inbound side verified: `client_id` on its inbound mTLS
+/// series that counted something.
+fn inbound_clients(text: &str) -> Result<BTreeSet<String>, String> {
+    let page = crate::metrics::parse(text).map_err(|e| format!("invalid metrics: {e}"))?;
+    let mut ids = BTreeSet::new();
+    for family in &page.families {
+        if family.name != m::REQUEST_TOTAL && family.name != m::TCP_OPEN_TOTAL {
+            continue;
+        }
+        for s in &family.samples {
+            if s.value > 0.0
+                && s.label(m::DIRECTION) == Some(m::INBOUND)
+                && s.label(m::TLS) == Some(m::TLS_TRUE)
+                && let Some(id) = s.label(m::CLIENT_ID).filter(|id| !id.is_empty())
+            {
+                ids.insert(id.to_string());
+            }
+        }
+    }
+    Ok(ids)
 }
 
 /// Services by cluster IP in `scope`: mesh-proxy labels traffic sent to a cluster IP with the IP,
