@@ -11,6 +11,7 @@ pub mod duration;
 pub mod env;
 pub mod identity;
 pub mod labels;
+pub mod policy;
 pub mod ports;
 pub mod resources;
 
