@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use mesh_names::policy::{self, DefaultInboundPolicy};
 
 /// The mesh control plane.
 #[derive(Debug, Parser)]
@@ -101,7 +102,7 @@ pub struct DestinationArgs {
     /// Comma-separated CIDRs of the pod and service networks: whom `cluster-*` policies admit.
     #[arg(
         long,
-        default_value = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8",
+        default_value = policy::DEFAULT_CLUSTER_NETWORKS,
         value_name = "CIDRS"
     )]
     pub cluster_networks: String,
@@ -111,7 +112,7 @@ pub struct DestinationArgs {
     /// The inbound policy of ports no `Server` selects, on pods without their own
     /// (`config.linkerd.io/default-inbound-policy`): all-unauthenticated, all-authenticated,
     /// cluster-unauthenticated, cluster-authenticated, deny or audit.
-    #[arg(long, default_value = "all-unauthenticated", value_name = "POLICY")]
+    #[arg(long, default_value = DefaultInboundPolicy::default().as_str(), value_name = "POLICY")]
     pub default_inbound_policy: String,
 }
 

@@ -37,7 +37,8 @@ use crate::args::DestinationArgs;
 use crate::policy;
 use crate::runtime::{Component, Context, Failure};
 use index::{Config, Index, ServiceRef};
-use policy::index::{DefaultPolicy, IdentityDomain, Net};
+use mesh_names::policy::DefaultInboundPolicy;
+use policy::index::{IdentityDomain, Net};
 use ports::PortSet;
 
 /// How many streams one client connection may hold open.
@@ -212,7 +213,7 @@ impl DestinationArgs {
         let cluster_networks = Net::parse_list(&self.cluster_networks)
             .context("--cluster-networks")
             .map_err(Failure::Config)?;
-        let default_policy: DefaultPolicy = self
+        let default_policy: DefaultInboundPolicy = self
             .default_inbound_policy
             .parse()
             .context("--default-inbound-policy")

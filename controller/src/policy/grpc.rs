@@ -214,10 +214,11 @@ mod tests {
 
     #[tokio::test]
     async fn open_streams_are_bounded() {
-        use crate::policy::index::{Config, DefaultPolicy, IdentityDomain};
+        use crate::policy::index::{Config, IdentityDomain};
+        use mesh_names::policy::DefaultInboundPolicy;
         let mut index = Index::new(Config {
             cluster_networks: Vec::new(),
-            default_policy: DefaultPolicy::Deny,
+            default_policy: DefaultInboundPolicy::Deny,
             default_opaque_ports: Default::default(),
             identity: IdentityDomain {
                 control_plane_ns: "linkerd".into(),
