@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use mesh_names::policy::{self, DefaultInboundPolicy};
+use mesh_names::ports;
 
 /// The mesh control plane.
 #[derive(Debug, Parser)]
@@ -57,7 +59,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct IdentityArgs {
     /// Where to serve the identity gRPC service (TLS).
-    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    #[arg(long, default_value_t = any_addr(ports::IDENTITY_GRPC), value_name = "ADDR")]
     pub addr: SocketAddr,
     /// The trust domain: the suffix of every identity name.
     #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
@@ -87,10 +89,10 @@ pub struct IdentityArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DestinationArgs {
     /// Where to serve the destination gRPC service.
-    #[arg(long, default_value = "0.0.0.0:8086", value_name = "ADDR")]
+    #[arg(long, default_value_t = any_addr(ports::DESTINATION_GRPC), value_name = "ADDR")]
     pub addr: SocketAddr,
     /// Where to serve the inbound policy gRPC service (Linkerd's policy port).
-    #[arg(long, default_value = "0.0.0.0:8090", value_name = "ADDR")]
+    #[arg(long, default_value_t = any_addr(ports::POLICY_GRPC), value_name = "ADDR")]
     pub policy_addr: SocketAddr,
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
@@ -101,7 +103,7 @@ pub struct DestinationArgs {
     /// Comma-separated CIDRs of the pod and service networks: whom `cluster-*` policies admit.
     #[arg(
         long,
-        default_value = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8",
+        default_value = policy::DEFAULT_CLUSTER_NETWORKS,
         value_name = "CIDRS"
     )]
     pub cluster_networks: String,
@@ -111,7 +113,7 @@ pub struct DestinationArgs {
     /// The inbound policy of ports no `Server` selects, on pods without their own
     /// (`config.linkerd.io/default-inbound-policy`): all-unauthenticated, all-authenticated,
     /// cluster-unauthenticated, cluster-authenticated, deny or audit.
-    #[arg(long, default_value = "all-unauthenticated", value_name = "POLICY")]
+    #[arg(long, default_value = DefaultInboundPolicy::default().as_str(), value_name = "POLICY")]
     pub default_inbound_policy: String,
 }
 
@@ -119,7 +121,7 @@ pub struct DestinationArgs {
 #[derive(Debug, Clone, Args)]
 pub struct InjectorArgs {
     /// Where to serve the webhook (HTTPS).
-    #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
+    #[arg(long, default_value_t = any_addr(ports::INJECTOR_WEBHOOK), value_name = "ADDR")]
     pub addr: SocketAddr,
     /// The effective install values (the `values` key of the `linkerd-config` ConfigMap).
     #[arg(long, value_name = "FILE")]
@@ -131,6 +133,12 @@ pub struct InjectorArgs {
     /// Secret); they are re-read when they change.
     #[arg(long, value_name = "DIR")]
     pub tls_dir: PathBuf,
+}
+
+/// Every address of this host on `port`: the servers' default listen addresses use the ports
+/// `mesh install` renders and the proxies dial.
+fn any_addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], port))
 }
 
 fn duration(text: &str) -> Result<Duration, String> {

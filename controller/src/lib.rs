@@ -22,14 +22,25 @@ pub mod injector;
 pub mod k8s;
 pub mod policy;
 pub mod runtime;
+pub mod streams;
 mod watchers;
 
 use std::process::ExitCode;
+use std::sync::{Mutex, MutexGuard};
 
 use args::{Cli, Command};
 
 /// Exit code for bad flags or unusable input files (BSD's `EX_USAGE`, as mesh-proxy uses).
 pub const EXIT_CONFIG: u8 = 64;
+
+/// The value behind `mutex`, even if a thread panicked while holding it: the indexes and the
+/// registry are consistent between calls, so serving on beats failing every later call.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
 
 /// Runs the chosen component until SIGTERM or a fatal error.
 pub fn run(cli: Cli) -> ExitCode {

@@ -103,10 +103,7 @@ pub struct Metrics(Arc<Mutex<Registry>>);
 
 impl Metrics {
     pub fn registry(&self) -> MutexGuard<'_, Registry> {
-        match self.0.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock(&self.0)
     }
 }
 

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use mesh_names::annotations::CONFIG_PREFIX;
+use mesh_names::policy::DefaultInboundPolicy;
 
 /// One proxy setting that can be given as a flag and is stored as an annotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -86,14 +87,7 @@ impl fmt::Display for Setting {
 }
 
 /// The policies a proxy may apply to inbound connections that no policy resource covers.
-pub const POLICIES: &[&str] = &[
-    "all-unauthenticated",
-    "all-authenticated",
-    "cluster-unauthenticated",
-    "cluster-authenticated",
-    "deny",
-    "audit",
-];
+pub const POLICIES: &[&str] = &DefaultInboundPolicy::NAMES;
 
 /// A flag value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

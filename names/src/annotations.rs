@@ -21,11 +21,12 @@ pub const CONFIG_PREFIX: &str = "config.linkerd.io/";
 pub const OPAQUE_PORTS: &str = "config.linkerd.io/opaque-ports";
 /// Inbound ports the proxy does not intercept.
 pub const SKIP_INBOUND_PORTS: &str = "config.linkerd.io/skip-inbound-ports";
-/// The inbound policy of a pod's ports that no `Server` selects (`all-unauthenticated`, `deny`,
-/// ...), overriding the cluster's default.
+/// The inbound policy of a pod's ports that no `Server` selects (a
+/// [`crate::policy::DefaultInboundPolicy`]), overriding the cluster's default.
 pub const DEFAULT_INBOUND_POLICY: &str = "config.linkerd.io/default-inbound-policy";
 /// Inbound ports (or ranges) on which a pod's default policy admits only mTLS-authenticated
-/// clients.
+/// clients; the injector passes them to the proxy in
+/// [`crate::env::INBOUND_PORTS_REQUIRE_IDENTITY`], and the controller reads them from the pod.
 pub const REQUIRE_IDENTITY_INBOUND_PORTS: &str =
     "config.linkerd.io/proxy-require-identity-inbound-ports";
 
@@ -54,10 +55,7 @@ pub mod config {
     pub const PROXY_UID: &str = "config.linkerd.io/proxy-uid";
     pub const LOG_FORMAT: &str = "config.linkerd.io/proxy-log-format";
     pub const SKIP_SUBNETS: &str = "config.linkerd.io/skip-subnets";
-    /// Inbound ports (and ranges) whose default policy admits only clients with a mesh
-    /// identity; the proxy reads them from `LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY`.
-    pub const REQUIRE_IDENTITY_INBOUND_PORTS: &str =
-        "config.linkerd.io/proxy-require-identity-inbound-ports";
+    pub use super::REQUIRE_IDENTITY_INBOUND_PORTS;
     pub const INBOUND_CONNECT_TIMEOUT: &str = "config.linkerd.io/proxy-inbound-connect-timeout";
     pub const OUTBOUND_CONNECT_TIMEOUT: &str = "config.linkerd.io/proxy-outbound-connect-timeout";
     pub const SHUTDOWN_GRACE_PERIOD: &str = "config.linkerd.io/shutdown-grace-period";

@@ -1,5 +1,5 @@
-//! The proxy's environment variables that more than the proxy reads: the injector writes them and
-//! the destination service reads the listen addresses back from a pod's spec.
+//! The proxy's environment variables that other crates name: the injector writes them, and the
+//! destination service reads the listen addresses back from a pod's spec.
 
 /// Where the proxy accepts inbound connections.
 pub const INBOUND_LISTEN_ADDR: &str = "LINKERD2_PROXY_INBOUND_LISTEN_ADDR";
@@ -13,3 +13,13 @@ pub const TAP_ENABLED: &str = "MESH_PROXY_TAP_ENABLED";
 /// Inbound ports whose default policy asks for a client identity; the injector writes it from
 /// the `config.linkerd.io/proxy-require-identity-inbound-ports` annotation.
 pub const INBOUND_PORTS_REQUIRE_IDENTITY: &str = "LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY";
+/// The policy of inbound ports until (or unless) the policy service answers: a
+/// [`crate::policy::DefaultInboundPolicy`].
+pub const INBOUND_DEFAULT_POLICY: &str = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY";
+/// The networks of the `cluster-*` default policies.
+pub const POLICY_CLUSTER_NETWORKS: &str = "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS";
+/// The policy service's `host:port` (the injector writes the `linkerd-policy` Service on
+/// [`crate::ports::POLICY_GRPC`]).
+pub const POLICY_SVC_ADDR: &str = "LINKERD2_PROXY_POLICY_SVC_ADDR";
+/// The pod the proxy asks the policy service about, sent as each `WatchPort`'s `workload`.
+pub const POLICY_WORKLOAD: &str = "LINKERD2_PROXY_POLICY_WORKLOAD";

@@ -12,6 +12,7 @@ pub mod env;
 pub mod identity;
 pub mod labels;
 pub mod metrics;
+pub mod policy;
 pub mod ports;
 pub mod resources;
 

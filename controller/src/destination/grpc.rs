@@ -3,46 +3,29 @@
 //! here.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use futures::Stream;
 use linkerd2_proxy_api::destination as pb;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::index::{Endpoints, EndpointsRx, Index, LookupError, ProfileRx, diff};
+use crate::streams::{BoxStream, OpenStream, Rpc, StreamMetrics, changed};
 
-type Labels = [(&'static str, &'static str); 1];
-const GET: Labels = [("rpc", "Get")];
-const GET_PROFILE: Labels = [("rpc", "GetProfile")];
+const GET: Rpc = [("rpc", "Get")];
+const GET_PROFILE: Rpc = [("rpc", "GetProfile")];
 
-/// The service's metrics.
-#[derive(Clone, Default)]
-pub struct Metrics {
-    streams_open: Family<Labels, Gauge>,
-    updates_sent: Family<Labels, Counter>,
-}
-
-impl Metrics {
-    pub fn register(registry: &mut Registry) -> Metrics {
-        let metrics = Metrics::default();
-        registry.register(
-            "destination_streams_open",
-            "Get and GetProfile streams currently open",
-            metrics.streams_open.clone(),
-        );
-        registry.register(
-            "destination_updates_sent",
-            "Messages sent on Get and GetProfile streams",
-            metrics.updates_sent.clone(),
-        );
-        metrics
-    }
+/// Registers the service's metrics.
+pub fn register_metrics(registry: &mut Registry) -> StreamMetrics {
+    StreamMetrics::register(
+        registry,
+        "destination",
+        "Get and GetProfile streams currently open",
+        "Messages sent on Get and GetProfile streams",
+    )
 }
 
 /// The gRPC service over a shared index.
@@ -50,27 +33,22 @@ impl Metrics {
 pub struct Destination {
     index: Arc<Mutex<Index>>,
     shutdown: CancellationToken,
-    metrics: Metrics,
+    metrics: StreamMetrics,
 }
 
 impl Destination {
-    pub fn new(index: Arc<Mutex<Index>>, shutdown: CancellationToken, metrics: Metrics) -> Self {
+    pub fn new(
+        index: Arc<Mutex<Index>>,
+        shutdown: CancellationToken,
+        metrics: StreamMetrics,
+    ) -> Self {
         Destination {
             index,
             shutdown,
             metrics,
         }
     }
-
-    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
-        match self.index.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
 }
-
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::destination_server::Destination for Destination {
@@ -83,8 +61,7 @@ impl pb::destination_server::Destination for Destination {
     ) -> Result<Response<Self::GetStream>, Status> {
         let dest = request.into_inner();
         tracing::debug!(path = %dest.path, "Get");
-        let rx = self
-            .index()
+        let rx = crate::lock(&self.index)
             .subscribe_endpoints(&dest.path)
             .map_err(status)?;
         let state = GetState {
@@ -92,8 +69,8 @@ impl pb::destination_server::Destination for Destination {
             last: None,
             pending: VecDeque::new(),
             shutdown: self.shutdown.clone(),
-            sent: self.metrics.updates_sent.get_or_create(&GET).clone(),
-            _open: OpenStream::new(&self.metrics, GET),
+            sent: self.metrics.sent(&GET),
+            _open: self.metrics.open(&GET),
         };
         Ok(Response::new(Box::pin(get_stream(state))))
     }
@@ -104,20 +81,15 @@ impl pb::destination_server::Destination for Destination {
     ) -> Result<Response<Self::GetProfileStream>, Status> {
         let dest = request.into_inner();
         tracing::debug!(path = %dest.path, "GetProfile");
-        let rx = self
-            .index()
+        let rx = crate::lock(&self.index)
             .subscribe_profile(&dest.path, &dest.context_token)
             .map_err(status)?;
         let state = ProfileState {
             rx,
             last: None,
             shutdown: self.shutdown.clone(),
-            sent: self
-                .metrics
-                .updates_sent
-                .get_or_create(&GET_PROFILE)
-                .clone(),
-            _open: OpenStream::new(&self.metrics, GET_PROFILE),
+            sent: self.metrics.sent(&GET_PROFILE),
+            _open: self.metrics.open(&GET_PROFILE),
         };
         Ok(Response::new(Box::pin(profile_stream(state))))
     }
@@ -127,23 +99,6 @@ fn status(err: LookupError) -> Status {
     match err {
         LookupError::InvalidArgument(msg) => Status::invalid_argument(msg),
         LookupError::NotFound(msg) => Status::not_found(msg),
-    }
-}
-
-/// Counts a stream as open while it lives.
-struct OpenStream(Gauge);
-
-impl OpenStream {
-    fn new(metrics: &Metrics, labels: Labels) -> Self {
-        let gauge = metrics.streams_open.get_or_create(&labels).clone();
-        gauge.inc();
-        OpenStream(gauge)
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 
@@ -168,10 +123,7 @@ fn get_stream(state: GetState) -> impl Stream<Item = Result<pb::Update, Status>>
                 return Some((Ok(update), s));
             }
             if s.last.is_some() {
-                tokio::select! {
-                    _ = s.shutdown.cancelled() => return None,
-                    changed = s.rx.changed() => changed.ok()?,
-                }
+                changed(&mut s.rx, &s.shutdown).await?;
             }
             let next = s.rx.borrow_and_update().clone();
             s.pending.extend(diff(s.last.as_deref(), &next));
@@ -195,10 +147,7 @@ fn profile_stream(
     futures::stream::unfold(state, |mut s| async move {
         loop {
             if s.last.is_some() {
-                tokio::select! {
-                    _ = s.shutdown.cancelled() => return None,
-                    changed = s.rx.changed() => changed.ok()?,
-                }
+                changed(&mut s.rx, &s.shutdown).await?;
             }
             let next = s.rx.borrow_and_update().clone();
             if s.last.as_deref() != Some(&*next) {

@@ -34,10 +34,11 @@ use linkerd2_proxy_api::destination::destination_server::DestinationServer;
 use linkerd2_proxy_api::inbound::inbound_server_policies_server::InboundServerPoliciesServer;
 
 use crate::args::DestinationArgs;
-use crate::policy;
 use crate::runtime::{Component, Context, Failure};
+use crate::{lock, policy};
 use index::{Config, Index, ServiceRef};
-use policy::index::{DefaultPolicy, IdentityDomain, Net};
+use mesh_names::policy::DefaultInboundPolicy;
+use policy::index::{IdentityDomain, Net};
 use ports::PortSet;
 
 /// How many streams one client connection may hold open.
@@ -54,8 +55,8 @@ impl Component for DestinationArgs {
         let client = ctx.kube_client().await?;
         let index = Arc::new(Mutex::new(Index::new(config)));
         let policies = Arc::new(Mutex::new(policy::index::Index::new(policy_config)));
-        let metrics = grpc::Metrics::register(&mut ctx.metrics.registry());
-        let policy_metrics = policy::grpc::Metrics::register(&mut ctx.metrics.registry());
+        let metrics = grpc::register_metrics(&mut ctx.metrics.registry());
+        let policy_metrics = policy::grpc::register_metrics(&mut ctx.metrics.registry());
 
         let listener = bind(self.addr, "--addr", "grpc").await?;
         let policy_listener = bind(self.policy_addr, "--policy-addr", "policy").await?;
@@ -143,16 +144,12 @@ fn serve(listener: TcpListener, ctx: &Context, routes: tonic::service::Routes) -
 /// What a `Get` for `authority` starts with, as JSON for `mesh diagnostics endpoints`: the
 /// endpoints with their pod, namespace and service, from the same index the streams read.
 fn lookup(index: &Mutex<Index>, authority: &str) -> Result<String, (u16, String)> {
-    let rx = {
-        let mut index = match index.lock() {
-            Ok(index) => index,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        index.subscribe_endpoints(authority).map_err(|e| match e {
+    let rx = lock(index)
+        .subscribe_endpoints(authority)
+        .map_err(|e| match e {
             index::LookupError::NotFound(m) => (404, m),
             index::LookupError::InvalidArgument(m) => (400, m),
-        })?
-    };
+        })?;
     let current = rx.borrow().clone();
     let endpoints: Vec<serde_json::Value> = current
         .addrs
@@ -212,7 +209,7 @@ impl DestinationArgs {
         let cluster_networks = Net::parse_list(&self.cluster_networks)
             .context("--cluster-networks")
             .map_err(Failure::Config)?;
-        let default_policy: DefaultPolicy = self
+        let default_policy: DefaultInboundPolicy = self
             .default_inbound_policy
             .parse()
             .context("--default-inbound-policy")
@@ -278,11 +275,11 @@ fn spawn_watchers(
         ctx.shutdown.clone(),
         move |pod: &Pod| {
             lock(&apply).apply_pod(pod);
-            policy::lock(&apply_policy).apply_pod(pod);
+            lock(&apply_policy).apply_pod(pod);
         },
         move |ns: &str, name: &str| {
             lock(&delete).delete_pod(&object_ref(ns, name));
-            policy::lock(&delete_policy).delete_pod(ns, name);
+            lock(&delete_policy).delete_pod(ns, name);
         },
     ));
     let resource = ApiResource::from_gvk_with_plural(
@@ -299,13 +296,6 @@ fn spawn_watchers(
         move |ns: &str, name: &str| lock(&delete).delete_profile(&object_ref(ns, name)),
     ));
     synced
-}
-
-fn lock(index: &Mutex<Index>) -> std::sync::MutexGuard<'_, Index> {
-    match index.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 fn object_ref(namespace: &str, name: &str) -> ServiceRef {

@@ -2,15 +2,12 @@
 //! index, `WatchPort` subscribes to it and sends the whole `Server` again whenever its answer
 //! changes. A slow client gets the latest answer, never a queue.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::Stream;
 use linkerd2_proxy_api::inbound as pb;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -18,38 +15,25 @@ use tonic::{Request, Response, Status};
 use super::index::{Index, LookupError, ServerRx};
 use super::proto;
 use super::workload::{Workload, WorkloadError};
+use crate::lock;
+use crate::streams::{BoxStream, OpenStream, Rpc, StreamMetrics, changed};
 
 /// How many `WatchPort` streams may be open at once, over all clients. A proxy watches each
 /// inbound port it serves, a handful per pod, so this covers tens of thousands of pods while
 /// bounding what clients can make the index hold.
 pub const MAX_WATCHES: usize = 100_000;
 
-type Labels = [(&'static str, &'static str); 1];
-const GET_PORT: Labels = [("rpc", "GetPort")];
-const WATCH_PORT: Labels = [("rpc", "WatchPort")];
+const GET_PORT: Rpc = [("rpc", "GetPort")];
+const WATCH_PORT: Rpc = [("rpc", "WatchPort")];
 
-/// The service's metrics.
-#[derive(Clone, Default)]
-pub struct Metrics {
-    streams_open: Family<Labels, Gauge>,
-    updates_sent: Family<Labels, Counter>,
-}
-
-impl Metrics {
-    pub fn register(registry: &mut Registry) -> Metrics {
-        let metrics = Metrics::default();
-        registry.register(
-            "policy_streams_open",
-            "WatchPort streams currently open",
-            metrics.streams_open.clone(),
-        );
-        registry.register(
-            "policy_updates_sent",
-            "Server messages sent by GetPort and on WatchPort streams",
-            metrics.updates_sent.clone(),
-        );
-        metrics
-    }
+/// Registers the service's metrics.
+pub fn register_metrics(registry: &mut Registry) -> StreamMetrics {
+    StreamMetrics::register(
+        registry,
+        "policy",
+        "WatchPort streams currently open",
+        "Server messages sent by GetPort and on WatchPort streams",
+    )
 }
 
 /// The gRPC service over a shared index.
@@ -57,13 +41,17 @@ impl Metrics {
 pub struct InboundPolicies {
     index: Arc<Mutex<Index>>,
     shutdown: CancellationToken,
-    metrics: Metrics,
+    metrics: StreamMetrics,
     open: Arc<AtomicUsize>,
     max_watches: usize,
 }
 
 impl InboundPolicies {
-    pub fn new(index: Arc<Mutex<Index>>, shutdown: CancellationToken, metrics: Metrics) -> Self {
+    pub fn new(
+        index: Arc<Mutex<Index>>,
+        shutdown: CancellationToken,
+        metrics: StreamMetrics,
+    ) -> Self {
         InboundPolicies {
             index,
             shutdown,
@@ -77,10 +65,6 @@ impl InboundPolicies {
     pub fn with_max_watches(mut self, max: usize) -> Self {
         self.max_watches = max;
         self
-    }
-
-    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
-        super::lock(&self.index)
     }
 }
 
@@ -103,8 +87,6 @@ fn status(err: LookupError) -> Status {
     }
 }
 
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl pb::inbound_server_policies_server::InboundServerPolicies for InboundPolicies {
     async fn get_port(
@@ -113,11 +95,10 @@ impl pb::inbound_server_policies_server::InboundServerPolicies for InboundPolici
     ) -> Result<Response<pb::Server>, Status> {
         let (workload, port) = target(request.get_ref())?;
         tracing::debug!(namespace = %workload.namespace, pod = %workload.pod, port, "GetPort");
-        let server = self
-            .index()
+        let server = lock(&self.index)
             .get_port(&workload.namespace, &workload.pod, port)
             .map_err(status)?;
-        self.metrics.updates_sent.get_or_create(&GET_PORT).inc();
+        self.metrics.sent(&GET_PORT).inc();
         Ok(Response::new(proto::server(&server)))
     }
 
@@ -135,19 +116,16 @@ impl pb::inbound_server_policies_server::InboundServerPolicies for InboundPolici
                 self.max_watches
             ))
         })?;
-        let rx = self
-            .index()
+        let rx = lock(&self.index)
             .watch_port(&workload.namespace, &workload.pod, port)
             .map_err(status)?;
-        let gauge = self.metrics.streams_open.get_or_create(&WATCH_PORT).clone();
-        gauge.inc();
         let state = WatchState {
             rx,
             first: true,
             shutdown: self.shutdown.clone(),
-            sent: self.metrics.updates_sent.get_or_create(&WATCH_PORT).clone(),
+            sent: self.metrics.sent(&WATCH_PORT),
             _slot: slot,
-            _open: OpenStream(gauge),
+            _open: self.metrics.open(&WATCH_PORT),
         };
         Ok(Response::new(Box::pin(watch_stream(state))))
     }
@@ -172,15 +150,6 @@ impl Drop for WatchSlot {
     }
 }
 
-/// Counts a stream as open while it lives.
-struct OpenStream(Gauge);
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 struct WatchState {
     rx: ServerRx,
     first: bool,
@@ -195,10 +164,7 @@ struct WatchState {
 fn watch_stream(state: WatchState) -> impl Stream<Item = Result<pb::Server, Status>> + Send {
     futures::stream::unfold(state, |mut s| async move {
         if !s.first {
-            tokio::select! {
-                _ = s.shutdown.cancelled() => return None,
-                changed = s.rx.changed() => changed.ok()?,
-            }
+            changed(&mut s.rx, &s.shutdown).await?;
         }
         s.first = false;
         let next = s.rx.borrow_and_update().clone();
@@ -214,10 +180,11 @@ mod tests {
 
     #[tokio::test]
     async fn open_streams_are_bounded() {
-        use crate::policy::index::{Config, DefaultPolicy, IdentityDomain};
+        use crate::policy::index::{Config, IdentityDomain};
+        use mesh_names::policy::DefaultInboundPolicy;
         let mut index = Index::new(Config {
             cluster_networks: Vec::new(),
-            default_policy: DefaultPolicy::Deny,
+            default_policy: DefaultInboundPolicy::Deny,
             default_opaque_ports: Default::default(),
             identity: IdentityDomain {
                 control_plane_ns: "linkerd".into(),
@@ -234,7 +201,7 @@ mod tests {
         let service = InboundPolicies::new(
             Arc::new(Mutex::new(index)),
             CancellationToken::new(),
-            Metrics::default(),
+            StreamMetrics::default(),
         )
         .with_max_watches(2);
         let watch = |port| {

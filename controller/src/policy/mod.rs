@@ -34,6 +34,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::lock;
 use index::{Index, Kind};
 
 /// The group of Linkerd's policy resources.
@@ -70,13 +71,4 @@ pub fn spawn_watchers(
             rx
         })
         .collect()
-}
-
-/// The index, even if a thread panicked while holding it (its state is always consistent
-/// between calls).
-pub fn lock(index: &Mutex<Index>) -> std::sync::MutexGuard<'_, Index> {
-    match index.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }

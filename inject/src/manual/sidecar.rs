@@ -235,19 +235,19 @@ fn proxy_container(
             values.cluster_networks.clone(),
         ),
         env(
-            "LINKERD2_PROXY_POLICY_SVC_ADDR",
+            mesh_names::env::POLICY_SVC_ADDR,
             svc(resources::POLICY_SERVICE, ports::POLICY_GRPC),
         ),
         env(
-            "LINKERD2_PROXY_POLICY_WORKLOAD",
+            mesh_names::env::POLICY_WORKLOAD,
             "{\"ns\":\"$(_pod_ns)\", \"pod\":\"$(_pod_name)\"}\n",
         ),
         env(
-            "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY",
+            mesh_names::env::INBOUND_DEFAULT_POLICY,
             config.default_inbound_policy.clone(),
         ),
         env(
-            "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS",
+            mesh_names::env::POLICY_CLUSTER_NETWORKS,
             values.cluster_networks.clone(),
         ),
         env("LINKERD2_PROXY_CONTROL_STREAM_INITIAL_TIMEOUT", "3s"),

@@ -2,9 +2,9 @@
 //! and whom it lets in. [`crate::policy::proto`] turns it into Linkerd's message.
 
 use std::collections::BTreeSet;
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
+
+use mesh_names::policy::DefaultInboundPolicy;
 
 use super::net::{Net, NetworkMatch};
 
@@ -27,7 +27,7 @@ pub struct InboundServer {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServerRef {
-    Default(DefaultPolicy),
+    Default(DefaultInboundPolicy),
     /// A `Server` by name, in the pod's namespace.
     Server(String),
 }
@@ -58,7 +58,7 @@ pub struct Authorization {
 /// Where an authorization comes from; the order is the order authorizations are sent in.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum AuthzRef {
-    Default(DefaultPolicy),
+    Default(DefaultInboundPolicy),
     ServerAuthorization(String),
     AuthorizationPolicy(String),
 }
@@ -96,109 +96,47 @@ impl IdentityMatch {
     }
 }
 
-/// What applies to a port no `Server` selects, and what a `Server`'s `accessPolicy` adds: the
-/// values of `--default-inbound-policy` and `config.linkerd.io/default-inbound-policy`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DefaultPolicy {
-    AllUnauthenticated,
-    AllAuthenticated,
-    ClusterUnauthenticated,
-    ClusterAuthenticated,
-    Deny,
-    /// Admits everyone; the proxy records what a `deny` would have refused.
-    Audit,
-}
-
-/// A default policy name that is not one of Linkerd's.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown policy {0:?}; expected one of {names}", names = DefaultPolicy::NAMES.join(", "))]
-pub struct UnknownPolicy(pub String);
-
-impl DefaultPolicy {
-    pub const NAMES: [&'static str; 6] = [
-        "all-unauthenticated",
-        "all-authenticated",
-        "cluster-unauthenticated",
-        "cluster-authenticated",
-        "deny",
-        "audit",
-    ];
-    const ALL: [DefaultPolicy; 6] = [
-        DefaultPolicy::AllUnauthenticated,
-        DefaultPolicy::AllAuthenticated,
-        DefaultPolicy::ClusterUnauthenticated,
-        DefaultPolicy::ClusterAuthenticated,
-        DefaultPolicy::Deny,
-        DefaultPolicy::Audit,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DefaultPolicy::AllUnauthenticated => "all-unauthenticated",
-            DefaultPolicy::AllAuthenticated => "all-authenticated",
-            DefaultPolicy::ClusterUnauthenticated => "cluster-unauthenticated",
-            DefaultPolicy::ClusterAuthenticated => "cluster-authenticated",
-            DefaultPolicy::Deny => "deny",
-            DefaultPolicy::Audit => "audit",
-        }
-    }
-
-    /// The policy on a port that requires identity
-    /// (`config.linkerd.io/proxy-require-identity-inbound-ports`): an allowing policy admits
-    /// authenticated clients only.
-    pub fn authenticated(self) -> DefaultPolicy {
-        match self {
-            DefaultPolicy::AllUnauthenticated => DefaultPolicy::AllAuthenticated,
-            DefaultPolicy::ClusterUnauthenticated => DefaultPolicy::ClusterAuthenticated,
-            other => other,
-        }
-    }
-
-    /// The one authorization the policy grants (none for `deny`). `cluster-*` admit the
-    /// cluster's networks; `*-authenticated` any mesh identity.
-    pub fn authorization(self, cluster_networks: &[Net]) -> Option<Authorization> {
-        let (cluster_only, authenticated) = match self {
-            DefaultPolicy::AllUnauthenticated | DefaultPolicy::Audit => (false, false),
-            DefaultPolicy::AllAuthenticated => (false, true),
-            DefaultPolicy::ClusterUnauthenticated => (true, false),
-            DefaultPolicy::ClusterAuthenticated => (true, true),
-            DefaultPolicy::Deny => return None,
-        };
-        let networks = if cluster_only {
-            cluster_networks
-                .iter()
-                .copied()
-                .map(NetworkMatch::from)
-                .collect()
-        } else {
-            NetworkMatch::everywhere()
-        };
-        let authentication = if authenticated {
-            Authentication::TlsAuthenticated(vec![IdentityMatch::Suffix(Vec::new())])
-        } else {
-            Authentication::Unauthenticated
-        };
-        Some(Authorization {
-            reference: AuthzRef::Default(self),
-            networks,
-            authentication,
-        })
+/// The policy on a port that requires identity
+/// (`config.linkerd.io/proxy-require-identity-inbound-ports`): an allowing policy admits
+/// authenticated clients only; `deny` and `audit` stay, as in Linkerd's policy controller.
+pub fn require_identity(policy: DefaultInboundPolicy) -> DefaultInboundPolicy {
+    match policy {
+        DefaultInboundPolicy::AllUnauthenticated => DefaultInboundPolicy::AllAuthenticated,
+        DefaultInboundPolicy::ClusterUnauthenticated => DefaultInboundPolicy::ClusterAuthenticated,
+        other => other,
     }
 }
 
-impl FromStr for DefaultPolicy {
-    type Err = UnknownPolicy;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        DefaultPolicy::ALL
-            .into_iter()
-            .find(|p| p.as_str() == text)
-            .ok_or_else(|| UnknownPolicy(text.to_string()))
-    }
-}
-
-impl fmt::Display for DefaultPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// The one authorization a default policy (or a `Server`'s `accessPolicy`) grants, none for
+/// `deny`. `cluster-*` admit the cluster's networks; `*-authenticated` any mesh identity.
+pub fn default_authorization(
+    policy: DefaultInboundPolicy,
+    cluster_networks: &[Net],
+) -> Option<Authorization> {
+    let (cluster_only, authenticated) = match policy {
+        DefaultInboundPolicy::AllUnauthenticated | DefaultInboundPolicy::Audit => (false, false),
+        DefaultInboundPolicy::AllAuthenticated => (false, true),
+        DefaultInboundPolicy::ClusterUnauthenticated => (true, false),
+        DefaultInboundPolicy::ClusterAuthenticated => (true, true),
+        DefaultInboundPolicy::Deny => return None,
+    };
+    let networks = if cluster_only {
+        cluster_networks
+            .iter()
+            .copied()
+            .map(NetworkMatch::from)
+            .collect()
+    } else {
+        NetworkMatch::everywhere()
+    };
+    let authentication = if authenticated {
+        Authentication::TlsAuthenticated(vec![IdentityMatch::Suffix(Vec::new())])
+    } else {
+        Authentication::Unauthenticated
+    };
+    Some(Authorization {
+        reference: AuthzRef::Default(policy),
+        networks,
+        authentication,
+    })
 }

@@ -20,11 +20,12 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::DynamicObject;
+use mesh_names::policy::DefaultInboundPolicy;
 use tokio::sync::watch;
 
 pub use answer::{
-    Authentication, Authorization, AuthzRef, DETECT_TIMEOUT, DefaultPolicy, IdentityMatch,
-    InboundServer, Protocol, ServerRef, UnknownPolicy,
+    Authentication, Authorization, AuthzRef, DETECT_TIMEOUT, IdentityMatch, InboundServer,
+    Protocol, ServerRef,
 };
 pub use net::{Net, NetworkMatch};
 pub use resources::IdentityDomain;
@@ -39,7 +40,7 @@ pub struct Config {
     /// `ServerAuthorization` that names none.
     pub cluster_networks: Vec<Net>,
     /// `--default-inbound-policy`, for pods that do not set their own.
-    pub default_policy: DefaultPolicy,
+    pub default_policy: DefaultInboundPolicy,
     /// `--default-opaque-ports`, for pods without `config.linkerd.io/opaque-ports`.
     pub default_opaque_ports: PortSet,
     pub identity: IdentityDomain,

@@ -10,7 +10,9 @@ use kube::api::DynamicObject;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::answer::{Authentication, DETECT_TIMEOUT, DefaultPolicy, IdentityMatch, Protocol};
+use mesh_names::policy::DefaultInboundPolicy;
+
+use super::answer::{Authentication, DETECT_TIMEOUT, IdentityMatch, Protocol};
 use super::net::{Net, NetworkMatch};
 use super::selector::Selector;
 use crate::destination::ports::PortSet;
@@ -53,7 +55,7 @@ impl IdentityDomain {
 pub struct PolicyPod {
     pub labels: BTreeMap<String, String>,
     /// `config.linkerd.io/default-inbound-policy`.
-    pub default_policy: Option<DefaultPolicy>,
+    pub default_policy: Option<DefaultInboundPolicy>,
     /// `config.linkerd.io/opaque-ports`, if set (even to nothing).
     pub opaque_ports: Option<PortSet>,
     /// `config.linkerd.io/proxy-require-identity-inbound-ports`.
@@ -167,7 +169,7 @@ pub struct Server {
     pub protocol: Protocol,
     /// What its `accessPolicy` admits besides its authorizations; `deny` (the CRD's default)
     /// admits nobody.
-    pub access_policy: Option<DefaultPolicy>,
+    pub access_policy: Option<DefaultInboundPolicy>,
 }
 
 /// A container port by number or by name.

@@ -14,7 +14,7 @@
 
 use super::answer::{
     Authentication, Authorization, AuthzRef, DETECT_TIMEOUT, IdentityMatch, InboundServer,
-    Protocol, ServerRef,
+    Protocol, ServerRef, default_authorization, require_identity,
 };
 use super::net::NetworkMatch;
 use super::resources::{AuthnRef, AuthzPolicy, PolicyPod, PortRef, Server, Target};
@@ -55,7 +55,7 @@ impl Index {
         }
         let mut policy = pod.default_policy.unwrap_or(self.config.default_policy);
         if pod.require_identity_ports.contains(port) {
-            policy = policy.authenticated();
+            policy = require_identity(policy);
         }
         let opaque = pod
             .opaque_ports
@@ -69,8 +69,7 @@ impl Index {
             } else {
                 Protocol::Detect(DETECT_TIMEOUT)
             },
-            authorizations: policy
-                .authorization(&self.config.cluster_networks)
+            authorizations: default_authorization(policy, &self.config.cluster_networks)
                 .into_iter()
                 .collect(),
             probe_paths,
@@ -116,7 +115,7 @@ impl Index {
             }
         }
         if let Some(access) = server.access_policy {
-            authzs.extend(access.authorization(&self.config.cluster_networks));
+            authzs.extend(default_authorization(access, &self.config.cluster_networks));
         }
         authzs.sort_by(|a, b| a.reference.cmp(&b.reference));
         authzs

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn config(default_policy: DefaultPolicy) -> Config {
+fn config(default_policy: DefaultInboundPolicy) -> Config {
     Config {
         cluster_networks: Net::parse_list("10.0.0.0/8,fd00::/8").unwrap(),
         default_policy,
@@ -56,7 +56,7 @@ fn object_in(ns: &str, kind: &str, name: &str, spec: Value) -> DynamicObject {
     .unwrap()
 }
 
-fn index_with_pod(default_policy: DefaultPolicy) -> Index {
+fn index_with_pod(default_policy: DefaultInboundPolicy) -> Index {
     let mut index = Index::new(config(default_policy));
     index.apply_pod(&web_pod());
     index
@@ -67,7 +67,7 @@ fn all_networks() -> Vec<NetworkMatch> {
 }
 
 fn cluster_networks() -> Vec<NetworkMatch> {
-    config(DefaultPolicy::Deny)
+    config(DefaultInboundPolicy::Deny)
         .cluster_networks
         .into_iter()
         .map(NetworkMatch::from)
@@ -95,7 +95,7 @@ fn sa(name: &str, ns: &str) -> IdentityMatch {
 #[test]
 fn each_default_policy() {
     use Authentication::Unauthenticated;
-    use DefaultPolicy::*;
+    use DefaultInboundPolicy::*;
     let cases = [
         (AllUnauthenticated, Some((all_networks(), Unauthenticated))),
         (AllAuthenticated, Some((all_networks(), any_identity()))),
@@ -125,7 +125,7 @@ fn each_default_policy() {
 
 #[test]
 fn pod_annotations_override_the_default() {
-    let mut index = Index::new(config(DefaultPolicy::AllUnauthenticated));
+    let mut index = Index::new(config(DefaultInboundPolicy::AllUnauthenticated));
     index.apply_pod(&pod(
         "db-1",
         json!({
@@ -138,12 +138,12 @@ fn pod_annotations_override_the_default() {
     let plain = index.get_port("shop", "db-1", 80).unwrap();
     assert_eq!(
         plain.reference,
-        ServerRef::Default(DefaultPolicy::ClusterUnauthenticated)
+        ServerRef::Default(DefaultInboundPolicy::ClusterUnauthenticated)
     );
     let secured = index.get_port("shop", "db-1", 5432).unwrap();
     assert_eq!(
         secured.reference,
-        ServerRef::Default(DefaultPolicy::ClusterAuthenticated)
+        ServerRef::Default(DefaultInboundPolicy::ClusterAuthenticated)
     );
     assert_eq!(secured.protocol, Protocol::Opaque);
     assert_eq!(
@@ -158,7 +158,7 @@ fn pod_annotations_override_the_default() {
     );
     // Without the annotation, the cluster's default opaque ports apply.
     assert_eq!(
-        index_with_pod(DefaultPolicy::Deny)
+        index_with_pod(DefaultInboundPolicy::Deny)
             .get_port("shop", "web-1", 3306)
             .unwrap()
             .protocol,
@@ -172,13 +172,13 @@ fn pod_annotations_override_the_default() {
     ));
     assert_eq!(
         index.get_port("shop", "db-1", 80).unwrap().reference,
-        ServerRef::Default(DefaultPolicy::AllUnauthenticated)
+        ServerRef::Default(DefaultInboundPolicy::AllUnauthenticated)
     );
 }
 
 #[test]
 fn servers_select_ports_by_number_or_name() {
-    let mut index = index_with_pod(DefaultPolicy::AllUnauthenticated);
+    let mut index = index_with_pod(DefaultInboundPolicy::AllUnauthenticated);
     index.apply(
         Kind::Server,
         &object(
@@ -209,7 +209,7 @@ fn servers_select_ports_by_number_or_name() {
     // Not selected: the default policy.
     assert_eq!(
         index.get_port("shop", "web-1", 7000).unwrap().reference,
-        ServerRef::Default(DefaultPolicy::AllUnauthenticated)
+        ServerRef::Default(DefaultInboundPolicy::AllUnauthenticated)
     );
     // The probes on 8080: the path without its query, and `/` for a probe without a path.
     let probes = index.get_port("shop", "web-1", 8080).unwrap().probe_paths;
@@ -240,7 +240,7 @@ fn servers_select_ports_by_number_or_name() {
     assert_eq!(
         server.authorizations,
         vec![authz(
-            AuthzRef::Default(DefaultPolicy::ClusterAuthenticated),
+            AuthzRef::Default(DefaultInboundPolicy::ClusterAuthenticated),
             cluster_networks(),
             any_identity()
         )]
@@ -277,7 +277,7 @@ fn authorizations(index: &Index) -> Vec<Authorization> {
 
 #[test]
 fn authorization_policies_with_authentications() {
-    let mut index = index_with_pod(DefaultPolicy::Deny);
+    let mut index = index_with_pod(DefaultInboundPolicy::Deny);
     server_and_policy(
         &mut index,
         json!([
@@ -339,7 +339,7 @@ fn authorization_policies_with_authentications() {
 #[test]
 fn policy_variants() {
     // No authentications: everyone, from everywhere.
-    let mut index = index_with_pod(DefaultPolicy::Deny);
+    let mut index = index_with_pod(DefaultInboundPolicy::Deny);
     server_and_policy(&mut index, json!([]));
     assert_eq!(
         authorizations(&index),
@@ -350,7 +350,7 @@ fn policy_variants() {
         )]
     );
     // A ServiceAccount.
-    let mut index = index_with_pod(DefaultPolicy::Deny);
+    let mut index = index_with_pod(DefaultInboundPolicy::Deny);
     server_and_policy(
         &mut index,
         json!([{"kind": "ServiceAccount", "name": "web", "namespace": "front"}]),
@@ -360,14 +360,14 @@ fn policy_variants() {
         Authentication::TlsAuthenticated(vec![sa("web", "front")])
     );
     // Two identity requirements: unusable.
-    let mut index = index_with_pod(DefaultPolicy::Deny);
+    let mut index = index_with_pod(DefaultInboundPolicy::Deny);
     server_and_policy(
         &mut index,
         json!([{"kind": "ServiceAccount", "name": "a"}, {"kind": "ServiceAccount", "name": "b"}]),
     );
     assert!(authorizations(&index).is_empty());
     // A namespace target applies to every Server of the namespace; a route target to none.
-    let mut index = index_with_pod(DefaultPolicy::Deny);
+    let mut index = index_with_pod(DefaultInboundPolicy::Deny);
     server_and_policy(&mut index, json!([]));
     index.apply(
         Kind::AuthorizationPolicy,
@@ -420,7 +420,7 @@ fn policy_variants() {
 
 #[test]
 fn server_authorizations() {
-    let mut index = index_with_pod(DefaultPolicy::Deny);
+    let mut index = index_with_pod(DefaultInboundPolicy::Deny);
     index.apply(
         Kind::Server,
         &object(
@@ -492,7 +492,7 @@ fn server_authorizations() {
 
 #[test]
 fn watches_follow_changes() {
-    let mut index = index_with_pod(DefaultPolicy::Deny);
+    let mut index = index_with_pod(DefaultInboundPolicy::Deny);
     assert_eq!(
         index.watch_port("shop", "nope", 80).unwrap_err(),
         LookupError::NotFound {
@@ -551,7 +551,7 @@ fn watches_follow_changes() {
 
 #[test]
 fn closed_watches_are_swept() {
-    let mut index = index_with_pod(DefaultPolicy::Deny);
+    let mut index = index_with_pod(DefaultInboundPolicy::Deny);
     let kept = index.watch_port("shop", "web-1", 1).unwrap();
     for port in 2..2000u16 {
         drop(index.watch_port("shop", "web-1", port).unwrap());
@@ -563,7 +563,7 @@ fn closed_watches_are_swept() {
 
 #[test]
 fn unreadable_objects_are_left_out() {
-    let mut index = index_with_pod(DefaultPolicy::Deny);
+    let mut index = index_with_pod(DefaultInboundPolicy::Deny);
     for (kind, name, spec) in [
         (
             Kind::Server,
