@@ -9,13 +9,18 @@
 //! window holds 2 to 4 failures of 29 to 32 requests (86.7 % to 93.8 %), and the page's last
 //! reading covers later seconds than `stat`'s.
 //!
+//! The edges view is compared with `mesh edges -o json` over the fake proxies of `edges_dst.rs`,
+//! whose counters only grow, so both read the same edges.
+//!
 //! The screenshot is `$CARGO_TARGET_TMPDIR/dashboard/dashboard.png` (its path is printed).
 //!
 //! Without a `chromium` binary the browser test says so and passes, unless
 //! `MESH_REQUIRE_CHROMIUM=1` (CI) makes that a failure.
 #![allow(clippy::unwrap_used)]
 
+mod fake_proxy;
 mod stat_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -606,4 +611,87 @@ fn the_page_fills_its_table_in_headless_chromium() {
         png.len()
     );
     println!("screenshot: {}", screenshot.display());
+}
+
+/// The page's edge rows: each cell's field and raw value, keyed by `src → dst`.
+fn shown_edges(dom: &str) -> Vec<(String, serde_json::Map<String, Value>)> {
+    let row = regex::Regex::new(r#"<tr data-src="([^"]*)" data-dst="([^"]*)">(.*?)</tr>"#).unwrap();
+    let cell = regex::Regex::new(
+        r#"<td (?:class="[^"]*" )?data-field="([a-z_]+)" data-value="([^"]*)">([^<]*)</td>"#,
+    )
+    .unwrap();
+    row.captures_iter(dom)
+        .map(|r| {
+            let mut fields = serde_json::Map::new();
+            for c in cell.captures_iter(&r[3]) {
+                fields.insert(c[1].to_string(), Value::String(c[2].to_string()));
+                fields.insert(format!("{}_text", &c[1]), Value::String(c[3].to_string()));
+            }
+            (format!("{} → {}", &r[1], &r[2]), fields)
+        })
+        .collect()
+}
+
+/// The edges view shows what `mesh edges deploy -o json` prints, identities included: the API
+/// answers the same rows, and the page shows them as `-o wide` does.
+#[test]
+fn the_edges_view_shows_what_mesh_edges_prints() {
+    let server = fake_proxy::scenario::cluster();
+    let dashboard = Dashboard::start(&server, &["-n", NS, "-t", "1s"]);
+    let out = stat_support::mesh(&server, &["edges", "deploy", "-n", NS, "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(printed.as_array().unwrap().len(), 4, "{printed:#}");
+
+    let api = dashboard.get_json(&format!("/api/edges?kind=deployment&namespace={NS}"));
+    assert_eq!(api["rows"], printed, "the API's rows are mesh edges'");
+    assert_eq!(api["unread"], serde_json::json!([]));
+    let (status, body) = dashboard.get(&format!("/api/edges?kind=service&namespace={NS}"));
+    assert_eq!(status, 400, "{body}");
+
+    let Some(chromium) = chromium() else { return };
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("{}?namespace={NS}&kind=deployment&window=1s", dashboard.url);
+    let dom = stdout(&headless(chromium, profile.path(), &["--dump-dom"], &url));
+    assert!(
+        dom.contains("<section id=\"edges\">"),
+        "the edges view shows:\n{dom}"
+    );
+    let shown = shown_edges(&dom);
+    assert_eq!(shown.len(), 4, "{dom}");
+    for edge in printed.as_array().unwrap() {
+        let key = format!(
+            "{} → {}",
+            edge["src"].as_str().unwrap(),
+            edge["dst"].as_str().unwrap()
+        );
+        let (_, cells) = shown
+            .iter()
+            .find(|(k, _)| *k == key)
+            .unwrap_or_else(|| panic!("no row {key} in the page:\n{dom}"));
+        for field in [
+            "src",
+            "dst",
+            "src_namespace",
+            "dst_namespace",
+            "secured",
+            "client_id",
+            "server_id",
+            "no_tls_reason",
+        ] {
+            let want = match &edge[field] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(cells[field], Value::String(want), "{key} {field}");
+        }
+    }
+    let web_books = &shown.iter().find(|(k, _)| k == "web → books").unwrap().1;
+    assert_eq!(web_books["client_id_text"], "web.emojivoto");
+    assert_eq!(web_books["server_id_text"], "books.emojivoto");
+    assert_eq!(web_books["secured_text"], "√");
+    let to_api = &shown.iter().find(|(k, _)| k == "vote-bot → api").unwrap().1;
+    assert_eq!(to_api["dst_text"], "svc/api");
+    assert_eq!(to_api["client_id_text"], "-");
+    assert_eq!(to_api["secured_text"], "×");
 }

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use serde_json::json;
 
 use super::GlobalArgs;
 use super::stat::{Kind, Scope, edges};
@@ -87,18 +86,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     })?;
     let text = match args.output {
         Format::Json => {
-            let rows: Vec<_> = edges
-                .iter()
-                .map(|e| {
-                    json!({
-                        "src": e.src, "src_namespace": e.src_namespace,
-                        "dst": e.dst, "dst_namespace": e.dst_namespace,
-                        "dst_kind": e.dst_kind.canonical(),
-                        "client_id": e.client_id, "server_id": e.server_id,
-                        "no_tls_reason": e.no_tls_reason,
-                    })
-                })
-                .collect();
+            let rows: Vec<_> = edges.iter().map(edges::Edge::to_json).collect();
             format!("{}\n", serde_json::to_string_pretty(&rows)?)
         }
         Format::Table | Format::Wide => table(&edges, args.output == Format::Wide),

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use super::tap::Taps;
 use crate::cmd::GlobalArgs;
 use crate::cmd::install::is_dns_label;
-use crate::cmd::stat::Kind;
 use crate::cmd::stat::live::{Live, Query, Reading};
+use crate::cmd::stat::{Kind, Scope, edges};
 use crate::metrics::Scraper;
 
 /// How many proxies are read at once, as `mesh stat` does.
@@ -151,6 +151,47 @@ impl State {
             StatusCode::OK,
             json!({ "rows": reading.rows, "unread": unread, "seconds": reading.seconds }),
         )
+    }
+
+    /// `GET /api/edges?kind=KIND&namespace=NS`: the rows of `mesh edges KIND -n NS -o json`
+    /// and the proxies that could not be read. Edges count since the proxies started, so
+    /// there is no window; a `window` parameter is accepted and ignored, as the page sends
+    /// one query string to both.
+    pub async fn edges(&self, query: Option<&str>) -> Answer {
+        let query = match parse_query(query.unwrap_or(""), &self.settings) {
+            Ok(query) => query,
+            Err(why) => return error(StatusCode::BAD_REQUEST, why),
+        };
+        if matches!(
+            query.kind,
+            Kind::Authority | Kind::Namespace | Kind::Service
+        ) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("kind: {} has no pods of its own to read", query.kind),
+            );
+        }
+        let scope = Scope::Namespace(query.namespace.clone());
+        // Two rounds of reads (the sources, then the secured edges' destinations), each
+        // bounded by the API and scrape timeouts.
+        let limit = (self.settings.api_timeout + self.settings.scrape_timeout) * 2;
+        let read = edges::edges(&self.client, &self.scraper, &scope, query.kind);
+        let (rows, unread) = match tokio::time::timeout(limit, read).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => return error(StatusCode::BAD_GATEWAY, format!("{e:#}")),
+            Err(_) => {
+                return error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("no answer in {}s", limit.as_secs()),
+                );
+            }
+        };
+        let rows: Vec<Value> = rows.iter().map(edges::Edge::to_json).collect();
+        let unread: Vec<Value> = unread
+            .iter()
+            .map(|(pod, why)| json!({ "pod": pod, "error": why }))
+            .collect();
+        (StatusCode::OK, json!({ "rows": rows, "unread": unread }))
     }
 
     /// The query's slot, made if new; `None` when every slot is busy.

@@ -57,6 +57,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("assets/chart.js"),
     ),
     (
+        "/api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/api.js"),
+    ),
+    (
+        "/edges.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/edges.js"),
+    ),
+    (
         "/tap.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/tap.js"),
@@ -177,6 +187,7 @@ async fn route(state: &State, request: Request<Incoming>) -> Response<Body> {
         "/api/settings" => json_response(state.settings()),
         "/api/namespaces" => json_response(state.namespaces().await),
         "/api/stat" => json_response(state.stat(query).await),
+        "/api/edges" => json_response(state.edges(query).await),
         "/api/tap" => match state.taps.open(query).await {
             Ok(events) => events,
             Err(answer) => json_response(answer),

@@ -36,6 +36,20 @@ pub struct Edge {
     pub no_tls_reason: String,
 }
 
+impl Edge {
+    /// The edge as `mesh edges -o json` and the dashboard give it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "src": self.src, "src_namespace": self.src_namespace,
+            "dst": self.dst, "dst_namespace": self.dst_namespace,
+            "dst_kind": self.dst_kind.canonical(),
+            "secured": self.secured,
+            "client_id": self.client_id, "server_id": self.server_id,
+            "no_tls_reason": self.no_tls_reason,
+        })
+    }
+}
+
 /// Every edge from the meshed workloads of `kind` in `scope`, and the pods that could not be
 /// read with why. An edge goes to the destination's workload of `kind` when the outbound metrics
 /// carry its `dst_<kind>` label (as Linkerd's `viz edges`), else to the Service the request's

@@ -1,9 +1,11 @@
-// The dashboard page: pickers, a stat table refreshed every few seconds, and charts of each
-// resource's recent numbers kept in this page's memory.
+// The dashboard page: pickers, a stat table refreshed every few seconds, charts of each
+// resource's recent numbers kept in this page's memory, and the edges of the chosen kind.
 
 import { rowKey, tableRow } from './table.js';
 import { sparkline } from './chart.js';
 import { closeTap, openTap } from './tap.js';
+import { getJSON } from './api.js';
+import { showEdges } from './edges.js';
 
 // How often the table is read again after an answer.
 const REFRESH_MS = 3000;
@@ -21,13 +23,6 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
-
-async function getJSON(url) {
-  const response = await fetch(url);
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error || response.statusText);
-  return body;
-}
 
 function status(text, error = false) {
   $('status').textContent = text;
@@ -95,6 +90,7 @@ async function loop() {
   state.history = new Map();
   document.querySelector('#workloads tbody').replaceChildren();
   status(`sampling… ${state.window}`);
+  showEdges({ kind: state.kind, namespace: state.namespace });
   const query = new URLSearchParams({
     kind: state.kind, namespace: state.namespace, window: state.window,
   });
