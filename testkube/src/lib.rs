@@ -52,6 +52,9 @@
 //! Bodies are JSON (YAML for server-side apply). kubectl's generators, such as `kubectl create
 //! namespace x`, send protobuf and get a 415; `kubectl create -f` and `kubectl apply` send JSON.
 //!
+//! [`workspace::binary`] gives a test another binary of this workspace (the CLI's and the control
+//! plane's tests start the real `mesh-proxy`), fresh, without building it twice.
+//!
 //! The server runs its own tokio runtime on a background thread, so synchronous tests that run
 //! real binaries can use it as well as async ones. Dropping the handle stops it.
 
@@ -71,6 +74,7 @@ mod table;
 mod time;
 mod tokens;
 mod watch;
+pub mod workspace;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -9,49 +9,16 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mesh_testkube::FakeKube;
 
-/// The `mesh-proxy` binary. `cargo test --workspace` builds it next to `mesh`; when only this
-/// package is tested, it is built here first.
+/// The `mesh-proxy` binary: the one `cargo test --workspace` built beside `mesh` when it is
+/// fresh, else built (see `mesh_testkube::workspace`).
 pub fn proxy_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let mesh = Path::new(env!("CARGO_BIN_EXE_mesh"));
-            let beside = mesh.with_file_name("mesh-proxy");
-            if beside.exists() {
-                return beside;
-            }
-            let profile_dir = mesh.parent().unwrap();
-            let target_dir = profile_dir.parent().unwrap().join("stat-tests");
-            let release = profile_dir.file_name().is_some_and(|n| n == "release");
-            let mut build = Command::new(env!("CARGO"));
-            build
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "mesh-proxy",
-                    "--bin",
-                    "mesh-proxy",
-                ])
-                .arg("--target-dir")
-                .arg(&target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if release {
-                build.arg("--release");
-            }
-            eprintln!("building mesh-proxy for the traffic tests");
-            let status = build.status().expect("run cargo build");
-            assert!(status.success(), "cargo build -p mesh-proxy failed");
-            target_dir
-                .join(if release { "release" } else { "debug" })
-                .join("mesh-proxy")
-        })
-        .clone()
+    let profile_dir = Path::new(env!("CARGO_BIN_EXE_mesh")).parent().unwrap();
+    mesh_testkube::workspace::binary(profile_dir, "mesh-proxy", "mesh-proxy").unwrap()
 }
 
 /// A running `mesh-proxy`, killed on drop.

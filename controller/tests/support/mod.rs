@@ -23,6 +23,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long a start, a log line or a condition may take before the harness gives up.
@@ -67,18 +68,7 @@ pub fn start(
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = command.spawn().expect("mesh-controller starts");
-    let log = Arc::new(Mutex::new(String::new()));
-    let pipe = child.stderr.take().expect("stderr is piped");
-    let sink = log.clone();
-    // Keeps draining, so the controller never blocks on a full pipe.
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            let mut text = sink.lock().unwrap();
-            text.push_str(&line);
-            text.push('\n');
-        }
-    });
+    let (log, reader) = collect_log(child.stderr.take().expect("stderr is piped"));
 
     let deadline = Instant::now() + DEADLINE;
     loop {
@@ -104,6 +94,22 @@ pub fn start(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A log that `pipe` is read into line by line, and the thread that reads it. The thread keeps
+/// draining, so the process never blocks on a full pipe, and ends when the pipe does.
+fn collect_log(pipe: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinHandle<()>) {
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            let mut text = sink.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    (log, reader)
 }
 
 /// The address of the `listening ... server="<server>"` log line.

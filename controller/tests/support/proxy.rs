@@ -1,55 +1,30 @@
 //! The real `mesh-proxy` next to the control plane: found (or built) as the CLI's traffic tests
 //! find it, started on loopback ports with the variables a test gives, its log kept.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::DEADLINE;
 
-/// The `mesh-proxy` binary. `cargo test --workspace` builds it next to `mesh-controller`; when
-/// only this package is tested, it is built here first, in a target directory of its own.
+/// The `mesh-proxy` binary: the one `cargo test --workspace` built beside `mesh-controller`
+/// when it is fresh, else built (see `mesh_testkube::workspace`).
 pub fn binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // Benchmarks include this harness too; they have no CARGO_BIN_EXE_*.
-            let controller = option_env!("CARGO_BIN_EXE_mesh-controller")
-                .map_or_else(super::bench_binary, PathBuf::from);
-            let beside = controller.with_file_name("mesh-proxy");
-            if beside.exists() {
-                return beside;
-            }
-            let profile_dir = controller.parent().unwrap();
-            let target_dir = profile_dir.parent().unwrap().join("controller-tests");
-            let release = profile_dir.file_name().is_some_and(|n| n == "release");
-            let mut build = Command::new(env!("CARGO"));
-            build
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "mesh-proxy",
-                    "--bin",
-                    "mesh-proxy",
-                ])
-                .arg("--target-dir")
-                .arg(&target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if release {
-                build.arg("--release");
-            }
-            eprintln!("building mesh-proxy for the identity tests");
-            let status = build.status().expect("run cargo build");
-            assert!(status.success(), "cargo build -p mesh-proxy failed");
-            target_dir
-                .join(if release { "release" } else { "debug" })
-                .join("mesh-proxy")
-        })
-        .clone()
+    let profile_dir = match option_env!("CARGO_BIN_EXE_mesh-controller") {
+        Some(controller) => Path::new(controller).parent().unwrap().to_path_buf(),
+        // Benchmarks include this harness too; they have no CARGO_BIN_EXE_*, and run from
+        // target/<profile>/examples/.
+        None => std::env::current_exe()
+            .unwrap()
+            .parent()
+            .and_then(Path::parent)
+            .unwrap()
+            .to_path_buf(),
+    };
+    mesh_testkube::workspace::binary(&profile_dir, "mesh-proxy", "mesh-proxy").unwrap()
 }
 
 /// A running `mesh-proxy`, killed on drop.
@@ -80,21 +55,11 @@ impl Proxy {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("mesh-proxy starts");
-        let pipe = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                let mut text = sink.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
+        let (log, _) = super::collect_log(child.stderr.take().unwrap());
         let deadline = Instant::now() + DEADLINE;
         loop {
             let text = log.lock().unwrap().clone();
-            let addr = |server: &str| listening(&text, server);
+            let addr = |server: &str| super::listening(&text, server);
             if let (Some(admin), Some(inbound), Some(_)) =
                 (addr("admin"), addr("inbound"), addr("outbound"))
             {
@@ -146,17 +111,6 @@ impl Drop for Proxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The address of the `listening server="<server>" addr=…` log line.
-fn listening(text: &str, server: &str) -> Option<SocketAddr> {
-    let tag = format!("server=\"{server}\"");
-    text.lines()
-        .filter(|l| l.contains("listening") && l.contains(&tag))
-        .find_map(|l| {
-            let at = l.find("addr=")? + "addr=".len();
-            l[at..].split_whitespace().next()?.parse().ok()
-        })
 }
 
 /// An HTTP/1 server on loopback that answers every request with 200 and `hello`, for at most

@@ -22,13 +22,15 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
+use super::server_thread::ServerThread;
+
 pub struct Backend {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
     pub requests: Arc<AtomicUsize>,
     /// The path of every request, in order of arrival.
     pub paths: Arc<Mutex<Vec<String>>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _thread: ServerThread,
 }
 
 impl Backend {
@@ -39,27 +41,17 @@ impl Backend {
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let paths = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let (c, r, p) = (connections.clone(), requests.clone(), paths.clone());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                tokio::select! {
-                    _ = rx => {}
-                    _ = serve(listener, c, r, p) => {}
-                }
-            });
+        let thread = ServerThread::spawn(move || async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            serve(listener, c, r, p).await;
         });
         Backend {
             addr,
             connections,
             requests,
             paths,
-            shutdown: Some(tx),
+            _thread: thread,
         }
     }
 
@@ -79,14 +71,6 @@ impl Backend {
             .iter()
             .filter(|p| *p == path)
             .count()
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }
 

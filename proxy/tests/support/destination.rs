@@ -23,9 +23,11 @@ use linkerd2_proxy_api::destination as api;
 pub const MESHED: &str = "__meshed";
 use linkerd2_proxy_api::destination::destination_server::{self, DestinationServer};
 use linkerd2_proxy_api::destination::update::Update as Kind;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tonic::codegen::tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status};
+
+use super::server_thread::ServerThread;
 
 pub use api::DestinationProfile;
 
@@ -78,8 +80,7 @@ enum Listen {
 pub struct Destination {
     pub addr: SocketAddr,
     state: Arc<State>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: ServerThread,
 }
 
 impl Destination {
@@ -107,45 +108,30 @@ impl Destination {
 
     fn spawn(addr: SocketAddr, listener: Listen) -> Destination {
         let state = Arc::new(State::default());
-        let (stop, stopped) = oneshot::channel::<()>();
         let shared = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let server = tonic::transport::Server::builder()
-                    .add_service(DestinationServer::new(Scripted { state: shared }));
-                match listener {
-                    Listen::Tcp(l) => {
-                        let l = tokio::net::TcpListener::from_std(l).unwrap();
-                        let incoming = tonic::transport::server::TcpIncoming::from(l);
-                        tokio::select! {
-                            _ = server.serve_with_incoming(incoming) => {}
-                            _ = stopped => {}
-                        }
-                    }
-                    Listen::Unix(l) => {
-                        let l = tokio::net::UnixListener::from_std(l).unwrap();
-                        let incoming = futures::stream::unfold(l, |l| async move {
-                            let accepted = l.accept().await.map(|(s, _)| s);
-                            Some((accepted, l))
-                        });
-                        tokio::select! {
-                            _ = server.serve_with_incoming(incoming) => {}
-                            _ = stopped => {}
-                        }
-                    }
+        let thread = ServerThread::spawn(move || async move {
+            let server = tonic::transport::Server::builder()
+                .add_service(DestinationServer::new(Scripted { state: shared }));
+            let _ = match listener {
+                Listen::Tcp(l) => {
+                    let l = tokio::net::TcpListener::from_std(l).unwrap();
+                    let incoming = tonic::transport::server::TcpIncoming::from(l);
+                    server.serve_with_incoming(incoming).await
                 }
-            });
-            // Dropping the runtime drops every connection and stream task with it.
+                Listen::Unix(l) => {
+                    let l = tokio::net::UnixListener::from_std(l).unwrap();
+                    let incoming = futures::stream::unfold(l, |l| async move {
+                        let accepted = l.accept().await.map(|(s, _)| s);
+                        Some((accepted, l))
+                    });
+                    server.serve_with_incoming(incoming).await
+                }
+            };
         });
         Destination {
             addr,
             state,
-            stop: Some(stop),
-            thread: Some(thread),
+            thread,
         }
     }
 
@@ -156,16 +142,7 @@ impl Destination {
 
     /// Stops serving and drops every connection and stream.
     pub fn kill(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("destination server thread");
-        }
+        self.thread.stop();
     }
 
     /// `authority` has exactly these endpoints, without labels.
@@ -246,12 +223,6 @@ impl Destination {
             .filter(|(k, _, _)| *k == kind)
             .map(|(_, p, _)| p.clone())
             .collect()
-    }
-}
-
-impl Drop for Destination {
-    fn drop(&mut self) {
-        self.shutdown();
     }
 }
 

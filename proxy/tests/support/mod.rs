@@ -14,6 +14,7 @@ pub mod netns;
 pub mod pods;
 pub mod policy;
 pub mod replica;
+pub mod server_thread;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -14,9 +14,11 @@ use linkerd2_proxy_api::inbound::inbound_server_policies_server::{
     InboundServerPolicies, InboundServerPoliciesServer,
 };
 use linkerd2_proxy_api::meta;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tonic::codegen::tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status};
+
+use super::server_thread::ServerThread;
 
 #[derive(Default)]
 struct State {
@@ -38,8 +40,7 @@ impl State {
 pub struct PolicyServer {
     pub addr: SocketAddr,
     state: Arc<State>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: ServerThread,
 }
 
 impl PolicyServer {
@@ -48,29 +49,19 @@ impl PolicyServer {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
-        let (stop, stopped) = oneshot::channel::<()>();
         let shared = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::from_std(listener).unwrap();
-                let incoming = tonic::transport::server::TcpIncoming::from(l);
-                let server = tonic::transport::Server::builder()
-                    .add_service(InboundServerPoliciesServer::new(Scripted { state: shared }));
-                tokio::select! {
-                    _ = server.serve_with_incoming(incoming) => {}
-                    _ = stopped => {}
-                }
-            });
+        let thread = ServerThread::spawn(move || async move {
+            let l = tokio::net::TcpListener::from_std(listener).unwrap();
+            let incoming = tonic::transport::server::TcpIncoming::from(l);
+            let _ = tonic::transport::Server::builder()
+                .add_service(InboundServerPoliciesServer::new(Scripted { state: shared }))
+                .serve_with_incoming(incoming)
+                .await;
         });
         PolicyServer {
             addr,
             state,
-            stop: Some(stop),
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -82,17 +73,6 @@ impl PolicyServer {
     /// Every `WatchPort` call so far: `(workload, port)`.
     pub fn calls(&self) -> Vec<(String, u32)> {
         self.state.calls.lock().unwrap().clone()
-    }
-}
-
-impl Drop for PolicyServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

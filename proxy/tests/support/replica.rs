@@ -24,6 +24,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
+use super::server_thread::ServerThread;
+
 /// The response header naming the replica.
 pub const HEADER: &str = "x-backend";
 
@@ -31,8 +33,7 @@ pub struct Replica {
     pub name: String,
     pub addr: SocketAddr,
     requests: Arc<AtomicUsize>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: ServerThread,
 }
 
 impl Replica {
@@ -69,28 +70,16 @@ impl Replica {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
-        let (stop, stopped) = tokio::sync::oneshot::channel();
         let (counter, label) = (requests.clone(), name.to_string());
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                tokio::select! {
-                    _ = stopped => {}
-                    _ = serve(listener, label, counter, behaviour) => {}
-                }
-            });
-            // Dropping the runtime closes every connection.
+        let thread = ServerThread::spawn(move || async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            serve(listener, label, counter, behaviour).await;
         });
         Replica {
             name: name.to_string(),
             addr,
             requests,
-            stop: Some(stop),
-            thread: Some(thread),
+            thread,
         }
     }
 
@@ -101,23 +90,8 @@ impl Replica {
 
     /// Stops it: the listener and every connection are closed when this returns.
     pub fn kill(mut self) -> SocketAddr {
-        self.shutdown();
+        self.thread.stop();
         self.addr
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("replica thread");
-        }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.shutdown();
     }
 }
 
