@@ -69,6 +69,22 @@ pub struct PodInfo {
     owner_jobs: Vec<String>,
 }
 
+impl PodInfo {
+    /// Whether its proxy can be read now: live, meshed and running.
+    pub fn readable(&self) -> bool {
+        self.live && self.meshed && self.running
+    }
+
+    /// Its proxy's admin server, to read through the API server's pod proxy.
+    pub fn admin_target(&self) -> crate::metrics::Target {
+        crate::metrics::Target::Pod {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            port: self.admin_port,
+        }
+    }
+}
+
 /// The resources asked for and the pods they may select.
 #[derive(Debug, Default)]
 pub struct Inventory {

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::ListParams;
 use mesh_names::metrics as m;
 
-use super::cluster::{Scope, inventory, list};
+use super::cluster::{PodInfo, Scope, inventory, list};
 use super::resource::{Kind, Target};
 use super::sample::{self, Direction, EdgeKey, GroupBy, View};
 use crate::metrics::{Scraper, Target as ScrapeTarget};
@@ -89,12 +89,8 @@ pub async fn edges(
         let targets: Vec<ScrapeTarget> = pods
             .into_iter()
             .map(|i| &inventory.pods[i])
-            .filter(|p| p.live && p.meshed && p.running)
-            .map(|p| ScrapeTarget::Pod {
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-                port: p.admin_port,
-            })
+            .filter(|p| p.readable())
+            .map(PodInfo::admin_target)
             .collect();
         let pages = scraper
             .all(&targets, "/metrics", move |text| {
@@ -175,12 +171,8 @@ async fn client_ids(
             .iter()
             .flat_map(|w| inventory.pods_of(w))
             .map(|i| &inventory.pods[i])
-            .filter(|p| p.live && p.meshed && p.running)
-            .map(|p| ScrapeTarget::Pod {
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-                port: p.admin_port,
-            })
+            .filter(|p| p.readable())
+            .map(PodInfo::admin_target)
             .collect();
         let pages = scraper.all(&targets, "/metrics", inbound_clients).await;
         let ids = seen.entry((namespace, kind, name)).or_default();

@@ -123,12 +123,6 @@ pub async fn plan(client: Option<&kube::Client>, config: &Config) -> anyhow::Res
     let (inventory, from) = tokio::join!(inventory_fut, from_fut);
     let inventory = inventory?;
     let from = from?;
-    let scrape_target = |pod: &PodInfo| ScrapeTarget::Pod {
-        namespace: pod.namespace.clone(),
-        name: pod.name.clone(),
-        port: pod.admin_port,
-    };
-    let readable = |pod: &PodInfo| pod.live && pod.meshed && pod.running;
     let from_targets: Option<Vec<ScrapeTarget>> = from.as_ref().map(|from: &Inventory| {
         let mut pods: Vec<usize> = from
             .workloads
@@ -139,8 +133,8 @@ pub async fn plan(client: Option<&kube::Client>, config: &Config) -> anyhow::Res
         pods.dedup();
         pods.iter()
             .map(|&i| &from.pods[i])
-            .filter(|p| readable(p))
-            .map(scrape_target)
+            .filter(|p| p.readable())
+            .map(PodInfo::admin_target)
             .collect()
     });
     let mut rows = Vec::new();
@@ -178,8 +172,8 @@ pub async fn plan(client: Option<&kube::Client>, config: &Config) -> anyhow::Res
             }
             None => pods
                 .iter()
-                .filter(|p| readable(p))
-                .map(|p| (scrape_target(p), String::new()))
+                .filter(|p| p.readable())
+                .map(|p| (p.admin_target(), String::new()))
                 .collect(),
         };
         targets.extend(sources.iter().map(|(t, _)| t.clone()));
