@@ -1,6 +1,9 @@
 //! The pod port-forward subresource through kube-rs's `Api::<Pod>::portforward`, the call
 //! `mesh identity` makes.
 
+// Tests panic on what they did not expect.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
