@@ -77,11 +77,13 @@ status:
 ";
 
 /// web-0 and web-1 (app=web) with running proxies holding their certificates, web-2 (app=web2)
-/// meshed but with nothing listening, plain-0 not meshed, and the control plane's trust roots.
+/// meshed but with nothing listening, silent-0 whose port accepts connections and never
+/// answers, plain-0 not meshed, and the control plane's trust roots.
 struct Cluster {
     server: FakeKube,
     _proxies: Vec<Proxy>,
     _backend: Backend,
+    _silent: std::net::TcpListener,
 }
 
 fn cluster() -> Cluster {
@@ -98,6 +100,7 @@ fn cluster() -> Cluster {
         &meshed_pod("web-0", "web", "web"),
         &meshed_pod("web-1", "web-admin", "web"),
         &meshed_pod("web-2", "web", "web2"),
+        &meshed_pod("silent-0", "web", "silent"),
         PLAIN_POD,
     ]
     .concat();
@@ -120,10 +123,14 @@ fn cluster() -> Cluster {
         server.set_pod_proxy(NS, pod, 4143, proxy.inbound);
         proxies.push(proxy);
     }
+    // Connections complete in the listen backlog and are never read.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    server.set_pod_proxy(NS, "silent-0", 4143, silent.local_addr().unwrap());
     Cluster {
         server,
         _proxies: proxies,
         _backend: backend,
+        _silent: silent,
     }
 }
 
@@ -221,5 +228,42 @@ fn without_the_trust_roots_trust_is_unknown() {
         ),
         "{}",
         stdout(&out)
+    );
+}
+
+#[test]
+fn a_proxy_that_never_answers_times_out() {
+    let c = cluster();
+    let started = std::time::Instant::now();
+    let out = mesh(
+        &c.server,
+        &["identity", "-n", NS, "--timeout", "1s", "silent-0", "web-0"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    assert_eq!(
+        stderr(&out).lines().next(),
+        Some("pod silent-0 (1 of 2): the proxy's port 4143 did not complete a TLS handshake in 1s")
+    );
+    assert!(
+        stdout(&out).starts_with("POD web-0 (2 of 2)\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn without_names_or_a_selector_every_pod_of_the_namespace_is_asked() {
+    let c = cluster();
+    let out = mesh(&c.server, &["identity", "-n", NS, "--timeout", "1s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    let shown: Vec<&str> = text.lines().filter(|l| l.starts_with("POD ")).collect();
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert!(shown.iter().all(|l| l.ends_with(" of 5)")), "{shown:?}");
+    assert!(
+        stderr(&out).ends_with("Error: could not show the certificate of 3 of 5 pods\n"),
+        "{}",
+        stderr(&out)
     );
 }
