@@ -16,6 +16,7 @@ const COMMANDS: &[&str] = &[
     "stat",
     "edges",
     "routes",
+    "identity",
     "diagnostics",
     "profile",
     "tap",

@@ -4,8 +4,8 @@
 //! for kube-rs and the real `kubectl` (get, apply, patch, delete, watch) to work against it. It
 //! keeps objects as JSON in memory, serves discovery and a minimal OpenAPI v3, honours label and
 //! field selectors and `limit`/`continue` pagination, streams watches, serves CRDs as new
-//! resources, forwards the pod proxy subresource to local addresses, and can act as a kubelet so
-//! that workloads get Ready pods and Services get EndpointSlices.
+//! resources, forwards the pod proxy and port-forward subresources to local addresses, and can act
+//! as a kubelet so that workloads get Ready pods and Services get EndpointSlices.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), mesh_testkube::Error> {
@@ -64,6 +64,7 @@ mod discovery;
 mod endpointslices;
 mod kubelet;
 mod patch;
+mod portforward;
 mod proxy;
 mod resources;
 mod selector;
@@ -539,7 +540,10 @@ preferences: {{}}
     }
 
     /// Forwards `/api/v1/namespaces/NS/pods/POD:PORT/proxy/…` to `target`. A request without a
-    /// port goes to the first registered one.
+    /// port goes to the first registered one. Port forwarding
+    /// (`/api/v1/namespaces/NS/pods/POD/portforward?ports=PORT`, over a WebSocket with the
+    /// kubelet's `v4.channel.k8s.io` protocol) reaches the same address; an unregistered port
+    /// gets the kubelet's "connection refused" error on the port's error channel.
     pub fn set_pod_proxy(&self, namespace: &str, pod: &str, port: u16, target: SocketAddr) {
         let mut proxies = lock(&self.shared.proxies);
         let entry = proxies

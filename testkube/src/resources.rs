@@ -86,6 +86,7 @@ impl ResourceType {
                     vec!["create", "delete", "get", "patch", "update"],
                 ),
                 "log" => ("Pod", vec!["get"]),
+                "portforward" => ("PodPortForwardOptions", vec!["create", "get"]),
                 "eviction" => ("Eviction", vec!["create"]),
                 _ => (&self.kind, vec!["get"]),
             };
@@ -365,7 +366,7 @@ const BUILTINS: &[Builtin] = &[
         "Pod",
         NS,
         &["po"],
-        &["status", "proxy", "log", "eviction"],
+        &["status", "proxy", "portforward", "log", "eviction"],
     ),
     b(
         "",

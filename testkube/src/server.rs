@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::resources::ResourceType;
 use crate::status::ApiError;
 use crate::store::State;
-use crate::{admission, api, discovery, proxy, watch};
+use crate::{admission, api, discovery, portforward, proxy, watch};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
@@ -112,6 +112,7 @@ pub async fn serve(
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
         });
     }
@@ -163,6 +164,9 @@ async fn handle(
         Ok(Route::Resource(target)) => {
             if target.sub.as_deref() == Some("proxy") && target.rt.plural == "pods" {
                 return proxy::forward(&shared, &client, &target, req).await;
+            }
+            if target.sub.as_deref() == Some("portforward") && target.rt.plural == "pods" {
+                return portforward::forward(&shared, &target, req);
             }
             if req.method() == Method::GET
                 && target.name.is_none()

@@ -7,6 +7,7 @@ mod dashboard;
 mod diagnostics;
 mod edges;
 mod generate;
+mod identity;
 mod inject;
 mod install;
 mod manifest;
@@ -69,6 +70,7 @@ pub enum Command {
     Stat(Box<stat::Args>),
     Edges(edges::Args),
     Routes(Box<routes::Args>),
+    Identity(identity::Args),
     Diagnostics(diagnostics::Args),
     Profile(profile::Args),
     Tap(Box<tap::Args>),
@@ -92,6 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stat(args) => stat::run(*args, &cli.global),
         Command::Edges(args) => edges::run(args, &cli.global),
         Command::Routes(args) => routes::run(*args, &cli.global),
+        Command::Identity(args) => identity::run(args, &cli.global),
         Command::Diagnostics(args) => diagnostics::run(args, &cli.global),
         Command::Profile(args) => profile::run(args, &cli.global),
         Command::Tap(args) => tap::run(*args, &cli.global),
