@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 
 use super::GlobalArgs;
 use super::stat::{Kind, Scope, edges};
@@ -65,11 +65,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if matches!(kind, Kind::Authority | Kind::Namespace | Kind::Service) {
         bail!("TYPE: {kind} has no pods of its own to read; name a workload kind or po");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::cmd::runtime()?;
     let (edges, unread) = runtime.block_on(async {
         let (client, _) = crate::client::client(global, args.scrape_timeout).await?;
         let scope = if args.all_namespaces {

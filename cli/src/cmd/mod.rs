@@ -106,6 +106,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The runtime of the commands that talk to the cluster or the proxies: two worker threads,
+/// enough for their I/O-bound work without taking a core per CPU of the user's machine.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;

@@ -25,7 +25,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use super::GlobalArgs;
 use report::{Format, Report};
@@ -63,11 +63,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::cmd::runtime()?;
     let (report, unreachable) = runtime.block_on(check(&args, global))?;
     crate::output::stdout(|out| report::render(&report, args.output, args.verbose, out))?;
     if let Some(why) = unreachable {

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::cmd::GlobalArgs;
 use crate::cmd::stat::{Kind, parse_one, running_meshed_pods};
@@ -45,11 +45,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if matches!(kind, Kind::Authority | Kind::Namespace) {
         bail!("TYPE/NAME: {kind} has no pods of its own; name a workload, service or pod");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::cmd::runtime()?;
     let text = runtime.block_on(async {
         let (client, _) = crate::client::client(global, args.scrape_timeout).await?;
         let namespace = args

@@ -9,7 +9,6 @@ mod tests;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::Api;
@@ -82,11 +81,7 @@ struct Shown {
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::cmd::runtime()?;
     let (results, total) = runtime.block_on(gather(&args, global))?;
     let mut shown = Vec::new();
     let mut failed = 0usize;

@@ -24,8 +24,6 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use super::GlobalArgs;
 use crate::metrics::{Scraped, Scraper, Target as ScrapeTarget};
 use config::{Config, Source};
@@ -138,11 +136,7 @@ fn window(text: &str) -> Result<Duration, String> {
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let config = Config::from_args(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::cmd::runtime()?;
     runtime.block_on(stat(config, global))
 }
 

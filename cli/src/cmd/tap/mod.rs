@@ -12,7 +12,7 @@ pub mod event;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use futures::{AsyncBufReadExt, StreamExt};
 use tokio::sync::mpsc;
 
@@ -77,11 +77,7 @@ pub struct Filter {
 }
 
 pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::cmd::runtime()?;
     runtime.block_on(async {
         let (mut events, _pods) = start(&args.resource, &args.filter, global).await?;
         loop {

@@ -43,11 +43,7 @@ pub fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if !std::io::stdout().is_terminal() {
         anyhow::bail!("mesh top draws on a terminal; use mesh tap to record requests");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::cmd::runtime()?;
     runtime.block_on(async {
         let (mut events, pods) = start(&args.resource, &args.filter, global).await?;
         let _screen = Screen::enter()?;
