@@ -33,15 +33,14 @@ pub struct PolicyControl {
 
 /// Linkerd's default cluster networks (its `clusterNetworks` value), used when
 /// `LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS` is unset.
-pub const DEFAULT_CLUSTER_NETWORKS: &str =
-    "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8";
+pub use mesh_names::policy::DEFAULT_CLUSTER_NETWORKS;
 
 impl Reader<'_> {
     pub(super) fn policy(&mut self) -> PolicyConfig {
-        const DEFAULT: &str = "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY";
-        const NETWORKS: &str = "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS";
-        const ADDR: &str = "LINKERD2_PROXY_POLICY_SVC_ADDR";
-        const WORKLOAD: &str = "LINKERD2_PROXY_POLICY_WORKLOAD";
+        use mesh_names::env::{
+            INBOUND_DEFAULT_POLICY as DEFAULT, POLICY_CLUSTER_NETWORKS as NETWORKS,
+            POLICY_SVC_ADDR as ADDR, POLICY_WORKLOAD as WORKLOAD,
+        };
         let default = match self.env.var(DEFAULT).filter(|v| !v.trim().is_empty()) {
             None => DefaultPolicy::AllUnauthenticated,
             Some(value) => match value.parse() {
