@@ -65,7 +65,12 @@ impl Component for DestinationArgs {
         ctx.lookups
             .set(Arc::new(move |authority| lookup(&lookups, authority)));
         let mut synced = spawn_watchers(&client, &index, &policies, &ctx);
-        synced.extend(policy::spawn_watchers(&client, &policies, &ctx.shutdown));
+        synced.extend(
+            policy::spawn_watchers(&client, &policies, &ctx.shutdown)
+                .await
+                .context("cannot discover the Gateway API's routes")
+                .map_err(Failure::runtime)?,
+        );
 
         let service = grpc::Destination::new(index.clone(), ctx.shutdown.clone(), metrics);
         let destination = serve(

@@ -3,7 +3,8 @@
 //! `linkerd-policy` Service). A proxy asks, for each inbound port of its pod, how to handle
 //! connections (protocol) and whom to let in (authorizations); answers follow `Server`,
 //! `ServerAuthorization`, `AuthorizationPolicy`, `MeshTLSAuthentication` and
-//! `NetworkAuthentication` resources, the pod's annotations and the cluster's default policy.
+//! `NetworkAuthentication` resources, `HTTPRoute`s and `GRPCRoute`s attached to `Server`s, the
+//! pod's annotations and the cluster's default policy.
 //!
 //! Shaped like Linkerd's policy controller: [`index`] is pure (objects in, per-port answers
 //! and watches out), [`grpc`] subscribes streams to it and [`proto`] writes Linkerd's messages.
@@ -18,10 +19,25 @@
 //! strings of at most [`workload::MAX_LEN`] (1 KiB); watches of closed streams are swept. Answers
 //! give proxies Linkerd's 10 s protocol detection timeout ([`index::DETECT_TIMEOUT`]).
 //!
-//! Not served, unlike Linkerd: HTTPRoute and GRPCRoute policy (an `AuthorizationPolicy` that
-//! targets a route grants nothing; every HTTP server gets Linkerd's default route), rate limits,
-//! external workloads, and status updates on the resources. Where several `Server`s select one
-//! port, the first by name applies (Linkerd's admission webhook refuses such `Server`s).
+//! Routes: `policy.linkerd.io` `HTTPRoute`s (watched at `v1beta3`, the version `mesh install`
+//! renders as storage) and, when their CRDs are installed when the component starts, Gateway
+//! API `HTTPRoute`s and `GRPCRoute`s, whose `parentRefs` name a `Server` of their namespace.
+//! As in Linkerd: a `Server` with routes gets them instead of the default route, so requests
+//! no route matches get 404; the probe route goes too, so probes need a route and a policy of
+//! their own; an `AuthorizationPolicy` that targets a route admits clients on that route only,
+//! while the server's authorizations apply to every route (the proxy adds them); a parent
+//! reference with a `port` or `sectionName`, or to another namespace, makes the route
+//! unreadable; HTTP servers get HTTPRoutes, `gRPC` servers GRPCRoutes.
+//!
+//! Where this differs from Linkerd: no route status is written, and every readable route that
+//! names a `Server` is served (Linkerd serves a route once its status controller has accepted
+//! it, which it does when the parent `Server` exists, so the two agree but for the status).
+//! Route filters are not sent (the proxy applies none). A Gateway API CRD installed after the
+//! component started is read only after a restart (Linkerd's controller also checks once).
+//!
+//! Not served, unlike Linkerd: rate limits, external workloads, and status updates on the
+//! resources. Where several `Server`s select one port, the first by name applies (Linkerd's
+//! admission webhook refuses such `Server`s).
 
 pub mod grpc;
 pub mod index;
@@ -43,32 +59,70 @@ pub const GROUP: &str = "policy.linkerd.io";
 /// The largest request message read: a `PortSpec` is a workload string and a port.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
-/// Starts one watcher per policy kind feeding `index`; each returned receiver resolves once its
-/// kind has been listed. (Pods come from the destination component's Pod watcher.)
-pub fn spawn_watchers(
+/// Starts one watcher per kind feeding `index`; each returned receiver resolves once its kind
+/// has been listed. (Pods come from the destination component's Pod watcher.) A Gateway API
+/// route kind whose CRD is not installed is not watched, as Linkerd does: the API server says
+/// which of its versions it serves when the component starts.
+pub async fn spawn_watchers(
     client: &kube::Client,
     index: &Arc<Mutex<Index>>,
     shutdown: &CancellationToken,
-) -> Vec<oneshot::Receiver<()>> {
-    Kind::ALL
-        .into_iter()
-        .map(|kind| {
-            let (name, version, plural) = kind.resource();
-            let resource = ApiResource::from_gvk_with_plural(
-                &GroupVersionKind::gvk(GROUP, version, name),
-                plural,
-            );
-            let (tx, rx) = oneshot::channel();
-            let (apply, delete) = (index.clone(), index.clone());
-            tokio::spawn(crate::watchers::feed(
-                name,
-                kube::Api::<DynamicObject>::all_with(client.clone(), &resource),
-                tx,
-                shutdown.clone(),
-                move |obj: &DynamicObject| lock(&apply).apply(kind, obj),
-                move |ns: &str, name: &str| lock(&delete).delete(kind, ns, name),
-            ));
-            rx
-        })
-        .collect()
+) -> Result<Vec<oneshot::Receiver<()>>, kube::Error> {
+    let mut synced = Vec::new();
+    for kind in Kind::ALL {
+        let (name, _, plural) = kind.resource();
+        let version = if kind.is_optional() {
+            match served_version(client, kind).await? {
+                Some(version) => version,
+                None => {
+                    tracing::info!(
+                        group = kind.group(),
+                        kind = name,
+                        "CRD not installed; its routes are not served"
+                    );
+                    continue;
+                }
+            }
+        } else {
+            kind.resource().1
+        };
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(kind.group(), version, name),
+            plural,
+        );
+        let (tx, rx) = oneshot::channel();
+        let (apply, delete) = (index.clone(), index.clone());
+        tokio::spawn(crate::watchers::feed(
+            name,
+            kube::Api::<DynamicObject>::all_with(client.clone(), &resource),
+            tx,
+            shutdown.clone(),
+            move |obj: &DynamicObject| lock(&apply).apply(kind, obj),
+            move |ns: &str, name: &str| lock(&delete).delete(kind, ns, name),
+        ));
+        synced.push(rx);
+    }
+    Ok(synced)
+}
+
+/// The first of `kind`'s versions the API server serves it at, if any.
+async fn served_version(
+    client: &kube::Client,
+    kind: Kind,
+) -> Result<Option<&'static str>, kube::Error> {
+    let (_, _, plural) = kind.resource();
+    for &version in kind.versions() {
+        match client
+            .list_api_group_resources(&format!("{}/{version}", kind.group()))
+            .await
+        {
+            Ok(list) if list.resources.iter().any(|r| r.name == plural) => {
+                return Ok(Some(version));
+            }
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.is_not_found() => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(None)
 }

@@ -1,13 +1,16 @@
 //! An [`InboundServer`] as Linkerd's `io.linkerd.proxy.inbound.Server` message, shaped as
-//! Linkerd's policy controller sends it: labels and metadata `{group, kind, name}`, a default
-//! HTTP route matching every path when no route resource applies, a probe route for the pod's
-//! probe paths, and a default gRPC route.
+//! Linkerd's policy controller sends it: labels and metadata `{group, kind, name}`; an HTTP
+//! server's HTTPRoutes, or when it has none a default route matching every path and a probe
+//! route for the pod's probe paths; a gRPC server's GRPCRoutes, or a default gRPC route.
 
 use linkerd2_proxy_api::{grpc_route, http_route, inbound as pb, meta, net};
 
+use super::index::routes::{
+    GrpcMatch, HostMatch, HttpMatch, NameMatch, PathMatch, RouteRules, ValueMatch,
+};
 use super::index::{
-    Authentication, Authorization, AuthzRef, IdentityMatch, InboundServer, Net, NetworkMatch,
-    Protocol, ServerRef,
+    Authentication, Authorization, AuthzRef, IdentityMatch, InboundRoute, InboundServer, Net,
+    NetworkMatch, Protocol, ServerRef,
 };
 
 const POLICY_GROUP: &str = "policy.linkerd.io";
@@ -30,7 +33,7 @@ pub fn server(server: &InboundServer) -> pb::Server {
             local_rate_limit: None,
         }),
         Protocol::Grpc => Kind::Grpc(pb::proxy_protocol::Grpc {
-            routes: vec![default_grpc_route()],
+            routes: grpc_routes(server),
         }),
         Protocol::Opaque => Kind::Opaque(pb::proxy_protocol::Opaque {}),
         Protocol::Tls => Kind::Tls(pb::proxy_protocol::Tls {}),
@@ -126,10 +129,14 @@ fn ip_network(net: Net) -> net::IpNetwork {
     }
 }
 
-/// The default route (every path; the server's authorizations apply) and, if the pod probes
-/// this port, the probe route: `GET` on those paths, open to every network, as Linkerd's
-/// default probe networks are.
+/// The server's HTTPRoutes; without any, the default route (every path; the server's
+/// authorizations apply) and, if the pod probes this port, the probe route: `GET` on those
+/// paths, open to every network, as Linkerd's default probe networks are.
 fn http_routes(server: &InboundServer) -> Vec<pb::HttpRoute> {
+    let routes: Vec<pb::HttpRoute> = server.routes.iter().filter_map(http_route).collect();
+    if !routes.is_empty() {
+        return routes;
+    }
     let prefix = http_route::HttpRouteMatch {
         path: Some(http_route::PathMatch {
             kind: Some(http_route::path_match::Kind::Prefix("/".to_string())),
@@ -174,6 +181,129 @@ fn http_routes(server: &InboundServer) -> Vec<pb::HttpRoute> {
         });
     }
     routes
+}
+
+/// The server's GRPCRoutes, or the default route.
+fn grpc_routes(server: &InboundServer) -> Vec<pb::GrpcRoute> {
+    let routes: Vec<pb::GrpcRoute> = server.routes.iter().filter_map(grpc_route).collect();
+    if routes.is_empty() {
+        vec![default_grpc_route()]
+    } else {
+        routes
+    }
+}
+
+fn http_route(route: &InboundRoute) -> Option<pb::HttpRoute> {
+    let RouteRules::Http(rules) = &route.spec.rules else {
+        return None;
+    };
+    Some(pb::HttpRoute {
+        metadata: Some(route_metadata(route)),
+        hosts: hosts(route),
+        authorizations: route.authorizations.iter().map(authz).collect(),
+        rules: rules
+            .iter()
+            .map(|matches| pb::http_route::Rule {
+                matches: matches.iter().map(http_match).collect(),
+                filters: Vec::new(),
+            })
+            .collect(),
+    })
+}
+
+fn grpc_route(route: &InboundRoute) -> Option<pb::GrpcRoute> {
+    let RouteRules::Grpc(rules) = &route.spec.rules else {
+        return None;
+    };
+    Some(pb::GrpcRoute {
+        metadata: Some(route_metadata(route)),
+        hosts: hosts(route),
+        authorizations: route.authorizations.iter().map(authz).collect(),
+        rules: rules
+            .iter()
+            .map(|matches| pb::grpc_route::Rule {
+                matches: matches.iter().map(grpc_match).collect(),
+                filters: Vec::new(),
+            })
+            .collect(),
+    })
+}
+
+fn route_metadata(route: &InboundRoute) -> meta::Metadata {
+    meta::Metadata {
+        kind: Some(meta::metadata::Kind::Resource(meta::Resource {
+            group: route.reference.kind.group().to_string(),
+            kind: route.reference.kind.kind().to_string(),
+            name: route.reference.name.clone(),
+            ..Default::default()
+        })),
+    }
+}
+
+/// `*.example.com` as the labels of `example.com` in reverse, as Linkerd sends suffixes.
+fn hosts(route: &InboundRoute) -> Vec<http_route::HostMatch> {
+    use http_route::host_match::{Match, Suffix};
+    route
+        .spec
+        .hostnames
+        .iter()
+        .map(|h| http_route::HostMatch {
+            r#match: Some(match h {
+                HostMatch::Exact(name) => Match::Exact(name.clone()),
+                HostMatch::Suffix(suffix) => Match::Suffix(Suffix {
+                    reverse_labels: suffix.rsplit('.').map(str::to_string).collect(),
+                }),
+            }),
+        })
+        .collect()
+}
+
+fn http_match(m: &HttpMatch) -> http_route::HttpRouteMatch {
+    use http_route::path_match::Kind;
+    use http_route::query_param_match::Value;
+    http_route::HttpRouteMatch {
+        path: m.path.as_ref().map(|p| http_route::PathMatch {
+            kind: Some(match p {
+                PathMatch::Exact(path) => Kind::Exact(path.clone()),
+                PathMatch::Prefix(path) => Kind::Prefix(path.clone()),
+                PathMatch::Regex(re) => Kind::Regex(re.clone()),
+            }),
+        }),
+        headers: m.headers.iter().map(header_match).collect(),
+        query_params: m
+            .query_params
+            .iter()
+            .map(|q| http_route::QueryParamMatch {
+                name: q.name.clone(),
+                value: Some(match &q.value {
+                    ValueMatch::Exact(v) => Value::Exact(v.clone()),
+                    ValueMatch::Regex(re) => Value::Regex(re.clone()),
+                }),
+            })
+            .collect(),
+        method: m.method.clone().map(Into::into),
+    }
+}
+
+fn header_match(h: &NameMatch) -> http_route::HeaderMatch {
+    use http_route::header_match::Value;
+    http_route::HeaderMatch {
+        name: h.name.clone(),
+        value: Some(match &h.value {
+            ValueMatch::Exact(v) => Value::Exact(v.clone().into_bytes()),
+            ValueMatch::Regex(re) => Value::Regex(re.clone()),
+        }),
+    }
+}
+
+fn grpc_match(m: &GrpcMatch) -> grpc_route::GrpcRouteMatch {
+    grpc_route::GrpcRouteMatch {
+        rpc: Some(grpc_route::GrpcRpcMatch {
+            service: m.service.clone().unwrap_or_default(),
+            method: m.method.clone().unwrap_or_default(),
+        }),
+        headers: m.headers.iter().map(header_match).collect(),
+    }
 }
 
 fn default_grpc_route() -> pb::GrpcRoute {

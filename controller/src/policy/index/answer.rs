@@ -7,6 +7,7 @@ use std::time::Duration;
 use mesh_names::policy::DefaultInboundPolicy;
 
 use super::net::{Net, NetworkMatch};
+use super::routes::{RouteRef, RouteSpec};
 
 /// How long a proxy may take to detect the protocol of a connection before it handles the
 /// connection as opaque TCP, as Linkerd's policy controller tells proxies.
@@ -21,8 +22,21 @@ pub struct InboundServer {
     /// Who may connect, sorted by reference. None: nobody.
     pub authorizations: Vec<Authorization>,
     /// The paths the pod's HTTP probes GET on this port: the kubelet reaches them whatever the
-    /// policy, as Linkerd authorizes probes.
+    /// policy, as Linkerd authorizes probes, unless the `Server` has routes of its own.
     pub probe_paths: BTreeSet<String>,
+    /// The routes attached to the `Server`, oldest first (then by kind and name). None: the
+    /// default routes.
+    pub routes: Vec<InboundRoute>,
+}
+
+/// A route resource attached to the port's `Server`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboundRoute {
+    pub reference: RouteRef,
+    pub spec: RouteSpec,
+    /// The `AuthorizationPolicy`s that target the route, sorted by reference. The proxy admits
+    /// a request on the route if one of these or one of the server's authorizations does.
+    pub authorizations: Vec<Authorization>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

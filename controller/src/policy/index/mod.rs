@@ -10,6 +10,7 @@
 mod answer;
 pub mod net;
 mod resources;
+pub mod routes;
 mod selector;
 mod server;
 #[cfg(test)]
@@ -24,14 +25,15 @@ use mesh_names::policy::DefaultInboundPolicy;
 use tokio::sync::watch;
 
 pub use answer::{
-    Authentication, Authorization, AuthzRef, DETECT_TIMEOUT, IdentityMatch, InboundServer,
-    Protocol, ServerRef,
+    Authentication, Authorization, AuthzRef, DETECT_TIMEOUT, IdentityMatch, InboundRoute,
+    InboundServer, Protocol, ServerRef,
 };
 pub use net::{Net, NetworkMatch};
 pub use resources::IdentityDomain;
 
 use crate::destination::ports::PortSet;
 use resources::{AuthzPolicy, Invalid, PolicyPod, Server, ServerAuthz};
+use routes::{Route, RouteKind, RouteRef};
 
 /// What the answers depend on besides the objects.
 #[derive(Clone, Debug)]
@@ -46,7 +48,7 @@ pub struct Config {
     pub identity: IdentityDomain,
 }
 
-/// The `policy.linkerd.io` kinds the index reads.
+/// The kinds the index reads: the `policy.linkerd.io` resources, and the Gateway API routes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Server,
@@ -54,21 +56,66 @@ pub enum Kind {
     AuthorizationPolicy,
     MeshTlsAuthentication,
     NetworkAuthentication,
+    /// `policy.linkerd.io` `HTTPRoute`.
+    HttpRoute,
+    /// `gateway.networking.k8s.io` `HTTPRoute`, if its CRD is installed.
+    GatewayHttpRoute,
+    /// `gateway.networking.k8s.io` `GRPCRoute`, if its CRD is installed.
+    GatewayGrpcRoute,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Server,
         Kind::ServerAuthorization,
         Kind::AuthorizationPolicy,
         Kind::MeshTlsAuthentication,
         Kind::NetworkAuthentication,
+        Kind::HttpRoute,
+        Kind::GatewayHttpRoute,
+        Kind::GatewayGrpcRoute,
     ];
 
-    /// The kind, the version watched (the storage version `mesh install` renders; the API server
-    /// serves objects created at other versions at this one) and the plural.
+    pub fn group(self) -> &'static str {
+        match self.route() {
+            Some(route) => route.group(),
+            None => crate::policy::GROUP,
+        }
+    }
+
+    /// The route kind, for the kinds that are routes.
+    pub fn route(self) -> Option<RouteKind> {
+        match self {
+            Kind::HttpRoute => Some(RouteKind::PolicyHttp),
+            Kind::GatewayHttpRoute => Some(RouteKind::GatewayHttp),
+            Kind::GatewayGrpcRoute => Some(RouteKind::GatewayGrpc),
+            _ => None,
+        }
+    }
+
+    /// The versions an optional kind may be served at, preferred first: the Gateway API's CRDs
+    /// come from elsewhere, at one of several releases. (The CRDs `mesh install` renders are
+    /// watched at their storage version, [`Kind::resource`]'s; the API server serves objects
+    /// created at other versions at it.)
+    pub fn versions(self) -> &'static [&'static str] {
+        match self {
+            Kind::GatewayHttpRoute => &["v1", "v1beta1"],
+            Kind::GatewayGrpcRoute => &["v1", "v1alpha2"],
+            _ => &[],
+        }
+    }
+
+    /// Whether the kind's CRD may be missing: then it is not watched.
+    pub fn is_optional(self) -> bool {
+        matches!(self, Kind::GatewayHttpRoute | Kind::GatewayGrpcRoute)
+    }
+
+    /// The kind, the preferred version and the plural.
     pub fn resource(self) -> (&'static str, &'static str, &'static str) {
         match self {
+            Kind::HttpRoute => ("HTTPRoute", "v1beta3", "httproutes"),
+            Kind::GatewayHttpRoute => ("HTTPRoute", "v1", "httproutes"),
+            Kind::GatewayGrpcRoute => ("GRPCRoute", "v1", "grpcroutes"),
             Kind::Server => ("Server", "v1beta3", "servers"),
             Kind::ServerAuthorization => ("ServerAuthorization", "v1beta1", "serverauthorizations"),
             Kind::AuthorizationPolicy => {
@@ -115,6 +162,7 @@ struct Namespace {
     policies: BTreeMap<String, AuthzPolicy>,
     mesh_tls: BTreeMap<String, Vec<IdentityMatch>>,
     networks: BTreeMap<String, Vec<NetworkMatch>>,
+    routes: BTreeMap<RouteRef, Route>,
 }
 
 impl Namespace {
@@ -124,6 +172,7 @@ impl Namespace {
             && self.policies.is_empty()
             && self.mesh_tls.is_empty()
             && self.networks.is_empty()
+            && self.routes.is_empty()
     }
 }
 
@@ -217,6 +266,21 @@ impl Index {
                 resources::network_authentication(obj),
                 warn,
             ),
+            Kind::HttpRoute | Kind::GatewayHttpRoute | Kind::GatewayGrpcRoute => {
+                let Some(route) = kind.route() else {
+                    return;
+                };
+                let reference = RouteRef {
+                    kind: route,
+                    name: name.clone(),
+                };
+                set(
+                    &mut entry.routes,
+                    &reference,
+                    Route::from_object(route, obj),
+                    warn,
+                )
+            }
         };
         if self.namespaces.get(ns).is_some_and(Namespace::is_empty) {
             self.namespaces.remove(ns);
@@ -236,6 +300,15 @@ impl Index {
             Kind::AuthorizationPolicy => entry.policies.remove(name).is_some(),
             Kind::MeshTlsAuthentication => entry.mesh_tls.remove(name).is_some(),
             Kind::NetworkAuthentication => entry.networks.remove(name).is_some(),
+            Kind::HttpRoute | Kind::GatewayHttpRoute | Kind::GatewayGrpcRoute => {
+                kind.route().is_some_and(|route| {
+                    let reference = RouteRef {
+                        kind: route,
+                        name: name.to_string(),
+                    };
+                    entry.routes.remove(&reference).is_some()
+                })
+            }
         };
         if entry.is_empty() {
             self.namespaces.remove(ns);
@@ -353,9 +426,9 @@ impl Index {
 
 /// Stores `value` under `name` (or removes the entry if it is invalid); true if that changed
 /// anything.
-fn set<T: PartialEq>(
-    map: &mut BTreeMap<String, T>,
-    name: &str,
+fn set<K: Ord + Clone, T: PartialEq>(
+    map: &mut BTreeMap<K, T>,
+    name: &K,
     value: Result<T, Invalid>,
     warn: impl Fn(&Invalid),
 ) -> bool {
@@ -364,7 +437,7 @@ fn set<T: PartialEq>(
             if map.get(name) == Some(&value) {
                 return false;
             }
-            map.insert(name.to_string(), value);
+            map.insert(name.clone(), value);
             true
         }
         Err(err) => {

@@ -14,6 +14,7 @@ use mesh_names::policy::DefaultInboundPolicy;
 
 use super::answer::{Authentication, DETECT_TIMEOUT, IdentityMatch, Protocol};
 use super::net::{Net, NetworkMatch};
+use super::routes::{RouteKind, RouteRef};
 use super::selector::Selector;
 use crate::destination::ports::PortSet;
 
@@ -22,7 +23,7 @@ use crate::destination::ports::PortSet;
 #[error("{0}")]
 pub struct Invalid(pub String);
 
-fn invalid(message: impl Into<String>) -> Invalid {
+pub(super) fn invalid(message: impl Into<String>) -> Invalid {
     Invalid(message.into())
 }
 
@@ -394,8 +395,9 @@ pub enum Target {
     Server(String),
     /// Every `Server` of the policy's namespace.
     Namespace,
-    /// An HTTPRoute or GRPCRoute: routes are not served, so it applies to no `Server`.
-    Route,
+    /// An HTTPRoute or GRPCRoute of the policy's namespace: it applies to that route's
+    /// requests only.
+    Route(RouteRef),
 }
 
 /// An authentication a client must satisfy; `None` namespaces are the policy's own.
@@ -430,11 +432,13 @@ impl AuthzPolicy {
             Target::Server(t.name()?)
         } else if t.is("", "Namespace") {
             Target::Namespace
-        } else if t.is(POLICY_GROUP, "HTTPRoute")
-            || t.is("gateway.networking.k8s.io", "HTTPRoute")
-            || t.is("gateway.networking.k8s.io", "GRPCRoute")
+        } else if let Some(kind) =
+            RouteKind::named(t.group.as_deref().unwrap_or_default(), &t.kind)
         {
-            Target::Route
+            Target::Route(RouteRef {
+                kind,
+                name: t.name()?,
+            })
         } else {
             return Err(invalid(format!("unsupported targetRef kind {}", t.kind)));
         };
@@ -525,7 +529,7 @@ pub fn network_authentication(obj: &DynamicObject) -> Result<Vec<NetworkMatch>, 
     Ok(nets)
 }
 
-fn spec<T: DeserializeOwned>(obj: &DynamicObject) -> Result<T, Invalid> {
+pub(super) fn spec<T: DeserializeOwned>(obj: &DynamicObject) -> Result<T, Invalid> {
     let spec = obj
         .data
         .get("spec")

@@ -8,16 +8,22 @@
 //! - a `Server`'s authorizations: the `ServerAuthorization`s that name or select it, the
 //!   `AuthorizationPolicy`s that target it or its namespace and whose authentications all exist,
 //!   and what its `accessPolicy` grants;
+//! - the routes whose `parentRefs` name the `Server` (see [`super::routes`]), each with the
+//!   `AuthorizationPolicy`s that target it; the server's own authorizations are sent once, at
+//!   the server, and the proxy applies them to every route as well (Linkerd's proxy does the
+//!   same). With routes, the default and probe routes are not sent, so a request no route
+//!   matches gets 404 and probes need a route of their own, as in Linkerd;
 //! - a port no `Server` selects gets the pod's `config.linkerd.io/default-inbound-policy`, else
 //!   the cluster's, made authenticated-only on ports the pod requires identity on, and is opaque
 //!   if the pod's opaque ports (else the cluster's default ones) include it.
 
 use super::answer::{
-    Authentication, Authorization, AuthzRef, DETECT_TIMEOUT, IdentityMatch, InboundServer,
-    Protocol, ServerRef, default_authorization, require_identity,
+    Authentication, Authorization, AuthzRef, DETECT_TIMEOUT, IdentityMatch, InboundRoute,
+    InboundServer, Protocol, ServerRef, default_authorization, require_identity,
 };
 use super::net::NetworkMatch;
 use super::resources::{AuthnRef, AuthzPolicy, PolicyPod, PortRef, Server, Target};
+use super::routes::{Route, RouteRef};
 use super::{Index, Namespace};
 
 /// Why an `AuthorizationPolicy` grants nothing (it names authentications that do not exist, or
@@ -44,13 +50,15 @@ impl Index {
                 .find(|(_, server)| selects(server, pod, port))
         });
         if let Some((name, server)) = selected {
+            let (authorizations, routes) = namespace
+                .map(|n| (self.authorizations(ns, n, name, server), self.routes(ns, n, name)))
+                .unwrap_or_default();
             return InboundServer {
                 reference: ServerRef::Server(name.clone()),
                 protocol: server.protocol,
-                authorizations: namespace
-                    .map(|n| self.authorizations(ns, n, name, server))
-                    .unwrap_or_default(),
+                authorizations,
                 probe_paths,
+                routes,
             };
         }
         let mut policy = pod.default_policy.unwrap_or(self.config.default_policy);
@@ -73,7 +81,53 @@ impl Index {
                 .into_iter()
                 .collect(),
             probe_paths,
+            routes: Vec::new(),
         }
+    }
+
+    /// The routes attached to the Server `name`, oldest first, then by kind and name.
+    fn routes(&self, ns: &str, namespace: &Namespace, name: &str) -> Vec<InboundRoute> {
+        let mut routes: Vec<(&Route, InboundRoute)> = namespace
+            .routes
+            .iter()
+            .filter(|(_, route)| route.parents.contains(name))
+            .map(|(reference, route)| {
+                let inbound = InboundRoute {
+                    reference: reference.clone(),
+                    spec: route.spec.clone(),
+                    authorizations: self.route_authorizations(ns, namespace, reference),
+                };
+                (route, inbound)
+            })
+            .collect();
+        // Stable: routes of one age stay in the map's order (kind, then name).
+        routes.sort_by(|(a, _), (b, _)| match (&a.created, &b.created) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (a, b) => b.is_some().cmp(&a.is_some()),
+        });
+        routes.into_iter().map(|(_, inbound)| inbound).collect()
+    }
+
+    fn route_authorizations(
+        &self,
+        ns: &str,
+        namespace: &Namespace,
+        route: &RouteRef,
+    ) -> Vec<Authorization> {
+        let mut authzs = Vec::new();
+        for (ap_name, policy) in &namespace.policies {
+            if policy.target != Target::Route(route.clone()) {
+                continue;
+            }
+            match self.policy_authorization(ns, ap_name, policy) {
+                Ok(authz) => authzs.push(authz),
+                Err(err) => {
+                    tracing::debug!(namespace = %ns, authorizationpolicy = %ap_name, %err, "policy grants nothing");
+                }
+            }
+        }
+        authzs.sort_by(|a, b| a.reference.cmp(&b.reference));
+        authzs
     }
 
     fn authorizations(
@@ -102,7 +156,8 @@ impl Index {
             let applies = match &policy.target {
                 Target::Server(target) => target == name,
                 Target::Namespace => true,
-                Target::Route => false,
+                // Route policies go to their route, not to the whole server.
+                Target::Route(_) => false,
             };
             if !applies {
                 continue;
