@@ -432,8 +432,7 @@ impl AuthzPolicy {
             Target::Server(t.name()?)
         } else if t.is("", "Namespace") {
             Target::Namespace
-        } else if let Some(kind) =
-            RouteKind::named(t.group.as_deref().unwrap_or_default(), &t.kind)
+        } else if let Some(kind) = RouteKind::named(t.group.as_deref().unwrap_or_default(), &t.kind)
         {
             Target::Route(RouteRef {
                 kind,

@@ -51,7 +51,12 @@ impl Index {
         });
         if let Some((name, server)) = selected {
             let (authorizations, routes) = namespace
-                .map(|n| (self.authorizations(ns, n, name, server), self.routes(ns, n, name)))
+                .map(|n| {
+                    (
+                        self.authorizations(ns, n, name, server),
+                        self.routes(ns, n, name),
+                    )
+                })
                 .unwrap_or_default();
             return InboundServer {
                 reference: ServerRef::Server(name.clone()),

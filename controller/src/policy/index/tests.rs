@@ -620,3 +620,6 @@ fn unreadable_objects_are_left_out() {
         assert!(index.namespaces.is_empty(), "{name} {spec} was kept");
     }
 }
+
+#[path = "tests/routes.rs"]
+mod routes_tests;
