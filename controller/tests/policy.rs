@@ -515,3 +515,259 @@ spec:
         .expect("no exit after SIGTERM");
     assert!(code.success(), "{code:?}");
 }
+
+fn route_names(routes: &[pb::HttpRoute]) -> Vec<String> {
+    routes
+        .iter()
+        .map(
+            |r| match r.metadata.as_ref().and_then(|m| m.kind.as_ref()) {
+                Some(meta::metadata::Kind::Default(name)) => format!("default:{name}"),
+                Some(meta::metadata::Kind::Resource(r)) => {
+                    format!("{}/{}:{}", r.group, r.kind, r.name)
+                }
+                None => "?".into(),
+            },
+        )
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_routes_and_their_policies_follow_the_cluster() {
+    let kube = cluster();
+    create_pod(&kube, "web-1", json!({}));
+    kube.apply_yaml(
+        r#"
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web-http, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: http
+  proxyProtocol: HTTP/1
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: cluster, namespace: shop}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: Server, name: web-http}
+  requiredAuthenticationRefs: []
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: books-api, namespace: shop}
+spec:
+  targetRef: {group: policy.linkerd.io, kind: HTTPRoute, name: books-api}
+  requiredAuthenticationRefs:
+  - {kind: ServiceAccount, name: books}
+"#,
+    )
+    .unwrap();
+    // No Gateway API CRDs in this cluster: the controller still becomes ready.
+    let (controller, mut client, _dir) = start(&kube, "deny").await;
+    let mut watch = client
+        .watch_port(port("web-1", 8080))
+        .await
+        .unwrap()
+        .into_inner();
+    let (first, _) = until(&mut watch, DEADLINE, |s| labels(s).1 == "server").await;
+    assert_eq!(
+        route_names(http_routes(&first)),
+        ["default:default", "default:probe"]
+    );
+    assert_eq!(authz_names(&first), ["authorizationpolicy:cluster"]);
+
+    // The HTTPRoute replaces the default routes, with its policy, within a second.
+    let created = Instant::now();
+    kube.apply_yaml(
+        r#"
+apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata: {name: books-api, namespace: shop}
+spec:
+  parentRefs:
+  - {group: policy.linkerd.io, kind: Server, name: web-http}
+  hostnames: ["*.example.com"]
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /books}
+      headers: [{name: x-tenant, value: acme}]
+      method: GET
+"#,
+    )
+    .unwrap();
+    let (server, _) = until(&mut watch, PROPAGATION, |s| {
+        route_names(http_routes(s)) == ["policy.linkerd.io/HTTPRoute:books-api"]
+    })
+    .await;
+    eprintln!(
+        "HTTPRoute created → WatchPort update in {:?}",
+        created.elapsed()
+    );
+    // The server's own authorizations stay at the server (the proxy adds them to every route).
+    assert_eq!(authz_names(&server), ["authorizationpolicy:cluster"]);
+    let route = &http_routes(&server)[0];
+    let route_authz: Vec<String> = route.authorizations.iter().map(authentication).collect();
+    assert_eq!(
+        route_authz,
+        ["books.shop.serviceaccount.identity.linkerd.cluster.local"]
+    );
+    use linkerd2_proxy_api::http_route as hr;
+    assert_eq!(
+        route.hosts,
+        [hr::HostMatch {
+            r#match: Some(hr::host_match::Match::Suffix(hr::host_match::Suffix {
+                reverse_labels: vec!["com".into(), "example".into()],
+            })),
+        }]
+    );
+    assert_eq!(
+        route.rules,
+        [pb::http_route::Rule {
+            matches: vec![hr::HttpRouteMatch {
+                path: Some(hr::PathMatch {
+                    kind: Some(hr::path_match::Kind::Prefix("/books".into())),
+                }),
+                headers: vec![hr::HeaderMatch {
+                    name: "x-tenant".into(),
+                    value: Some(hr::header_match::Value::Exact(b"acme".to_vec())),
+                }],
+                query_params: Vec::new(),
+                method: Some(http::Method::GET.into()),
+            }],
+            filters: Vec::new(),
+        }]
+    );
+
+    // Deleting the route brings the default routes back within a second.
+    let deleted = Instant::now();
+    kube.delete("HTTPRoute", "shop", "books-api").unwrap();
+    let (server, _) = until(&mut watch, PROPAGATION, |s| {
+        route_names(http_routes(s))[0] == "default:default"
+    })
+    .await;
+    eprintln!(
+        "HTTPRoute deleted → WatchPort update in {:?}",
+        deleted.elapsed()
+    );
+    assert_eq!(http_routes(&server).len(), 2);
+    drop(client);
+    assert!(controller.terminate(DEADLINE).unwrap().success());
+}
+
+/// The Gateway API's route CRDs, reduced to what the API server needs to serve them.
+const GATEWAY_CRDS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: httproutes.gateway.networking.k8s.io}
+spec:
+  group: gateway.networking.k8s.io
+  scope: Namespaced
+  names: {kind: HTTPRoute, plural: httproutes, singular: httproute, listKind: HTTPRouteList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: grpcroutes.gateway.networking.k8s.io}
+spec:
+  group: gateway.networking.k8s.io
+  scope: Namespaced
+  names: {kind: GRPCRoute, plural: grpcroutes, singular: grpcroute, listKind: GRPCRouteList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_api_routes_when_their_crds_are_installed() {
+    let kube = cluster();
+    kube.apply_yaml(GATEWAY_CRDS).unwrap();
+    create_pod(&kube, "web-1", json!({}));
+    kube.apply_yaml(
+        r#"
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {name: web-grpc, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  port: 8080
+  proxyProtocol: gRPC
+"#,
+    )
+    .unwrap();
+    let (_controller, mut client, _dir) = start(&kube, "deny").await;
+    let mut watch = client
+        .watch_port(port("web-1", 8080))
+        .await
+        .unwrap()
+        .into_inner();
+    let grpc_routes = |s: &pb::Server| match s.protocol.as_ref().and_then(|p| p.kind.as_ref()) {
+        Some(Kind::Grpc(g)) => g.routes.clone(),
+        other => panic!("not gRPC: {other:?}"),
+    };
+    let (first, _) = until(&mut watch, DEADLINE, |s| labels(s).1 == "server").await;
+    assert_eq!(grpc_routes(&first).len(), 1, "the default route");
+
+    let created = Instant::now();
+    kube.apply_yaml(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: books, namespace: shop}
+spec:
+  parentRefs:
+  - {group: policy.linkerd.io, kind: Server, name: web-grpc}
+  rules:
+  - matches:
+    - method: {type: Exact, service: books.v1.Books, method: Get}
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: books-rpc, namespace: shop}
+spec:
+  targetRef: {group: gateway.networking.k8s.io, kind: GRPCRoute, name: books}
+  requiredAuthenticationRefs: []
+"#,
+    )
+    .unwrap();
+    let (server, _) = until(&mut watch, PROPAGATION, |s| {
+        grpc_routes(s)
+            .first()
+            .is_some_and(|r| !r.authorizations.is_empty())
+    })
+    .await;
+    eprintln!(
+        "GRPCRoute created → WatchPort update in {:?}",
+        created.elapsed()
+    );
+    let routes = grpc_routes(&server);
+    assert_eq!(routes.len(), 1, "{routes:?}");
+    assert_eq!(
+        routes[0].metadata,
+        Some(meta::Metadata {
+            kind: Some(meta::metadata::Kind::Resource(meta::Resource {
+                group: "gateway.networking.k8s.io".into(),
+                kind: "GRPCRoute".into(),
+                name: "books".into(),
+                ..Default::default()
+            }))
+        })
+    );
+    let rpc = routes[0].rules[0].matches[0].rpc.clone().unwrap();
+    assert_eq!(
+        (rpc.service.as_str(), rpc.method.as_str()),
+        ("books.v1.Books", "Get")
+    );
+    assert_eq!(
+        authentication(&routes[0].authorizations[0]),
+        "unauthenticated"
+    );
+    assert!(server.authorizations.is_empty(), "the route's policy only");
+}
