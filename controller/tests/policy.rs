@@ -771,3 +771,141 @@ spec:
     );
     assert!(server.authorizations.is_empty(), "the route's policy only");
 }
+
+/// An HTTP/1 backend on loopback that answers 200 to every request.
+fn backend() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    addr
+}
+
+/// `GET path` from the loopback address `from` (the proxy always admits 127.0.0.1, so
+/// clients that policies decide on come from elsewhere in 127/8): the status.
+async fn get_from(from: &str, to: std::net::SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut conn = socket.connect(to).await.unwrap();
+    conn.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {text:?}"))
+}
+
+/// The real proxy, its inbound policy from the real controller: each route admits the client
+/// its policy names, the server's policy admits nobody, and a path no route matches is 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_enforces_route_policies() {
+    let kube = cluster();
+    create_pod(&kube, "web-1", json!({}));
+    let app = backend();
+    let port = app.port();
+    kube.apply_yaml(&format!(
+        r#"
+apiVersion: policy.linkerd.io/v1beta3
+kind: Server
+metadata: {{name: web, namespace: shop}}
+spec:
+  podSelector: {{matchLabels: {{app: web}}}}
+  port: {port}
+  proxyProtocol: HTTP/1
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {{name: client-a, namespace: shop}}
+spec:
+  networks: [{{cidr: 127.0.0.2/32}}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: NetworkAuthentication
+metadata: {{name: client-b, namespace: shop}}
+spec:
+  networks: [{{cidr: 127.0.0.3/32}}]
+"#
+    ))
+    .unwrap();
+    for (route, path, client) in [("a", "/a", "client-a"), ("b", "/b", "client-b")] {
+        kube.apply_yaml(&format!(
+            r#"
+apiVersion: policy.linkerd.io/v1beta3
+kind: HTTPRoute
+metadata: {{name: {route}, namespace: shop}}
+spec:
+  parentRefs: [{{group: policy.linkerd.io, kind: Server, name: web}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]
+---
+apiVersion: policy.linkerd.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {{name: {route}, namespace: shop}}
+spec:
+  targetRef: {{group: policy.linkerd.io, kind: HTTPRoute, name: {route}}}
+  requiredAuthenticationRefs:
+  - {{group: policy.linkerd.io, kind: NetworkAuthentication, name: {client}}}
+"#
+        ))
+        .unwrap();
+    }
+    let (controller, _client, _dir) = start(&kube, "all-unauthenticated").await;
+    let svc = controller.addr.to_string();
+    let fwd = app.to_string();
+    let ports = port.to_string();
+    let proxy = support::proxy::Proxy::start(&[
+        ("MESH_PROXY_INBOUND_FORWARD_ADDR", fwd.as_str()),
+        ("LINKERD2_PROXY_POLICY_SVC_ADDR", &svc),
+        (
+            "LINKERD2_PROXY_POLICY_WORKLOAD",
+            r#"{"ns":"shop","pod":"web-1"}"#,
+        ),
+        ("LINKERD2_PROXY_INBOUND_PORTS", &ports),
+    ]);
+    // Until the policy arrives the default (all-unauthenticated) admits 127.0.0.2 everywhere.
+    let deadline = Instant::now() + DEADLINE;
+    while get_from("127.0.0.2", proxy.inbound, "/b").await != 403 {
+        assert!(
+            Instant::now() < deadline,
+            "route b never refused:\n{}",
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get_from("127.0.0.2", proxy.inbound, "/a/x").await, 200);
+    assert_eq!(get_from("127.0.0.3", proxy.inbound, "/b").await, 200);
+    assert_eq!(get_from("127.0.0.3", proxy.inbound, "/a").await, 403);
+    // No route matches: 404, whoever asks.
+    assert_eq!(get_from("127.0.0.2", proxy.inbound, "/c").await, 404);
+    // Deleting route b's policy refuses its client there within a second.
+    kube.delete("AuthorizationPolicy", "shop", "b").unwrap();
+    let deleted = Instant::now();
+    while get_from("127.0.0.3", proxy.inbound, "/b").await != 403 {
+        assert!(
+            deleted.elapsed() < PROPAGATION,
+            "still admitted:\n{}",
+            proxy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
