@@ -506,6 +506,10 @@ fn inbound_policy_variables() {
             "LINKERD2_PROXY_POLICY_WORKLOAD",
             "{\"ns\":\"shop\", \"pod\":\"web-1\"}\n",
         ),
+        (
+            "LINKERD2_PROXY_POLICY_SVC_NAME",
+            "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local",
+        ),
     ]))
     .unwrap();
     assert_eq!(c.policy.default, DefaultPolicy::ClusterAuthenticated);
@@ -522,6 +526,11 @@ fn inbound_policy_variables() {
     let control = c.policy.control.unwrap();
     assert_eq!(control.addr.port, 8090);
     assert_eq!(control.workload, "{\"ns\":\"shop\", \"pod\":\"web-1\"}\n");
+    assert_eq!(
+        control.identity.as_deref(),
+        Some("linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local")
+    );
+    assert!(!control.addr.is_loopback());
     assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
 
     let errors = Config::from_env(&env(&[

@@ -163,6 +163,13 @@ impl MeshTls {
             .map_err(TlsError::Handshake)
     }
 
+    /// Waits until the proxy holds credentials (at once if it does), or until their source
+    /// is gone.
+    pub async fn credentials_ready(&self) {
+        let mut credentials = self.credentials.clone();
+        let _ = credentials.wait_for(Option::is_some).await;
+    }
+
     /// Whether the proxy holds credentials now.
     pub fn has_credentials(&self) -> bool {
         self.credentials.borrow().is_some()
