@@ -29,5 +29,8 @@ pub const POLICY_SVC_NAME: &str = "LINKERD2_PROXY_POLICY_SVC_NAME";
 pub const DESTINATION_SVC_ADDR: &str = "LINKERD2_PROXY_DESTINATION_SVC_ADDR";
 /// The identity the Destination service must present, unless its address is on loopback.
 pub const DESTINATION_SVC_NAME: &str = "LINKERD2_PROXY_DESTINATION_SVC_NAME";
+/// The identity service's `host:port` (the `linkerd-identity-headless` Service on
+/// [`crate::ports::IDENTITY_GRPC`]; the identity pod's own proxy, loopback).
+pub const IDENTITY_SVC_ADDR: &str = "LINKERD2_PROXY_IDENTITY_SVC_ADDR";
 /// The pod the proxy asks the policy service about, sent as each `WatchPort`'s `workload`.
 pub const POLICY_WORKLOAD: &str = "LINKERD2_PROXY_POLICY_WORKLOAD";
