@@ -195,9 +195,8 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
 
     // Each side forks above its upstream into two sibling stages, HTTP and opaque TCP, and
     // detection hands every connection to one of them.
-    let policies =
-        Policies::new(&config.policy, metrics.clone(), mesh_tls.as_ref())
-            .map_err(RunError::PolicyService)?;
+    let policies = Policies::new(&config.policy, metrics.clone(), mesh_tls.as_ref())
+        .map_err(RunError::PolicyService)?;
     let upstream = Inbound::new(config.clone(), metrics.clone(), own.clone())
         .with_policies(policies)
         .with_mesh_tls(mesh_tls.clone())

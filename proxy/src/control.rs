@@ -127,7 +127,9 @@ impl Transport {
     ) -> Transport {
         match (decide(addr, name, mesh_tls.is_some()), mesh_tls) {
             (Ok(name), Some(tls)) => {
-                tracing::info!("the {service} service at {addr} is reached over mesh TLS as {name}");
+                tracing::info!(
+                    "the {service} service at {addr} is reached over mesh TLS as {name}"
+                );
                 Transport::MeshTls {
                     tls: tls.clone(),
                     server_id: name.into(),
@@ -205,10 +207,8 @@ impl tonic::codegen::Service<http::Uri> for MeshConnector {
             // identity service serves nothing until then either.
             me.tls.credentials_ready().await;
             let tcp = tcp(&me.addr).await?;
-            let handshake = tokio::time::timeout(
-                HANDSHAKE_TIMEOUT,
-                me.tls.connect(tcp, &me.server_id),
-            );
+            let handshake =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, me.tls.connect(tcp, &me.server_id));
             let error = match handshake.await {
                 Ok(Ok(stream)) => return Ok(TokioIo::new(stream)),
                 Ok(Err(error)) => error.to_string(),

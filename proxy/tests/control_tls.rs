@@ -134,11 +134,7 @@ fn discovery_and_policy_cross_mesh_tls_to_the_destination_pods_proxy() {
     for sidecar in [&dst_sidecar, &policy_sidecar] {
         let metrics = sidecar.metrics();
         assert!(
-            metric_sum(
-                &metrics,
-                "tcp_open_total",
-                &["peer=\"src\"", &client_id]
-            ) >= 1.0,
+            metric_sum(&metrics, "tcp_open_total", &["peer=\"src\"", &client_id]) >= 1.0,
             "{metrics}"
         );
         assert!(
@@ -182,9 +178,8 @@ fn a_service_with_another_identity_or_without_tls_is_never_asked() {
     let addr = localhost(impostor.addr);
     let proxy = client(&pki, &addr, &addr, DST, &backend);
     assert_ne!(get_web(&proxy).status, 200);
-    let failure = format!(
-        "mesh TLS to the destination service at {addr} failed (expecting identity {DST})"
-    );
+    let failure =
+        format!("mesh TLS to the destination service at {addr} failed (expecting identity {DST})");
     let policy_failure =
         format!("mesh TLS to the policy service at {addr} failed (expecting identity {DST})");
     // Retried with backoff: the failure is logged again.
@@ -201,7 +196,11 @@ fn a_service_with_another_identity_or_without_tls_is_never_asked() {
     assert!(line.contains("not valid for name"), "{line}");
     assert!(impostor.attempts() >= 2, "{} attempts", impostor.attempts());
     assert_eq!(impostor.handshakes(), 0, "a handshake completed");
-    assert_eq!(impostor.received(), 0, "application data reached the server");
+    assert_eq!(
+        impostor.received(),
+        0,
+        "application data reached the server"
+    );
     drop(proxy);
 
     // Plaintext-only services: the proxy sends them a ClientHello, never a request.
@@ -233,7 +232,11 @@ fn a_service_with_another_identity_or_without_tls_is_never_asked() {
     assert_eq!(dst.gets(), Vec::<String>::new());
     assert_eq!(dst.profile_gets(), Vec::<String>::new());
     assert_eq!(policies.calls(), Vec::new());
-    assert_eq!(get_from_127_0_0_2(proxy.inbound).status, 403, "the default holds");
+    assert_eq!(
+        get_from_127_0_0_2(proxy.inbound).status,
+        403,
+        "the default holds"
+    );
 }
 
 #[test]

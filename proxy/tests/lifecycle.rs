@@ -67,8 +67,7 @@ fn unsupported_linkerd_variables_are_only_logged_at_debug() {
     ]);
     let logs = proxy.logs();
     assert!(
-        logs.contains("variable=LINKERD2_PROXY_TAP_SVC_NAME")
-            && logs.contains("not supported yet"),
+        logs.contains("variable=LINKERD2_PROXY_TAP_SVC_NAME") && logs.contains("not supported yet"),
         "{logs}"
     );
     assert_eq!(

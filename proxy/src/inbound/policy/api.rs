@@ -58,12 +58,7 @@ impl PolicyClient {
         timing: Timing,
     ) -> Result<PolicyClient, AddrError> {
         const SERVICE: &str = "policy";
-        let transport = Transport::new(
-            SERVICE,
-            &config.addr,
-            config.identity.as_deref(),
-            mesh_tls,
-        );
+        let transport = Transport::new(SERVICE, &config.addr, config.identity.as_deref(), mesh_tls);
         let channel = control::watch_channel(SERVICE, &config.addr, transport)?;
         let client = InboundServerPoliciesClient::new(channel)
             .max_decoding_message_size(control::MAX_MESSAGE_BYTES);

@@ -104,15 +104,10 @@ impl ControlPlane {
         timing: Timing,
     ) -> Result<Arc<ControlPlane>, AddrError> {
         const SERVICE: &str = "destination";
-        let transport = Transport::new(
-            SERVICE,
-            &config.addr,
-            config.identity.as_deref(),
-            mesh_tls,
-        );
+        let transport = Transport::new(SERVICE, &config.addr, config.identity.as_deref(), mesh_tls);
         let channel = control::watch_channel(SERVICE, &config.addr, transport)?;
-        let client = DestinationClient::new(channel)
-            .max_decoding_message_size(control::MAX_MESSAGE_BYTES);
+        let client =
+            DestinationClient::new(channel).max_decoding_message_size(control::MAX_MESSAGE_BYTES);
         Ok(Arc::new(ControlPlane {
             shared: Arc::new(Shared {
                 client,
