@@ -131,18 +131,66 @@ fn check_all(objects: &[Value]) -> Vec<String> {
 fn default_install_objects_are_valid_typed_objects() {
     let objects = install(&["install"]);
     let kinds = check_all(&objects);
+    let pod = |name: &str| -> PodSpec {
+        let deployment: Deployment = serde_json::from_value(
+            objects
+                .iter()
+                .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == name)
+                .unwrap()
+                .clone(),
+        )
+        .unwrap();
+        deployment.spec.unwrap().template.spec.unwrap()
+    };
+    let value = |pod: &PodSpec, name: &str| proxy_env(pod, name).value.clone().unwrap();
     // The identity controller's proxy asks the controller beside it for its certificate.
-    let identity: Deployment = serde_json::from_value(
-        objects
-            .iter()
-            .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "linkerd-identity")
-            .unwrap()
-            .clone(),
-    )
-    .unwrap();
-    let pod = identity.spec.unwrap().template.spec.unwrap();
-    let addr = proxy_env(&pod, "LINKERD2_PROXY_IDENTITY_SVC_ADDR");
-    assert_eq!(addr.value.as_deref(), Some("localhost.:8080"));
+    let identity = pod("linkerd-identity");
+    assert_eq!(
+        value(&identity, "LINKERD2_PROXY_IDENTITY_SVC_ADDR"),
+        "localhost.:8080"
+    );
+    // The destination controller's proxy asks the controllers beside it over loopback, in
+    // plaintext; other pods' proxies come through its inbound side over mesh TLS, so ports
+    // 8086 and 8090 are proxied, not skipped.
+    let destination = pod("linkerd-destination");
+    assert_eq!(
+        value(&destination, "LINKERD2_PROXY_DESTINATION_SVC_ADDR"),
+        "localhost.:8086"
+    );
+    assert_eq!(
+        value(&destination, "LINKERD2_PROXY_POLICY_SVC_ADDR"),
+        "localhost.:8090"
+    );
+    let inbound = value(&destination, "LINKERD2_PROXY_INBOUND_PORTS");
+    let init = destination
+        .init_containers
+        .iter()
+        .flatten()
+        .find(|c| c.name == "linkerd-init")
+        .unwrap();
+    let args = init.args.clone().unwrap();
+    let skipped = args
+        .iter()
+        .skip_while(|a| *a != "--inbound-ports-to-ignore")
+        .nth(1)
+        .unwrap();
+    for port in ["8086", "8090"] {
+        assert!(inbound.split(',').any(|p| p == port), "{inbound}");
+        assert!(!skipped.split(',').any(|p| p == port), "{skipped}");
+    }
+    let dst_name = "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local";
+    let injector = pod("linkerd-proxy-injector");
+    for (name, addr) in [
+        (
+            "DESTINATION",
+            "linkerd-dst-headless.linkerd.svc.cluster.local.:8086",
+        ),
+        ("POLICY", "linkerd-policy.linkerd.svc.cluster.local.:8090"),
+    ] {
+        let var = |what: &str| format!("LINKERD2_PROXY_{name}_SVC_{what}");
+        assert_eq!(value(&injector, &var("ADDR")), addr);
+        assert_eq!(value(&injector, &var("NAME")), dst_name);
+    }
     for expected in [
         "Namespace",
         "ClusterRole",

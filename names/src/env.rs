@@ -21,5 +21,16 @@ pub const POLICY_CLUSTER_NETWORKS: &str = "LINKERD2_PROXY_POLICY_CLUSTER_NETWORK
 /// The policy service's `host:port` (the injector writes the `linkerd-policy` Service on
 /// [`crate::ports::POLICY_GRPC`]).
 pub const POLICY_SVC_ADDR: &str = "LINKERD2_PROXY_POLICY_SVC_ADDR";
+/// The identity the policy service must present (its certificate's DNS name, and the SNI the
+/// proxy sends), unless its address is on loopback.
+pub const POLICY_SVC_NAME: &str = "LINKERD2_PROXY_POLICY_SVC_NAME";
+/// The Destination service's `host:port` (the injector writes the `linkerd-dst-headless`
+/// Service on [`crate::ports::DESTINATION_GRPC`]; the destination pod's own proxy, loopback).
+pub const DESTINATION_SVC_ADDR: &str = "LINKERD2_PROXY_DESTINATION_SVC_ADDR";
+/// The identity the Destination service must present, unless its address is on loopback.
+pub const DESTINATION_SVC_NAME: &str = "LINKERD2_PROXY_DESTINATION_SVC_NAME";
+/// The identity service's `host:port` (the `linkerd-identity-headless` Service on
+/// [`crate::ports::IDENTITY_GRPC`]; the identity pod's own proxy, loopback).
+pub const IDENTITY_SVC_ADDR: &str = "LINKERD2_PROXY_IDENTITY_SVC_ADDR";
 /// The pod the proxy asks the policy service about, sent as each `WatchPort`'s `workload`.
 pub const POLICY_WORKLOAD: &str = "LINKERD2_PROXY_POLICY_WORKLOAD";

@@ -195,8 +195,8 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
 
     // Each side forks above its upstream into two sibling stages, HTTP and opaque TCP, and
     // detection hands every connection to one of them.
-    let policies =
-        Policies::new(&config.policy, metrics.clone()).map_err(RunError::PolicyService)?;
+    let policies = Policies::new(&config.policy, metrics.clone(), mesh_tls.as_ref())
+        .map_err(RunError::PolicyService)?;
     let upstream = Inbound::new(config.clone(), metrics.clone(), own.clone())
         .with_policies(policies)
         .with_mesh_tls(mesh_tls.clone())
@@ -206,7 +206,8 @@ pub async fn run(config: Config, log: LogHandle) -> Result<(), RunError> {
     let inbound = upstream.push_detect(http, tcp).into_inner();
     let mut sources: Vec<Arc<dyn Resolve>> = Vec::new();
     if let Some(destination) = &config.destination {
-        sources.push(ControlPlane::new(destination).map_err(RunError::Destination)?);
+        let client = ControlPlane::new(destination, mesh_tls.as_ref());
+        sources.push(client.map_err(RunError::Destination)?);
     }
     let namer = match &config.namer {
         Some(c) => Some(Arc::new(Namer::new(c).map_err(RunError::NamerThread)?)),

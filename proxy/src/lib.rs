@@ -37,9 +37,9 @@
 //!
 //! # Mesh TLS
 //!
-//! With an identity (see [`identity`]; today from certificate files, see the Environment
-//! tables), proxies talk to each other over mutually authenticated TLS, as Linkerd's do
-//! (see [`tls`]):
+//! With an identity (see [`identity`]: from the identity service or from certificate
+//! files, see the Environment tables), proxies talk to each other, and to the control
+//! plane, over mutually authenticated TLS, as Linkerd's do (see [`tls`]):
 //!
 //! - **Outbound**, to an endpoint discovery gives an identity (the control plane's
 //!   `tls_identity`, a namer line's `tls=`): TLS 1.3 (rustls with ring), SNI the
@@ -49,6 +49,14 @@
 //!   answers 502 (`l5d-proxy-error: mesh TLS to ADDR expecting identity NAME: …`) and is
 //!   never moved to another endpoint or retried in plaintext. Before the proxy has its
 //!   first certificate it connects without a client certificate, as linkerd2-proxy does.
+//! - **To the control plane**: the Destination and policy clients connect the same way (the
+//!   same [`tls::MeshTls`] client configuration, no ALPN) when the proxy has an identity and
+//!   `LINKERD2_PROXY_DESTINATION_SVC_NAME` / `LINKERD2_PROXY_POLICY_SVC_NAME` names the
+//!   service, with HTTP/2 inside; each connection waits for the first certificate and
+//!   presents the current one. A failed handshake is logged (`mesh TLS to the destination
+//!   service at ADDR failed (expecting identity NAME): …`) and retried after the backoff,
+//!   never in plaintext. A loopback address (`localhost.`, a loopback IP) stays plaintext,
+//!   as in Linkerd (see [`control`]).
 //! - **Inbound**: a connection whose first bytes are a TLS ClientHello whose SNI is this
 //!   proxy's identity is terminated, and protocol detection runs on the decrypted stream. A
 //!   client certificate is asked for, verified against the trust anchors, and optional; its
@@ -132,11 +140,11 @@
 //! | `LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED` | `true` when unset; `false` disables `/shutdown` |
 //! | `LINKERD2_PROXY_METRICS_RETAIN_IDLE` | `10m`: a metric series nothing uses and that has not changed for this long is dropped |
 //! | `LINKERD2_PROXY_CORES` (`…_CORES_MIN` is a floor) | `1`: a single-threaded runtime |
-//! | `LINKERD2_PROXY_DESTINATION_SVC_ADDR` | unset (no control plane); `host:port` of Linkerd's `Destination` service, a name looked up again on each connection (the injector writes `linkerd-dst-headless.linkerd.svc.cluster.local.:8086`). Plaintext HTTP/2 (mesh TLS to the control plane is not done yet); messages up to 4 MiB; connect timeout 1s; reconnects after 100ms doubling to 10s, jittered; the last answer stays while it is unreachable; a target not answered within 3s (or at once, if the connection fails first) goes to its original destination; at most 10000 targets watched and 10000 endpoints per set (see [`outbound::discover::destination`]) |
+//! | `LINKERD2_PROXY_DESTINATION_SVC_ADDR` | unset (no control plane); `host:port` of Linkerd's `Destination` service, a name looked up again on each connection (the injector writes `linkerd-dst-headless.linkerd.svc.cluster.local.:8086`). HTTP/2 over mesh TLS when the proxy has an identity and `LINKERD2_PROXY_DESTINATION_SVC_NAME` is set, unless the address is loopback (a loopback IP, or `localhost.` with its dot: a bare `localhost` is not, as in Linkerd), else plaintext (said once at info level; at warn level for an identity without the name, where Linkerd refuses to start); messages up to 4 MiB; connect timeout 1s (with mesh TLS: 1s per address, then 5s for the handshake); reconnects after 100ms doubling to 10s, jittered, a failed handshake included; the last answer stays while it is unreachable; a target not answered within 3s (or at once, if the connection fails first) goes to its original destination; at most 10000 targets watched and 10000 endpoints per set (see [`outbound::discover::destination`]) |
 //! | `LINKERD2_PROXY_DESTINATION_CONTEXT` | empty; sent with every lookup as `context_token` |
 //! | `LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES` | `svc.cluster.local.`: names under these comma-separated suffixes are looked up (`.` is every name); others go to the next source |
 //! | `LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS` | unset: every address is looked up; else only addresses in these comma-separated `IP/PREFIX` networks |
-//! | `LINKERD2_PROXY_DESTINATION_SVC_NAME` | unset; the identity the `Destination` service will have to present once its connection is mesh TLS (read, not used yet) |
+//! | `LINKERD2_PROXY_DESTINATION_SVC_NAME` | unset; the identity the `Destination` service must present (the SNI, and the name its certificate must carry under the trust anchors); a DNS name without a trailing dot, else exit 64. Ignored for a loopback address and without an identity |
 //! | `LINKERD2_PROXY_IDENTITY_SVC_ADDR` | unset (no identity: plaintext, `tls="no_identity"`); `host:port` of Linkerd's identity service (the injector writes `linkerd-identity-headless.linkerd.svc.cluster.local.:8080`), looked up again for each call. With it the proxy asks for a certificate at start-up and, as Linkerd's proxy does, serves no traffic (connections wait in the listen backlog) and answers `/ready` with 503 until it has one; the four variables below are then required. Ignored when `MESH_PROXY_IDENTITY_CERT_FILE` gives the certificate (see [`identity::certify`]) |
 //! | `LINKERD2_PROXY_IDENTITY_SVC_NAME` | the identity the service's certificate must name, chained to the trust anchors |
 //! | `LINKERD2_PROXY_IDENTITY_LOCAL_NAME` | the proxy's identity: the one name of its CSR and certificate; with certificate files, a DNS name the certificate must carry (unset: its first DNS name) |
@@ -148,7 +156,8 @@
 //! | `LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS` | `10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8` (Linkerd's `clusterNetworks`, which the injector writes here): the networks of the `cluster-*` policies. linkerd2-proxy has no networks when it is unset, so its `cluster-*` policies then refuse everyone; mesh-proxy takes Linkerd's install default instead, so a standalone proxy's `cluster-*` means what it says |
 //! | `LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY` | unset; ports and ranges whose default policy admits only clients with a mesh identity: `all-unauthenticated` (and `audit`) become `all-authenticated`, `cluster-unauthenticated` becomes `cluster-authenticated`, `deny` stays. Linkerd's variable from its `config.linkerd.io/proxy-require-identity-inbound-ports` annotation (`mesh inject` writes it); recent linkerd2-proxy ignores it |
 //! | `LINKERD2_PROXY_INBOUND_PORTS` | unset; with a policy service, these ports' policies are watched from start-up instead of on their first connection |
-//! | `LINKERD2_PROXY_POLICY_SVC_ADDR` | unset (no policy service); `host:port` of Linkerd's `InboundServerPolicies` service (the injector writes `linkerd-policy.linkerd.svc.cluster.local.:8090`). Plaintext HTTP/2 (mesh TLS to the control plane is not done yet); messages up to 4 MiB; connect timeout 1s; reconnects after 100ms doubling to 10s, jittered |
+//! | `LINKERD2_PROXY_POLICY_SVC_ADDR` | unset (no policy service); `host:port` of Linkerd's `InboundServerPolicies` service (the injector writes `linkerd-policy.linkerd.svc.cluster.local.:8090`). HTTP/2, over mesh TLS as for the `Destination` service, with `LINKERD2_PROXY_POLICY_SVC_NAME`; messages up to 4 MiB; connect timeout 1s; reconnects after 100ms doubling to 10s, jittered |
+//! | `LINKERD2_PROXY_POLICY_SVC_NAME` | unset; the identity the policy service must present, as `LINKERD2_PROXY_DESTINATION_SVC_NAME` for the `Destination` service (the injector writes the destination controller's identity for both) |
 //! | `LINKERD2_PROXY_POLICY_WORKLOAD` | required with `LINKERD2_PROXY_POLICY_SVC_ADDR`; sent as it is as the `workload` of every `WatchPort` (the injector writes `{"ns":…, "pod":…}`) |
 //!
 //! Durations are Linkerd's: a whole number and `ms`, `s`, `m`, `h` or `d`. Any other

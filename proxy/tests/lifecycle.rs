@@ -56,8 +56,8 @@ fn unsupported_linkerd_variables_are_only_logged_at_debug() {
     let proxy = Proxy::start(&[
         ("LINKERD2_PROXY_LOG", "warn,mesh_proxy=debug"),
         (
-            "LINKERD2_PROXY_POLICY_SVC_NAME",
-            "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local",
+            "LINKERD2_PROXY_TAP_SVC_NAME",
+            "tap.linkerd-viz.serviceaccount.identity.linkerd.cluster.local",
         ),
         (
             "LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH",
@@ -67,8 +67,7 @@ fn unsupported_linkerd_variables_are_only_logged_at_debug() {
     ]);
     let logs = proxy.logs();
     assert!(
-        logs.contains("variable=LINKERD2_PROXY_POLICY_SVC_NAME")
-            && logs.contains("not supported yet"),
+        logs.contains("variable=LINKERD2_PROXY_TAP_SVC_NAME") && logs.contains("not supported yet"),
         "{logs}"
     );
     assert_eq!(

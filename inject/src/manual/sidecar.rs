@@ -224,7 +224,7 @@ fn proxy_container(
         env("LINKERD2_PROXY_LOG", config.log_level.clone()),
         env("LINKERD2_PROXY_LOG_FORMAT", config.log_format.clone()),
         env(
-            "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
+            mesh_names::env::DESTINATION_SVC_ADDR,
             svc(
                 resources::DESTINATION_HEADLESS_SERVICE,
                 ports::DESTINATION_GRPC,
@@ -357,7 +357,7 @@ fn proxy_container(
             format!("{}/{}", containers::TOKEN_DIR, containers::TOKEN_VOLUME),
         ),
         env(
-            "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
+            mesh_names::env::IDENTITY_SVC_ADDR,
             svc(resources::IDENTITY_HEADLESS_SERVICE, ports::IDENTITY_GRPC),
         ),
         env(
@@ -369,11 +369,11 @@ fn proxy_container(
             identity(resources::IDENTITY),
         ),
         env(
-            "LINKERD2_PROXY_DESTINATION_SVC_NAME",
+            mesh_names::env::DESTINATION_SVC_NAME,
             identity(resources::DESTINATION),
         ),
         env(
-            "LINKERD2_PROXY_POLICY_SVC_NAME",
+            mesh_names::env::POLICY_SVC_NAME,
             identity(resources::DESTINATION),
         ),
     ]);

@@ -21,7 +21,8 @@ pub struct DestinationConfig {
     /// asked about (every address when unset).
     pub profile_networks: Networks,
     /// `LINKERD2_PROXY_DESTINATION_SVC_NAME`: the identity the Destination service must
-    /// present, kept for mesh TLS; the connection is plaintext until then.
+    /// present; the connection is mesh TLS when the proxy has an identity and the address
+    /// is not loopback (`control::Transport`).
     pub identity: Option<String>,
 }
 
@@ -33,6 +34,23 @@ pub struct ControlAddr {
     /// brackets.
     pub host: String,
     pub port: u16,
+}
+
+impl ControlAddr {
+    /// Whether the address is on loopback, as Linkerd decides it: a loopback IP, or the
+    /// absolute name `localhost.` (any case). A bare `localhost` is not, since a pod's
+    /// resolver may first try it under its search domains.
+    pub fn is_loopback(&self) -> bool {
+        let host = self
+            .host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(&self.host);
+        match host.parse::<IpAddr>() {
+            Ok(ip) => ip.is_loopback(),
+            Err(_) => host.eq_ignore_ascii_case("localhost."),
+        }
+    }
 }
 
 impl fmt::Display for ControlAddr {
@@ -177,7 +195,7 @@ pub(super) fn is_dns_name(s: &str) -> bool {
 impl Reader<'_> {
     /// The `LINKERD2_PROXY_DESTINATION_*` variables; `None` without a service address.
     pub(super) fn destination(&mut self) -> Option<DestinationConfig> {
-        const ADDR: &str = "LINKERD2_PROXY_DESTINATION_SVC_ADDR";
+        use mesh_names::env::{DESTINATION_SVC_ADDR as ADDR, DESTINATION_SVC_NAME as NAME};
         const SUFFIXES: &str = "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES";
         let profile_suffixes = match self.env.var(SUFFIXES) {
             None => suffixes(DEFAULT_PROFILE_SUFFIXES).unwrap_or_default(),
@@ -220,10 +238,20 @@ impl Reader<'_> {
                 .unwrap_or_default(),
             profile_suffixes,
             profile_networks,
-            identity: self
-                .env
-                .var("LINKERD2_PROXY_DESTINATION_SVC_NAME")
-                .filter(|v| !v.trim().is_empty()),
+            identity: self.service_identity(NAME),
         })
+    }
+
+    /// The identity a control-plane service must present (`…_SVC_NAME`): unset or empty is
+    /// `None`; anything else must be a DNS name without a trailing dot.
+    pub(super) fn service_identity(&mut self, name: &'static str) -> Option<String> {
+        let value = self.env.var(name).filter(|v| !v.trim().is_empty())?;
+        let trimmed = value.trim();
+        if is_dns_name(trimmed) && !trimmed.ends_with('.') {
+            Some(trimmed.to_owned())
+        } else {
+            self.errors.push(ConfigError::IdentityName { name, value });
+            None
+        }
     }
 }

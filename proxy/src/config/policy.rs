@@ -29,6 +29,10 @@ pub struct PolicyControl {
     /// `LINKERD2_PROXY_POLICY_WORKLOAD`, sent as it is (Linkerd's injector writes
     /// `{"ns":…, "pod":…}`).
     pub workload: String,
+    /// `LINKERD2_PROXY_POLICY_SVC_NAME`: the identity the policy service must present; the
+    /// connection is mesh TLS when the proxy has an identity and the address is not loopback
+    /// (`control::Transport`).
+    pub identity: Option<String>,
 }
 
 /// Linkerd's default cluster networks (its `clusterNetworks` value), used when
@@ -39,7 +43,7 @@ impl Reader<'_> {
     pub(super) fn policy(&mut self) -> PolicyConfig {
         use mesh_names::env::{
             INBOUND_DEFAULT_POLICY as DEFAULT, POLICY_CLUSTER_NETWORKS as NETWORKS,
-            POLICY_SVC_ADDR as ADDR, POLICY_WORKLOAD as WORKLOAD,
+            POLICY_SVC_ADDR as ADDR, POLICY_SVC_NAME as NAME, POLICY_WORKLOAD as WORKLOAD,
         };
         let default = match self.env.var(DEFAULT).filter(|v| !v.trim().is_empty()) {
             None => DefaultPolicy::AllUnauthenticated,
@@ -94,7 +98,11 @@ impl Reader<'_> {
                     });
                     None
                 }
-                (Some(addr), Some(workload)) => Some(PolicyControl { addr, workload }),
+                (Some(addr), Some(workload)) => Some(PolicyControl {
+                    addr,
+                    workload,
+                    identity: self.service_identity(NAME),
+                }),
             },
         };
         PolicyConfig {

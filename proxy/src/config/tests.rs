@@ -506,6 +506,10 @@ fn inbound_policy_variables() {
             "LINKERD2_PROXY_POLICY_WORKLOAD",
             "{\"ns\":\"shop\", \"pod\":\"web-1\"}\n",
         ),
+        (
+            "LINKERD2_PROXY_POLICY_SVC_NAME",
+            "linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local",
+        ),
     ]))
     .unwrap();
     assert_eq!(c.policy.default, DefaultPolicy::ClusterAuthenticated);
@@ -522,6 +526,11 @@ fn inbound_policy_variables() {
     let control = c.policy.control.unwrap();
     assert_eq!(control.addr.port, 8090);
     assert_eq!(control.workload, "{\"ns\":\"shop\", \"pod\":\"web-1\"}\n");
+    assert_eq!(
+        control.identity.as_deref(),
+        Some("linkerd-destination.linkerd.serviceaccount.identity.linkerd.cluster.local")
+    );
+    assert!(!control.addr.is_loopback());
     assert!(c.unsupported.is_empty(), "{:?}", c.unsupported);
 
     let errors = Config::from_env(&env(&[
@@ -547,4 +556,33 @@ fn inbound_policy_variables() {
         ),
         "{errors}"
     );
+}
+
+#[test]
+fn control_plane_service_names_must_be_identity_names() {
+    let errors = Config::from_env(&env(&[
+        ("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "dst:8086"),
+        ("LINKERD2_PROXY_DESTINATION_SVC_NAME", "dst.example.com."),
+        ("LINKERD2_PROXY_POLICY_SVC_ADDR", "policy:8090"),
+        ("LINKERD2_PROXY_POLICY_WORKLOAD", "{}"),
+        ("LINKERD2_PROXY_POLICY_SVC_NAME", "not a name"),
+    ]))
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "LINKERD2_PROXY_DESTINATION_SVC_NAME=\"dst.example.com.\": not an identity name",
+        "LINKERD2_PROXY_POLICY_SVC_NAME=\"not a name\": not an identity name",
+    ] {
+        assert!(errors.contains(expected), "{errors}");
+    }
+
+    // Loopback as Linkerd sees it: the absolute `localhost.` and loopback IPs.
+    let c = Config::from_env(&env(&[
+        ("LINKERD2_PROXY_DESTINATION_SVC_ADDR", "localhost.:8086"),
+        ("LINKERD2_PROXY_POLICY_SVC_ADDR", "[::1]:8090"),
+        ("LINKERD2_PROXY_POLICY_WORKLOAD", "{}"),
+    ]))
+    .unwrap();
+    assert!(c.destination.unwrap().addr.is_loopback());
+    assert!(c.policy.control.unwrap().addr.is_loopback());
 }

@@ -5,7 +5,8 @@
 //!   proxy connects with TLS, SNI the endpoint's identity, its own certificate as the client
 //!   certificate (none before it has one, as linkerd2-proxy), and the server's chain checked
 //!   against the anchors and the expected name. A handshake that fails is a connection error;
-//!   nothing is ever sent in plaintext instead.
+//!   nothing is ever sent in plaintext instead. The destination and policy clients connect to
+//!   their services the same way (`control::Transport`), after the first certificate.
 //! - **Inbound** ([`MeshTls::accept`]): a connection whose first bytes are a ClientHello for
 //!   this proxy's identity is terminated here, and protocol detection runs on the decrypted
 //!   stream; a client certificate is verified if sent, and optional ([`ClientTls`]). A
@@ -161,6 +162,13 @@ impl MeshTls {
         TlsStream::handshake(tcp, Connection::Client(conn), &[])
             .await
             .map_err(TlsError::Handshake)
+    }
+
+    /// Waits until the proxy holds credentials (at once if it does), or until their source
+    /// is gone.
+    pub async fn credentials_ready(&self) {
+        let mut credentials = self.credentials.clone();
+        let _ = credentials.wait_for(Option::is_some).await;
     }
 
     /// Whether the proxy holds credentials now.

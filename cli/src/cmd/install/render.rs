@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use mesh_inject::manual::{self, Owner};
 use mesh_inject::yaml;
-use mesh_names::{containers, resources};
+use mesh_names::{containers, env, ports, resources};
 
 /// The install templates, in the order their objects are applied.
 const CONTROL_PLANE: &[(&str, &str)] = &[
@@ -196,24 +196,34 @@ fn inject(object: &mut Value, injection: &manual::Context<'_>) -> Result<(), Ren
         name: name.clone(),
         source,
     })?;
-    if name == resources::IDENTITY {
-        identity_from_localhost(template);
-    }
+    controllers_over_localhost(&name, template);
     Ok(())
 }
 
-/// The identity controller's own proxy gets its certificate from the controller beside it, over
-/// localhost, as in Linkerd: through the Service it would wait for a pod that is not ready yet,
-/// because it is waiting for that very certificate.
-fn identity_from_localhost(template: &mut Value) {
+/// A controller's own proxy reaches the controller beside it over localhost, as in Linkerd's
+/// chart: the identity pod's proxy gets its certificate there (through the Service it would
+/// wait for a pod that is not ready yet, because it waits for that very certificate), and the
+/// destination pod's proxy asks the destination and policy services there, in plaintext (the
+/// proxy speaks mesh TLS to those services only off loopback). Other pods' proxies reach ports
+/// 8086 and 8090 over mesh TLS, which this pod's inbound proxy terminates.
+fn controllers_over_localhost(deployment: &str, template: &mut Value) {
+    let local = |port: u16| format!("localhost.:{port}");
+    let vars: Vec<(&str, String)> = match deployment {
+        resources::IDENTITY => vec![(env::IDENTITY_SVC_ADDR, local(ports::IDENTITY_GRPC))],
+        resources::DESTINATION => vec![
+            (env::DESTINATION_SVC_ADDR, local(ports::DESTINATION_GRPC)),
+            (env::POLICY_SVC_ADDR, local(ports::POLICY_GRPC)),
+        ],
+        _ => return,
+    };
     for path in ["/spec/containers", "/spec/initContainers"] {
         let Some(list) = template.pointer_mut(path).and_then(Value::as_array_mut) else {
             continue;
         };
         for container in list.iter_mut().filter(|c| c["name"] == containers::PROXY) {
             for var in container["env"].as_array_mut().into_iter().flatten() {
-                if var["name"] == "LINKERD2_PROXY_IDENTITY_SVC_ADDR" {
-                    var["value"] = Value::String("localhost.:8080".to_owned());
+                if let Some((_, value)) = vars.iter().find(|(name, _)| var["name"] == *name) {
+                    var["value"] = Value::String(value.clone());
                 }
             }
         }

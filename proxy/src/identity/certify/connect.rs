@@ -1,5 +1,6 @@
 //! The connection to the identity service: TCP to each address the service's name resolves
-//! to, then TLS verifying the service's identity against the trust anchors, then HTTP/2.
+//! to (`control::tcp`), then TLS verifying the service's identity against the trust anchors,
+//! then HTTP/2.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +16,7 @@ use tonic::transport::Channel;
 
 use super::causes;
 use crate::config::ControlAddr;
-use crate::control::{self, CONNECT_TIMEOUT};
+use crate::control::{self, tcp};
 
 /// A client configuration that verifies servers against `roots` (ring, TLS 1.2 and 1.3, ALPN
 /// h2) and presents no certificate: the proxy authenticates with its token.
@@ -78,36 +79,4 @@ impl tonic::codegen::Service<http::Uri> for Connector {
             Ok(TokioIo::new(tls))
         })
     }
-}
-
-/// Connects to the first address of `addr` that accepts, looking the name up again each
-/// time so that a headless service's pods can come and go.
-async fn tcp(addr: &ControlAddr) -> std::io::Result<TcpStream> {
-    let host = addr
-        .host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(&addr.host);
-    let mut last = None;
-    for ip in tokio::net::lookup_host((host, addr.port)).await? {
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(ip)).await {
-            Ok(Ok(stream)) => {
-                stream.set_nodelay(true)?;
-                return Ok(stream);
-            }
-            Ok(Err(e)) => last = Some(std::io::Error::new(e.kind(), format!("{ip}: {e}"))),
-            Err(_) => {
-                last = Some(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("{ip}: no connection within {CONNECT_TIMEOUT:?}"),
-                ))
-            }
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("{host} has no address"),
-        )
-    }))
 }

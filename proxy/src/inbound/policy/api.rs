@@ -19,7 +19,8 @@ use super::ServerPolicy;
 use super::convert::convert;
 use crate::backoff::Backoff;
 use crate::config::PolicyControl;
-use crate::control::{self, AddrError, Event};
+use crate::control::{self, AddrError, Event, Transport};
+use crate::tls::MeshTls;
 
 /// Reconnection timers. [`Timing::default`] is what the proxy runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,9 +50,17 @@ pub(super) struct PolicyClient {
 
 impl PolicyClient {
     /// Connects lazily, on the first stream, and again (the name looked up again)
-    /// whenever the connection is lost.
-    pub(super) fn new(config: &PolicyControl, timing: Timing) -> Result<PolicyClient, AddrError> {
-        let client = InboundServerPoliciesClient::new(control::watch_channel(&config.addr)?)
+    /// whenever the connection is lost; over mesh TLS when `mesh_tls` (the proxy's, if it
+    /// has an identity) and the service's name allow ([`Transport`]).
+    pub(super) fn new(
+        config: &PolicyControl,
+        mesh_tls: Option<&Arc<MeshTls>>,
+        timing: Timing,
+    ) -> Result<PolicyClient, AddrError> {
+        const SERVICE: &str = "policy";
+        let transport = Transport::new(SERVICE, &config.addr, config.identity.as_deref(), mesh_tls);
+        let channel = control::watch_channel(SERVICE, &config.addr, transport)?;
+        let client = InboundServerPoliciesClient::new(channel)
             .max_decoding_message_size(control::MAX_MESSAGE_BYTES);
         Ok(PolicyClient {
             client,

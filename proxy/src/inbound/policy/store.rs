@@ -19,6 +19,7 @@ use super::api::PolicyClient;
 use super::{ClientTls, ConnPolicy, ServerPolicy};
 use crate::config::{PolicyConfig, PortSet};
 use crate::metrics::Metrics;
+use crate::tls::MeshTls;
 
 /// Ports watched at once.
 pub const MAX_WATCHED_PORTS: usize = 128;
@@ -96,23 +97,27 @@ struct Watched {
 impl Policies {
     /// The policies `config` describes. Call it within the Tokio runtime: with a control
     /// plane, the ports of `LINKERD2_PROXY_INBOUND_PORTS` are watched at once.
+    /// `mesh_tls` is the proxy's, if it has an identity (for the policy service's
+    /// connection).
     pub fn new(
         config: &PolicyConfig,
         metrics: Arc<Metrics>,
+        mesh_tls: Option<&Arc<MeshTls>>,
     ) -> Result<Arc<Policies>, crate::control::AddrError> {
-        Policies::with_timing(config, metrics, super::Timing::default())
+        Policies::with_timing(config, metrics, mesh_tls, super::Timing::default())
     }
 
     /// [`Policies::new`] with other control-plane timers (tests use short ones).
     pub fn with_timing(
         config: &PolicyConfig,
         metrics: Arc<Metrics>,
+        mesh_tls: Option<&Arc<MeshTls>>,
         timing: super::Timing,
     ) -> Result<Arc<Policies>, crate::control::AddrError> {
         let default = config.default;
         let cluster = &config.cluster_networks;
         let control = match &config.control {
-            Some(c) => Some(PolicyClient::new(c, timing)?),
+            Some(c) => Some(PolicyClient::new(c, mesh_tls, timing)?),
             None => None,
         };
         let policies = Arc::new(Policies {

@@ -15,8 +15,9 @@
 //! exponential backoff ([`Timing`]). A target never answered within
 //! [`Timing::answer_timeout`], or whose lookup failed to connect, is
 //! [`Resolution::Unknown`], so its traffic goes to the original destination instead of
-//! waiting. The connection to the control plane is plaintext HTTP/2: the proxy speaks mesh
-//! TLS to other proxies, but not yet to the destination service.
+//! waiting. The connection to the control plane is HTTP/2, over mesh TLS when the proxy has
+//! an identity and `LINKERD2_PROXY_DESTINATION_SVC_NAME` is set, unless the address is on
+//! loopback ([`control::Transport`]).
 
 mod endpoints;
 mod profile;
@@ -37,8 +38,9 @@ pub use profile::{MAX_OVERRIDES, MAX_ROUTES};
 
 use super::{Destination, Resolution, Resolve};
 use crate::config::{DestinationConfig, Networks, Suffixes};
-use crate::control::{self, AddrError};
+use crate::control::{self, AddrError, Transport};
 use crate::target::Logical;
+use crate::tls::MeshTls;
 
 /// Endpoints kept per set; further adds are ignored.
 pub const MAX_ENDPOINTS: usize = 10_000;
@@ -84,20 +86,28 @@ struct Shared {
 }
 
 impl ControlPlane {
-    /// A client of the Destination service at `config.addr`, with [`Timing::default`].
-    /// Call it within the Tokio runtime: the connection is made lazily, on the first
-    /// lookup, and made again (the name looked up again) whenever it is lost.
-    pub fn new(config: &DestinationConfig) -> Result<Arc<ControlPlane>, AddrError> {
-        ControlPlane::with_timing(config, Timing::default())
+    /// A client of the Destination service at `config.addr`, with [`Timing::default`];
+    /// `mesh_tls` is the proxy's, if it has an identity. Call it within the Tokio runtime:
+    /// the connection is made lazily, on the first lookup, and made again (the name looked
+    /// up again) whenever it is lost.
+    pub fn new(
+        config: &DestinationConfig,
+        mesh_tls: Option<&Arc<MeshTls>>,
+    ) -> Result<Arc<ControlPlane>, AddrError> {
+        ControlPlane::with_timing(config, mesh_tls, Timing::default())
     }
 
     /// [`ControlPlane::new`] with other timers (tests use short ones).
     pub fn with_timing(
         config: &DestinationConfig,
+        mesh_tls: Option<&Arc<MeshTls>>,
         timing: Timing,
     ) -> Result<Arc<ControlPlane>, AddrError> {
-        let client = DestinationClient::new(control::watch_channel(&config.addr)?)
-            .max_decoding_message_size(control::MAX_MESSAGE_BYTES);
+        const SERVICE: &str = "destination";
+        let transport = Transport::new(SERVICE, &config.addr, config.identity.as_deref(), mesh_tls);
+        let channel = control::watch_channel(SERVICE, &config.addr, transport)?;
+        let client =
+            DestinationClient::new(channel).max_decoding_message_size(control::MAX_MESSAGE_BYTES);
         Ok(Arc::new(ControlPlane {
             shared: Arc::new(Shared {
                 client,

@@ -43,7 +43,7 @@ fn config(addr: SocketAddr) -> DestinationConfig {
 }
 
 fn control_plane(server: &Server, answer_timeout: Duration) -> Arc<ControlPlane> {
-    ControlPlane::with_timing(&config(server.addr), timing(answer_timeout)).unwrap()
+    ControlPlane::with_timing(&config(server.addr), None, timing(answer_timeout)).unwrap()
 }
 
 fn web() -> Logical {
@@ -309,7 +309,7 @@ async fn unreachable_is_unknown_at_once() {
     let addr = closed.local_addr().unwrap();
     drop(closed);
     // An answer timeout longer than the wait: only the failed connection can make it unknown.
-    let cp = ControlPlane::with_timing(&config(addr), timing(WAIT * 10)).unwrap();
+    let cp = ControlPlane::with_timing(&config(addr), None, timing(WAIT * 10)).unwrap();
     let mut rx = cp.resolve(&web()).unwrap();
     until(&mut rx, "unknown", |d| d.resolution == Resolution::Unknown).await;
 }
@@ -441,7 +441,7 @@ async fn the_service_address_may_be_a_name() {
     let mut server = Server::start(sock("127.0.0.1:0"));
     let mut config = config(server.addr);
     config.addr.host = "localhost".into();
-    let cp = ControlPlane::with_timing(&config, timing(WAIT * 10)).unwrap();
+    let cp = ControlPlane::with_timing(&config, None, timing(WAIT * 10)).unwrap();
     let mut rx = cp.resolve(&web()).unwrap();
     let (_, updates) = server.get(WEB).await;
     updates.send(no_endpoints(true)).unwrap();
