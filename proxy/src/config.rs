@@ -135,11 +135,11 @@ pub enum ConfigError {
     )]
     Suffixes { name: &'static str, value: String },
     /// A value outside the set of accepted words.
-    #[error("{name}={value:?}: expected one of {expected}")]
+    #[error("{name}={value:?}: expected one of {}", .expected.join(", "))]
     OneOf {
         name: &'static str,
         value: String,
-        expected: &'static str,
+        expected: &'static [&'static str],
     },
     /// A dtab that does not parse; the error says where (`at line:column`). The value is
     /// not quoted: it may be long, and the position points into it.
@@ -606,7 +606,7 @@ impl Reader<'_> {
                     self.errors.push(ConfigError::OneOf {
                         name: "LINKERD2_PROXY_LOG_FORMAT",
                         value: v,
-                        expected: "plain, json",
+                        expected: &["plain", "json"],
                     });
                     LogFormat::Plain
                 }

@@ -295,6 +295,38 @@ fn require_identity_ports_refuse_plain_clients_while_other_ports_accept() {
     );
 }
 
+/// Under `audit`, a require-identity port stays `audit`, as Linkerd's policy controller
+/// answers for it: a plaintext request is let in, counted under `audit` and logged.
+#[test]
+fn require_identity_ports_under_audit_admit_and_log_plain_clients() {
+    let backend = Backend::start();
+    let port = backend.addr.port().to_string();
+    let proxy = start(
+        &backend,
+        &[
+            ("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", "audit"),
+            (
+                "LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY",
+                port.as_str(),
+            ),
+        ],
+    );
+    let res = get(proxy.inbound);
+    assert_eq!(res.status, 200, "{}", res.head);
+    assert_eq!(backend.requests(), 1);
+    let text = proxy.metrics();
+    let labels = ["srv_name=\"audit\"", "authz_name=\"audit\""];
+    assert_eq!(metric_sum(&text, ALLOW, &labels), 1.0, "{text}");
+    assert!(!text.contains(DENY), "{text}");
+    assert!(
+        eventually(Duration::from_secs(5), || proxy
+            .logs()
+            .contains("request allowed by the audit policy")),
+        "{}",
+        proxy.logs()
+    );
+}
+
 #[test]
 fn an_unreachable_control_plane_leaves_the_default() {
     let backend = Backend::start();

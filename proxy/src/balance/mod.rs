@@ -49,7 +49,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    pub const NAMES: &'static str = "peak-ewma, least-loaded, round-robin";
+    pub const NAMES: &'static [&'static str] = &["peak-ewma", "least-loaded", "round-robin"];
 
     pub fn parse(s: &str) -> Option<Algorithm> {
         match s {

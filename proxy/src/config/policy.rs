@@ -3,13 +3,14 @@
 
 use super::destination::{ControlAddr, control_addr, networks};
 use super::{ConfigError, PortSet, Reader};
-use crate::inbound::policy::{DefaultPolicy, IpNet};
+use crate::inbound::policy::IpNet;
+use mesh_names::policy::DefaultInboundPolicy;
 
 /// What a port allows, and who to ask.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyConfig {
     /// `LINKERD2_PROXY_INBOUND_DEFAULT_POLICY`.
-    pub default: DefaultPolicy,
+    pub default: DefaultInboundPolicy,
     /// `LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS`: the networks of `cluster-*` policies.
     pub cluster_networks: Vec<IpNet>,
     /// `LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY`: ports whose default policy asks
@@ -46,16 +47,16 @@ impl Reader<'_> {
             POLICY_SVC_ADDR as ADDR, POLICY_SVC_NAME as NAME, POLICY_WORKLOAD as WORKLOAD,
         };
         let default = match self.env.var(DEFAULT).filter(|v| !v.trim().is_empty()) {
-            None => DefaultPolicy::AllUnauthenticated,
+            None => DefaultInboundPolicy::default(),
             Some(value) => match value.parse() {
                 Ok(p) => p,
-                Err(()) => {
+                Err(_) => {
                     self.errors.push(ConfigError::OneOf {
                         name: DEFAULT,
                         value,
-                        expected: DefaultPolicy::VALUES,
+                        expected: &DefaultInboundPolicy::NAMES,
                     });
-                    DefaultPolicy::AllUnauthenticated
+                    DefaultInboundPolicy::default()
                 }
             },
         };

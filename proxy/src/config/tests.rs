@@ -473,9 +473,9 @@ fn bad_namer_variables_are_named() {
 
 #[test]
 fn inbound_policy_variables() {
-    use crate::inbound::policy::DefaultPolicy;
+    use mesh_names::policy::DefaultInboundPolicy;
     let c = Config::from_env(&env(&[])).unwrap();
-    assert_eq!(c.policy.default, DefaultPolicy::AllUnauthenticated);
+    assert_eq!(c.policy.default, DefaultInboundPolicy::AllUnauthenticated);
     assert_eq!(
         c.policy.cluster_networks.len(),
         5,
@@ -512,7 +512,7 @@ fn inbound_policy_variables() {
         ),
     ]))
     .unwrap();
-    assert_eq!(c.policy.default, DefaultPolicy::ClusterAuthenticated);
+    assert_eq!(c.policy.default, DefaultInboundPolicy::ClusterAuthenticated);
     let nets: Vec<String> = c
         .policy
         .cluster_networks

@@ -112,7 +112,9 @@ impl IdentityMatch {
 
 /// The policy on a port that requires identity
 /// (`config.linkerd.io/proxy-require-identity-inbound-ports`): an allowing policy admits
-/// authenticated clients only; `deny` and `audit` stay, as in Linkerd's policy controller.
+/// authenticated clients only; `deny` and `audit` stay, as in Linkerd's policy controller. The
+/// proxy's default for such a port (`LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY`) follows the
+/// same rule, so its policy does not change when this answer arrives.
 pub fn require_identity(policy: DefaultInboundPolicy) -> DefaultInboundPolicy {
     match policy {
         DefaultInboundPolicy::AllUnauthenticated => DefaultInboundPolicy::AllAuthenticated,

@@ -123,6 +123,57 @@ fn each_default_policy() {
     }
 }
 
+/// On a port that requires identity, an allowing policy admits authenticated clients only;
+/// `deny` and `audit` stay, as in Linkerd's policy controller (the proxy's default for such
+/// a port agrees, so its answer before the controller's is the same).
+#[test]
+fn require_identity_ports_authenticate_allowing_policies_and_leave_deny_and_audit() {
+    use Authentication::Unauthenticated;
+    use DefaultInboundPolicy::*;
+    let cases = [
+        (
+            AllUnauthenticated,
+            AllAuthenticated,
+            Some((all_networks(), any_identity())),
+        ),
+        (
+            AllAuthenticated,
+            AllAuthenticated,
+            Some((all_networks(), any_identity())),
+        ),
+        (
+            ClusterUnauthenticated,
+            ClusterAuthenticated,
+            Some((cluster_networks(), any_identity())),
+        ),
+        (
+            ClusterAuthenticated,
+            ClusterAuthenticated,
+            Some((cluster_networks(), any_identity())),
+        ),
+        (Deny, Deny, None),
+        (Audit, Audit, Some((all_networks(), Unauthenticated))),
+    ];
+    for (default, answered, expected) in cases {
+        let mut index = Index::new(config(default));
+        index.apply_pod(&pod(
+            "web-1",
+            json!({"config.linkerd.io/proxy-require-identity-inbound-ports": "7000"}),
+            json!([{"name": "app", "image": "web"}]),
+        ));
+        let server = index.get_port("shop", "web-1", 7000).unwrap();
+        assert_eq!(server.reference, ServerRef::Default(answered), "{default}");
+        let expected: Vec<Authorization> = expected
+            .into_iter()
+            .map(|(nets, authn)| authz(AuthzRef::Default(answered), nets, authn))
+            .collect();
+        assert_eq!(server.authorizations, expected, "{default}");
+        // Other ports keep the pod's default.
+        let other = index.get_port("shop", "web-1", 7001).unwrap();
+        assert_eq!(other.reference, ServerRef::Default(default), "{default}");
+    }
+}
+
 #[test]
 fn pod_annotations_override_the_default() {
     let mut index = Index::new(config(DefaultInboundPolicy::AllUnauthenticated));

@@ -3,8 +3,9 @@
 //!
 //! Every port has a [`ServerPolicy`]: a list of [`Authorization`]s (client networks and
 //! the authentication they need) and, for HTTP, routes that add authorizations of their
-//! own. A policy comes from `LINKERD2_PROXY_INBOUND_DEFAULT_POLICY` ([`DefaultPolicy`]),
-//! or, with a control plane, from Linkerd's `InboundServerPolicies/WatchPort` stream for
+//! own. A policy comes from `LINKERD2_PROXY_INBOUND_DEFAULT_POLICY` (a
+//! [`DefaultInboundPolicy`](mesh_names::policy::DefaultInboundPolicy), admitting what
+//! [`server_policy`] says), or, with a control plane, from Linkerd's `InboundServerPolicies/WatchPort` stream for
 //! that port ([`convert`] reads its answers), which replaces the default once it answers.
 //!
 //! The accept loop hands each connection one [`ConnPolicy`]: the client's address, the
@@ -29,7 +30,7 @@ use std::sync::Arc;
 pub use api::Timing;
 pub use check::{ConnPolicy, HttpDenied, TcpDenied};
 pub use convert::{InvalidPolicy, MAX_ITEMS, convert};
-pub use defaults::DefaultPolicy;
+pub use defaults::{require_identity, server_policy};
 pub use routes::{HostMatch, PathMatch, RequestMatch, Route, Rule, ValueMatch};
 pub use store::{MAX_WATCHED_PORTS, Policies, PortPolicy};
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::api::PolicyClient;
-use super::{ClientTls, ConnPolicy, ServerPolicy};
+use super::{ClientTls, ConnPolicy, ServerPolicy, require_identity, server_policy};
 use crate::config::{PolicyConfig, PortSet};
 use crate::metrics::Metrics;
 use crate::tls::MeshTls;
@@ -121,10 +121,11 @@ impl Policies {
             None => None,
         };
         let policies = Arc::new(Policies {
-            default: PortPolicy::fixed(Arc::new(default.server_policy(cluster))),
-            require_identity: PortPolicy::fixed(Arc::new(
-                default.require_identity().server_policy(cluster),
-            )),
+            default: PortPolicy::fixed(Arc::new(server_policy(default, cluster))),
+            require_identity: PortPolicy::fixed(Arc::new(server_policy(
+                require_identity(default),
+                cluster,
+            ))),
             require_identity_ports: config.require_identity.clone(),
             control,
             watched: Mutex::new(HashMap::new()),

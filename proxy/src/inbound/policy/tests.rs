@@ -3,6 +3,8 @@ use std::sync::Arc;
 
 use http::Request;
 
+use mesh_names::policy::DefaultInboundPolicy;
+
 use super::*;
 use crate::metrics::Metrics;
 
@@ -136,13 +138,13 @@ fn authorizations_need_the_network_and_the_authentication() {
 #[test]
 fn default_policies_as_linkerd_defines_them() {
     let cluster = [net("10.0.0.0/8")];
-    let check = |p: DefaultPolicy, client: &str, tls: &ClientTls| {
-        let policy = p.server_policy(&cluster);
+    let check = |p: DefaultInboundPolicy, client: &str, tls: &ClientTls| {
+        let policy = server_policy(p, &cluster);
         assert_eq!(&*policy.meta.name, p.as_str());
         assert_eq!(&*policy.meta.kind, "default");
         first_permit(&policy.authorizations, ip(client), tls).is_some()
     };
-    use DefaultPolicy::*;
+    use DefaultInboundPolicy::*;
     let plain = ClientTls::Plain;
     let meshed = id(WEB);
     assert!(check(AllUnauthenticated, "203.0.113.1", &plain));
@@ -167,30 +169,24 @@ fn default_policies_as_linkerd_defines_them() {
 }
 
 #[test]
-fn default_policy_names_parse_and_require_identity_keeps_the_networks() {
-    for p in [
-        DefaultPolicy::AllUnauthenticated,
-        DefaultPolicy::AllAuthenticated,
-        DefaultPolicy::ClusterUnauthenticated,
-        DefaultPolicy::ClusterAuthenticated,
-        DefaultPolicy::Deny,
-        DefaultPolicy::Audit,
-    ] {
-        assert_eq!(p.as_str().parse::<DefaultPolicy>(), Ok(p));
+fn require_identity_keeps_the_networks_and_leaves_deny_and_audit() {
+    use DefaultInboundPolicy::*;
+    let cases = [
+        (AllUnauthenticated, AllAuthenticated),
+        (AllAuthenticated, AllAuthenticated),
+        (ClusterUnauthenticated, ClusterAuthenticated),
+        (ClusterAuthenticated, ClusterAuthenticated),
+        (Deny, Deny),
+        // Linkerd's policy controller answers `audit` for such a port: plaintext clients
+        // are let in and logged, not refused.
+        (Audit, Audit),
+    ];
+    for (policy, expected) in cases {
+        assert_eq!(require_identity(policy), expected, "{policy}");
     }
-    assert!("allow".parse::<DefaultPolicy>().is_err());
-    use DefaultPolicy::*;
-    assert_eq!(AllUnauthenticated.require_identity(), AllAuthenticated);
-    assert_eq!(
-        ClusterUnauthenticated.require_identity(),
-        ClusterAuthenticated
-    );
-    assert_eq!(
-        ClusterAuthenticated.require_identity(),
-        ClusterAuthenticated
-    );
-    assert_eq!(Deny.require_identity(), Deny);
-    assert_eq!(Audit.require_identity(), AllAuthenticated);
+    let audit = server_policy(require_identity(Audit), &[net("10.0.0.0/8")]);
+    let permit = first_permit(&audit.authorizations, ip("203.0.113.1"), &ClientTls::Plain);
+    assert!(permit.is_some_and(|a| a.meta.is_audit()));
 }
 
 fn conn(policy: ServerPolicy, client: &str, tls: ClientTls) -> (ConnPolicy, Arc<Metrics>) {
@@ -213,7 +209,7 @@ fn get(path: &str) -> Request<()> {
 fn checks_count_allowed_and_refused_requests_and_connections() {
     let cluster = [net("10.0.0.0/8")];
     let (c, metrics) = conn(
-        DefaultPolicy::ClusterUnauthenticated.server_policy(&cluster),
+        server_policy(DefaultInboundPolicy::ClusterUnauthenticated, &cluster),
         "10.1.1.1",
         ClientTls::Plain,
     );
@@ -231,7 +227,7 @@ fn checks_count_allowed_and_refused_requests_and_connections() {
     assert!(!text.contains("deny_total"), "{text}");
 
     let (c, metrics) = conn(
-        DefaultPolicy::ClusterUnauthenticated.server_policy(&cluster),
+        server_policy(DefaultInboundPolicy::ClusterUnauthenticated, &cluster),
         "192.168.1.1",
         id(WEB),
     );
@@ -363,8 +359,11 @@ fn routes_match_hosts_headers_and_query() {
 #[tokio::test]
 async fn a_policy_change_replaces_earlier_decisions() {
     let cluster = [net("10.0.0.0/8")];
-    let allow = Arc::new(DefaultPolicy::ClusterUnauthenticated.server_policy(&cluster));
-    let deny = Arc::new(DefaultPolicy::Deny.server_policy(&cluster));
+    let allow = Arc::new(server_policy(
+        DefaultInboundPolicy::ClusterUnauthenticated,
+        &cluster,
+    ));
+    let deny = Arc::new(server_policy(DefaultInboundPolicy::Deny, &cluster));
     let (tx, port) = PortPolicy::channel(allow.clone());
     let metrics = Arc::new(Metrics::new());
     let mut c = ConnPolicy::new(
