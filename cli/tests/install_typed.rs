@@ -206,6 +206,101 @@ fn default_install_objects_are_valid_typed_objects() {
     assert!(!kinds.iter().any(|k| k == "PodDisruptionBudget"));
 }
 
+/// Whether the ClusterRoles bound to ServiceAccount `ns/name` let it `verb` `resource` in
+/// `group`.
+fn granted(
+    objects: &[Value],
+    ns: &str,
+    name: &str,
+    verb: &str,
+    group: &str,
+    resource: &str,
+) -> bool {
+    let bindings = objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRoleBinding")
+        .map(|o| serde_json::from_value::<ClusterRoleBinding>(o.clone()).unwrap());
+    let roles: Vec<String> = bindings
+        .filter(|b| {
+            b.subjects.iter().flatten().any(|s| {
+                s.kind == "ServiceAccount" && s.name == name && s.namespace.as_deref() == Some(ns)
+            })
+        })
+        .map(|b| b.role_ref.name)
+        .collect();
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole")
+        .map(|o| serde_json::from_value::<ClusterRole>(o.clone()).unwrap())
+        .filter(|r| roles.iter().any(|n| r.metadata.name.as_ref() == Some(n)))
+        .flat_map(|r| r.rules.unwrap_or_default())
+        .any(|rule| {
+            let has = |list: &Option<Vec<String>>, want: &str| {
+                list.iter().flatten().any(|x| x == want || x == "*")
+            };
+            has(&rule.api_groups, group)
+                && has(&rule.resources, resource)
+                && rule.verbs.iter().any(|v| v == verb || v == "*")
+        })
+}
+
+/// The destination component's ServiceAccount may watch every kind its destination and policy
+/// controllers watch, the Gateway API's routes included, and nothing in the policy groups is
+/// left out by a typo in the group or the plural.
+#[test]
+fn the_destination_service_account_may_watch_what_its_controllers_watch() {
+    let objects = install(&["install"]);
+    let watched = [
+        ("", "pods"),
+        ("", "services"),
+        ("discovery.k8s.io", "endpointslices"),
+        ("linkerd.io", "serviceprofiles"),
+        ("policy.linkerd.io", "servers"),
+        ("policy.linkerd.io", "serverauthorizations"),
+        ("policy.linkerd.io", "authorizationpolicies"),
+        ("policy.linkerd.io", "meshtlsauthentications"),
+        ("policy.linkerd.io", "networkauthentications"),
+        ("policy.linkerd.io", "httproutes"),
+        ("gateway.networking.k8s.io", "httproutes"),
+        ("gateway.networking.k8s.io", "grpcroutes"),
+    ];
+    for (group, resource) in watched {
+        for verb in ["get", "list", "watch"] {
+            assert!(
+                granted(
+                    &objects,
+                    "linkerd",
+                    "linkerd-destination",
+                    verb,
+                    group,
+                    resource
+                ),
+                "linkerd-destination may not {verb} {resource}.{group}"
+            );
+        }
+    }
+    // Only reads: the Gateway API's routes belong to whoever installed them.
+    for verb in ["create", "update", "patch", "delete"] {
+        assert!(!granted(
+            &objects,
+            "linkerd",
+            "linkerd-destination",
+            verb,
+            "gateway.networking.k8s.io",
+            "httproutes"
+        ));
+    }
+    // The injector's account is not the policy controller's.
+    assert!(!granted(
+        &objects,
+        "linkerd",
+        "linkerd-proxy-injector",
+        "list",
+        "gateway.networking.k8s.io",
+        "grpcroutes"
+    ));
+}
+
 #[test]
 fn ha_install_objects_are_valid_typed_objects() {
     let objects = install(&["install", "--ha"]);
