@@ -31,6 +31,8 @@ tasks:
   fuzz [--cases N | --time SECS]
                      the parsers' fuzz targets with N inputs each (default 10000), or rounds
                      of fresh inputs for SECS seconds; prints executions per target
+  hot-symbols        record which mesh-proxy functions serve traffic (callgrind) into
+                     proxy/hot-symbols.txt, the release link's symbol order
   man [DIR]          write man pages for `mesh` (default target/man)
   images [--check] [--containers]
                      container image archives under target/images/ (no container engine);
@@ -57,6 +59,7 @@ fn main() -> Result<()> {
         "fuzz" => fuzz::run(rest),
         "man" => man::run(rest),
         "images" => images::run(rest),
+        "hot-symbols" => bench::symbols::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

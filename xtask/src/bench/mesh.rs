@@ -11,8 +11,8 @@
 //! figures count only when the inbound proxy's metrics show requests that arrived over TLS
 //! (their share is printed).
 
-mod certs;
-mod hops;
+pub(super) mod certs;
+pub(super) mod hops;
 mod options;
 mod report;
 #[cfg(test)]
@@ -44,6 +44,9 @@ fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
     // The server is this process's threads: on the load generator's core.
     procs::pin_self(opts.common.load_cpu);
     super::proxy::warn_if_busy();
+    if let Some(bin) = bin {
+        println!("{}", super::symbols::coverage_note(bin));
+    }
     let server = Backend::start(Duration::ZERO)?;
     let identities = if opts.modes.contains(&Mode::Mtls) {
         Some(Identities::generate(&dir.join("identity"))?)

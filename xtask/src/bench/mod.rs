@@ -10,6 +10,7 @@ mod injector;
 mod mesh;
 mod proxy;
 mod stat;
+pub mod symbols;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! machine hits every target alike, and the table shows medians. A benchmark, not a test: it
 //! never fails on speed.
 
-mod count;
+pub(super) mod count;
 pub(super) mod load;
 pub(super) mod peers;
 pub(super) mod procs;
@@ -229,6 +229,9 @@ fn bench(opts: &Options, mesh_bin: &std::path::Path, dir: &std::path::Path) -> R
         opts.rounds,
         opts.duration.as_secs()
     );
+    if opts.targets.iter().any(|t| t == "mesh-proxy") {
+        println!("{}", super::symbols::coverage_note(mesh_bin));
+    }
     for &protocol in &opts.protocols {
         let load = Load {
             protocol,

@@ -18,7 +18,7 @@ use super::certs::{self, Identities};
 use super::options::{Mode, Options};
 
 /// The dtab that sends every `/svc/<host>` to the file namer's `<host>` file.
-const DTAB: &str = "/svc => /#/io.l5d.fs";
+pub const DTAB: &str = "/svc => /#/io.l5d.fs";
 
 /// The logical name the client's requests carry (`Host: web`, `/svc/web` in the dtab).
 pub const SERVICE: &str = "web";

@@ -186,7 +186,7 @@ fn send(plan: Plan, target: &Target, protocol: Protocol, n: u64) -> Result<()> {
     Ok(())
 }
 
-fn callgrind_control(command: &str, pid: u32) -> Result<()> {
+pub(in crate::bench) fn callgrind_control(command: &str, pid: u32) -> Result<()> {
     let out = Command::new("callgrind_control")
         .args([command, &pid.to_string()])
         .output()
@@ -201,7 +201,7 @@ fn callgrind_control(command: &str, pid: u32) -> Result<()> {
 }
 
 /// The dump with the highest `.N` suffix: the one just written.
-fn newest_dump(out: &Path) -> Result<PathBuf> {
+pub(in crate::bench) fn newest_dump(out: &Path) -> Result<PathBuf> {
     let dir = out.parent().context("dump path has no directory")?;
     let stem = out
         .file_name()

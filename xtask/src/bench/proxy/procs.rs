@@ -55,6 +55,22 @@ impl Proc {
         self.child.id()
     }
 
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit.
+    pub fn terminate(mut self, timeout: Duration) -> Result<()> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("{} did not exit within {timeout:?} of SIGTERM", self.name)
+    }
+
     /// Fails if the process has exited, with its stderr.
     pub fn check_running(&mut self, log: &std::path::Path) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
