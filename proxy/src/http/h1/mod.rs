@@ -45,7 +45,7 @@ use crate::metrics::Tls;
 use crate::target::Logical;
 
 /// Reads are at least this large, so a typical response arrives in one read.
-const READ_CHUNK: usize = 8 * 1024;
+const READ_CHUNK: usize = 4 * 1024;
 
 /// Why an upstream HTTP/1 exchange failed.
 #[derive(Debug, thiserror::Error)]
