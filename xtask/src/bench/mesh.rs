@@ -119,6 +119,7 @@ fn bench(opts: &Options, bin: Option<&Path>, dir: &Path) -> Result<()> {
         rows,
         tls,
         failures,
+        shared_core: opts.outbound_cpu == opts.inbound_cpu,
     };
     println!();
     print!("{}", report::render(&report));

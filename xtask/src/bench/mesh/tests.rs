@@ -201,6 +201,7 @@ fn report(mtls_rps: f64, tls: Tls) -> Report {
         ],
         tls,
         failures: Vec::new(),
+        shared_core: false,
     }
 }
 
@@ -239,6 +240,27 @@ fn render_gives_ratios_and_the_goal_only_when_encrypted() {
         format!("goal: mTLS two-hop at ≥ {GOAL:.1}× direct: 0.65× — met")
     );
     assert!(render(&report(11000.0, Tls::Encrypted(1.0))).contains("0.55× — NOT met"));
+
+    // Proxies sharing a core are not the goal's setup: the verdict is a projection from the
+    // busier proxy's CPU per request (row() gives 40 µs out, 30 µs in: 25k/s, capped by
+    // direct's 20k/s).
+    let mut shared = report(11000.0, Tls::Encrypted(1.0));
+    shared.shared_core = true;
+    let text = render(&shared);
+    assert!(text.contains("shared one core: 0.55× direct"), "{text}");
+    assert!(
+        text.contains("(40.0 µs in the busier proxy): 1.00× — met (projected)"),
+        "{text}"
+    );
+    assert!(!text.contains("0.55× — NOT met"), "{text}");
+    if let Some((_, Some(m), _)) = shared.rows.iter_mut().find(|(m, _, _)| *m == Mode::Mtls) {
+        m.outbound_us = Some(100.0); // 10k/s: half of direct's 20k/s
+    }
+    assert!(
+        render(&shared).contains("(100.0 µs in the busier proxy): 0.50× — NOT met (projected)"),
+        "{}",
+        render(&shared)
+    );
 
     // Plaintext figures are never reported as mTLS.
     let text = render(&report(13000.0, Tls::NotEncrypted));
