@@ -65,7 +65,8 @@
 //!   (50 ms, or that default when the window is off) for a client's first byte, reads at
 //!   most 16 KiB of ClientHello, and finishes the handshake within the detect timeout
 //!   (10 s); a handshake that fails closes the connection. Plaintext clients reach the
-//!   same protocol detection; what they may do is the inbound policy's to say (see "Inbound authorization" below).
+//!   same protocol detection; what they may do is the inbound policy's to say (see
+//!   "Inbound authorization" below).
 //! - The admin server's `/ready` answers 503 until the proxy holds its first certificate.
 //! - Certificates are replaced without a restart: connections opened after a change use
 //!   the new one. The identity itself (its name) is fixed for the life of the process.
