@@ -17,16 +17,18 @@
 //! change. [`TlsStream`] carries the decrypted bytes with the same readiness-based `&self`
 //! I/O a TCP stream offers, so the lean HTTP/1 paths work over it unchanged.
 //!
-//! Unlike linkerd2-proxy, mesh-proxy offers and accepts no ALPN protocol: Linkerd's
-//! `transport.l5d.io/v1` (a header naming the target port of opaque traffic) is not
-//! negotiated, so a linkerd2-proxy client sends opaque traffic to the port it dialled,
-//! without the header, and a mesh-proxy client never sends one.
+//! The server offers one ALPN protocol, Linkerd's `transport.l5d.io/v1`: a client that
+//! negotiates it sends a [`TransportHeader`] naming the port the connection is for, read
+//! here ([`MeshTls::accept`], bounded in size and by the handshake's deadline) and acted on
+//! by the inbound server. Clients that offer no ALPN protocol negotiate none. The client
+//! configuration offers none, so mesh-proxy never sends the header.
 
 mod accept;
 mod client_hello;
 mod stream;
 #[cfg(test)]
 mod tests;
+pub mod transport_header;
 
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime};
@@ -43,6 +45,7 @@ use tokio::net::TcpStream;
 pub use accept::{Accepted, MAX_CLIENT_HELLO};
 pub use client_hello::{ClientHello, parse_client_hello};
 pub use stream::TlsStream;
+pub use transport_header::{HeaderError, TransportHeader};
 
 use crate::identity::{Credentials, CredentialsRx, IdentityError, TrustAnchors};
 use crate::metrics::Tls;
@@ -88,6 +91,9 @@ pub enum TlsError {
     /// The handshake failed (a certificate was refused, the peer closed, a timeout).
     #[error("{0}")]
     Handshake(std::io::Error),
+    /// The client negotiated the transport header and sent no valid one.
+    #[error("{0}")]
+    Header(#[from] HeaderError),
     /// No TLS configuration can be built (the trust anchors or credentials are unusable).
     #[error("{0}")]
     Config(String),
@@ -249,6 +255,9 @@ impl MeshTls {
             .with_client_cert_verifier(self.client_verifier.clone())
             .with_single_cert(c.chain.clone(), PrivateKeyDer::Pkcs8(c.key.clone_key()))
             .map_err(|e| e.to_string())?;
+        // Offered so linkerd2-proxy clients can send the transport header; a client that
+        // offers no ALPN protocol negotiates none.
+        config.alpn_protocols = vec![transport_header::ALPN.to_vec()];
         // Proxies do not resume sessions: no tickets, no cache.
         config.send_tls13_tickets = 0;
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
