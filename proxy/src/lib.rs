@@ -89,10 +89,15 @@
 //!   header with a `name` (a gateway target) and one with a session protocol are refused.
 //!   Those, and a malformed, oversized or late header, close the connection (logged at
 //!   debug) and count `mesh_proxy_inbound_transport_header_refused_total`.
-//! - **Outbound**, mesh-proxy offers no ALPN and never sends the header: opaque traffic to
-//!   an endpoint goes to the endpoint's own port, even when discovery gives it an
-//!   opaque-transport hint. linkerd2-proxy's inbound serves that as any mesh TLS
-//!   connection to the port.
+//! - **Outbound**, as linkerd2-proxy: opaque TCP (and an HTTP proxy client's `CONNECT`
+//!   tunnel) to an endpoint that discovery gives both an identity and an opaque-transport
+//!   hint (`ProtocolHint.opaque_transport.inbound_port`) connects to that inbound port on
+//!   the endpoint's IP, offers `transport.l5d.io/v1`, and sends the header with the
+//!   endpoint's own port (no name, no session protocol) before the client's bytes; the
+//!   connect timeout bounds the handshake and the header's write. A server that does not
+//!   negotiate the protocol fails the connection (it is not sent without the header). HTTP,
+//!   endpoints without an identity, and a hint of port 0 or above 65535 use the endpoint's
+//!   own port, without ALPN.
 //!
 //! # Discovery and balancing
 //!

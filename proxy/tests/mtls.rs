@@ -639,3 +639,64 @@ fn bad_or_refused_transport_headers_close_the_connection_and_are_counted() {
     }
     assert_eq!(backend.requests(), 0);
 }
+
+#[test]
+fn an_outbound_proxy_sends_opaque_traffic_through_the_transport_header() {
+    use support::destination::{Destination, IDENTITY, OPAQUE_TRANSPORT};
+    const WEB: &str = "web.ns.svc.cluster.local:8080";
+    let pki = Pki::new();
+    let (server, client) = (pki.identity(SERVER, 2100), pki.identity(CLIENT, 2100));
+    let backend = Backend::start();
+    // The inbound proxy's own target: only a connection without the header reaches it.
+    let dialled = Recorder::start();
+    let inbound = inbound_to(&pki, &server, dialled.addr, &[]);
+    // The endpoint is the backend's address; its proxy listens on the inbound port.
+    let dst = Destination::start();
+    let inbound_port = inbound.inbound.port().to_string();
+    dst.set_labeled(
+        WEB,
+        &[],
+        &[(
+            backend.addr,
+            &[
+                (IDENTITY, SERVER),
+                (OPAQUE_TRANSPORT, inbound_port.as_str()),
+            ][..],
+        )],
+    );
+    let dst_addr = dst.env();
+    let outbound = start(
+        &pki.env(&client),
+        &[("LINKERD2_PROXY_DESTINATION_SVC_ADDR", dst_addr.as_str())],
+    );
+    // CONNECT: opaque TCP through the outbound proxy.
+    let (code, out, err) = curl(&[
+        "-p",
+        "-x",
+        &via(&outbound),
+        &format!("http://{WEB}/with-header"),
+    ]);
+    assert_eq!(code, 0, "{err}\n{}\n{}", outbound.logs(), inbound.logs());
+    assert!(out.contains("GET /with-header "), "{out}");
+    assert_eq!(backend.saw("/with-header"), 1);
+    assert!(dialled.bytes().is_empty());
+    let metrics = inbound.metrics();
+    let port = format!("target_port=\"{}\"", backend.addr.port());
+    let client_id = format!("client_id=\"{CLIENT}\"");
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "tcp_open_total",
+            &["peer=\"src\"", &port, &client_id]
+        ),
+        1.0,
+        "{metrics}"
+    );
+    let metrics = outbound.metrics();
+    let server_id = format!("server_id=\"{SERVER}\"");
+    assert_eq!(
+        metric_sum(&metrics, "tcp_open_total", &["peer=\"dst\"", &server_id]),
+        1.0,
+        "{metrics}"
+    );
+}

@@ -21,7 +21,9 @@
 //! negotiates it sends a [`TransportHeader`] naming the port the connection is for, read
 //! here ([`MeshTls::accept`], bounded in size and by the handshake's deadline) and acted on
 //! by the inbound server. Clients that offer no ALPN protocol negotiate none. The client
-//! configuration offers none, so mesh-proxy never sends the header.
+//! offers no ALPN protocol ([`MeshTls::connect`]), except on connections that will carry
+//! the header ([`MeshTls::connect_for_header`], used for opaque TCP to an endpoint with an
+//! opaque-transport hint, see `connect`).
 
 mod accept;
 mod client_hello;
@@ -125,6 +127,8 @@ struct Configs {
     credentials: Option<Arc<Credentials>>,
     /// Unusable only if the anchors are (then no outbound mesh TLS is possible).
     client: Result<Arc<ClientConfig>, String>,
+    /// `client`, offering the transport header's ALPN protocol.
+    client_header: Result<Arc<ClientConfig>, String>,
     /// `None` until there are credentials: nothing can be served without a certificate.
     server: Option<Arc<ServerConfig>>,
 }
@@ -170,6 +174,34 @@ impl MeshTls {
             .map_err(TlsError::Handshake)
     }
 
+    /// Opens mesh TLS as [`MeshTls::connect`] does, offering the transport header's ALPN
+    /// protocol; a server that does not negotiate it fails the connection, since the header
+    /// cannot be sent.
+    pub async fn connect_for_header(
+        &self,
+        tcp: TcpStream,
+        server_id: &str,
+    ) -> Result<TlsStream, TlsError> {
+        let name = ServerName::try_from(server_id.to_owned())
+            .map_err(|_| TlsError::Name(server_id.to_owned()))?;
+        let config = self
+            .configs()
+            .client_header
+            .clone()
+            .map_err(TlsError::Config)?;
+        let conn =
+            ClientConnection::new(config, name).map_err(|e| TlsError::Config(e.to_string()))?;
+        let stream = TlsStream::handshake(tcp, Connection::Client(conn), &[])
+            .await
+            .map_err(TlsError::Handshake)?;
+        if stream.alpn_protocol().as_deref() != Some(transport_header::ALPN) {
+            return Err(TlsError::Handshake(std::io::Error::other(
+                "the server did not negotiate the transport header (transport.l5d.io/v1)",
+            )));
+        }
+        Ok(stream)
+    }
+
     /// Waits until the proxy holds credentials (at once if it does), or until their source
     /// is gone.
     pub async fn credentials_ready(&self) {
@@ -212,9 +244,14 @@ impl MeshTls {
                     None
                 }
             });
+        let client_header = client.clone().map(|mut c| {
+            c.alpn_protocols = vec![transport_header::ALPN.to_vec()];
+            Arc::new(c)
+        });
         Configs {
             credentials,
             client: client.map(Arc::new),
+            client_header,
             server,
         }
     }
