@@ -21,6 +21,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::balance::{BalanceSettings, Balancer};
@@ -29,7 +30,7 @@ use crate::io::{MeteredIo, ProxyIo, Stream, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
 use crate::outbound::discover::Endpoint;
 use crate::target::Logical;
-use crate::tls::MeshTls;
+use crate::tls::{MeshTls, TransportHeader};
 
 pub use preconnect::{spawn_in_connection, with_preconnected};
 
@@ -112,6 +113,15 @@ pub trait Upstream: Send + Sync + 'static {
         endpoint: &Endpoint,
     ) -> impl Future<Output = Result<Connection, ConnectError>> + Send;
 
+    /// Opens a connection for opaque TCP to a picked endpoint: outbound, through the
+    /// transport header when the endpoint has an opaque-transport hint and an identity.
+    fn connect_opaque(
+        &self,
+        endpoint: &Endpoint,
+    ) -> impl Future<Output = Result<Connection, ConnectError>> + Send {
+        self.connect(endpoint)
+    }
+
     /// Opens a connection to an endpoint of `target` before the client has sent anything,
     /// for the server-speaks-first check. `None` when there is no endpoint or it cannot be
     /// reached: the check is skipped, and the stage that serves the connection fails it
@@ -186,6 +196,24 @@ impl Connect {
     /// preconnected to it (see [`with_preconnected`]). The connect timeout bounds the TCP
     /// connect and the TLS handshake together.
     pub async fn connect_endpoint(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
+        self.connect_with(endpoint, false).await
+    }
+
+    /// Connects for opaque TCP: as [`Connect::connect_endpoint`], except that an endpoint
+    /// with an opaque-transport hint reached over mesh TLS is dialled on its proxy's inbound
+    /// port, with the transport header naming the endpoint's port, as linkerd2-proxy does.
+    pub async fn connect_opaque_endpoint(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Result<Connection, ConnectError> {
+        self.connect_with(endpoint, true).await
+    }
+
+    async fn connect_with(
+        &self,
+        endpoint: &Endpoint,
+        opaque: bool,
+    ) -> Result<Connection, ConnectError> {
         let addr = endpoint.addr;
         if let Some(conn) = preconnect::take(addr) {
             return Ok(conn);
@@ -193,17 +221,26 @@ impl Connect {
         if self.is_own_listener(addr) {
             return Err(ConnectError::Loop { addr });
         }
-        tracing::debug!(%addr, direction = self.direction.as_str(), "connecting");
+        let tls = self.tls_for(endpoint);
+        // The transport header needs mesh TLS: without an identity the hint is ignored.
+        let header_port = match (&self.mesh_tls, &tls, endpoint.opaque_transport) {
+            (Some(_), Tls::Connected { .. }, Some(port)) if opaque => Some(port),
+            _ => None,
+        };
+        let dial = header_port.map_or(addr, |p| SocketAddr::new(addr.ip(), p));
+        tracing::debug!(%addr, %dial, direction = self.direction.as_str(), "connecting");
         let timeout = self.timeout.0;
         let deadline = tokio::time::Instant::now() + timeout;
-        let timed_out = || ConnectError::Timeout { addr, timeout };
-        let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+        let timed_out = || ConnectError::Timeout {
+            addr: dial,
+            timeout,
+        };
+        let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(dial)).await {
             Err(_) => return Err(timed_out()),
-            Ok(Err(error)) => return Err(ConnectError::Io { addr, error }),
+            Ok(Err(error)) => return Err(ConnectError::Io { addr: dial, error }),
             Ok(Ok(s)) => s,
         };
         sockopt::apply(&stream, self.options);
-        let tls = self.tls_for(endpoint);
         let stream = match (&self.mesh_tls, &tls) {
             (
                 Some(mesh),
@@ -213,12 +250,16 @@ impl Connect {
             ) => {
                 // Boxed: the handshake's state is large, and every caller's future (one per
                 // HTTP/2 stream) would otherwise carry it, TLS or not.
-                let handshake = Box::pin(mesh.connect(stream, identity));
+                let handshake = match header_port {
+                    None => Box::pin(mesh.connect(stream, identity)),
+                    Some(_) => Box::pin(mesh.connect_for_header(stream, identity))
+                        as std::pin::Pin<Box<dyn Future<Output = _> + Send + '_>>,
+                };
                 match tokio::time::timeout_at(deadline, handshake).await {
                     Err(_) => return Err(timed_out()),
                     Ok(Err(error)) => {
                         return Err(ConnectError::Tls {
-                            addr,
+                            addr: dial,
                             identity: identity.clone(),
                             error,
                         });
@@ -234,8 +275,22 @@ impl Connect {
             target: addr,
             tls: tls.clone(),
         });
+        let mut io = MeteredIo::new(stream, metrics.open());
+        if header_port.is_some() {
+            let header = TransportHeader {
+                port: addr.port(),
+                name: None,
+                protocol: None,
+            }
+            .encode();
+            match tokio::time::timeout_at(deadline, io.write_all(&header)).await {
+                Err(_) => return Err(timed_out()),
+                Ok(Err(error)) => return Err(ConnectError::Io { addr: dial, error }),
+                Ok(Ok(())) => {}
+            }
+        }
         Ok(Connection {
-            io: MeteredIo::new(stream, metrics.open()),
+            io,
             peer: addr,
             tls,
         })

@@ -72,12 +72,32 @@
 //!   the new one. The identity itself (its name) is fixed for the life of the process.
 //! - No session resumption (no tickets, no cache), on either side.
 //!
-//! Unlike linkerd2-proxy, mesh-proxy negotiates no ALPN protocol, so Linkerd's opaque
-//! transport header (`transport.l5d.io/v1`) is not supported: mesh-proxy never sends one,
-//! and a linkerd2-proxy client, finding it not negotiated, sends none. That client sends
-//! opaque traffic for an endpoint with an opaque-transport hint to the endpoint's inbound
-//! port, with the real port only in the header; a mesh-proxy server has no target for
-//! such a connection and closes it. HTTP between the two works either way.
+//! Linkerd's opaque transport header (see [`tls::transport_header`]):
+//!
+//! - **Inbound**, the server offers the ALPN protocol `transport.l5d.io/v1`, as
+//!   linkerd2-proxy's does; a client that offers no ALPN protocol negotiates none and is
+//!   served as above (one that offers only other protocols fails the handshake, rustls's
+//!   rule for a server with ALPN, as for linkerd2-proxy). A client that negotiated it must start the decrypted stream with the
+//!   header (preface `transport.l5d.io/v1\r\n\r\n`, a big-endian 4-byte length of at
+//!   most 4 KiB, the protobuf `transport.l5d.io.Header`) within the detect timeout, which
+//!   also bounds the handshake. The rest of the stream is forwarded as opaque TCP, without
+//!   protocol detection, to the header's port on the pod (the original destination's
+//!   address, else `MESH_PROXY_INBOUND_FORWARD_ADDR`'s, else the address the client
+//!   dialled), never to the port dialled (4143): the inbound policy of the header's port
+//!   decides, and the `tcp_*` metrics are labelled with that port. As linkerd2-proxy's
+//!   inbound, which is not a gateway, refuses them, a client without a certificate, a
+//!   header with a `name` (a gateway target) and one with a session protocol are refused.
+//!   Those, and a malformed, oversized or late header, close the connection (logged at
+//!   debug) and count `mesh_proxy_inbound_transport_header_refused_total`.
+//! - **Outbound**, as linkerd2-proxy: opaque TCP (and an HTTP proxy client's `CONNECT`
+//!   tunnel) to an endpoint that discovery gives both an identity and an opaque-transport
+//!   hint (`ProtocolHint.opaque_transport.inbound_port`) connects to that inbound port on
+//!   the endpoint's IP, offers `transport.l5d.io/v1`, and sends the header with the
+//!   endpoint's own port (no name, no session protocol) before the client's bytes; the
+//!   connect timeout bounds the handshake and the header's write. A server that does not
+//!   negotiate the protocol fails the connection (it is not sent without the header). HTTP,
+//!   endpoints without an identity, and a hint of port 0 or above 65535 use the endpoint's
+//!   own port, without ALPN.
 //!
 //! # Discovery and balancing
 //!
@@ -240,6 +260,8 @@
 //!   (counter), label `family` (`http` for the `request_total`, `response_*` families,
 //!   `tcp` for the `tcp_*` ones): label sets held, and new label sets folded into an
 //!   overflow series.
+//! - `mesh_proxy_inbound_transport_header_refused_total` (counter, no labels): inbound
+//!   mesh TLS connections closed for their transport header (see "Mesh TLS").
 //! - `identity_cert_expiration_timestamp_seconds` (gauge, Unix seconds; 0 before the first
 //!   certificate) and `identity_cert_refresh_count` (counter, the first certificate
 //!   included): only when the proxy has an identity source.

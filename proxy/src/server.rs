@@ -27,7 +27,7 @@ use crate::io::{MeteredIo, ProxyIo, original_dst, sockopt};
 use crate::metrics::{Direction, Metrics, Peer, TcpKey, Tls};
 use crate::target::{ConnTarget, Logical};
 use crate::tcp::Tcp;
-use crate::tls::{Accepted, ClientTls, MeshTls};
+use crate::tls::{Accepted, ClientTls, MeshTls, TlsError, TransportHeader};
 
 /// How a direction finds the target of a connection that iptables did not redirect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,21 +104,32 @@ impl<U: Upstream> Server<U> {
         // included: a client dribbling it gets no second allowance after detection ends.
         let head_deadline = tokio::time::Instant::now() + self.header_read_timeout;
         sockopt::apply(&sock, self.accept_options);
-        let Some(target) = self.target(&sock) else {
-            tracing::debug!(
-                %client,
-                "inbound connection was not redirected and MESH_PROXY_INBOUND_FORWARD_ADDR is unset; closing"
-            );
-            return;
-        };
+        let target = self.target(&sock);
+        let local = sock
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        // Without a target, only mesh TLS carrying a transport header has somewhere to go.
+        if target.is_none() && self.mesh_tls.is_none() {
+            return not_redirected(client);
+        }
         let label_target = match &target {
-            ConnTarget::Fixed(Logical::Addr(a)) => *a,
-            _ => sock
-                .local_addr()
-                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+            Some(ConnTarget::Fixed(Logical::Addr(a))) => *a,
+            _ => local,
         };
-        let Some(accepted) = self.accept_tls(sock, client).await else {
+        let Some(mut accepted) = self.accept_tls(sock, client).await else {
             return;
+        };
+        if let Some(header) = accepted.header.take() {
+            // The header names the port; the address is the pod's (the original
+            // destination's, the forward address's, or the one the client dialled).
+            let ip = match &target {
+                Some(ConnTarget::Fixed(Logical::Addr(a))) => a.ip(),
+                _ => local.ip(),
+            };
+            return self.serve_header(accepted, header, client, ip).await;
+        }
+        let Some(target) = target else {
+            return not_redirected(client);
         };
         tracing::debug!(%client, ?target, client_tls = ?accepted.client, "accepted");
         let tls_label = accepted.client.label(self.src_tls.clone());
@@ -296,6 +307,50 @@ impl<U: Upstream> Server<U> {
             .await;
     }
 
+    /// Forwards a connection that sent the transport header, as opaque TCP, to the
+    /// header's port on `ip`, under that port's policy. Like linkerd2-proxy's inbound
+    /// (which is no gateway), it refuses a client without a certificate, a header naming
+    /// a target (`name`, for gateways) and one announcing a session protocol.
+    async fn serve_header(
+        &self,
+        accepted: Accepted,
+        header: TransportHeader,
+        client: SocketAddr,
+        ip: std::net::IpAddr,
+    ) {
+        let refused = if !matches!(accepted.client, ClientTls::Authenticated(_)) {
+            Some("the client presented no certificate")
+        } else if header.name.is_some() {
+            Some("it names a gateway target, and this proxy is not a gateway")
+        } else if header.protocol.is_some() {
+            Some("it announces a session protocol, which only gateways take")
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            self.metrics.transport_header_refused();
+            tracing::debug!(%client, ?header, "transport header refused: {reason}; closing");
+            return;
+        }
+        let target = SocketAddr::new(ip, header.port);
+        tracing::debug!(%client, %target, "transport header; forwarding as opaque TCP");
+        let tls_label = accepted.client.label(self.src_tls.clone());
+        let metrics = self.metrics.tcp(TcpKey {
+            direction: self.direction,
+            peer: Peer::Src,
+            target,
+            tls: tls_label,
+        });
+        let policy = self
+            .policies
+            .as_ref()
+            .map(|p| p.connection(client, target, accepted.client));
+        let io =
+            MeteredIo::new(accepted.stream, metrics.open()).with_prefix(accepted.prefix.clone());
+        io.count_read(accepted.prefix.len());
+        self.tcp.forward(io, &Logical::Addr(target), policy).await;
+    }
+
     /// Terminates mesh TLS meant for this proxy (inbound, with an identity); any other
     /// connection is returned as it is, with the bytes looked at. `None`: a failed handshake,
     /// and the connection is closed.
@@ -307,6 +362,11 @@ impl<U: Upstream> Server<U> {
         // Boxed: the handshake's state would otherwise enlarge every connection's task.
         match Box::pin(tls.accept(sock, deadline)).await {
             Ok(a) => Some(a),
+            Err(TlsError::Header(error)) => {
+                self.metrics.transport_header_refused();
+                tracing::debug!(%error, %client, "bad transport header; closing the connection");
+                None
+            }
             Err(error) => {
                 tracing::debug!(%error, %client, "mesh TLS failed; closing the connection");
                 None
@@ -324,4 +384,11 @@ impl<U: Upstream> Server<U> {
             Unredirected::Forward(None) => None,
         }
     }
+}
+
+fn not_redirected(client: SocketAddr) {
+    tracing::debug!(
+        %client,
+        "inbound connection was not redirected and MESH_PROXY_INBOUND_FORWARD_ADDR is unset; closing"
+    );
 }

@@ -226,6 +226,13 @@ impl Upstream for Upstreams {
             Upstreams::Discovered(d) => d.connect(endpoint).await,
         }
     }
+
+    async fn connect_opaque(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
+        match self {
+            Upstreams::Fixed(c) => c.connect_opaque(endpoint).await,
+            Upstreams::Discovered(d) => d.connect_opaque(endpoint).await,
+        }
+    }
 }
 
 impl<D: Side, U: Upstream> Stack<D, Arc<U>> {

@@ -60,7 +60,7 @@ impl<U: Upstream> Tcp<U> {
             }
         };
         let started = std::time::Instant::now();
-        let conn = match self.upstream.connect(picked.endpoint()).await {
+        let conn = match self.upstream.connect_opaque(picked.endpoint()).await {
             Ok(c) => {
                 picked.connected(started.elapsed());
                 c

@@ -448,3 +448,255 @@ impl Recorder {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Linkerd's transport header for opaque traffic to `port`, assembled from its format: the
+/// preface, a big-endian u32 length, and a protobuf message with field 1 (the port).
+fn transport_header(port: u16) -> Vec<u8> {
+    let mut msg = vec![0x08];
+    let mut v = u32::from(port);
+    while v >= 0x80 {
+        msg.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    msg.push(v as u8);
+    let mut wire = b"transport.l5d.io/v1\r\n\r\n".to_vec();
+    wire.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    wire.extend_from_slice(&msg);
+    wire
+}
+
+/// Mesh TLS to `SERVER` at `addr` as linkerd2-proxy opens it: `client`'s certificate (if
+/// any), and the given ALPN protocols. Returns the stream and the negotiated protocol.
+fn mesh_client(
+    pki: &Pki,
+    client: Option<&Identity>,
+    alpn: &[&[u8]],
+    addr: SocketAddr,
+) -> (
+    rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+    Option<Vec<u8>>,
+) {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pki.anchors.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match client {
+        Some(id) => {
+            let chain = rustls::pki_types::CertificateDer::pem_file_iter(&id.cert)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&id.key).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let name = rustls::pki_types::ServerName::try_from(SERVER).unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.complete_io(&mut sock).unwrap();
+    let negotiated = conn.alpn_protocol().map(<[u8]>::to_vec);
+    (rustls::StreamOwned::new(conn, sock), negotiated)
+}
+
+/// Reads until the peer closes (or errs, or 5 s pass).
+fn read_all(stream: &mut impl Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = stream.read(&mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+const ALPN: &[u8] = b"transport.l5d.io/v1";
+
+#[test]
+fn a_transport_header_sends_opaque_traffic_to_its_port_not_the_dialled_one() {
+    let pki = Pki::new();
+    let (server, client) = (pki.identity(SERVER, 2100), pki.identity(CLIENT, 2100));
+    let backend = Backend::start();
+    // What the connection would reach without the header.
+    let dialled = Recorder::start();
+    let inbound = inbound_to(&pki, &server, dialled.addr, &[]);
+
+    let (mut tls, negotiated) = mesh_client(&pki, Some(&client), &[ALPN], inbound.inbound);
+    assert_eq!(negotiated.as_deref(), Some(ALPN));
+    let mut wire = transport_header(backend.addr.port());
+    wire.extend_from_slice(b"GET /via-header HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n");
+    tls.write_all(&wire).unwrap();
+    let answer = String::from_utf8_lossy(&read_all(&mut tls)).into_owned();
+    assert!(
+        answer.contains("GET /via-header "),
+        "{answer}\n{}",
+        inbound.logs()
+    );
+    assert_eq!(backend.saw("/via-header"), 1);
+    assert!(dialled.bytes().is_empty());
+    // Opaque TCP (no request metrics), labelled with the header's port and the client.
+    let metrics = inbound.metrics();
+    let port = format!("target_port=\"{}\"", backend.addr.port());
+    let client_id = format!("client_id=\"{CLIENT}\"");
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "tcp_open_total",
+            &["peer=\"src\"", &port, &client_id]
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(metric_sum(&metrics, "request_total", &[]), 0.0, "{metrics}");
+    assert_eq!(
+        inbound.metric("mesh_proxy_inbound_transport_header_refused_total"),
+        Some(0.0)
+    );
+
+    // Without the ALPN protocol, nothing changes: HTTP to the dialled target.
+    let (mut tls, negotiated) = mesh_client(&pki, Some(&client), &[], inbound.inbound);
+    assert_eq!(negotiated, None);
+    tls.write_all(b"GET /plain HTTP/1.1\r\nHost: web\r\n\r\n")
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || contains(
+            &dialled.bytes(),
+            b"GET /plain "
+        )),
+        "{}",
+        inbound.logs()
+    );
+    assert_eq!(backend.saw("/plain"), 0);
+}
+
+#[test]
+fn bad_or_refused_transport_headers_close_the_connection_and_are_counted() {
+    let pki = Pki::new();
+    let (server, client) = (pki.identity(SERVER, 2100), pki.identity(CLIENT, 2100));
+    let backend = Backend::start();
+    let inbound = inbound_to(&pki, &server, backend.addr, &[]);
+    let port = backend.addr.port();
+    let refused = || {
+        inbound
+            .metric("mesh_proxy_inbound_transport_header_refused_total")
+            .unwrap()
+    };
+
+    let mut oversized = b"transport.l5d.io/v1\r\n\r\n".to_vec();
+    oversized.extend_from_slice(&u32::MAX.to_be_bytes());
+    let mut named = b"transport.l5d.io/v1\r\n\r\n\x00\x00\x00\x00".to_vec();
+    // Port, then name "web" (field 2).
+    let mut msg = transport_header(port)[27..].to_vec();
+    msg.extend_from_slice(b"\x12\x03web");
+    named[23..27].copy_from_slice(&(msg.len() as u32).to_be_bytes());
+    named.extend_from_slice(&msg);
+    let cases: [(&str, Option<&Identity>, Vec<u8>); 5] = [
+        ("oversized length", Some(&client), oversized),
+        (
+            "another preface",
+            Some(&client),
+            b"GET /x HTTP/1.1\r\n\r\n".to_vec(),
+        ),
+        (
+            "truncated",
+            Some(&client),
+            transport_header(port)[..25].to_vec(),
+        ),
+        ("a gateway name", Some(&client), named),
+        ("no client certificate", None, transport_header(port)),
+    ];
+    for (i, (case, id, bytes)) in cases.into_iter().enumerate() {
+        let (mut tls, negotiated) = mesh_client(&pki, id, &[ALPN], inbound.inbound);
+        assert_eq!(negotiated.as_deref(), Some(ALPN), "{case}");
+        tls.write_all(&bytes).unwrap();
+        if case != "truncated" {
+            // Ignored: the proxy may have closed already.
+            let _ = tls.write_all(b"GET /bad HTTP/1.1\r\nHost: web\r\n\r\n");
+        } else {
+            tls.conn.send_close_notify();
+            let _ = tls.conn.complete_io(&mut tls.sock);
+            let _ = tls.sock.shutdown(std::net::Shutdown::Write);
+        }
+        let answer = read_all(&mut tls);
+        assert!(
+            answer.is_empty(),
+            "{case}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        assert!(
+            eventually(Duration::from_secs(3), || refused() == (i + 1) as f64),
+            "{case}: {}\n{}",
+            refused(),
+            inbound.logs()
+        );
+    }
+    assert_eq!(backend.requests(), 0);
+}
+
+#[test]
+fn an_outbound_proxy_sends_opaque_traffic_through_the_transport_header() {
+    use support::destination::{Destination, IDENTITY, OPAQUE_TRANSPORT};
+    const WEB: &str = "web.ns.svc.cluster.local:8080";
+    let pki = Pki::new();
+    let (server, client) = (pki.identity(SERVER, 2100), pki.identity(CLIENT, 2100));
+    let backend = Backend::start();
+    // The inbound proxy's own target: only a connection without the header reaches it.
+    let dialled = Recorder::start();
+    let inbound = inbound_to(&pki, &server, dialled.addr, &[]);
+    // The endpoint is the backend's address; its proxy listens on the inbound port.
+    let dst = Destination::start();
+    let inbound_port = inbound.inbound.port().to_string();
+    dst.set_labeled(
+        WEB,
+        &[],
+        &[(
+            backend.addr,
+            &[
+                (IDENTITY, SERVER),
+                (OPAQUE_TRANSPORT, inbound_port.as_str()),
+            ][..],
+        )],
+    );
+    let dst_addr = dst.env();
+    let outbound = start(
+        &pki.env(&client),
+        &[("LINKERD2_PROXY_DESTINATION_SVC_ADDR", dst_addr.as_str())],
+    );
+    // CONNECT: opaque TCP through the outbound proxy.
+    let (code, out, err) = curl(&[
+        "-p",
+        "-x",
+        &via(&outbound),
+        &format!("http://{WEB}/with-header"),
+    ]);
+    assert_eq!(code, 0, "{err}\n{}\n{}", outbound.logs(), inbound.logs());
+    assert!(out.contains("GET /with-header "), "{out}");
+    assert_eq!(backend.saw("/with-header"), 1);
+    assert!(dialled.bytes().is_empty());
+    let metrics = inbound.metrics();
+    let port = format!("target_port=\"{}\"", backend.addr.port());
+    let client_id = format!("client_id=\"{CLIENT}\"");
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "tcp_open_total",
+            &["peer=\"src\"", &port, &client_id]
+        ),
+        1.0,
+        "{metrics}"
+    );
+    let metrics = outbound.metrics();
+    let server_id = format!("server_id=\"{SERVER}\"");
+    assert_eq!(
+        metric_sum(&metrics, "tcp_open_total", &["peer=\"dst\"", &server_id]),
+        1.0,
+        "{metrics}"
+    );
+}

@@ -530,7 +530,8 @@ impl<U: Upstream> ProxyService<U> {
             .map_err(ProxyError::Connect)
     }
 
-    /// `CONNECT host:port` in HTTP proxy mode: a TCP tunnel to the named destination.
+    /// `CONNECT host:port` in HTTP proxy mode: a TCP tunnel to the named destination,
+    /// connected as opaque TCP is (through the transport header where the endpoint asks).
     async fn tunnel(
         &self,
         on_upgrade: hyper::upgrade::OnUpgrade,
@@ -539,7 +540,7 @@ impl<U: Upstream> ProxyService<U> {
         metrics: Arc<HttpMetrics>,
         start: Instant,
     ) -> Response<ProxyBody> {
-        let conn = match self.http.upstream.connect(picked.endpoint()).await {
+        let conn = match self.http.upstream.connect_opaque(picked.endpoint()).await {
             Ok(c) => c,
             Err(e) => {
                 picked.failed();

@@ -45,6 +45,8 @@ pub struct Metrics {
     process: process::Process,
     identity: IdentityMetrics,
     tap: crate::admin::tap::Tap,
+    /// Inbound connections closed for a missing, malformed or refused transport header.
+    transport_header_refused: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -69,7 +71,13 @@ impl Metrics {
             process: process::Process::default(),
             identity: IdentityMetrics::default(),
             tap: crate::admin::tap::Tap::default(),
+            transport_header_refused: AtomicU64::new(0),
         }
+    }
+
+    /// Counts an inbound connection closed because of its transport header.
+    pub fn transport_header_refused(&self) {
+        self.transport_header_refused.fetch_add(1, Relaxed);
     }
 
     /// How often to sweep: at most [`MAX_SWEEP_INTERVAL`], and at least as often as series

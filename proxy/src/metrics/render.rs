@@ -49,6 +49,17 @@ impl Metrics {
         let name = "mesh_proxy_metrics_series_overflow_total";
         line(out, name, "family=\"http\"", self.http.folded());
         line(out, name, "family=\"tcp\"", self.tcp.folded());
+        header(
+            out,
+            "mesh_proxy_inbound_transport_header_refused_total",
+            "counter",
+            "Inbound mesh TLS connections closed because their transport header was missing, malformed or refused.",
+        );
+        let _ = writeln!(
+            out,
+            "mesh_proxy_inbound_transport_header_refused_total {}",
+            self.transport_header_refused.load(Relaxed)
+        );
     }
 
     fn render_http(&self, out: &mut String) {

@@ -158,6 +158,10 @@ impl Upstream for Arc<Discover> {
     async fn connect(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
         self.balance.connect.connect_endpoint(endpoint).await
     }
+
+    async fn connect_opaque(&self, endpoint: &Endpoint) -> Result<Connection, ConnectError> {
+        self.balance.connect.connect_opaque_endpoint(endpoint).await
+    }
 }
 
 async fn sweep(discover: std::sync::Weak<Discover>) {

@@ -10,6 +10,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
+use super::transport_header::{ALPN, HeaderError, MAX_PREFACED, TransportHeader};
 use super::{ClientHello, ClientTls, MeshTls, TlsError, TlsStream, parse_client_hello};
 use crate::identity::leaf_dns_names;
 use crate::io::Stream;
@@ -32,6 +33,9 @@ pub struct Accepted {
     /// The client sent nothing within the first-bytes window: the server-speaks-first
     /// check has already waited that window, and need not wait it again.
     pub silent: bool,
+    /// The transport header, when the client negotiated it; `prefix` then holds the bytes
+    /// read after it.
+    pub header: Option<TransportHeader>,
 }
 
 impl Accepted {
@@ -42,6 +46,7 @@ impl Accepted {
             prefix,
             client: ClientTls::Plain,
             silent: false,
+            header: None,
         }
     }
 }
@@ -57,6 +62,9 @@ impl MeshTls {
     /// `deadline`, which also bounds the handshake). A ClientHello for this identity that
     /// cannot be served (no certificate yet) is an error: the connection is closed, never
     /// passed to the application.
+    ///
+    /// A client that negotiated the transport header ([`ALPN`]) must send a whole, valid
+    /// one by `deadline`; anything else is an error.
     pub async fn accept(
         &self,
         mut sock: TcpStream,
@@ -135,11 +143,49 @@ impl MeshTls {
                 None => ClientTls::Unauthenticated,
             },
         };
+        let (header, prefix) = if stream.alpn_protocol().as_deref() == Some(ALPN) {
+            let (header, rest) = read_header(&stream, deadline).await?;
+            (Some(header), rest)
+        } else {
+            (None, Bytes::new())
+        };
         Ok(Accepted {
             stream: Stream::from(stream),
-            prefix: Bytes::new(),
+            prefix,
             client,
             silent: false,
+            header,
         })
+    }
+}
+
+/// Reads the transport header from the start of the decrypted stream, by `deadline`:
+/// the header, and the bytes read after it.
+async fn read_header(
+    stream: &TlsStream,
+    deadline: Instant,
+) -> Result<(TransportHeader, Bytes), HeaderError> {
+    let mut buf = BytesMut::with_capacity(256);
+    loop {
+        if let Some((header, used)) = TransportHeader::decode(&buf)? {
+            let _ = buf.split_to(used);
+            return Ok((header, buf.freeze()));
+        }
+        // decode fails on a message longer than the bound, so reading past it is needless.
+        if buf.len() >= MAX_PREFACED {
+            return Err(HeaderError::TooLong(buf.len()));
+        }
+        match timeout_at(deadline, stream.readable()).await {
+            Err(_) => return Err(HeaderError::Timeout),
+            Ok(Err(e)) => return Err(HeaderError::Io(e.to_string())),
+            Ok(Ok(())) => {}
+        }
+        buf.reserve(1024);
+        match stream.try_read_buf(&mut buf) {
+            Ok(0) => return Err(HeaderError::Truncated),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(HeaderError::Io(e.to_string())),
+        }
     }
 }

@@ -17,16 +17,20 @@
 //! change. [`TlsStream`] carries the decrypted bytes with the same readiness-based `&self`
 //! I/O a TCP stream offers, so the lean HTTP/1 paths work over it unchanged.
 //!
-//! Unlike linkerd2-proxy, mesh-proxy offers and accepts no ALPN protocol: Linkerd's
-//! `transport.l5d.io/v1` (a header naming the target port of opaque traffic) is not
-//! negotiated, so a linkerd2-proxy client sends opaque traffic to the port it dialled,
-//! without the header, and a mesh-proxy client never sends one.
+//! The server offers one ALPN protocol, Linkerd's `transport.l5d.io/v1`: a client that
+//! negotiates it sends a [`TransportHeader`] naming the port the connection is for, read
+//! here ([`MeshTls::accept`], bounded in size and by the handshake's deadline) and acted on
+//! by the inbound server. Clients that offer no ALPN protocol negotiate none. The client
+//! offers no ALPN protocol ([`MeshTls::connect`]), except on connections that will carry
+//! the header ([`MeshTls::connect_for_header`], used for opaque TCP to an endpoint with an
+//! opaque-transport hint, see `connect`).
 
 mod accept;
 mod client_hello;
 mod stream;
 #[cfg(test)]
 mod tests;
+pub mod transport_header;
 
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime};
@@ -43,6 +47,7 @@ use tokio::net::TcpStream;
 pub use accept::{Accepted, MAX_CLIENT_HELLO};
 pub use client_hello::{ClientHello, parse_client_hello};
 pub use stream::TlsStream;
+pub use transport_header::{HeaderError, TransportHeader};
 
 use crate::identity::{Credentials, CredentialsRx, IdentityError, TrustAnchors};
 use crate::metrics::Tls;
@@ -88,6 +93,9 @@ pub enum TlsError {
     /// The handshake failed (a certificate was refused, the peer closed, a timeout).
     #[error("{0}")]
     Handshake(std::io::Error),
+    /// The client negotiated the transport header and sent no valid one.
+    #[error("{0}")]
+    Header(#[from] HeaderError),
     /// No TLS configuration can be built (the trust anchors or credentials are unusable).
     #[error("{0}")]
     Config(String),
@@ -119,6 +127,8 @@ struct Configs {
     credentials: Option<Arc<Credentials>>,
     /// Unusable only if the anchors are (then no outbound mesh TLS is possible).
     client: Result<Arc<ClientConfig>, String>,
+    /// `client`, offering the transport header's ALPN protocol.
+    client_header: Result<Arc<ClientConfig>, String>,
     /// `None` until there are credentials: nothing can be served without a certificate.
     server: Option<Arc<ServerConfig>>,
 }
@@ -164,6 +174,34 @@ impl MeshTls {
             .map_err(TlsError::Handshake)
     }
 
+    /// Opens mesh TLS as [`MeshTls::connect`] does, offering the transport header's ALPN
+    /// protocol; a server that does not negotiate it fails the connection, since the header
+    /// cannot be sent.
+    pub async fn connect_for_header(
+        &self,
+        tcp: TcpStream,
+        server_id: &str,
+    ) -> Result<TlsStream, TlsError> {
+        let name = ServerName::try_from(server_id.to_owned())
+            .map_err(|_| TlsError::Name(server_id.to_owned()))?;
+        let config = self
+            .configs()
+            .client_header
+            .clone()
+            .map_err(TlsError::Config)?;
+        let conn =
+            ClientConnection::new(config, name).map_err(|e| TlsError::Config(e.to_string()))?;
+        let stream = TlsStream::handshake(tcp, Connection::Client(conn), &[])
+            .await
+            .map_err(TlsError::Handshake)?;
+        if stream.alpn_protocol().as_deref() != Some(transport_header::ALPN) {
+            return Err(TlsError::Handshake(std::io::Error::other(
+                "the server did not negotiate the transport header (transport.l5d.io/v1)",
+            )));
+        }
+        Ok(stream)
+    }
+
     /// Waits until the proxy holds credentials (at once if it does), or until their source
     /// is gone.
     pub async fn credentials_ready(&self) {
@@ -206,9 +244,14 @@ impl MeshTls {
                     None
                 }
             });
+        let client_header = client.clone().map(|mut c| {
+            c.alpn_protocols = vec![transport_header::ALPN.to_vec()];
+            Arc::new(c)
+        });
         Configs {
             credentials,
             client: client.map(Arc::new),
+            client_header,
             server,
         }
     }
@@ -249,6 +292,9 @@ impl MeshTls {
             .with_client_cert_verifier(self.client_verifier.clone())
             .with_single_cert(c.chain.clone(), PrivateKeyDer::Pkcs8(c.key.clone_key()))
             .map_err(|e| e.to_string())?;
+        // Offered so linkerd2-proxy clients can send the transport header; a client that
+        // offers no ALPN protocol negotiates none.
+        config.alpn_protocols = vec![transport_header::ALPN.to_vec()];
         // Proxies do not resume sessions: no tickets, no cache.
         config.send_tls13_tickets = 0;
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});

@@ -112,6 +112,11 @@ impl TlsStream {
             .map(|c| c.clone().into_owned())
     }
 
+    /// The ALPN protocol the handshake agreed on, if any.
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.lock().conn.alpn_protocol().map(<[u8]>::to_vec)
+    }
+
     pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
         self.tcp.local_addr()
     }

@@ -21,6 +21,10 @@ use linkerd2_proxy_api::destination as api;
 /// The endpoint label that marks a meshed endpoint (protocol hint H2) instead of labelling
 /// it.
 pub const MESHED: &str = "__meshed";
+/// The endpoint label whose value is the endpoint's TLS identity (`tls_identity`).
+pub const IDENTITY: &str = "__identity";
+/// The endpoint label whose value is the inbound port of an opaque-transport hint.
+pub const OPAQUE_TRANSPORT: &str = "__opaque_transport";
 use linkerd2_proxy_api::destination::destination_server::{self, DestinationServer};
 use linkerd2_proxy_api::destination::update::Update as Kind;
 use tokio::sync::{mpsc, watch};
@@ -318,12 +322,31 @@ fn diff(sent: Option<&Service>, now: &Service) -> Vec<api::Update> {
             addr: Some((*a).into()),
             weight: 10_000,
             // A label `MESHED` marks an endpoint whose proxy takes HTTP/2 for HTTP/1
-            // requests; it is a hint, not a metric label.
-            protocol_hint: l.contains_key(MESHED).then_some(api::ProtocolHint {
-                protocol: Some(api::protocol_hint::Protocol::H2(api::protocol_hint::H2 {})),
-                opaque_transport: None,
+            // requests, `OPAQUE_TRANSPORT` gives the opaque-transport hint, `IDENTITY` the
+            // endpoint's identity: none is a metric label.
+            protocol_hint: (l.contains_key(MESHED) || l.contains_key(OPAQUE_TRANSPORT)).then(
+                || api::ProtocolHint {
+                    protocol: l
+                        .contains_key(MESHED)
+                        .then_some(api::protocol_hint::Protocol::H2(api::protocol_hint::H2 {})),
+                    opaque_transport: l.get(OPAQUE_TRANSPORT).map(|p| {
+                        api::protocol_hint::OpaqueTransport {
+                            inbound_port: p.parse().unwrap(),
+                        }
+                    }),
+                },
+            ),
+            tls_identity: l.get(IDENTITY).map(|name| api::TlsIdentity {
+                strategy: Some(api::tls_identity::Strategy::DnsLikeIdentity(
+                    api::tls_identity::DnsLikeIdentity { name: name.clone() },
+                )),
+                server_name: None,
             }),
-            metric_labels: l.clone().into_iter().filter(|(k, _)| k != MESHED).collect(),
+            metric_labels: l
+                .clone()
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with("__"))
+                .collect(),
             ..Default::default()
         })
         .collect();

@@ -38,6 +38,9 @@ pub struct Endpoint {
     /// The endpoint is a meshed proxy that accepts HTTP/2 for HTTP/1 requests (Linkerd's
     /// `ProtocolHint::H2`, the `l5d-orig-proto` upgrade).
     pub h2_hint: bool,
+    /// The endpoint's proxy's inbound port, for opaque traffic carrying Linkerd's transport
+    /// header (`ProtocolHint.opaque_transport`); used only with an identity.
+    pub opaque_transport: Option<u16>,
     /// The endpoint's `dst_*` metric labels: its set's labels and its own.
     pub labels: DstLabels,
 }
@@ -49,6 +52,7 @@ impl Endpoint {
             addr,
             identity: None,
             h2_hint: false,
+            opaque_transport: None,
             labels: Arc::new([]),
         }
     }

@@ -108,10 +108,18 @@ pub(super) fn endpoint(
         addr.protocol_hint.as_ref().and_then(|h| h.protocol),
         Some(api::protocol_hint::Protocol::H2(_))
     );
+    // Port 0 or one past u16 is no port: the hint is ignored.
+    let opaque_transport = addr
+        .protocol_hint
+        .as_ref()
+        .and_then(|h| h.opaque_transport.as_ref())
+        .and_then(|o| u16::try_from(o.inbound_port).ok())
+        .filter(|p| *p != 0);
     Some(Endpoint {
         addr: sock,
         identity,
         h2_hint,
+        opaque_transport,
         labels: dst_labels(set_labels, &addr.metric_labels),
     })
 }

@@ -156,7 +156,7 @@ async fn adds_and_removes_reach_the_receiver() {
     });
     meshed.protocol_hint = Some(api::ProtocolHint {
         protocol: Some(api::protocol_hint::Protocol::H2(api::protocol_hint::H2 {})),
-        opaque_transport: None,
+        opaque_transport: Some(api::protocol_hint::OpaqueTransport { inbound_port: 4143 }),
     });
     let set_labels = [("namespace", "ns"), ("service", "web")];
     updates
@@ -179,6 +179,7 @@ async fn adds_and_removes_reach_the_receiver() {
         Some("web.ns.serviceaccount.identity.linkerd.cluster.local")
     );
     assert!(e1.h2_hint);
+    assert_eq!(e1.opaque_transport, Some(4143));
     let labels: Vec<(&str, &str)> = e1.labels.iter().map(|(k, v)| (&**k, &**v)).collect();
     assert_eq!(
         labels,
@@ -196,6 +197,7 @@ async fn adds_and_removes_reach_the_receiver() {
             addr: sock("10.1.0.2:8080"),
             identity: None,
             h2_hint: false,
+            opaque_transport: None,
             labels: e2.labels.clone(),
         }
     );
@@ -449,4 +451,21 @@ async fn the_service_address_may_be_a_name() {
         !backends(d).is_empty()
     })
     .await;
+}
+
+#[test]
+fn an_opaque_transport_hint_outside_the_port_range_is_ignored() {
+    let with_port = |inbound_port| {
+        let mut addr = weighted("10.1.0.1:8080", &[]);
+        addr.protocol_hint = Some(api::ProtocolHint {
+            protocol: None,
+            opaque_transport: Some(api::protocol_hint::OpaqueTransport { inbound_port }),
+        });
+        endpoints::endpoint(&addr, &HashMap::new())
+            .unwrap()
+            .opaque_transport
+    };
+    assert_eq!(with_port(4143), Some(4143));
+    assert_eq!(with_port(0), None);
+    assert_eq!(with_port(65_536), None);
 }

@@ -70,6 +70,7 @@ pub fn parse(text: &str, labels: &DstLabels) -> (Vec<Endpoint>, Vec<BadLine>) {
                 addr,
                 identity,
                 h2_hint: false,
+                opaque_transport: None,
                 labels: labels.clone(),
             }),
             Err(reason) => bad.push(BadLine {
