@@ -543,14 +543,8 @@ fn a_transport_header_sends_opaque_traffic_to_its_port_not_the_dialled_one() {
     assert!(dialled.bytes().is_empty());
     // Opaque TCP (no request metrics), labelled with the header's port and the client.
     let metrics = inbound.metrics();
-    let port = format!("target_port=\"{}\"", backend.addr.port());
-    let client_id = format!("client_id=\"{CLIENT}\"");
     assert_eq!(
-        metric_sum(
-            &metrics,
-            "tcp_open_total",
-            &["peer=\"src\"", &port, &client_id]
-        ),
+        client_opens(&metrics, backend.addr.port()),
         1.0,
         "{metrics}"
     );
@@ -681,14 +675,8 @@ fn an_outbound_proxy_sends_opaque_traffic_through_the_transport_header() {
     assert_eq!(backend.saw("/with-header"), 1);
     assert!(dialled.bytes().is_empty());
     let metrics = inbound.metrics();
-    let port = format!("target_port=\"{}\"", backend.addr.port());
-    let client_id = format!("client_id=\"{CLIENT}\"");
     assert_eq!(
-        metric_sum(
-            &metrics,
-            "tcp_open_total",
-            &["peer=\"src\"", &port, &client_id]
-        ),
+        client_opens(&metrics, backend.addr.port()),
         1.0,
         "{metrics}"
     );
@@ -699,4 +687,15 @@ fn an_outbound_proxy_sends_opaque_traffic_through_the_transport_header() {
         1.0,
         "{metrics}"
     );
+}
+
+/// Connections the client identity opened to `port`, by an inbound proxy's metrics.
+fn client_opens(metrics: &str, port: u16) -> f64 {
+    let port = format!("target_port=\"{port}\"");
+    let client_id = format!("client_id=\"{CLIENT}\"");
+    metric_sum(
+        metrics,
+        "tcp_open_total",
+        &["peer=\"src\"", &port, &client_id],
+    )
 }

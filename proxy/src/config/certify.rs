@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::destination::{ControlAddr, control_addr, is_dns_name};
+use super::destination::{ControlAddr, control_addr};
 use super::{ConfigError, Reader};
 
 pub const SVC_ADDR: &str = "LINKERD2_PROXY_IDENTITY_SVC_ADDR";
@@ -116,13 +116,7 @@ impl Reader<'_> {
     /// A required identity name: a DNS name without a trailing dot, as certificates carry it.
     fn identity_name(&mut self, name: &'static str) -> Option<String> {
         let value = self.required(name)?;
-        let trimmed = value.trim();
-        if is_dns_name(trimmed) && !trimmed.ends_with('.') {
-            Some(trimmed.to_owned())
-        } else {
-            self.errors.push(ConfigError::IdentityName { name, value });
-            None
-        }
+        self.check_identity_name(name, value)
     }
 }
 

@@ -246,6 +246,16 @@ impl Reader<'_> {
     /// `None`; anything else must be a DNS name without a trailing dot.
     pub(super) fn service_identity(&mut self, name: &'static str) -> Option<String> {
         let value = self.env.var(name).filter(|v| !v.trim().is_empty())?;
+        self.check_identity_name(name, value)
+    }
+
+    /// `value` of the variable `name` as an identity name: a DNS name without a trailing
+    /// dot, as certificates carry it; otherwise an error naming the variable.
+    pub(super) fn check_identity_name(
+        &mut self,
+        name: &'static str,
+        value: String,
+    ) -> Option<String> {
         let trimmed = value.trim();
         if is_dns_name(trimmed) && !trimmed.ends_with('.') {
             Some(trimmed.to_owned())
