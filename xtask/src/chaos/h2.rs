@@ -98,11 +98,19 @@ impl Conn {
         })
     }
 
-    /// Stops reading, then reads whatever is left for up to a second.
+    /// Reads whatever is left for up to a second, then stops reading.
     fn finish(mut self) -> Seen {
-        self.stop.store(true, Relaxed);
         match self.reader.take() {
-            Some(h) => h.join().unwrap_or_default(),
+            Some(h) => {
+                // Not at once: a proxy that stops the attack mid-write sends its GOAWAY or
+                // reset just as the attack's last write fails, and the reader must see it.
+                let stop = self.stop.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_secs(1));
+                    stop.store(true, Relaxed);
+                });
+                h.join().unwrap_or_default()
+            }
             None => {
                 let _ = self
                     .stream
