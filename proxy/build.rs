@@ -12,7 +12,8 @@
 //! Only for release builds for x86_64 Linux with glibc, whose default linker since Rust 1.90
 //! is rust-lld (which, like mold, takes `--symbol-ordering-file`; GNU ld does not). Set
 //! `MESH_PROXY_SYMBOL_ORDER=0` to link without it, e.g. with another linker. Symbols the
-//! linker does not find (the file is older than the code) are skipped without a warning.
+//! linker does not find (the file is older than the code, or the binary was built with other
+//! flags than the images', from which the list is recorded) are skipped without a warning.
 
 use std::env;
 use std::path::Path;

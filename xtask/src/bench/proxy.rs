@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::deps;
-use crate::util::{cargo, root, sh};
 use load::{Conns, Load, Protocol, Sample};
 use peers::{Launch, Target};
 
@@ -159,12 +158,10 @@ pub fn run(args: &[String]) -> Result<()> {
     result
 }
 
+/// mesh-proxy as the images ship it: built with the images' packages, flags and target
+/// directory, so its code layout (`proxy/hot-symbols.txt`) is the one that applies.
 pub(super) fn build_mesh_proxy() -> Result<PathBuf> {
-    sh(cargo().args(["build", "--release", "-p", "mesh-proxy"]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let bin = target.join("release/mesh-proxy");
+    let bin = crate::images::build_shipped_binaries()?.join("mesh-proxy");
     if !bin.is_file() {
         bail!("built mesh-proxy but found no binary at {}", bin.display());
     }

@@ -130,6 +130,17 @@ fn mib(bytes: u64) -> String {
 /// the paths of the checkout and of cargo's registry are remapped so the binaries carry no host
 /// path, and debug info is stripped (line tables would only add size).
 fn build_binaries(specs: &[ImageSpec]) -> Result<PathBuf> {
+    build_release(specs)
+}
+
+/// The images' release binaries, built as [`build_all`] builds them (same packages, flags and
+/// target directory), so that what a benchmark measures, and what `cargo xtask hot-symbols`
+/// records the names of, is the very binary the images ship. Returns their directory.
+pub fn build_shipped_binaries() -> Result<PathBuf> {
+    build_release(&spec::images())
+}
+
+fn build_release(specs: &[ImageSpec]) -> Result<PathBuf> {
     let target = image_target_dir();
     let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
     let mut remap = |from: &Path, to: &str| {
