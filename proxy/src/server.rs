@@ -105,28 +105,26 @@ impl<U: Upstream> Server<U> {
         let head_deadline = tokio::time::Instant::now() + self.header_read_timeout;
         sockopt::apply(&sock, self.accept_options);
         let target = self.target(&sock);
-        let local = sock
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         // Without a target, only mesh TLS carrying a transport header has somewhere to go.
         if target.is_none() && self.mesh_tls.is_none() {
             return not_redirected(client);
         }
+        // The pod's address as the client reached it: the original destination's (or the
+        // forward address's), else the one the client dialled (looked up only then).
         let label_target = match &target {
             Some(ConnTarget::Fixed(Logical::Addr(a))) => *a,
-            _ => local,
+            _ => sock
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
         };
         let Some(mut accepted) = self.accept_tls(sock, client).await else {
             return;
         };
         if let Some(header) = accepted.header.take() {
-            // The header names the port; the address is the pod's (the original
-            // destination's, the forward address's, or the one the client dialled).
-            let ip = match &target {
-                Some(ConnTarget::Fixed(Logical::Addr(a))) => a.ip(),
-                _ => local.ip(),
-            };
-            return self.serve_header(accepted, header, client, ip).await;
+            // The header names the port; the address is the pod's.
+            return self
+                .serve_header(accepted, header, client, label_target.ip())
+                .await;
         }
         let Some(target) = target else {
             return not_redirected(client);

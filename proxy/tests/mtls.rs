@@ -388,23 +388,8 @@ fn bad_identity_settings_exit_64_naming_them() {
 /// The expiry of the certificate a server presents for `SERVER`, read with a TLS client
 /// that trusts the test CA.
 fn served_until(pki: &Pki, addr: SocketAddr) -> u64 {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pki.anchors.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(SERVER).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut sock = std::net::TcpStream::connect(addr).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    conn.complete_io(&mut sock).unwrap();
-    let leaf = conn.peer_certificates().unwrap()[0].clone();
+    let (stream, _) = mesh_client(pki, None, &[], addr);
+    let leaf = stream.conn.peer_certificates().unwrap()[0].clone();
     let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
     cert.validity().not_after.timestamp() as u64
 }
